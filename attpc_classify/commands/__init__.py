@@ -1,0 +1,1 @@
+"""Sub-commands of ``attpc-classify``; see `attpc_classify.cli`."""

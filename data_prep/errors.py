@@ -1,0 +1,49 @@
+"""Errors for bad input: one line that names the file and, where known, the event.
+
+The application turns any `InputError` into that one line on stderr and exit code 2;
+library code raises them and never prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class InputError(ValueError):
+    """A problem with something the user gave us (file, config, option), not a bug.
+
+    Parameters
+    ----------
+    message
+        What is wrong, in one line.
+    path
+        The file it concerns, if any.
+    event
+        The event id it concerns, if any.
+    """
+
+    def __init__(self, message: str, *, path: str | Path | None = None, event: int | None = None):
+        self.message = message
+        self.path = None if path is None else str(path)
+        self.event = event
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = []
+        if self.path is not None:
+            where.append(self.path)
+        if self.event is not None:
+            where.append(f"event {self.event}")
+        return ": ".join([*where, self.message])
+
+
+class BadEventError(InputError):
+    """One event cannot be used (NaN coordinates, wrong columns, empty, ...).
+
+    Readers raise it for that event only; with ``skip_bad`` the caller counts it by
+    ``reason`` and goes on with the next event.
+    """
+
+    def __init__(self, message: str, *, path: str | Path, event: int, reason: str = "bad"):
+        self.reason = reason
+        super().__init__(message, path=path, event=event)

@@ -1,0 +1,52 @@
+"""The one in-memory event type every reader yields and every projection consumes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+#: Class ids are positions in this list (ARCHITECTURE.md). -1 means unknown (real data).
+CLASS_NAMES: tuple[str, ...] = ("proton", "carbon", "other")
+UNKNOWN_LABEL = -1
+
+#: Columns of ``Event.points``; readers may append extra columns after these four.
+COLUMNS: tuple[str, ...] = ("x", "y", "z", "charge")  # mm, mm, mm, ADC
+
+
+def binary_labels(labels: np.ndarray) -> np.ndarray:
+    """Proton (0) vs rest (1) derived from 3-class labels; unknown (-1) stays -1."""
+    labels = np.asarray(labels)
+    return np.where(labels < 0, labels, (labels != 0).astype(labels.dtype))
+
+
+@dataclass(slots=True)
+class Event:
+    """One AT-TPC event as a point cloud.
+
+    Attributes
+    ----------
+    run
+        Run number, preserved exactly from the source file.
+    event_id
+        Event number, preserved exactly from the source file.
+    points
+        ``(N, 4+)`` float64 array: x, y, z [mm], charge [ADC], then any extra columns.
+    label
+        Class id into `CLASS_NAMES`, or -1 when unknown.
+    point_labels
+        Optional ``(N,)`` int per-point truth (attpc-engine's nucleus index).
+    source
+        The file the event came from, for error messages.
+    """
+
+    run: int
+    event_id: int
+    points: np.ndarray
+    label: int = UNKNOWN_LABEL
+    point_labels: np.ndarray | None = None
+    source: str = field(default="", repr=False)
+
+    @property
+    def n_points(self) -> int:
+        return int(self.points.shape[0])

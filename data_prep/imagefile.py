@@ -1,0 +1,252 @@
+"""The image file: the contract between preprocessing, training and classification.
+
+Layout (``format = "attpc-images"``, ``format_version = 1``)::
+
+    /images    (N, C, H, W) uint8 or float16, chunked ~256 events, gzip
+    /voxels    (N, G, G, G) same dtype, optional (3-D baselines)
+    /event_id  (N,) int64      /run (N,) int32      /label (N,) int8 (-1 unknown)
+    attrs: format, format_version, class_names, views, size, ranges [mm],
+           charge_transform, charge_scale, image_config (JSON), sources (JSON),
+           package_version, n_events
+
+Files are written under a temporary name and renamed into place only when complete, so
+a file under its final name is always whole.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from data_prep.errors import InputError
+from data_prep.events import CLASS_NAMES
+from data_prep.images import ImageConfig
+
+FORMAT = "attpc-images"
+FORMAT_VERSION = 1
+CHUNK_EVENTS = 256
+
+
+def package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("attpc-classify")
+    except Exception:  # not installed (running from a source tree)
+        return "unknown"
+
+
+def is_image_file(path: str | Path) -> bool:
+    """True when ``path`` is an HDF5 file in our image-file format."""
+    try:
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("format") == FORMAT
+    except (OSError, ValueError):
+        return False
+
+
+class ImageWriter:
+    """Append batches of images, then `commit` to rename the file into place atomically.
+
+    Examples
+    --------
+    >>> with ImageWriter("out.h5", ImageConfig()) as w:  # doctest: +SKIP
+    ...     w.append(images, event_id, run, label, voxels)
+    ...     w.commit(sources=["run_0001.h5"])
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        config: ImageConfig,
+        *,
+        class_names: tuple[str, ...] = CLASS_NAMES,
+        extra_attrs: dict[str, Any] | None = None,
+    ):
+        self.path = Path(path)
+        self.config = config
+        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.n = 0
+        self._file = h5py.File(self.tmp_path, "w")
+        size, n_chan = config.size, len(config.views)
+        chunk = min(CHUNK_EVENTS, max(1, (1 << 20) // (n_chan * size * size)))
+        dtype = np.dtype(config.dtype)
+        f = self._file
+        f.create_dataset(
+            "images",
+            shape=(0, n_chan, size, size),
+            maxshape=(None, n_chan, size, size),
+            chunks=(chunk, n_chan, size, size),
+            dtype=dtype,
+            compression="gzip",
+            compression_opts=1,
+            shuffle=True,
+        )
+        if config.voxel_grid:
+            g = config.voxel_grid
+            f.create_dataset(
+                "voxels",
+                shape=(0, g, g, g),
+                maxshape=(None, g, g, g),
+                chunks=(min(CHUNK_EVENTS, max(1, (1 << 20) // g**3)), g, g, g),
+                dtype=dtype,
+                compression="gzip",
+                compression_opts=1,
+                shuffle=True,
+            )
+        for name, dt in (("event_id", np.int64), ("run", np.int32), ("label", np.int8)):
+            f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=dt)
+        f.attrs["format"] = FORMAT
+        f.attrs["format_version"] = FORMAT_VERSION
+        f.attrs["class_names"] = json.dumps(list(class_names))
+        f.attrs["views"] = json.dumps(list(config.views))
+        f.attrs["size"] = config.size
+        f.attrs["ranges"] = config.ranges
+        f.attrs["charge_transform"] = config.charge_transform
+        f.attrs["charge_scale"] = config.charge_scale
+        f.attrs["image_config"] = config.to_json()
+        f.attrs["package_version"] = package_version()
+        for k, v in (extra_attrs or {}).items():
+            f.attrs[k] = v
+
+    def append(
+        self,
+        images: np.ndarray,
+        event_id: np.ndarray,
+        run: np.ndarray,
+        label: np.ndarray,
+        voxels: np.ndarray | None = None,
+    ) -> None:
+        """Append one batch; arrays are aligned along their first axis."""
+        b = len(images)
+        if b == 0:
+            return
+        f = self._file
+        start, stop = self.n, self.n + b
+        for name, arr in (("images", images), ("event_id", event_id), ("run", run), ("label", label)):
+            f[name].resize(stop, axis=0)
+            f[name][start:stop] = arr
+        if "voxels" in f:
+            if voxels is None:
+                raise ValueError("this image file stores voxels: pass them to append()")
+            f["voxels"].resize(stop, axis=0)
+            f["voxels"][start:stop] = voxels
+        self.n = stop
+
+    def commit(self, *, sources: list[str] | None = None, summary: dict | None = None) -> Path:
+        """Finish the file and rename it to its final name in one atomic step."""
+        f = self._file
+        f.attrs["n_events"] = self.n
+        f.attrs["sources"] = json.dumps([str(s) for s in (sources or [])])
+        if summary is not None:
+            f.attrs["summary"] = json.dumps(summary)
+        f.close()
+        os.replace(self.tmp_path, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        """Close and delete the temporary file (nothing appears under the final name)."""
+        if self._file.id.valid:
+            self._file.close()
+        self.tmp_path.unlink(missing_ok=True)
+
+    def __enter__(self) -> ImageWriter:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or self._file.id.valid:
+            self.abort()  # an uncommitted writer leaves nothing behind
+
+
+@dataclass
+class ImageSet:
+    """An image file loaded into memory (training sets are small: 10k x 2 x 64^2 = 80 MB)."""
+
+    images: np.ndarray  # (N, C, H, W) uint8 or float16
+    event_id: np.ndarray  # (N,) int64
+    run: np.ndarray  # (N,) int32
+    label: np.ndarray  # (N,) int8, -1 unknown
+    config: ImageConfig
+    class_names: tuple[str, ...]
+    voxels: np.ndarray | None = None  # (N, G, G, G) when requested and present
+    attrs: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
+
+    def __len__(self) -> int:
+        return len(self.event_id)
+
+    def subset(self, index: np.ndarray) -> ImageSet:
+        """A new set with the events at ``index`` (integer array or boolean mask)."""
+        return ImageSet(
+            images=self.images[index],
+            event_id=self.event_id[index],
+            run=self.run[index],
+            label=self.label[index],
+            config=self.config,
+            class_names=self.class_names,
+            voxels=None if self.voxels is None else self.voxels[index],
+            attrs=self.attrs,
+            path=self.path,
+        )
+
+
+def read_info(path: str | Path) -> dict[str, Any]:
+    """Attributes of an image file, decoded, without reading any image."""
+    path = Path(path)
+    try:
+        with h5py.File(path, "r") as f:
+            attrs = {k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()}
+            has_voxels = "voxels" in f
+    except (OSError, ValueError):
+        raise InputError("not a readable HDF5 file", path=path) from None
+    if attrs.get("format") != FORMAT:
+        raise InputError(f"not an {FORMAT} image file", path=path)
+    if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
+        raise InputError(
+            f"image file format_version {attrs.get('format_version')} is not {FORMAT_VERSION}",
+            path=path,
+        )
+    for key in ("class_names", "views", "sources", "summary"):
+        if key in attrs and isinstance(attrs[key], str):
+            attrs[key] = json.loads(attrs[key])
+    attrs["image_config"] = ImageConfig.from_json(attrs["image_config"])
+    attrs["has_voxels"] = has_voxels
+    return attrs
+
+
+def read_images(
+    path: str | Path, *, voxels: bool = False, select: slice | np.ndarray | None = None
+) -> ImageSet:
+    """Load an image file (or the events ``select`` of it) into memory.
+
+    Parameters
+    ----------
+    path
+        An ``attpc-images`` HDF5 file.
+    voxels
+        Also load ``/voxels`` (error if the file has none).
+    select
+        Optional slice or sorted index array of events to load.
+    """
+    info = read_info(path)
+    sel = slice(None) if select is None else select
+    with h5py.File(path, "r") as f:
+        if voxels and "voxels" not in f:
+            raise InputError("image file has no /voxels (set voxel_grid when preprocessing)", path=path)
+        return ImageSet(
+            images=f["images"][sel],
+            event_id=f["event_id"][sel],
+            run=f["run"][sel],
+            label=f["label"][sel],
+            config=info["image_config"],
+            class_names=tuple(info["class_names"]),
+            voxels=f["voxels"][sel] if voxels else None,
+            attrs=info,
+            path=str(path),
+        )
