@@ -13,11 +13,11 @@ import torch
 
 def _import_torchvision() -> None:
     try:
-        import torchvision  # noqa: F401
+        import torchvision
     except RuntimeError as err:
         if "torchvision::nms does not exist" not in str(err):
             raise
-        lib = torch.library.Library("torchvision", "DEF")  # noqa: TID251
+        lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _KEEP_ALIVE.append(lib)  # the definitions live as long as the Library object

@@ -1,0 +1,117 @@
+"""One entry point from any saved learngene to a ready timm ViT of the size you ask for."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from learngene import inherit, lets, tleg
+from learngene.io import Learngene, LearngeneError, arch_from_meta, load_learngene
+from learngene.vit import ARCH_KEYS, HEAD_KEYS, VisionTransformer, create_vit
+
+
+def descendant_state(
+    learngene: Learngene,
+    depth: int,
+    width: int | None = None,
+    selection: str = "continuous",
+    *,
+    include_head: bool = True,
+) -> dict[str, torch.Tensor]:
+    """State dict (timm names) of a descendant; a pure map from the learngene's tensors.
+
+    For ``inherit`` learngenes the lower, randomly initialised blocks are absent.
+    Raises `LearngeneError` (one line) for a size or selection the learngene cannot make.
+    """
+    method = learngene.method
+    embed_dim = learngene.meta["embed_dim"]
+    if method != "lets" and selection != "continuous":
+        raise LearngeneError(f"selection {selection!r} applies to LeTs learngenes, not {method}")
+    try:
+        if method == "tleg":
+            if width not in (None, embed_dim):
+                raise ValueError(f"a TLEG learngene makes width {embed_dim} only, not {width}")
+            return tleg.expand(learngene, depth, include_head=include_head)
+        if method == "lets":
+            return lets.expand(learngene, depth, width, selection, include_head=include_head)
+        if method == "inherit":
+            return inherit.expand(learngene, depth, width=width, include_head=include_head)
+        return inherit.weight_select(
+            learngene.tensors, learngene.meta, depth, width, include_head=include_head
+        )
+    except ValueError as err:
+        raise LearngeneError(f"{method} learngene: {err}") from None
+
+
+def build_descendant(
+    path: str | Path | Learngene,
+    depth: int,
+    num_classes: int,
+    width: int | None = None,
+    selection: str = "continuous",
+    *,
+    class_names: Sequence[str] | None = None,
+    seed: int | None = None,
+    **kw,
+) -> VisionTransformer:
+    """A timm `VisionTransformer` initialised from a learngene of any method.
+
+    Parameters
+    ----------
+    path
+        A learngene file (either of the pair, or their stem) or a loaded `Learngene`.
+    depth
+        Number of blocks.
+    num_classes
+        Size of the new head. The learngene's head is copied only when the label space
+        matches: same ``num_classes`` and, when both are known, the same ``class_names``.
+        Otherwise the head keeps timm's fresh initialisation.
+    width
+        Embedding width (``None``: the learngene's); heads keep the learngene's head_dim.
+    selection
+        How LeTs picks rows of its transformation matrices (`learngene.lets.SELECTIONS`).
+    class_names
+        The descendant's classes, compared with the learngene's ``class_names``.
+    seed
+        Seeds timm's initialisation of whatever the learngene does not provide.
+    **kw
+        Training-only `VisionTransformer` options (``drop_path_rate``, ``drop_rate``, ...).
+
+    Examples
+    --------
+    >>> model = build_descendant("runs/tleg_lg", depth=6, num_classes=3)
+    >>> model.blocks[5].attn.qkv.weight  # θ_A + (5/6)·θ_B
+    """
+    learngene = path if isinstance(path, Learngene) else load_learngene(path)
+    meta = learngene.meta
+    clash = sorted(set(kw) & {*ARCH_KEYS, "class_token", "global_pool"})
+    if clash:
+        raise LearngeneError(f"the learngene fixes {clash[0]!r}; it cannot be overridden")
+    arch = arch_from_meta(meta)
+    head_dim = arch["embed_dim"] // arch["num_heads"]
+    width = arch["embed_dim"] if width is None else int(width)
+    if width < 1 or width % head_dim:
+        raise LearngeneError(f"width {width} is not a positive multiple of head_dim {head_dim}")
+    known = meta.get("class_names")
+    keep_head = num_classes == arch["num_classes"] and (
+        class_names is None or known is None or list(class_names) == list(known)
+    )
+    state = descendant_state(learngene, depth, width, selection, include_head=keep_head)
+    arch.update(num_classes=num_classes, embed_dim=width, depth=depth, num_heads=width // head_dim)
+    model = create_vit(**arch, seed=seed, **kw)
+
+    allowed = set() if keep_head else set(HEAD_KEYS)
+    if learngene.method == "inherit":
+        for i in inherit.random_blocks(learngene, depth):
+            allowed.update(k for k in model.state_dict() if k.startswith(f"blocks.{i}."))
+    result = model.load_state_dict(state, strict=False)
+    unexplained = sorted(set(result.missing_keys) - allowed)
+    if unexplained or result.unexpected_keys:
+        # a bug, not a user error: the maps must produce exactly the model's names
+        raise RuntimeError(
+            f"descendant state does not fit: missing {unexplained[:3]}, "
+            f"unexpected {result.unexpected_keys[:3]}"
+        )
+    return model

@@ -1,0 +1,204 @@
+"""Learngene files: ``X.safetensors`` (tensors) + ``X.json`` (metadata), never pickle.
+
+The JSON says what the tensors are: the method, the architecture (`vit.ARCH_KEYS`) and
+the method's own sizes. Loading checks the two against each other: every tensor the
+method needs is there with the shape the metadata implies, and nothing else is, so a
+wrong or truncated file fails at load with one line instead of deep inside a forward.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from learngene.vit import ARCH_KEYS, num_parameters
+
+FORMAT = "learngene"
+FORMAT_VERSION = 1
+METHODS = ("tleg", "lets", "inherit", "weight_select")
+#: metadata keys each method needs beyond `vit.ARCH_KEYS`
+METHOD_KEYS: dict[str, tuple[str, ...]] = {
+    "tleg": (),
+    "lets": ("learngene_width", "learngene_depth"),
+    "inherit": ("learngene_depth", "source_blocks"),
+    "weight_select": (),
+}
+
+
+class LearngeneError(ValueError):
+    """A learngene file or learngene request that cannot be used; the message is one line."""
+
+
+@dataclass
+class Learngene:
+    """A learngene in memory: JSON-able ``meta`` and named ``tensors``.
+
+    ``meta["method"]`` picks the meaning of the tensors (see `expected_shapes`).
+    """
+
+    meta: dict[str, Any]
+    tensors: dict[str, torch.Tensor] = field(repr=False)
+
+    @property
+    def method(self) -> str:
+        return self.meta["method"]
+
+    @property
+    def num_parameters(self) -> int:
+        return num_parameters(self.tensors)
+
+    def save(self, path: str | Path) -> Path:
+        """`save_learngene` of this learngene."""
+        return save_learngene(path, self.tensors, self.meta)
+
+
+def save_learngene(
+    path: str | Path, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+) -> Path:
+    """Write ``X.safetensors`` and ``X.json`` atomically; returns the ``.safetensors`` path.
+
+    ``path`` may end in ``.safetensors``, ``.json`` or neither (``runs/lg`` writes
+    ``runs/lg.safetensors`` and ``runs/lg.json``). The pair is checked with `validate`
+    first; ``format``, ``format_version`` and ``num_parameters`` are filled in.
+
+    Examples
+    --------
+    >>> save_learngene("out/tleg", aux.learngene_tensors(), aux.learngene_meta())
+    """
+    base = _base(path)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
+    meta = {**dict(meta), "format": FORMAT, "format_version": FORMAT_VERSION}
+    meta["num_parameters"] = num_parameters(tensors)
+    validate(meta, tensors, where=str(base))
+    base.parent.mkdir(parents=True, exist_ok=True)
+    st_path, js_path = (
+        base.with_name(base.name + ".safetensors"),
+        base.with_name(base.name + ".json"),
+    )
+    st_tmp, js_tmp = _tmp(st_path), _tmp(js_path)
+    try:
+        save_file(tensors, str(st_tmp), metadata={"format": FORMAT, "method": meta["method"]})
+        js_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        # the JSON goes last: a reader that finds it finds tensors written in full
+        os.replace(st_tmp, st_path)
+        os.replace(js_tmp, js_path)
+    finally:
+        for tmp in (st_tmp, js_tmp):
+            tmp.unlink(missing_ok=True)
+    return st_path
+
+
+def load_learngene(path: str | Path) -> Learngene:
+    """Read and check a learngene written by `save_learngene`.
+
+    ``path`` may name either file or their common stem. Raises `LearngeneError` (one line,
+    naming the file) when a file is missing or unreadable, the metadata lacks a key, or a
+    tensor is missing, extra or of the wrong shape.
+    """
+    base = _base(path)
+    st_path, js_path = (
+        base.with_name(base.name + ".safetensors"),
+        base.with_name(base.name + ".json"),
+    )
+    for p in (js_path, st_path):
+        if not p.is_file():
+            raise LearngeneError(f"{p}: learngene file not found")
+    try:
+        meta = json.loads(js_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise LearngeneError(f"{js_path}: not a learngene metadata file ({err})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise LearngeneError(f"{js_path}: not a learngene metadata file (format != {FORMAT!r})")
+    try:
+        tensors = load_file(str(st_path))
+    except (SafetensorError, OSError) as err:
+        raise LearngeneError(f"{st_path}: unreadable safetensors file ({err})") from None
+    validate(meta, tensors, where=str(st_path))
+    return Learngene(meta=meta, tensors=tensors)
+
+
+def validate(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, where: str) -> None:
+    """Check metadata keys and that ``tensors`` are exactly what the metadata implies."""
+    method = meta.get("method")
+    if method not in METHODS:
+        raise LearngeneError(f"{where}: unknown learngene method {method!r} (one of {METHODS})")
+    for key in (*ARCH_KEYS, *METHOD_KEYS[method]):
+        if key not in meta:
+            raise LearngeneError(f"{where}: metadata lacks {key!r}")
+    try:
+        expected = expected_shapes(meta)
+    except (TypeError, ValueError) as err:
+        raise LearngeneError(f"{where}: inconsistent metadata: {err}") from None
+    missing = sorted(set(expected) - set(tensors))
+    extra = sorted(set(tensors) - set(expected))
+    if missing:
+        raise LearngeneError(f"{where}: missing tensor {missing[0]!r} ({len(missing)} missing)")
+    if extra:
+        raise LearngeneError(f"{where}: unexpected tensor {extra[0]!r} ({len(extra)} extra)")
+    for key, shape in expected.items():
+        got = tuple(tensors[key].shape)
+        if got != shape:
+            raise LearngeneError(
+                f"{where}: tensor {key!r} has shape {list(got)}, metadata implies {list(shape)}"
+            )
+        if not tensors[key].is_floating_point():
+            raise LearngeneError(f"{where}: tensor {key!r} is not floating point")
+    count = meta.get("num_parameters")
+    if count is not None and count != sum(math.prod(s) for s in expected.values()):
+        raise LearngeneError(f"{where}: num_parameters {count} does not match the tensors")
+
+
+def expected_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Tensor name -> shape that a learngene with this metadata consists of."""
+    # imported here: the method modules import this one for Learngene / LearngeneError
+    from learngene import inherit, lets, tleg
+
+    shapes = {
+        "tleg": tleg.learngene_shapes,
+        "lets": lets.learngene_shapes,
+        "inherit": inherit.learngene_shapes,
+        "weight_select": inherit.weight_select_shapes,
+    }[meta["method"]]
+    return shapes(meta)
+
+
+def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The `create_vit` keyword arguments stored in learngene metadata."""
+    arch = {k: meta[k] for k in ARCH_KEYS}
+    for key in ("patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads"):
+        value = arch[key]
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
+    if arch["embed_dim"] < 1 or arch["num_heads"] < 1 or arch["embed_dim"] % arch["num_heads"]:
+        raise ValueError(f"embed_dim {arch['embed_dim']} / num_heads {arch['num_heads']}")
+    if not isinstance(arch["mlp_ratio"], (int, float)) or arch["mlp_ratio"] <= 0:
+        raise ValueError(f"mlp_ratio must be a positive number, got {arch['mlp_ratio']!r}")
+    if not isinstance(arch["qkv_bias"], bool):
+        raise ValueError(f"qkv_bias must be true or false, got {arch['qkv_bias']!r}")
+    size = arch["img_size"]
+    if isinstance(size, list):
+        size = tuple(size)
+    if not (isinstance(size, int) or (isinstance(size, tuple) and len(size) == 2)):
+        raise ValueError(f"img_size must be an integer or [height, width], got {size!r}")
+    arch["img_size"] = size
+    return arch
+
+
+def _base(path: str | Path) -> Path:
+    path = Path(path)
+    if path.suffix in (".safetensors", ".json"):
+        return path.with_suffix("")
+    return path
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
