@@ -1,0 +1,267 @@
+"""Labelled simulation: file layout, labels, determinism, resume, physics, bad configs.
+
+One tiny simulation (12 events: 4 per class, every "other" channel once) is written by
+the real `simulate` in this process and shared by the tests; each test that simulates
+again stays at a handful of events. numba's compilation of attpc-engine (~5 s without
+its on-disk cache) is paid once per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from attpc_classify.cli import main
+from attpc_classify.config import load_config
+from data_prep.errors import InputError
+from data_prep.events import CLASS_NAMES
+from data_prep.sim.channels import plan_channels
+from data_prep.sim.runfile import EVENT_DTYPE, FORMAT, FORMAT_VERSION, ROOT_ATTRS
+from data_prep.sim.stats import class_statistics
+from data_prep.simulate import CHANNELS, SimConfig, check_config, simulate
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "sim"
+SEED = 7
+N_EVENTS = 12
+PER_FILE = 5
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def tiny_config() -> SimConfig:
+    return load_config(SimConfig, CONFIGS / "tiny.yaml")
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_config, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "tiny"
+    summary = simulate(tiny_config, N_EVENTS, out, seed=SEED, events_per_file=PER_FILE)
+    return out, summary
+
+
+def test_summary_counts_every_class_and_channel(tiny_run):
+    _, summary = tiny_run
+    assert summary.n_events == N_EVENTS
+    assert summary.classes == {"proton": 4, "carbon": 4, "other": 4}
+    assert all(summary.channels[name] >= 1 for name in CHANNELS)
+    assert [p.name for p in summary.files] == ["run_0000.h5", "run_0001.h5", "run_0002.h5"]
+    assert set(summary.rejected) == set(CLASS_NAMES)
+
+
+def test_file_layout_and_labels(tiny_run, tiny_config):
+    out, _ = tiny_run
+    from attpc_engine.detector.beam_pads import BEAM_PADS
+
+    events_seen = []
+    for run, path in enumerate(sorted(out.glob("run_*.h5"))):
+        with h5py.File(path, "r") as f:
+            assert set(ROOT_ATTRS) <= set(f.attrs)
+            assert f.attrs["format"] == FORMAT
+            assert f.attrs["format_version"] == FORMAT_VERSION
+            assert json.loads(f.attrs["class_names"]) == list(CLASS_NAMES)
+            assert int(f.attrs["run"]) == run and int(f.attrs["seed"]) == SEED
+            assert SimConfig().to_dict().keys() == json.loads(f.attrs["simulation_config"]).keys()
+            table = f["events"][()]
+            assert table.dtype == EVENT_DTYPE
+            cloud = f["cloud"]
+            assert cloud.attrs["min_event"] == table["event"].min()
+            assert cloud.attrs["max_event"] == table["event"].max()
+            for row in table:
+                n = int(row["event"])
+                events_seen.append(n)
+                dset = cloud[f"cloud_{n}"]
+                points, labels = dset[()], cloud[f"labels_{n}"][()]
+                channel = row["channel"].decode()
+                assert points.dtype == np.float64 and points.shape == (row["n_points"], 8)
+                assert labels.dtype == np.int64 and labels.shape == (len(points),)
+                assert int(dset.attrs["label"]) == row["label"] == CHANNELS[channel].label
+                assert dset.attrs["channel"] == channel
+                assert dset.attrs["orig_run"] == run and dset.attrs["orig_event"] == n
+                assert np.sum(labels == -1) == row["n_noise"]
+                assert row["n_signal"] + row["n_noise"] == len(points)
+                assert np.all(np.diff(points[:, 2]) >= 0)  # sorted in z as Spyral's
+                # every point, noise included, sits in the drift volume and time window
+                assert np.all((points[:, 2] >= 0) & (points[:, 2] <= 1000))
+                assert np.all((points[:, 6] >= 0) & (points[:, 6] < 512))
+                assert np.all(points[:, 3] > tiny_config.electronics.adc_threshold)
+                assert not np.isin(points[:, 5].astype(int), BEAM_PADS).any()
+                if channel == "noise":
+                    assert row["n_signal"] == 0 and 20 <= row["n_noise"] <= 300
+                else:
+                    assert row["n_signal"] >= tiny_config.min_signal_points
+    assert events_seen == list(range(N_EVENTS))
+
+
+def test_points_lie_on_real_pads(tiny_run):
+    """x, y of every point (noise hits included) is the centre of its pad in column 5."""
+    from importlib import resources
+
+    geometry = resources.files("attpc_engine.detector.data").joinpath("padxy.csv")
+    with resources.as_file(geometry) as csv:
+        pads = np.loadtxt(csv, delimiter=",", skiprows=1)
+    out, _ = tiny_run
+    with h5py.File(out / "run_0000.h5", "r") as f:
+        for name in f["cloud"]:
+            if name.startswith("cloud_"):
+                points = f["cloud"][name][()]
+                np.testing.assert_allclose(points[:, :2], pads[points[:, 5].astype(int)])
+
+
+def test_spyral_reader_returns_labels(tiny_run):
+    from data_prep.readers import detect_format, open_events
+
+    out, _ = tiny_run
+    path = out / "run_0001.h5"
+    assert detect_format(path) == "spyral"
+    with h5py.File(path, "r") as f:
+        table = f["events"][()]
+    with open_events(path) as reader:
+        events = list(reader)
+    assert [e.event_id for e in events] == table["event"].tolist()
+    assert [e.label for e in events] == table["label"].tolist()
+    assert all(
+        e.run == 1 and e.n_points == n for e, n in zip(events, table["n_points"], strict=True)
+    )
+
+
+def test_same_seed_gives_same_bytes(tiny_run, tiny_config, tmp_path):
+    out, _ = tiny_run
+    again = simulate(tiny_config, N_EVENTS, tmp_path / "a", seed=SEED, events_per_file=PER_FILE)
+    for path in again.files:
+        assert _digest(path) == _digest(out / path.name)
+    with h5py.File(out / "run_0000.h5") as f1, h5py.File(again.files[0]) as f2:
+        n = int(f1["events"]["event"][0])
+        assert f1[f"cloud/cloud_{n}"][()].tobytes() == f2[f"cloud/cloud_{n}"][()].tobytes()
+
+
+def test_other_seed_and_file_split_independence(tiny_run, tiny_config, tmp_path):
+    out, _ = tiny_run
+    # one file instead of three: the same events, byte for byte
+    single = simulate(tiny_config, N_EVENTS, tmp_path / "one", seed=SEED, events_per_file=100)
+    other = simulate(tiny_config, 3, tmp_path / "seed", seed=SEED + 1, events_per_file=100)
+    with h5py.File(single.files[0]) as one, h5py.File(other.files[0]) as diff:
+        for path in sorted(out.glob("run_*.h5")):
+            with h5py.File(path) as split:
+                for name in split["cloud"]:
+                    np.testing.assert_array_equal(split["cloud"][name][()], one["cloud"][name][()])
+        first = diff["cloud/cloud_0"][()]
+        assert first.shape != one["cloud/cloud_0"][()].shape or not np.array_equal(
+            first, one["cloud/cloud_0"][()]
+        )
+
+
+@pytest.mark.slow
+def test_workers_do_not_change_files(tiny_config, tmp_path):
+    """2 spawned workers write the same bytes as 1 process (slow: 2 process start-ups)."""
+    n = 2 * PER_FILE
+    summary = simulate(
+        tiny_config, n, tmp_path / "w2", seed=SEED, workers=2, events_per_file=PER_FILE
+    )
+    serial = simulate(tiny_config, n, tmp_path / "w1", seed=SEED, events_per_file=PER_FILE)
+    assert [_digest(p) for p in summary.files] == [_digest(p) for p in serial.files]
+
+
+def test_resume_rewrites_only_missing_files(tiny_run, tiny_config, tmp_path):
+    out, _ = tiny_run
+    work = tmp_path / "resume"
+    shutil.copytree(out, work)
+    (work / "run_0001.h5").unlink()
+    (work / "run_0002.h5.partial").write_bytes(b"left by a killed run")
+    with pytest.raises(InputError, match="--resume"):
+        simulate(tiny_config, N_EVENTS, work, seed=SEED, events_per_file=PER_FILE)
+    with pytest.raises(InputError, match="seed differs"):
+        simulate(tiny_config, N_EVENTS, work, seed=SEED + 1, events_per_file=PER_FILE, resume=True)
+    done = []
+    summary = simulate(
+        tiny_config,
+        N_EVENTS,
+        work,
+        seed=SEED,
+        events_per_file=PER_FILE,
+        resume=True,
+        progress=done.append,
+    )
+    assert [p.name for p in summary.resumed] == ["run_0000.h5", "run_0002.h5"]
+    assert sum(done) == N_EVENTS and summary.classes == {"proton": 4, "carbon": 4, "other": 4}
+    assert _digest(work / "run_0001.h5") == _digest(out / "run_0001.h5")
+    assert not list(work.glob("*.partial"))
+
+
+def test_class_statistics_follow_physics(tiny_run):
+    """Protons: long tracks, little charge per mm. Carbon recoils: short, dense."""
+    out, _ = tiny_run
+    stats = class_statistics(sorted(out.glob("run_*.h5")))
+    proton, carbon = stats["proton"], stats["carbon"]
+    assert proton["median_track_mm"] > 150  # hundreds of mm
+    assert carbon["median_track_mm"] < 120
+    assert proton["median_track_mm"] > 2 * carbon["median_track_mm"]
+    assert carbon["median_charge_per_mm"] > 10 * proton["median_charge_per_mm"]
+    assert carbon["median_points_per_mm"] > proton["median_points_per_mm"]
+    assert carbon["median_amplitude_adc"] > 3 * proton["median_amplitude_adc"]
+
+
+def test_plan_has_exact_paper_mix():
+    plan = plan_channels(SimConfig().mix, 2689, np.random.default_rng(0))
+    labels = np.array([list(CHANNELS.values())[i].label for i in plan])
+    assert np.bincount(labels).tolist() == [663, 340, 1686]
+
+
+def test_presets_load_and_differ():
+    nominal = load_config(SimConfig, CONFIGS / "e15503b_nominal.yaml")
+    shifted = load_config(SimConfig, CONFIGS / "e15503b_shifted.yaml")
+    assert nominal == SimConfig()  # the preset spells out the code defaults
+    check_config(shifted)
+    assert shifted.gas.pressure_torr != nominal.gas.pressure_torr
+    assert shifted.detector.magnetic_field_t != nominal.detector.magnetic_field_t
+    assert shifted.detector.mpgd_gain != nominal.detector.mpgd_gain
+    assert shifted.electronics.adc_threshold != nominal.electronics.adc_threshold
+    assert shifted.noise != nominal.noise and shifted.beam.energy_spread > 0.003
+    assert shifted.mix == nominal.mix
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("beam.nucleus=46Xx", "unknown element"),
+        ("beam.nucleus=99Ar", "unknown nucleus"),
+        ("gas.pressure_torr=-5", "gas.pressure_torr"),
+        ("detector.magnetic_field_t=null", "magnetic_field_t"),
+        ("detector.electric_field_v_m=0", "electric_field_v_m"),
+        ("gas.pressure_torr=40", "beam stops"),
+        ("gas.components=[12C,2H]", "needs 1H"),
+        ("mix.nosuch=1", "unknown config key"),
+    ],
+)
+def test_bad_config_is_one_line_exit_2(override, message, tmp_path, capsys):
+    rc = main(["simulate", "--events", "3", "--out", str(tmp_path), "--set", override])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_library_rejects_bad_arguments(tiny_config, tmp_path):
+    with pytest.raises(InputError, match="n_events"):
+        simulate(tiny_config, 0, tmp_path)
+    with pytest.raises(InputError, match="workers"):
+        simulate(tiny_config, 3, tmp_path, workers=0)
+
+
+def test_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "cli"
+    rc = main(
+        ["simulate", "--config", "tiny", "--events", "3", "--out", str(out), "--quiet", "--stats"]
+    )
+    text = capsys.readouterr().out
+    assert rc == 0
+    assert "3 events (tiny, seed 0) in 1 run files" in text and "track mm" in text
+    assert (out / "run_0000.h5").is_file()
