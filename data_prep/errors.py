@@ -28,6 +28,11 @@ class InputError(ValueError):
         self.event = event
         super().__init__(str(self))
 
+    def __reduce__(self):
+        # Rebuild with the keyword arguments, so errors raised in worker processes
+        # (ProcessPoolExecutor, Dask) arrive intact instead of failing to unpickle.
+        return (_rebuild, (type(self), self.message, self.__dict__.copy()))
+
     def __str__(self) -> str:
         where = []
         if self.path is not None:
@@ -47,3 +52,10 @@ class BadEventError(InputError):
     def __init__(self, message: str, *, path: str | Path, event: int, reason: str = "bad"):
         self.reason = reason
         super().__init__(message, path=path, event=event)
+
+
+def _rebuild(cls: type, message: str, state: dict) -> InputError:
+    err = cls.__new__(cls)
+    InputError.__init__(err, message, path=state.get("path"), event=state.get("event"))
+    err.__dict__.update(state)
+    return err

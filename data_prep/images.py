@@ -1,8 +1,9 @@
 """Pure, vectorised projections: a batch of point clouds -> ``(B, C, H, W)`` images.
 
-Every event of a batch is binned at once with one ``np.bincount`` over precomputed flat
-indices, so the cost per event is a handful of array operations, not a Python loop per
-point (~100k events/s against ~3k/s for per-event ``np.histogram2d``).
+Every event of a batch is binned at once: one flat index per (point, view) into the
+batch's image buffer, then one scatter-add over those indices, so the cost per event is
+a handful of array operations, not a Python loop per point (~30k events/s at 500
+points/event with voxels, against ~3k/s for per-event ``np.histogram2d``).
 
 Pixel value = ``transform(sum of charge in the pixel) / transform(charge_scale)``,
 clipped to [0, 1] and then stored as uint8 (x255) or float16. ``charge_scale`` is a fixed
@@ -13,6 +14,7 @@ and real data are scaled identically.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 
@@ -110,28 +112,6 @@ class Projection:
         return self.n_points - self.n_outside == 0
 
 
-def _bin(values: np.ndarray, lo: float, hi: float, n: int) -> np.ndarray:
-    # floor((v - lo) / width); callers have already dropped values outside [lo, hi)
-    idx = ((values - lo) * (n / (hi - lo))).astype(np.int64)
-    return np.minimum(idx, n - 1)  # guards v == hi - tiny rounding up to n
-
-
-def _scale(summed: np.ndarray, config: ImageConfig) -> np.ndarray:
-    # Images are sparse (hundreds of hit pixels out of thousands): transform only those.
-    nz = np.flatnonzero(summed > 0)
-    q = summed[nz]
-    if config.charge_transform == "log1p":
-        val = np.log1p(q) / np.log1p(config.charge_scale)
-    elif config.charge_transform == "linear":
-        val = q / config.charge_scale
-    else:  # binary: any hit
-        val = np.ones_like(q)
-    np.clip(val, 0.0, 1.0, out=val)
-    out = np.zeros(summed.shape, dtype=config.dtype)
-    out[nz] = np.rint(val * 255.0) if config.dtype == "uint8" else val
-    return out
-
-
 def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
     """Project a batch given as concatenated points.
 
@@ -159,38 +139,122 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
     """
     counts = np.asarray(counts, dtype=np.int64)
     batch = counts.shape[0]
-    size = config.size
+    size, g = config.size, config.voxel_grid
     n_chan = len(config.views)
+    per_event = n_chan * size * size + g**3
+    if batch > 1 and batch * per_event > _MAX_BUFFER:
+        return _project_in_slices(points, counts, config, max(1, _MAX_BUFFER // per_event))
+    img_per_event = n_chan * size * size
+    n_img = batch * img_per_event
+    dump = n_img + batch * g**3  # indices >= dump collect the points outside the ranges
+    columns = np.ascontiguousarray(points[:, :4].T, dtype=np.float64)  # x, y, z, charge
     event_of_point = np.repeat(np.arange(batch, dtype=np.int64), counts)
-    xyz = points[:, :3]
     ranges = config.ranges
-    inside = np.all((xyz >= ranges[:, 0]) & (xyz < ranges[:, 1]), axis=1)
-    n_outside = np.bincount(event_of_point[~inside], minlength=batch)
+    inside = np.ones(points.shape[0], dtype=bool)
+    bins, vbins = [], []  # per axis: pixel and voxel index of every point
+    for a in range(3):
+        lo, hi = ranges[a]
+        col = columns[a]
+        inside &= col >= lo
+        inside &= col < hi
+        shifted = col - lo
+        for n, out in ((size, bins), (g, vbins)):
+            if n:
+                # floor((v - lo) * n / (hi - lo)); clipped so that outside points still
+                # index within one event's block (they are moved past `dump` below)
+                idx = (shifted * (n / (hi - lo))).astype(np.int64)
+                np.clip(idx, 0, n - 1, out=idx)
+                out.append(idx)
+    outside = ~inside
+    n_outside = np.bincount(event_of_point[outside], minlength=batch)
 
-    xyz = xyz[inside]
-    charge = points[inside, 3].astype(np.float64)
-    event_of_point = event_of_point[inside]
-
-    # One flat index per (point, view) into a (B, C, S, S) buffer, one bincount for all.
-    bins = [_bin(xyz[:, a], *ranges[a], size) for a in range(3)]
-    flat = []
+    # Flat indices into one buffer: images (B, C, S, S), then voxels (B, G, G, G).
+    flats = []
+    base = event_of_point * img_per_event
+    base[outside] = dump
     for c, view in enumerate(config.views):
         col_axis, row_axis = VIEW_AXES[view]
-        flat.append(((event_of_point * n_chan + c) * size + bins[row_axis]) * size + bins[col_axis])
-    summed = np.bincount(
-        np.concatenate(flat), weights=np.tile(charge, n_chan), minlength=batch * n_chan * size * size
-    )
-    images = _scale(summed, config).reshape(batch, n_chan, size, size)
+        flat = bins[row_axis] * size
+        flat += base
+        flat += bins[col_axis]
+        if c:
+            flat += c * size * size
+        flats.append(flat)
+    if g:
+        base = event_of_point * g**3
+        base += n_img
+        base[outside] = dump
+        flat = vbins[0] * (g * g)
+        flat += base
+        flat += vbins[1] * g
+        flat += vbins[2]
+        flats.append(flat)
 
-    voxels = None
-    if config.voxel_grid:
-        g = config.voxel_grid
-        vb = [_bin(xyz[:, a], *ranges[a], g) for a in range(3)]
-        vflat = ((event_of_point * g + vb[0]) * g + vb[1]) * g + vb[2]
-        vsum = np.bincount(vflat, weights=charge, minlength=batch * g**3)
-        voxels = _scale(vsum, config).reshape(batch, g, g, g)
-
+    sums = _sum_at(flats, columns[3], dump + max(img_per_event, g**3))
+    out = np.zeros(dump, dtype=config.dtype)
+    for flat, summed in zip(flats, sums, strict=True):
+        keep = (flat < dump) & (summed > 0)
+        # Points sharing a pixel carry the same sum, so repeated writes agree.
+        out[flat[keep]] = _scale_values(summed[keep], config)
+    images = out[:n_img].reshape(batch, n_chan, size, size)
+    voxels = out[n_img:].reshape(batch, g, g, g) if g else None
     return Projection(images=images, voxels=voxels, n_points=counts, n_outside=n_outside)
+
+
+#: Largest scratch buffer (elements) one pass uses; bigger batches are cut into slices.
+_MAX_BUFFER = 1 << 23
+_scratch = threading.local()
+
+
+def _sum_at(flats: list[np.ndarray], weights: np.ndarray, size: int) -> list[np.ndarray]:
+    """For every entry of each index array, the summed weights of all equal entries.
+
+    Scatter-adds into a zeroed scratch buffer kept per thread, reads the sums back and
+    zeroes only the touched entries. Images are sparse (~1-2 % of pixels hit), so this
+    beats allocating, filling and scanning a dense ``np.bincount`` output (~4x) or
+    sorting the indices (~3x). `np.add.at` adds in index order and the index arrays
+    cover disjoint pixels, so each sum is bit-identical to ``np.bincount``'s.
+    """
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or buf.size < size:
+        buf = _scratch.buf = np.zeros(max(size, 1 << 16), dtype=np.float64)
+    try:
+        for flat in flats:
+            np.add.at(buf, flat, weights)
+        return [buf[flat] for flat in flats]
+    finally:
+        for flat in flats:
+            buf[flat] = 0.0  # leave the buffer clean even if interrupted
+
+
+def _project_in_slices(
+    points: np.ndarray, counts: np.ndarray, config: ImageConfig, step: int
+) -> Projection:
+    ends = np.cumsum(counts)
+    starts = ends - counts
+    parts = []
+    for lo in range(0, len(counts), step):
+        hi = min(lo + step, len(counts))
+        sl = slice(starts[lo], ends[hi - 1]) if hi > lo else slice(0, 0)
+        parts.append(project_arrays(points[sl], counts[lo:hi], config))
+    return Projection(
+        images=np.concatenate([p.images for p in parts]),
+        voxels=None if parts[0].voxels is None else np.concatenate([p.voxels for p in parts]),
+        n_points=counts,
+        n_outside=np.concatenate([p.n_outside for p in parts]),
+    )
+
+
+def _scale_values(q: np.ndarray, config: ImageConfig) -> np.ndarray:
+    """Positive summed charges -> stored pixel values (see the module docstring)."""
+    if config.charge_transform == "log1p":
+        val = np.log1p(q) / np.log1p(config.charge_scale)
+    elif config.charge_transform == "linear":
+        val = q / config.charge_scale
+    else:  # binary: any hit
+        val = np.ones_like(q)
+    np.clip(val, 0.0, 1.0, out=val)
+    return np.rint(val * 255.0) if config.dtype == "uint8" else val
 
 
 def project(events: Sequence[Event], config: ImageConfig) -> Projection:

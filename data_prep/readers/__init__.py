@@ -1,0 +1,26 @@
+"""Readers for every supported point-cloud format, chosen by file content.
+
+>>> from data_prep.readers import open_events
+>>> with open_events("run_0001.h5") as reader:  # doctest: +SKIP
+...     print(reader.format, len(reader))
+
+See `data_prep.readers.base` for the `EventReader` contract.
+"""
+
+from data_prep.readers.base import (
+    FORMATS,
+    EventReader,
+    all_options,
+    detect_format,
+    open_events,
+)
+from data_prep.readers.pytpc import DriftCalibration
+
+__all__ = [
+    "FORMATS",
+    "DriftCalibration",
+    "EventReader",
+    "all_options",
+    "detect_format",
+    "open_events",
+]
