@@ -1,0 +1,94 @@
+"""``attpc-classify classify RUN INPUT... --out predictions.csv|.h5``: one row per event.
+
+Examples::
+
+    attpc-classify classify runs/vit_tiny run_0101.h5 run_0102.h5 --out predictions.csv
+    attpc-classify classify runs/cnn_binary real.root --root-tree T --out p.h5 --skip-bad
+
+Inputs are point-cloud files in any supported format (the model's recorded preprocessing
+is applied) or image files preprocessed exactly as the model's training data. Reader
+options are the same as ``preprocess``'s; give the same ones you preprocessed with.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "per-event predictions for point-cloud or image files"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from attpc_classify.commands.preprocess import add_reader_arguments
+
+    # dest run_dir: `--run` (a reader option, the run number) is another argument
+    parser.add_argument("run_dir", metavar="RUN", help="run directory written by `train`")
+    parser.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help="point-cloud files (any supported format) or image files",
+    )
+    parser.add_argument("--out", required=True, help="predictions .csv or .h5/.hdf5")
+    parser.add_argument("--batch-size", type=int, default=256, help="events per batch")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="inference precision (auto = bf16 on CPUs with native bf16, else fp32)",
+    )
+    parser.add_argument(
+        "--skip-bad",
+        action="store_true",
+        help="skip and count unreadable events instead of stopping",
+    )
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    # the reader options of preprocess: format, run, ROOT tree/branches, pytpc drift
+    add_reader_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.commands.preprocess import reader_options
+    from attpc_classify.predict import classify_files
+
+    trained = load_run(args.run_dir, device=args.device)
+    bar = None
+
+    def on_plan(total: int) -> None:
+        # opened once every input is checked, so a mismatch error prints only its line
+        nonlocal bar
+        bar = tqdm(total=total, unit="ev", disable=args.quiet, desc="classify", file=sys.stderr)
+
+    try:
+        summary = classify_files(
+            trained,
+            args.inputs,
+            args.out,
+            format=args.format,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            skip_bad=args.skip_bad,
+            progress=lambda n: bar.update(n),
+            on_plan=on_plan,
+            reader_options=reader_options(args),
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    counts = ", ".join(f"{k} {v}" for k, v in summary.predicted.items())
+    print(
+        f"{summary.n_events} events classified ({counts}) "
+        f"in {summary.wall_s:.1f} s, {summary.events_per_s:.0f} events/s"
+    )
+    if summary.n_skipped:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items()))
+        print(f"skipped {summary.n_skipped} bad events ({reasons})")
+    if summary.n_empty:
+        print(f"{summary.n_empty} events had no point inside the image ranges")
+    print(f"wrote {summary.out}")
+    return 0

@@ -1,0 +1,94 @@
+"""``attpc-classify evaluate RUN --data FILE``: metrics with 95 % intervals, and figures."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "metrics, intervals and figures for a trained run on an image file"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run directory written by `train`")
+    parser.add_argument("--data", required=True, help="labelled image file (preprocess output)")
+    parser.add_argument("--out", help="output directory (default RUN/eval/<data stem>/)")
+    parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="inference precision (auto = bf16 on CPU)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="metrics.json only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def summary_lines(metrics: dict) -> list[str]:
+    """Human-readable lines of an evaluation's headline numbers."""
+    from attpc_classify.report import fmt_estimate
+
+    lines = [
+        f"{metrics['n_labelled']} labelled events"
+        + (f" ({metrics['n_unlabelled']} unlabelled excluded)" if metrics["n_unlabelled"] else "")
+    ]
+    for task, m in metrics["tasks"].items():
+        lines.append(
+            f"  {task:10s} accuracy {fmt_estimate(m['accuracy'])}  "
+            f"macro-F1 {fmt_estimate(m['macro_f1'])}"
+        )
+        for name, pc in m["per_class"].items():
+            lines.append(
+                f"    {name:8s} F1 {fmt_estimate(pc['f1'])}  precision "
+                f"{fmt_estimate(pc['precision'])}  recall {fmt_estimate(pc['recall'])}  "
+                f"(n={pc['support']})"
+            )
+        if "roc_auc" in m:
+            lines.append(
+                f"    proton ROC AUC {fmt_estimate(m['roc_auc'])}  "
+                f"AP {fmt_estimate(m['average_precision'])}"
+            )
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.evaluate import evaluate_run
+    from data_prep.imagefile import read_info
+
+    trained = load_run(args.run)
+    n = int(read_info(args.data).get("n_events", 0))
+    bar = None
+
+    def progress(k: int) -> None:
+        # opened on the first batch, so a mismatch error prints only its one line
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, unit="ev", disable=args.quiet, desc="evaluate", file=sys.stderr)
+        bar.update(k)
+
+    try:
+        result = evaluate_run(
+            trained,
+            args.data,
+            out_dir=args.out,
+            n_boot=args.n_boot,
+            seed=args.seed,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            figures=not args.no_figures,
+            progress=progress,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    for line in summary_lines(result.metrics):
+        print(line)
+    if not result.metrics["tasks"]:
+        print("no labelled events: nothing to score", file=sys.stderr)
+    print(f"wrote {result.metrics_path}")
+    return 0

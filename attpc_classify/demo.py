@@ -1,0 +1,586 @@
+"""The demo: simulate -> preprocess -> train -> evaluate -> compare -> classify -> report.
+
+``attpc-classify demo --out DIR`` (``make demo``) runs the whole pipeline on a small
+simulated set with the same library calls the sub-commands make, and writes::
+
+    DIR/sim/run_XXXX.h5          simulated Spyral-format run files (e15503b nominal)
+    DIR/data/train.h5, test.h5   image files; the test set is whole held-out run files
+    DIR/runs/<model>_<task>/     one run directory per model and task (usable by classify)
+    DIR/compare.{md,csv,png}     binary and 3-class results side by side
+    DIR/predictions.csv          the best 3-class run applied to a raw test run file
+    DIR/report.md                numbers with 95 % intervals, figures, commands to rerun
+
+Every stage records a stamp (``DIR/.stamps/<stage>.json``) holding the settings it ran
+with. A rerun with the same settings reuses the stage's outputs; a stage whose settings
+changed (or whose outputs are missing) is redone, together with every stage after it.
+Simulation resumes run file by run file (`data_prep.simulate.simulate` with
+``resume=True``), so a killed demo loses at most the file in progress.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attpc_classify.config import git_sha, to_dict
+from data_prep.errors import InputError
+
+Log = Callable[[str], None]
+
+#: configs/ of the source tree (presets for simulation and training)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+@dataclass
+class DemoModel:
+    """One model family of the demo: a train preset plus overrides (``key=value``)."""
+
+    preset: str  # configs/train/<preset>.yaml
+    overrides: tuple[str, ...] = ()
+
+
+def _default_models() -> dict[str, DemoModel]:
+    # Smaller than the presets so that the demo stays well under 3 minutes on 2 cores: a
+    # 16-channel CNN (72 k parameters) and a 2-block ViT of width 96 (0.24 M).
+    return {
+        "cnn": DemoModel("cnn_small", ("model.width=16",)),
+        "vit": DemoModel(
+            "vit_tiny",
+            (
+                "model.depth=2",
+                "model.width=96",
+                "model.heads=3",
+                "model.drop_path=0.0",
+                "optim.lr=1e-3",
+                "optim.warmup_epochs=1",
+            ),
+        ),
+    }
+
+
+@dataclass
+class DemoConfig:
+    """Sizes and seeds of the demo (defaults: under 3 minutes on 2 cores)."""
+
+    sim_config: str = "e15503b_nominal"  # preset in configs/sim/ or a YAML path
+    events: int = 1000  # simulated events in total (class mix of the preset)
+    events_per_file: int = 100  # events per simulated run file
+    test_files: int = 3  # the last run files form the test set (never seen in training)
+    seed: int = 0  # simulation, training split, initialisation and bootstrap
+    workers: int = 2  # simulation / preprocessing processes
+    views: tuple[str, ...] = ("xy", "zy")  # image channels
+    size: int = 64  # pixels per side
+    models: dict[str, DemoModel] = field(default_factory=_default_models)
+    # models trained on each task; 3-class models are also scored on the binary task
+    tasks: tuple[str, ...] = ("multiclass", "binary")
+    epochs: int = 10  # training epochs (no early stopping: same work every run)
+    batch_size: int = 32  # events per step
+    n_boot: int = 1000  # bootstrap resamples of the 95 % intervals
+
+    def __post_init__(self) -> None:
+        self.views = tuple(self.views)
+        self.tasks = tuple(self.tasks)
+        n_files = -(-self.events // self.events_per_file)
+        if self.events < 1 or self.events_per_file < 1:
+            raise InputError("demo needs events >= 1 and events_per_file >= 1")
+        if not 1 <= self.test_files < n_files:
+            raise InputError(
+                f"{self.events} events make {n_files} run files of {self.events_per_file}: "
+                f"test_files must be 1..{n_files - 1}"
+            )
+        bad = [t for t in self.tasks if t not in ("multiclass", "binary")]
+        if bad or not self.tasks:
+            raise InputError(f"demo tasks must be multiclass and/or binary, got {list(self.tasks)}")
+        if self.epochs < 1 or self.batch_size < 1 or self.n_boot < 0 or self.workers < 1:
+            raise InputError("demo needs epochs, batch_size, workers >= 1 and n_boot >= 0")
+
+
+@dataclass
+class DemoResult:
+    """Where the demo wrote its report and runs, and how long each stage took."""
+
+    out_dir: Path
+    report: Path
+    runs: dict[str, Path]
+    timings: dict[str, float]
+    reused: list[str]
+
+
+class _Stamps:
+    """Per-stage records of the settings a stage's outputs were made with."""
+
+    def __init__(self, out_dir: Path):
+        self.dir = out_dir / ".stamps"
+        self.dir.mkdir(parents=True, exist_ok=True)
+
+    def matches(self, stage: str, key: dict) -> bool:
+        path = self.dir / f"{stage}.json"
+        try:
+            return json.loads(path.read_text()).get("key") == key
+        except (OSError, json.JSONDecodeError):
+            return False
+
+    def write(self, stage: str, key: dict, **info: Any) -> None:
+        path = self.dir / f"{stage}.json"
+        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps({"key": key, **info}, indent=1, default=str))
+        os.replace(tmp, path)
+
+    def clear(self, stage: str) -> None:
+        (self.dir / f"{stage}.json").unlink(missing_ok=True)
+
+
+def _sim_config_path(name: str) -> Path:
+    path = Path(name)
+    if path.is_file():
+        return path
+    preset = CONFIG_DIR / "sim" / f"{name}.yaml"
+    if not preset.is_file():
+        raise InputError("no such simulation preset or YAML file", path=name)
+    return preset
+
+
+def _train_preset(name: str) -> Path:
+    path = CONFIG_DIR / "train" / f"{name}.yaml"
+    if not path.is_file():
+        raise InputError("training preset not found", path=path)
+    return path
+
+
+def _train_overrides(cfg: DemoConfig, model: DemoModel) -> list[str]:
+    return [
+        *model.overrides,
+        f"optim.epochs={cfg.epochs}",
+        f"optim.batch_size={cfg.batch_size}",
+        "optim.patience=0",
+        f"seed={cfg.seed}",
+    ]
+
+
+def run_demo(
+    out_dir: str | Path = "demo_out",
+    config: DemoConfig | None = None,
+    *,
+    log: Log | None = None,
+    progress_factory: Callable[[str, int | None], Callable[[int], None]] | None = None,
+) -> DemoResult:
+    """Run the demo pipeline into ``out_dir`` (see the module docstring).
+
+    Parameters
+    ----------
+    out_dir
+        Output directory; stages already done there with the same settings are reused.
+    config
+        Sizes, seeds and models (`DemoConfig`).
+    log
+        Receives one line per stage (and the training epochs).
+    progress_factory
+        ``progress_factory(stage, total)`` returns a progress callback for that stage.
+
+    Returns
+    -------
+    DemoResult
+        Paths of the report and runs, seconds per stage, stages reused.
+    """
+    from attpc_classify.config import load_config
+    from attpc_classify.engine import train_run
+    from attpc_classify.evaluate import evaluate_run
+    from attpc_classify.train_config import TrainConfig
+    from data_prep.build import build_images
+    from data_prep.images import ImageConfig
+    from data_prep.simulate import SimConfig, simulate
+
+    cfg = config or DemoConfig()
+    log = log or (lambda _line: None)
+
+    def progress(stage: str, total: int | None) -> Callable[[int], None] | None:
+        return progress_factory(stage, total) if progress_factory else None
+
+    out_dir = Path(out_dir)
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / ".stamps").is_dir():
+        # The demo deletes stale stages under out_dir: never do that to someone's directory.
+        raise InputError(
+            "exists and is not a demo output directory; choose another --out", path=out_dir
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamps = _Stamps(out_dir)
+    timings: dict[str, float] = {}
+    reused: list[str] = []
+    start_all = time.perf_counter()
+
+    # -- 1. simulate -------------------------------------------------------------------
+    t0 = time.perf_counter()
+    sim_cfg = load_config(SimConfig, _sim_config_path(cfg.sim_config))
+    sim_key = {
+        "sim": to_dict(sim_cfg),
+        "events": cfg.events,
+        "seed": cfg.seed,
+        "events_per_file": cfg.events_per_file,
+    }
+    sim_dir = out_dir / "sim"
+    if not stamps.matches("simulate", sim_key):
+        # The stamp says which settings sim/ holds (written before simulating, so a killed
+        # simulation is resumed by simulate() itself); other settings: start afresh.
+        shutil.rmtree(sim_dir, ignore_errors=True)
+        stamps.write("simulate", sim_key)
+    log(
+        f"[1/6] simulate {cfg.events} events ({sim_cfg.name}, seed {cfg.seed}, "
+        f"{cfg.workers} workers) -> {sim_dir}"
+    )
+    summary = simulate(
+        sim_cfg,
+        cfg.events,
+        sim_dir,
+        seed=cfg.seed,
+        workers=cfg.workers,
+        events_per_file=cfg.events_per_file,
+        resume=True,
+        progress=progress("simulate", cfg.events),
+    )
+    if len(summary.resumed) == len(summary.files):
+        reused.append("simulate")
+    stamps.write("simulate", sim_key, summary=summary.to_dict())
+    timings["simulate"] = time.perf_counter() - t0
+    files = list(summary.files)
+    train_files, test_files = files[: -cfg.test_files], files[-cfg.test_files :]
+
+    # -- 2. preprocess -----------------------------------------------------------------
+    t0 = time.perf_counter()
+    image_config = ImageConfig(views=cfg.views, size=cfg.size, voxel_grid=0)
+    data_dir = out_dir / "data"
+    data_dir.mkdir(exist_ok=True)
+    split = {
+        "train": (train_files, data_dir / "train.h5"),
+        "test": (test_files, data_dir / "test.h5"),
+    }
+    prep_key = {"sim": sim_key, "image": image_config.to_dict(), "test_files": cfg.test_files}
+    build_summaries = {}
+    if stamps.matches("preprocess", prep_key) and all(p.exists() for _, p in split.values()):
+        reused.append("preprocess")
+        log("[2/6] preprocess: reusing data/train.h5, data/test.h5")
+    else:
+        stamps.clear("preprocess")
+        for name, (inputs, path) in split.items():
+            log(f"[2/6] preprocess {len(inputs)} run files -> {path}")
+            path.unlink(missing_ok=True)
+            build_summaries[name] = build_images(
+                inputs,
+                path,
+                image_config,
+                workers=cfg.workers,
+                progress=progress(f"preprocess {name}", None),
+            )
+        stamps.write("preprocess", prep_key)
+    timings["preprocess"] = time.perf_counter() - t0
+    train_h5, test_h5 = split["train"][1], split["test"][1]
+
+    # -- 3. train ----------------------------------------------------------------------
+    t0 = time.perf_counter()
+    runs: dict[str, Path] = {}
+    train_cfgs: dict[str, Any] = {}
+    for model_name, model in cfg.models.items():
+        for task in cfg.tasks:
+            name = f"{model_name}_{task}"
+            run_dir = out_dir / "runs" / name
+            overrides = [
+                *_train_overrides(cfg, model),
+                f"data.path={train_h5}",
+                f"data.task={task}",
+                f"out={run_dir}",
+            ]
+            tcfg = load_config(TrainConfig, _train_preset(model.preset), overrides)
+            train_cfgs[name] = (model, task)
+            key = {"prep": prep_key, "train": to_dict(tcfg)}
+            runs[name] = run_dir
+            if stamps.matches(f"train_{name}", key) and (run_dir / "model.json").exists():
+                reused.append(f"train {name}")
+                log(f"[3/6] train {name}: reusing {run_dir}")
+                continue
+            stamps.clear(f"train_{name}")
+            if run_dir.exists():
+                shutil.rmtree(run_dir)  # a stale or half-written run of this demo
+            log(
+                f"[3/6] train {name} ({model.preset} + {' '.join(model.overrides)}, "
+                f"{cfg.epochs} epochs)"
+            )
+            t_run = time.perf_counter()
+            train_run(
+                tcfg,
+                progress=progress(f"train {name}", None),
+                log=lambda line: log("      " + line),
+            )
+            stamps.write(f"train_{name}", key, seconds=time.perf_counter() - t_run)
+    timings["train"] = time.perf_counter() - t0
+
+    # -- 4. evaluate -------------------------------------------------------------------
+    t0 = time.perf_counter()
+    evals: dict[str, dict] = {}
+    for name, run_dir in runs.items():
+        log(f"[4/6] evaluate {name} on {test_h5.name} ({cfg.n_boot} bootstrap resamples)")
+        evals[name] = evaluate_run(
+            run_dir,
+            test_h5,
+            n_boot=cfg.n_boot,
+            seed=cfg.seed,
+            progress=progress(f"evaluate {name}", None),
+        ).metrics
+    timings["evaluate"] = time.perf_counter() - t0
+
+    # -- 5. compare and classify -------------------------------------------------------
+    t0 = time.perf_counter()
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import classify_files
+    from attpc_classify.report import compare_row, write_comparison
+
+    rows = [compare_row(m, name=name) for name, m in evals.items()]
+    comparison = write_comparison(rows, out_dir, title="demo: test set")
+    best = _best_run(evals)
+    log(f"[5/6] classify {test_files[-1].name} with {best} -> predictions.csv")
+    classified = classify_files(
+        load_run(runs[best]),
+        [test_files[-1]],
+        out_dir / "predictions.csv",
+        progress=progress("classify", None),
+    )
+    timings["compare + classify"] = time.perf_counter() - t0
+
+    # -- 6. report ---------------------------------------------------------------------
+    timings["total"] = time.perf_counter() - start_all
+    report = _write_report(
+        out_dir,
+        cfg,
+        sim_summary=summary.to_dict(),
+        train_files=train_files,
+        test_files=test_files,
+        image_config=image_config,
+        runs=runs,
+        train_cfgs=train_cfgs,
+        evals=evals,
+        comparison=comparison,
+        best=best,
+        classified=classified.to_dict(),
+        timings=timings,
+        reused=reused,
+    )
+    log(f"[6/6] report {report}")
+    return DemoResult(out_dir=out_dir, report=report, runs=runs, timings=timings, reused=reused)
+
+
+def _best_run(evals: dict[str, dict]) -> str:
+    """The run with the best 3-class macro-F1 (else the best binary proton F1)."""
+
+    def score(item: tuple[str, dict]) -> tuple[int, float]:
+        tasks = item[1]["tasks"]
+        if "multiclass" in tasks:
+            return (1, tasks["multiclass"]["macro_f1"]["value"] or 0.0)
+        return (0, tasks["binary"]["per_class"]["proton"]["f1"]["value"] or 0.0)
+
+    return max(evals.items(), key=score)[0]
+
+
+def _rel(path: Path, root: Path) -> str:
+    return os.path.relpath(path, root)
+
+
+def _write_report(
+    out_dir: Path,
+    cfg: DemoConfig,
+    *,
+    sim_summary: dict,
+    train_files: list[Path],
+    test_files: list[Path],
+    image_config: Any,
+    runs: dict[str, Path],
+    train_cfgs: dict[str, Any],
+    evals: dict[str, dict],
+    comparison: dict,
+    best: str,
+    classified: dict,
+    timings: dict[str, float],
+    reused: list[str],
+) -> Path:
+    from attpc_classify.report import fmt_estimate, write_text
+
+    def counts(metrics: dict) -> str:
+        per = metrics["tasks"].get("multiclass") or metrics["tasks"]["binary"]
+        return ", ".join(f"{k} {v['support']}" for k, v in per["per_class"].items())
+
+    def files(paths: list[Path]) -> str:
+        return " ".join(_rel(p, Path.cwd()) for p in paths)
+
+    first = next(iter(evals.values()))
+    test_counts = counts(evals[_best_run(evals)]) if evals else ""
+    lines = [
+        "# attpc-classify demo report",
+        "",
+        f"`{demo_command(out_dir, cfg)}`",
+        "",
+        f"{timings['total']:.0f} s on {os.cpu_count()} CPU cores "
+        f"({platform.processor() or platform.machine()}; load average "
+        f"{os.getloadavg()[0]:.1f} at the end), git {git_sha()[:12]}"
+        + (f"; reused from an earlier run: {', '.join(reused)}" if reused else "")
+        + ".",
+        "",
+        f"The whole pipeline on {sim_summary['n_events']} simulated events: models trained "
+        f"for {cfg.epochs} epochs on {sim_summary['n_events'] - first['n_events']} events, "
+        f"tested on {first['n_labelled']} others. The 95 % intervals are bootstrap intervals "
+        "over the test events: they show how much the numbers could move with another test "
+        "set of this size, not how much they move between training seeds.",
+        "",
+        "## Data",
+        "",
+        f"- Simulation: preset `{cfg.sim_config}` (attpc-engine, e15503b nominal physics), "
+        f"seed {cfg.seed}, {sim_summary['n_events']} events "
+        f"({', '.join(f'{k} {v}' for k, v in sim_summary['classes'].items())}) in "
+        f"{len(train_files) + len(test_files)} run files of {cfg.events_per_file}.",
+        f"- Training set: {len(train_files)} run files -> `data/train.h5` (a stratified "
+        "20 % of it validates each epoch). Test set: the last "
+        f"{len(test_files)} run files -> `data/test.h5` ({test_counts}), never seen in training.",
+        f"- Images: views {', '.join(image_config.views)}, {image_config.size} x "
+        f"{image_config.size} pixels, x/y {list(image_config.x_range)} mm, z "
+        f"{list(image_config.z_range)} mm, charge {image_config.charge_transform}"
+        f"(q) / {image_config.charge_transform}({image_config.charge_scale:g} ADC), "
+        f"{image_config.dtype}.",
+        "",
+        "## Results on the test set",
+        "",
+        f"Point estimate [bootstrap 95 % interval, {cfg.n_boot} resamples, seed {cfg.seed}]. "
+        "A 3-class run is also scored on the binary task: its score is p(proton), and it "
+        "predicts proton exactly when its 3-class prediction is proton.",
+        "",
+        comparison["table"],
+        "![binary and 3-class results](compare.png)",
+        "",
+        "Also as [compare.csv](compare.csv). Per run:",
+        "",
+    ]
+    for name, metrics in evals.items():
+        eval_dir = Path(metrics["run"]) / "eval" / "test"
+        figs = [
+            f"[{f.removesuffix('.png')}]({_rel(eval_dir / f, out_dir)})" for f in metrics["figures"]
+        ]
+        parts = []
+        for task, m in metrics["tasks"].items():
+            extra = ""
+            if task == "binary":
+                extra = (
+                    f", proton F1 {fmt_estimate(m['per_class']['proton']['f1'])}, "
+                    f"ROC AUC {fmt_estimate(m['roc_auc'])}"
+                )
+            parts.append(
+                f"{task}: accuracy {fmt_estimate(m['accuracy'])}, macro-F1 "
+                f"{fmt_estimate(m['macro_f1'])}{extra}"
+            )
+        lines.append(
+            f"- **{name}** (epoch {metrics['epoch']} kept by validation macro-F1; "
+            f"[metrics.json]({_rel(eval_dir / 'metrics.json', out_dir)})): "
+            + "; ".join(parts)
+            + ". Figures: "
+            + ", ".join(figs)
+        )
+    best_eval = evals[best]["run"]
+    lines += [
+        "",
+        f"![confusion matrix of {best}]({_rel(Path(best_eval) / 'eval' / 'test' / 'confusion_multiclass.png', out_dir)})"  # noqa: E501
+        if "multiclass" in evals[best]["tasks"]
+        else "",
+        "",
+        "## Classifying a raw run file",
+        "",
+        f"`{best}` applied to the raw point clouds of `{_rel(test_files[-1], out_dir)}` with "
+        "the preprocessing recorded in its checkpoint: "
+        f"{classified['n_events']} events "
+        f"({', '.join(f'{k} {v}' for k, v in classified['predicted'].items())}) in "
+        f"{classified['wall_s']:.2f} s -> [predictions.csv](predictions.csv) "
+        "(`run,event_id,label,p_proton,p_carbon,p_other`).",
+        "",
+        "## Time per stage",
+        "",
+        "| stage | seconds |",
+        "|---|---|",
+        *[f"| {k} | {v:.1f} |" for k, v in timings.items()],
+        "",
+        "## Reproduce",
+        "",
+        "The same pipeline with the sub-commands (same seeds, same settings; run from the "
+        "repository root):",
+        "",
+        "```bash",
+        *_commands(out_dir, cfg, train_files, test_files, image_config, runs, train_cfgs, best),
+        "```",
+        "",
+    ]
+    return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+def demo_command(out_dir: Path, cfg: DemoConfig) -> str:
+    """The ``attpc-classify demo`` command line that reproduces ``cfg``."""
+    defaults = DemoConfig()
+    parts = [f"attpc-classify demo --out {out_dir}"]
+    flags = {
+        "--events": (cfg.events, defaults.events),
+        "--test-files": (cfg.test_files, defaults.test_files),
+        "--epochs": (cfg.epochs, defaults.epochs),
+        "--tasks": (",".join(cfg.tasks), ",".join(defaults.tasks)),
+        "--models": (",".join(cfg.models), ",".join(defaults.models)),
+        "--seed": (cfg.seed, defaults.seed),
+        "--workers": (cfg.workers, defaults.workers),
+        "--n-boot": (cfg.n_boot, defaults.n_boot),
+    }
+    parts += [f"{flag} {value}" for flag, (value, default) in flags.items() if value != default]
+    hidden = ("sim_config", "events_per_file", "views", "size", "batch_size")
+    changed = [f"{k}={getattr(cfg, k)}" for k in hidden if getattr(cfg, k) != getattr(defaults, k)]
+    if changed or cfg.models != {m: defaults.models[m] for m in cfg.models if m in defaults.models}:
+        parts.append("# with DemoConfig(" + ", ".join(changed or ["custom models"]) + ")")
+    return " ".join(parts)
+
+
+def _commands(
+    out_dir: Path,
+    cfg: DemoConfig,
+    train_files: list[Path],
+    test_files: list[Path],
+    image_config: Any,
+    runs: dict[str, Path],
+    train_cfgs: dict[str, Any],
+    best: str,
+) -> list[str]:
+    d = out_dir
+    prep = (
+        f"--views {','.join(image_config.views)} --size {image_config.size} "
+        f"--voxel-grid 0 --workers {cfg.workers}"
+    )
+    cmds = [
+        f"attpc-classify simulate --config {cfg.sim_config} --events {cfg.events} "
+        f"--events-per-file {cfg.events_per_file} --seed {cfg.seed} --workers {cfg.workers} "
+        f"--out {d}/sim",
+        f"attpc-classify preprocess {' '.join(str(p) for p in train_files)} "
+        f"--out {d}/data/train.h5 {prep}",
+        f"attpc-classify preprocess {' '.join(str(p) for p in test_files)} "
+        f"--out {d}/data/test.h5 {prep}",
+    ]
+    for name, run_dir in runs.items():
+        model, task = train_cfgs[name]
+        overrides = " ".join(_train_overrides(cfg, model))
+        cmds.append(
+            f"attpc-classify train --config configs/train/{model.preset}.yaml "
+            f"--data {d}/data/train.h5 --task {task} --out {run_dir} {overrides}"
+        )
+    for run_dir in runs.values():
+        cmds.append(
+            f"attpc-classify evaluate {run_dir} --data {d}/data/test.h5 "
+            f"--n-boot {cfg.n_boot} --seed {cfg.seed}"
+        )
+    cmds.append(
+        f"attpc-classify compare {' '.join(str(r) for r in runs.values())} --out {d} "
+        f"--title 'demo: test set'"
+    )
+    cmds.append(f"attpc-classify classify {runs[best]} {test_files[-1]} --out {d}/predictions.csv")
+    return cmds

@@ -1,0 +1,576 @@
+"""Evaluation: classification metrics with bootstrap 95 % intervals, per run and data set.
+
+``attpc-classify evaluate RUN --data FILE`` calls `evaluate_run`, which writes
+``RUN/eval/<data stem>/metrics.json`` and PNG figures.
+
+Point estimates come from scikit-learn. The bootstrap does not call scikit-learn once per
+resample (1,000 calls x several metrics is seconds to minutes): it draws one resample
+index matrix, turns it into per-event weights ``W`` (how often each event was drawn), and
+computes every metric of every resample at once from weighted counts:
+
+* confusion matrices: ``W @ one_hot(true * K + pred)``, one matrix product;
+* ROC AUC and average precision: events sorted once by score, tied scores grouped, then
+  cumulative weighted positive / negative counts along the sorted axis.
+
+With all weights equal to one these are exactly scikit-learn's formulas (the tests check
+this, also with random integer weights against scikit-learn's ``sample_weight``).
+Intervals are percentile intervals (2.5 %, 97.5 %) over the resamples, and all metrics
+share the same resamples, so they are paired.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import h5py
+import numpy as np
+from sklearn import metrics as skm
+
+from data_prep.errors import InputError
+from data_prep.events import CLASS_NAMES, binary_labels
+
+if TYPE_CHECKING:  # loading torch only when a run is evaluated
+    from attpc_classify.checkpoint import Trained
+
+#: Resamples x events held in memory at once by the bootstrap (float64: 32 MB).
+_CHUNK_CELLS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A point estimate with its bootstrap 95 % interval (``nan`` when undefined)."""
+
+    value: float
+    low: float
+    high: float
+
+    def to_dict(self) -> dict[str, float | list[float]]:
+        return {"value": _num(self.value), "ci95": [_num(self.low), _num(self.high)]}
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def _num(x: float) -> float | None:
+    # JSON has no NaN: undefined metrics (e.g. AUC with one class present) become null.
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+# --------------------------------------------------------------------------------------
+# Metrics from confusion counts (vectorised over a leading resample axis)
+# --------------------------------------------------------------------------------------
+
+
+def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
+    """Per-class precision, recall, F1, macro-F1 and accuracy from confusion counts.
+
+    Parameters
+    ----------
+    cm
+        ``(..., K, K)`` counts (rows = true class, columns = predicted), any leading shape.
+
+    Returns
+    -------
+    dict
+        ``precision``, ``recall``, ``f1`` of shape ``(..., K)``; ``macro_f1`` and
+        ``accuracy`` of shape ``(...)``. A ratio with a zero denominator is 0, as in
+        scikit-learn with ``zero_division=0``.
+    """
+    cm = np.asarray(cm, dtype=np.float64)
+    tp = np.diagonal(cm, axis1=-2, axis2=-1)
+    predicted = cm.sum(axis=-2)
+    actual = cm.sum(axis=-1)
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
+    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
+    denom = precision + recall
+    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
+    total = cm.sum(axis=(-2, -1))
+    accuracy = np.divide(tp.sum(axis=-1), total, out=np.zeros_like(total), where=total > 0)
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "macro_f1": f1.mean(axis=-1),
+        "accuracy": accuracy,
+    }
+
+
+def _grouped_counts(
+    score: np.ndarray, positive: np.ndarray, weights: np.ndarray, *, descending: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted positive / negative counts per group of tied scores, in score order.
+
+    ``weights`` is ``(B, N)``; returns two ``(B, G)`` arrays for G distinct scores.
+    """
+    order = np.argsort(-score if descending else score, kind="mergesort")
+    s = score[order]
+    starts = np.flatnonzero(np.r_[True, s[1:] != s[:-1]])
+    w = weights[:, order]
+    pos = np.add.reduceat(w * positive[order], starts, axis=1)
+    neg = np.add.reduceat(w * ~positive[order], starts, axis=1)
+    return pos, neg
+
+
+def weighted_roc_auc(score: np.ndarray, positive: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """ROC AUC for each row of ``weights`` (``(B, N)``); ``nan`` where a class is absent.
+
+    AUC = P(score of a positive > score of a negative) + 0.5 P(tie), counted with weights.
+    """
+    pos, neg = _grouped_counts(score, positive, weights, descending=False)
+    neg_below = np.cumsum(neg, axis=1) - neg
+    n_pos, n_neg = pos.sum(axis=1), neg.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        auc = (pos * (neg_below + 0.5 * neg)).sum(axis=1) / (n_pos * n_neg)
+    return np.where((n_pos > 0) & (n_neg > 0), auc, np.nan)
+
+
+def weighted_average_precision(
+    score: np.ndarray, positive: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Average precision (scikit-learn's step sum) for each row of ``weights``."""
+    pos, neg = _grouped_counts(score, positive, weights, descending=True)
+    tp, fp = np.cumsum(pos, axis=1), np.cumsum(neg, axis=1)
+    n_pos = tp[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = tp / n_pos
+    d_recall = np.diff(recall, axis=1, prepend=0.0)
+    ap = (d_recall * precision).sum(axis=1)
+    return np.where(n_pos[:, 0] > 0, ap, np.nan)
+
+
+# --------------------------------------------------------------------------------------
+# Task-level results
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TaskMetrics:
+    """Everything measured for one task (3-class or proton-vs-rest) on one data set."""
+
+    class_names: tuple[str, ...]
+    confusion: np.ndarray  # (K, K) counts, rows true
+    support: np.ndarray  # (K,) true events per class
+    precision: list[Estimate]
+    recall: list[Estimate]
+    f1: list[Estimate]
+    macro_f1: Estimate
+    accuracy: Estimate
+    n_events: int
+    roc_auc: Estimate | None = None  # binary only: positive = class 0 (proton)
+    average_precision: Estimate | None = None
+    curves: dict | None = None  # binary only: roc (fpr, tpr) and pr (recall, precision)
+
+    def to_dict(self, *, with_curves: bool = False) -> dict:
+        per_class = {
+            name: {
+                "precision": self.precision[k].to_dict(),
+                "recall": self.recall[k].to_dict(),
+                "f1": self.f1[k].to_dict(),
+                "support": int(self.support[k]),
+            }
+            for k, name in enumerate(self.class_names)
+        }
+        out: dict = {
+            "class_names": list(self.class_names),
+            "n_events": self.n_events,
+            "accuracy": self.accuracy.to_dict(),
+            "macro_f1": self.macro_f1.to_dict(),
+            "per_class": per_class,
+            "confusion": self.confusion.astype(int).tolist(),
+        }
+        if self.roc_auc is not None:
+            out["positive_class"] = self.class_names[0]
+            out["roc_auc"] = self.roc_auc.to_dict()
+            out["average_precision"] = self.average_precision.to_dict()
+        if with_curves and self.curves is not None:
+            out["curves"] = self.curves
+        return out
+
+
+def _interval(point: float, samples: np.ndarray) -> Estimate:
+    samples = samples[np.isfinite(samples)]
+    if not np.isfinite(point) or samples.size == 0:
+        return Estimate(float(point), float("nan"), float("nan"))
+    low, high = np.percentile(samples, [2.5, 97.5])
+    return Estimate(float(point), float(low), float(high))
+
+
+def _downsample_curve(x: np.ndarray, y: np.ndarray, n: int = 400) -> tuple[list, list]:
+    # Curves over 10k events have 10k points; a few hundred draw the same figure.
+    if len(x) > n:
+        keep = np.unique(np.r_[np.linspace(0, len(x) - 1, n).astype(int), len(x) - 1])
+        x, y = x[keep], y[keep]
+    return np.round(x, 6).tolist(), np.round(y, 6).tolist()
+
+
+def task_metrics(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    class_names: tuple[str, ...] | list[str],
+    *,
+    score: np.ndarray | None = None,
+    n_boot: int = 1000,
+    rng: np.random.Generator,
+) -> TaskMetrics:
+    """Metrics of one task with bootstrap 95 % intervals.
+
+    Parameters
+    ----------
+    y_true, y_pred
+        ``(N,)`` class ids in ``range(K)`` (unlabelled events already removed).
+    class_names
+        The K class names, in id order.
+    score
+        For a binary task: ``(N,)`` score of class 0 (higher = more likely class 0), for
+        ROC / PR curves, ROC AUC and average precision. ``None`` skips those.
+    n_boot
+        Bootstrap resamples (0 = point estimates only, intervals ``nan``).
+    rng
+        Generator for the resample indices (seed it for reproducible intervals).
+
+    Examples
+    --------
+    >>> m = task_metrics(np.array([0, 1, 1]), np.array([0, 1, 0]), ["a", "b"],
+    ...                  n_boot=200, rng=np.random.default_rng(0))
+    >>> round(m.accuracy.value, 3)
+    0.667
+    """
+    y_true = np.asarray(y_true, dtype=np.int64)
+    y_pred = np.asarray(y_pred, dtype=np.int64)
+    k = len(class_names)
+    n = len(y_true)
+    labels = list(range(k))
+    cm = skm.confusion_matrix(y_true, y_pred, labels=labels) if n else np.zeros((k, k), int)
+    if n:
+        prec, rec, f1, support = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, zero_division=0
+        )
+        acc = skm.accuracy_score(y_true, y_pred)
+        macro = float(np.mean(f1))
+    else:
+        prec = rec = f1 = np.zeros(k)
+        support = np.zeros(k, int)
+        acc = macro = float("nan")
+
+    positive = None if score is None else (y_true == 0)
+    point_auc = point_ap = float("nan")
+    curves = None
+    if positive is not None and positive.any() and (~positive).any():
+        point_auc = skm.roc_auc_score(positive, score)
+        point_ap = skm.average_precision_score(positive, score)
+        fpr, tpr, _ = skm.roc_curve(positive, score)
+        pr_p, pr_r, _ = skm.precision_recall_curve(positive, score)
+        curves = {
+            "roc": dict(zip(("fpr", "tpr"), _downsample_curve(fpr, tpr), strict=True)),
+            "pr": dict(zip(("recall", "precision"), _downsample_curve(pr_r, pr_p), strict=True)),
+        }
+
+    boot = {
+        "precision": np.empty((0, k)),
+        "recall": np.empty((0, k)),
+        "f1": np.empty((0, k)),
+        "macro_f1": np.empty(0),
+        "accuracy": np.empty(0),
+        "auc": np.empty(0),
+        "ap": np.empty(0),
+    }
+    if n_boot > 0 and n > 0:
+        parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
+        one_hot = np.zeros((n, k * k))
+        one_hot[np.arange(n), y_true * k + y_pred] = 1.0
+        chunk = max(1, _CHUNK_CELLS // n)
+        for start in range(0, n_boot, chunk):
+            b = min(chunk, n_boot - start)
+            idx = rng.integers(0, n, size=(b, n))
+            # weights[r, i] = how often event i was drawn in resample r
+            offsets = (np.arange(b) * n)[:, None]
+            weights = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
+            weights = weights.astype(np.float64)
+            scores = scores_from_confusion((weights @ one_hot).reshape(b, k, k))
+            for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
+                parts[key].append(scores[key])
+            if curves is not None:
+                parts["auc"].append(weighted_roc_auc(score, positive, weights))
+                parts["ap"].append(weighted_average_precision(score, positive, weights))
+        boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
+
+    return TaskMetrics(
+        class_names=tuple(class_names),
+        confusion=np.asarray(cm),
+        support=np.asarray(support),
+        precision=[_interval(prec[c], boot["precision"][:, c]) for c in range(k)],
+        recall=[_interval(rec[c], boot["recall"][:, c]) for c in range(k)],
+        f1=[_interval(f1[c], boot["f1"][:, c]) for c in range(k)],
+        macro_f1=_interval(macro, boot["macro_f1"]),
+        accuracy=_interval(acc, boot["accuracy"]),
+        n_events=n,
+        roc_auc=None if score is None else _interval(point_auc, boot["auc"]),
+        average_precision=None if score is None else _interval(point_ap, boot["ap"]),
+        curves=curves,
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Evaluating a trained run on an image file
+# --------------------------------------------------------------------------------------
+
+#: Binary task names (the 3-class label -> proton vs rest, `data_prep.events.binary_labels`).
+BINARY_NAMES = ("proton", "rest")
+
+
+@dataclass
+class EvalResult:
+    """What `evaluate_run` wrote: the metrics dict (also in ``metrics.json``) and figures."""
+
+    out_dir: Path
+    metrics: dict
+    figures: list[Path]
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.out_dir / "metrics.json"
+
+
+def _predict_image_file(
+    trained: Trained,
+    path: Path,
+    *,
+    batch_size: int,
+    precision: str,
+    progress: Callable[[int], None] | None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities ``(N, K)`` and labels ``(N,)`` for every event, streamed in batches."""
+    needs_voxels = trained.info.input == "voxels"
+    with h5py.File(path, "r") as f:
+        labels = f["label"][:].astype(np.int64)
+        n = len(labels)
+        k = len(trained.info.output_names)
+        proba = np.zeros((n, k), dtype=np.float32)
+        for start in range(0, n, batch_size):
+            sl = slice(start, min(n, start + batch_size))
+            proba[sl] = trained.predict_proba(
+                f["images"][sl],
+                f["voxels"][sl] if needs_voxels else None,
+                precision=precision,
+                batch_size=batch_size,
+            )
+            if progress is not None:
+                progress(sl.stop - sl.start)
+    return proba, labels
+
+
+def score_predictions(
+    proba: np.ndarray,
+    labels: np.ndarray,
+    *,
+    task: str,
+    output_names: tuple[str, ...] | list[str],
+    class_names: tuple[str, ...] | list[str] = CLASS_NAMES,
+    n_boot: int = 1000,
+    rng: np.random.Generator,
+) -> dict[str, TaskMetrics]:
+    """Metrics of predictions on one or both tasks.
+
+    Parameters
+    ----------
+    proba
+        ``(N, K)`` model probabilities in ``output_names`` order.
+    labels
+        ``(N,)`` 3-class labels (ids into ``class_names``); -1 = unknown, excluded.
+    task
+        The model's task: ``"multiclass"`` (outputs = ``class_names``) or ``"binary"``
+        (outputs = proton, rest).
+    output_names, class_names
+        Model outputs and the data's class names.
+    n_boot, rng
+        Bootstrap resamples and their generator.
+
+    Returns
+    -------
+    dict
+        ``{"binary": TaskMetrics}`` for a binary model; ``{"multiclass": ..., "binary": ...}``
+        for a 3-class model, whose binary score is p(proton) and whose binary prediction is
+        "proton" exactly when its 3-class prediction is proton (the ``label`` a user of
+        ``classify`` sees).
+    """
+    known = labels >= 0
+    proba, labels = proba[known], labels[known]
+    output_names = tuple(output_names)
+    if "proton" not in output_names:
+        raise InputError(f"model outputs {list(output_names)} have no 'proton' class")
+    p_proton = proba[:, output_names.index("proton")]
+    pred = proba.argmax(axis=1)
+    out: dict[str, TaskMetrics] = {}
+    if task == "multiclass":
+        if tuple(class_names) != output_names:
+            raise InputError(
+                f"data classes {list(class_names)} differ from model outputs {list(output_names)}"
+            )
+        out["multiclass"] = task_metrics(labels, pred, class_names, n_boot=n_boot, rng=rng)
+    pred_proton = pred == output_names.index("proton")
+    y_bin = binary_labels(labels)  # proton 0, rest 1
+    pred_bin = (~pred_proton).astype(np.int64)
+    out["binary"] = task_metrics(
+        y_bin, pred_bin, BINARY_NAMES, score=p_proton, n_boot=n_boot, rng=rng
+    )
+    return out
+
+
+def count_parameters(trained: Trained) -> int | None:
+    """Trainable parameter count of a loaded run's model, if it exposes one."""
+    model = getattr(trained, "model", None)
+    if model is None or not hasattr(model, "parameters"):
+        return None
+    return int(sum(p.numel() for p in model.parameters()))
+
+
+def evaluate_run(
+    run: str | Path | Trained,
+    data: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    batch_size: int = 256,
+    precision: str = "auto",
+    figures: bool = True,
+    progress: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Evaluate a trained run on a labelled image file; write metrics.json and figures.
+
+    Parameters
+    ----------
+    run
+        A run directory (``train`` output) or an already loaded `Trained`.
+    data
+        An image file made with the run's preprocessing (checked before any work).
+    out_dir
+        Where to write; default ``RUN/eval/<data file stem>/``.
+    n_boot
+        Bootstrap resamples for the 95 % intervals (0 = none).
+    seed
+        Seed of the bootstrap generator: same seed, same intervals.
+    batch_size, precision
+        Inference batch size and precision (``"auto"`` = bf16 on CPU).
+    figures
+        Also draw the PNGs (confusion matrices, ROC/PR, learning curves).
+    progress
+        Called with the number of newly scored events.
+
+    Returns
+    -------
+    EvalResult
+        ``metrics`` (the JSON written), output directory and figure paths.
+
+    Examples
+    --------
+    >>> res = evaluate_run("runs/cnn", "data/test.h5", n_boot=1000)  # doctest: +SKIP
+    >>> res.metrics["tasks"]["binary"]["per_class"]["proton"]["f1"]  # doctest: +SKIP
+    {'value': 0.991, 'ci95': [0.986, 0.995]}
+    """
+    import time
+
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import check_image_file
+    from attpc_classify.report import (
+        plot_confusion,
+        plot_learning_curves,
+        plot_roc_pr,
+        read_metrics_jsonl,
+        write_json,
+    )
+
+    if n_boot < 0:
+        raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    trained = load_run(run) if isinstance(run, (str, Path)) else run
+    info = trained.info
+    data = Path(data)
+    if not data.exists():
+        raise InputError("data file not found", path=data)
+    file_info = check_image_file(data, trained)
+    run_dir = Path(info.path)
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval" / data.stem
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    start = time.perf_counter()
+    proba, labels = _predict_image_file(
+        trained, data, batch_size=batch_size, precision=precision, progress=progress
+    )
+    infer_s = time.perf_counter() - start
+    n_unlabelled = int((labels < 0).sum())
+    tasks = {}
+    if n_unlabelled < len(labels):
+        tasks = score_predictions(
+            proba,
+            labels,
+            task=info.task,
+            output_names=info.output_names,
+            class_names=tuple(file_info["class_names"]),
+            n_boot=n_boot,
+            rng=np.random.default_rng(seed),
+        )
+
+    fig_paths: list[Path] = []
+    if figures:
+        name = run_dir.name
+        for task, m in tasks.items():
+            fig_paths.append(
+                plot_confusion(
+                    m.confusion,
+                    m.class_names,
+                    out_dir / f"confusion_{task}.png",
+                    title=f"{name} — {task} on {data.name}",
+                )
+            )
+        binary = tasks.get("binary")
+        if binary is not None and binary.curves is not None:
+            fig_paths.append(
+                plot_roc_pr(
+                    binary.curves,
+                    out_dir / "roc_pr.png",
+                    roc_auc=str(binary.roc_auc),
+                    average_precision=str(binary.average_precision),
+                    title=name,
+                )
+            )
+        records = read_metrics_jsonl(run_dir / "metrics.jsonl")
+        if records:
+            fig_paths.append(
+                plot_learning_curves(records, out_dir / "learning_curves.png", title=name)
+            )
+
+    metrics = {
+        "run": str(run_dir),
+        "data": str(data),
+        "model": info.model,
+        "n_params": count_parameters(trained),
+        "task": info.task,
+        "input": info.input,
+        "output_names": list(info.output_names),
+        "epoch": info.epoch,
+        "git_sha": info.git_sha,
+        "n_events": len(labels),
+        "n_labelled": len(labels) - n_unlabelled,
+        "n_unlabelled": n_unlabelled,
+        "bootstrap": {"n_boot": n_boot, "seed": seed, "interval": "percentile 95 %"},
+        "precision": precision,
+        "inference_events_per_s": round(len(labels) / infer_s, 1) if infer_s > 0 else None,
+        "tasks": {t: m.to_dict(with_curves=True) for t, m in tasks.items()},
+        "figures": [p.name for p in fig_paths],
+    }
+    write_json(out_dir / "metrics.json", metrics)
+    return EvalResult(out_dir=out_dir, metrics=metrics, figures=fig_paths)
+
+
+def latest_eval(run_dir: str | Path, data: str | Path | None = None) -> Path | None:
+    """``metrics.json`` of a run's evaluation on ``data`` (by stem), else its newest one."""
+    eval_root = Path(run_dir) / "eval"
+    if data is not None:
+        path = eval_root / Path(data).stem / "metrics.json"
+        return path if path.exists() else None
+    found = sorted(eval_root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    return found[-1] if found else None

@@ -1,0 +1,213 @@
+"""Train -> evaluate -> classify end to end through the CLI, prediction files, mismatches.
+
+One tiny CNN is trained once per session on the synthetic image file (a few seconds) and
+shared by every test here; the point-cloud files are written by the real format writers
+of tests/_formats.py from the same clouds, so classifying them must reproduce, event for
+event, the predictions made from the image file (the training-time transform, exactly).
+"""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+from _formats import write_root, write_spyral
+from _synthetic import SMALL_CONFIG, make_events, make_image_file
+
+from attpc_classify.cli import main
+from attpc_classify.predict import PredictionWriter, prediction_columns, read_predictions
+from data_prep.events import CLASS_NAMES, Event
+from data_prep.images import ImageConfig
+
+THREE = ["run", "event_id", "label", "p_proton", "p_carbon", "p_other"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A 3-class CNN run trained 2 epochs on 3 x 40 synthetic events, and a test file."""
+    root = tmp_path_factory.mktemp("classify")
+    train = make_image_file(root / "train.h5", n_per_class=40, seed=0)
+    test = make_image_file(root / "test.h5", n_per_class=20, seed=1, unknown=3)
+    run = root / "runs" / "cnn"
+    rc = main(
+        ["train", "--data", str(train), "--task", "multiclass", "--out", str(run), "--quiet",
+         "model.name=cnn", "model.width=8", "model.depth=2", "optim.epochs=2"]
+    )  # fmt: skip
+    assert rc == 0
+    return {"root": root, "run": run, "train": train, "test": test}
+
+
+def _raw_events(seed: int, n_per_class: int) -> list[Event]:
+    """The clouds `make_image_file(seed=...)` projects, as `Event`s with ids 0..N-1."""
+    clouds, labels = make_events(n_per_class, np.random.default_rng(seed))
+    return [
+        Event(run=7, event_id=i, points=pts, label=int(lab))
+        for i, (pts, lab) in enumerate(zip(clouds, labels, strict=True))
+    ]
+
+
+def test_prediction_writers_have_exactly_the_required_columns(tmp_path):
+    proba = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]], dtype=np.float32)
+    for name in ("p.csv", "p.h5"):
+        with PredictionWriter(tmp_path / name, CLASS_NAMES) as w:
+            w.append(np.array([3, 3]), np.array([10, 11]), proba)
+            w.commit()
+        got = read_predictions(tmp_path / name)
+        assert list(got) == THREE
+        assert got["label"].tolist() == ["proton", "other"]
+        assert got["event_id"].tolist() == [10, 11]
+        np.testing.assert_allclose(got["p_other"], [0.1, 0.8], atol=1e-6)
+    assert (tmp_path / "p.csv").read_text().splitlines()[0] == ",".join(THREE)
+    with h5py.File(tmp_path / "p.h5") as f:
+        assert set(f) == set(THREE) and f["label"].asstr()[0] == "proton"
+    assert prediction_columns(("proton", "rest"))[3:] == ["p_proton", "p_rest"]
+    # an aborted writer leaves nothing, not even its temporary file
+    with PredictionWriter(tmp_path / "gone.csv", CLASS_NAMES) as w:
+        w.append(np.array([1]), np.array([1]), proba[:1])
+    assert list(tmp_path.glob("*gone*")) == []
+
+
+def test_train_evaluate_classify_end_to_end(trained, capsys):
+    run, test = trained["run"], trained["test"]
+    assert main(["evaluate", str(run), "--data", str(test), "--n-boot", "200", "--quiet"]) == 0
+    metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
+    assert metrics["n_labelled"] == 60 and metrics["n_unlabelled"] == 3
+    multi = metrics["tasks"]["multiclass"]
+    lo, hi = multi["macro_f1"]["ci95"]
+    assert lo <= multi["macro_f1"]["value"] <= hi
+    assert "binary" in metrics["tasks"]  # a 3-class run is also scored proton vs rest
+    figures = {p.name for p in (run / "eval" / "test").glob("*.png")}
+    assert {"confusion_multiclass.png", "roc_pr.png", "learning_curves.png"} <= figures
+
+    out = trained["root"] / "pred.csv"
+    assert main(["classify", str(run), str(test), "--out", str(out), "--quiet"]) == 0
+    got = read_predictions(out)
+    assert list(got) == THREE and len(got["event_id"]) == 63
+    np.testing.assert_allclose(got["p_proton"] + got["p_carbon"] + got["p_other"], 1, atol=1e-4)
+    assert "63 events classified" in capsys.readouterr().out
+
+
+def test_raw_point_clouds_give_the_image_file_predictions(trained, tmp_path):
+    """Spyral and ROOT files of the same clouds -> the same rows as the image file."""
+    run, train = trained["run"], trained["train"]
+    events = _raw_events(seed=0, n_per_class=40)  # the clouds of train.h5
+    spyral = write_spyral(tmp_path / "run_0007.h5", events)
+    root = write_root(tmp_path / "events.root", events)
+    ref = tmp_path / "ref.csv"
+    assert main(["classify", str(run), str(train), "--out", str(ref), "--precision", "fp32",
+                 "--quiet"]) == 0  # fmt: skip
+    expected = read_predictions(ref)
+    for raw in (spyral, root):
+        out = tmp_path / f"pred_{raw.stem}.h5"
+        rc = main(["classify", str(run), str(raw), "--out", str(out), "--precision", "fp32",
+                   "--batch-size", "50", "--quiet"])  # fmt: skip
+        assert rc == 0
+        got = read_predictions(out)
+        np.testing.assert_array_equal(got["event_id"], expected["event_id"])
+        np.testing.assert_array_equal(got["run"], expected["run"])
+        np.testing.assert_array_equal(got["label"], expected["label"])
+        for name in ("p_proton", "p_carbon", "p_other"):
+            np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
+
+
+def test_mismatches_are_one_line_errors_before_any_work(trained, tmp_path, capsys):
+    run = trained["run"]
+    other_size = make_image_file(
+        tmp_path / "big.h5", n_per_class=2, config=ImageConfig(views=("xy",), size=16)
+    )
+    other_scale = make_image_file(
+        tmp_path / "scale.h5",
+        n_per_class=2,
+        config=ImageConfig(**{**SMALL_CONFIG.to_dict(), "charge_scale": 5000.0}),
+    )
+    spyral = write_spyral(tmp_path / "run_0001.h5", _raw_events(seed=3, n_per_class=2))
+    junk = tmp_path / "junk.h5"
+    junk.write_bytes(b"not an hdf5 file at all")
+    cases = [
+        (
+            [str(other_size)],
+            "views ['xy'] (model: ['xy', 'zy']); size 16 (model: 32)",
+        ),  # wrong views and size
+        ([str(other_scale)], "charge_scale"),
+        ([str(spyral), str(junk)], "junk.h5"),  # the bad second input fails first
+        ([str(spyral), str(tmp_path / "missing.h5")], "not found"),
+    ]
+    for inputs, needle in cases:
+        out = tmp_path / "p.csv"
+        rc = main(["classify", str(run), *inputs, "--out", str(out), "--quiet"])
+        err = capsys.readouterr().err.strip()
+        assert rc == 2
+        assert len(err.splitlines()) == 1 and err.startswith("error: ") and needle in err
+        assert not out.exists() and list(tmp_path.glob(".p.csv.tmp*")) == []
+    # wrong output suffix, and evaluate on a file preprocessed differently
+    assert main(["classify", str(run), str(spyral), "--out", str(tmp_path / "p.txt")]) == 2
+    assert main(["evaluate", str(run), "--data", str(other_size), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "size 16 (model: 32)" in err[1]
+
+
+def test_skip_bad_counts_and_goes_on(trained, tmp_path, capsys):
+    events = _raw_events(seed=4, n_per_class=3)
+    events[2] = Event(run=7, event_id=2, points=np.full((5, 4), np.nan), label=0)
+    raw = write_spyral(tmp_path / "run_0002.h5", events)
+    out = tmp_path / "p.csv"
+    assert main(["classify", str(trained["run"]), str(raw), "--out", str(out), "--quiet"]) == 2
+    assert "event 2" in capsys.readouterr().err and not out.exists()
+    rc = main(["classify", str(trained["run"]), str(raw), "--out", str(out), "--skip-bad",
+               "--quiet"])  # fmt: skip
+    assert rc == 0
+    assert len(read_predictions(out)["event_id"]) == 8
+    assert "skipped 1 bad events" in capsys.readouterr().out
+
+
+def test_binary_run_and_compare(trained, tmp_path, capsys):
+    """A binary ViT beside the 3-class CNN: columns p_proton,p_rest; one comparison table."""
+    binary = trained["root"] / "runs" / "vit_binary"
+    rc = main(
+        ["train", "--data", str(trained["train"]), "--task", "binary", "--out", str(binary),
+         "--quiet", "model.name=vit", "model.depth=1", "model.width=16", "model.heads=2",
+         "model.patch=8", "optim.epochs=1"]
+    )  # fmt: skip
+    assert rc == 0
+    out = tmp_path / "p.csv"
+    assert main(["classify", str(binary), str(trained["test"]), "--out", str(out), "--quiet"]) == 0
+    assert out.read_text().splitlines()[0] == "run,event_id,label,p_proton,p_rest"
+    assert set(read_predictions(out)["label"]) <= {"proton", "rest"}
+
+    # a run without an evaluation and no --data: one-line error before any work
+    assert main(["compare", str(binary), "--out", str(tmp_path / "c")]) == 2
+    assert "pass --data" in capsys.readouterr().err
+    runs = [str(trained["run"]), str(binary)]
+    cmp_dir = tmp_path / "cmp"
+    rc = main(["compare", *runs, "--data", str(trained["test"]), "--out", str(cmp_dir),
+               "--n-boot", "100"])  # fmt: skip
+    assert rc == 0
+    table = (cmp_dir / "compare.md").read_text()
+    assert "| cnn | 3-class |" in table and "| vit_binary | binary |" in table
+    rows = (cmp_dir / "compare.csv").read_text().splitlines()
+    assert len(rows) == 3 and rows[0].startswith("name,run,task,model,params,data,n_labelled")
+    assert (cmp_dir / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_prefetch_thread_gives_the_same_rows_and_raises_errors(trained, tmp_path):
+    """The read-ahead thread (on by default on GPUs) changes nothing but the timing."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import classify_files
+    from data_prep.errors import InputError
+
+    model = load_run(trained["run"], device="cpu")
+    events = _raw_events(seed=5, n_per_class=10)
+    raw = write_spyral(tmp_path / "run_0003.h5", events)
+    rows = {}
+    for prefetch in (False, True):
+        out = tmp_path / f"p_{prefetch}.csv"
+        classify_files(model, [raw], out, batch_size=7, prefetch=prefetch, precision="fp32")
+        rows[prefetch] = out.read_text()
+    assert rows[True] == rows[False] and len(rows[True].splitlines()) == 31
+    events[20] = Event(run=7, event_id=20, points=np.full((3, 4), np.inf), label=1)
+    bad = write_spyral(tmp_path / "run_0004.h5", events)
+    with pytest.raises(InputError, match="event 20"):
+        classify_files(model, [bad], tmp_path / "bad.csv", batch_size=7, prefetch=True)
+    assert list(tmp_path.glob("*bad.csv*")) == []

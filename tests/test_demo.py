@@ -1,0 +1,67 @@
+"""The demo pipeline at a tiny size: real simulation, preprocessing, training, report."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from attpc_classify.cli import main
+from attpc_classify.demo import DemoConfig, DemoModel, run_demo
+from attpc_classify.predict import read_predictions
+from data_prep.errors import InputError
+
+
+def _tiny(**changes) -> DemoConfig:
+    settings = dict(
+        sim_config="tiny",  # balanced classes: 24 events hold all three
+        events=24,
+        events_per_file=8,
+        test_files=1,
+        workers=1,
+        size=32,
+        models={"cnn": DemoModel("cnn_small", ("model.width=4", "model.depth=2"))},
+        tasks=("multiclass",),
+        epochs=1,
+        batch_size=8,
+        n_boot=50,
+    )
+    settings.update(changes)
+    return DemoConfig(**settings)
+
+
+def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path):
+    out = tmp_path / "demo"
+    lines: list[str] = []
+    result = run_demo(out, _tiny(), log=lines.append)
+    report = result.report.read_text()
+    assert result.report == out / "report.md"
+    assert set(result.runs) == {"cnn_multiclass"}
+    metrics = json.loads((out / "runs/cnn_multiclass/eval/test/metrics.json").read_text())
+    assert metrics["n_labelled"] == 8 and set(metrics["tasks"]) == {"multiclass", "binary"}
+    assert "| cnn_multiclass | 3-class |" in report
+    assert "attpc-classify simulate --config tiny --events 24" in report
+    assert (out / "compare.png").exists() and (out / "compare.csv").exists()
+    predictions = read_predictions(out / "predictions.csv")
+    assert list(predictions) == ["run", "event_id", "label", "p_proton", "p_carbon", "p_other"]
+    assert len(predictions["event_id"]) == 8  # the raw test run file, classified
+    assert any(line.startswith("[1/6] simulate") for line in lines)
+
+    # same data settings, one more task: earlier stages reused, only the new model trained
+    again = run_demo(out, _tiny(tasks=("multiclass", "binary")))
+    assert {"simulate", "preprocess", "train cnn_multiclass"} <= set(again.reused)
+    assert "train cnn_binary" not in again.reused
+    assert (out / "runs/cnn_binary/model.safetensors").exists()
+    assert "| cnn_binary | binary |" in again.report.read_text()
+
+
+def test_demo_refuses_a_foreign_directory_and_bad_settings(tmp_path, capsys):
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("do not delete")
+    assert main(["demo", "--out", str(foreign), "--quiet"]) == 2
+    assert "not a demo output directory" in capsys.readouterr().err
+    assert (foreign / "thesis.tex").exists()
+    assert main(["demo", "--out", str(tmp_path / "d"), "--models", "resnet"]) == 2
+    with pytest.raises(InputError, match="test_files"):
+        _tiny(test_files=3)

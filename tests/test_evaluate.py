@@ -1,0 +1,174 @@
+"""Metrics, bootstrap intervals, figures and comparison tables; `evaluate` end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+from attpc_classify.evaluate import (
+    score_predictions,
+    scores_from_confusion,
+    task_metrics,
+    weighted_average_precision,
+    weighted_roc_auc,
+)
+from attpc_classify.report import (
+    compare_row,
+    plot_confusion,
+    plot_learning_curves,
+    plot_roc_pr,
+    write_comparison,
+)
+
+# A constructed 3-class confusion (rows true, columns predicted) and its hand-computed scores:
+#   proton: tp 8, predicted 8+1+1 = 10, actual 8+2 = 10 -> P 0.8, R 0.8, F1 0.8
+#   carbon: tp 5, predicted 2+5+0 = 7, actual 1+5+0 = 6 -> P 5/7, R 5/6, F1 10/13
+#   other : tp 3, predicted 0+0+3 = 3, actual 1+0+3 = 4 -> P 1, R 0.75, F1 6/7
+CONFUSION = np.array([[8, 2, 0], [1, 5, 0], [1, 0, 3]])
+
+
+def _labels_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    true, pred = [], []
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            true += [i] * int(cm[i, j])
+            pred += [j] * int(cm[i, j])
+    return np.array(true), np.array(pred)
+
+
+def test_scores_from_confusion_match_hand_computed_values():
+    s = scores_from_confusion(CONFUSION)
+    np.testing.assert_allclose(s["precision"], [0.8, 5 / 7, 1.0])
+    np.testing.assert_allclose(s["recall"], [0.8, 5 / 6, 0.75])
+    np.testing.assert_allclose(s["f1"], [0.8, 10 / 13, 6 / 7])
+    np.testing.assert_allclose(s["macro_f1"], (0.8 + 10 / 13 + 6 / 7) / 3)
+    np.testing.assert_allclose(s["accuracy"], 16 / 20)
+    # a stack of matrices is scored per matrix; an empty class scores 0, not NaN
+    stack = scores_from_confusion(np.stack([CONFUSION, np.diag([3, 0, 1])]))
+    np.testing.assert_allclose(stack["f1"][1], [1.0, 0.0, 1.0])
+
+
+def test_task_metrics_point_estimates_match_sklearn_and_hand_values():
+    y, p = _labels_from_confusion(CONFUSION)
+    m = task_metrics(y, p, ["proton", "carbon", "other"], n_boot=0, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(m.confusion, CONFUSION)
+    assert m.accuracy.value == pytest.approx(0.8)
+    assert m.f1[1].value == pytest.approx(10 / 13)
+    assert m.macro_f1.value == pytest.approx(skm.f1_score(y, p, average="macro"))
+    assert np.isnan(m.macro_f1.low)  # no resamples, no interval
+    d = m.to_dict()
+    assert d["per_class"]["other"]["support"] == 4
+    assert d["per_class"]["carbon"]["recall"]["value"] == pytest.approx(5 / 6, abs=1e-6)
+
+
+def test_bootstrap_interval_contains_estimate_and_is_seeded():
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 400)
+    p = np.where(rng.random(400) < 0.85, y, rng.integers(0, 3, 400))
+
+    def run(seed: int):
+        return task_metrics(y, p, ["a", "b", "c"], n_boot=300, rng=np.random.default_rng(seed))
+
+    a, b, c = run(1), run(1), run(2)
+    for est in (a.macro_f1, a.accuracy, *a.f1, *a.precision, *a.recall):
+        assert est.low <= est.value <= est.high
+        assert est.high - est.low < 0.2
+    assert (a.macro_f1.low, a.macro_f1.high) == (b.macro_f1.low, b.macro_f1.high)
+    assert (a.macro_f1.low, a.macro_f1.high) != (c.macro_f1.low, c.macro_f1.high)
+    # percentile interval of accuracy ~ normal approximation sqrt(p(1-p)/n)
+    half = 1.96 * np.sqrt(a.accuracy.value * (1 - a.accuracy.value) / 400)
+    assert a.accuracy.high - a.accuracy.low == pytest.approx(2 * half, rel=0.25)
+
+
+def test_weighted_auc_and_ap_equal_sklearn_with_sample_weights():
+    rng = np.random.default_rng(0)
+    n = 300
+    positive = rng.random(n) < 0.4
+    score = np.round(rng.random(n) * 0.7 + 0.3 * positive, 2)  # rounding makes ties
+    weights = rng.integers(0, 4, size=(4, n)).astype(float)
+    weights[0] = 1.0
+    auc = weighted_roc_auc(score, positive, weights)
+    ap = weighted_average_precision(score, positive, weights)
+    for r in range(4):
+        assert auc[r] == pytest.approx(
+            skm.roc_auc_score(positive, score, sample_weight=weights[r]), abs=1e-12
+        )
+        assert ap[r] == pytest.approx(
+            skm.average_precision_score(positive, score, sample_weight=weights[r]), abs=1e-12
+        )
+    # a resample without any positive has no AUC
+    assert np.isnan(weighted_roc_auc(score, positive, (~positive)[None].astype(float)))[0]
+
+
+def test_score_predictions_multiclass_run_also_scored_binary():
+    rng = np.random.default_rng(0)
+    labels = np.array([0, 0, 1, 2, 2, 1, 0, -1, -1])
+    proba = rng.dirichlet([1, 1, 1], size=len(labels)).astype(np.float32)
+    proba[np.arange(7), labels[:7]] += 1.0  # correct argmax on the labelled events
+    proba /= proba.sum(axis=1, keepdims=True)
+    out = score_predictions(
+        proba,
+        labels,
+        task="multiclass",
+        output_names=("proton", "carbon", "other"),
+        n_boot=50,
+        rng=np.random.default_rng(0),
+    )
+    assert set(out) == {"multiclass", "binary"}
+    assert out["multiclass"].n_events == 7  # unlabelled (-1) excluded
+    assert out["multiclass"].accuracy.value == 1.0
+    b = out["binary"]
+    assert b.class_names == ("proton", "rest")
+    np.testing.assert_array_equal(b.confusion, [[3, 0], [0, 4]])
+    assert b.roc_auc.value == 1.0 and b.curves is not None
+    # a binary model is scored on the binary task only
+    pb = np.column_stack([proba[:, 0], 1 - proba[:, 0]])
+    only = score_predictions(
+        pb,
+        labels,
+        task="binary",
+        output_names=("proton", "rest"),
+        n_boot=0,
+        rng=np.random.default_rng(0),
+    )
+    assert set(only) == {"binary"}
+
+
+def test_figures_and_comparison_files(tmp_path):
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = rng.random(200) * 0.6 + 0.4 * (y == 0)
+    m = task_metrics(y, (s < 0.5).astype(int), ["proton", "rest"], score=s, n_boot=100, rng=rng)
+    paths = [
+        plot_confusion(m.confusion, m.class_names, tmp_path / "cm.png"),
+        plot_roc_pr(m.curves, tmp_path / "roc.png", roc_auc=str(m.roc_auc)),
+        plot_learning_curves(
+            [{"epoch": e, "train_loss": 1 / (e + 1), "val_macro_f1": 0.5} for e in range(4)],
+            tmp_path / "lc.png",
+        ),
+    ]
+    for p in paths:
+        assert p.read_bytes()[:4] == b"\x89PNG"
+    metrics = {
+        "run": "runs/cnn_binary",
+        "data": "test.h5",
+        "task": "binary",
+        "model": {"name": "cnn", "args": {"width": 32, "depth": 3}},
+        "n_params": 123456,
+        "n_labelled": 200,
+        "tasks": {"binary": m.to_dict()},
+    }
+    row = compare_row(metrics)
+    assert row["task"] == "binary" and row["macro_f1_fmt"] == "—"
+    assert row["proton_f1"] == pytest.approx(m.f1[0].value, abs=1e-6)
+    out = write_comparison([row], tmp_path / "cmp", title="t")
+    header = out["csv"].read_text().splitlines()[0].split(",")
+    assert header[:7] == ["name", "run", "task", "model", "params", "data", "n_labelled"]
+    assert "proton_f1_lo" in header
+    row_md = "| cnn_binary | binary | cnn (width=32, depth=3) | 0.12 M |"
+    assert row_md in out["markdown"].read_text()
+    assert out["figure"].read_bytes()[:4] == b"\x89PNG"
+    json.dumps(metrics)  # what evaluate writes must stay JSON-serialisable
