@@ -1,0 +1,324 @@
+"""The benchmark's cached stages: simulation, images, pre-trained ViTs, learngenes.
+
+Every stage writes into ``CACHE/.<stage>-<hash>.partial/`` and, when complete, renames it
+to ``CACHE/<stage>-<hash>/`` (`os.replace`); ``stage.json`` inside says what it holds and
+what it cost. The hash (`attpc_classify.config.config_hash`) covers the stage's own
+settings and the names of the stages it reads, so changing anything upstream gives new
+directories and an unchanged stage is reused by any config that shares it. A killed
+stage resumes from its partial directory: the simulator keeps finished run files, the
+image builder finished parts, the trainers their ``last.*`` state.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attpc_classify.bench.config import BenchConfig, SimSpec
+from attpc_classify.checkpoint import read_json, write_json
+from attpc_classify.config import config_hash, to_dict
+from attpc_classify.train_config import DataConfig, OptimConfig, TrainConfig
+
+Log = Callable[[str], None]
+
+#: bump when a stage's output changes meaning, so old caches are not reused
+STAGE_VERSION = 1
+
+
+@dataclass
+class Stage:
+    """A finished stage: its directory and its ``stage.json``."""
+
+    name: str
+    path: Path
+    info: dict[str, Any]
+    reused: bool
+
+
+class Cache:
+    """Stage directories under ``root``, each built once and renamed into place."""
+
+    def __init__(self, root: str | Path, log: Log | None = None):
+        self.root = Path(root)
+        self.log = log or (lambda _msg: None)
+
+    def key_dir(self, stage: str, key: dict[str, Any]) -> Path:
+        return self.root / f"{stage}-{config_hash({'v': STAGE_VERSION, **key})}"
+
+    def get(self, stage: str, key: dict[str, Any], make: Callable[[Path], dict[str, Any]]) -> Stage:
+        """The stage for ``key``: reused when finished, else made by ``make(partial_dir)``.
+
+        ``make`` may find the partial directory of an interrupted attempt and continue it;
+        it returns what ``stage.json`` records (costs, counts).
+        """
+        final = self.key_dir(stage, key)
+        if (final / "stage.json").exists():
+            return Stage(stage, final, read_json(final / "stage.json"), reused=True)
+        partial = final.with_name(f".{final.name}.partial")
+        partial.mkdir(parents=True, exist_ok=True)
+        self.log(f"{stage}: building {final.name}")
+        t0 = time.perf_counter()
+        info = make(partial)
+        info = {
+            "stage": stage,
+            "key": to_dict(key),
+            "stage_wall_s": time.perf_counter() - t0,
+            **info,
+        }
+        write_json(partial / "stage.json", info)
+        if final.exists():  # an empty leftover (never a finished one: checked above)
+            shutil.rmtree(final)
+        os.replace(partial, final)
+        return Stage(stage, final, info, reused=False)
+
+
+# --------------------------------------------------------------------------- data
+
+
+def sim_config(spec: SimSpec):
+    """The resolved `data_prep.simulate.SimConfig` of a preset name or YAML path."""
+    from attpc_classify.commands.simulate import resolve_config
+    from attpc_classify.config import load_config
+    from data_prep.simulate import SimConfig
+
+    return load_config(SimConfig, resolve_config(spec.preset), list(spec.overrides))
+
+
+def simulate_stage(
+    cache: Cache, cfg: BenchConfig, role: str, spec: SimSpec, progress=None
+) -> Stage:
+    """Labelled run files of one event set (``role``: source, target_train, target_test)."""
+    from data_prep.simulate import simulate
+
+    config = sim_config(spec)
+    key = {
+        "sim": to_dict(config),
+        "events": spec.events,
+        "seed": spec.seed,
+        "events_per_file": cfg.data.events_per_file,
+    }
+
+    def make(tmp: Path) -> dict[str, Any]:
+        summary = simulate(
+            config,
+            spec.events,
+            tmp,
+            seed=spec.seed,
+            workers=cfg.data.sim_workers,
+            events_per_file=cfg.data.events_per_file,
+            resume=True,
+            progress=progress,
+        )
+        return {
+            "role": role,
+            "preset": spec.preset,
+            "n_events": summary.n_events,
+            "classes": summary.classes,
+            "channels": summary.channels,
+            "sim_seconds": summary.seconds,
+        }
+
+    return cache.get(f"sim_{role}", key, make)
+
+
+def images_stage(cache: Cache, cfg: BenchConfig, sim: Stage) -> Stage:
+    """The image file of a simulated event set (``images.h5``, voxels included)."""
+    from data_prep.build import build_images
+
+    key = {"sim": sim.path.name, "image": cfg.data.image.to_dict()}
+
+    def make(tmp: Path) -> dict[str, Any]:
+        inputs = sorted(sim.path.glob("run_*.h5"))
+        summary = build_images(inputs, tmp / "images.h5", cfg.data.image, resume=True)
+        return {"written": summary.written, "skipped": summary.skipped, "empty": summary.empty}
+
+    stage = cache.get(f"images_{sim.name.removeprefix('sim_')}", key, make)
+    stage.info["file"] = str(stage.path / "images.h5")
+    return stage
+
+
+# --------------------------------------------------------------------------- pre-training
+
+
+def vit_model_config(cfg: BenchConfig, depth: int, width: int | None = None, init="scratch"):
+    """`ModelConfig` of a grid ViT (heads follow the fixed head_dim)."""
+    from attpc_classify.train_config import ModelConfig
+
+    width = width or cfg.vit.width
+    return ModelConfig(
+        name="vit",
+        depth=depth,
+        width=width,
+        heads=width // cfg.vit.head_dim,
+        patch=cfg.vit.patch,
+        mlp_ratio=cfg.vit.mlp_ratio,
+        drop_path=cfg.vit.drop_path,
+        init=init,
+    )
+
+
+def _source_split(cfg: BenchConfig, path: str, seed: int):
+    """Source training / validation sets: the engine's stratified, seeded split."""
+    from attpc_classify.engine import load_datasets
+
+    tc = TrainConfig(
+        data=DataConfig(path=path, val_fraction=cfg.data.source_val_fraction), seed=seed
+    )
+    return load_datasets(tc, "images")
+
+
+def pretrain_stage(
+    cache: Cache, cfg: BenchConfig, source: Stage, depth: int, progress=None, log: Log | None = None
+) -> Stage:
+    """A ViT of ``depth`` trained on the source, 3-class (a run directory).
+
+    The ancestry is the one of ``pretrain.ancestry_depth``; Pre-Fin's model of the same
+    depth is the same stage (same key), so it is trained once.
+    """
+    import torch
+
+    from attpc_classify.engine import fit
+    from attpc_classify.models import build_model
+
+    p = cfg.pretrain
+    model_cfg = vit_model_config(cfg, depth)
+    key = {
+        "images": source.path.name,
+        "model": to_dict(model_cfg),
+        "optim": to_dict(p.optim),
+        "augment": cfg.finetune.augment,
+        "seed": p.seed,
+        "val_fraction": cfg.data.source_val_fraction,
+    }
+
+    def make(tmp: Path) -> dict[str, Any]:
+        train, val = _source_split(cfg, source.info["file"], p.seed)
+        tc = TrainConfig(
+            model=model_cfg,
+            optim=p.optim,
+            data=DataConfig(path=source.info["file"], augment=cfg.finetune.augment),
+            seed=p.seed,
+            device=cfg.device,
+            precision=cfg.precision,
+            out=str(tmp),
+        )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(p.seed)
+            model = build_model(
+                model_cfg,
+                image_config=train.config,
+                num_classes=len(train.class_names),
+                output_names=tuple(train.class_names),
+            )
+        result = fit(
+            model,
+            train,
+            val,
+            tc,
+            task="multiclass",
+            out_dir=tmp,
+            progress=progress,
+            log=log,
+            resume=(tmp / "last.json").exists(),
+        )
+        (tmp / "last.safetensors").unlink(missing_ok=True)  # resume state: not needed after
+        (tmp / "last.json").unlink(missing_ok=True)
+        return {
+            "depth": depth,
+            "train_images": result.train_images,
+            "wall_s": result.wall_s,
+            "best_val_macro_f1": result.best_metric,
+            "best_epoch": result.best_epoch,
+            "parameters": sum(q.numel() for q in model.parameters()),
+        }
+
+    return cache.get(f"vit_d{depth}", key, make)
+
+
+def learngene_stage(
+    cache: Cache,
+    cfg: BenchConfig,
+    source: Stage,
+    ancestry: Stage,
+    method: str,
+    progress=None,
+    log: Log | None = None,
+) -> Stage:
+    """A learngene of ``method`` (tleg, lets, inherit, weight_select) from the ancestry.
+
+    tleg and lets distil an Aux-Net from the ancestry on the source images
+    (`attpc_classify.commands.learngene.train_learngene`); inherit and weight_select copy
+    blocks of the ancestry. The file is ``DIR/learngene.safetensors`` + ``.json``.
+    """
+    from attpc_classify.commands.learngene import LearngeneConfig, train_learngene
+    from attpc_classify.commands.learngene import LearngeneSpec as GeneSpec
+
+    g = cfg.learngene
+    spec = GeneSpec(method=method, patch=cfg.vit.patch, mlp_ratio=cfg.vit.mlp_ratio)
+    if method in ("tleg", "lets"):
+        spec.depth = cfg.aux_depth
+        spec.width = cfg.vit.width
+        spec.heads = cfg.vit.heads
+    if method == "lets":
+        spec.learngene_width = cfg.lets_learngene_width
+        spec.learngene_depth = g.lets_learngene_depth
+    if method == "inherit":
+        spec.learngene_depth = g.inherit_depth
+        spec.position = "last"
+    trains = method in ("tleg", "lets")
+    lg_cfg = LearngeneConfig(
+        learngene=spec,
+        optim=g.optim if trains else OptimConfig(epochs=1),
+        distill=g.distill,
+        data=DataConfig(
+            path=source.info["file"],
+            val_fraction=cfg.data.source_val_fraction,
+            augment=cfg.finetune.augment,
+        ),
+        seed=g.seed,
+        device=cfg.device,
+        precision=cfg.precision,
+    )
+    key = {"ancestry": ancestry.path.name, "images": source.path.name, "spec": to_dict(spec)}
+    if trains:
+        key |= {
+            "optim": to_dict(lg_cfg.optim),
+            "distill": to_dict(lg_cfg.distill),
+            "seed": g.seed,
+            "augment": cfg.finetune.augment,
+        }
+
+    def make(tmp: Path) -> dict[str, Any]:
+        out = tmp / "learngene"
+        aux_dir = tmp / "learngene.aux"
+        for stale in (out.with_suffix(".json"), out.with_suffix(".safetensors")):
+            stale.unlink(missing_ok=True)  # a learngene saved just before a kill: remake
+        path = train_learngene(
+            lg_cfg,
+            teacher_dir=ancestry.path,
+            out=out,
+            aux_dir=aux_dir,
+            resume=(aux_dir / "last.json").exists(),
+            progress=progress,
+            log=log,
+        )
+        for name in ("last.safetensors", "last.json"):
+            (aux_dir / name).unlink(missing_ok=True)
+        meta = read_json(path.with_suffix(".json"))
+        aux = meta.get("aux") or {}
+        return {
+            "method": method,
+            "num_parameters": meta["num_parameters"],
+            "train_images": int(aux.get("train_images", 0)),
+            "wall_s": float(aux.get("wall_s", 0.0)),
+            "best_val_macro_f1": aux.get("best_val_macro_f1"),
+        }
+
+    stage = cache.get(f"learngene_{method}", key, make)
+    stage.info["file"] = str(stage.path / "learngene.json")
+    return stage

@@ -1,0 +1,219 @@
+"""``attpc-classify benchmark`` end to end on ``configs/benchmark/transfer_smoke.yaml``.
+
+Real parts throughout: attpc-engine simulation (``tiny`` preset), the image builder, the
+training engine, learngene Aux-Nets and files. One full smoke run is shared by the tests;
+the resume tests reuse its stage cache.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+
+import learngene as lg
+from attpc_classify.bench.config import STRATEGIES, BenchConfig
+from attpc_classify.bench.grid import COLUMNS, KEY_COLUMNS, plan_cells
+from attpc_classify.benchmark import BenchCallbacks, run_benchmark
+from attpc_classify.cli import main
+from attpc_classify.config import load_config
+
+SMOKE = Path(__file__).resolve().parents[1] / "configs" / "benchmark" / "transfer_smoke.yaml"
+CONFIGS = SMOKE.parent
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _key(row: dict) -> tuple:
+    return tuple(str(row[c]) for c in KEY_COLUMNS)
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    threads = torch.get_num_threads()
+    out = tmp_path_factory.mktemp("bench") / "smoke"
+    assert main(["benchmark", "--config", str(SMOKE), "--out", str(out), "--quiet"]) == 0
+    yield out
+    torch.set_num_threads(threads)
+
+
+def test_smoke_writes_every_strategy_task_and_budget(smoke):
+    rows = _rows(smoke / "results.csv")
+    with open(smoke / "results.csv", newline="") as f:
+        assert tuple(next(csv.reader(f))) == COLUMNS
+    assert {r["strategy"] for r in rows} == set(STRATEGIES)
+    assert {r["task"] for r in rows} == {"binary", "multiclass"}
+    keys = [_key(r) for r in rows]
+    assert len(keys) == len(set(keys)), "duplicate rows"
+    cfg = load_config(BenchConfig, SMOKE)
+    cells = plan_cells(cfg)
+    assert {
+        (
+            r["strategy"],
+            int(r["depth"]),
+            int(r["width"]),
+            r["task"],
+            int(r["n_train"]),
+            int(r["seed"]),
+        )
+        for r in rows
+    } == {c.key for c in cells}
+    budgets = {(r["strategy"], r["budget_epochs"]) for r in rows}
+    assert ("scratch", "0") in budgets and ("scratch", "1") in budgets
+    assert ("scratch_full", "2") in budgets and ("logreg", "1") in budgets
+    for r in rows:
+        assert 0.0 <= float(r["proton_f1"]) <= 1.0 and 0.0 <= float(r["accuracy"]) <= 1.0
+        if r["strategy"] in ("scratch", "scratch_full", "cnn_scratch", "logreg"):
+            assert int(r["params_stored"]) == 0 and int(r["shared_images"]) == 0
+        if r["strategy"] in ("tleg", "lets_continuous", "inherit", "weight_select"):
+            assert int(r["shared_images"]) > 0  # the ancestry's training, counted once
+    prefin = [r for r in rows if r["strategy"] == "prefin" and r["budget_epochs"] == "0"]
+    assert all(int(r["train_images"]) > 0 for r in prefin)  # its source pre-training
+    assert len({r["params_stored"] for r in rows if r["strategy"] == "lets_magnitude"}) == 1
+
+    text = (smoke / "results.md").read_text()
+    for heading in (
+        "## Headline",
+        "## The question",
+        "## Every size",
+        "## Storage and cost",
+        "## Labelled-set size",
+    ):
+        assert heading in text
+    for name in (
+        "f1_vs_epochs_binary",
+        "f1_vs_epochs_multiclass",
+        "f1_vs_params",
+        "storage_cost",
+        "binary_vs_multiclass",
+    ):
+        png = smoke / "figures" / f"{name}.png"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"figures/{name}.png" in text
+
+
+def test_learngene_files_build_descendants(smoke):
+    rows = _rows(smoke / "results.csv")
+    stored = {r["strategy"]: int(r["params_stored"]) for r in rows}
+    x = torch.rand(2, 2, 32, 32)
+    for method, strategy in (
+        ("tleg", "tleg"),
+        ("lets", "lets_continuous"),
+        ("inherit", "inherit"),
+        ("weight_select", "weight_select"),
+    ):
+        path = smoke / "learngenes" / f"{method}.safetensors"
+        assert path.exists() and path.with_suffix(".json").exists()
+        gene = lg.load_learngene(path)
+        assert gene.num_parameters == stored[strategy]
+        assert gene.meta["class_names"] == ["proton", "carbon", "other"]
+        model = lg.build_descendant(path, depth=2, num_classes=2).eval()
+        assert model(x).shape == (2, 2)
+    narrow = lg.build_descendant(
+        smoke / "learngenes" / "lets", depth=1, num_classes=3, width=16, selection="magnitude"
+    )
+    assert narrow.embed_dim == 16
+
+
+def test_second_run_reuses_everything(smoke, capsys):
+    before = (smoke / "results.csv").read_bytes()
+    assert main(["benchmark", "--config", str(SMOKE), "--out", str(smoke)]) == 0
+    captured = capsys.readouterr()
+    assert "0 run now" in captured.out and "(complete)" in captured.out
+    assert "building" not in captured.err  # every stage came from the cache
+    assert (smoke / "results.csv").read_bytes() == before
+    (smoke / "results.md").unlink()
+    assert main(["benchmark", "--config", str(SMOKE), "--out", str(smoke), "--report-only"]) == 0
+    assert "## Headline" in (smoke / "results.md").read_text()
+
+
+def test_interrupted_run_resumes_to_the_same_rows(smoke, tmp_path):
+    """Kill after 3 cells (an exception from the progress hook), then run again; with two
+    worker processes, as transfer_cpu.yaml runs."""
+    over = [
+        "grid.strategies=[scratch,tleg,lets_magnitude,logreg]",
+        "grid.tasks=[binary]",
+        "grid_workers=2",
+    ]
+    cfg = load_config(BenchConfig, SMOKE, over)
+    out = tmp_path / "cut"
+    done = []
+
+    def stop(cell, rows):
+        done.append(cell)
+        if len(done) == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_benchmark(cfg, out, cache_dir=smoke / "cache", callbacks=BenchCallbacks(cell=stop))
+    cut = _rows(out / "results.csv")
+    assert len({_key(r)[:5] + _key(r)[6:] for r in cut}) == 3  # whole cells only
+    assert not (out / "results.md").exists()
+    summary = run_benchmark(cfg, out, cache_dir=smoke / "cache")
+    assert summary.complete and summary.cells_run == summary.cells_total - 3
+    rows = _rows(out / "results.csv")
+    keys = [_key(r) for r in rows]
+    assert len(keys) == len(set(keys))
+    # same numbers as the uninterrupted smoke run: the cells are seeded and deterministic
+    full = {_key(r): r for r in _rows(smoke / "results.csv")}
+    for r in rows:
+        for metric in ("proton_f1", "macro_f1", "accuracy", "train_images"):
+            assert r[metric] == full[_key(r)][metric], (_key(r), metric)
+
+
+def test_bad_configs_are_one_line_errors(smoke, tmp_path, capsys):
+    assert (
+        main(
+            [
+                "benchmark",
+                "--config",
+                str(SMOKE),
+                "--out",
+                str(tmp_path / "x"),
+                "grid.headline_size=7",
+            ]
+        )
+        == 2
+    )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "headline_size" in err
+    # an output directory holding another config's results is refused, not mixed
+    assert (
+        main(["benchmark", "--config", str(SMOKE), "--out", str(smoke), "finetune.optim.lr=0.01"])
+        == 2
+    )
+    assert "different benchmark config" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", ["transfer_cpu.yaml", "transfer_gpu.yaml"])
+def test_full_scale_configs_load(name):
+    cfg = load_config(BenchConfig, CONFIGS / name)
+    cells = plan_cells(cfg)
+    assert {c.strategy for c in cells} == set(STRATEGIES)
+    headline = [c for c in cells if c.headline]
+    assert {c.seed for c in headline} == set(range(cfg.grid.seeds)) and cfg.grid.seeds >= 3
+    assert 2689 in cfg.data.train_sizes and cfg.data.target_test.events >= 2000
+
+
+def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path):
+    """Found by the CPU benchmark: a header length of 0x..80 made checkpoint.read_tensors
+    take a valid safetensors file for a pickle."""
+    from attpc_classify.checkpoint import read_tensors, save_tensors
+
+    for n in range(1, 400):
+        path = tmp_path / f"t{n}.safetensors"
+        save_tensors(path, {"w" * n: torch.zeros(2)})
+        if path.read_bytes()[0] == 0x80:
+            break
+    else:
+        pytest.fail("no header length with low byte 0x80 found")
+    assert torch.equal(read_tensors(path)["w" * n], torch.zeros(2))
+    pickle = tmp_path / "p.safetensors"
+    pickle.write_bytes(b"\x80\x04\x95" + bytes(20))
+    with pytest.raises(ValueError, match="pickle"):
+        read_tensors(pickle)
