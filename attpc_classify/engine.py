@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from attpc_classify import checkpoint
+from attpc_classify import checkpoint, distributed
 from attpc_classify.config import git_sha, save_config, to_dict
 from attpc_classify.data import (
     allowed_transforms,
@@ -132,10 +132,17 @@ def distillation_loss(
     tau: float,
     weight: torch.Tensor | None = None,
     label_smoothing: float = 0.0,
+    ce_scale: float = 1.0,
+    kl_scale: float = 1.0,
 ) -> torch.Tensor:
     """``(1-alpha) CE + alpha tau^2 KL(softmax(t/tau) || softmax(s/tau))``; CE alone
-    without a teacher."""
+    without a teacher.
+
+    ``ce_scale`` and ``kl_scale`` multiply the two means; data-parallel training passes
+    this rank's share of the batch (`distributed.loss_shares`) so that the averaged
+    gradient is the whole batch's."""
     ce = F.cross_entropy(logits.float(), labels, weight=weight, label_smoothing=label_smoothing)
+    ce = ce * ce_scale if ce_scale != 1.0 else ce
     if teacher_logits is None:
         return ce
     kl = F.kl_div(
@@ -144,7 +151,7 @@ def distillation_loss(
         log_target=True,
         reduction="batchmean",
     )
-    return (1.0 - alpha) * ce + alpha * tau**2 * kl
+    return (1.0 - alpha) * ce + alpha * tau**2 * kl * kl_scale
 
 
 def macro_f1_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
@@ -187,9 +194,21 @@ def validate(
     device: torch.device,
     dtype: torch.dtype | None,
     batch_size: int,
+    env: distributed.DistEnv | None = None,
 ) -> dict[str, float]:
-    """Validation loss (plain CE), macro-F1 and accuracy."""
-    logits = predict_logits(model, x, device=device, dtype=dtype, batch_size=batch_size)
+    """Validation loss (plain CE), macro-F1 and accuracy.
+
+    In a process group (``env``) every rank predicts its share of the events and the
+    logits are gathered back in order: every rank returns the same metrics.
+    """
+    env = env or distributed.DistEnv()
+    if env.world_size > 1:
+        distributed.sync_buffers(model, env)  # rank 0's BatchNorm statistics everywhere
+        mine = distributed.shard(x, env)
+        local = predict_logits(model, mine, device=device, dtype=dtype, batch_size=batch_size)
+        logits = distributed.gather_rows(local, len(x), env)
+    else:
+        logits = predict_logits(model, x, device=device, dtype=dtype, batch_size=batch_size)
     f1, acc = macro_f1_accuracy(y.numpy(), logits.argmax(1).numpy(), k)
     return {"val_loss": float(F.cross_entropy(logits, y)), "val_macro_f1": f1, "val_accuracy": acc}
 
@@ -329,7 +348,9 @@ def fit(
     """
     log = log or (lambda _msg: None)
     o = cfg.optim
-    device = resolve_device(cfg.device)
+    env = distributed.current()  # one process unless torchrun started us (train_run)
+    distributed.check_batch_size(o.batch_size, env)
+    device = distributed.local_device(resolve_device(cfg.device), env)
     dtype = autocast_dtype(cfg.precision, device)
     kind = getattr(model, "input_kind", "images")
     k = len(output_names(task, train.class_names))
@@ -349,6 +370,8 @@ def fit(
     draw_w = sample_weights(y_tr.cpu().numpy(), k) if o.balance == "sampler" else None
 
     model.to(device)
+    # DDP in a process group (`model` keeps the bare weights for evaluation and saving)
+    train_model = distributed.wrap_model(model, env, device)
     if teacher is not None:
         teacher.to(device).eval()
     optimizer = torch.optim.AdamW(
@@ -377,7 +400,7 @@ def fit(
         if state["best_epoch"]:
             best_state = checkpoint.read_run(out_dir)[1]
         log(f"resumed {out_dir} after epoch {state['epoch']} (step {state['step']})")
-    if out_dir is not None:
+    if out_dir is not None and env.is_main:  # only rank 0 writes
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_config(cfg, Path(out_dir) / "config.yaml")
     meta = run_metadata(model, train, task, cfg)
@@ -397,7 +420,7 @@ def fit(
         # (dropout, drop-path): a resumed run draws exactly what an uninterrupted one does.
         devices = [device.index or 0] if device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(_epoch_seed(cfg.seed, epoch))
+            torch.manual_seed(distributed.rank_seed(_epoch_seed(cfg.seed, epoch), env))
             gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
             if draw_w is not None:
                 order = torch.multinomial(draw_w, n, replacement=True, generator=gen)
@@ -415,8 +438,12 @@ def fit(
                 idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(device)
                 xb = augment_batch(as_float(x_tr[idx]), transforms, gen, views=views)
                 yb = y_tr[idx]
+                # DDP: every rank drew the same order and augmentation; keep this rank's
+                # rows of the global batch, its loss weighted by its share
+                ce_scale, kl_scale = distributed.loss_shares(yb, env, weight)
+                xb, yb = distributed.shard(xb, env), distributed.shard(yb, env)
                 with autocast(device, dtype):
-                    logits = model(xb)
+                    logits = train_model(xb)
                     t_logits = None
                     if teacher is not None:
                         with torch.no_grad():
@@ -424,6 +451,7 @@ def fit(
                     loss = distillation_loss(
                         logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
                         weight=weight, label_smoothing=o.label_smoothing,
+                        ce_scale=ce_scale, kl_scale=kl_scale,
                     )  # fmt: skip
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -438,10 +466,12 @@ def fit(
                 if progress is not None:
                     progress(len(idx))
 
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": float(np.mean(losses))}
+        # the ranks' scaled losses average to the whole batches' losses
+        train_loss = distributed.all_reduce_mean({"loss": float(np.mean(losses))}, env)["loss"]
+        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
         if x_va is not None:
             row |= validate(model, x_va, y_va, k, device=device, dtype=dtype,
-                            batch_size=cfg.eval_batch_size)  # fmt: skip
+                            batch_size=cfg.eval_batch_size, env=env)  # fmt: skip
         else:
             row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
         state["epoch"] += 1
@@ -456,7 +486,7 @@ def fit(
             best_state = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
         else:
             state["bad_epochs"] += 1
-        if out_dir is not None:
+        if out_dir is not None and env.is_main:
             out = Path(out_dir)
             if improved:
                 metrics = {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
@@ -482,7 +512,7 @@ def fit(
 
     if best_state is not None:
         model.load_state_dict(best_state)
-    if out_dir is not None and state["history"]:
+    if out_dir is not None and state["history"] and env.is_main:
         plot_history(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
     best = state["best_metric"]
     return FitResult(
@@ -572,7 +602,29 @@ def train_run(
     progress: Progress | None = None,
     log: Log | None = None,
 ) -> Path:
-    """Read the data, build the model, train it and write the run directory; return it."""
+    """Read the data, build the model, train it and write the run directory; return it.
+
+    Under ``torchrun --nproc_per_node N`` every process calls this: they join one process
+    group (`distributed.session`), train one DistributedDataParallel model on shares of
+    the same global batches, and only rank 0 logs, reports progress and writes files.
+    """
+    with distributed.session(cfg.device) as env:
+        if env.world_size > 1 and cfg.model.name == "logreg":
+            raise InputError(
+                "model logreg is fitted by L-BFGS in one process: run it without torchrun"
+            )
+        if not env.is_main:
+            progress, log = None, None
+        return _train_run(cfg, resume=resume, progress=progress, log=log)
+
+
+def _train_run(
+    cfg: TrainConfig,
+    *,
+    resume: bool,
+    progress: Progress | None,
+    log: Log | None,
+) -> Path:
     from attpc_classify.models import build_model, create_model, input_kind, model_args
 
     log = log or (lambda _msg: None)

@@ -39,7 +39,7 @@ from data_prep.imagefile import is_image_file, read_info
 from data_prep.images import ImageConfig, project_arrays
 
 if TYPE_CHECKING:  # torch-heavy; imported by callers that already hold a model
-    from attpc_classify.checkpoint import Trained
+    from attpc_classify.checkpoint import RunInfo, Trained
 
 CSV_SUFFIXES = (".csv",)
 HDF5_SUFFIXES = (".h5", ".hdf5")
@@ -327,12 +327,15 @@ class _Batch:
     n_empty: int = 0
 
 
-def _image_batches(source: _Source, batch_size: int, voxels: bool) -> Iterator[_Batch]:
-    # Read HDF5 slices directly: the file may be larger than memory.
+def _image_batches(
+    source: _Source, batch_size: int, voxels: bool, *, start: int = 0, stop: int | None = None
+) -> Iterator[_Batch]:
+    # Read HDF5 slices directly: the file may be larger than memory. [start, stop): the
+    # rows of one scale-out task (attpc_classify.scaleout).
     with h5py.File(source.path, "r") as f:
-        n = f["event_id"].shape[0]
-        for start in range(0, n, batch_size):
-            sl = slice(start, min(n, start + batch_size))
+        n = f["event_id"].shape[0] if stop is None else stop
+        for first in range(start, n, batch_size):
+            sl = slice(first, min(n, first + batch_size))
             yield _Batch(
                 run=f["run"][sl].astype(np.int64),
                 event_id=f["event_id"][sl].astype(np.int64),
@@ -349,6 +352,8 @@ def _event_batches(
     skip_bad: bool,
     on_skip: Callable[[int, str], None],
     reader_options: dict,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[_Batch]:
     from data_prep.readers import open_events
 
@@ -366,7 +371,7 @@ def _event_batches(
 
     with open_events(source.path, format=source.format, **reader_options) as reader:
         pending: list = []
-        for event in reader.iter_events(skip_bad=skip_bad, on_skip=on_skip):
+        for event in reader.iter_events(start, stop, skip_bad=skip_bad, on_skip=on_skip):
             pending.append(event)
             if len(pending) == batch_size:
                 yield flush(pending)
@@ -417,6 +422,58 @@ def _prefetch(batches: Generator[_Batch, None, None], depth: int) -> Iterator[_B
                 q.get_nowait()
             except queue.Empty:
                 thread.join(timeout=0.1)
+
+
+def prepare_inputs(
+    trained: Trained,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    format: str = "auto",
+    batch_size: int = 256,
+    reader_options: dict | None = None,
+) -> tuple[list[_Source], dict]:
+    """Every check of `classify_files` before any event is read (also run by
+    `attpc_classify.scaleout` before it sends tasks out): the resolved inputs, and the
+    reader options with the model's charge column."""
+    reader_options = dict(reader_options or {})
+    info = trained.info
+    if any(Path(p).resolve() == Path(out).resolve() for p in inputs):
+        raise InputError("output file is also an input", path=out)
+    # Spyral files hold two charge columns; use the one the training images were made of.
+    charge = reader_options.setdefault("charge", info.image_config.charge_column)
+    if charge != info.image_config.charge_column:
+        raise InputError(
+            f"reader option charge={charge!r} differs from the model's training charge "
+            f"column {info.image_config.charge_column!r}"
+        )
+    output_kind(out)
+    if not inputs:
+        raise InputError("no input files given")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    return _resolve_inputs(trained, inputs, format, reader_options), reader_options
+
+
+def model_config(info: RunInfo) -> ImageConfig:
+    """The projection that turns point clouds into this model's inputs."""
+    config = info.image_config
+    if info.input != "voxels" and config.voxel_grid:
+        # The model never sees voxels: skip binning them (same images, less work).
+        config = ImageConfig.from_dict({**config.to_dict(), "voxel_grid": 0})
+    return config
+
+
+def output_attrs(info: RunInfo, sources: Sequence[_Source]) -> dict[str, Any]:
+    """The HDF5 prediction file's attributes: which model, which inputs."""
+    return {
+        "run_dir": str(info.path),
+        "model": info.model,
+        "task": info.task,
+        "git_sha": info.git_sha,
+        "image_config": info.image_config.to_dict(),
+        "inputs": [str(s.path) for s in sources],
+    }
 
 
 def classify_files(
@@ -475,32 +532,16 @@ def classify_files(
     >>> classify_files(trained, ["run_0001.h5"], "predictions.csv").n_events  # doctest: +SKIP
     10000
     """
-    reader_options = dict(reader_options or {})
     info = trained.info
-    if any(Path(p).resolve() == Path(out).resolve() for p in inputs):
-        raise InputError("output file is also an input", path=out)
-    # Spyral files hold two charge columns; use the one the training images were made of.
-    charge = reader_options.setdefault("charge", info.image_config.charge_column)
-    if charge != info.image_config.charge_column:
-        raise InputError(
-            f"reader option charge={charge!r} differs from the model's training charge "
-            f"column {info.image_config.charge_column!r}"
-        )
     out = Path(out)
-    output_kind(out)
-    if not inputs:
-        raise InputError("no input files given")
-    if batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
-    sources = _resolve_inputs(trained, inputs, format, reader_options)
+    sources, reader_options = prepare_inputs(
+        trained, inputs, out, format=format, batch_size=batch_size, reader_options=reader_options
+    )
     if on_plan is not None:
         on_plan(sum(s.n_events for s in sources))
 
     needs_voxels = info.input == "voxels"
-    config = info.image_config
-    if not needs_voxels and config.voxel_grid:
-        # The model never sees voxels: skip binning them (same images, less work).
-        config = ImageConfig.from_dict({**config.to_dict(), "voxel_grid": 0})
+    config = model_config(info)
 
     summary = ClassifySummary(out=out)
     counts = np.zeros(len(info.output_names), dtype=np.int64)
@@ -509,14 +550,7 @@ def classify_files(
         summary.n_skipped += 1
         summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
 
-    attrs = {
-        "run_dir": str(info.path),
-        "model": info.model,
-        "task": info.task,
-        "git_sha": info.git_sha,
-        "image_config": info.image_config.to_dict(),
-        "inputs": [str(s.path) for s in sources],
-    }
+    attrs = output_attrs(info, sources)
     start = time.perf_counter()
     with PredictionWriter(out, info.output_names, attrs=attrs) as writer:
 

@@ -4,6 +4,7 @@ Examples::
 
     attpc-classify classify runs/vit_tiny run_0101.h5 run_0102.h5 --out predictions.csv
     attpc-classify classify runs/cnn_binary real.root --root-tree T --out p.h5 --skip-bad
+    attpc-classify classify runs/vit_tiny data/run_*.h5 --out p.h5 --scheduler local:8  # Dask
 
 Inputs are point-cloud files in any supported format (the model's recorded preprocessing
 is applied) or image files preprocessed exactly as the model's training data. Reader
@@ -45,6 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # the reader options of preprocess: format, run, ROOT tree/branches, pytpc drift
     add_reader_arguments(parser)
+    from attpc_classify.scaleout import add_scheduler_arguments
+
+    add_scheduler_arguments(parser)
+    parser.add_argument(
+        "--events-per-task",
+        type=int,
+        help="with --scheduler: events per task (default 16 batches; whole batches)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -56,6 +65,8 @@ def run(args: argparse.Namespace) -> int:
     from attpc_classify.commands.preprocess import reader_options
     from attpc_classify.predict import classify_files
 
+    if args.scheduler:  # one task per file or event range, run by Dask (docs/scale-out.md)
+        return _run_on_cluster(args)
     trained = load_run(args.run_dir, device=args.device)
     bar = None
 
@@ -80,6 +91,55 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
+    _report(summary)
+    return 0
+
+
+def _run_on_cluster(args: argparse.Namespace) -> int:
+    import sys
+
+    from tqdm import tqdm
+
+    from attpc_classify.commands.preprocess import reader_options
+    from attpc_classify.scaleout import classify_files_on, describe_client
+
+    def on_client(client) -> None:
+        if not args.quiet:
+            print(describe_client(client), file=sys.stderr)
+
+    bar = None
+
+    def on_plan(total: int) -> None:
+        nonlocal bar  # opened once every input is checked, as without --scheduler
+        bar = tqdm(total=total, unit="ev", disable=args.quiet, desc="classify", file=sys.stderr)
+
+    try:
+        summary = classify_files_on(
+            args.scheduler,
+            args.run_dir,
+            args.inputs,
+            args.out,
+            format=args.format,
+            batch_size=args.batch_size,
+            precision=args.precision,
+            skip_bad=args.skip_bad,
+            progress=lambda n: bar.update(n),
+            on_plan=on_plan,
+            reader_options=reader_options(args),
+            device=args.device,
+            events_per_task=args.events_per_task,
+            retries=args.retries,
+            on_client=on_client,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    _report(summary)
+    return 0
+
+
+def _report(summary) -> None:
+    """The summary lines (the same with and without --scheduler)."""
     counts = ", ".join(f"{k} {v}" for k, v in summary.predicted.items())
     print(
         f"{summary.n_events} events classified ({counts}) "
@@ -91,4 +151,3 @@ def run(args: argparse.Namespace) -> int:
     if summary.n_empty:
         print(f"{summary.n_empty} events had no point inside the image ranges")
     print(f"wrote {summary.out}")
-    return 0

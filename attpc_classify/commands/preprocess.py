@@ -6,6 +6,7 @@ Examples::
     attpc-classify preprocess sim/ --out sim.h5 --config configs/prep/paper128.yaml
     attpc-classify preprocess data.root --root-tree T --root-branch charge=q --out real.h5
     attpc-classify preprocess big_run.h5 --out big.h5 --skip-bad --resume   # after a kill
+    attpc-classify preprocess data/ --out all.h5 --scheduler tcp://head:8786  # Dask cluster
 
 Image settings: ImageConfig defaults <- ``--config`` YAML <- ``--set key=value`` <- the
 flags below. Formats are recognised by content (Spyral, ATTPCROOT HDF5 export, pytpc,
@@ -76,7 +77,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=os.cpu_count() or 1,
-        help="worker processes (default: all cores)",
+        help="worker processes (default: all cores); ignored with --scheduler",
     )
     parser.add_argument(
         "--skip-bad", action="store_true", help="skip and count bad events instead of stopping"
@@ -87,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=128, help="events projected at once")
     parser.add_argument("--events-per-task", type=int, help="events per task/part (default ~2048)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    from attpc_classify.scaleout import add_scheduler_arguments
+
+    add_scheduler_arguments(parser)
 
 
 def image_config(args: argparse.Namespace):
@@ -161,8 +165,19 @@ def run(args: argparse.Namespace) -> int:
         if bars:
             bars[0].update(n)
 
+    build = build_images
+    if args.scheduler:  # the same tasks and merge, run by Dask (docs/scale-out.md)
+        from functools import partial
+
+        from attpc_classify.scaleout import build_images_on, describe_client
+
+        def on_client(client) -> None:
+            if not args.quiet:
+                print(describe_client(client), file=sys.stderr)
+
+        build = partial(build_images_on, args.scheduler, retries=args.retries, on_client=on_client)
     try:
-        summary = build_images(
+        summary = build(
             args.inputs,
             args.out,
             config,

@@ -5,6 +5,8 @@ Examples::
     attpc-classify train --config configs/train/cnn_small.yaml --data sim.h5 --task binary
     attpc-classify train --config configs/train/vit_tiny.yaml --data sim.h5 optim.lr=3e-4
     attpc-classify train --resume runs/vit_tiny optim.epochs=60   # continue, train longer
+    torchrun --standalone --nproc_per_node 4 -m attpc_classify.cli train --data sim.h5 ...
+                                              # 4 GPUs, DDP (docs/scale-out.md)
 
 Settings: defaults in code <- ``--config`` YAML <- ``key=value`` <- the options below.
 """
@@ -63,11 +65,14 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
+    from attpc_classify.distributed import env_from_vars
     from attpc_classify.engine import default_out, train_run
 
     cfg = resolve_config(args)
+    # under torchrun only rank 0 shows progress and the result (train_run logs on rank 0)
+    main_rank = env_from_vars().is_main
     bar = None
-    if not args.quiet and cfg.model.name != "logreg":
+    if not args.quiet and cfg.model.name != "logreg" and main_rank:
         bar = tqdm(unit="img", desc="train", dynamic_ncols=True, leave=False)
 
     def log(line: str) -> None:
@@ -80,14 +85,15 @@ def run(args: argparse.Namespace) -> int:
             bar.update(n)
 
     out = default_out(cfg)
-    log(f"run directory {out}")
+    if main_rank:
+        log(f"run directory {out}")
     try:
         train_run(cfg, resume=args.resume is not None, progress=progress, log=log)
     finally:
         if bar is not None:
             bar.close()
     best = out / "model.json"
-    if best.exists():
+    if main_rank and best.exists():
         import json
 
         metrics = json.loads(best.read_text())["metrics"]
