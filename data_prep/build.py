@@ -274,12 +274,22 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _file_identity(path: str) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # open_events reports the missing file
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def _cached_reader(path: str, fmt: str, options: dict[str, Any]) -> EventReader:
-    cache: OrderedDict[tuple[str, str, str], EventReader] | None
+    cache: OrderedDict[tuple, EventReader] | None
     cache = getattr(_READER_CACHE, "readers", None)
     if cache is None:
         cache = _READER_CACHE.readers = OrderedDict()
-    key = (path, fmt, json.dumps(_jsonable(options), sort_keys=True))
+    # The file's identity is part of the key: a long-lived Dask worker keeps its cache
+    # between runs and must not read a file rewritten since through an old reader.
+    key = (path, fmt, json.dumps(_jsonable(options), sort_keys=True), _file_identity(path))
     reader = cache.pop(key, None)
     if reader is None:
         reader = open_events(path, fmt, **options)
@@ -455,7 +465,7 @@ def rebuild_rows(
     return str(out)
 
 
-def _same_layout(src: h5py.Dataset, dst: h5py.Dataset) -> bool:
+def _same_dataset_layout(src: h5py.Dataset, dst: h5py.Dataset) -> bool:
     return (
         src.chunks == dst.chunks
         and src.dtype == dst.dtype
@@ -549,16 +559,7 @@ def _same_layout(path: str, dst: h5py.File, names: Sequence[str]) -> bool:
         for name in names:
             if name not in f:
                 return False
-            s, d = f[name], dst[name]
-            same = (
-                s.chunks == d.chunks
-                and s.dtype == d.dtype
-                and s.shape[1:] == d.shape[1:]
-                and s.compression == d.compression
-                and s.compression_opts == d.compression_opts
-                and s.shuffle == d.shuffle
-            )
-            if not same:
+            if not _same_dataset_layout(f[name], dst[name]):
                 return False
     return True
 
