@@ -29,7 +29,7 @@ import json
 import math
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -194,6 +194,21 @@ class ReaderBase(ABC):
         return f"{type(self).__name__}({str(self.path)!r})"
 
     # -- helpers for subclasses ---------------------------------------------------------
+    def _read_each(
+        self, event_ids: Iterable[int], skip_bad: bool, on_skip: SkipCallback | None
+    ) -> Iterator[Event]:
+        """Yield ``self._read_one(id)`` for each id, skipping or raising bad events.
+
+        For formats that store one object per event (Spyral, ATTPCROOT, pytpc).
+        """
+        for event_id in event_ids:
+            try:
+                event = self._read_one(int(event_id))
+            except BadEventError as err:
+                self._skip_or_raise(err, skip_bad, on_skip)
+                continue
+            yield event
+
     def _skip_or_raise(
         self, err: BadEventError, skip_bad: bool, on_skip: SkipCallback | None
     ) -> None:

@@ -130,14 +130,8 @@ class PytpcReader(ReaderBase):
     def _iter_range(
         self, start: int, stop: int, skip_bad: bool, on_skip: SkipCallback | None
     ) -> Iterator[Event]:
-        for pos in range(start, stop):
-            event_id = int(self._ids[pos])
-            try:
-                event = self._read_one(event_id)
-            except BadEventError as err:
-                self._skip_or_raise(err, skip_bad, on_skip)
-                continue
-            yield event
+        ids = self._ids[start:stop]
+        return self._read_each(ids, skip_bad, on_skip)
 
     def close(self) -> None:
         if self._file.id.valid:

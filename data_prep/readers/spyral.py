@@ -282,14 +282,11 @@ class SpyralReader(ReaderBase):
     def _iter_range(
         self, start: int, stop: int, skip_bad: bool, on_skip: SkipCallback | None
     ) -> Iterator[Event]:
-        for pos in range(start, stop):
-            event_id = self._min + pos if self._ids is None else int(self._ids[pos])
-            try:
-                event = self._read_one(event_id)
-            except BadEventError as err:
-                self._skip_or_raise(err, skip_bad, on_skip)
-                continue
-            yield event
+        if self._ids is None:  # contiguous ids: no table kept
+            ids = range(self._min + start, self._min + stop)
+        else:
+            ids = self._ids[start:stop]
+        return self._read_each(ids, skip_bad, on_skip)
 
     def close(self) -> None:
         if self._file.id.valid:
