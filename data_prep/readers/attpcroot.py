@@ -15,7 +15,6 @@ without ROOT's dictionaries; export it with ``AtHDF5WriteTask`` and read that in
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -25,8 +24,7 @@ from data_prep.events import Event
 from data_prep.readers.base import (
     REASON_COLUMNS,
     REASON_UNREADABLE,
-    ReaderBase,
-    SkipCallback,
+    IdTableReader,
     check_points,
     open_hdf5,
     run_from_name,
@@ -36,7 +34,7 @@ _GROUP = re.compile(r"^Event_\[(\d+)\]$")
 _FIELDS = ("x", "y", "z", "A")  # -> x, y, z, charge
 
 
-class AttpcRootReader(ReaderBase):
+class AttpcRootReader(IdTableReader):
     """Stream events from an ATTPCROOT HDF5 export.
 
     Parameters
@@ -64,12 +62,6 @@ class AttpcRootReader(ReaderBase):
         except BaseException:
             self._file.close()
             raise
-
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def event_ids(self) -> np.ndarray:
-        return self._ids
 
     def _read_one(self, event_id: int) -> Event:
         group = self._file[f"Event_[{event_id}]"]
@@ -108,13 +100,3 @@ class AttpcRootReader(ReaderBase):
             points[:, col] = hits[name]
         check_points(points, path=self.path, event_id=event_id, n_columns=4)
         return Event(run=self.run, event_id=event_id, points=points, source=str(self.path))
-
-    def _iter_range(
-        self, start: int, stop: int, skip_bad: bool, on_skip: SkipCallback | None
-    ) -> Iterator[Event]:
-        ids = self._ids[start:stop]
-        return self._read_each(ids, skip_bad, on_skip)
-
-    def close(self) -> None:
-        if self._file.id.valid:
-            self._file.close()

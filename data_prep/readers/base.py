@@ -430,3 +430,29 @@ def open_events(path: str | Path, format: str = "auto", **options: Any) -> Event
     cls = _reader_class(format)
     mine = {k: v for k, v in options.items() if k in cls.options and v is not None}
     return cls(path, **mine)
+
+
+class IdTableReader(ReaderBase):
+    """An HDF5 file with one object per event, indexed by a sorted id table.
+
+    Subclasses open ``self._file``, fill ``self._ids`` (sorted int64 event ids) and
+    implement ``_read_one(event_id)``.
+    """
+
+    _file: h5py.File
+    _ids: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def event_ids(self) -> np.ndarray:
+        return self._ids
+
+    def _iter_range(
+        self, start: int, stop: int, skip_bad: bool, on_skip: SkipCallback | None
+    ) -> Iterator[Event]:
+        return self._read_each(self._ids[start:stop], skip_bad, on_skip)
+
+    def close(self) -> None:
+        if self._file.id.valid:
+            self._file.close()

@@ -11,7 +11,6 @@ The drift coordinate is stored in GET time buckets; `DriftCalibration` turns it 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,8 +21,7 @@ from data_prep.events import Event
 from data_prep.readers.base import (
     REASON_COLUMNS,
     REASON_UNREADABLE,
-    ReaderBase,
-    SkipCallback,
+    IdTableReader,
     check_points,
     open_hdf5,
     run_from_name,
@@ -56,7 +54,7 @@ class DriftCalibration:
         return (z_mm - self.z_offset) / self.mm_per_time_bucket
 
 
-class PytpcReader(ReaderBase):
+class PytpcReader(IdTableReader):
     """Stream events from a pytpc HDF5 file.
 
     Parameters
@@ -96,12 +94,6 @@ class PytpcReader(ReaderBase):
             self._file.close()
             raise
 
-    def __len__(self) -> int:
-        return len(self._ids)
-
-    def event_ids(self) -> np.ndarray:
-        return self._ids
-
     def _read_one(self, event_id: int) -> Event:
         dset = self._group[str(event_id)]
         if dset.ndim != 2 or dset.shape[1] != N_COLUMNS:
@@ -126,13 +118,3 @@ class PytpcReader(ReaderBase):
         points[:, 7] = data[:, 2]  # keep the time bucket
         check_points(points, path=self.path, event_id=event_id, n_columns=8)
         return Event(run=self.run, event_id=event_id, points=points, source=str(self.path))
-
-    def _iter_range(
-        self, start: int, stop: int, skip_bad: bool, on_skip: SkipCallback | None
-    ) -> Iterator[Event]:
-        ids = self._ids[start:stop]
-        return self._read_each(ids, skip_bad, on_skip)
-
-    def close(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
