@@ -61,13 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from attpc_classify.checkpoint import load_run
     from attpc_classify.commands.preprocess import reader_options
-    from attpc_classify.predict import classify_files
 
-    if args.scheduler:  # one task per file or event range, run by Dask (docs/scale-out.md)
-        return _run_on_cluster(args)
-    trained = load_run(args.run_dir, device=args.device)
     bar = None
 
     def on_plan(total: int) -> None:
@@ -75,19 +70,24 @@ def run(args: argparse.Namespace) -> int:
         nonlocal bar
         bar = tqdm(total=total, unit="ev", disable=args.quiet, desc="classify", file=sys.stderr)
 
+    common = dict(
+        format=args.format,
+        batch_size=args.batch_size,
+        precision=args.precision,
+        skip_bad=args.skip_bad,
+        progress=lambda n: bar.update(n),
+        on_plan=on_plan,
+        reader_options=reader_options(args),
+    )
     try:
-        summary = classify_files(
-            trained,
-            args.inputs,
-            args.out,
-            format=args.format,
-            batch_size=args.batch_size,
-            precision=args.precision,
-            skip_bad=args.skip_bad,
-            progress=lambda n: bar.update(n),
-            on_plan=on_plan,
-            reader_options=reader_options(args),
-        )
+        if args.scheduler:  # one task per file or event range, run by Dask (docs/scale-out.md)
+            summary = _classify_on_cluster(args, common)
+        else:
+            from attpc_classify.checkpoint import load_run
+            from attpc_classify.predict import classify_files
+
+            trained = load_run(args.run_dir, device=args.device)
+            summary = classify_files(trained, args.inputs, args.out, **common)
     finally:
         if bar is not None:
             bar.close()
@@ -95,47 +95,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_on_cluster(args: argparse.Namespace) -> int:
+def _classify_on_cluster(args: argparse.Namespace, common: dict):
     import sys
 
-    from tqdm import tqdm
-
-    from attpc_classify.commands.preprocess import reader_options
     from attpc_classify.scaleout import classify_files_on, describe_client
 
     def on_client(client) -> None:
         if not args.quiet:
             print(describe_client(client), file=sys.stderr)
 
-    bar = None
-
-    def on_plan(total: int) -> None:
-        nonlocal bar  # opened once every input is checked, as without --scheduler
-        bar = tqdm(total=total, unit="ev", disable=args.quiet, desc="classify", file=sys.stderr)
-
-    try:
-        summary = classify_files_on(
-            args.scheduler,
-            args.run_dir,
-            args.inputs,
-            args.out,
-            format=args.format,
-            batch_size=args.batch_size,
-            precision=args.precision,
-            skip_bad=args.skip_bad,
-            progress=lambda n: bar.update(n),
-            on_plan=on_plan,
-            reader_options=reader_options(args),
-            device=args.device,
-            events_per_task=args.events_per_task,
-            retries=args.retries,
-            on_client=on_client,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    _report(summary)
-    return 0
+    return classify_files_on(
+        args.scheduler,
+        args.run_dir,
+        args.inputs,
+        args.out,
+        device=args.device,
+        events_per_task=args.events_per_task,
+        retries=args.retries,
+        on_client=on_client,
+        **common,
+    )
 
 
 def _report(summary) -> None:
