@@ -23,11 +23,11 @@ from data_prep.errors import BadEventError, InputError
 from data_prep.events import Event
 from data_prep.readers.base import (
     REASON_COLUMNS,
-    REASON_UNREADABLE,
     IdTableReader,
     check_points,
     open_hdf5,
     run_from_name,
+    unreadable,
 )
 
 _GROUP = re.compile(r"^Event_\[(\d+)\]$")
@@ -89,12 +89,7 @@ class AttpcRootReader(IdTableReader):
         try:
             hits = dset[()]
         except OSError as err:
-            raise BadEventError(
-                f"cannot read HitArray: {str(err).splitlines()[0]}",
-                path=self.path,
-                event=event_id,
-                reason=REASON_UNREADABLE,
-            ) from None
+            raise unreadable("HitArray", err, path=self.path, event_id=event_id) from None
         points = np.empty((hits.shape[0], 4), dtype=np.float64)
         for col, name in enumerate(_FIELDS):
             points[:, col] = hits[name]

@@ -229,6 +229,14 @@ class ReaderBase(ABC):
         return label
 
 
+def unreadable(what: str, err: BaseException, *, path: Path, event_id: int) -> BadEventError:
+    """The error for an event whose data HDF5 cannot read (first line of HDF5's reason)."""
+    first = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return BadEventError(
+        f"cannot read {what}: {first}", path=path, event=event_id, reason=REASON_UNREADABLE
+    )
+
+
 def check_points(points: np.ndarray, *, path: Path, event_id: int, n_columns: int) -> None:
     """Raise `BadEventError` unless ``points`` is ``(N>0, n_columns)`` with finite x,y,z,q.
 

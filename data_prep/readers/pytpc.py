@@ -20,11 +20,11 @@ from data_prep.errors import BadEventError, InputError
 from data_prep.events import Event
 from data_prep.readers.base import (
     REASON_COLUMNS,
-    REASON_UNREADABLE,
     IdTableReader,
     check_points,
     open_hdf5,
     run_from_name,
+    unreadable,
 )
 
 N_COLUMNS = 7  # x, y, z (time bucket), amplitude, pad, n_neighbors, dist
@@ -106,12 +106,7 @@ class PytpcReader(IdTableReader):
         try:
             data = dset[()].astype(np.float64, copy=False)
         except OSError as err:
-            raise BadEventError(
-                f"cannot read clean/{event_id}: {str(err).splitlines()[0]}",
-                path=self.path,
-                event=event_id,
-                reason=REASON_UNREADABLE,
-            ) from None
+            raise unreadable(f"clean/{event_id}", err, path=self.path, event_id=event_id) from None
         points = np.empty((data.shape[0], 8), dtype=np.float64)
         points[:, [0, 1, 3, 4, 5, 6]] = data[:, [0, 1, 3, 4, 5, 6]]
         points[:, 2] = self.calibration.to_mm(data[:, 2])

@@ -42,13 +42,13 @@ from data_prep.events import Event
 from data_prep.readers.base import (
     REASON_COLUMNS,
     REASON_LABEL,
-    REASON_UNREADABLE,
     ReaderBase,
     SkipCallback,
     check_points,
     open_hdf5,
     parse_class_names,
     run_from_name,
+    unreadable,
 )
 
 N_COLUMNS = 8  # x, y, z, amplitude, integral, pad id, time bucket, pad scale
@@ -240,12 +240,7 @@ class SpyralReader(ReaderBase):
         try:
             did.read(h5s.ALL, h5s.ALL, data)
         except (OSError, TypeError) as err:
-            raise BadEventError(
-                f"cannot read cloud_{event_id}: {str(err).splitlines()[0]}",
-                path=self.path,
-                event=event_id,
-                reason=REASON_UNREADABLE,
-            ) from None
+            raise unreadable(f"cloud_{event_id}", err, path=self.path, event_id=event_id) from None
         return data
 
     def _read_label(self, did, event_id: int) -> int:
