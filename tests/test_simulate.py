@@ -265,3 +265,14 @@ def test_cli_end_to_end(tmp_path, capsys):
     assert rc == 0
     assert "3 events (tiny, seed 0) in 1 run files" in text and "track mm" in text
     assert (out / "run_0000.h5").is_file()
+
+
+def test_draw_refused_at_threshold_is_redrawn():
+    """Event 6897 of seed 0 once crashed `simulate`: attpc-engine's excitation test let a
+    54Ti* draw through that its threshold test then refused. It is now a rejected draw."""
+    from data_prep.sim.physics import EventGenerator
+    from data_prep.sim.runner import event_rng
+
+    event = EventGenerator(SimConfig()).generate("alpha_54ti", event_rng(0, 6897))
+    assert event.draws >= 2
+    assert event.n_signal >= SimConfig().min_signal_points
