@@ -19,6 +19,7 @@ MODEL_NAMES = ("logreg", "voxel_mlp", "cnn", "timm_cnn", "vit")
 TASKS = ("binary", "multiclass")
 BALANCE = ("weights", "sampler", "none")
 AUGMENT = ("none", "rotate", "rotate_reflect")
+GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 
 
@@ -45,11 +46,18 @@ class ModelConfig:
     mlp_ratio: float = 4.0  # vit: MLP hidden / embed dim
     drop_path: float = 0.0  # vit and timm CNNs that take drop_path_rate
     dropout: float = 0.0  # before the classifier head
+    # cnn, timm_cnn: global pooling before the head, in timm's names: avg | max | avgmax |
+    # catavgmax. Max pooling keeps a small feature (a second, short track) from being
+    # averaged away over the whole image.
+    global_pool: str = "avg"
     C: float = 1.0  # logreg: inverse L2 strength (scikit-learn's C)
     max_iter: int = 500  # logreg: L-BFGS iterations at most
 
     def __post_init__(self) -> None:
         _choice(self.name, MODEL_NAMES, "model.name")
+        _choice(self.global_pool, GLOBAL_POOLS, "model.global_pool")
+        if self.global_pool != "avg" and self.name not in ("cnn", "timm_cnn"):
+            raise InputError("model.global_pool is for model.name=cnn or timm_cnn")
         if not (
             self.init == "scratch" or self.init.startswith(("learngene:", "run:"))
         ) or self.init in ("learngene:", "run:"):

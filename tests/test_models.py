@@ -56,11 +56,13 @@ def _train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Non
     [
         {"name": "voxel_mlp", "width": 16, "depth": 1},
         {"name": "cnn", "width": 8, "depth": 2},
+        {"name": "cnn", "width": 8, "depth": 2, "global_pool": "catavgmax"},
         {"name": "vit", "depth": 2, "width": 32, "heads": 2, "patch": 8},
         {"name": "timm_cnn", "timm_name": "resnet18"},
+        {"name": "timm_cnn", "timm_name": "resnet18", "global_pool": "catavgmax"},
         {"name": "timm_cnn", "timm_name": "tf_efficientnet_lite0", "drop_path": 0.1},
     ],
-    ids=lambda o: o.get("timm_name", o["name"]),
+    ids=lambda o: "-".join(filter(None, (o.get("timm_name", o["name"]), o.get("global_pool")))),
 )
 def test_family_builds_and_trains_a_step(overrides: dict) -> None:
     torch.manual_seed(0)
@@ -125,6 +127,8 @@ def test_model_args_errors() -> None:
                     num_classes=3)  # fmt: skip
     with pytest.raises(InputError, match=r"model\.name"):
         ModelConfig(name="svm")
+    with pytest.raises(InputError, match=r"model\.global_pool is for"):
+        ModelConfig(name="vit", global_pool="max")
 
 
 def test_vit_layout_is_the_learngene_one() -> None:

@@ -65,7 +65,7 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             raise InputError(f"image size {image_config.size} is too small for a CNN of "
                              f"depth {size['depth']} (needs >= {2 ** size['depth']})")  # fmt: skip
         return {"in_chans": in_chans, "num_classes": num_classes, **size,
-                "dropout": float(cfg.dropout)}  # fmt: skip
+                "dropout": float(cfg.dropout), "global_pool": cfg.global_pool}  # fmt: skip
     if name == "timm_cnn":
         return {
             "timm_name": cfg.timm_name,
@@ -73,6 +73,7 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             "num_classes": num_classes,
             "drop_rate": float(cfg.dropout),
             "drop_path_rate": float(cfg.drop_path),
+            "global_pool": cfg.global_pool,
         }
     if name == "vit":
         return vit_args(cfg, image_config, num_classes)

