@@ -342,11 +342,13 @@ def _predict_image_file(
     batch_size: int,
     precision: str,
     progress: Callable[[int], None] | None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities ``(N, K)`` and labels ``(N,)`` for every event, streamed in batches."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Probabilities ``(N, K)``, labels ``(N,)`` and ``(run, event_id)`` keys ``(N, 2)``
+    for every event, streamed in batches."""
     needs_voxels = trained.info.input == "voxels"
     with h5py.File(path, "r") as f:
         labels = f["label"][:].astype(np.int64)
+        keys = np.stack([f["run"][:].astype(np.int64), f["event_id"][:].astype(np.int64)], 1)
         n = len(labels)
         k = len(trained.info.output_names)
         proba = np.zeros((n, k), dtype=np.float32)
@@ -360,7 +362,83 @@ def _predict_image_file(
             )
             if progress is not None:
                 progress(sl.stop - sl.start)
-    return proba, labels
+    return proba, labels, keys
+
+
+def read_sim_channels(paths: list[str | Path]) -> dict[tuple[int, int], str]:
+    """``(run, event) -> channel`` from the event tables of ``simulate``'s run files.
+
+    A directory stands for every ``run_*.h5`` in it.
+    """
+    from data_prep.sim.runfile import read_run_info
+
+    files: list[Path] = []
+    for p in map(Path, paths):
+        files += sorted(p.glob("run_*.h5")) if p.is_dir() else [p]
+    if not files:
+        raise InputError("no simulation run files (run_*.h5) found", path=paths[0])
+    channels: dict[tuple[int, int], str] = {}
+    for path in files:
+        attrs, table = read_run_info(path)
+        run = int(attrs["run"])
+        for event, channel in zip(table["event"].tolist(), table["channel"].tolist(), strict=True):
+            channels[(run, event)] = channel.decode()
+    return channels
+
+
+def errors_by_channel(
+    proba: np.ndarray,
+    labels: np.ndarray,
+    keys: np.ndarray,
+    channels: dict[tuple[int, int], str],
+    *,
+    task: str,
+    output_names: tuple[str, ...],
+    path: Path,
+) -> dict[str, dict[str, dict]]:
+    """Per task and simulated channel: events, how many were wrong, and what they were called.
+
+    This is what a physicist asks of a proton sample: which reactions leak into it (the
+    class "other" mixes noise, alpha channels and pile-up). Predictions are those of
+    `score_predictions`: argmax, and for the binary task "proton" exactly when the argmax
+    is proton.
+
+    Raises
+    ------
+    InputError
+        An event of the image file has no channel in the run files given.
+    """
+    known = labels >= 0
+    proba, labels, keys = proba[known], labels[known], keys[known]
+    missing = [tuple(k) for k in keys.tolist() if tuple(k) not in channels]
+    if missing:
+        run, event = missing[0]
+        raise InputError(
+            f"run {run} has no simulated channel in the run files given "
+            f"({len(missing)} events missing)",
+            path=path,
+            event=event,
+        )
+    chan = np.array([channels[tuple(k)] for k in keys.tolist()])
+    pred = proba.argmax(axis=1)
+    proton = output_names.index("proton")
+    tasks = {"binary": (binary_labels(labels), (pred != proton).astype(np.int64), BINARY_NAMES)}
+    if task == "multiclass":
+        tasks = {"multiclass": (labels, pred, tuple(output_names)), **tasks}
+    out: dict[str, dict[str, dict]] = {}
+    for name, (truth, guess, names) in tasks.items():
+        rows = {}
+        for c in sorted(set(chan.tolist())):
+            sel = chan == c
+            wrong = sel & (truth != guess)
+            called = np.bincount(guess[wrong], minlength=len(names))
+            rows[c] = {
+                "n": int(sel.sum()),
+                "wrong": int(wrong.sum()),
+                "called": {names[i]: int(k) for i, k in enumerate(called) if k},
+            }
+        out[name] = rows
+    return out
 
 
 def score_predictions(
@@ -439,6 +517,7 @@ def evaluate_run(
     precision: str = "auto",
     figures: bool = True,
     progress: Callable[[int], None] | None = None,
+    sim_files: list[str | Path] | None = None,
 ) -> EvalResult:
     """Evaluate a trained run on a labelled image file; write metrics.json and figures.
 
@@ -460,6 +539,9 @@ def evaluate_run(
         Also draw the PNGs (confusion matrices, ROC/PR, learning curves).
     progress
         Called with the number of newly scored events.
+    sim_files
+        ``simulate`` run files (or their directory) that the image file was made from:
+        adds ``by_channel``, the errors per simulated reaction channel.
 
     Returns
     -------
@@ -492,12 +574,13 @@ def evaluate_run(
     if not data.exists():
         raise InputError("data file not found", path=data)
     file_info = check_image_file(data, trained)
+    channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval" / data.stem
     out_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
-    proba, labels = _predict_image_file(
+    proba, labels, keys = _predict_image_file(
         trained, data, batch_size=batch_size, precision=precision, progress=progress
     )
     infer_s = time.perf_counter() - start
@@ -512,6 +595,17 @@ def evaluate_run(
             class_names=tuple(file_info["class_names"]),
             n_boot=n_boot,
             rng=np.random.default_rng(seed),
+        )
+    by_channel = None
+    if channels is not None and tasks:
+        by_channel = errors_by_channel(
+            proba,
+            labels,
+            keys,
+            channels,
+            task=info.task,
+            output_names=tuple(info.output_names),
+            path=data,
         )
 
     fig_paths: list[Path] = []
@@ -560,6 +654,7 @@ def evaluate_run(
         "precision": precision,
         "inference_events_per_s": round(len(labels) / infer_s, 1) if infer_s > 0 else None,
         "tasks": {t: m.to_dict(with_curves=True) for t, m in tasks.items()},
+        **({"by_channel": by_channel} if by_channel is not None else {}),
         "figures": [p.name for p in fig_paths],
     }
     write_json(out_dir / "metrics.json", metrics)

@@ -89,6 +89,32 @@ def test_train_evaluate_classify_end_to_end(trained, capsys):
     assert "63 events classified" in capsys.readouterr().out
 
 
+def test_evaluate_breaks_errors_down_by_simulated_channel(trained, tmp_path, capsys):
+    # real simulate run files -> image file with the run's preprocessing -> evaluate --sim
+    sim, data = tmp_path / "sim", tmp_path / "sim.h5"
+    assert main(["simulate", "--config", "tiny", "--events", "12", "--seed", "3",
+                 "--events-per-file", "6", "--out", str(sim), "--quiet"]) == 0  # fmt: skip
+    cfg = tmp_path / "prep.yaml"
+    cfg.write_text(json.dumps(SMALL_CONFIG.to_dict()))  # JSON is YAML
+    assert main(["preprocess", str(sim), "--config", str(cfg), "--out", str(data), "--quiet"]) == 0
+    capsys.readouterr()
+    out = tmp_path / "eval"
+    argv = ["evaluate", str(trained["run"]), "--data", str(data), "--out", str(out),
+            "--n-boot", "0", "--no-figures", "--quiet", "--sim", str(sim)]  # fmt: skip
+    assert main(argv) == 0
+    by_channel = json.loads((out / "metrics.json").read_text())["by_channel"]
+    assert set(by_channel) == {"multiclass", "binary"}
+    assert sum(r["n"] for r in by_channel["multiclass"].values()) == 12
+    assert "multiclass errors by simulated channel:" in capsys.readouterr().out
+    # run files of another simulation do not name these events: one line, exit 2
+    other = tmp_path / "other"
+    main(["simulate", "--config", "tiny", "--events", "6", "--seed", "4", "--out", str(other),
+          "--quiet"])  # fmt: skip
+    other_run = next(other.glob("run_*.h5"))
+    assert main([*argv[:-1], str(other_run)]) == 2
+    assert "has no simulated channel" in capsys.readouterr().err
+
+
 def test_raw_point_clouds_give_the_image_file_predictions(trained, tmp_path):
     """Spyral and ROOT files of the same clouds -> the same rows as the image file."""
     run, train = trained["run"], trained["train"]

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from sklearn import metrics as skm
 
 from attpc_classify.evaluate import (
+    errors_by_channel,
     score_predictions,
     scores_from_confusion,
     task_metrics,
@@ -22,6 +24,7 @@ from attpc_classify.report import (
     plot_roc_pr,
     write_comparison,
 )
+from data_prep.errors import InputError
 
 # A constructed 3-class confusion (rows true, columns predicted) and its hand-computed scores:
 #   proton: tp 8, predicted 8+1+1 = 10, actual 8+2 = 10 -> P 0.8, R 0.8, F1 0.8
@@ -135,6 +138,31 @@ def test_score_predictions_multiclass_run_also_scored_binary():
         rng=np.random.default_rng(0),
     )
     assert set(only) == {"binary"}
+
+
+def test_errors_by_channel_counts_what_each_channel_was_called():
+    # events (run 1, ids 0..5): two protons, one carbon, three "other" of two channels
+    labels = np.array([0, 0, 1, 2, 2, 2])
+    pred = np.array([0, 2, 1, 0, 2, 1])  # a lost proton, pile-up called proton and carbon
+    proba = np.eye(3, dtype=np.float32)[pred]
+    keys = np.column_stack([np.ones(6, int), np.arange(6)])
+    chan = ["p_elastic", "p_elastic", "c12_elastic", "pileup", "noise", "pileup"]
+    channels = {(1, i): c for i, c in enumerate(chan)}
+    out = errors_by_channel(
+        proba, labels, keys, channels, task="multiclass",
+        output_names=("proton", "carbon", "other"), path=Path("t.h5"),
+    )  # fmt: skip
+    assert out["multiclass"]["pileup"] == {"n": 2, "wrong": 2, "called": {"proton": 1, "carbon": 1}}
+    assert out["multiclass"]["p_elastic"] == {"n": 2, "wrong": 1, "called": {"other": 1}}
+    assert out["multiclass"]["noise"]["wrong"] == 0
+    # binary: only the pile-up called proton and the lost proton are wrong
+    assert out["binary"]["pileup"] == {"n": 2, "wrong": 1, "called": {"proton": 1}}
+    assert out["binary"]["p_elastic"]["called"] == {"rest": 1}
+    with pytest.raises(InputError, match="event 5: run 1 has no simulated channel"):
+        errors_by_channel(
+            proba, labels, keys, {k: v for k, v in channels.items() if k != (1, 5)},
+            task="binary", output_names=("proton", "carbon", "other"), path=Path("t.h5"),
+        )  # fmt: skip
 
 
 def test_figures_and_comparison_files(tmp_path):

@@ -20,6 +20,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="inference precision (auto = bf16 on CPU)",
     )
+    parser.add_argument(
+        "--sim",
+        nargs="+",
+        metavar="RUN_FILE",
+        help="simulate's run files (or their directory) behind --data: errors per channel",
+    )
     parser.add_argument("--no-figures", action="store_true", help="metrics.json only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -47,6 +53,14 @@ def summary_lines(metrics: dict) -> list[str]:
             lines.append(
                 f"    proton ROC AUC {fmt_estimate(m['roc_auc'])}  "
                 f"AP {fmt_estimate(m['average_precision'])}"
+            )
+    for task, rows in metrics.get("by_channel", {}).items():
+        lines.append(f"  {task} errors by simulated channel:")
+        for channel, r in rows.items():
+            called = ", ".join(f"{k} {v}" for k, v in r["called"].items())
+            lines.append(
+                f"    {channel:12s} {r['wrong']:5d} / {r['n']:<5d}"
+                + (f" called {called}" if called else "")
             )
     return lines
 
@@ -82,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision,
             figures=not args.no_figures,
             progress=progress,
+            sim_files=args.sim,
         )
     finally:
         if bar is not None:
