@@ -330,6 +330,7 @@ def run_demo(
             n_boot=cfg.n_boot,
             seed=cfg.seed,
             progress=progress(f"evaluate {name}", None),
+            sim_files=test_files,
         ).metrics
     timings["evaluate"] = time.perf_counter() - t0
 
@@ -492,6 +493,7 @@ def _write_report(
         if "multiclass" in evals[best]["tasks"]
         else "",
         "",
+        *_channel_table(best, evals[best]),
         "## Classifying a raw run file",
         "",
         f"`{best}` applied to the raw point clouds of `{_rel(test_files[-1], out_dir)}` with "
@@ -518,6 +520,29 @@ def _write_report(
         "",
     ]
     return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+def _channel_table(name: str, metrics: dict) -> list[str]:
+    """Markdown lines: the errors of run ``name`` per simulated reaction channel."""
+    by_channel = metrics.get("by_channel")
+    if not by_channel:
+        return []
+    tasks = list(by_channel)
+    lines = [
+        f"Errors of `{name}` per simulated channel (wrong / events, and what they were "
+        "called): which reactions leak into the proton sample.",
+        "",
+        "| channel | " + " | ".join(tasks) + " |",
+        "|---|" + "---|" * len(tasks),
+    ]
+    for channel in by_channel[tasks[0]]:
+        cells = []
+        for task in tasks:
+            r = by_channel[task][channel]
+            called = ", ".join(f"{k} {v}" for k, v in r["called"].items())
+            cells.append(f"{r['wrong']} / {r['n']}" + (f" ({called})" if called else ""))
+        lines.append(f"| {channel} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def demo_command(out_dir: Path, cfg: DemoConfig) -> str:
@@ -576,7 +601,8 @@ def _commands(
     for run_dir in runs.values():
         cmds.append(
             f"attpc-classify evaluate {run_dir} --data {d}/data/test.h5 "
-            f"--n-boot {cfg.n_boot} --seed {cfg.seed}"
+            f"--n-boot {cfg.n_boot} --seed {cfg.seed} "
+            f"--sim {' '.join(str(p) for p in test_files)}"
         )
     cmds.append(
         f"attpc-classify compare {' '.join(str(r) for r in runs.values())} --out {d} "

@@ -41,6 +41,8 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path):
     assert metrics["n_labelled"] == 8 and set(metrics["tasks"]) == {"multiclass", "binary"}
     assert "| cnn_multiclass | 3-class |" in report
     assert "attpc-classify simulate --config tiny --events 24" in report
+    assert "Errors of `cnn_multiclass` per simulated channel" in report
+    assert sum(r["n"] for r in metrics["by_channel"]["binary"].values()) == 8
     assert (out / "compare.png").exists() and (out / "compare.csv").exists()
     predictions = read_predictions(out / "predictions.csv")
     assert list(predictions) == ["run", "event_id", "label", "p_proton", "p_carbon", "p_other"]
