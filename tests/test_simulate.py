@@ -159,6 +159,19 @@ def test_other_seed_and_file_split_independence(tiny_run, tiny_config, tmp_path)
         )
 
 
+def test_first_run_numbers_the_files_and_keeps_the_events(tiny_run, tiny_config, tmp_path):
+    out, _ = tiny_run
+    moved = simulate(
+        tiny_config, N_EVENTS, tmp_path / "r", seed=SEED, events_per_file=PER_FILE, first_run=40
+    )
+    assert [p.name for p in moved.files] == ["run_0040.h5", "run_0041.h5", "run_0042.h5"]
+    with h5py.File(moved.files[1]) as f, h5py.File(out / "run_0001.h5") as ref:
+        assert int(f.attrs["run"]) == 41
+        assert f["events"][()].tobytes() == ref["events"][()].tobytes()  # NaN vertices too
+        for name in ref["cloud"]:
+            np.testing.assert_array_equal(f["cloud"][name][()], ref["cloud"][name][()])
+
+
 @pytest.mark.slow
 def test_workers_do_not_change_files(tiny_config, tmp_path):
     """2 spawned workers write the same bytes as 1 process (slow: 2 process start-ups)."""

@@ -32,6 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--events-per-file", type=int, default=100, help="events per run file (default 100)"
     )
     parser.add_argument(
+        "--first-run",
+        type=int,
+        default=0,
+        help="run number of the first file (default 0); give each simulation its own range "
+        "when several feed one image file",
+    )
+    parser.add_argument(
         "--resume", action="store_true", help="keep finished run files and write the rest"
     )
     parser.add_argument(
@@ -87,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
             workers=args.workers,
             events_per_file=args.events_per_file,
             resume=args.resume,
+            first_run=args.first_run,
             progress=None if args.quiet else progress,
         )
     finally:

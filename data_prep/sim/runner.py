@@ -188,12 +188,14 @@ def simulate(
     workers: int = 1,
     events_per_file: int = DEFAULT_EVENTS_PER_FILE,
     resume: bool = False,
+    first_run: int = 0,
     progress: Callable[[int], None] | None = None,
 ) -> SimSummary:
     """Simulate ``n_events`` labelled events into Spyral-format run files.
 
-    Writes ``out_dir/run_0000.h5``, ``run_0001.h5``, ... with ``events_per_file`` events
-    each (layout: docs/ARCHITECTURE.md, "Simulated run files"). Same arguments, same bytes.
+    Writes ``out_dir/run_0000.h5``, ``run_0001.h5``, ... (from ``first_run``) with
+    ``events_per_file`` events each (layout: docs/ARCHITECTURE.md, "Simulated run
+    files"). Same arguments, same bytes.
 
     Parameters
     ----------
@@ -212,6 +214,9 @@ def simulate(
     resume
         Keep finished run files of the same simulation and write only the missing ones;
         without it an ``out_dir`` holding run files is an error.
+    first_run
+        Run number of the first file. Events depend only on the seed and their index, not
+        on it; it keeps (run, event) unique when several simulations feed one image file.
     progress
         Called with the number of newly simulated events (kept files count at once).
 
@@ -238,6 +243,7 @@ def simulate(
         ("seed", seed, 0),
         ("workers", workers, 1),
         ("events_per_file", events_per_file, 1),
+        ("first_run", first_run, 0),
     ):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
@@ -257,7 +263,7 @@ def simulate(
     plan = plan_channels(config.mix, n_events, np.random.default_rng([seed, PLAN_STREAM, n_events]))
     config_json = config.to_json()
     tasks = []
-    for run, first in enumerate(range(0, n_events, events_per_file)):
+    for run, first in enumerate(range(0, n_events, events_per_file), start=first_run):
         channels = plan[first : first + events_per_file]
         attrs = file_attrs(
             run=run,
