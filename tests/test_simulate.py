@@ -272,12 +272,14 @@ def test_library_rejects_bad_arguments(tiny_config, tmp_path):
 def test_cli_end_to_end(tmp_path, capsys):
     out = tmp_path / "cli"
     rc = main(
-        ["simulate", "--config", "tiny", "--events", "3", "--out", str(out), "--quiet", "--stats"]
-    )
+        ["simulate", "--config", "tiny", "--events", "3", "--out", str(out), "--quiet", "--stats",
+         "--first-run", "7", "--events-per-file", "2"]
+    )  # fmt: skip
     text = capsys.readouterr().out
     assert rc == 0
-    assert "3 events (tiny, seed 0) in 1 run files" in text and "track mm" in text
-    assert (out / "run_0000.h5").is_file()
+    assert "3 events (tiny, seed 0) in 2 run files" in text and "track mm" in text
+    assert f"wrote {out / 'run_0007.h5'} ... run_0008.h5" in text
+    assert (out / "run_0008.h5").is_file()
 
 
 def test_draw_refused_at_threshold_is_redrawn():

@@ -127,5 +127,5 @@ def run(args: argparse.Namespace) -> int:
                 f"{s['median_charge_per_mm']:>8.0f} {s['median_amplitude_adc']:>10.0f}"
             )
         print("(medians over events; track = ejectile, farthest point from the vertex)")
-    print(f"wrote {Path(args.out)}/run_0000.h5 ... run_{len(summary.files) - 1:04d}.h5")
+    print(f"wrote {summary.files[0]} ... {summary.files[-1].name}")
     return 0
