@@ -150,6 +150,12 @@ class RunInfo:
     epoch: int
     git_sha: str
     path: Path
+    decision: dict | None = None  # None: argmax; else a proton threshold (decision module)
+
+    @property
+    def proton_threshold(self) -> float | None:
+        """The run's proton threshold, or None for argmax."""
+        return None if not self.decision else float(self.decision["proton_threshold"])
 
 
 def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
@@ -161,6 +167,12 @@ def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> N
         {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
          "weights": "model.safetensors", "sha256": digest},
     )  # fmt: skip
+
+
+def set_decision(run_dir: str | Path, decision: dict[str, Any]) -> None:
+    """Record the decision rule (a proton threshold) in ``RUN/model.json``, atomically."""
+    path = Path(run_dir) / "model.json"
+    write_json(path, read_json(path) | {"decision": decision})
 
 
 def _run_dir(path: str | Path) -> Path:
@@ -200,7 +212,12 @@ def read_info(run_dir: str | Path) -> tuple[RunInfo, dict[str, Any]]:
             epoch=int(meta["epoch"]),
             git_sha=str(meta.get("git_sha", "unknown")),
             path=run_dir,
+            decision=meta.get("decision"),
         )
+        if info.decision is not None:
+            float(info.decision["proton_threshold"])
+            if "proton" not in info.output_names:
+                raise ValueError("a proton threshold needs a 'proton' output")
     except (KeyError, TypeError, ValueError) as err:
         raise InputError(
             f"model.json lacks or mangles {err}", path=run_dir / "model.json"

@@ -29,6 +29,7 @@ import h5py
 import numpy as np
 from sklearn import metrics as skm
 
+from attpc_classify.decision import decide
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
 
@@ -395,13 +396,14 @@ def errors_by_channel(
     task: str,
     output_names: tuple[str, ...],
     path: Path,
+    proton_threshold: float | None = None,
 ) -> dict[str, dict[str, dict]]:
     """Per task and simulated channel: events, how many were wrong, and what they were called.
 
     This is what a physicist asks of a proton sample: which reactions leak into it (the
     class "other" mixes noise, alpha channels and pile-up). Predictions are those of
-    `score_predictions`: argmax, and for the binary task "proton" exactly when the argmax
-    is proton.
+    `score_predictions`: the run's decision rule, and for the binary task "proton" exactly
+    when the 3-class prediction is proton.
 
     Raises
     ------
@@ -420,7 +422,7 @@ def errors_by_channel(
             event=event,
         )
     chan = np.array([channels[tuple(k)] for k in keys.tolist()])
-    pred = proba.argmax(axis=1)
+    pred = decide(proba, output_names, proton_threshold)
     proton = output_names.index("proton")
     tasks = {"binary": (binary_labels(labels), (pred != proton).astype(np.int64), BINARY_NAMES)}
     if task == "multiclass":
@@ -450,6 +452,7 @@ def score_predictions(
     class_names: tuple[str, ...] | list[str] = CLASS_NAMES,
     n_boot: int = 1000,
     rng: np.random.Generator,
+    proton_threshold: float | None = None,
 ) -> dict[str, TaskMetrics]:
     """Metrics of predictions on one or both tasks.
 
@@ -466,6 +469,8 @@ def score_predictions(
         Model outputs and the data's class names.
     n_boot, rng
         Bootstrap resamples and their generator.
+    proton_threshold
+        The run's decision rule (`attpc_classify.decision.decide`); None = argmax.
 
     Returns
     -------
@@ -481,7 +486,7 @@ def score_predictions(
     if "proton" not in output_names:
         raise InputError(f"model outputs {list(output_names)} have no 'proton' class")
     p_proton = proba[:, output_names.index("proton")]
-    pred = proba.argmax(axis=1)
+    pred = decide(proba, output_names, proton_threshold)
     out: dict[str, TaskMetrics] = {}
     if task == "multiclass":
         if tuple(class_names) != output_names:
@@ -595,6 +600,7 @@ def evaluate_run(
             class_names=tuple(file_info["class_names"]),
             n_boot=n_boot,
             rng=np.random.default_rng(seed),
+            proton_threshold=info.proton_threshold,
         )
     by_channel = None
     if channels is not None and tasks:
@@ -606,6 +612,7 @@ def evaluate_run(
             task=info.task,
             output_names=tuple(info.output_names),
             path=data,
+            proton_threshold=info.proton_threshold,
         )
 
     fig_paths: list[Path] = []
@@ -645,6 +652,7 @@ def evaluate_run(
         "task": info.task,
         "input": info.input,
         "output_names": list(info.output_names),
+        "decision": info.decision or {"rule": "argmax"},
         "epoch": info.epoch,
         "git_sha": info.git_sha,
         "n_events": len(labels),

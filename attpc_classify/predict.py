@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from attpc_classify.decision import decide
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
 from data_prep.images import ImageConfig, project_arrays
@@ -66,6 +67,9 @@ class PredictionWriter:
         The model's output class names (e.g. ``("proton", "carbon", "other")``).
     attrs
         HDF5 only: file attributes (JSON-encoded when not scalar), e.g. the run directory.
+    proton_threshold
+        The run's decision rule for ``label`` (`attpc_classify.decision.decide`); None =
+        the most probable class.
 
     Examples
     --------
@@ -80,10 +84,12 @@ class PredictionWriter:
         output_names: Sequence[str],
         *,
         attrs: dict[str, Any] | None = None,
+        proton_threshold: float | None = None,
     ):
         self.path = Path(path)
         self.kind = output_kind(self.path)
         self.output_names = tuple(output_names)
+        self.proton_threshold = proton_threshold
         self.columns = prediction_columns(self.output_names)
         self.n = 0
         self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
@@ -126,7 +132,8 @@ class PredictionWriter:
         b = len(proba)
         if b == 0:
             return
-        labels = np.asarray(self.output_names, dtype=object)[proba.argmax(axis=1)]
+        predicted = decide(proba, self.output_names, self.proton_threshold)
+        labels = np.asarray(self.output_names, dtype=object)[predicted]
         if self._text is not None:
             # One formatted block per batch: a csv.writer row per event is 5x slower.
             buf = io.StringIO()
@@ -146,7 +153,7 @@ class PredictionWriter:
             f = self._h5
             start, stop = self.n, self.n + b
             names = np.array([n.encode() for n in self.output_names])  # fixed-width bytes
-            values = {"run": run, "event_id": event_id, "label": names[proba.argmax(axis=1)]}
+            values = {"run": run, "event_id": event_id, "label": names[predicted]}
             values.update({f"p_{n}": proba[:, k] for k, n in enumerate(self.output_names)})
             for name, arr in values.items():
                 f[name].resize(stop, axis=0)
@@ -552,7 +559,9 @@ def classify_files(
 
     attrs = output_attrs(info, sources)
     start = time.perf_counter()
-    with PredictionWriter(out, info.output_names, attrs=attrs) as writer:
+    with PredictionWriter(
+        out, info.output_names, attrs=attrs, proton_threshold=info.proton_threshold
+    ) as writer:
 
         def all_batches() -> Iterator[_Batch]:
             for source in sources:
@@ -576,7 +585,8 @@ def classify_files(
                 batch.images, batch.voxels, precision=precision, batch_size=batch_size
             )
             writer.append(batch.run, batch.event_id, proba)
-            counts += np.bincount(proba.argmax(axis=1), minlength=len(counts))
+            predicted = decide(proba, info.output_names, info.proton_threshold)
+            counts += np.bincount(predicted, minlength=len(counts))
             summary.n_events += len(proba)
             summary.n_empty += batch.n_empty
             if progress is not None:

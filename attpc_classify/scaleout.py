@@ -55,6 +55,7 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
+from attpc_classify.decision import decide
 from data_prep.errors import InputError
 
 if TYPE_CHECKING:  # dask and torch are imported when a cluster is used
@@ -448,7 +449,9 @@ def classify_task(
         n_empty += batch.n_empty
     k = len(info.output_names)
     proba = np.concatenate(probas) if probas else np.zeros((0, k), np.float32)
-    predicted = np.bincount(proba.argmax(axis=1), minlength=k).tolist() if len(proba) else [0] * k
+    predicted = np.bincount(
+        decide(proba, info.output_names, info.proton_threshold), minlength=k
+    ).tolist()
     part = ClassifyPart(
         index=task.index,
         part=str(classify_part_path(parts_dir, task.index)),
@@ -480,11 +483,14 @@ def merge_predictions(
     *,
     attrs: dict[str, Any] | None = None,
     summary: dict[str, Any] | None = None,
+    proton_threshold: float | None = None,
 ) -> Path:
     """Concatenate part files in task order into the prediction table ``out`` (atomic)."""
     from attpc_classify.predict import PredictionWriter
 
-    with PredictionWriter(out, output_names, attrs=attrs) as writer:
+    with PredictionWriter(
+        out, output_names, attrs=attrs, proton_threshold=proton_threshold
+    ) as writer:
         for part in sorted(parts, key=lambda p: p.index):
             with h5py.File(part.part, "r") as f:
                 writer.append(f["run"][()], f["event_id"][()], f["proba"][()])
@@ -609,6 +615,6 @@ def _classify_parts(
     summary.wall_s = time.perf_counter() - start
     merge_predictions(
         parts, out, info.output_names, attrs=output_attrs(info, sources),
-        summary=summary.to_dict(),
+        summary=summary.to_dict(), proton_threshold=info.proton_threshold,
     )  # fmt: skip
     return summary

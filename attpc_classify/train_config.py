@@ -21,6 +21,7 @@ BALANCE = ("weights", "sampler", "none")
 AUGMENT = ("none", "rotate", "rotate_reflect")
 GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PROTON_THRESHOLDS = ("argmax", "val_f1")
 
 
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
@@ -154,9 +155,13 @@ class TrainConfig:
     out: str = ""  # run directory; default runs/<model>_<task>
     max_train_images: int = 0  # stop after this many training images; 0 = no budget
     eval_batch_size: int = 256  # validation / prediction batch
+    # decision rule recorded in the run (attpc_classify.decision): argmax, or val_f1 = call
+    # proton when p(proton) >= the threshold with the best proton F1 on the validation split
+    proton_threshold: str = "argmax"
 
     def __post_init__(self) -> None:
         _choice(self.precision, PRECISIONS, "precision")
+        _choice(self.proton_threshold, PROTON_THRESHOLDS, "proton_threshold")
         if not (self.device in ("auto", "cpu", "cuda") or self.device.startswith("cuda:")):
             raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {self.device!r}")
         if self.max_train_images < 0 or self.eval_batch_size < 1:
