@@ -213,7 +213,7 @@ def validate(
     return {"val_loss": float(F.cross_entropy(logits, y)), "val_macro_f1": f1, "val_accuracy": acc}
 
 
-def validation_threshold(
+def record_threshold(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
@@ -223,15 +223,25 @@ def validation_threshold(
     device: torch.device,
     dtype: torch.dtype | None,
     batch_size: int,
+    out_dir: Path | None,
+    log: Log,
 ) -> dict[str, Any]:
-    """The proton threshold with the best validation proton F1 (`decision` module)."""
+    """Choose the proton threshold with the best validation proton F1 (`decision`
+    module), log it, and record it in ``out_dir/model.json`` (when given)."""
     from attpc_classify.decision import choose_proton_threshold
 
     names = output_names(task, class_names)
     logits = predict_logits(model, x, device=device, dtype=dtype, batch_size=batch_size)
     p_proton = logits.softmax(dim=-1)[:, names.index("proton")].numpy()
     chosen = choose_proton_threshold(p_proton, y.numpy() == names.index("proton"))
-    return {"rule": "proton_threshold", "chosen_on": "validation", **chosen}
+    decision = {"rule": "proton_threshold", "chosen_on": "validation", **chosen}
+    log(
+        f"proton threshold {decision['proton_threshold']:g} (validation proton F1 "
+        f"{decision['proton_f1']:.4f}, at 0.5: {decision['proton_f1_at_0.5']:.4f})"
+    )
+    if out_dir is not None:
+        checkpoint.set_decision(out_dir, decision)
+    return decision
 
 
 def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
@@ -534,16 +544,11 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     if cfg.proton_threshold == "val_f1" and x_va is not None and env.is_main:
-        decision = validation_threshold(
-            model, x_va, y_va, task, train.class_names,
-            device=device, dtype=dtype, batch_size=cfg.eval_batch_size,
+        record_threshold(
+            model, x_va, y_va, task, train.class_names, device=device, dtype=dtype,
+            batch_size=cfg.eval_batch_size,
+            out_dir=out_dir if state["best_epoch"] else None, log=log,
         )  # fmt: skip
-        log(
-            f"proton threshold {decision['proton_threshold']:g} (validation proton F1 "
-            f"{decision['proton_f1']:.4f}, at 0.5: {decision['proton_f1_at_0.5']:.4f})"
-        )
-        if out_dir is not None and state["best_epoch"]:
-            checkpoint.set_decision(out_dir, decision)
     if out_dir is not None and state["history"] and env.is_main:
         plot_history(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
     best = state["best_metric"]
@@ -621,11 +626,8 @@ def _train_logreg(
     meta["metrics"]["train_images"] = row["train_images"]
     checkpoint.save_model(out_dir, model, meta | {"epoch": 1})
     if cfg.proton_threshold == "val_f1" and val is not None and len(val):
-        checkpoint.set_decision(
-            out_dir,
-            validation_threshold(model, x_va, y_va, task, train.class_names, device=device,
-                                 dtype=None, batch_size=1024),
-        )  # fmt: skip
+        record_threshold(model, x_va, y_va, task, train.class_names, device=device,
+                         dtype=None, batch_size=1024, out_dir=out_dir, log=log)  # fmt: skip
     write_history(out_dir, [row])
     plot_history([row], out_dir / "plots" / "learning_curves.png")
     f1 = row["val_macro_f1"]

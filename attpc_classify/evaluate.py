@@ -387,6 +387,26 @@ def read_sim_channels(paths: list[str | Path]) -> dict[tuple[int, int], str]:
     return channels
 
 
+def task_predictions(
+    proba: np.ndarray,
+    labels: np.ndarray,
+    *,
+    task: str,
+    output_names: tuple[str, ...],
+    proton_threshold: float | None = None,
+) -> dict[str, tuple[np.ndarray, np.ndarray, tuple[str, ...]]]:
+    """``{task: (true labels, predicted labels, class names)}`` for the tasks a run is
+    scored on: its own, and proton vs rest for a 3-class run, which predicts "proton"
+    exactly when its 3-class prediction (the run's decision rule) is proton."""
+    pred = decide(proba, output_names, proton_threshold)
+    proton = output_names.index("proton")
+    out = {}
+    if task == "multiclass":
+        out["multiclass"] = (labels, pred, tuple(output_names))
+    out["binary"] = (binary_labels(labels), (pred != proton).astype(np.int64), BINARY_NAMES)
+    return out
+
+
 def errors_by_channel(
     proba: np.ndarray,
     labels: np.ndarray,
@@ -422,11 +442,9 @@ def errors_by_channel(
             event=event,
         )
     chan = np.array([channels[tuple(k)] for k in keys.tolist()])
-    pred = decide(proba, output_names, proton_threshold)
-    proton = output_names.index("proton")
-    tasks = {"binary": (binary_labels(labels), (pred != proton).astype(np.int64), BINARY_NAMES)}
-    if task == "multiclass":
-        tasks = {"multiclass": (labels, pred, tuple(output_names)), **tasks}
+    tasks = task_predictions(
+        proba, labels, task=task, output_names=output_names, proton_threshold=proton_threshold
+    )
     out: dict[str, dict[str, dict]] = {}
     for name, (truth, guess, names) in tasks.items():
         rows = {}
@@ -485,22 +503,20 @@ def score_predictions(
     output_names = tuple(output_names)
     if "proton" not in output_names:
         raise InputError(f"model outputs {list(output_names)} have no 'proton' class")
+    if task == "multiclass" and tuple(class_names) != output_names:
+        raise InputError(
+            f"data classes {list(class_names)} differ from model outputs {list(output_names)}"
+        )
     p_proton = proba[:, output_names.index("proton")]
-    pred = decide(proba, output_names, proton_threshold)
-    out: dict[str, TaskMetrics] = {}
-    if task == "multiclass":
-        if tuple(class_names) != output_names:
-            raise InputError(
-                f"data classes {list(class_names)} differ from model outputs {list(output_names)}"
-            )
-        out["multiclass"] = task_metrics(labels, pred, class_names, n_boot=n_boot, rng=rng)
-    pred_proton = pred == output_names.index("proton")
-    y_bin = binary_labels(labels)  # proton 0, rest 1
-    pred_bin = (~pred_proton).astype(np.int64)
-    out["binary"] = task_metrics(
-        y_bin, pred_bin, BINARY_NAMES, score=p_proton, n_boot=n_boot, rng=rng
+    tasks = task_predictions(
+        proba, labels, task=task, output_names=output_names, proton_threshold=proton_threshold
     )
-    return out
+    return {
+        name: task_metrics(
+            truth, pred, names, n_boot=n_boot, rng=rng, score=p_proton if name == "binary" else None
+        )
+        for name, (truth, pred, names) in tasks.items()
+    }
 
 
 def count_parameters(trained: Trained) -> int | None:

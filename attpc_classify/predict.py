@@ -126,12 +126,15 @@ class PredictionWriter:
                 scalar = isinstance(value, (str, int, float, bool))
                 self._h5.attrs[key] = value if scalar else json.dumps(value)
 
-    def append(self, run: np.ndarray, event_id: np.ndarray, proba: np.ndarray) -> None:
-        """Append one batch: ``(B,)`` run and event ids, ``(B, K)`` probabilities."""
+    def append(self, run: np.ndarray, event_id: np.ndarray, proba: np.ndarray) -> np.ndarray:
+        """Append one batch: ``(B,)`` run and event ids, ``(B, K)`` probabilities.
+
+        Returns the predicted class index of every event (the ``label`` written).
+        """
         proba = np.asarray(proba, dtype=np.float32)
         b = len(proba)
         if b == 0:
-            return
+            return np.zeros(0, dtype=np.int64)
         predicted = decide(proba, self.output_names, self.proton_threshold)
         labels = np.asarray(self.output_names, dtype=object)[predicted]
         if self._text is not None:
@@ -159,6 +162,7 @@ class PredictionWriter:
                 f[name].resize(stop, axis=0)
                 f[name][start:stop] = arr
         self.n += b
+        return predicted
 
     def commit(self, summary: dict | None = None) -> Path:
         """Close the file and rename it to its final name in one atomic step."""
@@ -584,8 +588,7 @@ def classify_files(
             proba = trained.predict_proba(
                 batch.images, batch.voxels, precision=precision, batch_size=batch_size
             )
-            writer.append(batch.run, batch.event_id, proba)
-            predicted = decide(proba, info.output_names, info.proton_threshold)
+            predicted = writer.append(batch.run, batch.event_id, proba)
             counts += np.bincount(predicted, minlength=len(counts))
             summary.n_events += len(proba)
             summary.n_empty += batch.n_empty
