@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import learngene as lg
-from attpc_classify.bench.config import STRATEGIES, BenchConfig
-from attpc_classify.bench.grid import COLUMNS, KEY_COLUMNS, plan_cells
-from attpc_classify.benchmark import BenchCallbacks, run_benchmark
 from attpc_classify.cli import main
 from attpc_classify.config import load_config
+from attpc_classify.transfer.benchmark import BenchCallbacks, run_benchmark
+from attpc_classify.transfer.config import STRATEGIES, BenchConfig
+from attpc_classify.transfer.grid import COLUMNS, KEY_COLUMNS, plan_cells
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "benchmark" / "transfer_smoke.yaml"
 CONFIGS = SMOKE.parent
