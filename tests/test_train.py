@@ -229,11 +229,12 @@ def test_fine_tune_from_run_reinitialises_head(run_dir, data) -> None:
 
 
 def test_learngene_descendant_init(data, tmp_path) -> None:
-    from learngene import TLEGAuxNet, build_descendant
+    from learngene import TLEGAuxNet, build_descendant, save_learngene
 
     aux = TLEGAuxNet(img_size=32, patch_size=8, in_chans=2, num_classes=3, embed_dim=32,
                      depth=2, num_heads=2, seed=0)  # fmt: skip
-    path = aux.learngene().save(tmp_path / "lg")
+    gene = aux.learngene()
+    path = save_learngene(tmp_path / "lg", gene.tensors, gene.meta)
     cfg = ModelConfig(name="vit", depth=3, init=f"learngene:{path}")
     images = read_images(data)
     model = build_model(cfg, image_config=images.config, num_classes=3)
