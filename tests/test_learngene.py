@@ -16,15 +16,6 @@ ARCH = dict(img_size=16, patch_size=4, in_chans=2, num_classes=3, embed_dim=32, 
 HEAD_DIM = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: threads only add contention on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _images(n: int = 4, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 2, 16, 16, generator=torch.Generator().manual_seed(seed))
 

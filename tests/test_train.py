@@ -31,16 +31,6 @@ FAST = ["model.name=cnn", "model.width=4", "model.depth=2", "optim.batch_size=16
         "optim.epochs=2", "optim.warmup_epochs=0.5"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: a second OpenMP thread saves nothing, and on a busy two-core machine
-    two threads spin-wait on each other for seconds (82 s vs 12 s measured here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     # 3 x 40 labelled events + 10 unknown (-1), two 32^2 views, 20^3 voxels
