@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test test-all lint format bench results clean
+.PHONY: install demo test test-all test-fast lint format bench results clean
 
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ test: install lint
 
 test-all: install
 	$(PY) -m pytest -q -m ''
+
+# without the heavy end-to-end tests (a repeated -m replaces the one in pyproject's addopts)
+test-fast: install
+	$(PY) -m pytest -q -m 'not slow and not heavy'
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -6,7 +6,8 @@ Layout of a run directory (``attpc-classify train --out RUN``)::
     RUN/model.safetensors    best weights (by validation macro-F1)
     RUN/model.json           what they are: model spec, image config, class/output names,
                              task, input, metrics, epoch, git SHA, sha256 of the weights
-    RUN/last.safetensors     latest model + optimizer tensors, for --resume
+    RUN/last.safetensors     latest model + optimizer tensors, for --resume; its header
+                             holds last.json's state, so one rename commits a save
     RUN/last.json            epoch, step, counters, optimizer groups, history, sha256
     RUN/metrics.jsonl        one line per epoch
     RUN/plots/learning_curves.png
@@ -72,14 +73,18 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> str:
-    """Write a safetensors file atomically; return its sha256."""
+def save_tensors(
+    path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
+) -> str:
+    """Write a safetensors file (``metadata``: its header's string map) atomically; return
+    its sha256."""
     from safetensors.torch import save_file
 
     path = Path(path)
     tmp = _tmp(path)
     # contiguous CPU copies: safetensors refuses shared or strided storage
-    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, tmp)
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    save_file(tensors, tmp, metadata=metadata)
     digest = _sha256(tmp)
     os.replace(tmp, path)
     return digest
@@ -363,13 +368,25 @@ def save_last(
                 tensors[f"optim.{pid}.{name}"] = value
             else:
                 scalars[f"{pid}.{name}"] = value
-    digest = save_tensors(run_dir / "last.safetensors", tensors)
-    write_json(
-        run_dir / "last.json",
-        {"format": FORMAT + "-last", "format_version": FORMAT_VERSION, **state,
-         "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars},
-         "sha256": digest},
-    )  # fmt: skip
+    meta = {"format": FORMAT + "-last", "format_version": FORMAT_VERSION, **state,
+            "optimizer": {"param_groups": opt["param_groups"], "scalars": scalars}}  # fmt: skip
+    # One rename commits: the tensors file carries the state in its header, so a kill
+    # between its rename and last.json's leaves the newer state whole (last.json is the
+    # readable copy, with the sha256 that `load_last` checks when it is current).
+    digest = save_tensors(run_dir / "last.safetensors", tensors, {"last_json": json.dumps(meta)})
+    write_json(run_dir / "last.json", meta | {"sha256": digest})
+
+
+def _header_metadata(path: Path) -> dict[str, str]:
+    """The ``__metadata__`` string map of a safetensors header ({} when unreadable)."""
+    try:
+        with open(path, "rb") as f:
+            size = int.from_bytes(f.read(8), "little")
+            header = json.loads(f.read(size)) if 0 < size < 100 << 20 else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    found = header.get("__metadata__") if isinstance(header, dict) else None
+    return found if isinstance(found, dict) else {}
 
 
 def load_last(
@@ -380,7 +397,18 @@ def load_last(
     meta = read_json(run_dir / "last.json")
     if meta.get("format") != FORMAT + "-last":
         raise InputError("not a resume file of attpc-classify", path=run_dir / "last.json")
-    tensors = read_tensors(run_dir / "last.safetensors", sha256=meta.get("sha256"))
+    sha256 = meta.get("sha256")
+    embedded = _header_metadata(run_dir / "last.safetensors").get("last_json")
+    if embedded is not None:
+        try:
+            inner = json.loads(embedded)
+        except json.JSONDecodeError:
+            raise InputError("corrupted resume state", path=run_dir / "last.safetensors") from None
+        if inner != {k: v for k, v in meta.items() if k != "sha256"}:
+            # killed between the two renames of `save_last`: the newer state is the one
+            # inside the tensors file, and last.json's sha256 belongs to the older file
+            meta, sha256 = inner, None
+    tensors = read_tensors(run_dir / "last.safetensors", sha256=sha256)
     model_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(model_state)

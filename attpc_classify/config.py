@@ -193,3 +193,21 @@ def config_hash(config: Any) -> str:
 
     text = json.dumps(to_dict(config), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+#: the shipped YAML presets, one folder per family (sim, prep, train, benchmark, ...)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+
+def resolve_preset(family: str, name: str | Path) -> Path:
+    """A YAML path as given, else the preset ``configs/<family>/<name>.yaml``."""
+    path = Path(name)
+    if path.is_file():
+        return path
+    folder = CONFIG_DIR / family
+    text = str(name)
+    preset = folder / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
+    if preset.is_file():
+        return preset
+    known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
+    raise InputError(f"no such config file or preset (presets: {known})", path=name)

@@ -287,17 +287,18 @@ def run_metadata(model: nn.Module, train: ImageSet, task: str, cfg: TrainConfig)
 
 def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     """Loss and validation scores per epoch -> PNG (written atomically)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # an Agg Figure of its own: no pyplot state, no process-wide backend switch
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     epochs = [h["epoch"] for h in history]
 
     def series(key: str) -> list[float]:
         return [np.nan if h.get(key) is None else h[key] for h in history]
 
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.4))
+    fig = Figure(figsize=(9, 3.4))
+    FigureCanvasAgg(fig)
+    ax1, ax2 = fig.subplots(1, 2)
     fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
     ax1.plot(epochs, series("train_loss"), "o-", label="train")
     ax1.plot(epochs, series("val_loss"), "o-", label="validation")
@@ -310,7 +311,6 @@ def plot_history(history: list[dict[str, Any]], path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp-{id(fig)}.png")
     fig.savefig(tmp, dpi=100)
-    plt.close(fig)
     tmp.replace(path)
 
 

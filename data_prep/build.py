@@ -52,7 +52,7 @@ from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
-from data_prep.readers.base import EventReader, all_options, detect_format, open_events
+from data_prep.readers import EventReader, all_options, detect_format, open_events
 
 PLAN_VERSION = 1
 DEFAULT_BATCH = 128  # events projected at once (64-256 measured fastest)
@@ -315,8 +315,10 @@ def keep_freed_memory() -> None:
     Each projected batch allocates ~15 MB of temporaries. With glibc's defaults they are
     fresh ``mmap`` s whose pages the kernel zero-fills on first touch, and that doubled
     the projection time (measured: 91 -> 45 µs/event) once reads were interleaved.
-    Process-wide and harmless (memory is reused, the peak stays the same); a no-op
-    where the C library is not glibc. `run_task` calls it once per process.
+    Process-wide (memory is reused, the peak stays the same); a no-op where the C
+    library is not glibc. A library call must not retune its caller's process, so only
+    processes this package or the CLI own call it: `build_images`' pool workers (at start)
+    and ``attpc-classify preprocess``.
     """
     global _HEAP_TUNED
     if _HEAP_TUNED:
@@ -369,7 +371,6 @@ def run_task(
     TaskResult
         The part's path and counts.
     """
-    keep_freed_memory()
     options = reader_options or {}
     skipped: Counter[str] = Counter()
     counts = {"written": 0, "empty": 0, "out_of_range_points": 0}
@@ -680,6 +681,7 @@ _PROGRESS_QUEUE: Any = None
 def _init_worker(progress_queue: Any) -> None:
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = progress_queue
+    keep_freed_memory()  # our own worker process
 
 
 def _run_task_in_worker(task: Task, *args: Any, **kwargs: Any) -> TaskResult:

@@ -7,11 +7,13 @@ Methods (one file each, every weight map a pure ``state_dict -> state_dict`` fun
 * `learngene.inherit` — layer inheritance (Heur-/Auto-Learngene) and weight selection.
 
 Descendants are timm `VisionTransformer` s (`learngene.vit.create_vit`); learngenes are
-safetensors + JSON (`learngene.io`). This package depends on torch and timm only.
+`Learngene` records (`learngene.gene`) saved as safetensors + JSON (`learngene.io`). This
+package depends on torch and timm only.
 """
 
 from learngene.descendant import build_descendant, descendant_state
 from learngene.distill import distill_loss, kd_kl
+from learngene.gene import Learngene, LearngeneError
 from learngene.inherit import (
     blocks_by_cka,
     cka_matrix,
@@ -21,7 +23,7 @@ from learngene.inherit import (
     weight_select,
     weight_select_learngene,
 )
-from learngene.io import Learngene, LearngeneError, load_learngene, save_learngene
+from learngene.io import load_learngene, save_learngene
 from learngene.lets import LeTsAuxNet, Selection, parse_selection, select_rows
 from learngene.storage import parameters_stored, storage_table
 from learngene.tleg import TLEGAuxNet

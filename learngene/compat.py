@@ -3,12 +3,20 @@
 timm imports torchvision, and PyPI's torchvision wheel fails beside the CPU torch on some
 machines with "operator torchvision::nms does not exist" (its C++ library cannot register
 the ops). We never call those ops, so declaring their two schemas is enough for
-torchvision's Python side to import. This runs only when the plain import fails.
+torchvision's Python side to import. Nothing happens on importing this module: the first
+`import_timm` call tries the plain import and declares the schemas only when it fails.
 """
 
 from __future__ import annotations
 
+import functools
+import sys
+from types import ModuleType
+
 import torch
+
+#: the torch.library objects holding the declarations (they live as long as these do)
+_KEEP_ALIVE: list[torch.library.Library] = []
 
 
 def _import_torchvision() -> None:
@@ -20,18 +28,20 @@ def _import_torchvision() -> None:
         lib = torch.library.Library("torchvision", "DEF")
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
-        _KEEP_ALIVE.append(lib)  # the definitions live as long as the Library object
-        import sys
-
+        _KEEP_ALIVE.append(lib)
         # drop the half-imported modules so the retry starts clean
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
         import torchvision  # noqa: F401
 
 
-_KEEP_ALIVE: list = []
-_import_torchvision()
+@functools.cache
+def import_timm() -> ModuleType:
+    """The `timm` module, with torchvision made importable first (once per process)."""
+    _import_torchvision()
+    import timm
 
-import timm  # noqa: E402
+    return timm
 
-__all__ = ["timm"]
+
+__all__ = ["import_timm"]

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from learngene import inherit, lets, tleg
-from learngene.io import Learngene, LearngeneError, arch_from_meta, load_learngene
-from learngene.vit import ARCH_KEYS, HEAD_KEYS, VisionTransformer, create_vit
+from learngene.gene import Learngene, LearngeneError, arch_from_meta
+from learngene.io import load_learngene
+from learngene.vit import ARCH_KEYS, HEAD_KEYS, create_vit
+
+if TYPE_CHECKING:
+    from timm.models.vision_transformer import VisionTransformer
 
 
 def descendant_state(
@@ -81,8 +86,15 @@ def build_descendant(
 
     Examples
     --------
-    >>> model = build_descendant("runs/tleg_lg", depth=6, num_classes=3)
-    >>> model.blocks[5].attn.qkv.weight  # θ_A + (5/6)·θ_B
+    >>> import torch
+    >>> from learngene import TLEGAuxNet
+    >>> gene = TLEGAuxNet(img_size=32, patch_size=8, in_chans=2, num_classes=3,
+    ...                   embed_dim=32, depth=4, num_heads=2, seed=0).learngene()
+    >>> model = build_descendant(gene, depth=6, num_classes=3)  # or a learngene file
+    >>> t = gene.tensors  # block 5 of 6 is θ_A + (5/6)·θ_B
+    >>> want = t["theta_a.attn.qkv.weight"] + 5 / 6 * t["theta_b.attn.qkv.weight"]
+    >>> torch.allclose(model.blocks[5].attn.qkv.weight, want)
+    True
     """
     learngene = path if isinstance(path, Learngene) else load_learngene(path)
     meta = learngene.meta

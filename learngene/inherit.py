@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from learngene.io import Learngene, arch_from_meta
+from learngene.gene import Learngene, arch_from_meta
 from learngene.vit import HEAD_KEYS, SHARED_KEYS, narrow, split_blocks, vit_shapes
 
 

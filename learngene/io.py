@@ -12,7 +12,6 @@ import json
 import math
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,45 +19,16 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from learngene import inherit, lets, tleg
+from learngene.gene import (
+    FORMAT,
+    FORMAT_VERSION,
+    METHOD_KEYS,
+    METHODS,
+    Learngene,
+    LearngeneError,
+)
 from learngene.vit import ARCH_KEYS, num_parameters
-
-FORMAT = "learngene"
-FORMAT_VERSION = 1
-METHODS = ("tleg", "lets", "inherit", "weight_select")
-#: metadata keys each method needs beyond `vit.ARCH_KEYS`
-METHOD_KEYS: dict[str, tuple[str, ...]] = {
-    "tleg": (),
-    "lets": ("learngene_width", "learngene_depth"),
-    "inherit": ("learngene_depth", "source_blocks"),
-    "weight_select": (),
-}
-
-
-class LearngeneError(ValueError):
-    """A learngene file or learngene request that cannot be used; the message is one line."""
-
-
-@dataclass
-class Learngene:
-    """A learngene in memory: JSON-able ``meta`` and named ``tensors``.
-
-    ``meta["method"]`` picks the meaning of the tensors (see `expected_shapes`).
-    """
-
-    meta: dict[str, Any]
-    tensors: dict[str, torch.Tensor] = field(repr=False)
-
-    @property
-    def method(self) -> str:
-        return self.meta["method"]
-
-    @property
-    def num_parameters(self) -> int:
-        return num_parameters(self.tensors)
-
-    def save(self, path: str | Path) -> Path:
-        """`save_learngene` of this learngene."""
-        return save_learngene(path, self.tensors, self.meta)
 
 
 def save_learngene(
@@ -72,7 +42,12 @@ def save_learngene(
 
     Examples
     --------
-    >>> save_learngene("out/tleg", aux.learngene_tensors(), aux.learngene_meta())
+    >>> from learngene import TLEGAuxNet
+    >>> aux = TLEGAuxNet(img_size=32, patch_size=8, in_chans=2, num_classes=3,
+    ...                  embed_dim=32, depth=4, num_heads=2, seed=0)
+    >>> gene = aux.learngene()
+    >>> save_learngene("out/tleg", gene.tensors, gene.meta)
+    PosixPath('out/tleg.safetensors')
     """
     base = _base(path)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in tensors.items()}
@@ -159,9 +134,6 @@ def validate(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, wh
 
 def expected_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     """Tensor name -> shape that a learngene with this metadata consists of."""
-    # imported here: the method modules import this one for Learngene / LearngeneError
-    from learngene import inherit, lets, tleg
-
     shapes = {
         "tleg": tleg.learngene_shapes,
         "lets": lets.learngene_shapes,
@@ -169,28 +141,6 @@ def expected_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
         "weight_select": inherit.weight_select_shapes,
     }[meta["method"]]
     return shapes(meta)
-
-
-def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The `create_vit` keyword arguments stored in learngene metadata."""
-    arch = {k: meta[k] for k in ARCH_KEYS}
-    for key in ("patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads"):
-        value = arch[key]
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"{key} must be a non-negative integer, got {value!r}")
-    if arch["embed_dim"] < 1 or arch["num_heads"] < 1 or arch["embed_dim"] % arch["num_heads"]:
-        raise ValueError(f"embed_dim {arch['embed_dim']} / num_heads {arch['num_heads']}")
-    if not isinstance(arch["mlp_ratio"], (int, float)) or arch["mlp_ratio"] <= 0:
-        raise ValueError(f"mlp_ratio must be a positive number, got {arch['mlp_ratio']!r}")
-    if not isinstance(arch["qkv_bias"], bool):
-        raise ValueError(f"qkv_bias must be true or false, got {arch['qkv_bias']!r}")
-    size = arch["img_size"]
-    if isinstance(size, list):
-        size = tuple(size)
-    if not (isinstance(size, int) or (isinstance(size, tuple) and len(size) == 2)):
-        raise ValueError(f"img_size must be an integer or [height, width], got {size!r}")
-    arch["img_size"] = size
-    return arch
 
 
 def _base(path: str | Path) -> Path:

@@ -52,7 +52,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from learngene.io import Learngene, arch_from_meta
+from learngene.gene import Learngene, arch_from_meta
 from learngene.vit import create_vit, skeleton, split_blocks, vit_shapes
 
 #: per-layer width matrices

@@ -38,7 +38,8 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
     --------
     >>> vit_s = dict(img_size=224, patch_size=16, in_chans=3, num_classes=1000,
     ...              embed_dim=384, num_heads=6)
-    >>> parameters_stored("tleg", [2, 4, 6, 8, 12], **vit_s)
+    >>> parameters_stored("tleg", [2, 4, 6, 8, 12], **vit_s)  # θ_A, θ_B + embeddings + head
+    4305256
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from learngene.io import Learngene, arch_from_meta
+from learngene.gene import Learngene, arch_from_meta
 from learngene.vit import HEAD_KEYS, SHARED_KEYS, block_shapes, create_vit, skeleton, vit_shapes
 
 

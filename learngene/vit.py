@@ -13,13 +13,15 @@ import contextlib
 import math
 import re
 from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from learngene.compat import timm
+from learngene.compat import import_timm
 
-VisionTransformer = timm.models.vision_transformer.VisionTransformer
+if TYPE_CHECKING:  # timm is imported on first use (`learngene.compat.import_timm`)
+    from timm.models.vision_transformer import VisionTransformer
 
 #: architecture keys every learngene's metadata carries (JSON-friendly values)
 ARCH_KEYS = (
@@ -74,8 +76,9 @@ def create_vit(
     """
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not a multiple of num_heads {num_heads}")
+    vit_class = import_timm().models.vision_transformer.VisionTransformer
     with seeded(seed):
-        return VisionTransformer(
+        return vit_class(
             img_size=_img_size(img_size),
             patch_size=patch_size,
             in_chans=in_chans,

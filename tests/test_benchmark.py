@@ -14,11 +14,11 @@ import pytest
 import torch
 
 import learngene as lg
-from attpc_classify.bench.config import STRATEGIES, BenchConfig
-from attpc_classify.bench.grid import COLUMNS, KEY_COLUMNS, plan_cells
-from attpc_classify.benchmark import BenchCallbacks, run_benchmark
 from attpc_classify.cli import main
 from attpc_classify.config import load_config
+from attpc_classify.transfer.benchmark import BenchCallbacks, run_benchmark
+from attpc_classify.transfer.config import STRATEGIES, BenchConfig
+from attpc_classify.transfer.grid import COLUMNS, KEY_COLUMNS, plan_cells
 
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "benchmark" / "transfer_smoke.yaml"
 CONFIGS = SMOKE.parent
@@ -35,13 +35,12 @@ def _key(row: dict) -> tuple:
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory):
-    threads = torch.get_num_threads()
     out = tmp_path_factory.mktemp("bench") / "smoke"
     assert main(["benchmark", "--config", str(SMOKE), "--out", str(out), "--quiet"]) == 0
-    yield out
-    torch.set_num_threads(threads)
+    return out
 
 
+@pytest.mark.heavy
 def test_smoke_writes_every_strategy_task_and_budget(smoke):
     rows = _rows(smoke / "results.csv")
     with open(smoke / "results.csv", newline="") as f:
@@ -97,6 +96,7 @@ def test_smoke_writes_every_strategy_task_and_budget(smoke):
         assert f"figures/{name}.png" in text
 
 
+@pytest.mark.heavy
 def test_learngene_files_build_descendants(smoke):
     rows = _rows(smoke / "results.csv")
     stored = {r["strategy"]: int(r["params_stored"]) for r in rows}
@@ -120,6 +120,7 @@ def test_learngene_files_build_descendants(smoke):
     assert narrow.embed_dim == 16
 
 
+@pytest.mark.heavy
 def test_second_run_reuses_everything(smoke, capsys):
     before = (smoke / "results.csv").read_bytes()
     assert main(["benchmark", "--config", str(SMOKE), "--out", str(smoke)]) == 0
@@ -132,6 +133,7 @@ def test_second_run_reuses_everything(smoke, capsys):
     assert "## Headline" in (smoke / "results.md").read_text()
 
 
+@pytest.mark.heavy
 def test_interrupted_run_resumes_to_the_same_rows(smoke, tmp_path):
     """Kill after 3 cells (an exception from the progress hook), then run again; with two
     worker processes, as transfer_cpu.yaml runs."""
@@ -166,6 +168,7 @@ def test_interrupted_run_resumes_to_the_same_rows(smoke, tmp_path):
             assert r[metric] == full[_key(r)][metric], (_key(r), metric)
 
 
+@pytest.mark.heavy
 def test_bad_configs_are_one_line_errors(smoke, tmp_path, capsys):
     assert (
         main(

@@ -79,6 +79,7 @@ def test_env_from_torchrun_variables() -> None:
         distributed.check_batch_size(1, DistEnv(world_size=2, backend="gloo"))
 
 
+@pytest.mark.heavy
 @pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun not installed next to python")
 def test_torchrun_two_processes_matches_one_process(tmp_path, capsys) -> None:
     data = make_image_file(tmp_path / "train.h5", n_per_class=20, seed=3)  # 45 train, 15 val

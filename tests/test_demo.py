@@ -30,6 +30,7 @@ def _tiny(**changes) -> DemoConfig:
     return DemoConfig(**settings)
 
 
+@pytest.mark.heavy
 def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path):
     out = tmp_path / "demo"
     lines: list[str] = []

@@ -16,15 +16,6 @@ ARCH = dict(img_size=16, patch_size=4, in_chans=2, num_classes=3, embed_dim=32, 
 HEAD_DIM = 8
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # these models are tiny: threads only add contention on a shared 2-core machine
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _images(n: int = 4, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 2, 16, 16, generator=torch.Generator().manual_seed(seed))
 
@@ -70,7 +61,8 @@ def test_tleg_descendant_of_aux_depth_is_the_aux_net(tmp_path):
 
 def test_tleg_every_depth_builds_and_is_linear_in_the_block_index(tmp_path):
     aux = lg.TLEGAuxNet(**ARCH, depth=4, seed=0)
-    path = aux.learngene().save(tmp_path / "tleg")
+    gene = aux.learngene()
+    path = lg.save_learngene(tmp_path / "tleg", gene.tensors, gene.meta)
     x = _images(2)
     for depth in range(1, 13):
         model = lg.build_descendant(path, depth=depth, num_classes=3)
@@ -99,7 +91,8 @@ def _lets_aux(seed: int = 0) -> lg.LeTsAuxNet:
 
 def test_lets_descendant_of_aux_size_is_the_aux_net(tmp_path):
     aux = _lets_aux()
-    path = aux.learngene().save(tmp_path / "lets")
+    gene = aux.learngene()
+    path = lg.save_learngene(tmp_path / "lets", gene.tensors, gene.meta)
     _same_logits(lg.build_descendant(path, depth=4, num_classes=3), aux, _images())
     # magnitude selection at full size selects everything: the same network
     full = lg.build_descendant(path, depth=4, num_classes=3, selection="magnitude-l2")
@@ -107,7 +100,8 @@ def test_lets_descendant_of_aux_size_is_the_aux_net(tmp_path):
 
 
 def test_lets_widths_and_depths_build_and_run(tmp_path):
-    path = _lets_aux().learngene().save(tmp_path / "lets")
+    gene = _lets_aux().learngene()
+    path = lg.save_learngene(tmp_path / "lets", gene.tensors, gene.meta)
     x = _images(2)
     for width in (8, 16, 24, 32):
         for depth in (1, 3, 4):
@@ -192,7 +186,7 @@ def test_inherit_puts_learngene_blocks_on_top_of_random_ones(tmp_path):
     ancestry = lg.create_vit(**ARCH, depth=6, seed=0)
     gene = lg.inherit_layers(ancestry.state_dict(), lg.vit_arch(ancestry), 2)
     assert gene.meta["source_blocks"] == [4, 5]
-    path = gene.save(tmp_path / "inh")
+    path = lg.save_learngene(tmp_path / "inh", gene.tensors, gene.meta)
     model = lg.build_descendant(path, depth=5, num_classes=3, seed=1)
     assert torch.equal(model.blocks[3].attn.qkv.weight, ancestry.blocks[4].attn.qkv.weight)
     assert torch.equal(model.blocks[4].mlp.fc2.weight, ancestry.blocks[5].mlp.fc2.weight)

@@ -24,15 +24,12 @@ VIT = ["model.name=vit", "model.width=32", "model.heads=2", "model.patch=8"]
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny models: threads only add contention
     root = tmp_path_factory.mktemp("learngene_cli")
     data = make_image_file(root / "images.h5", n_per_class=16)
     run = root / "teacher"
     assert main(["train", "--data", str(data), "--out", str(run), "--quiet", *VIT,
                  "model.depth=2", *TINY]) == 0  # fmt: skip
-    yield root, data, run
-    torch.set_num_threads(threads)
+    return root, data, run
 
 
 def test_tleg_learngene_then_descendant_run(teacher, capsys):

@@ -25,17 +25,6 @@ from attpc_classify.train_config import ModelConfig
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig, project_arrays
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: a second OpenMP thread saves nothing, and on a busy two-core machine
-    two threads spin-wait on each other for seconds (82 s vs 12 s measured here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 TINY = ImageConfig(views=("xy", "zy"), size=32, voxel_grid=8)
 
 

@@ -85,6 +85,7 @@ def test_unreachable_scheduler_is_one_line_error() -> None:
         pass
 
 
+@pytest.mark.heavy
 def test_executor_retries_errors_but_never_bad_input(client, tmp_path) -> None:
     ex = DaskExecutor(client, retries=2)
     assert ex.submit(flaky, str(tmp_path / "a"), 2).result() == 3  # 2 failures, 1 success
@@ -96,6 +97,7 @@ def test_executor_retries_errors_but_never_bad_input(client, tmp_path) -> None:
     assert len((tmp_path / "c").read_text().splitlines()) == 1  # bad input: never retried
 
 
+@pytest.mark.heavy
 def test_preprocess_on_cluster_matches_single_process(client, runs, tmp_path, capsys) -> None:
     local = build_images(runs, tmp_path / "one.h5", CONFIG, skip_bad=True, events_per_task=128)
     out = tmp_path / "dask.h5"
@@ -111,6 +113,7 @@ def test_preprocess_on_cluster_matches_single_process(client, runs, tmp_path, ca
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dask.h5", "one.h5"]  # no parts
 
 
+@pytest.mark.heavy
 def test_bad_event_on_cluster_is_one_line_and_exit_2(client, runs, tmp_path, capsys) -> None:
     out = tmp_path / "dask.h5"
     argv = ["preprocess", *map(str, runs), "--out", str(out), *PREP,
@@ -139,6 +142,7 @@ def test_long_lived_workers_never_read_a_rewritten_file_through_an_old_reader(tm
     close_cached_readers()
 
 
+@pytest.mark.heavy
 def test_worker_killed_mid_task_loses_and_duplicates_nothing(client, runs, tmp_path) -> None:
     out = tmp_path / "dask.h5"
     marker = tmp_path / "killed.txt"
@@ -159,6 +163,7 @@ def test_worker_killed_mid_task_loses_and_duplicates_nothing(client, runs, tmp_p
     assert not parts.exists()
 
 
+@pytest.mark.heavy
 def test_classify_on_cluster_matches_single_process(client, runs, tmp_path, capsys) -> None:
     train = make_image_file(tmp_path / "train.h5", n_per_class=20, seed=2)
     run = tmp_path / "cnn"
@@ -184,3 +189,36 @@ def test_classify_on_cluster_matches_single_process(client, runs, tmp_path, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "run_0001.h5: event 1005:" in err[0]
     assert not (tmp_path / "bad.csv").exists()
+
+
+@pytest.mark.heavy
+def test_proton_threshold_applies_on_the_cluster(client, runs, tmp_path) -> None:
+    """A run with a validation-chosen proton threshold labels the same on the cluster as in
+    one process, and each label follows the rule recomputed from the probabilities."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import read_predictions
+
+    train = make_image_file(tmp_path / "train.h5", n_per_class=40, seed=0)
+    run = tmp_path / "cnn"
+    argv = ["train", "--data", str(train), "--out", str(run), "--quiet", "model.name=cnn",
+            "model.width=4", "model.depth=2", "optim.epochs=2", "precision=fp32",
+            "proton_threshold=val_f1"]  # fmt: skip
+    assert main(argv) == 0
+    info = load_run(run).info
+    threshold = info.decision["proton_threshold"]
+    common = ["classify", str(run), str(runs[0]), "--quiet"]
+    assert main([*common, "--out", str(tmp_path / "one.csv")]) == 0
+    dask = ["--scheduler", client.scheduler.address, "--events-per-task", "100"]
+    assert main([*common, "--out", str(tmp_path / "dask.csv"), *dask]) == 0
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
+
+    got = read_predictions(tmp_path / "dask.csv")
+    names = list(info.output_names)
+    p = np.stack([got[f"p_{n}"] for n in names], axis=1)
+    others = [i for i, n in enumerate(names) if n != "proton"]
+    # the rule by hand: proton when p(proton) >= threshold, else the likeliest other class
+    rest = np.array(names)[others][np.argmax(p[:, others], axis=1)]
+    want = np.where(p[:, names.index("proton")] >= threshold, "proton", rest)
+    assert (got["label"].astype(str) == want).all()
+    argmax = np.array(names)[np.argmax(p, axis=1)]
+    assert (want != argmax).any(), "threshold equals argmax here: the test shows nothing"

@@ -31,16 +31,6 @@ FAST = ["model.name=cnn", "model.width=4", "model.depth=2", "optim.batch_size=16
         "optim.epochs=2", "optim.warmup_epochs=0.5"]  # fmt: skip
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models: a second OpenMP thread saves nothing, and on a busy two-core machine
-    two threads spin-wait on each other for seconds (82 s vs 12 s measured here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
     # 3 x 40 labelled events + 10 unknown (-1), two 32^2 views, 20^3 voxels
@@ -229,11 +219,12 @@ def test_fine_tune_from_run_reinitialises_head(run_dir, data) -> None:
 
 
 def test_learngene_descendant_init(data, tmp_path) -> None:
-    from learngene import TLEGAuxNet, build_descendant
+    from learngene import TLEGAuxNet, build_descendant, save_learngene
 
     aux = TLEGAuxNet(img_size=32, patch_size=8, in_chans=2, num_classes=3, embed_dim=32,
                      depth=2, num_heads=2, seed=0)  # fmt: skip
-    path = aux.learngene().save(tmp_path / "lg")
+    gene = aux.learngene()
+    path = save_learngene(tmp_path / "lg", gene.tensors, gene.meta)
     cfg = ModelConfig(name="vit", depth=3, init=f"learngene:{path}")
     images = read_images(data)
     model = build_model(cfg, image_config=images.config, num_classes=3)

@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
     from tqdm import tqdm
 
-    from attpc_classify.bench.config import BenchConfig
     from attpc_classify.config import load_config
+    from attpc_classify.transfer.config import BenchConfig
     from data_prep.errors import InputError
 
     cfg = load_config(BenchConfig, args.config, args.overrides)
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if args.max_cells is not None and args.max_cells < 0:
         raise InputError("--max-cells must be >= 0")
 
-    from attpc_classify.benchmark import BenchCallbacks, run_benchmark
+    from attpc_classify.transfer.benchmark import BenchCallbacks, run_benchmark
 
     quiet = args.quiet
     bars: dict[str, tqdm | None] = {"stage": None, "cells": None}
@@ -126,15 +126,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report_only(cfg, out: Path) -> int:
-    from attpc_classify.bench.report import write_report
-    from attpc_classify.bench.results import read_rows
-    from attpc_classify.checkpoint import read_json
-    from data_prep.errors import InputError
+    from attpc_classify.transfer.benchmark import rewrite_report
 
-    rows = read_rows(out / "results.csv")
-    if not rows:
-        raise InputError("no results.csv rows to report", path=out)
-    stages = read_json(out / "stages.json") if (out / "stages.json").exists() else {}
-    path = write_report(cfg, out, rows, stages)
-    print(f"{path} ({len(rows)} rows)")
+    path, n_rows = rewrite_report(cfg, out)
+    print(f"{path} ({n_rows} rows)")
     return 0

@@ -140,7 +140,9 @@ def reader_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import tqdm
 
-    from data_prep.build import build_images
+    from data_prep.build import build_images, keep_freed_memory
+
+    keep_freed_memory()  # this process is ours: keep freed memory for reuse
 
     config = image_config(args)
     options = reader_options(args)

@@ -50,7 +50,9 @@ class SmallCNN(nn.Module):
         dropout: float = 0.1,
         global_pool: str = "avg",
     ):
-        from learngene.compat import timm  # timm needs the torchvision fallback first
+        from learngene.compat import import_timm  # the torchvision fallback runs first
+
+        timm = import_timm()
 
         super().__init__()
         layers: list[nn.Module] = []
@@ -85,8 +87,9 @@ def create_timm_cnn(
 ) -> nn.Module:
     """A timm model with random weights; ``drop_*`` and ``global_pool`` are passed only
     when they differ from the default (not every family takes every keyword)."""
-    from learngene.compat import timm
+    from learngene.compat import import_timm
 
+    timm = import_timm()
     if not timm.is_model(timm_name):
         raise InputError(f"unknown timm model {timm_name!r} (see timm.list_models())")
     kwargs = {}

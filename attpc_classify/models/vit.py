@@ -57,8 +57,8 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
 
 def create_vit(**kwargs: Any) -> nn.Module:
     """timm `VisionTransformer` without class token, average-pooled (see `vit_args`)."""
-    from learngene.compat import timm  # the torchvision fallback runs before timm
+    from learngene.compat import import_timm  # the torchvision fallback runs before timm
 
-    return timm.models.vision_transformer.VisionTransformer(
+    return import_timm().models.vision_transformer.VisionTransformer(
         class_token=False, global_pool="avg", **kwargs
     )

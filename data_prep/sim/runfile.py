@@ -114,7 +114,7 @@ class RunFileWriter:
 
     Examples
     --------
-    >>> with RunFileWriter(path, attrs) as w:
+    >>> with RunFileWriter(path, attrs) as w:  # doctest: +SKIP
     ...     w.write(0, event)
     ...     w.commit()
     """

@@ -232,8 +232,8 @@ def simulate(
 
     Examples
     --------
-    >>> summary = simulate(SimConfig(), 300, Path("sim"), seed=1, workers=2)
-    >>> summary.classes
+    >>> summary = simulate(SimConfig(), 300, Path("sim"), seed=1, workers=2)  # doctest: +SKIP
+    >>> summary.classes  # doctest: +SKIP
     {'proton': 74, 'carbon': 38, 'other': 188}
     """
     start = time.perf_counter()

@@ -13,7 +13,7 @@ least training when the new experiment has few labelled events?
           pool subset, evaluate on the target test set at every budget -> results.csv
     results.csv -> results.md + figures
 
-Every stage is cached under ``CACHE/<stage>-<hash>/`` (`attpc_classify.bench.stages`) and
+Every stage is cached under ``CACHE/<stage>-<hash>/`` (`attpc_classify.transfer.stages`) and
 every finished cell is in ``results.csv`` before the next one starts, so a killed run
 resumes where it stopped, and a second run with the same config adds nothing.
 
@@ -31,10 +31,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attpc_classify.bench.config import LEARNGENE_OF, BenchConfig
-from attpc_classify.bench.grid import Artifacts, Cell, Evaluator, plan_cells, run_cell, train_subset
-from attpc_classify.bench.results import ResultsFile
-from attpc_classify.bench.stages import (
+from attpc_classify.checkpoint import read_json, write_json
+from attpc_classify.config import config_hash, save_config, to_dict
+from attpc_classify.transfer.config import LEARNGENE_OF, BenchConfig
+from attpc_classify.transfer.grid import (
+    Artifacts,
+    Cell,
+    Evaluator,
+    plan_cells,
+    run_cell,
+    train_subset,
+)
+from attpc_classify.transfer.report import write_report
+from attpc_classify.transfer.results import ResultsFile, read_rows
+from attpc_classify.transfer.stages import (
     Cache,
     Stage,
     images_stage,
@@ -42,8 +52,6 @@ from attpc_classify.bench.stages import (
     pretrain_stage,
     simulate_stage,
 )
-from attpc_classify.checkpoint import read_json, write_json
-from attpc_classify.config import config_hash, save_config, to_dict
 from data_prep.errors import InputError
 
 Log = Callable[[str], None]
@@ -407,11 +415,19 @@ def run_benchmark(
             pool.shutdown()
     _record_invocation(out, t0, "complete" if summary.complete else "partial", summary.cells_run)
     if summary.complete and report:
-        from attpc_classify.bench.report import write_report
-        from attpc_classify.bench.results import read_rows
-
         write_report(cfg, out, read_rows(out / "results.csv"), summary.stages)
     return summary
+
+
+def rewrite_report(cfg: BenchConfig, out: str | Path) -> tuple[Path, int]:
+    """results.md and the figures again from ``out/results.csv`` (nothing trained);
+    returns the report's path and the number of rows it read."""
+    out = Path(out)
+    rows = read_rows(out / "results.csv")
+    if not rows:
+        raise InputError("no results.csv rows to report", path=out)
+    stages = read_json(out / "stages.json") if (out / "stages.json").exists() else {}
+    return write_report(cfg, out, rows, stages), len(rows)
 
 
 def _record_invocation(out: Path, t0: float, outcome: str, cells_run: int | None = None) -> None:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attpc_classify.bench.config import BenchConfig, SimSpec
 from attpc_classify.checkpoint import read_json, write_json
 from attpc_classify.config import config_hash, to_dict
 from attpc_classify.train_config import DataConfig, OptimConfig, TrainConfig
+from attpc_classify.transfer.config import BenchConfig, SimSpec
 
 Log = Callable[[str], None]
 
@@ -82,11 +82,10 @@ class Cache:
 
 def sim_config(spec: SimSpec):
     """The resolved `data_prep.simulate.SimConfig` of a preset name or YAML path."""
-    from attpc_classify.commands.simulate import resolve_config
-    from attpc_classify.config import load_config
+    from attpc_classify.config import load_config, resolve_preset
     from data_prep.simulate import SimConfig
 
-    return load_config(SimConfig, resolve_config(spec.preset), list(spec.overrides))
+    return load_config(SimConfig, resolve_preset("sim", spec.preset), list(spec.overrides))
 
 
 def simulate_stage(
@@ -252,11 +251,11 @@ def learngene_stage(
     """A learngene of ``method`` (tleg, lets, inherit, weight_select) from the ancestry.
 
     tleg and lets distil an Aux-Net from the ancestry on the source images
-    (`attpc_classify.commands.learngene.train_learngene`); inherit and weight_select copy
+    (`attpc_classify.transfer.learngene.train_learngene`); inherit and weight_select copy
     blocks of the ancestry. The file is ``DIR/learngene.safetensors`` + ``.json``.
     """
-    from attpc_classify.commands.learngene import LearngeneConfig, train_learngene
-    from attpc_classify.commands.learngene import LearngeneSpec as GeneSpec
+    from attpc_classify.transfer.learngene import LearngeneConfig, train_learngene
+    from attpc_classify.transfer.learngene import LearngeneSpec as GeneSpec
 
     g = cfg.learngene
     spec = GeneSpec(method=method, patch=cfg.vit.patch, mlp_ratio=cfg.vit.mlp_ratio)

@@ -21,10 +21,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from attpc_classify.bench.config import LEARNGENE_OF, BenchConfig
-from attpc_classify.bench.stages import vit_model_config
 from attpc_classify.data import output_names, task_labels
 from attpc_classify.train_config import DataConfig, ModelConfig, OptimConfig, TrainConfig
+from attpc_classify.transfer.config import LEARNGENE_OF, BenchConfig
+from attpc_classify.transfer.stages import vit_model_config
 from data_prep.imagefile import ImageSet
 
 #: results.csv columns, in order (see docs/benchmark.md for their meaning)

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from attpc_classify.bench.config import LEARNGENE_OF, STRATEGIES, VIT_STRATEGIES, BenchConfig
+from attpc_classify.transfer.config import LEARNGENE_OF, STRATEGIES, VIT_STRATEGIES, BenchConfig
 
 NON_VIT = ("cnn_scratch", "cnn_imagenet", "logreg")
 LABELS = {
@@ -732,11 +732,11 @@ def write_report(
     cfg: BenchConfig, out: str | Path, rows: Sequence[dict[str, Any]], stages: dict[str, dict]
 ) -> Path:
     """Write ``out/results.md`` and ``out/figures/*.png``; return the Markdown path."""
-    from attpc_classify.bench.grid import plan_cells
+    from attpc_classify.transfer.grid import plan_cells
 
     out = Path(out)
     planned = {c.key for c in plan_cells(cfg)}
-    from attpc_classify.bench.grid import cell_key
+    from attpc_classify.transfer.grid import cell_key
 
     rows = [r for r in rows if cell_key(r) in planned]
     t = Table(rows)

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from attpc_classify.bench.grid import COLUMNS, KEY_COLUMNS, cell_key
+from attpc_classify.transfer.grid import COLUMNS, KEY_COLUMNS, cell_key
 from data_prep.errors import InputError
 
 INT_COLUMNS = (

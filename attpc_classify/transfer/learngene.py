@@ -1,0 +1,348 @@
+"""Learngene training: condense a trained teacher run into a learngene file.
+
+`train_learngene` is what ``attpc-classify learngene train`` and the transfer benchmark's
+learngene stages (`attpc_classify.transfer.stages`) call. ``tleg`` and ``lets`` train an
+Aux-Net by soft distillation from the teacher (the training engine's ``teacher`` hook:
+``(1-α) CE + α τ² KL``, ``distill.alpha`` / ``distill.tau``) and save its learngene;
+``inherit`` takes blocks of a ViT teacher (``learngene.position``: last, first, auto = CKA
+against a briefly trained pseudo descendant, or explicit indices); ``weight_select``
+packages the whole ViT teacher for the weight-selection baseline. Output:
+``OUT.safetensors`` + ``OUT.json``; the Aux-Net's training record (metrics.jsonl, plots,
+resume state) goes to ``OUT.aux/``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attpc_classify.train_config import DataConfig, DistillConfig, OptimConfig, TrainConfig
+from data_prep.errors import InputError
+
+Log = Callable[[str], None]
+
+METHODS = ("tleg", "lets", "inherit", "weight_select")
+#: depths the ``info`` storage line compares against (the transfer benchmark's sizes)
+STORAGE_DEPTHS = (2, 4, 6, 8, 12)
+
+
+@dataclass
+class LearngeneSpec:
+    """Which learngene to make and the size of its Aux-Net.
+
+    Sizes left at 0 come from the teacher when it is a ViT, else from the ViT defaults
+    (`attpc_classify.models.vit.VIT_DEFAULTS`).
+    """
+
+    method: str = "tleg"  # tleg | lets | inherit | weight_select
+    depth: int = 0  # Aux-Net blocks (tleg, lets)
+    width: int = 0  # Aux-Net embedding width [channels] (tleg, lets)
+    heads: int = 0  # attention heads at `width` (head_dim = width / heads at every width)
+    patch: int = 0  # patch side [pixels]
+    mlp_ratio: float = 4.0  # MLP hidden units per channel
+    learngene_width: int = 0  # lets: learngene width w [channels]; 0 = width / 2
+    learngene_depth: int = 0  # lets: learngene layers k; inherit: blocks kept; 0 = depth // 3
+    position: str = "last"  # inherit: last | first | auto | block indices "0,3,5"
+    pseudo_depth: int = 2  # inherit auto: blocks of the pseudo descendant
+    pseudo_epochs: int = 2  # inherit auto: its training epochs
+    cka_images: int = 256  # inherit auto: training images compared by CKA
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InputError(f"learngene.method must be one of {', '.join(METHODS)}")
+        for key in ("depth", "width", "heads", "patch", "learngene_width", "learngene_depth"):
+            if getattr(self, key) < 0:
+                raise InputError(f"learngene.{key} must be >= 0")
+        if self.pseudo_depth < 1 or self.pseudo_epochs < 1 or self.cka_images < 2:
+            raise InputError("learngene.pseudo_depth/pseudo_epochs >= 1, cka_images >= 2")
+        _positions(self.position)  # fail on a typo before any work
+
+
+@dataclass
+class LearngeneConfig:
+    """Everything one ``learngene train`` needs; optimiser and data as for ``train``."""
+
+    learngene: LearngeneSpec = field(default_factory=LearngeneSpec)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    distill: DistillConfig = field(default_factory=DistillConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    precision: str = "auto"  # auto | fp32 | bf16 | fp16
+    max_train_images: int = 0  # stop after this many training images; 0 = no budget
+    eval_batch_size: int = 256
+
+    def train_config(self, out_dir: Path) -> TrainConfig:
+        """The `TrainConfig` the engine runs the Aux-Net with."""
+        return TrainConfig(
+            optim=self.optim,
+            distill=self.distill,
+            data=self.data,
+            seed=self.seed,
+            device=self.device,
+            precision=self.precision,
+            out=str(out_dir),
+            max_train_images=self.max_train_images,
+            eval_batch_size=self.eval_batch_size,
+        )
+
+
+def _positions(position: str) -> str | list[int]:
+    if position in ("last", "first", "auto"):
+        return position
+    try:
+        return [int(p) for p in position.split(",") if p.strip()]
+    except ValueError:
+        raise InputError(
+            f"learngene.position must be last, first, auto or block indices; got {position!r}"
+        ) from None
+
+
+def train_learngene(
+    cfg: LearngeneConfig,
+    *,
+    teacher_dir: Path,
+    out: Path,
+    aux_dir: Path,
+    resume: bool = False,
+    progress: Callable[[int], None] | None = None,
+    log: Log | None = None,
+) -> Path:
+    """Make the learngene ``cfg`` describes from the teacher run; return its file."""
+    import learngene
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.config import git_sha, save_config, to_dict
+    from attpc_classify.data import output_names
+    from attpc_classify.engine import fit, load_datasets
+
+    log = log or (lambda _msg: None)
+    spec = cfg.learngene
+    teacher = load_run(teacher_dir, device=cfg.device)
+    info = teacher.info
+    if info.input != "images":
+        raise InputError(
+            "the teacher reads voxels; a learngene ViT needs an image teacher", path=teacher_dir
+        )
+    # the teacher's outputs fix the label space, so its task is the task
+    cfg.data.task = info.task
+    train_cfg = cfg.train_config(aux_dir)
+    train, val = load_datasets(train_cfg, "images")
+    if train.config != info.image_config:
+        raise InputError(
+            "the data was preprocessed differently from the teacher's training data",
+            path=cfg.data.path,
+        )
+    names = list(output_names(info.task, train.class_names))
+    if tuple(names) != tuple(info.output_names):
+        raise InputError(
+            f"data classes {names} differ from the teacher's {list(info.output_names)}",
+            path=cfg.data.path,
+        )
+    meta: dict[str, Any] = {
+        "class_names": names,
+        "task": info.task,
+        "image_config": train.config.to_dict(),
+        "teacher_run": str(teacher_dir),
+        "teacher_model": info.model.get("name"),
+        "config": to_dict(cfg),
+        "git_sha": git_sha(),
+    }
+    n_teacher = sum(p.numel() for p in teacher.model.parameters())
+    log(
+        f"teacher {teacher_dir}: {info.model.get('name')}, {n_teacher:,} parameters, "
+        f"task {info.task} {names}"
+    )
+
+    if spec.method in ("inherit", "weight_select"):
+        gene = _from_ancestry(cfg, teacher, train, val, log)
+    else:
+        aux = build_aux(spec, info, num_classes=len(names), seed=cfg.seed)
+        n_aux = sum(p.numel() for p in aux.parameters())
+        log(f"{spec.method} Aux-Net {aux.arch}: {n_aux:,} trainable parameters")
+        if not resume and (aux_dir / "last.json").exists():
+            raise InputError(
+                "holds an Aux-Net training: pass --resume or choose another --out", path=aux_dir
+            )
+        aux_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, aux_dir / "learngene.yaml")
+        result = fit(
+            aux,
+            train,
+            val,
+            train_cfg,
+            task=info.task,
+            out_dir=aux_dir,
+            teacher=teacher.model,
+            progress=progress,
+            log=log,
+            resume=resume,
+        )
+        best = result.best_metric
+        meta["aux"] = {
+            "best_val_macro_f1": None if best != best else best,  # NaN -> null (valid JSON)
+            "best_epoch": result.best_epoch,
+            "epochs_run": result.epochs_run,
+            "train_images": result.train_images,
+            "wall_s": result.wall_s,
+            "run_dir": str(aux_dir),
+        }
+        gene = aux.learngene()
+    return learngene.save_learngene(out, gene.tensors, {**gene.meta, **meta})
+
+
+def _teacher_vit_args(info) -> dict[str, Any]:
+    return dict(info.model.get("args") or {}) if info.model.get("name") == "vit" else {}
+
+
+def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
+    """The Aux-Net for ``spec``: sizes from the spec, else the teacher ViT, else defaults."""
+    import learngene
+    from attpc_classify.models.vit import VIT_DEFAULTS
+
+    t = _teacher_vit_args(info)
+    width = spec.width or t.get("embed_dim") or VIT_DEFAULTS["width"]
+    if spec.heads:
+        heads = spec.heads
+    elif t.get("embed_dim") == width:
+        heads = t["num_heads"]
+    else:  # keep the default head_dim
+        heads = max(1, width * VIT_DEFAULTS["heads"] // VIT_DEFAULTS["width"])
+    depth = spec.depth or t.get("depth") or VIT_DEFAULTS["depth"]
+    patch = spec.patch or t.get("patch_size") or VIT_DEFAULTS["patch"]
+    size = info.image_config.size
+    if size % patch or width % heads:
+        raise InputError(
+            f"need image size {size} % patch {patch} == 0 and width {width} % heads {heads} == 0"
+        )
+    arch = dict(
+        img_size=size,
+        patch_size=patch,
+        in_chans=len(info.image_config.views),
+        num_classes=num_classes,
+        embed_dim=width,
+        depth=depth,
+        num_heads=heads,
+        mlp_ratio=spec.mlp_ratio,
+    )
+    try:
+        if spec.method == "tleg":
+            return learngene.TLEGAuxNet(**arch, seed=seed)
+        head_dim = width // heads
+        w = spec.learngene_width or max(head_dim, width // 2 // head_dim * head_dim)
+        k = spec.learngene_depth or max(1, depth // 3)
+        return learngene.LeTsAuxNet(**arch, learngene_width=w, learngene_depth=k, seed=seed)
+    except ValueError as err:
+        raise InputError(f"learngene Aux-Net: {err}") from None
+
+
+def _from_ancestry(cfg: LearngeneConfig, teacher, train, val, log):
+    """``inherit`` / ``weight_select``: blocks of a ViT teacher, no Aux-Net training."""
+    import learngene
+
+    spec = cfg.learngene
+    try:
+        arch = learngene.vit_arch(teacher.model)
+    except (ValueError, AttributeError):
+        raise InputError(f"{spec.method} needs a ViT teacher run (model.name=vit)") from None
+    state = {k: v.detach().cpu() for k, v in teacher.model.state_dict().items()}
+    if spec.method == "weight_select":
+        return learngene.weight_select_learngene(state, arch)
+    k = spec.learngene_depth or max(1, arch["depth"] // 3)
+    position, cka = _positions(spec.position), None
+    if position == "auto":
+        position, cka = _auto_positions(cfg, teacher, train, val, arch, k, log)
+    try:
+        gene = learngene.inherit_layers(state, arch, k, position=position)
+    except ValueError as err:
+        raise InputError(f"inherit: {err}") from None
+    log(f"inherit: teacher blocks {gene.meta['source_blocks']} of {arch['depth']}")
+    gene.meta["position"] = spec.position
+    if cka is not None:
+        gene.meta["cka_best_match"] = cka  # per teacher block, against the pseudo descendant
+    return gene
+
+
+def _auto_positions(cfg, teacher, train, val, arch, k, log) -> tuple[list[int], list[float]]:
+    """Auto-Learngene: train a small pseudo descendant, compare blocks by linear CKA."""
+    import torch
+
+    import learngene
+    from attpc_classify.data import as_float, labelled
+    from attpc_classify.engine import fit
+    from attpc_classify.models import create_model
+
+    spec = cfg.learngene
+    args = {**_teacher_vit_args(teacher.info), "depth": spec.pseudo_depth}
+    pseudo = create_model("vit", args)
+    pseudo_cfg = cfg.train_config(Path("."))
+    pseudo_cfg.optim = OptimConfig(**{**vars(cfg.optim), "epochs": spec.pseudo_epochs})
+    fit(pseudo, train, val, pseudo_cfg, task=teacher.info.task, out_dir=None)
+    images = labelled(train).images[: spec.cka_images]
+    x = as_float(torch.from_numpy(images)).to(teacher.device)
+    cka = learngene.cka_matrix(teacher.model, pseudo.to(teacher.device), x)
+    best = [round(v, 4) for v in cka.max(dim=1).values.tolist()]
+    log(
+        "CKA, best match per teacher block: "
+        + ", ".join(f"{i}: {v:.3f}" for i, v in enumerate(best))
+    )
+    return learngene.blocks_by_cka(cka, k), best
+
+
+def info_lines(gene) -> list[str]:
+    """What ``learngene info`` prints: metadata, parameter groups, storage comparison."""
+    import learngene
+
+    m = gene.meta
+    groups: dict[str, int] = {}
+    for name, tensor in gene.tensors.items():
+        group = name.split(".")[0]
+        groups[group] = groups.get(group, 0) + tensor.numel()
+    lines = [
+        f"method       {m['method']}",
+        f"image        {m['img_size']} px, patch {m['patch_size']}, {m['in_chans']} channels",
+        f"network      depth {m['depth']}, width {m['embed_dim']}, heads {m['num_heads']}, "
+        f"mlp_ratio {m['mlp_ratio']}",
+    ]
+    if m["method"] == "lets":
+        lines.append(f"learngene    width {m['learngene_width']}, layers {m['learngene_depth']}")
+    if m["method"] == "inherit":
+        lines.append(f"learngene    blocks {m['source_blocks']} of the teacher")
+    names = m.get("class_names")
+    lines.append(f"classes      {', '.join(names) if names else '?'} (task {m.get('task', '?')})")
+    if "teacher_run" in m:
+        lines.append(f"teacher      {m['teacher_run']} ({m.get('teacher_model')})")
+    if m.get("aux"):
+        a = m["aux"]
+        f1 = a["best_val_macro_f1"]
+        lines.append(
+            f"Aux-Net      best val macro-F1 {'n/a' if f1 is None else f'{f1:.4f}'} at epoch "
+            f"{a['best_epoch']}, {a['train_images']:,} training images"
+        )
+    lines.append(
+        f"parameters   {gene.num_parameters:,}: "
+        + ", ".join(f"{g} {n:,}" for g, n in groups.items())
+    )
+    depths = [d for d in STORAGE_DEPTHS if m["method"] in ("tleg", "inherit") or d <= m["depth"]]
+    if depths:
+        arch = {
+            k: m[k]
+            for k in (
+                "img_size",
+                "patch_size",
+                "in_chans",
+                "num_classes",
+                "embed_dim",
+                "num_heads",
+                "mlp_ratio",
+                "qkv_bias",
+            )
+        }
+        scratch = learngene.parameters_stored("scratch", depths, **arch)
+        lines.append(
+            f"storage      depths {','.join(map(str, depths))} at width {m['embed_dim']}: "
+            f"{scratch:,} parameters as trained models, {scratch / gene.num_parameters:.1f}x "
+            "this learngene"
+        )
+    return lines
