@@ -25,10 +25,11 @@ import numpy as np
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES
 from data_prep.sim.channels import CHANNELS
+from data_prep.sim.config import RANDOM_KNOBS
 from data_prep.sim.physics import NOISE_POINT_LABEL, SimEvent
 
 FORMAT = "attpc-classify-sim"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PARTIAL_SUFFIX = ".partial"
 
 #: The event table ``/events``.
@@ -44,6 +45,8 @@ EVENT_DTYPE = np.dtype(
         ("vertex_x", "<f4"),  # mm, first reaction vertex (NaN for noise-only)
         ("vertex_y", "<f4"),
         ("vertex_z", "<f4"),
+        # detector and beam settings used (randomised or fixed; data_prep.sim.randomize)
+        *((name, "<f4") for name in RANDOM_KNOBS),
     ]
 )
 
@@ -153,6 +156,7 @@ class RunFileWriter:
                 v[0],
                 v[1],
                 v[2],
+                *event.knobs.row,
             )
         )
 
