@@ -16,6 +16,7 @@ from typing import Any
 from data_prep.errors import InputError
 from data_prep.sim.channels import CHANNELS, PILEUP_CAPABLE
 from data_prep.sim.nuclei import parse_isotope
+from data_prep.sim.points import POINT_MODES
 
 #: GET electronics sample 512 time buckets per event.
 NUM_TIME_BUCKETS = 512
@@ -75,6 +76,12 @@ class ElectronicsConfig:
     shaping_time_ns: int = 502  # ns, GET shaping time
     micromegas_tb: int = 20  # time bucket of the micromegas (z = L)
     adc_threshold: float = 30.0  # ADC, a point needs amplitude above this
+    # how charge becomes points: "peaks" (Spyral: peaks of each pad's GET trace), "pad"
+    # (pytpc peaks_only: one point per pad), "bucket" (one point per pad and time bucket)
+    point_formation: str = "peaks"
+    peak_separation: float = 50.0  # buckets, Spyral GetParameters (its example config)
+    peak_prominence: float = 20.0  # ADC
+    peak_max_width: float = 50.0  # buckets
 
 
 @dataclass
@@ -326,6 +333,13 @@ def validate_config(config: SimConfig) -> None:
     _number("electronics.shaping_time_ns", e.shaping_time_ns, low=0, strict=True)
     _number("electronics.micromegas_tb", e.micromegas_tb, low=0)
     _number("electronics.adc_threshold", e.adc_threshold, low=0)
+    if e.point_formation not in POINT_MODES:
+        raise InputError(
+            f"config key 'electronics.point_formation' must be one of {', '.join(POINT_MODES)}, "
+            f"got {e.point_formation!r}"
+        )
+    for key in ("peak_separation", "peak_prominence", "peak_max_width"):
+        _number(f"electronics.{key}", getattr(e, key), low=0, strict=key != "peak_prominence")
     if e.adc_threshold >= 4095:
         raise InputError("config key 'electronics.adc_threshold' must be below 4095 ADC")
     if e.micromegas_tb >= NUM_TIME_BUCKETS - 1:

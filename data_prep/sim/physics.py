@@ -25,6 +25,7 @@ from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
 from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
 from data_prep.sim.evaporation import fusion_evaporation
 from data_prep.sim.nuclei import nuclear_map, parse_isotope
+from data_prep.sim.points import trace_points
 from data_prep.sim.randomize import Knobs, draw_knobs
 
 #: Per-point label of injected noise hits (reaction points carry attpc-engine's nucleus
@@ -302,6 +303,12 @@ class EventGenerator:
             PadParams(),
         )
         self.fixed = draw_knobs(config, None)
+        self.peak_params = {
+            "baseline_window_scale": 20.0,  # unused: simulated traces have no baseline
+            "peak_separation": e.peak_separation,
+            "peak_prominence": e.peak_prominence,
+            "peak_max_width": e.peak_max_width,
+        }
         self.response = get_response(self.engine).copy()
         # a noise hit must look like a real point: same pulse shape, so same integral/amplitude
         self.integral_ratio = float(self.response.sum() / self.response.max())
@@ -548,17 +555,48 @@ class EventGenerator:
         if len(raw) == 0:
             return np.empty((0, 8)), np.empty(0, dtype=np.int64)
         e = self.config.electronics
-        cloud = convert_to_spyral(
-            raw,
-            int(self.window_tb),
-            int(e.micromegas_tb),
-            engine.det_params.length,
-            self.response,
-            engine.pad_centers,
-            engine.pad_sizes,
-        )
+        if e.point_formation == "bucket":
+            cloud = convert_to_spyral(
+                raw,
+                int(self.window_tb),
+                int(e.micromegas_tb),
+                engine.det_params.length,
+                self.response,
+                engine.pad_centers,
+                engine.pad_sizes,
+            )
+        else:
+            rows, labels = trace_points(
+                raw,
+                labels,
+                self.response,
+                mode=e.point_formation,
+                threshold=knobs.adc_threshold,
+                spyral=self.peak_params,
+                rng=rng,
+            )
+            cloud = self.spyral_rows(
+                rows[:, 0].astype(np.int64), rows[:, 1], rows[:, 2], rows[:, 3]
+            )
         keep = (cloud[:, 3] > knobs.adc_threshold) & self.readable(cloud[:, 5], knobs)
         return cloud[keep], labels[keep].astype(np.int64)
+
+    def spyral_rows(
+        self, pads: np.ndarray, tb: np.ndarray, amplitude: np.ndarray, integral: np.ndarray
+    ) -> np.ndarray:
+        """``(N, 8)`` Spyral point rows (x, y, z, amplitude, integral, pad, tb, scale), z
+        from the time bucket between the micromegas and window edges as attpc-engine's
+        `convert_to_spyral` computes it."""
+        e, d = self.config.electronics, self.config.detector
+        rows = np.empty((len(pads), 8))
+        rows[:, 0:2] = self.engine.pad_centers[pads]
+        rows[:, 2] = (self.window_tb - tb) / (self.window_tb - e.micromegas_tb) * d.length_mm
+        rows[:, 3] = amplitude
+        rows[:, 4] = integral
+        rows[:, 5] = pads
+        rows[:, 6] = tb
+        rows[:, 7] = self.engine.pad_sizes[pads]
+        return rows
 
     def readable(self, pads: np.ndarray, knobs: Knobs) -> np.ndarray:
         """Mask of points on pads that read out: not dead, outside the beam-pad radius."""
@@ -594,20 +632,12 @@ class EventGenerator:
         if n == 0:
             return np.empty((0, 8))
         knobs = knobs or self.fixed
-        e, d = self.config.electronics, self.config.detector
         pads = rng.choice(self.noise_pads, size=n, replace=n > len(self.noise_pads))
         tb = rng.uniform(*self.noise_tb, size=n)
         amp = np.minimum(
             knobs.adc_threshold + rng.exponential(self.config.noise.amplitude_adc, size=n), _ADC_MAX
         )
-        hits = np.empty((n, 8))
-        hits[:, 0:2] = self.engine.pad_centers[pads]
-        hits[:, 2] = (self.window_tb - tb) / (self.window_tb - e.micromegas_tb) * d.length_mm
-        hits[:, 3] = amp
-        hits[:, 4] = amp * self.integral_ratio
-        hits[:, 5] = pads
-        hits[:, 6] = tb
-        hits[:, 7] = self.engine.pad_sizes[pads]
+        hits = self.spyral_rows(pads, tb, amp, amp * self.integral_ratio)
         return hits[self.readable(pads, knobs)]
 
     # -- one event ----------------------------------------------------------------------
@@ -625,35 +655,42 @@ class EventGenerator:
         """
         cfg = self.config
         draws = 0
-        while True:
-            names = [channel]
-            if channel == "pileup":
-                pool = cfg.reactions.pileup_channels
-                names = [pool[int(i)] for i in rng.integers(0, len(pool), size=2)]
-            starts = [self.start(rng, knobs) for _ in names]
-            used = [self.choose(n, s, rng) for n, s in zip(names, starts, strict=True)]
-            for _ in range(VERTEX_TRIES):
-                draws += 1
-                if draws > cfg.max_draws:
-                    raise InputError(
-                        f"channel {channel!r}: no event with >= {cfg.min_signal_points} points "
-                        f"above threshold in {cfg.max_draws} draws; raise detector.mpgd_gain "
-                        "or lower electronics.adc_threshold"
-                    )
-                parts = []
-                for name, start in zip(used, starts, strict=True):
+        names = [channel]
+        if channel == "pileup":
+            pool = cfg.reactions.pileup_channels
+            names = [pool[int(i)] for i in rng.integers(0, len(pool), size=2)]
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        used: list[str] = []
+        vertices: list[np.ndarray] = []
+        # each reaction of the event (two for pile-up) is accepted on its own
+        for wanted in names:
+            part = None
+            while part is None:
+                start = self.start(rng, knobs)
+                name = self.choose(wanted, start, rng)
+                for _ in range(VERTEX_TRIES):
+                    draws += 1
+                    if draws > cfg.max_draws:
+                        raise InputError(
+                            f"channel {channel!r}: no event with >= {cfg.min_signal_points} "
+                            f"points above threshold in {cfg.max_draws} draws; raise "
+                            "detector.mpgd_gain or lower electronics.adc_threshold"
+                        )
                     products = self.kinematics(name, start, rng)
                     if products is None:
-                        break
-                    if not detect:
-                        parts.append((np.zeros((cfg.min_signal_points, 8)), np.zeros(0)))
                         continue
-                    parts.append(self.detect(products, start, knobs, rng))
-                if len(parts) == len(used) and all(
-                    len(p[0]) >= cfg.min_signal_points for p in parts
-                ):
-                    kept = "pileup" if channel == "pileup" else used[0]
-                    return kept, parts, starts[0].vertex * 1000.0, draws
+                    if not detect:
+                        part = (np.empty((0, 8)), np.empty(0, dtype=np.int64))
+                        break
+                    candidate = self.detect(products, start, knobs, rng)
+                    if len(candidate[0]) >= cfg.min_signal_points:
+                        part = candidate
+                        break
+            parts.append(part)
+            used.append(name)
+            vertices.append(start.vertex * 1000.0)
+        kept = "pileup" if channel == "pileup" else used[0]
+        return kept, parts, vertices[0], draws
 
     def generate(
         self, channel: str, rng: np.random.Generator, knobs: Knobs | None = None
