@@ -34,6 +34,7 @@ class BeamConfig:
     energy_spread: float = 0.003  # relative 1-sigma spread of the beam energy (0.003 = 0.3 %)
     divergence_deg: float = 0.5  # deg, beam direction uniform in a cone of this half-angle
     spot_sigma_mm: float = 2.0  # mm, 1-sigma radius of the beam spot (vertex rho)
+    spot_offset_mm: tuple[float, float] = (0.0, 0.0)  # mm, beam spot centre (x, y) off axis
     vertex_z_mm: tuple[float, float] = (0.0, 1000.0)  # mm, vertex range; window z=0, mesh z=L
 
 
@@ -128,6 +129,16 @@ class ClassMixConfig:
     pileup: float = 0.25  # two reactions in one event
 
 
+@dataclass
+class BeamAxisConfig:
+    """Beam ions along the axis, in every event of every class (data_prep/sim/beam.py)."""
+
+    incoming: bool = True  # the reacting ion's own track from the window to the vertex
+    extra_ions: tuple[int, int] = (0, 2)  # other beam ions in the readout window, uniform
+    scattered_fraction: float = 0.5  # share of the extra ions scattered on the way
+    scattering_deg: tuple[float, float] = (1.0, 8.0)  # deg, lab; small-angle Rutherford
+
+
 #: Knobs `RandomizeConfig` can draw, in draw order (the order is part of reproducibility).
 RANDOM_KNOBS: tuple[str, ...] = (
     "gain_factor",
@@ -185,6 +196,7 @@ class SimConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     reactions: ReactionConfig = field(default_factory=ReactionConfig)
     mix: ClassMixConfig = field(default_factory=ClassMixConfig)
+    beam_axis: BeamAxisConfig = field(default_factory=BeamAxisConfig)
     randomize: RandomizeConfig = field(default_factory=RandomizeConfig)
     # a reaction whose products leave fewer points above threshold is redrawn (and counted)
     min_signal_points: int = 10
@@ -299,6 +311,17 @@ def validate_config(config: SimConfig) -> None:
     if b.divergence_deg > 10:
         raise InputError("config key 'beam.divergence_deg' must be <= 10 deg")
     _number("beam.spot_sigma_mm", b.spot_sigma_mm, low=0)
+    if len(b.spot_offset_mm) != 2:
+        raise InputError("config key 'beam.spot_offset_mm' must be two numbers [x, y]")
+    for v in b.spot_offset_mm:
+        _number("beam.spot_offset_mm", v)
+    a = config.beam_axis
+    lo, hi = _pair("beam_axis.extra_ions", a.extra_ions, low=0)
+    if lo != int(lo) or hi != int(hi):
+        raise InputError("config key 'beam_axis.extra_ions' must hold integers")
+    if not 0 <= _number("beam_axis.scattered_fraction", a.scattered_fraction, low=0) <= 1:
+        raise InputError("config key 'beam_axis.scattered_fraction' must be in [0, 1]")
+    _pair("beam_axis.scattering_deg", a.scattering_deg, low=1e-3, high=90)
 
     if len(g.components) == 0 or len(g.components) != len(g.counts):
         raise InputError("config keys 'gas.components' and 'gas.counts' need the same length > 0")

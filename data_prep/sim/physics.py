@@ -22,6 +22,7 @@ import numpy as np
 
 from data_prep.errors import InputError
 from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
+from data_prep.sim.beam import small_angle, straight_track
 from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
 from data_prep.sim.evaporation import fusion_evaporation
 from data_prep.sim.nuclei import nuclear_map, parse_isotope
@@ -31,6 +32,8 @@ from data_prep.sim.randomize import Knobs, draw_knobs
 #: Per-point label of injected noise hits (reaction points carry attpc-engine's nucleus
 #: index: 2 = ejectile, 3 = residual; the second reaction of a pile-up adds PILEUP_OFFSET).
 NOISE_POINT_LABEL = -1
+#: Per-point label of beam ions along the axis (`EventGenerator.beam_ions`).
+BEAM_POINT_LABEL = -2
 PILEUP_OFFSET = 10
 #: Nuclei attpc-engine tracks for a one-step reaction: ejectile and residual.
 _PRODUCTS = [2, 3]
@@ -162,8 +165,8 @@ class SimEvent:
         ``(N,)`` int64: nucleus index per point, `NOISE_POINT_LABEL` for noise hits.
     channel
         Name in `CHANNELS`.
-    n_signal, n_noise
-        Points from reaction products / injected noise hits.
+    n_signal, n_noise, n_beam
+        Points from reaction products / injected noise hits / beam ions on the axis.
     draws
         Reaction draws made; ``draws - 1`` were rejected for too few signal points.
     vertex
@@ -177,6 +180,7 @@ class SimEvent:
     channel: str
     n_signal: int
     n_noise: int
+    n_beam: int
     draws: int
     vertex: np.ndarray
     knobs: Knobs = dataclasses.field(default_factory=Knobs)
@@ -232,6 +236,8 @@ class Start:
     vertex: np.ndarray  # m, [x, y, z] on the (tilted) beam line
     energy: float  # MeV, beam kinetic energy at the vertex
     rotation: np.ndarray  # 3x3, beam axis -> the event's beam direction
+    entry: np.ndarray  # m, where the beam line crosses the window (z = 0)
+    window_energy: float  # MeV, beam kinetic energy at the window
 
 
 def grazing_angle(energy_cm: float, z1: int, a1: int, z2: int, a2: int, r0: float) -> float:
@@ -424,7 +430,9 @@ class EventGenerator:
         rho = abs(rng.normal(0.0, b.spot_sigma_mm / 1000.0))
         angle = rng.uniform(0.0, 2.0 * math.pi)
         z = rng.uniform(b.vertex_z_mm[0] / 1000.0, b.vertex_z_mm[1] / 1000.0)
-        vertex = np.array([rho * math.cos(angle), rho * math.sin(angle), z])
+        offset = np.asarray(b.spot_offset_mm, dtype=float) / 1000.0
+        vertex = np.array([rho * math.cos(angle) + offset[0], rho * math.sin(angle) + offset[1], z])
+        entry = np.array([vertex[0], vertex[1], 0.0])
         rotation = np.eye(3)
         if b.divergence_deg > 0:
             # beam direction uniform in a cone; the products turn with it and the vertex
@@ -435,7 +443,7 @@ class EventGenerator:
             vertex[:2] += z * math.tan(theta) * np.array([math.cos(phi), math.sin(phi)])
         gas = self.gas(knobs.pressure_factor)
         loss = float(gas.get_energy_loss(self.projectile, energy, np.array([z]))[0])
-        return Start(vertex, max(energy - loss, 0.0), rotation)
+        return Start(vertex, max(energy - loss, 0.0), rotation, entry, energy)
 
     def is_open(self, name: str, energy: float) -> bool:
         """Whether channel ``name`` can happen at beam energy ``energy`` [MeV]."""
@@ -545,13 +553,25 @@ class EventGenerator:
     ) -> tuple[np.ndarray, np.ndarray]:
         """attpc-engine's detector + GET response for the products; points above threshold."""
         from attpc_engine.detector.simulator import simulate as detector_step
-        from attpc_engine.detector.writer import convert_to_spyral
 
         engine = self.engine_for(knobs)
         raw, labels = detector_step(
             products.momenta, start.vertex, products.z, products.a, engine, rng, products.indices
         )
-        labels = labels + products.label_offset
+        return self.form(raw, labels + products.label_offset, engine, knobs, rng)
+
+    def form(
+        self,
+        raw: np.ndarray,
+        labels: np.ndarray,
+        engine,
+        knobs: Knobs,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Charge per (pad, bucket) -> Spyral point rows by `electronics.point_formation`,
+        above threshold, on pads that read out."""
+        from attpc_engine.detector.writer import convert_to_spyral
+
         if len(raw) == 0:
             return np.empty((0, 8)), np.empty(0, dtype=np.int64)
         e = self.config.electronics
@@ -597,6 +617,62 @@ class EventGenerator:
         rows[:, 6] = tb
         rows[:, 7] = self.engine.pad_sizes[pads]
         return rows
+
+    def beam_ions(
+        self, rng: np.random.Generator, knobs: Knobs, start: Start | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Points of the beam along the axis (`data_prep.sim.beam`): the reacting ion from
+        the window to ``start``'s vertex, and ``extra_ions`` other ions of the readout
+        window, a share of them scattered by a small angle somewhere on the way."""
+        axis = self.config.beam_axis
+        engine = self.engine_for(knobs)
+        gas = self.gas(knobs.pressure_factor)
+        segments: list[tuple[np.ndarray, np.ndarray, float, float, float]] = []
+        if axis.incoming and start is not None:
+            direction = start.rotation @ np.array([0.0, 0.0, 1.0])
+            segments.append((start.entry, direction, start.window_energy, start.vertex[2], 0.0))
+        length = self.config.detector.length_mm / 1000.0
+        lo, hi = axis.extra_ions
+        span = float(self.window_tb - self.config.electronics.micromegas_tb)
+        for _ in range(int(rng.integers(int(lo), int(hi) + 1))):
+            ion = self.start(rng, knobs)  # its own spot, direction and energy
+            direction = ion.rotation @ np.array([0.0, 0.0, 1.0])
+            shift = float(rng.uniform(-span, span))  # arrived before or after the trigger
+            if rng.uniform() < axis.scattered_fraction:
+                z_s = float(rng.uniform(0.0, length))
+                point = ion.entry + direction * z_s / direction[2]
+                theta = small_angle(rng, *axis.scattering_deg)
+                turned = _rotation_to(theta, rng.uniform(0.0, 2.0 * math.pi)) @ direction
+                path = np.array([np.linalg.norm(point - ion.entry)])
+                energy = float(
+                    ion.window_energy
+                    - gas.get_energy_loss(self.projectile, ion.window_energy, path)[0]
+                )
+                segments.append((ion.entry, direction, ion.window_energy, z_s, shift))
+                if turned[2] > 0.05:
+                    segments.append((point, turned, energy, length, shift))
+            else:
+                segments.append((ion.entry, direction, ion.window_energy, length, shift))
+        raws = [
+            straight_track(
+                engine,
+                gas,
+                self.projectile,
+                entry,
+                direction,
+                energy,
+                z_end,
+                shift,
+                rng,
+                BEAM_POINT_LABEL,
+            )
+            for entry, direction, energy, z_end, shift in segments
+        ]
+        if not raws:
+            return np.empty((0, 8)), np.empty(0, dtype=np.int64)
+        raw = np.concatenate([r[0] for r in raws])
+        labels = np.concatenate([r[1] for r in raws]).astype(np.int64)
+        return self.form(raw, labels, engine, knobs, rng)
 
     def readable(self, pads: np.ndarray, knobs: Knobs) -> np.ndarray:
         """Mask of points on pads that read out: not dead, outside the beam-pad radius."""
@@ -644,8 +720,9 @@ class EventGenerator:
 
     def signal(
         self, channel: str, rng: np.random.Generator, knobs: Knobs, *, detect: bool = True
-    ) -> tuple[str, list[tuple[np.ndarray, np.ndarray]], np.ndarray, int]:
-        """The reaction part of an event: (channel used, [(points, labels)], vertex, draws).
+    ) -> tuple[str, list[tuple[np.ndarray, np.ndarray]], Start, int]:
+        """The reaction part of an event: (channel used, [(points, labels)], first start,
+        draws).
 
         A reaction leaving fewer than ``min_signal_points`` points is drawn again at the
         same start (vertex, beam energy, direction); after `VERTEX_TRIES` refused draws at
@@ -661,7 +738,7 @@ class EventGenerator:
             names = [pool[int(i)] for i in rng.integers(0, len(pool), size=2)]
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         used: list[str] = []
-        vertices: list[np.ndarray] = []
+        starts: list[Start] = []
         # each reaction of the event (two for pile-up) is accepted on its own
         for wanted in names:
             part = None
@@ -688,9 +765,9 @@ class EventGenerator:
                         break
             parts.append(part)
             used.append(name)
-            vertices.append(start.vertex * 1000.0)
+            starts.append(start)
         kept = "pileup" if channel == "pileup" else used[0]
-        return kept, parts, vertices[0], draws
+        return kept, parts, starts[0], draws
 
     def generate(
         self, channel: str, rng: np.random.Generator, knobs: Knobs | None = None
@@ -714,21 +791,25 @@ class EventGenerator:
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         vertex = np.full(3, np.nan)
         draws = 1
+        start = None
         if channel == "noise":
             lo, hi = cfg.noise.noise_event_hits
             n_noise = int(rng.integers(int(lo), int(hi) + 1))
         else:
-            channel, parts, vertex, draws = self.signal(channel, rng, knobs)
+            channel, parts, start, draws = self.signal(channel, rng, knobs)
+            vertex = start.vertex * 1000.0
             parts = [(pts, lab + PILEUP_OFFSET * k) for k, (pts, lab) in enumerate(parts)]
             lo, hi = cfg.noise.hits_per_event
             n_noise = int(rng.integers(int(lo), int(hi) + 1))
             if knobs.noise_hits >= 0:
                 n_noise = knobs.noise_hits
 
+        beam = self.beam_ions(rng, knobs, start)
         noise = self.noise_hits(n_noise, rng, knobs)
-        points = np.concatenate([p[0] for p in parts] + [noise])
+        points = np.concatenate([p[0] for p in parts] + [beam[0], noise])
         labels = np.concatenate(
-            [p[1] for p in parts] + [np.full(len(noise), NOISE_POINT_LABEL, dtype=np.int64)]
+            [p[1] for p in parts]
+            + [beam[1], np.full(len(noise), NOISE_POINT_LABEL, dtype=np.int64)]
         )
         if (knobs.z_scale, knobs.z_offset_mm) != (1.0, 0.0):
             # z calibration: the data's z is computed with a drift velocity and offset off
@@ -739,8 +820,9 @@ class EventGenerator:
             points=np.ascontiguousarray(points[order]),
             point_labels=labels[order],
             channel=channel,
-            n_signal=int(len(points) - len(noise)),
+            n_signal=int(len(points) - len(noise) - len(beam[0])),
             n_noise=len(noise),
+            n_beam=len(beam[0]),
             draws=max(draws, 1),
             vertex=vertex,
             knobs=knobs,
