@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_prep.errors import InputError
-from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
 from data_prep.sim.beam import small_angle, straight_track
+from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
 from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
 from data_prep.sim.evaporation import fusion_evaporation
 from data_prep.sim.nuclei import nuclear_map, parse_isotope
