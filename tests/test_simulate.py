@@ -482,3 +482,33 @@ def test_incoming_beam_runs_from_window_to_vertex(tmp_path):
             )
             assert beam[:, 2].max() < row["vertex_z"] + 15.0  # a few buckets of pulse width
             assert beam[:, 2].max() > row["vertex_z"] - 50.0
+
+
+def test_structured_noise_hot_pads_chips_and_gains(tmp_path):
+    """Hot pads fire in every event; a firing AGET chip is a block of 64 pad ids hit within
+    a few buckets; per-pad gains are lognormal with mean 1 and the configured spread."""
+    from data_prep.sim.physics import EventGenerator
+
+    config = load_config(
+        SimConfig,
+        CONFIGS / "tiny.yaml",
+        ["noise.chip_rate=3", "noise.hot_pads=4", "noise.burst_rate=0", "detector.dead_chips=2"],
+    )
+    summary = simulate(config, 4, tmp_path, seed=9)
+    gen = EventGenerator(config)
+    hot = set(gen.faults.hot_pads.tolist())
+    dead = set(gen.faults.dead_pads.tolist())
+    assert len(dead) == 128 and all(p % 64 == 0 for p in sorted(dead)[::64])
+    with h5py.File(summary.files[0]) as f:
+        for row in f["events"][()]:
+            points = f[f"cloud/cloud_{row['event']}"][()]
+            noise = points[f[f"cloud/labels_{row['event']}"][()] == -1]
+            pads = noise[:, 5].astype(int)
+            assert hot <= set(pads.tolist())
+            assert not dead & set(points[:, 5].astype(int).tolist())
+            chips, counts = np.unique(pads // 64, return_counts=True)
+            for chip in chips[counts > 30]:  # random hits never put 30 on one chip
+                tb = noise[pads // 64 == chip, 6]
+                assert np.mean(np.abs(tb - np.median(tb)) < 4.0) > 0.8  # one time, +- jitter
+    gains = gen.faults.pad_gain
+    assert abs(gains.mean() - 1) < 0.01 and abs(np.log(gains).std() - 0.15) < 0.01

@@ -64,6 +64,8 @@ class DetectorConfig:
     # own 122 beam pads, centres within 19.7 mm; a larger radius widens the blind core)
     beam_pad_radius_mm: float = 0.0
     dead_pad_fraction: float = 0.0  # share of pads that read nothing (drawn per event/file)
+    dead_chips: int = 0  # whole AGET chips (64 pads) that read nothing, the same all run
+    pad_gain_spread: float = 0.15  # sigma of the lognormal per-pad gain (fixed per detector)
     z_scale: float = 1.0  # z calibration: z_written = z_scale * z + z_offset_mm (drift
     z_offset_mm: float = 0.0  # velocity and trigger offset are known to a few per cent)
 
@@ -92,6 +94,11 @@ class NoiseConfig:
     hits_per_event: tuple[int, int] = (2, 20)  # hits added to every event, uniform, inclusive
     noise_event_hits: tuple[int, int] = (20, 300)  # hits of a noise-only event (paper: 20-300)
     amplitude_adc: float = 40.0  # ADC, mean excess of a noise hit over the threshold (exp.)
+    # structured noise (docs/simulation.md, "Noise"); AGET chip = 64 consecutive pad ids
+    chip_rate: float = 0.2  # mean AGET chips per event whose 64 channels fire together
+    hot_pads: int = 3  # pads that fire in every event (the same pads all run)
+    burst_rate: float = 0.1  # mean time-bunched bursts per event (hits within a few buckets)
+    burst_hits: tuple[int, int] = (20, 100)  # hits of one burst, uniform
 
 
 @dataclass
@@ -375,6 +382,12 @@ def validate_config(config: SimConfig) -> None:
         if lo != int(lo) or hi != int(hi):
             raise InputError(f"config key 'noise.{key}' must hold integers")
     _number("noise.amplitude_adc", n.amplitude_adc, low=0, strict=True)
+    _number("noise.chip_rate", n.chip_rate, low=0)
+    _number("noise.burst_rate", n.burst_rate, low=0)
+    _number("noise.hot_pads", n.hot_pads, low=0)
+    _pair("noise.burst_hits", n.burst_hits, low=0)
+    _number("detector.dead_chips", d.dead_chips, low=0)
+    _number("detector.pad_gain_spread", d.pad_gain_spread, low=0)
 
     _pair("reactions.proton_scattering_deg", r.proton_scattering_deg, low=0, high=180)
     lo, _ = _pair("reactions.carbon_scattering_deg", r.carbon_scattering_deg, low=0, high=180)

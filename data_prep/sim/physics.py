@@ -27,7 +27,13 @@ from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
 from data_prep.sim.evaporation import fusion_evaporation
 from data_prep.sim.nuclei import nuclear_map, parse_isotope
 from data_prep.sim.points import trace_points
-from data_prep.sim.randomize import Knobs, draw_knobs
+from data_prep.sim.randomize import (
+    CHIP_CHANNELS,
+    NUM_PADS,
+    Knobs,
+    detector_faults,
+    draw_knobs,
+)
 
 #: Per-point label of injected noise hits (reaction points carry attpc-engine's nucleus
 #: index: 2 = ejectile, 3 = residual; the second reaction of a pile-up adds PILEUP_OFFSET).
@@ -323,6 +329,11 @@ class EventGenerator:
         self.noise_pads = np.array(
             [p for p in range(len(self.engine.pad_centers)) if p not in beam_pads], dtype=np.int64
         )
+        self.beam_pad = np.zeros(len(self.engine.pad_centers), dtype=bool)
+        self.beam_pad[list(beam_pads)] = True
+        self.faults = detector_faults(config, self.noise_pads)
+        self.dead_chip = np.zeros(len(self.engine.pad_centers), dtype=bool)
+        self.dead_chip[self.faults.dead_pads] = True
         # noise lives where physics can: the drift volume, inside the 512 sampled buckets
         self.noise_tb = (
             float(max(0, e.micromegas_tb)),
@@ -574,6 +585,9 @@ class EventGenerator:
 
         if len(raw) == 0:
             return np.empty((0, 8)), np.empty(0, dtype=np.int64)
+        if self.config.detector.pad_gain_spread > 0:
+            raw = raw.copy()  # each pad's own gain (lognormal, fixed for the detector)
+            raw[:, 2] *= self.faults.pad_gain[raw[:, 0].astype(np.int64)]
         e = self.config.electronics
         if e.point_formation == "bucket":
             cloud = convert_to_spyral(
@@ -672,12 +686,15 @@ class EventGenerator:
             return np.empty((0, 8)), np.empty(0, dtype=np.int64)
         raw = np.concatenate([r[0] for r in raws])
         labels = np.concatenate([r[1] for r in raws]).astype(np.int64)
-        return self.form(raw, labels, engine, knobs, rng)
+        # an ion off the trigger time drifts its charge in or out of the window: keep what
+        # falls between micromegas and window, where the z of a point means a place
+        inside = (raw[:, 1] >= self.noise_tb[0]) & (raw[:, 1] < self.noise_tb[1])
+        return self.form(raw[inside], labels[inside], engine, knobs, rng)
 
     def readable(self, pads: np.ndarray, knobs: Knobs) -> np.ndarray:
         """Mask of points on pads that read out: not dead, outside the beam-pad radius."""
         pads = pads.astype(np.int64)
-        ok = self.pad_radius[pads] >= knobs.beam_pad_radius_mm
+        ok = (self.pad_radius[pads] >= knobs.beam_pad_radius_mm) & ~self.dead_chip[pads]
         if len(knobs.dead_pads):
             ok &= ~np.isin(pads, knobs.dead_pads)
         return ok
@@ -707,14 +724,45 @@ class EventGenerator:
         """``n`` random hits on distinct non-beam pads at random times in the drift window."""
         if n == 0:
             return np.empty((0, 8))
-        knobs = knobs or self.fixed
         pads = rng.choice(self.noise_pads, size=n, replace=n > len(self.noise_pads))
-        tb = rng.uniform(*self.noise_tb, size=n)
+        return self.hits(pads, rng.uniform(*self.noise_tb, size=n), rng, knobs or self.fixed)
+
+    def hits(
+        self, pads: np.ndarray, tb: np.ndarray, rng: np.random.Generator, knobs: Knobs
+    ) -> np.ndarray:
+        """Noise points on ``pads`` at ``tb``: amplitude threshold + Exp(amplitude_adc), the
+        GET pulse's integral; beam pads, dead pads and buckets outside the window dropped."""
         amp = np.minimum(
-            knobs.adc_threshold + rng.exponential(self.config.noise.amplitude_adc, size=n), _ADC_MAX
+            knobs.adc_threshold + rng.exponential(self.config.noise.amplitude_adc, size=len(pads)),
+            _ADC_MAX,
         )
-        hits = self.spyral_rows(pads, tb, amp, amp * self.integral_ratio)
-        return hits[self.readable(pads, knobs)]
+        rows = self.spyral_rows(pads, tb, amp, amp * self.integral_ratio)
+        inside = (tb >= self.noise_tb[0]) & (tb < self.noise_tb[1]) & ~self.beam_pad[pads]
+        return rows[inside & self.readable(pads, knobs)]
+
+    def structured_noise(self, rng: np.random.Generator, knobs: Knobs) -> np.ndarray:
+        """Noise with structure: AGET chips whose 64 channels fire at one time, hot pads
+        in every event, and time-bunched bursts on random pads."""
+        n = self.config.noise
+        parts = [
+            self.hits(
+                self.faults.hot_pads,
+                rng.uniform(*self.noise_tb, size=len(self.faults.hot_pads)),
+                rng,
+                knobs,
+            )
+        ]
+        for _ in range(int(rng.poisson(n.chip_rate))):
+            chip = int(rng.integers(NUM_PADS // CHIP_CHANNELS))
+            pads = chip * CHIP_CHANNELS + np.arange(CHIP_CHANNELS)
+            t0 = rng.uniform(*self.noise_tb)
+            parts.append(self.hits(pads, t0 + rng.normal(0.0, 1.0, size=len(pads)), rng, knobs))
+        for _ in range(int(rng.poisson(n.burst_rate))):
+            size = int(rng.integers(int(n.burst_hits[0]), int(n.burst_hits[1]) + 1))
+            pads = rng.choice(self.noise_pads, size=size, replace=False)
+            t0 = rng.uniform(*self.noise_tb)
+            parts.append(self.hits(pads, t0 + rng.normal(0.0, 3.0, size=size), rng, knobs))
+        return np.concatenate(parts)
 
     # -- one event ----------------------------------------------------------------------
 
@@ -805,7 +853,9 @@ class EventGenerator:
                 n_noise = knobs.noise_hits
 
         beam = self.beam_ions(rng, knobs, start)
-        noise = self.noise_hits(n_noise, rng, knobs)
+        noise = np.concatenate(
+            [self.noise_hits(n_noise, rng, knobs), self.structured_noise(rng, knobs)]
+        )
         points = np.concatenate([p[0] for p in parts] + [beam[0], noise])
         labels = np.concatenate(
             [p[1] for p in parts]

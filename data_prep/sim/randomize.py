@@ -19,6 +19,35 @@ from data_prep.sim.config import RANDOM_KNOBS, SimConfig
 NUM_PADS = 10240
 #: Seed of the dead-pad choice when the fraction is fixed (not randomised).
 DEAD_PAD_STREAM = 0x5EED_0DEA
+#: Seed of what is fixed for a detector: dead chips, hot pads, per-pad gains.
+DETECTOR_STREAM = 0x5EED_0DE7
+#: Channels of one AGET chip; chips are taken as blocks of consecutive pad ids.
+CHIP_CHANNELS = 64
+
+
+@dataclass
+class DetectorFaults:
+    """What stays the same for a whole run: dead chips, hot pads, per-pad gains."""
+
+    dead_pads: np.ndarray  # pad ids of the dead chips
+    hot_pads: np.ndarray  # pad ids that fire in every event
+    pad_gain: np.ndarray  # (NUM_PADS,) relative gain, lognormal around 1
+
+
+def detector_faults(config: SimConfig, candidates: np.ndarray) -> DetectorFaults:
+    """Draw the fixed faults of the detector from `DETECTOR_STREAM` (same for every event).
+
+    ``candidates`` are the pads hot pads may be chosen from (not beam pads).
+    """
+    d, n = config.detector, config.noise
+    rng = np.random.default_rng(DETECTOR_STREAM)
+    chips = rng.choice(NUM_PADS // CHIP_CHANNELS, size=int(d.dead_chips), replace=False)
+    dead = (chips[:, None] * CHIP_CHANNELS + np.arange(CHIP_CHANNELS)).ravel()
+    hot = rng.choice(candidates, size=int(n.hot_pads), replace=False)
+    sigma = float(d.pad_gain_spread)
+    # mean 1: the spread must not move the overall gain (that is gain_factor's job)
+    gain = rng.lognormal(-0.5 * sigma**2, sigma, size=NUM_PADS) if sigma > 0 else np.ones(NUM_PADS)
+    return DetectorFaults(np.sort(dead), np.sort(hot), gain)
 
 
 @dataclass
