@@ -66,6 +66,11 @@ class DetectorConfig:
     dead_pad_fraction: float = 0.0  # share of pads that read nothing (drawn per event/file)
     dead_chips: int = 0  # whole AGET chips (64 pads) that read nothing, the same all run
     pad_gain_spread: float = 0.15  # sigma of the lognormal per-pad gain (fixed per detector)
+    # the drift (E) and the solenoid (B) are ~6 deg apart: charge drifting from depth d
+    # lands d tan(tilt_deg) off along tilt_azimuth_deg (a shear of the side views);
+    # attpc-engine itself has E and B along z, so 0 is the engine's own geometry
+    tilt_deg: float = 0.0
+    tilt_azimuth_deg: float = 90.0  # deg, direction of the shear in the pad plane
     z_scale: float = 1.0  # z calibration: z_written = z_scale * z + z_offset_mm (drift
     z_offset_mm: float = 0.0  # velocity and trigger offset are known to a few per cent)
 
@@ -159,6 +164,7 @@ RANDOM_KNOBS: tuple[str, ...] = (
     "z_scale",
     "z_offset_mm",
     "beam_pad_radius_mm",
+    "tilt_deg",
 )
 
 
@@ -184,6 +190,7 @@ class RandomizeConfig:
     z_scale: tuple[float, ...] = ()  # uniform (e.g. 0.97-1.03)
     z_offset_mm: tuple[float, ...] = ()  # mm, uniform
     beam_pad_radius_mm: tuple[float, ...] = ()  # mm, uniform
+    tilt_deg: tuple[float, ...] = ()  # deg, E-B angle (shear of the side views), uniform
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -265,6 +272,7 @@ _KNOB_LOW: dict[str, float | None] = {
     "z_scale": 1e-3,
     "z_offset_mm": None,
     "beam_pad_radius_mm": 0.0,
+    "tilt_deg": None,
 }
 
 
@@ -356,6 +364,9 @@ def validate_config(config: SimConfig) -> None:
     _number("detector.beam_pad_radius_mm", d.beam_pad_radius_mm, low=0)
     _fraction("detector.dead_pad_fraction", d.dead_pad_fraction)
     _number("detector.z_scale", d.z_scale, low=0, strict=True)
+    _number("detector.tilt_azimuth_deg", d.tilt_azimuth_deg)
+    if abs(_number("detector.tilt_deg", d.tilt_deg)) > 20:
+        raise InputError("config key 'detector.tilt_deg' must be within +-20 deg")
     _number("detector.z_offset_mm", d.z_offset_mm)
 
     _number("electronics.clock_mhz", e.clock_mhz, low=0, strict=True)

@@ -585,6 +585,10 @@ class EventGenerator:
 
         if len(raw) == 0:
             return np.empty((0, 8)), np.empty(0, dtype=np.int64)
+        if knobs.tilt_deg != 0:
+            raw, labels = self.shear(raw, labels, knobs.tilt_deg, engine)
+            if len(raw) == 0:
+                return np.empty((0, 8)), np.empty(0, dtype=np.int64)
         if self.config.detector.pad_gain_spread > 0:
             raw = raw.copy()  # each pad's own gain (lognormal, fixed for the detector)
             raw[:, 2] *= self.faults.pad_gain[raw[:, 0].astype(np.int64)]
@@ -614,6 +618,31 @@ class EventGenerator:
             )
         keep = (cloud[:, 3] > knobs.adc_threshold) & self.readable(cloud[:, 5], knobs)
         return cloud[keep], labels[keep].astype(np.int64)
+
+    def shear(
+        self, raw: np.ndarray, labels: np.ndarray, tilt_deg: float, engine
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Move each charge to the pad it reaches when the drift is ``tilt_deg`` off the
+        detector axis: ``drift length x tan(tilt)`` along ``tilt_azimuth_deg``. Charge
+        pushed off the pad plane or onto a beam pad is lost."""
+        d, e = self.config.detector, self.config.electronics
+        mm_per_tb = d.length_mm / float(self.window_tb - e.micromegas_tb)
+        drift = np.clip(raw[:, 1] - e.micromegas_tb, 0.0, None) * mm_per_tb
+        azimuth = math.radians(d.tilt_azimuth_deg)
+        shift = drift * math.tan(math.radians(tilt_deg))
+        xy = self.engine.pad_centers[raw[:, 0].astype(np.int64)]
+        x = np.floor(xy[:, 0] + shift * math.cos(azimuth))
+        y = np.floor(xy[:, 1] + shift * math.sin(azimuth))
+        low, high, step = (float(v) for v in engine.pad_grid_edges)
+        on_grid = (x >= low) & (x < high) & (y >= low) & (y < high)
+        ix = ((np.where(on_grid, x, low) - low) / step).astype(np.int64)
+        iy = ((np.where(on_grid, y, low) - low) / step).astype(np.int64)
+        pads = engine.pad_grid[ix, iy].astype(np.int64)
+        keep = on_grid & (pads >= 0)
+        keep[keep] &= ~self.beam_pad[pads[keep]]
+        moved = raw[keep].copy()
+        moved[:, 0] = pads[keep]
+        return moved, labels[keep]
 
     def spyral_rows(
         self, pads: np.ndarray, tb: np.ndarray, amplitude: np.ndarray, integral: np.ndarray

@@ -65,6 +65,7 @@ class Knobs:
     z_scale: float = 1.0
     z_offset_mm: float = 0.0  # mm
     beam_pad_radius_mm: float = 0.0  # mm
+    tilt_deg: float = 0.0  # deg
     dead_pads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
@@ -84,6 +85,7 @@ def fixed_knobs(config: SimConfig) -> Knobs:
         z_scale=float(d.z_scale),
         z_offset_mm=float(d.z_offset_mm),
         beam_pad_radius_mm=float(d.beam_pad_radius_mm),
+        tilt_deg=float(d.tilt_deg),
     )
 
 
