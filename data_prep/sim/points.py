@@ -85,7 +85,10 @@ def trace_points(
     )
     rows: list[tuple[float, float, float, float]] = []
     point_labels: list[int] = []
-    for pad, trace in zip(pads.tolist(), traces, strict=True):
+    # a trace that never crosses the threshold has no peak Spyral would keep: skip it
+    # before building its GetTrace (most pads at the edge of the diffusion cloud)
+    loud = traces.max(axis=1) > threshold
+    for pad, trace in zip(pads[loud].tolist(), traces[loud], strict=True):
         if mode == "pad":
             top = int(np.argmax(trace))
             if trace[top] <= threshold:
