@@ -574,3 +574,20 @@ def test_pytpc_file_of_a_simulated_proton_reads_back_with_the_same_curl(tmp_path
         stored = f["clean/0"][()]
     mirrored = np.column_stack([stored[:, 0], stored[:, 1], 1000.0 - stored[:, 2] * 4.16])
     assert _turning(mirrored, travel_up) < 0  # z flipped alone: the curl reverses
+
+
+def test_attpcroot_frame_option_rotates_about_x(tmp_path):
+    """ATTPCROOT files are read as stored unless told their frame; frame="pytpc" applies
+    the same proper rotation as pytpc files: (x, y, z) -> (x, -y, L - z)."""
+    from data_prep.events import Event
+    from data_prep.readers import open_events
+    from tests._formats import write_attpcroot
+
+    points = np.array([[10.0, 20.0, 300.0, 50.0], [-5.0, 7.0, 650.0, 80.0]])
+    path = write_attpcroot(tmp_path / "a.h5", [Event(run=0, event_id=3, points=points)])
+    with open_events(path) as reader:
+        np.testing.assert_array_equal(next(iter(reader)).points[:, :4], points)
+    with open_events(path, frame="pytpc", length_mm=900.0) as reader:
+        got = next(iter(reader)).points[:, :4]
+    expected = points * [1, -1, -1, 1] + [0, 0, 900.0, 0]
+    np.testing.assert_allclose(got, expected)

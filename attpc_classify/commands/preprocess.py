@@ -66,11 +66,13 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--frame",
         choices=("pytpc", "pytpc-flip-x", "simulation"),
-        help="pytpc: the file's frame, rotated into the simulation's (default pytpc: "
-        "z = 0 at the micromegas, beam along -z; docs/simulation.md, 'One frame')",
+        help="pytpc/ATTPCROOT: the file's frame, rotated into the simulation's (default: "
+        "pytpc for pytpc files, simulation = as stored for ATTPCROOT; docs/simulation.md)",
     )
     parser.add_argument(
-        "--length-mm", type=float, help="pytpc: drift length about which z is flipped [mm] (1000)"
+        "--length-mm",
+        type=float,
+        help="pytpc/ATTPCROOT: drift length about which z is flipped [mm] (1000)",
     )
 
 

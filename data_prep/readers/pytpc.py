@@ -83,6 +83,15 @@ def to_simulation_frame(
     return points
 
 
+def check_frame(frame: str, length_mm: float) -> tuple[str, float]:
+    """Validated ``(frame, length_mm)`` reader options; `InputError` otherwise."""
+    if frame not in FRAMES:
+        raise InputError(f"unknown frame {frame!r} (choose from {', '.join(FRAMES)})")
+    if not np.isfinite(length_mm) or length_mm <= 0:
+        raise InputError(f"length_mm must be a positive number, got {length_mm!r}")
+    return frame, float(length_mm)
+
+
 def from_simulation_frame(
     points: np.ndarray, frame: str = "pytpc", length_mm: float = 1000.0
 ) -> np.ndarray:
@@ -124,11 +133,7 @@ class PytpcReader(IdTableReader):
         length_mm: float = 1000.0,
     ):
         super().__init__(path)
-        if frame not in FRAMES:
-            raise InputError(f"unknown frame {frame!r} (choose from {', '.join(FRAMES)})")
-        if not np.isfinite(length_mm) or length_mm <= 0:
-            raise InputError(f"length_mm must be a positive number, got {length_mm!r}")
-        self.frame, self.length_mm = frame, float(length_mm)
+        self.frame, self.length_mm = check_frame(frame, length_mm)
         self.calibration = calibration or DriftCalibration()
         self._file = open_hdf5(self.path)
         try:
