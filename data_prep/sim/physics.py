@@ -122,6 +122,14 @@ def check_physics(config: SimConfig) -> None:
             f"beam.vertex_z_mm reaches {hi:g} mm but the beam stops after {reach:.0f} mm "
             "in this gas; lower it or the pressure"
         )
+    if config.electronics.point_formation == "peaks":
+        try:
+            import spyral.trace.get_trace  # noqa: F401
+        except ImportError:
+            raise InputError(
+                "electronics.point_formation 'peaks' uses Spyral's peak finder: install "
+                "attpc-classify[spyral] (attpc-spyral), or set point_formation to pad or bucket"
+            ) from None
     gas = {parse_isotope(iso, "gas.components") for iso in config.gas.components}
     active = [name for name, w in channel_weights(config.mix).items() if w > 0]
     if "pileup" in active:
