@@ -29,6 +29,7 @@ from data_prep.readers.base import (
     run_from_name,
     unreadable,
 )
+from data_prep.readers.pytpc import check_frame, to_simulation_frame
 
 _GROUP = re.compile(r"^Event_\[(\d+)\]$")
 _FIELDS = ("x", "y", "z", "A")  # -> x, y, z, charge
@@ -43,13 +44,25 @@ class AttpcRootReader(IdTableReader):
         File written by ``AtHDF5WriteTask``.
     run
         Run number (the export records none); else from a ``run_<n>`` file name, else 0.
+    frame, length_mm
+        The file's frame (`data_prep.readers.pytpc.FRAMES`; default "simulation": read as
+        stored, z = 0 at the window as AtPSA computes it from the entrance bucket -- pass
+        "pytpc" for a file with z = 0 at the micromegas) and the drift length [mm].
     """
 
     format = "attpcroot"
-    options = frozenset({"run"})
+    options = frozenset({"run", "frame", "length_mm"})
 
-    def __init__(self, path: str | Path, *, run: int | None = None):
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        run: int | None = None,
+        frame: str = "simulation",
+        length_mm: float = 1000.0,
+    ):
         super().__init__(path)
+        self.frame, self.length_mm = check_frame(frame, length_mm)
         self._file = open_hdf5(self.path)
         try:
             ids = [int(m.group(1)) for k in self._file if (m := _GROUP.match(k))]
@@ -94,4 +107,5 @@ class AttpcRootReader(IdTableReader):
         for col, name in enumerate(_FIELDS):
             points[:, col] = hits[name]
         check_points(points, path=self.path, event_id=event_id, n_columns=4)
+        to_simulation_frame(points, self.frame, self.length_mm)
         return Event(run=self.run, event_id=event_id, points=points, source=str(self.path))
