@@ -128,7 +128,7 @@ def check_physics(config: SimConfig) -> None:
         except ImportError:
             raise InputError(
                 "electronics.point_formation 'peaks' uses Spyral's peak finder: install "
-                "attpc-classify[spyral] (attpc-spyral), or set point_formation to pad or bucket"
+                "attpc-spyral (an attpc-classify dependency), or set point_formation to pad"
             ) from None
     gas = {parse_isotope(iso, "gas.components") for iso in config.gas.components}
     active = [name for name, w in channel_weights(config.mix).items() if w > 0]
