@@ -154,13 +154,48 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: the configs shipped in the package (the repository's ``configs`` links here)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: config class name -> its family of presets under `CONFIG_DIR`
+CONFIG_FAMILIES = {
+    "ImageConfig": "prep",
+    "TrainConfig": "train",
+    "SimConfig": "sim",
+    "BenchConfig": "benchmark",
+    "LearngeneConfig": "learngene",
+}
+
+
+def find_config(name: str | Path, family: str | None) -> Path:
+    """A YAML path as given if it exists, else a shipped preset, from any directory.
+
+    ``cnn_small``, ``cnn_small.yaml`` and ``configs/train/cnn_small.yaml`` (the paths the
+    docs use, relative to the repository) all find ``CONFIG_DIR/train/cnn_small.yaml``.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidates = [CONFIG_DIR.parent / path]  # configs/<family>/<name>.yaml
+    if family is not None:
+        stem = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        candidates.append(CONFIG_DIR / family / stem)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if family is None:
+        raise InputError("config file not found", path=name)
+    known = ", ".join(sorted(p.stem for p in (CONFIG_DIR / family).glob("*.yaml")))
+    raise InputError(f"no such config file or {family} preset (presets: {known})", path=name)
+
+
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
-    """Defaults of ``cls`` <- YAML file ``path`` <- dotted ``key=value`` overrides."""
+    """Defaults of ``cls`` <- YAML file ``path`` (or preset name) <- ``key=value`` overrides."""
     data = to_dict(cls())
     if path is not None:
-        data = merge(data, read_yaml(path))
+        data = merge(data, read_yaml(find_config(path, CONFIG_FAMILIES.get(cls.__name__))))
     if overrides:
         data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data)

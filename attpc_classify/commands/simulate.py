@@ -10,12 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from data_prep.errors import InputError
-
 HELP = "labelled AT-TPC events with attpc-engine (proton / carbon / other)"
-
-#: configs/sim/ of the source tree (presets)
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "sim"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -56,15 +51,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(name: str) -> Path:
-    """A path as given, else ``configs/sim/<name>.yaml``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    preset = PRESET_DIR / (name if name.endswith((".yaml", ".yml")) else f"{name}.yaml")
-    if preset.is_file():
-        return preset
-    known = ", ".join(sorted(p.stem for p in PRESET_DIR.glob("*.yaml")))
-    raise InputError(f"no such config file or preset (presets: {known})", path=name)
+    """A path as given, else the shipped preset ``configs/sim/<name>.yaml``."""
+    from attpc_classify.config import find_config
+
+    return find_config(name, "sim")
 
 
 def run(args: argparse.Namespace) -> int:
