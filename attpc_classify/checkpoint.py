@@ -5,7 +5,8 @@ Layout of a run directory (``attpc-classify train --out RUN``)::
     RUN/config.yaml          resolved TrainConfig + git SHA
     RUN/model.safetensors    best weights (by validation macro-F1)
     RUN/model.json           what they are: model spec, image config, class/output names,
-                             task, input, metrics, epoch, git SHA, sha256 of the weights
+                             task, input, metrics, epoch, git SHA, sha256 of the weights,
+                             and ``meta_sha256`` of its own content
     RUN/last.safetensors     latest model + optimizer tensors, for --resume
     RUN/last.json            epoch, step, counters, optimizer groups, history, sha256
     RUN/metrics.jsonl        one line per epoch
@@ -13,7 +14,9 @@ Layout of a run directory (``attpc-classify train --out RUN``)::
 
 Nothing is ever unpickled: weights are read only from safetensors, and a pickle or
 ``torch.save`` file, a truncated file or one whose bytes differ from the sha256 recorded
-in its JSON is refused with a one-line `InputError`.
+in its JSON is refused with a one-line `InputError`. ``model.json`` itself is sealed
+with ``meta_sha256`` (sha256 of its canonical JSON without that key): an edited view list,
+image size or model spec would otherwise give silently wrong predictions, so it is refused.
 """
 
 from __future__ import annotations
@@ -158,12 +161,24 @@ class RunInfo:
         return None if not self.decision else float(self.decision["proton_threshold"])
 
 
+def meta_digest(meta: dict[str, Any]) -> str:
+    """sha256 of a ``model.json`` dict's canonical JSON, without its ``meta_sha256`` key."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    text = json.dumps(body, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_model_json(run_dir: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``RUN/model.json`` sealed with its ``meta_sha256``, atomically."""
+    write_json(Path(run_dir) / "model.json", {**meta, "meta_sha256": meta_digest(meta)})
+
+
 def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write ``model.safetensors`` then ``model.json`` (``meta`` + format + sha256)."""
     run_dir = Path(run_dir)
     digest = save_tensors(run_dir / "model.safetensors", model.state_dict())
-    write_json(
-        run_dir / "model.json",
+    write_model_json(
+        run_dir,
         {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
          "weights": "model.safetensors", "sha256": digest},
     )  # fmt: skip
@@ -171,8 +186,8 @@ def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> N
 
 def set_decision(run_dir: str | Path, decision: dict[str, Any]) -> None:
     """Record the decision rule (a proton threshold) in ``RUN/model.json``, atomically."""
-    path = Path(run_dir) / "model.json"
-    write_json(path, read_json(path) | {"decision": decision})
+    _, meta = read_info(run_dir)
+    write_model_json(run_dir, meta | {"decision": decision})
 
 
 def _run_dir(path: str | Path) -> Path:
@@ -198,6 +213,14 @@ def read_info(run_dir: str | Path) -> tuple[RunInfo, dict[str, Any]]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise InputError(
             f"model.json format_version {meta.get('format_version')} is not {FORMAT_VERSION}",
+            path=run_dir / "model.json",
+        )
+    # Runs written before the seal have no meta_sha256 and are read as they are.
+    if "meta_sha256" in meta and meta["meta_sha256"] != meta_digest(meta):
+        raise InputError(
+            "edited after training (its content does not match its meta_sha256): "
+            "views, size or model spec no longer describe the weights; use the run as "
+            "written or train again",
             path=run_dir / "model.json",
         )
     try:

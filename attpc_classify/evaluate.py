@@ -1,7 +1,10 @@
 """Evaluation: classification metrics with bootstrap 95 % intervals, per run and data set.
 
 ``attpc-classify evaluate RUN --data FILE`` calls `evaluate_run`, which writes
-``RUN/eval/<data stem>/metrics.json`` and PNG figures.
+``RUN/eval/<data stem>/metrics.json`` and PNG figures. Each evaluation records the data's
+content hash (`data_fingerprint`) and its bootstrap settings; a same-stem file with other
+content goes to ``RUN/eval/<stem>-<hash8>/``, and `compare_runs` reuses an evaluation only
+when data content, bootstrap settings and decision rule all match.
 
 Point estimates come from scikit-learn. The bootstrap does not call scikit-learn once per
 resample (1,000 calls x several metrics is seconds to minutes): it draws one resample
@@ -20,7 +23,8 @@ share the same resamples, so they are paired.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +34,15 @@ import numpy as np
 from sklearn import metrics as skm
 
 from attpc_classify.decision import decide
+from attpc_classify.report import (
+    compare_row,
+    plot_confusion,
+    plot_learning_curves,
+    plot_roc_pr,
+    read_metrics_jsonl,
+    write_comparison,
+    write_json,
+)
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
 
@@ -579,13 +592,6 @@ def evaluate_run(
 
     from attpc_classify.checkpoint import load_run
     from attpc_classify.predict import check_image_file
-    from attpc_classify.report import (
-        plot_confusion,
-        plot_learning_curves,
-        plot_roc_pr,
-        read_metrics_jsonl,
-        write_json,
-    )
 
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
@@ -597,7 +603,8 @@ def evaluate_run(
     file_info = check_image_file(data, trained)
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval" / data.stem
+    fingerprint = data_fingerprint(data)
+    out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(run_dir, data, fingerprint)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
@@ -663,6 +670,7 @@ def evaluate_run(
     metrics = {
         "run": str(run_dir),
         "data": str(data),
+        "data_sha256": fingerprint,
         "model": info.model,
         "n_params": count_parameters(trained),
         "task": info.task,
@@ -685,11 +693,132 @@ def evaluate_run(
     return EvalResult(out_dir=out_dir, metrics=metrics, figures=fig_paths)
 
 
-def latest_eval(run_dir: str | Path, data: str | Path | None = None) -> Path | None:
-    """``metrics.json`` of a run's evaluation on ``data`` (by stem), else its newest one."""
-    eval_root = Path(run_dir) / "eval"
+def data_fingerprint(path: str | Path) -> str:
+    """sha256 of an image file's content: run, event ids, labels, images and settings.
+
+    Two files of the same name with other events (or other images of the same events)
+    differ; a byte-different rewrite of the same content (new timestamps) does not.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        h.update(str(f.attrs.get("image_config", "")).encode())
+        h.update(str(f.attrs.get("class_names", "")).encode())
+        for name in ("run", "event_id", "label", "images"):
+            dset = f[name]
+            h.update(f"{name}{dset.shape}{dset.dtype}".encode())
+            step = max(1, (1 << 24) // max(1, dset[:1].nbytes))  # ~16 MB per read
+            for start in range(0, dset.shape[0], step):
+                h.update(np.ascontiguousarray(dset[start : start + step]).tobytes())
+    return h.hexdigest()
+
+
+def default_eval_dir(run_dir: str | Path, data: str | Path, fingerprint: str) -> Path:
+    """``RUN/eval/<stem>/``, unless that holds an evaluation of other content: then
+    ``RUN/eval/<stem>-<hash8>/`` (the same stem never overwrites another file's results)."""
+    root = Path(run_dir) / "eval"
+    plain = root / Path(data).stem
+    try:
+        old = json.loads((plain / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return plain
+    if old.get("data_sha256") == fingerprint:
+        return plain
+    return root / f"{Path(data).stem}-{fingerprint[:8]}"
+
+
+def find_eval(
+    run_dir: str | Path,
+    *,
+    fingerprint: str | None = None,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    decision: dict | None = None,
+) -> Path | None:
+    """``metrics.json`` of a run's evaluation on the data with ``fingerprint``, made
+    with these bootstrap settings and decision rule; without a fingerprint, the newest."""
+    found = sorted((Path(run_dir) / "eval").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    if fingerprint is None:
+        return found[-1] if found else None
+    want_decision = decision or {"rule": "argmax"}
+    for path in reversed(found):
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        boot = m.get("bootstrap", {})
+        if (
+            m.get("data_sha256") == fingerprint
+            and boot.get("n_boot") == n_boot
+            and boot.get("seed") == seed
+            and m.get("decision") == want_decision
+        ):
+            return path
+    return None
+
+
+def compare_runs(
+    runs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    data: str | Path | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    title: str = "",
+    progress=None,
+) -> dict:
+    """Table and figure of several runs' evaluations, binary and 3-class side by side.
+
+    Parameters
+    ----------
+    runs
+        Run directories. With ``data``, each run's evaluation of exactly that content
+        (`data_fingerprint`) with these ``n_boot``/``seed`` and the run's current decision
+        rule is reused, else the run is evaluated on ``data`` here. Without ``data``, each
+        run's newest evaluation is used; a run without one is an error, raised before any
+        work.
+    out_dir
+        Where ``compare.md``, ``compare.csv`` and ``compare.png`` go.
+    data
+        Image file to evaluate on (and to pick evaluations by).
+    n_boot, seed
+        Bootstrap settings.
+
+    Returns
+    -------
+    dict
+        Paths written (``markdown``, ``csv``, ``figure``), the Markdown table and rows.
+    """
+    from attpc_classify.checkpoint import read_info
+
+    if not runs:
+        raise InputError("no runs given")
+    for run in runs:
+        if not Path(run).is_dir():
+            raise InputError("run directory not found", path=run)
+    fingerprint = None
     if data is not None:
-        path = eval_root / Path(data).stem / "metrics.json"
-        return path if path.exists() else None
-    found = sorted(eval_root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+        if not Path(data).exists():
+            raise InputError("data file not found", path=data)
+        fingerprint = data_fingerprint(data)
+    plan: list[tuple[Path, Path | None]] = []
+    for run in map(Path, runs):
+        decision = read_info(run)[0].decision if fingerprint else None
+        found = find_eval(run, fingerprint=fingerprint, n_boot=n_boot, seed=seed, decision=decision)
+        if found is None and data is None:
+            raise InputError("run has no evaluation yet: pass --data FILE to evaluate it", path=run)
+        plan.append((run, found))
+
+    rows = []
+    names = [run.name for run, _ in plan]
+    for run, found in plan:
+        if found is None:
+            metrics = evaluate_run(run, data, n_boot=n_boot, seed=seed, progress=progress).metrics
+        else:
+            metrics = json.loads(found.read_text())
+        # Same directory name twice (runs/a/cnn, runs/b/cnn): use the parent too.
+        name = run.name if names.count(run.name) == 1 else f"{run.parent.name}/{run.name}"
+        rows.append(compare_row(metrics, name=name))
+    written = write_comparison(rows, out_dir, title=title)
+    return {**written, "rows": rows}

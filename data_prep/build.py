@@ -48,7 +48,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data_prep.errors import InputError
+from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
@@ -97,6 +97,7 @@ class TaskResult:
     skipped: dict[str, int]
     empty: int
     out_of_range_points: int
+    nonpositive_points: int = 0  # inside the ranges, charge <= 0: clipped to zero
 
 
 @dataclass
@@ -108,6 +109,7 @@ class BuildSummary:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     empty: int = 0
     out_of_range_points: int = 0
+    nonpositive_points: int = 0
     files: int = 0
     seconds: float = 0.0
     tasks: int = 0
@@ -124,10 +126,11 @@ class BuildSummary:
         why = ", ".join(f"{n:,} {r}" for r, n in sorted(self.skipped_by_reason.items()))
         skipped = f"skipped {self.skipped:,}" + (f" ({why})" if why else "")
         return (
-            f"{self.written:,} events written to {self.out}, {skipped}, "
-            f"{self.empty:,} empty (no point inside the image ranges), "
-            f"{self.out_of_range_points:,} out-of-range points dropped; "
-            f"{self.files} file(s) in {self.seconds:.1f} s ({rate:,.0f} events/s)"
+            f"{plural(self.written, 'event')} written to {self.out}, {skipped}, "
+            f"{self.empty:,} empty (no point with charge > 0 inside the image ranges), "
+            f"{plural(self.out_of_range_points, 'out-of-range point')} dropped, "
+            f"{plural(self.nonpositive_points, 'non-positive charge point')} ignored; "
+            f"{plural(self.files, 'file')} in {self.seconds:.1f} s ({rate:,.0f} events/s)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,7 +148,11 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
+            try:
+                names = list(p.iterdir())
+            except OSError as err:
+                raise InputError(f"cannot list directory ({err.strerror})", path=p) from None
+            files = sorted(c for c in names if c.is_file() and not c.name.startswith("."))
             if not files:
                 raise InputError("directory has no files", path=p)
             out.extend(files)
@@ -372,7 +379,7 @@ def run_task(
     keep_freed_memory()
     options = reader_options or {}
     skipped: Counter[str] = Counter()
-    counts = {"written": 0, "empty": 0, "out_of_range_points": 0}
+    counts = {"written": 0, "empty": 0, "out_of_range_points": 0, "nonpositive_points": 0}
     skipped_at_flush = 0
 
     def on_skip(event_id: int, reason: str) -> None:
@@ -396,6 +403,7 @@ def run_task(
             counts["written"] += len(batch)
             counts["empty"] += int(proj.empty.sum())
             counts["out_of_range_points"] += int(proj.n_outside.sum())
+            counts["nonpositive_points"] += int(proj.n_nonpositive.sum())
         n_skipped = sum(skipped.values())
         if progress is not None:
             progress(len(batch) + n_skipped - skipped_at_flush)
@@ -428,6 +436,54 @@ def read_part(path: str | Path) -> TaskResult:
         skipped={k: int(v) for k, v in summary["skipped"].items()},
         empty=int(summary["empty"]),
         out_of_range_points=int(summary["out_of_range_points"]),
+        nonpositive_points=int(summary.get("nonpositive_points", 0)),
+    )
+
+
+def first_duplicate(run: np.ndarray, event_id: np.ndarray) -> tuple[int, int] | None:
+    """Rows ``(i, j)``, ``i < j``, of the first repeated ``(run, event_id)`` pair, or None."""
+    keys = np.stack([np.asarray(run, np.int64), np.asarray(event_id, np.int64)], axis=1)
+    if len(keys) < 2:
+        return None
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    same = np.flatnonzero((keys[order][1:] == keys[order][:-1]).all(axis=1))
+    if same.size == 0:
+        return None
+    a, b = order[same[0]], order[same[0] + 1]
+    return int(min(a, b)), int(max(a, b))
+
+
+def check_unique_events(results: Sequence[TaskResult], tasks: Sequence[Task]) -> None:
+    """Refuse an output in which one ``(run, event)`` pair would appear twice.
+
+    A renamed copy of a run file (or two files that record the same run number) would
+    otherwise put the same events in the training data twice; pairs are the key that
+    `classify`, `evaluate --sim` and every join downstream rely on.
+    """
+    parts = [r for r in sorted(results, key=lambda r: r.index) if r.written > 0]
+    by_index = {t.index: t for t in tasks}
+    runs, ids, owner = [], [], []  # owner: the file each row came from, where known
+    for r in parts:
+        with h5py.File(r.part, "r") as f:
+            runs.append(f["run"][()])
+            ids.append(f["event_id"][()])
+        segments = by_index[r.index].segments
+        if sum(s.stop - s.start for s in segments) == r.written:  # nothing skipped
+            owner += [s.path for s in segments for _ in range(s.stop - s.start)]
+        else:
+            owner += [" or ".join(sorted({s.path for s in segments}))] * r.written
+    if not parts:
+        return
+    run, event_id = np.concatenate(runs), np.concatenate(ids)
+    dup = first_duplicate(run, event_id)
+    if dup is None:
+        return
+    where = [owner[i] for i in dup]
+    source = where[0] if where[0] == where[1] else f"{where[0]} and in {where[1]}"
+    raise InputError(
+        f"run {int(run[dup[0]])} event {int(event_id[dup[0]])} appears twice (in {source}): "
+        "every (run, event) must be unique; drop the copy, or give the files their own run "
+        "numbers (--run, simulate --first-run)"
     )
 
 
@@ -800,6 +856,7 @@ def build_images(
         )
         if executor is not None:
             _run_tasks(executor, todo, results, config, parts_dir, kwargs, progress)
+            _check_or_discard(results, tasks, parts_dir)
             counts = _totals(results.values())
             merge_parts(
                 list(results.values()), out, config, summary=counts, executor=executor, **merge
@@ -814,6 +871,7 @@ def build_images(
                 initargs=(progress_queue,),
             ) as pool:
                 _run_tasks(pool, todo, results, config, parts_dir, kwargs, progress, progress_queue)
+                _check_or_discard(results, tasks, parts_dir)
                 counts = _totals(results.values())
                 merge_parts(
                     list(results.values()), out, config, summary=counts, executor=pool, **merge
@@ -823,6 +881,7 @@ def build_images(
                 r = run_task(t, config, parts_dir, progress=progress, **kwargs)
                 results[r.index] = r
             close_cached_readers()
+            _check_or_discard(results, tasks, parts_dir)
             counts = _totals(results.values())
             merge_parts(list(results.values()), out, config, summary=counts, **merge)
     finally:
@@ -837,6 +896,17 @@ def build_images(
         discarded_parts=discarded,
         **counts,
     )
+
+
+def _check_or_discard(
+    results: dict[int, TaskResult], tasks: Sequence[Task], parts_dir: Path
+) -> None:
+    """`check_unique_events`; on refusal the parts are deleted (no resume can fix it)."""
+    try:
+        check_unique_events(list(results.values()), tasks)
+    except InputError:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
 
 
 def _run_tasks(
@@ -879,15 +949,17 @@ def _run_tasks(
 
 def _totals(results: Iterable[TaskResult]) -> dict[str, Any]:
     skipped: Counter[str] = Counter()
-    written = empty = outside = 0
+    written = empty = outside = nonpositive = 0
     for r in results:
         written += r.written
         empty += r.empty
         outside += r.out_of_range_points
+        nonpositive += r.nonpositive_points
         skipped.update(r.skipped)
     return {
         "written": written,
         "skipped_by_reason": dict(sorted(skipped.items())),
         "empty": empty,
         "out_of_range_points": outside,
+        "nonpositive_points": nonpositive,
     }

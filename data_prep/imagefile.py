@@ -279,6 +279,8 @@ class ImageSet:
 def read_info(path: str | Path) -> dict[str, Any]:
     """Attributes of an image file, decoded, without reading any image."""
     path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path)
     try:
         with h5py.File(path, "r") as f:
             attrs = {

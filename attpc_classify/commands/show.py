@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from attpc_classify.display import describe_event, save_event_png
-    from data_prep.errors import InputError
+    from data_prep.errors import InputError, plural
     from data_prep.events import CLASS_NAMES
     from data_prep.images import project
     from data_prep.readers import detect_format, open_events
@@ -65,9 +65,19 @@ def run(args: argparse.Namespace) -> int:
             )
         info = read_info(args.file)
         with open_events(args.file, "images") as reader:
-            where = np.flatnonzero(reader.event_ids() == args.event)
+            match = reader.event_ids() == args.event
+            runs = reader.runs()
+        if args.run is not None:
+            match &= runs == args.run
+        where = np.flatnonzero(match)
+        in_run = "" if args.run is None else f" of run {args.run}"
         if where.size == 0:
-            raise InputError(f"no event {args.event} in this image file", path=args.file)
+            raise InputError(f"no event {args.event}{in_run} in this image file", path=args.file)
+        if len(set(runs[where].tolist())) > 1:
+            found = ", ".join(str(r) for r in sorted(set(runs[where].tolist())))
+            raise InputError(
+                f"event {args.event} is in runs {found}: say which with --run", path=args.file
+            )
         data = read_images(args.file, select=where[:1])
         names = tuple(info["class_names"])
         what = describe_event(int(data.run[0]), args.event, int(data.label[0]), names)
@@ -81,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
             names = reader.class_names or CLASS_NAMES
         proj = project([event], config)
         what = describe_event(event.run, event.event_id, event.label, names)
-        outside = int(proj.n_outside[0])
-        title = f"{args.file.name}: {what}, {event.n_points} points ({outside} outside ranges)"
+        outside, nonpositive = int(proj.n_outside[0]), int(proj.n_nonpositive[0])
+        title = (
+            f"{args.file.name}: {what}, {plural(event.n_points, 'point')} ({outside} outside "
+            f"ranges, {nonpositive} with charge <= 0{', blank images' if proj.empty[0] else ''})"
+        )
         save_event_png(out, proj.images[0], config, event=event, title=title)
     print(out)
     return 0
