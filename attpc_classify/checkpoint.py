@@ -176,6 +176,7 @@ def write_model_json(run_dir: str | Path, meta: dict[str, Any]) -> None:
 def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write ``model.safetensors`` then ``model.json`` (``meta`` + format + sha256)."""
     run_dir = Path(run_dir)
+    json.dumps(meta, allow_nan=False)  # unwritable metadata fails before the weights go
     digest = save_tensors(run_dir / "model.safetensors", model.state_dict())
     write_model_json(
         run_dir,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import typing
 from pathlib import Path
@@ -69,6 +70,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             number = hint(value)
         except (TypeError, ValueError):
             raise InputError(f"config key {key!r} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise InputError(f"config key {key!r} must be a finite number, got {value!r}")
         if hint is int and isinstance(value, float) and value != int(value):
             raise InputError(f"config key {key!r} must be an integer, got {value!r}")
         return number
@@ -123,8 +126,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw else ""
         node = out
         parts = key.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                above = ".".join(parts[: i + 1])
+                raise InputError(f"override {item!r}: {above} was set to a value, not a mapping")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise InputError(f"override {item!r}: {key} is a group of settings, not a value")
         node[parts[-1]] = value
     return out
 

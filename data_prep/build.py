@@ -36,6 +36,7 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -48,6 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from data_prep.atomic import temp_path
 from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
@@ -733,9 +735,48 @@ def _prepare_parts(
 _PROGRESS_QUEUE: Any = None
 
 
-def _init_worker(progress_queue: Any) -> None:
+def _init_worker(progress_queue: Any, parts_dir: str | None = None, parent: int = 0) -> None:
+    """Pool worker set-up: progress queue, and death with the parent process.
+
+    The worker asks the kernel for SIGTERM when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``; even a SIGKILLed parent), and on SIGTERM deletes its own
+    half-written part and exits at once: no orphan keeps computing, nothing half-written
+    stays in the parts directory.
+    """
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = progress_queue
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+    def die(signum: int, frame: object) -> None:
+        if parts_dir is not None:
+            for tmp in Path(parts_dir).glob(f".*.tmp-{os.getpid()}"):
+                tmp.unlink(missing_ok=True)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, die)
+    _die_with_parent()
+    if parent and os.getppid() != parent:  # the parent died before the request took
+        die(signal.SIGTERM, None)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM to this process when its parent exits (Linux only; elsewhere nothing)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def remove_unfinished(parts_dir: Path) -> None:
+    """After a failed or interrupted run: delete half-written parts; keep the parts
+    directory only when it holds finished parts that ``--resume`` can reuse."""
+    if not parts_dir.is_dir():
+        return
+    for tmp in parts_dir.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+    if not any(parts_dir.glob("part_*.h5")):
+        shutil.rmtree(parts_dir, ignore_errors=True)
 
 
 def _run_task_in_worker(task: Task, *args: Any, **kwargs: Any) -> TaskResult:
@@ -828,6 +869,7 @@ def build_images(
     if not out.parent.is_dir():
         raise InputError("output directory does not exist", path=out.parent)
     options = reader_options_for(config, reader_options)
+    parts_dir: Path | None = None  # set once planning succeeded: then this run owns it
     try:
         tasks = plan_tasks(
             inputs,
@@ -868,7 +910,7 @@ def build_images(
                 max_workers=min(workers, len(todo)),
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(progress_queue,),
+                initargs=(progress_queue, str(parts_dir), os.getpid()),
             ) as pool:
                 _run_tasks(pool, todo, results, config, parts_dir, kwargs, progress, progress_queue)
                 _check_or_discard(results, tasks, parts_dir)
@@ -884,6 +926,11 @@ def build_images(
             _check_or_discard(results, tasks, parts_dir)
             counts = _totals(results.values())
             merge_parts(list(results.values()), out, config, summary=counts, **merge)
+    except BaseException:
+        if parts_dir is not None:
+            remove_unfinished(parts_dir)
+        temp_path(out).unlink(missing_ok=True)  # a merge's temporary output
+        raise
     finally:
         close_cached_readers()
     shutil.rmtree(parts_dir, ignore_errors=True)

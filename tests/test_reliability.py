@@ -10,6 +10,10 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -240,3 +244,81 @@ def test_missing_image_file_says_not_found(tmp_path):
 
     with pytest.raises(InputError, match="file not found"):
         read_info(tmp_path / "nope.h5")
+
+
+# -- 6, 7. signals: workers die with their parent, nothing half-written stays ----------------
+
+
+def _children(pid: int) -> list[int]:
+    text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    return [int(c) for c in text.split()]
+
+
+def _gone(pid: int) -> bool:
+    """True when the process no longer runs (absent, or a zombie nobody reaped yet)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+def _start_preprocess(tmp_path: Path) -> tuple[subprocess.Popen, Path, list[str]]:
+    events = make_events(np.random.default_rng(5), 3000, n_points=(100, 200))
+    src = write_spyral(tmp_path / "run_0002.h5", events)
+    out = tmp_path / "big.h5"
+    argv = ["preprocess", str(src), "--out", str(out), "--workers", "2", "--quiet",
+            "--events-per-task", "16", "--batch-size", "8", "--size", "16"]  # fmt: skip
+    code = "import sys; from attpc_classify.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
+    parts = tmp_path / ".big.h5.parts"
+    deadline = time.monotonic() + 60
+    while len(list(parts.glob("part_*.h5"))) < 2 and time.monotonic() < deadline:
+        assert proc.poll() is None, "finished before it could be killed"
+        time.sleep(0.01)
+    return proc, parts, argv
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_killed_preprocess_takes_its_workers_and_leaves_only_finished_parts(tmp_path, sig):
+    proc, parts, argv = _start_preprocess(tmp_path)
+    workers = _children(proc.pid)
+    assert len(workers) == 2
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=30)
+    deadline = time.monotonic() + 10
+    while not all(map(_gone, workers)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert all(map(_gone, workers)), "worker processes outlived their parent"
+    if sig == signal.SIGTERM:
+        assert proc.returncode == 128 + signal.SIGTERM
+        assert "terminated" in err and "--resume" in err and "Traceback" not in err
+    time.sleep(0.2)  # a dying worker's last unlink
+    left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith("."))
+    assert left == [".big.h5.parts"]
+    names = sorted(p.name for p in parts.iterdir())
+    assert names[-1] == "plan.json" and all(n.startswith("part_") for n in names[:-1])
+    assert main([*argv, "--resume"]) == 0
+    assert not parts.exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["optim.lr=inf"], "finite number"),
+        (["optim.lr=nan"], "finite number"),
+        (["optim.lr=1e30"], "training diverged"),  # finite, but the loss is not
+        (["model=3", "model.width=4"], "not a mapping"),
+        (["model.width=4", "model=3"], "group of settings"),
+    ],
+)
+def test_a_failed_train_is_one_line_and_leaves_no_half_run(tmp_path, capsys, overrides, message):
+    data = make_image_file(tmp_path / "d.h5", n_per_class=6, seed=0)
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(data), "--out", str(out), "--quiet", *overrides,
+            "model.name=cnn", "model.depth=2", "optim.epochs=1"]  # fmt: skip
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()

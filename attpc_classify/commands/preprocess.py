@@ -191,10 +191,13 @@ def run(args: argparse.Namespace) -> int:
             events_per_task=args.events_per_task,
             on_plan=on_plan,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also SIGTERM (attpc_classify.cli.Terminated)
         for bar in bars:
             bar.close()
-        print("finished parts are kept: rerun with --resume to continue", file=sys.stderr)
+        from data_prep.build import parts_dir_for
+
+        if parts_dir_for(args.out).is_dir():
+            print("finished parts are kept: rerun with --resume to continue", file=sys.stderr)
         raise
     finally:
         for bar in bars:
