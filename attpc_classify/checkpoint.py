@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig
 
@@ -42,16 +42,11 @@ FORMAT_VERSION = 1
 # --------------------------------------------------------------------------- files
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temp file + `os.replace`)."""
-    path = Path(path)
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -79,12 +74,10 @@ def save_tensors(path: str | Path, tensors: dict[str, torch.Tensor]) -> str:
     """Write a safetensors file atomically; return its sha256."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    tmp = _tmp(path)
-    # contiguous CPU copies: safetensors refuses shared or strided storage
-    save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, tmp)
-    digest = _sha256(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        # contiguous CPU copies: safetensors refuses shared or strided storage
+        save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}, tmp)
+        digest = _sha256(tmp)
     return digest
 
 

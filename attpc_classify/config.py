@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 
 T = TypeVar("T")
@@ -212,7 +213,8 @@ def load_config(
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (with the git SHA, as DINOv2 does)."""
     data = {"git_sha": git_sha(), **to_dict(config)}
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def git_sha() -> str:

@@ -38,6 +38,7 @@ import h5py
 import numpy as np
 
 from attpc_classify.decision import decide
+from data_prep.atomic import remove_stale_temps, temp_path
 from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
@@ -118,8 +119,9 @@ class PredictionWriter:
         self.columns = prediction_columns(self.output_names)
         self.n = 0
         self._keys: list[np.ndarray] = []  # (run, event_id) per batch: checked at commit
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path = temp_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)  # left by a classify killed with SIGKILL
         if self.kind == "csv":
             self._text = open(self.tmp_path, "w", newline="")
             csv.writer(self._text).writerow(self.columns)

@@ -49,7 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data_prep.atomic import temp_path
+from data_prep.atomic import atomic_path, temp_path
 from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
@@ -684,9 +684,8 @@ def _plan_record(
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def _prepare_parts(

@@ -322,3 +322,24 @@ def test_a_failed_train_is_one_line_and_leaves_no_half_run(tmp_path, capsys, ove
     err = capsys.readouterr().err
     assert message in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_terminated_classify_leaves_no_temporary_file(trained, tmp_path):
+    events = make_events(np.random.default_rng(2), 1500, n_points=(50, 100))
+    src = write_spyral(tmp_path / "run_0003.h5", events)
+    stale = tmp_path / ".p.csv.tmp-999999999"  # of a classify killed with SIGKILL
+    stale.write_text("run,event_id\n")
+    out = tmp_path / "p.csv"
+    code = "import sys; from attpc_classify.cli import main; sys.exit(main(sys.argv[1:]))"
+    argv = ["classify", str(trained["run"]), str(src), "--out", str(out), "--quiet",
+            "--batch-size", "16"]  # fmt: skip
+    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not list(tmp_path.glob(f".p.csv.tmp-{proc.pid}")) and time.monotonic() < deadline:
+        assert proc.poll() is None, "finished before it could be terminated"
+        time.sleep(0.01)
+    assert not stale.exists()
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_0003.h5"]
