@@ -4,8 +4,10 @@ Each command module under `attpc_classify.commands` defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 command runs, so ``preprocess`` never pays for importing torch.
 
-Errors in what the user gave us (`data_prep.errors.InputError`) become one line on
-stderr and exit code 2, never a traceback.
+Errors in what the user gave us (`data_prep.errors.InputError`) and file operations the
+system refuses (`OSError`: disk full, permissions) become one line on stderr and exit
+code 2, never a traceback. SIGTERM unwinds like Ctrl-C (exit 143, 130 for Ctrl-C); a
+closed pipe (``| head``) ends quietly.
 """
 
 from __future__ import annotations
@@ -88,6 +90,12 @@ def main(argv: list[str] | None = None) -> int:
         # at exit does not raise again, and end quietly as `yes | head` does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 128 + signal.SIGPIPE
+    except OSError as err:
+        # The system refused a file operation (disk full, permissions, a vanished file):
+        # one line naming the file, as for bad input.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

@@ -49,6 +49,7 @@ from attpc_classify.data import (
     task_labels,
 )
 from attpc_classify.train_config import TrainConfig
+from data_prep.atomic import check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, read_images
 
@@ -77,7 +78,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
 
 
 @cache
@@ -686,6 +690,7 @@ def _train_run(
         raise InputError("nothing to resume here (no last.json)", path=out_dir)
     if not resume and ((out_dir / "last.json").exists() or (out_dir / "model.json").exists()):
         raise InputError("already holds a run: pass --resume or choose another --out", path=out_dir)
+    check_writable(out_dir, directory=True)
     kind = input_kind(cfg.model.name)
     train, val = load_datasets(cfg, kind)
     names = output_names(cfg.data.task, train.class_names)

@@ -43,6 +43,7 @@ from attpc_classify.report import (
     write_comparison,
     write_json,
 )
+from data_prep.atomic import check_writable
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
 
@@ -595,16 +596,26 @@ def evaluate_run(
 
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
     trained = load_run(run) if isinstance(run, (str, Path)) else run
     info = trained.info
     data = Path(data)
     if not data.exists():
         raise InputError("data file not found", path=data)
     file_info = check_image_file(data, trained)
+    with h5py.File(data, "r") as f:
+        if not (f["label"][()] >= 0).any():
+            raise InputError(
+                "no labelled events (every label is -1): nothing to score; "
+                "`classify` gives predictions for unlabelled data",
+                path=data,
+            )
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
     fingerprint = data_fingerprint(data)
     out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(run_dir, data, fingerprint)
+    check_writable(out_dir, directory=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
@@ -797,6 +808,7 @@ def compare_runs(
     for run in runs:
         if not Path(run).is_dir():
             raise InputError("run directory not found", path=run)
+    check_writable(out_dir, directory=True)
     fingerprint = None
     if data is not None:
         if not Path(data).exists():

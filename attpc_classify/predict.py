@@ -38,7 +38,7 @@ import h5py
 import numpy as np
 
 from attpc_classify.decision import decide
-from data_prep.atomic import remove_stale_temps, temp_path
+from data_prep.atomic import check_writable, remove_stale_temps, temp_path
 from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
@@ -528,6 +528,7 @@ def prepare_inputs(
             f"column {info.image_config.charge_column!r}"
         )
     output_kind(out)
+    check_writable(out)
     if not inputs:
         raise InputError("no input files given")
     inputs = expand_inputs(inputs)  # a directory = its files, as for preprocess

@@ -553,7 +553,9 @@ def classify_files_on(
         on_plan(sum(int(s.n_events) for s in sources))
     tasks = plan_classify(
         sources,
-        events_per_task=events_per_task or CLASSIFY_BATCHES_PER_TASK * batch_size,
+        events_per_task=(
+            CLASSIFY_BATCHES_PER_TASK * batch_size if events_per_task is None else events_per_task
+        ),
         batch_size=batch_size,
     )
     # Classification has no --resume: a rerun redoes every part, so parts never outlive a run.

@@ -52,3 +52,37 @@ def remove_stale_temps(target: str | Path) -> int:
             tmp.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+def check_writable(target: str | Path, *, directory: bool = False) -> None:
+    """Refuse, before any work, an output that cannot be written.
+
+    ``target`` is a file (``directory=False``: must not be an existing directory) or a
+    directory to create or fill. The nearest existing ancestor must be a directory in
+    which this process can create a file: a test file is created and removed there, which
+    also catches read-only mounts and special file systems such as ``/proc``.
+
+    Raises
+    ------
+    InputError
+        Naming ``target`` and the reason.
+    """
+    from data_prep.errors import InputError
+
+    target = Path(target)
+    if directory and target.exists() and not target.is_dir():
+        raise InputError("output directory is an existing file", path=target)
+    if not directory and target.is_dir():
+        raise InputError("output is an existing directory; give a file name", path=target)
+    base = target if directory and target.is_dir() else target.parent
+    while not base.exists() and base != base.parent:
+        base = base.parent
+    if not base.is_dir():
+        raise InputError(f"{base} is not a directory", path=target)
+    probe = base / f".write-test-{os.getpid()}"
+    try:
+        fd = os.open(probe, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except OSError as err:
+        raise InputError(f"cannot write in {base} ({err.strerror})", path=target) from None
+    os.close(fd)
+    probe.unlink(missing_ok=True)

@@ -49,7 +49,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data_prep.atomic import atomic_path, temp_path
+from data_prep.atomic import atomic_path, check_writable, temp_path
 from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
@@ -171,6 +171,27 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     return out
 
 
+def check_memory(config: ImageConfig, fraction: float = 0.5) -> None:
+    """Refuse image settings whose projection of one event would not fit in memory.
+
+    One event needs a float64 scratch entry and an output value per pixel and voxel;
+    ``--size 100000`` asks for ~300 GiB, found here instead of by the allocator.
+    """
+    per_event = len(config.views) * config.size**2 + config.voxel_grid**3
+    need = per_event * (8 + np.dtype(config.dtype).itemsize)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return
+    if need > fraction * total:
+        raise InputError(
+            f"images of {len(config.views)} x {config.size}^2 pixels"
+            + (f" + {config.voxel_grid}^3 voxels" if config.voxel_grid else "")
+            + f" need {need / 2**30:.1f} GiB per event; this machine has "
+            f"{total / 2**30:.0f} GiB: choose a smaller size or voxel grid"
+        )
+
+
 def default_task_events(config: ImageConfig) -> int:
     """`TASK_EVENTS` rounded up to whole output chunks (so merging copies chunks as is)."""
     c = chunk_events(config)
@@ -219,7 +240,7 @@ def plan_tasks(
         Unreadable/unknown files, image files (already preprocessed), or inputs that
         declare different class names.
     """
-    per_task = events_per_task or default_task_events(config)
+    per_task = default_task_events(config) if events_per_task is None else events_per_task
     if per_task < 1:
         raise InputError(f"events per task must be >= 1, got {per_task}")
     files: list[tuple[str, str, int]] = []
@@ -688,6 +709,25 @@ def _atomic_write_text(path: Path, text: str) -> None:
         tmp.write_text(text)
 
 
+def _plan_difference(old: Any, new: dict[str, Any]) -> str:
+    """What differs between two plan records, in words (for the refused --resume)."""
+    if not isinstance(old, dict):
+        return "settings (its plan.json is unreadable)"
+    if old.get("inputs") != new["inputs"]:
+        was = {f["path"] for f in old.get("inputs", [])}
+        now = {f["path"] for f in new["inputs"]}
+        if was != now:
+            return f"input files ({len(was)} then, {len(now)} now)"
+        return "versions of the input files (size or modification time changed)"
+    for group in ("config", "reader_options"):
+        a, b = old.get(group) or {}, new[group] or {}
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if keys:
+            k = keys[0]
+            return f"setting {k}={a.get(k)!r} (now {b.get(k)!r})"
+    return "task split (--events-per-task) or class names"
+
+
 def _prepare_parts(
     parts_dir: Path, plan: dict[str, Any], tasks: Sequence[Task], resume: bool, skip_bad: bool
 ) -> tuple[dict[int, TaskResult], int]:
@@ -699,9 +739,10 @@ def _prepare_parts(
             old = json.loads(plan_file.read_text())
         except (OSError, json.JSONDecodeError):
             old = None
-        if old != json.loads(json.dumps(plan)):
+        new = json.loads(json.dumps(plan))
+        if old != new:
             raise InputError(
-                "the interrupted run there used other inputs or settings; "
+                f"the interrupted run there used other {_plan_difference(old, new)}; "
                 "drop --resume to start over",
                 path=parts_dir,
             )
@@ -867,6 +908,8 @@ def build_images(
         raise InputError("output file is also an input", path=out)
     if not out.parent.is_dir():
         raise InputError("output directory does not exist", path=out.parent)
+    check_writable(out)
+    check_memory(config)
     options = reader_options_for(config, reader_options)
     parts_dir: Path | None = None  # set once planning succeeded: then this run owns it
     try:

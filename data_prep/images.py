@@ -56,6 +56,8 @@ class ImageConfig:
         bad = [v for v in self.views if v not in VIEW_AXES]
         if not self.views or bad:
             raise InputError(f"views must be a non-empty subset of {list(VIEW_AXES)}, got {bad}")
+        if len(set(self.views)) != len(self.views):
+            raise InputError(f"views must not repeat, got {list(self.views)}")
         if self.size < 4:
             raise InputError(f"image size must be >= 4 pixels, got {self.size}")
         for name in ("x_range", "y_range", "z_range"):

@@ -16,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from _formats import make_events, write_spyral
@@ -343,3 +344,113 @@ def test_terminated_classify_leaves_no_temporary_file(trained, tmp_path):
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["run_0003.h5"]
+
+
+# -- tracebacks where a one-line error belongs -------------------------------------------------
+
+
+def _no_label_file(tmp_path: Path) -> Path:
+    path = make_image_file(tmp_path / "nolabel.h5", n_per_class=4, seed=0)
+    with h5py.File(path, "a") as f:
+        del f["label"]
+    return path
+
+
+def _unlabelled_file(tmp_path: Path) -> Path:
+    path = make_image_file(tmp_path / "unlabelled.h5", n_per_class=4, seed=0)
+    with h5py.File(path, "a") as f:
+        f["label"][...] = -1
+    return path
+
+
+BAD_INPUTS = {
+    # name: (argv after substituting RUN/TEST/SRC/TMP, text the one line must hold)
+    "output is a directory": (["preprocess", "SRC", "--out", "TMP/dir.h5"], "existing directory"),
+    "output under /proc": (["preprocess", "SRC", "--out", "/proc/x.h5"], "cannot write"),
+    "classify output is a directory": (
+        ["classify", "RUN", "TEST", "--out", "TMP/dir.h5"],
+        "existing directory",
+    ),
+    "evaluate --out is a file": (["evaluate", "RUN", "--data", "TEST", "--out", "TEST"], "file"),
+    "evaluate --batch-size 0": (["evaluate", "RUN", "--data", "TEST", "--batch-size", "0"], ">= 1"),
+    "classify --device tpu": (
+        ["classify", "RUN", "TEST", "--out", "TMP/p.csv", "--device", "tpu"],
+        "device must be",
+    ),
+    "--size 100000": (["preprocess", "SRC", "--out", "TMP/o.h5", "--size", "100000"], "GiB"),
+    "--views xy,xy": (["preprocess", "SRC", "--out", "TMP/o.h5", "--views", "xy,xy"], "repeat"),
+    "--events-per-task 0": (
+        ["preprocess", "SRC", "--out", "TMP/o.h5", "--events-per-task", "0"],
+        ">= 1",
+    ),
+    "missing image file": (["evaluate", "RUN", "--data", "TMP/none.h5"], "file not found"),
+    "no /label, evaluate": (["evaluate", "RUN", "--data", "NOLABEL"], "lacks /label"),
+    "no /label, train": (["train", "--data", "NOLABEL", "--out", "TMP/r"], "lacks /label"),
+    "no labelled events": (["evaluate", "RUN", "--data", "UNLABELLED"], "no labelled events"),
+    "input directory without files": (
+        ["preprocess", "TMP/dir.h5", "--out", "TMP/o.h5"],
+        "no files",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys, case):
+    argv, message = BAD_INPUTS[case]
+    (tmp_path / "dir.h5").mkdir()
+    src = write_spyral(tmp_path / "run_0001.h5", make_events(np.random.default_rng(0), 5))
+    subs = {"RUN": str(trained["run"]), "TEST": str(trained["test"]), "SRC": str(src),
+            "TMP": str(tmp_path)}  # fmt: skip
+    if "NOLABEL" in argv:
+        subs["NOLABEL"] = str(_no_label_file(tmp_path))
+    if "UNLABELLED" in argv:
+        subs["UNLABELLED"] = str(_unlabelled_file(tmp_path))
+    real = []
+    for a in argv:
+        for key, value in subs.items():
+            a = a.replace(key, value) if a.startswith(key) else a
+        real.append(a)
+    assert main([*real, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert message in err
+
+
+def test_a_missing_root_branch_lists_the_branches_there_are(tmp_path):
+    from _formats import write_root
+
+    from data_prep.errors import InputError
+    from data_prep.readers import open_events
+
+    path = write_root(tmp_path / "e.root", make_events(np.random.default_rng(0), 3))
+    with pytest.raises(InputError, match=r"branches: .*x.*y.*z"):
+        open_events(path, "root", branches={"charge": "q_missing"})
+
+
+def test_a_refused_resume_names_the_setting(tmp_path, capsys):
+    from data_prep import build
+
+    events = make_events(np.random.default_rng(0), 20)
+    src = write_spyral(tmp_path / "run_0001.h5", events)
+    out = tmp_path / "o.h5"
+    config = ImageConfig(size=16, voxel_grid=0)
+    tasks = build.plan_tasks([src], config, events_per_task=8)
+    options = build.reader_options_for(config, None)
+    plan = build._plan_record([src], tasks, config, options)
+    build._prepare_parts(build.parts_dir_for(out), plan, tasks, False, False)
+    argv = ["preprocess", str(src), "--out", str(out), "--size", "20", "--set", "voxel_grid=0",
+            "--resume", "--events-per-task", "8", "--quiet"]  # fmt: skip
+    assert main(argv) == 2
+    assert "setting size=16 (now 20)" in capsys.readouterr().err
+
+
+def test_broken_pipe_ends_quietly(trained, tmp_path):
+    code = "import sys; from attpc_classify.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "preprocess", "--help"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    proc.wait(timeout=30)
+    assert "Traceback" not in err

@@ -57,10 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
-    from tqdm import tqdm
-
+    from attpc_classify.commands import event_bar
     from attpc_classify.commands.preprocess import reader_options
 
     bar = None
@@ -68,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     def on_plan(total: int) -> None:
         # opened once every input is checked, so a mismatch error prints only its line
         nonlocal bar
-        bar = tqdm(total=total, unit="ev", disable=args.quiet, desc="classify", file=sys.stderr)
+        bar = event_bar(total, "classify", quiet=args.quiet)
 
     common = dict(
         format=args.format,

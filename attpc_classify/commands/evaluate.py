@@ -66,11 +66,9 @@ def summary_lines(metrics: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from tqdm import tqdm
 
     from attpc_classify.checkpoint import load_run
+    from attpc_classify.commands import event_bar
     from attpc_classify.evaluate import evaluate_run
     from data_prep.imagefile import read_info
 
@@ -82,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         # opened on the first batch, so a mismatch error prints only its one line
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=n, unit="ev", disable=args.quiet, desc="evaluate", file=sys.stderr)
+            bar = event_bar(n, "evaluate", quiet=args.quiet)
         bar.update(k)
 
     try:
@@ -103,7 +101,5 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     for line in summary_lines(result.metrics):
         print(line)
-    if not result.metrics["tasks"]:
-        print("no labelled events: nothing to score", file=sys.stderr)
     print(f"wrote {result.metrics_path}")
     return 0

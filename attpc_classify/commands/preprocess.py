@@ -140,6 +140,7 @@ def reader_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import tqdm
 
+    from attpc_classify.commands import event_bar
     from data_prep.build import build_images
 
     config = image_config(args)
@@ -150,16 +151,7 @@ def run(args: argparse.Namespace) -> int:
     bars: list[tqdm.tqdm] = []  # created once planning succeeded: errors stay one line
 
     def on_plan(total: int) -> None:
-        bars.append(
-            tqdm.tqdm(
-                total=total,
-                unit="ev",
-                unit_scale=True,
-                smoothing=0.05,
-                disable=args.quiet,
-                file=sys.stderr,
-            )
-        )
+        bars.append(event_bar(total, None, quiet=args.quiet, unit_scale=True, smoothing=0.05))
 
     def progress(n: int) -> None:
         if bars:

@@ -48,12 +48,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from attpc_classify.display import describe_event, save_event_png
+    from data_prep.atomic import check_writable
+    from data_prep.build import check_memory
     from data_prep.errors import InputError, plural
     from data_prep.events import CLASS_NAMES
     from data_prep.images import project
     from data_prep.readers import detect_format, open_events
 
     out = args.out or Path(f"{args.file.stem}_event{args.event}.png")
+    check_writable(out)
     fmt = detect_format(args.file) if args.format == "auto" else args.format
     if fmt == "images":
         from data_prep.imagefile import read_images, read_info
@@ -85,6 +88,7 @@ def run(args: argparse.Namespace) -> int:
         save_event_png(out, data.images[0], data.config, title=title)
     else:
         config = image_config(args)
+        check_memory(config)
         options = {**reader_options(args), "charge": config.charge_column}
         with open_events(args.file, fmt, **options) as reader:
             event = reader.read_event(args.event)

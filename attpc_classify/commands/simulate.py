@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> int:
         # opened on the first event, so a config or output error prints only its line
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=args.events, unit="ev", desc="simulate", file=sys.stderr)
+            bar = tqdm(total=args.events, unit="ev", desc="simulate", file=sys.stderr, disable=None)
         bar.update(n)
 
     try:
