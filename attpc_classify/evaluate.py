@@ -222,6 +222,51 @@ def _downsample_curve(x: np.ndarray, y: np.ndarray, n: int = 400) -> tuple[list,
     return np.round(x, 6).tolist(), np.round(y, 6).tolist()
 
 
+#: false-positive rate / recall grid of the curves' bootstrap 95 % bands
+BAND_GRID = np.linspace(0.0, 1.0, 51)
+
+
+def _operating_point(positive: np.ndarray, called: np.ndarray) -> dict[str, float]:
+    """False/true positive rate, recall and precision of the decision actually made."""
+    tp = float((called & positive).sum())
+    fp = float((called & ~positive).sum())
+    return {
+        "fpr": fp / max(1.0, float((~positive).sum())),
+        "tpr": tp / max(1.0, float(positive.sum())),
+        "recall": tp / max(1.0, float(positive.sum())),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+    }
+
+
+def _curve_rows(
+    score: np.ndarray, positive: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample (row of ``weights``): TPR at the FPRs of `BAND_GRID`, and the
+    interpolated precision (best precision at this recall or more) at its recalls."""
+    order = np.argsort(-score, kind="stable")
+    s, pos = score[order], positive[order]
+    w = weights[:, order]
+    # last index of each group of tied scores: a threshold takes the whole group
+    ends = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    tp = np.cumsum(w * pos, axis=1)[:, ends]
+    fp = np.cumsum(w * ~pos, axis=1)[:, ends]
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr, fpr = tp / n_pos, fp / n_neg
+        precision = tp / (tp + fp)
+    roc = np.full((len(w), len(BAND_GRID)), np.nan)
+    pr = np.full((len(w), len(BAND_GRID)), np.nan)
+    for r in range(len(w)):
+        if n_pos[r, 0] == 0 or n_neg[r, 0] == 0:
+            continue  # a resample without one class has no curve
+        roc[r] = np.interp(BAND_GRID, np.r_[0.0, fpr[r]], np.r_[0.0, tpr[r]])
+        prec = np.nan_to_num(precision[r])
+        envelope = np.maximum.accumulate(prec[::-1])[::-1]
+        at = np.searchsorted(tpr[r], BAND_GRID, side="left")
+        pr[r] = np.where(at < len(prec), envelope[np.minimum(at, len(prec) - 1)], np.nan)
+    return roc, pr
+
+
 def task_metrics(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -282,6 +327,9 @@ def task_metrics(
         curves = {
             "roc": dict(zip(("fpr", "tpr"), _downsample_curve(fpr, tpr), strict=True)),
             "pr": dict(zip(("recall", "precision"), _downsample_curve(pr_r, pr_p), strict=True)),
+            # where a random classifier's PR curve lies, and where the decision rule sits
+            "prevalence": float(positive.mean()),
+            "operating_point": _operating_point(positive, y_pred == 0),
         }
 
     boot = {
@@ -293,6 +341,7 @@ def task_metrics(
         "auc": np.empty(0),
         "ap": np.empty(0),
     }
+    band_parts: dict[str, list[np.ndarray]] = {}
     if n_boot > 0 and n > 0:
         parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
         one_hot = np.zeros((n, k * k))
@@ -311,7 +360,19 @@ def task_metrics(
             if curves is not None:
                 parts["auc"].append(weighted_roc_auc(score, positive, weights))
                 parts["ap"].append(weighted_average_precision(score, positive, weights))
+                roc_rows, pr_rows = _curve_rows(score, positive, weights)
+                band_parts.setdefault("roc", []).append(roc_rows)
+                band_parts.setdefault("pr", []).append(pr_rows)
         boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
+        if curves is not None:
+            for name, axis, value in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
+                rows = np.concatenate(band_parts[name])
+                lo, hi = np.nanpercentile(rows, [2.5, 97.5], axis=0)
+                curves[name]["band"] = {
+                    axis: BAND_GRID.tolist(),
+                    f"{value}_lo": np.round(lo, 5).tolist(),
+                    f"{value}_hi": np.round(hi, 5).tolist(),
+                }
 
     return TaskMetrics(
         class_names=tuple(class_names),
@@ -525,9 +586,18 @@ def score_predictions(
     tasks = task_predictions(
         proba, labels, task=task, output_names=output_names, proton_threshold=proton_threshold
     )
+    # Every task is scored on the same resamples (one seed, a fresh generator per task):
+    # the proton F1 of the 3-class table and of the binary one are the same number and
+    # then get the same interval, and differences between tasks are paired.
+    seed = int(rng.integers(2**63))
     return {
         name: task_metrics(
-            truth, pred, names, n_boot=n_boot, rng=rng, score=p_proton if name == "binary" else None
+            truth,
+            pred,
+            names,
+            n_boot=n_boot,
+            rng=np.random.default_rng(seed),
+            score=p_proton if name == "binary" else None,
         )
         for name, (truth, pred, names) in tasks.items()
     }

@@ -122,12 +122,20 @@ class PredictionWriter:
         self.tmp_path = temp_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_temps(self.path)  # left by a classify killed with SIGKILL
+        self._text: Any = None
+        self._h5: Any = None
+        try:
+            self._open(attrs or {})
+        except BaseException:  # an interrupt here must not leave the temporary behind
+            self.abort()
+            raise
+
+    def _open(self, attrs: dict[str, Any]) -> None:
+        """Create the temporary file with its header (CSV) or empty datasets (HDF5)."""
         if self.kind == "csv":
             self._text = open(self.tmp_path, "w", newline="")
             csv.writer(self._text).writerow(self.columns)
-            self._h5 = None
         else:
-            self._text = None
             self._h5 = h5py.File(self.tmp_path, "w")
             # Fixed-width byte labels compress well (variable-length strings do not).
             width = max(len(n.encode()) for n in (*self.output_names, EMPTY_LABEL))
@@ -150,7 +158,7 @@ class PredictionWriter:
                 )
             self._h5.attrs["columns"] = json.dumps(self.columns)
             self._h5.attrs["output_names"] = json.dumps(list(self.output_names))
-            for key, value in (attrs or {}).items():
+            for key, value in attrs.items():
                 scalar = isinstance(value, (str, int, float, bool))
                 self._h5.attrs[key] = value if scalar else json.dumps(value)
 

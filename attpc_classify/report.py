@@ -96,16 +96,36 @@ def plot_roc_pr(
     positive: str = "proton",
     title: str = "",
 ) -> Path:
-    """ROC and precision-recall curves side by side (``curves`` from `TaskMetrics`)."""
+    """ROC and precision-recall curves side by side (``curves`` from `TaskMetrics`).
+
+    Drawn with their bootstrap 95 % bands (when computed), the PR curve of a classifier
+    that guesses (the positive class's prevalence), and the operating point: where the
+    run's decision rule (argmax or its proton threshold) puts the events.
+    """
     fig, (roc_ax, pr_ax) = _figure(8.0, 3.6, ncols=2)
     roc, pr = curves["roc"], curves["pr"]
     roc_ax.plot(roc["fpr"], roc["tpr"], lw=1.5, label=f"AUC {roc_auc}")
+    pr_ax.step(pr["recall"], pr["precision"], where="post", lw=1.5, label=f"AP {average_precision}")
+    band = {"alpha": 0.25, "lw": 0, "label": "95 % band"}
+    if "band" in roc:
+        rb = roc["band"]
+        roc_ax.fill_between(rb["fpr"], rb["tpr_lo"], rb["tpr_hi"], **band)
+    if "band" in pr:
+        pb = pr["band"]
+        pr_ax.fill_between(pb["recall"], pb["precision_lo"], pb["precision_hi"], **band)
+    prevalence = curves.get("prevalence")
+    if prevalence is not None:
+        guess = f"guessing ({positive} fraction {prevalence:.2f})"
+        pr_ax.axhline(prevalence, ls=":", c="grey", lw=1, label=guess)
+    op = curves.get("operating_point")
+    if op:
+        roc_ax.plot(op["fpr"], op["tpr"], "o", c="C3", ms=5, label="decision rule")
+        pr_ax.plot(op["recall"], op["precision"], "o", c="C3", ms=5, label="decision rule")
     roc_ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     roc_ax.set_xlabel(f"false {positive} rate")
     roc_ax.set_ylabel(f"true {positive} rate")
     roc_ax.set_title("ROC" + (f" — {title}" if title else ""), fontsize=10)
     roc_ax.legend(loc="lower right", fontsize=8)
-    pr_ax.step(pr["recall"], pr["precision"], where="post", lw=1.5, label=f"AP {average_precision}")
     pr_ax.set_xlabel(f"{positive} recall")
     pr_ax.set_ylabel(f"{positive} precision")
     pr_ax.set_title("precision-recall", fontsize=10)
@@ -200,7 +220,10 @@ def plot_compare(
     *,
     title: str = "",
 ) -> Path:
-    """Grouped bars with 95 % interval error bars: one group per run, one bar per metric.
+    """Point estimates with 95 % interval whiskers: one group per run, one marker per metric.
+
+    Markers, not bars: a bar's length stands for its value from zero, so a zoomed axis
+    would exaggerate differences; markers on a zoomed axis labelled as such do not.
 
     Parameters
     ----------
@@ -220,9 +243,7 @@ def plot_compare(
         hi = np.array([np.nan if not e or e["ci95"][1] is None else e["ci95"][1] for e in ests])
         err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)])
         pos = x - 0.4 + width * (s + 0.5)
-        ax.bar(pos, np.nan_to_num(vals), width, label=label)
-        # Error bars drawn separately: `bar(yerr=...)` warns under NumPy 2 for one bar.
-        ax.errorbar(pos, np.nan_to_num(vals), yerr=err, fmt="none", ecolor="black", capsize=3)
+        ax.errorbar(pos, vals, yerr=err, fmt="o", ms=5, capsize=3, label=label)
         for p, v, h in zip(pos, vals, hi, strict=True):
             if np.isfinite(v):  # above the error bar, where it cannot hide it
                 top = h if np.isfinite(h) else v
@@ -233,8 +254,11 @@ def plot_compare(
             lowest = min(lowest, float(np.nanmin(vals)))
     ax.set_xticks(x, names, rotation=15, ha="right", fontsize=8)
     # Zoom on the interesting range, but never hide a bar's base entirely.
-    ax.set_ylim(max(0.0, min(0.9, lowest - 0.05)), 1.03)
-    ax.set_ylabel("score (95 % bootstrap interval)")
+    bottom = max(0.0, min(0.9, lowest - 0.05))
+    ax.set_ylim(bottom, 1.03)
+    ax.set_ylabel(
+        "score, 95 % bootstrap interval" + (f"\n(axis from {bottom:.2f})" if bottom else "")
+    )
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
@@ -322,6 +346,15 @@ def compare_row(metrics: dict, *, name: str | None = None) -> dict:
     return row
 
 
+def _evaluated_on(rows: Sequence[dict]) -> str:
+    """``evaluated on test.h5, 4,000 labelled events`` (or the list when runs differ)."""
+    pairs = sorted({(str(r.get("data", "")), r.get("n_labelled", "")) for r in rows})
+    shown = ", ".join(
+        f"{data} ({n:,} labelled events)" if isinstance(n, int) else data for data, n in pairs
+    )
+    return f"evaluated on {shown}" if shown else ""
+
+
 def write_comparison(rows: Sequence[dict], out_dir: str | Path, *, title: str = "") -> dict:
     """Write ``compare.md``, ``compare.csv`` and ``compare.png`` into ``out_dir``.
 
@@ -346,7 +379,7 @@ def write_comparison(rows: Sequence[dict], out_dir: str | Path, *, title: str = 
                 "macro-F1 (3-class)": [r["estimates"]["macro_f1"] for r in rows],
             },
             out_dir / "compare.png",
-            title=title,
+            title="\n".join(t for t in (title, _evaluated_on(rows)) if t),
         ),
     }
     return {**paths, "table": table}

@@ -454,3 +454,31 @@ def test_broken_pipe_ends_quietly(trained, tmp_path):
     err = proc.stderr.read().decode()
     proc.wait(timeout=30)
     assert "Traceback" not in err
+
+
+def test_proton_f1_has_one_interval_in_both_tables():
+    from attpc_classify.evaluate import score_predictions
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    proba = rng.dirichlet([1, 1, 1], 300).astype(np.float32)
+    proba[np.arange(300), labels] += 0.5  # a model that is right most of the time
+    proba /= proba.sum(1, keepdims=True)
+    got = score_predictions(proba, labels, task="multiclass", output_names=("proton", "carbon",
+                            "other"), n_boot=200, rng=np.random.default_rng(1))  # fmt: skip
+    multi = got["multiclass"].to_dict()["per_class"]["proton"]["f1"]
+    binary = got["binary"].to_dict()["per_class"]["proton"]["f1"]
+    assert multi == binary
+
+
+def test_colour_bar_charge_scale_inverts_the_projection():
+    from attpc_classify.display import pixel_charge
+
+    for transform in ("linear", "log1p"):
+        cfg = ImageConfig(views=("xy",), size=8, voxel_grid=0, charge_transform=transform)
+        for q in (40.0, 1234.0, 9000.0):
+            stored = project_arrays(np.array([[0, 0, 500, q]]), np.array([1]), cfg).images.max()
+            back = pixel_charge(np.array([stored]), cfg, 255.0)[0]
+            # one step of the uint8 scale either way
+            step = pixel_charge(np.array([stored + 1.0]), cfg, 255.0)[0] - back
+            assert abs(back - q) <= step

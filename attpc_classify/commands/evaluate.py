@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def summary_lines(metrics: dict) -> list[str]:
     """Human-readable lines of an evaluation's headline numbers."""
     from attpc_classify.report import fmt_estimate
+    from data_prep.errors import plural
 
     lines = [
-        f"{metrics['n_labelled']} labelled events"
+        plural(metrics["n_labelled"], "labelled event")
         + (f" ({metrics['n_unlabelled']} unlabelled excluded)" if metrics["n_unlabelled"] else "")
     ]
     for task, m in metrics["tasks"].items():

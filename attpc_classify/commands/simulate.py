@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from data_prep.errors import plural
+
 HELP = "labelled AT-TPC events with attpc-engine (proton / carbon / other)"
 
 
@@ -91,9 +93,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(
-        f"{summary.n_events} events ({config.name}, seed {args.seed}) in "
-        f"{len(summary.files)} run files, {summary.seconds:.1f} s"
-        + (f"; kept {len(summary.resumed)} finished files" if summary.resumed else "")
+        f"{plural(summary.n_events, 'event')} ({config.name}, seed {args.seed}) in "
+        f"{plural(len(summary.files), 'run file')}, {summary.seconds:.1f} s"
+        + (f"; kept {plural(len(summary.resumed), 'finished file')}" if summary.resumed else "")
     )
     print(f"{'class':<8} {'events':>7} {'rejected':>9} {'mean points':>12}")
     for name, count in summary.classes.items():
