@@ -75,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     previous = _handle_sigterm()
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+        return code
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
