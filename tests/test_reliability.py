@@ -192,13 +192,14 @@ def test_show_selects_the_run_of_an_image_file(tmp_path, capsys):
 
 @pytest.mark.parametrize(
     ("command", "preset"),
-    [("preprocess", "three_views"), ("train", "cnn_small"), ("simulate", "tiny")],
-)
+    [("preprocess", "three_views"), ("train", "cnn_small"), ("simulate", "tiny"),
+     ("benchmark", "transfer_smoke"), ("learngene", "tleg")],
+)  # fmt: skip
 def test_config_presets_resolve_from_any_directory(tmp_path, monkeypatch, command, preset):
     from attpc_classify.config import CONFIG_FAMILIES, find_config
 
     monkeypatch.chdir(tmp_path)  # no configs/ here
-    family = {"preprocess": "prep", "train": "train", "simulate": "sim"}[command]
+    family = {"preprocess": "prep", "train": "train", "simulate": "sim"}.get(command, command)
     assert family in CONFIG_FAMILIES.values()
     for name in (preset, f"{preset}.yaml", f"configs/{family}/{preset}.yaml"):
         found = find_config(name, family)

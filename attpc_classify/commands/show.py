@@ -5,10 +5,12 @@ Examples::
     attpc-classify show sim/run_0000.h5 --event 12                 # -> run_0000_event12.png
     attpc-classify show real.root --event 3 --views xy,zy,zx --size 128 --out ev3.png
     attpc-classify show images.h5 --event 12                        # stored images only
+    attpc-classify show images.h5 --event 12 --run 5                # event 12 of run 5
 
 For point-cloud files the views are made with the same `project` call preprocessing
 uses (defaults <- ``--config`` <- ``--set`` <- flags), so the panels are exactly what a
-model trained with that config sees. For image files the stored images are shown.
+model trained with that config sees. For image files the stored images are shown;
+``--run`` picks the run when an event id occurs in several.
 """
 
 from __future__ import annotations
