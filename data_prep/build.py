@@ -1030,6 +1030,10 @@ def _run_tasks(
         for fut in pending:
             fut.cancel()
         if isinstance(executor, ProcessPoolExecutor):
+            # Stop now rather than after the tasks already queued to the workers: on
+            # SIGTERM they delete their half-written part and exit (`_init_worker`).
+            for proc in list((getattr(executor, "_processes", None) or {}).values()):
+                proc.terminate()
             executor.shutdown(wait=True, cancel_futures=True)
         raise
     if progress_queue is not None:

@@ -266,14 +266,22 @@ def _gone(pid: int) -> bool:
     return state in ("Z", "X")
 
 
-def _start_preprocess(tmp_path: Path) -> tuple[subprocess.Popen, Path, list[str]]:
+def _start_preprocess(
+    tmp_path: Path, *, new_session: bool = False
+) -> tuple[subprocess.Popen, Path, list[str]]:
     events = make_events(np.random.default_rng(5), 3000, n_points=(100, 200))
     src = write_spyral(tmp_path / "run_0002.h5", events)
     out = tmp_path / "big.h5"
     argv = ["preprocess", str(src), "--out", str(out), "--workers", "2", "--quiet",
             "--events-per-task", "16", "--batch-size", "8", "--size", "16"]  # fmt: skip
     code = "import sys; from attpc_classify.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
+    # new_session: its own process group, SIGINT at its default (a shell's background
+    # job would ignore it), as under a terminal
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True,
+        start_new_session=new_session,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     parts = tmp_path / ".big.h5.parts"
     deadline = time.monotonic() + 60
     while len(list(parts.glob("part_*.h5"))) < 2 and time.monotonic() < deadline:
@@ -489,3 +497,15 @@ def test_colour_bar_charge_scale_inverts_the_projection():
             # one step of the uint8 scale either way
             step = pixel_charge(np.array([stored + 1.0]), cfg, 255.0)[0] - back
             assert abs(back - q) <= step
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_ctrl_c_of_the_process_group_stops_preprocess_at_once(tmp_path):
+    """A terminal's Ctrl-C reaches parent and workers: the parent stops the pool now."""
+    proc, parts, _ = _start_preprocess(tmp_path, new_session=True)
+    workers = _children(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
+    assert all(map(_gone, workers))
+    assert not any(p.name.startswith(".part_") for p in parts.iterdir())  # no half part
