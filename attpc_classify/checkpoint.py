@@ -346,7 +346,13 @@ def load_run(run_dir: str | Path, *, device: str = "auto") -> Trained:
     spec = info.model
     if "name" not in spec or not isinstance(spec.get("args"), dict):
         raise InputError("model.json has no buildable model spec", path=info.path / "model.json")
-    model = create_model(spec["name"], spec["args"])
+    try:
+        model = create_model(spec["name"], spec["args"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise InputError(
+            f"model.json's model spec cannot be built ({type(err).__name__}: {err})",
+            path=info.path / "model.json",
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -509,3 +509,25 @@ def test_ctrl_c_of_the_process_group_stops_preprocess_at_once(tmp_path):
     assert proc.returncode == 130 and "interrupted" in err and "Traceback" not in err
     assert all(map(_gone, workers))
     assert not any(p.name.startswith(".part_") for p in parts.iterdir())  # no half part
+
+
+def test_classify_takes_a_directory_like_preprocess(trained, tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    shutil.copy(trained["test"], folder / "test.h5")
+    out = tmp_path / "p.csv"
+    assert main(["classify", str(trained["run"]), str(folder), "--out", str(out), "--quiet"]) == 0
+    assert len(read_predictions(out)["event_id"]) == 45
+
+
+def test_an_unsealed_model_spec_that_cannot_be_built_is_one_line(trained, tmp_path, capsys):
+    from attpc_classify.checkpoint import write_model_json
+
+    run = _copy_run(trained["run"], tmp_path / "spec")
+    meta = json.loads((run / "model.json").read_text())
+    meta["model"]["args"]["no_such_argument"] = 1
+    write_model_json(run, meta)  # sealed, as a run written by other code could be
+    out = tmp_path / "p.csv"
+    assert main(["classify", str(run), str(trained["test"]), "--out", str(out), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "model spec cannot be built" in err and len(err.strip().splitlines()) == 1
