@@ -5,7 +5,8 @@ Layout of a run directory (``attpc-classify train --out RUN``)::
     RUN/config.yaml          resolved TrainConfig + git SHA
     RUN/model.safetensors    best weights (by validation macro-F1)
     RUN/model.json           what they are: model spec, image config, class/output names,
-                             task, input, metrics, epoch, git SHA, sha256 of the weights
+                             task, input, metrics, epoch, git SHA, sha256 of the weights,
+                             and ``meta_sha256`` of its own content
     RUN/last.safetensors     latest model + optimizer tensors, for --resume; its header
                              holds last.json's state, so one rename commits a save
     RUN/last.json            epoch, step, counters, optimizer groups, history, sha256
@@ -14,14 +15,15 @@ Layout of a run directory (``attpc-classify train --out RUN``)::
 
 Nothing is ever unpickled: weights are read only from safetensors, and a pickle or
 ``torch.save`` file, a truncated file or one whose bytes differ from the sha256 recorded
-in its JSON is refused with a one-line `InputError`.
+in its JSON is refused with a one-line `InputError`. ``model.json`` itself is sealed
+with ``meta_sha256`` (sha256 of its canonical JSON without that key): an edited view list,
+image size or model spec would otherwise give silently wrong predictions, so it is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig
 
@@ -40,16 +43,11 @@ FORMAT_VERSION = 1
 # --------------------------------------------------------------------------- files
 
 
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
 def write_json(path: str | Path, data: Any) -> None:
     """Write JSON atomically (temp file + `os.replace`)."""
-    path = Path(path)
-    tmp = _tmp(path)
-    tmp.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, allow_nan=False) + "\n"
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def read_json(path: str | Path) -> dict[str, Any]:
@@ -80,13 +78,11 @@ def save_tensors(
     its sha256."""
     from safetensors.torch import save_file
 
-    path = Path(path)
-    tmp = _tmp(path)
-    # contiguous CPU copies: safetensors refuses shared or strided storage
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-    save_file(tensors, tmp, metadata=metadata)
-    digest = _sha256(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        # contiguous CPU copies: safetensors refuses shared or strided storage
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+        save_file(tensors, tmp, metadata=metadata)
+        digest = _sha256(tmp)
     return digest
 
 
@@ -163,12 +159,25 @@ class RunInfo:
         return None if not self.decision else float(self.decision["proton_threshold"])
 
 
+def meta_digest(meta: dict[str, Any]) -> str:
+    """sha256 of a ``model.json`` dict's canonical JSON, without its ``meta_sha256`` key."""
+    body = {k: v for k, v in meta.items() if k != "meta_sha256"}
+    text = json.dumps(body, sort_keys=True, allow_nan=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def write_model_json(run_dir: str | Path, meta: dict[str, Any]) -> None:
+    """Write ``RUN/model.json`` sealed with its ``meta_sha256``, atomically."""
+    write_json(Path(run_dir) / "model.json", {**meta, "meta_sha256": meta_digest(meta)})
+
+
 def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> None:
     """Write ``model.safetensors`` then ``model.json`` (``meta`` + format + sha256)."""
     run_dir = Path(run_dir)
+    json.dumps(meta, allow_nan=False)  # unwritable metadata fails before the weights go
     digest = save_tensors(run_dir / "model.safetensors", model.state_dict())
-    write_json(
-        run_dir / "model.json",
+    write_model_json(
+        run_dir,
         {"format": FORMAT, "format_version": FORMAT_VERSION, **meta,
          "weights": "model.safetensors", "sha256": digest},
     )  # fmt: skip
@@ -176,8 +185,8 @@ def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> N
 
 def set_decision(run_dir: str | Path, decision: dict[str, Any]) -> None:
     """Record the decision rule (a proton threshold) in ``RUN/model.json``, atomically."""
-    path = Path(run_dir) / "model.json"
-    write_json(path, read_json(path) | {"decision": decision})
+    _, meta = read_info(run_dir)
+    write_model_json(run_dir, meta | {"decision": decision})
 
 
 def _run_dir(path: str | Path) -> Path:
@@ -203,6 +212,14 @@ def read_info(run_dir: str | Path) -> tuple[RunInfo, dict[str, Any]]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise InputError(
             f"model.json format_version {meta.get('format_version')} is not {FORMAT_VERSION}",
+            path=run_dir / "model.json",
+        )
+    # Runs written before the seal have no meta_sha256 and are read as they are.
+    if "meta_sha256" in meta and meta["meta_sha256"] != meta_digest(meta):
+        raise InputError(
+            "edited after training (its content does not match its meta_sha256): "
+            "views, size or model spec no longer describe the weights; use the run as "
+            "written or train again",
             path=run_dir / "model.json",
         )
     try:
@@ -334,7 +351,13 @@ def load_run(run_dir: str | Path, *, device: str = "auto") -> Trained:
     spec = info.model
     if "name" not in spec or not isinstance(spec.get("args"), dict):
         raise InputError("model.json has no buildable model spec", path=info.path / "model.json")
-    model = create_model(spec["name"], spec["args"])
+    try:
+        model = create_model(spec["name"], spec["args"])
+    except (TypeError, ValueError, KeyError, RuntimeError) as err:
+        raise InputError(
+            f"model.json's model spec cannot be built ({type(err).__name__}: {err})",
+            path=info.path / "model.json",
+        ) from None
     try:
         model.load_state_dict(state)
     except RuntimeError as err:

@@ -4,15 +4,20 @@ Each command module under `attpc_classify.commands` defines ``HELP`` (one line),
 ``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
 command runs, so ``preprocess`` never pays for importing torch.
 
-Errors in what the user gave us (`data_prep.errors.InputError`) become one line on
-stderr and exit code 2, never a traceback.
+Errors in what the user gave us (`data_prep.errors.InputError`) and file operations the
+system refuses (`OSError`: disk full, permissions) become one line on stderr and exit
+code 2, never a traceback. SIGTERM unwinds like Ctrl-C (exit 143, 130 for Ctrl-C); a
+closed pipe (``| head``) ends quietly.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import signal
 import sys
+import threading
 
 from data_prep.errors import InputError
 
@@ -68,14 +73,50 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
+    previous = _handle_sigterm()
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+        return code
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("terminated (SIGTERM)", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # `... | head`: the reader is gone. Point stdout at /dev/null so that the flush
+        # at exit does not raise again, and end quietly as `yes | head` does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except OSError as err:
+        # The system refused a file operation (disk full, permissions, a vanished file):
+        # one line naming the file, as for bad input.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``kill``, a batch system's time limit): unwound like Ctrl-C, so that
+    workers stop, temporary files go and finished parts stay for ``--resume``."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def _handle_sigterm():
+    """Turn SIGTERM into `Terminated` in this (main) thread; returns the old handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":

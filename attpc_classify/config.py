@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import subprocess
 import typing
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 
 T = TypeVar("T")
@@ -69,6 +71,8 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
             number = hint(value)
         except (TypeError, ValueError):
             raise InputError(f"config key {key!r} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or not math.isfinite(number):
+            raise InputError(f"config key {key!r} must be a finite number, got {value!r}")
         if hint is int and isinstance(value, float) and value != int(value):
             raise InputError(f"config key {key!r} must be an integer, got {value!r}")
         return number
@@ -123,8 +127,13 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw else ""
         node = out
         parts = key.split(".")
-        for part in parts[:-1]:
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                above = ".".join(parts[: i + 1])
+                raise InputError(f"override {item!r}: {above} was set to a value, not a mapping")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise InputError(f"override {item!r}: {key} is a group of settings, not a value")
         node[parts[-1]] = value
     return out
 
@@ -154,13 +163,48 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
+#: the configs shipped in the package (the repository's ``configs`` links here)
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+
+#: config class name -> its family of presets under `CONFIG_DIR`
+CONFIG_FAMILIES = {
+    "ImageConfig": "prep",
+    "TrainConfig": "train",
+    "SimConfig": "sim",
+    "BenchConfig": "benchmark",
+    "LearngeneConfig": "learngene",
+}
+
+
+def find_config(name: str | Path, family: str | None) -> Path:
+    """A YAML path as given if it exists, else a shipped preset, from any directory.
+
+    ``cnn_small``, ``cnn_small.yaml`` and ``configs/train/cnn_small.yaml`` (the paths the
+    docs use, relative to the repository) all find ``CONFIG_DIR/train/cnn_small.yaml``.
+    """
+    path = Path(name)
+    if path.is_file():
+        return path
+    candidates = [CONFIG_DIR.parent / path]  # configs/<family>/<name>.yaml
+    if family is not None:
+        stem = path.name if path.suffix in (".yaml", ".yml") else f"{path.name}.yaml"
+        candidates.append(CONFIG_DIR / family / stem)
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    if family is None:
+        raise InputError("config file not found", path=name)
+    known = ", ".join(sorted(p.stem for p in (CONFIG_DIR / family).glob("*.yaml")))
+    raise InputError(f"no such config file or {family} preset (presets: {known})", path=name)
+
+
 def load_config(
     cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None
 ) -> T:
-    """Defaults of ``cls`` <- YAML file ``path`` <- dotted ``key=value`` overrides."""
+    """Defaults of ``cls`` <- YAML file ``path`` (or preset name) <- ``key=value`` overrides."""
     data = to_dict(cls())
     if path is not None:
-        data = merge(data, read_yaml(path))
+        data = merge(data, read_yaml(find_config(path, CONFIG_FAMILIES.get(cls.__name__))))
     if overrides:
         data = merge(data, parse_overrides(overrides))
     return from_dict(cls, data)
@@ -169,7 +213,8 @@ def load_config(
 def save_config(config: Any, path: str | Path) -> None:
     """Write the resolved config as YAML (with the git SHA, as DINOv2 does)."""
     data = {"git_sha": git_sha(), **to_dict(config)}
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    with atomic_path(path) as tmp:
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False))
 
 
 def git_sha() -> str:
@@ -193,21 +238,3 @@ def config_hash(config: Any) -> str:
 
     text = json.dumps(to_dict(config), sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-#: the shipped YAML presets, one folder per family (sim, prep, train, benchmark, ...)
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-
-
-def resolve_preset(family: str, name: str | Path) -> Path:
-    """A YAML path as given, else the preset ``configs/<family>/<name>.yaml``."""
-    path = Path(name)
-    if path.is_file():
-        return path
-    folder = CONFIG_DIR / family
-    text = str(name)
-    preset = folder / (text if text.endswith((".yaml", ".yml")) else f"{text}.yaml")
-    if preset.is_file():
-        return preset
-    known = ", ".join(sorted(p.stem for p in folder.glob("*.yaml")))
-    raise InputError(f"no such config file or preset (presets: {known})", path=name)

@@ -29,13 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attpc_classify.config import git_sha, to_dict
+from attpc_classify.config import CONFIG_DIR, git_sha, to_dict
 from data_prep.errors import InputError
 
 Log = Callable[[str], None]
-
-#: configs/ of the source tree (presets for simulation and training)
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 @dataclass
@@ -577,11 +574,18 @@ def _commands(
     train_cfgs: dict[str, Any],
     best: str,
 ) -> list[str]:
+    from data_prep.images import ImageConfig
+
     d = out_dir
-    prep = (
-        f"--views {','.join(image_config.views)} --size {image_config.size} "
-        f"--voxel-grid 0 --workers {cfg.workers}"
-    )
+    # every ImageConfig field that differs from the defaults, so the files come out the same
+    defaults, used = ImageConfig().to_dict(), image_config.to_dict()
+    sets = [
+        f"--set {k}={','.join(map(str, v)) if isinstance(v, (list, tuple)) else v}"
+        for k, v in used.items()
+        if k not in ("views", "size") and v != defaults[k]
+    ]
+    views = f"--views {','.join(image_config.views)} --size {image_config.size}"
+    prep = " ".join([views, *sets, f"--workers {cfg.workers}"])
     cmds = [
         f"attpc-classify simulate --config {cfg.sim_config} --events {cfg.events} "
         f"--events-per-file {cfg.events_per_file} --seed {cfg.seed} --workers {cfg.workers} "
@@ -595,7 +599,7 @@ def _commands(
         model, task = train_cfgs[name]
         overrides = " ".join(_train_overrides(cfg, model))
         cmds.append(
-            f"attpc-classify train --config configs/train/{model.preset}.yaml "
+            f"attpc-classify train --config {model.preset} "
             f"--data {d}/data/train.h5 --task {task} --out {run_dir} {overrides}"
         )
     for run_dir in runs.values():

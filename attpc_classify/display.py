@@ -80,10 +80,34 @@ def event_figure(
         ax.set_xlabel(f"{AXIS_NAMES[col_axis]} [mm]")
         ax.set_ylabel(f"{AXIS_NAMES[row_axis]} [mm]")
         ax.set_title(f"view {view}: {config.size}x{config.size} px, channel {c}")
-        fig.colorbar(im, ax=ax, shrink=0.8, label="pixel value")
+        _charge_colorbar(fig, ax, im, config, vmax)
     if title:
         fig.suptitle(title)
     return fig
+
+
+def pixel_charge(value: np.ndarray, config: ImageConfig, vmax: float) -> np.ndarray:
+    """Summed charge [ADC] of a pixel from its stored value (inverse of the transform)."""
+    frac = np.asarray(value, dtype=np.float64) / vmax
+    if config.charge_transform == "log1p":
+        return np.expm1(frac * np.log1p(config.charge_scale))
+    return frac * config.charge_scale  # linear (binary has no charge scale)
+
+
+def _charge_colorbar(fig: Figure, ax, im, config: ImageConfig, vmax: float) -> None:
+    """Colour bar in summed charge per pixel [ADC], the stored pixel value beside it."""
+    bar = fig.colorbar(im, ax=ax, shrink=0.8)
+    if config.charge_transform == "binary":
+        bar.set_ticks([0, vmax], labels=["no hit", "hit"])
+        bar.set_label("pixel (binary: any charge)")
+        return
+    ticks = np.linspace(0, vmax, 6)
+    charges = pixel_charge(ticks, config, vmax)
+    stored = [f"{t:.0f}" if vmax > 1 else f"{t:.1f}" for t in ticks]
+    bar.set_ticks(ticks, labels=[f"{q:,.0f} ({s})" for q, s in zip(charges, stored, strict=True)])
+    bar.set_label(
+        f"charge per pixel [ADC] (stored value), {config.charge_transform} scale", fontsize=8
+    )
 
 
 def describe_event(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ from attpc_classify.data import (
     task_labels,
 )
 from attpc_classify.train_config import TrainConfig
+from data_prep.atomic import check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, read_images
 
@@ -76,7 +78,10 @@ def resolve_device(device: str = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {device!r} requested but CUDA is not available")
-    return torch.device(device)
+    try:
+        return torch.device(device)
+    except RuntimeError:
+        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
 
 
 @cache
@@ -492,6 +497,12 @@ def fit(
                 scaler.step(optimizer)
                 scaler.update()
                 losses.append(loss.item())
+                if not math.isfinite(losses[-1]):
+                    raise InputError(
+                        f"training diverged: loss {losses[-1]} at epoch {epoch + 1}, step "
+                        f"{state['step'] + 1} (optim.lr={o.lr}); lower optim.lr or set "
+                        "optim.grad_clip"
+                    )
                 state["step"] += 1
                 state["train_images"] += len(idx)
                 if progress is not None:
@@ -505,6 +516,12 @@ def fit(
                             batch_size=cfg.eval_batch_size, env=env)  # fmt: skip
         else:
             row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
+        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if row[k] is not None):
+            raise InputError(
+                f"training diverged: non-finite loss in epoch {epoch + 1} (train "
+                f"{row['train_loss']}, validation {row['val_loss']}, optim.lr={o.lr}); lower "
+                "optim.lr or set optim.grad_clip"
+            )
         state["epoch"] += 1
         state["wall_s"] += time.perf_counter() - t0
         row |= {"lr": lr, "train_images": state["train_images"], "wall_s": state["wall_s"]}
@@ -673,6 +690,7 @@ def _train_run(
         raise InputError("nothing to resume here (no last.json)", path=out_dir)
     if not resume and ((out_dir / "last.json").exists() or (out_dir / "model.json").exists()):
         raise InputError("already holds a run: pass --resume or choose another --out", path=out_dir)
+    check_writable(out_dir, directory=True)
     kind = input_kind(cfg.model.name)
     train, val = load_datasets(cfg, kind)
     names = output_names(cfg.data.task, train.class_names)
@@ -695,15 +713,24 @@ def _train_run(
         f"{len(train)} training / {0 if val is None else len(val)} validation events; "
         f"task {cfg.data.task} {names}"
     )
+    fresh = not out_dir.exists() or not any(out_dir.iterdir())
     out_dir.mkdir(parents=True, exist_ok=True)
-    if cfg.model.name == "logreg":
-        write_config(cfg, out_dir / "config.yaml")
-        _train_logreg(model, train, val, cfg, out_dir, log)
-        return out_dir
-    result = fit(
-        model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress, log=log,
-        resume=resume,
-    )  # fmt: skip
+    try:
+        if cfg.model.name == "logreg":
+            write_config(cfg, out_dir / "config.yaml")
+            _train_logreg(model, train, val, cfg, out_dir, log)
+            return out_dir
+        result = fit(
+            model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress,
+            log=log, resume=resume,
+        )  # fmt: skip
+    except Exception:
+        # A failed new run (diverged, bad data, full disk) would leave a directory that
+        # can be neither evaluated nor resumed, and that blocks the next try: remove it.
+        # Interrupts keep last.* for --resume; a resumed run keeps what it had.
+        if fresh and not resume:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
     log(
         f"best val macro-F1 {result.best_metric:.4f} at epoch {result.best_epoch} "
         f"({result.epochs_run} epochs, {result.train_images:,} images, {result.wall_s:.1f}s)"

@@ -1,7 +1,10 @@
 """Evaluation: classification metrics with bootstrap 95 % intervals, per run and data set.
 
 ``attpc-classify evaluate RUN --data FILE`` calls `evaluate_run`, which writes
-``RUN/eval/<data stem>/metrics.json`` and PNG figures.
+``RUN/eval/<data stem>/metrics.json`` and PNG figures. Each evaluation records the data's
+content hash (`data_fingerprint`) and its bootstrap settings; a same-stem file with other
+content goes to ``RUN/eval/<stem>-<hash8>/``, and `compare_runs` reuses an evaluation only
+when data content, bootstrap settings and decision rule all match.
 
 Point estimates come from scikit-learn. The bootstrap does not call scikit-learn once per
 resample (1,000 calls x several metrics is seconds to minutes): it draws one resample
@@ -20,7 +23,8 @@ share the same resamples, so they are paired.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +34,16 @@ import numpy as np
 from sklearn import metrics as skm
 
 from attpc_classify.decision import decide
+from attpc_classify.report import (
+    compare_row,
+    plot_confusion,
+    plot_learning_curves,
+    plot_roc_pr,
+    read_metrics_jsonl,
+    write_comparison,
+    write_json,
+)
+from data_prep.atomic import check_writable
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
 
@@ -208,6 +222,51 @@ def _downsample_curve(x: np.ndarray, y: np.ndarray, n: int = 400) -> tuple[list,
     return np.round(x, 6).tolist(), np.round(y, 6).tolist()
 
 
+#: false-positive rate / recall grid of the curves' bootstrap 95 % bands
+BAND_GRID = np.linspace(0.0, 1.0, 51)
+
+
+def _operating_point(positive: np.ndarray, called: np.ndarray) -> dict[str, float]:
+    """False/true positive rate, recall and precision of the decision actually made."""
+    tp = float((called & positive).sum())
+    fp = float((called & ~positive).sum())
+    return {
+        "fpr": fp / max(1.0, float((~positive).sum())),
+        "tpr": tp / max(1.0, float(positive.sum())),
+        "recall": tp / max(1.0, float(positive.sum())),
+        "precision": tp / (tp + fp) if tp + fp else float("nan"),
+    }
+
+
+def _curve_rows(
+    score: np.ndarray, positive: np.ndarray, weights: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample (row of ``weights``): TPR at the FPRs of `BAND_GRID`, and the
+    interpolated precision (best precision at this recall or more) at its recalls."""
+    order = np.argsort(-score, kind="stable")
+    s, pos = score[order], positive[order]
+    w = weights[:, order]
+    # last index of each group of tied scores: a threshold takes the whole group
+    ends = np.r_[np.flatnonzero(np.diff(s) != 0), len(s) - 1]
+    tp = np.cumsum(w * pos, axis=1)[:, ends]
+    fp = np.cumsum(w * ~pos, axis=1)[:, ends]
+    n_pos, n_neg = tp[:, -1:], fp[:, -1:]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tpr, fpr = tp / n_pos, fp / n_neg
+        precision = tp / (tp + fp)
+    roc = np.full((len(w), len(BAND_GRID)), np.nan)
+    pr = np.full((len(w), len(BAND_GRID)), np.nan)
+    for r in range(len(w)):
+        if n_pos[r, 0] == 0 or n_neg[r, 0] == 0:
+            continue  # a resample without one class has no curve
+        roc[r] = np.interp(BAND_GRID, np.r_[0.0, fpr[r]], np.r_[0.0, tpr[r]])
+        prec = np.nan_to_num(precision[r])
+        envelope = np.maximum.accumulate(prec[::-1])[::-1]
+        at = np.searchsorted(tpr[r], BAND_GRID, side="left")
+        pr[r] = np.where(at < len(prec), envelope[np.minimum(at, len(prec) - 1)], np.nan)
+    return roc, pr
+
+
 def task_metrics(
     y_true: np.ndarray,
     y_pred: np.ndarray,
@@ -268,6 +327,9 @@ def task_metrics(
         curves = {
             "roc": dict(zip(("fpr", "tpr"), _downsample_curve(fpr, tpr), strict=True)),
             "pr": dict(zip(("recall", "precision"), _downsample_curve(pr_r, pr_p), strict=True)),
+            # where a random classifier's PR curve lies, and where the decision rule sits
+            "prevalence": float(positive.mean()),
+            "operating_point": _operating_point(positive, y_pred == 0),
         }
 
     boot = {
@@ -279,6 +341,7 @@ def task_metrics(
         "auc": np.empty(0),
         "ap": np.empty(0),
     }
+    band_parts: dict[str, list[np.ndarray]] = {}
     if n_boot > 0 and n > 0:
         parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
         one_hot = np.zeros((n, k * k))
@@ -297,7 +360,19 @@ def task_metrics(
             if curves is not None:
                 parts["auc"].append(weighted_roc_auc(score, positive, weights))
                 parts["ap"].append(weighted_average_precision(score, positive, weights))
+                roc_rows, pr_rows = _curve_rows(score, positive, weights)
+                band_parts.setdefault("roc", []).append(roc_rows)
+                band_parts.setdefault("pr", []).append(pr_rows)
         boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
+        if curves is not None:
+            for name, axis, value in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
+                rows = np.concatenate(band_parts[name])
+                lo, hi = np.nanpercentile(rows, [2.5, 97.5], axis=0)
+                curves[name]["band"] = {
+                    axis: BAND_GRID.tolist(),
+                    f"{value}_lo": np.round(lo, 5).tolist(),
+                    f"{value}_hi": np.round(hi, 5).tolist(),
+                }
 
     return TaskMetrics(
         class_names=tuple(class_names),
@@ -511,9 +586,18 @@ def score_predictions(
     tasks = task_predictions(
         proba, labels, task=task, output_names=output_names, proton_threshold=proton_threshold
     )
+    # Every task is scored on the same resamples (one seed, a fresh generator per task):
+    # the proton F1 of the 3-class table and of the binary one are the same number and
+    # then get the same interval, and differences between tasks are paired.
+    seed = int(rng.integers(2**63))
     return {
         name: task_metrics(
-            truth, pred, names, n_boot=n_boot, rng=rng, score=p_proton if name == "binary" else None
+            truth,
+            pred,
+            names,
+            n_boot=n_boot,
+            rng=np.random.default_rng(seed),
+            score=p_proton if name == "binary" else None,
         )
         for name, (truth, pred, names) in tasks.items()
     }
@@ -579,25 +663,29 @@ def evaluate_run(
 
     from attpc_classify.checkpoint import load_run
     from attpc_classify.predict import check_image_file
-    from attpc_classify.report import (
-        plot_confusion,
-        plot_learning_curves,
-        plot_roc_pr,
-        read_metrics_jsonl,
-        write_json,
-    )
 
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
     trained = load_run(run) if isinstance(run, (str, Path)) else run
     info = trained.info
     data = Path(data)
     if not data.exists():
         raise InputError("data file not found", path=data)
     file_info = check_image_file(data, trained)
+    with h5py.File(data, "r") as f:
+        if not (f["label"][()] >= 0).any():
+            raise InputError(
+                "no labelled events (every label is -1): nothing to score; "
+                "`classify` gives predictions for unlabelled data",
+                path=data,
+            )
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "eval" / data.stem
+    fingerprint = data_fingerprint(data)
+    out_dir = Path(out_dir) if out_dir is not None else default_eval_dir(run_dir, data, fingerprint)
+    check_writable(out_dir, directory=True)
     out_dir.mkdir(parents=True, exist_ok=True)
 
     start = time.perf_counter()
@@ -663,6 +751,7 @@ def evaluate_run(
     metrics = {
         "run": str(run_dir),
         "data": str(data),
+        "data_sha256": fingerprint,
         "model": info.model,
         "n_params": count_parameters(trained),
         "task": info.task,
@@ -685,11 +774,133 @@ def evaluate_run(
     return EvalResult(out_dir=out_dir, metrics=metrics, figures=fig_paths)
 
 
-def latest_eval(run_dir: str | Path, data: str | Path | None = None) -> Path | None:
-    """``metrics.json`` of a run's evaluation on ``data`` (by stem), else its newest one."""
-    eval_root = Path(run_dir) / "eval"
+def data_fingerprint(path: str | Path) -> str:
+    """sha256 of an image file's content: run, event ids, labels, images and settings.
+
+    Two files of the same name with other events (or other images of the same events)
+    differ; a byte-different rewrite of the same content (new timestamps) does not.
+    """
+    import hashlib
+
+    h = hashlib.sha256()
+    with h5py.File(path, "r") as f:
+        h.update(str(f.attrs.get("image_config", "")).encode())
+        h.update(str(f.attrs.get("class_names", "")).encode())
+        for name in ("run", "event_id", "label", "images"):
+            dset = f[name]
+            h.update(f"{name}{dset.shape}{dset.dtype}".encode())
+            step = max(1, (1 << 24) // max(1, dset[:1].nbytes))  # ~16 MB per read
+            for start in range(0, dset.shape[0], step):
+                h.update(np.ascontiguousarray(dset[start : start + step]).tobytes())
+    return h.hexdigest()
+
+
+def default_eval_dir(run_dir: str | Path, data: str | Path, fingerprint: str) -> Path:
+    """``RUN/eval/<stem>/``, unless that holds an evaluation of other content: then
+    ``RUN/eval/<stem>-<hash8>/`` (the same stem never overwrites another file's results)."""
+    root = Path(run_dir) / "eval"
+    plain = root / Path(data).stem
+    try:
+        old = json.loads((plain / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return plain
+    if old.get("data_sha256") == fingerprint:
+        return plain
+    return root / f"{Path(data).stem}-{fingerprint[:8]}"
+
+
+def find_eval(
+    run_dir: str | Path,
+    *,
+    fingerprint: str | None = None,
+    n_boot: int | None = None,
+    seed: int | None = None,
+    decision: dict | None = None,
+) -> Path | None:
+    """``metrics.json`` of a run's evaluation on the data with ``fingerprint``, made
+    with these bootstrap settings and decision rule; without a fingerprint, the newest."""
+    found = sorted((Path(run_dir) / "eval").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
+    if fingerprint is None:
+        return found[-1] if found else None
+    want_decision = decision or {"rule": "argmax"}
+    for path in reversed(found):
+        try:
+            m = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        boot = m.get("bootstrap", {})
+        if (
+            m.get("data_sha256") == fingerprint
+            and boot.get("n_boot") == n_boot
+            and boot.get("seed") == seed
+            and m.get("decision") == want_decision
+        ):
+            return path
+    return None
+
+
+def compare_runs(
+    runs: Sequence[str | Path],
+    out_dir: str | Path,
+    *,
+    data: str | Path | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    title: str = "",
+    progress=None,
+) -> dict:
+    """Table and figure of several runs' evaluations, binary and 3-class side by side.
+
+    Parameters
+    ----------
+    runs
+        Run directories. With ``data``, each run's evaluation of exactly that content
+        (`data_fingerprint`) with these ``n_boot``/``seed`` and the run's current decision
+        rule is reused, else the run is evaluated on ``data`` here. Without ``data``, each
+        run's newest evaluation is used; a run without one is an error, raised before any
+        work.
+    out_dir
+        Where ``compare.md``, ``compare.csv`` and ``compare.png`` go.
+    data
+        Image file to evaluate on (and to pick evaluations by).
+    n_boot, seed
+        Bootstrap settings.
+
+    Returns
+    -------
+    dict
+        Paths written (``markdown``, ``csv``, ``figure``), the Markdown table and rows.
+    """
+    from attpc_classify.checkpoint import read_info
+
+    if not runs:
+        raise InputError("no runs given")
+    for run in runs:
+        if not Path(run).is_dir():
+            raise InputError("run directory not found", path=run)
+    check_writable(out_dir, directory=True)
+    fingerprint = None
     if data is not None:
-        path = eval_root / Path(data).stem / "metrics.json"
-        return path if path.exists() else None
-    found = sorted(eval_root.glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
-    return found[-1] if found else None
+        if not Path(data).exists():
+            raise InputError("data file not found", path=data)
+        fingerprint = data_fingerprint(data)
+    plan: list[tuple[Path, Path | None]] = []
+    for run in map(Path, runs):
+        decision = read_info(run)[0].decision if fingerprint else None
+        found = find_eval(run, fingerprint=fingerprint, n_boot=n_boot, seed=seed, decision=decision)
+        if found is None and data is None:
+            raise InputError("run has no evaluation yet: pass --data FILE to evaluate it", path=run)
+        plan.append((run, found))
+
+    rows = []
+    names = [run.name for run, _ in plan]
+    for run, found in plan:
+        if found is None:
+            metrics = evaluate_run(run, data, n_boot=n_boot, seed=seed, progress=progress).metrics
+        else:
+            metrics = json.loads(found.read_text())
+        # Same directory name twice (runs/a/cnn, runs/b/cnn): use the parent too.
+        name = run.name if names.count(run.name) == 1 else f"{run.parent.name}/{run.name}"
+        rows.append(compare_row(metrics, name=name))
+    written = write_comparison(rows, out_dir, title=title)
+    return {**written, "rows": rows}

@@ -8,7 +8,10 @@ run's `ImageConfig`), runs the model in batches, and writes one row per event::
     run,event_id,label,p_proton,p_rest                  (binary model)
 
 ``label`` is the predicted class name; the ``p_`` columns are the model's probabilities
-in its output order. The HDF5 form (``.h5`` / ``.hdf5``) holds the same fields as one
+in its output order. An event with no point of positive charge inside the image ranges
+(blank images; for image-file inputs, an all-zero input) gets ``label`` ``empty`` and
+NaN probabilities: the model's output on a blank image would be a confident-looking guess.
+The HDF5 form (``.h5`` / ``.hdf5``) holds the same fields as one
 1-D dataset per column (``label`` as UTF-8 strings) plus attributes naming the model.
 
 Every check that can fail (output suffix, input readable, image settings, classes,
@@ -35,6 +38,8 @@ import h5py
 import numpy as np
 
 from attpc_classify.decision import decide
+from data_prep.atomic import check_writable, remove_stale_temps, temp_path
+from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
 from data_prep.images import ImageConfig, project_arrays
@@ -43,12 +48,33 @@ if TYPE_CHECKING:  # torch-heavy; imported by callers that already hold a model
     from attpc_classify.checkpoint import RunInfo, Trained
 
 CSV_SUFFIXES = (".csv",)
+#: ``label`` of an event whose images are blank (no usable point): never a class guess
+EMPTY_LABEL = "empty"
 HDF5_SUFFIXES = (".h5", ".hdf5")
 
 
 # --------------------------------------------------------------------------------------
 # Writers
 # --------------------------------------------------------------------------------------
+
+
+def decide_events(
+    proba: np.ndarray, output_names: Sequence[str], proton_threshold: float | None = None
+) -> np.ndarray:
+    """`decide` per event, with index ``len(output_names)`` (``empty``) for NaN rows."""
+    proba = np.asarray(proba, dtype=np.float32)
+    blank = np.isnan(proba).any(axis=1)
+    predicted = decide(np.nan_to_num(proba), output_names, proton_threshold)
+    predicted[blank] = len(output_names)
+    return predicted
+
+
+def count_predicted(counts: Sequence[int], output_names: Sequence[str]) -> dict[str, int]:
+    """``{class: events}`` from `decide_events` bincounts; ``empty`` only when any."""
+    out = {n: int(c) for n, c in zip(output_names, counts, strict=False)}
+    if len(counts) > len(output_names) and counts[len(output_names)]:
+        out[EMPTY_LABEL] = int(counts[len(output_names)])
+    return out
 
 
 def prediction_columns(output_names: Sequence[str]) -> list[str]:
@@ -92,17 +118,27 @@ class PredictionWriter:
         self.proton_threshold = proton_threshold
         self.columns = prediction_columns(self.output_names)
         self.n = 0
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self._keys: list[np.ndarray] = []  # (run, event_id) per batch: checked at commit
+        self.tmp_path = temp_path(self.path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(self.path)  # left by a classify killed with SIGKILL
+        self._text: Any = None
+        self._h5: Any = None
+        try:
+            self._open(attrs or {})
+        except BaseException:  # an interrupt here must not leave the temporary behind
+            self.abort()
+            raise
+
+    def _open(self, attrs: dict[str, Any]) -> None:
+        """Create the temporary file with its header (CSV) or empty datasets (HDF5)."""
         if self.kind == "csv":
             self._text = open(self.tmp_path, "w", newline="")
             csv.writer(self._text).writerow(self.columns)
-            self._h5 = None
         else:
-            self._text = None
             self._h5 = h5py.File(self.tmp_path, "w")
             # Fixed-width byte labels compress well (variable-length strings do not).
-            width = max(len(n.encode()) for n in self.output_names)
+            width = max(len(n.encode()) for n in (*self.output_names, EMPTY_LABEL))
             specs = [
                 ("run", np.int32),
                 ("event_id", np.int64),
@@ -122,21 +158,24 @@ class PredictionWriter:
                 )
             self._h5.attrs["columns"] = json.dumps(self.columns)
             self._h5.attrs["output_names"] = json.dumps(list(self.output_names))
-            for key, value in (attrs or {}).items():
+            for key, value in attrs.items():
                 scalar = isinstance(value, (str, int, float, bool))
                 self._h5.attrs[key] = value if scalar else json.dumps(value)
 
     def append(self, run: np.ndarray, event_id: np.ndarray, proba: np.ndarray) -> np.ndarray:
         """Append one batch: ``(B,)`` run and event ids, ``(B, K)`` probabilities.
 
-        Returns the predicted class index of every event (the ``label`` written).
+        Returns the predicted class index of every event (the ``label`` written);
+        rows of NaN probabilities (blank events) get ``len(output_names)``, ``empty``.
         """
         proba = np.asarray(proba, dtype=np.float32)
         b = len(proba)
         if b == 0:
             return np.zeros(0, dtype=np.int64)
-        predicted = decide(proba, self.output_names, self.proton_threshold)
-        labels = np.asarray(self.output_names, dtype=object)[predicted]
+        self._keys.append(np.stack([np.asarray(run, np.int64), np.asarray(event_id, np.int64)]))
+        predicted = decide_events(proba, self.output_names, self.proton_threshold)
+        label_names = (*self.output_names, EMPTY_LABEL)
+        labels = np.asarray(label_names, dtype=object)[predicted]
         if self._text is not None:
             # One formatted block per batch: a csv.writer row per event is 5x slower.
             buf = io.StringIO()
@@ -155,7 +194,7 @@ class PredictionWriter:
         else:
             f = self._h5
             start, stop = self.n, self.n + b
-            names = np.array([n.encode() for n in self.output_names])  # fixed-width bytes
+            names = np.array([n.encode() for n in label_names])  # fixed-width bytes
             values = {"run": run, "event_id": event_id, "label": names[predicted]}
             values.update({f"p_{n}": proba[:, k] for k, n in enumerate(self.output_names)})
             for name, arr in values.items():
@@ -165,7 +204,22 @@ class PredictionWriter:
         return predicted
 
     def commit(self, summary: dict | None = None) -> Path:
-        """Close the file and rename it to its final name in one atomic step."""
+        """Close the file and rename it to its final name in one atomic step.
+
+        Raises `InputError` (and writes nothing) when a ``(run, event_id)`` pair came
+        twice: the same file given twice, or a renamed copy of a run file.
+        """
+        keys = np.concatenate(self._keys, axis=1) if self._keys else np.zeros((2, 0), np.int64)
+        dup = first_duplicate(keys[0], keys[1])
+        if dup is not None:
+            self.abort()
+            run, event = keys[:, dup[0]].tolist()
+            raise InputError(
+                f"run {run} event {event} was classified twice (rows {dup[0] + 1} and "
+                f"{dup[1] + 1}): an input is given twice or is a copy of another; "
+                "nothing written",
+                path=self.path,
+            )
         if self._text is not None:
             self._text.close()
         else:
@@ -335,7 +389,27 @@ class _Batch:
     event_id: np.ndarray
     images: np.ndarray
     voxels: np.ndarray | None
-    n_empty: int = 0
+    empty: np.ndarray  # (B,) True where the event has no usable point (blank input)
+
+    @property
+    def n_empty(self) -> int:
+        return int(self.empty.sum())
+
+
+def _blank(x: np.ndarray) -> np.ndarray:
+    """(B,) True where a stored image (or voxel) array is all zero."""
+    return ~np.asarray(x).reshape(len(x), -1).any(axis=1)
+
+
+def predict_batch(
+    trained: Trained, batch: _Batch, *, precision: str, batch_size: int
+) -> np.ndarray:
+    """The model's probabilities for one batch, NaN rows for its blank events."""
+    proba = trained.predict_proba(
+        batch.images, batch.voxels, precision=precision, batch_size=batch_size
+    )
+    proba[batch.empty] = np.nan
+    return proba
 
 
 def _image_batches(
@@ -347,11 +421,14 @@ def _image_batches(
         n = f["event_id"].shape[0] if stop is None else stop
         for first in range(start, n, batch_size):
             sl = slice(first, min(n, first + batch_size))
+            images = f["images"][sl]
+            vox = f["voxels"][sl] if voxels else None
             yield _Batch(
                 run=f["run"][sl].astype(np.int64),
                 event_id=f["event_id"][sl].astype(np.int64),
-                images=f["images"][sl],
-                voxels=f["voxels"][sl] if voxels else None,
+                images=images,
+                voxels=vox,
+                empty=_blank(vox if voxels else images),
             )
 
 
@@ -377,7 +454,7 @@ def _event_batches(
             event_id=np.fromiter((e.event_id for e in events), np.int64, len(events)),
             images=proj.images,
             voxels=proj.voxels,
-            n_empty=int(proj.empty.sum()),
+            empty=proj.empty,
         )
 
     with open_events(source.path, format=source.format, **reader_options) as reader:
@@ -459,8 +536,10 @@ def prepare_inputs(
             f"column {info.image_config.charge_column!r}"
         )
     output_kind(out)
+    check_writable(out)
     if not inputs:
         raise InputError("no input files given")
+    inputs = expand_inputs(inputs)  # a directory = its files, as for preprocess
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     return _resolve_inputs(trained, inputs, format, reader_options), reader_options
@@ -555,7 +634,7 @@ def classify_files(
     config = model_config(info)
 
     summary = ClassifySummary(out=out)
-    counts = np.zeros(len(info.output_names), dtype=np.int64)
+    counts = np.zeros(len(info.output_names) + 1, dtype=np.int64)  # + empty
 
     def on_skip(event_id: int, reason: str) -> None:
         summary.n_skipped += 1
@@ -585,9 +664,7 @@ def classify_files(
             prefetch = getattr(trained, "device", None) is not None and trained.device.type != "cpu"
         batches = _prefetch(all_batches(), depth=2) if prefetch else all_batches()
         for batch in batches:
-            proba = trained.predict_proba(
-                batch.images, batch.voxels, precision=precision, batch_size=batch_size
-            )
+            proba = predict_batch(trained, batch, precision=precision, batch_size=batch_size)
             predicted = writer.append(batch.run, batch.event_id, proba)
             counts += np.bincount(predicted, minlength=len(counts))
             summary.n_events += len(proba)
@@ -595,6 +672,6 @@ def classify_files(
             if progress is not None:
                 progress(len(proba))
         summary.wall_s = time.perf_counter() - start
-        summary.predicted = {n: int(c) for n, c in zip(info.output_names, counts, strict=True)}
+        summary.predicted = count_predicted(counts, info.output_names)
         writer.commit(summary=summary.to_dict())
     return summary

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from data_prep.atomic import atomic_path
 
 
 def _figure(width: float, height: float, ncols: int = 1):
@@ -30,9 +31,8 @@ def _figure(width: float, height: float, ncols: int = 1):
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
     return path
 
 
@@ -40,9 +40,8 @@ def write_text(path: str | Path, text: str) -> Path:
     """Write a text file atomically (temp name + rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
     return path
 
 
@@ -97,16 +96,36 @@ def plot_roc_pr(
     positive: str = "proton",
     title: str = "",
 ) -> Path:
-    """ROC and precision-recall curves side by side (``curves`` from `TaskMetrics`)."""
+    """ROC and precision-recall curves side by side (``curves`` from `TaskMetrics`).
+
+    Drawn with their bootstrap 95 % bands (when computed), the PR curve of a classifier
+    that guesses (the positive class's prevalence), and the operating point: where the
+    run's decision rule (argmax or its proton threshold) puts the events.
+    """
     fig, (roc_ax, pr_ax) = _figure(8.0, 3.6, ncols=2)
     roc, pr = curves["roc"], curves["pr"]
     roc_ax.plot(roc["fpr"], roc["tpr"], lw=1.5, label=f"AUC {roc_auc}")
+    pr_ax.step(pr["recall"], pr["precision"], where="post", lw=1.5, label=f"AP {average_precision}")
+    band = {"alpha": 0.25, "lw": 0, "label": "95 % band"}
+    if "band" in roc:
+        rb = roc["band"]
+        roc_ax.fill_between(rb["fpr"], rb["tpr_lo"], rb["tpr_hi"], **band)
+    if "band" in pr:
+        pb = pr["band"]
+        pr_ax.fill_between(pb["recall"], pb["precision_lo"], pb["precision_hi"], **band)
+    prevalence = curves.get("prevalence")
+    if prevalence is not None:
+        guess = f"guessing ({positive} fraction {prevalence:.2f})"
+        pr_ax.axhline(prevalence, ls=":", c="grey", lw=1, label=guess)
+    op = curves.get("operating_point")
+    if op:
+        roc_ax.plot(op["fpr"], op["tpr"], "o", c="C3", ms=5, label="decision rule")
+        pr_ax.plot(op["recall"], op["precision"], "o", c="C3", ms=5, label="decision rule")
     roc_ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     roc_ax.set_xlabel(f"false {positive} rate")
     roc_ax.set_ylabel(f"true {positive} rate")
     roc_ax.set_title("ROC" + (f" — {title}" if title else ""), fontsize=10)
     roc_ax.legend(loc="lower right", fontsize=8)
-    pr_ax.step(pr["recall"], pr["precision"], where="post", lw=1.5, label=f"AP {average_precision}")
     pr_ax.set_xlabel(f"{positive} recall")
     pr_ax.set_ylabel(f"{positive} precision")
     pr_ax.set_title("precision-recall", fontsize=10)
@@ -187,12 +206,10 @@ def write_csv(rows: Sequence[dict], columns: Sequence[str], path: str | Path) ->
     """Write ``rows`` (dicts) with the given columns as CSV, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "w", newline="") as f:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(columns), extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
-    os.replace(tmp, path)
     return path
 
 
@@ -203,7 +220,10 @@ def plot_compare(
     *,
     title: str = "",
 ) -> Path:
-    """Grouped bars with 95 % interval error bars: one group per run, one bar per metric.
+    """Point estimates with 95 % interval whiskers: one group per run, one marker per metric.
+
+    Markers, not bars: a bar's length stands for its value from zero, so a zoomed axis
+    would exaggerate differences; markers on a zoomed axis labelled as such do not.
 
     Parameters
     ----------
@@ -223,9 +243,7 @@ def plot_compare(
         hi = np.array([np.nan if not e or e["ci95"][1] is None else e["ci95"][1] for e in ests])
         err = np.vstack([np.nan_to_num(vals - lo), np.nan_to_num(hi - vals)])
         pos = x - 0.4 + width * (s + 0.5)
-        ax.bar(pos, np.nan_to_num(vals), width, label=label)
-        # Error bars drawn separately: `bar(yerr=...)` warns under NumPy 2 for one bar.
-        ax.errorbar(pos, np.nan_to_num(vals), yerr=err, fmt="none", ecolor="black", capsize=3)
+        ax.errorbar(pos, vals, yerr=err, fmt="o", ms=5, capsize=3, label=label)
         for p, v, h in zip(pos, vals, hi, strict=True):
             if np.isfinite(v):  # above the error bar, where it cannot hide it
                 top = h if np.isfinite(h) else v
@@ -236,8 +254,11 @@ def plot_compare(
             lowest = min(lowest, float(np.nanmin(vals)))
     ax.set_xticks(x, names, rotation=15, ha="right", fontsize=8)
     # Zoom on the interesting range, but never hide a bar's base entirely.
-    ax.set_ylim(max(0.0, min(0.9, lowest - 0.05)), 1.03)
-    ax.set_ylabel("score (95 % bootstrap interval)")
+    bottom = max(0.0, min(0.9, lowest - 0.05))
+    ax.set_ylim(bottom, 1.03)
+    ax.set_ylabel(
+        "score, 95 % bootstrap interval" + (f"\n(axis from {bottom:.2f})" if bottom else "")
+    )
     if title:
         ax.set_title(title, fontsize=10)
     ax.grid(axis="y", alpha=0.3)
@@ -325,6 +346,15 @@ def compare_row(metrics: dict, *, name: str | None = None) -> dict:
     return row
 
 
+def _evaluated_on(rows: Sequence[dict]) -> str:
+    """``evaluated on test.h5, 4,000 labelled events`` (or the list when runs differ)."""
+    pairs = sorted({(str(r.get("data", "")), r.get("n_labelled", "")) for r in rows})
+    shown = ", ".join(
+        f"{data} ({n:,} labelled events)" if isinstance(n, int) else data for data, n in pairs
+    )
+    return f"evaluated on {shown}" if shown else ""
+
+
 def write_comparison(rows: Sequence[dict], out_dir: str | Path, *, title: str = "") -> dict:
     """Write ``compare.md``, ``compare.csv`` and ``compare.png`` into ``out_dir``.
 
@@ -349,69 +379,7 @@ def write_comparison(rows: Sequence[dict], out_dir: str | Path, *, title: str = 
                 "macro-F1 (3-class)": [r["estimates"]["macro_f1"] for r in rows],
             },
             out_dir / "compare.png",
-            title=title,
+            title="\n".join(t for t in (title, _evaluated_on(rows)) if t),
         ),
     }
     return {**paths, "table": table}
-
-
-def compare_runs(
-    runs: Sequence[str | Path],
-    out_dir: str | Path,
-    *,
-    data: str | Path | None = None,
-    n_boot: int = 1000,
-    seed: int = 0,
-    title: str = "",
-    progress=None,
-) -> dict:
-    """Table and figure of several runs' evaluations, binary and 3-class side by side.
-
-    Parameters
-    ----------
-    runs
-        Run directories. Each needs an evaluation (``RUN/eval/*/metrics.json``): the one
-        on ``data`` if given, else its newest. A run without one is evaluated on ``data``
-        first; without ``data`` that is an error, raised before any work.
-    out_dir
-        Where ``compare.md``, ``compare.csv`` and ``compare.png`` go.
-    data
-        Image file to evaluate on (and to pick evaluations by).
-    n_boot, seed
-        Bootstrap settings for runs evaluated here.
-
-    Returns
-    -------
-    dict
-        Paths written (``markdown``, ``csv``, ``figure``), the Markdown table and rows.
-    """
-    from data_prep.errors import InputError
-
-    if not runs:
-        raise InputError("no runs given")
-    from attpc_classify.evaluate import evaluate_run, latest_eval
-
-    plan: list[tuple[Path, Path | None]] = []
-    for run in runs:
-        run = Path(run)
-        if not run.is_dir():
-            raise InputError("run directory not found", path=run)
-        found = latest_eval(run, data)
-        if found is None and data is None:
-            raise InputError("run has no evaluation yet: pass --data FILE to evaluate it", path=run)
-        plan.append((run, found))
-    if data is not None and not Path(data).exists():
-        raise InputError("data file not found", path=data)
-
-    rows = []
-    names = [run.name for run, _ in plan]
-    for run, found in plan:
-        if found is None:
-            metrics = evaluate_run(run, data, n_boot=n_boot, seed=seed, progress=progress).metrics
-        else:
-            metrics = json.loads(found.read_text())
-        # Same directory name twice (runs/a/cnn, runs/b/cnn): use the parent too.
-        name = run.name if names.count(run.name) == 1 else f"{run.parent.name}/{run.name}"
-        rows.append(compare_row(metrics, name=name))
-    written = write_comparison(rows, out_dir, title=title)
-    return {**written, "rows": rows}

@@ -55,7 +55,6 @@ from typing import TYPE_CHECKING, Any
 import h5py
 import numpy as np
 
-from attpc_classify.decision import decide
 from data_prep.errors import InputError
 
 if TYPE_CHECKING:  # dask and torch are imported when a cluster is used
@@ -419,7 +418,14 @@ def classify_task(
     The part is written under a temporary name and renamed into place (atomic); the
     counts go into its attributes as well as into the returned `ClassifyPart`.
     """
-    from attpc_classify.predict import _event_batches, _image_batches, _Source, model_config
+    from attpc_classify.predict import (
+        _event_batches,
+        _image_batches,
+        _Source,
+        decide_events,
+        model_config,
+        predict_batch,
+    )
 
     trained = _trained(run_dir, device)
     info = trained.info
@@ -440,9 +446,7 @@ def classify_task(
         )  # fmt: skip
     runs, ids, probas, n_empty = [], [], [], 0
     for batch in batches:
-        proba = trained.predict_proba(
-            batch.images, batch.voxels, precision=precision, batch_size=batch_size
-        )
+        proba = predict_batch(trained, batch, precision=precision, batch_size=batch_size)
         runs.append(batch.run)
         ids.append(batch.event_id)
         probas.append(proba)
@@ -450,7 +454,7 @@ def classify_task(
     k = len(info.output_names)
     proba = np.concatenate(probas) if probas else np.zeros((0, k), np.float32)
     predicted = np.bincount(
-        decide(proba, info.output_names, info.proton_threshold), minlength=k
+        decide_events(proba, info.output_names, info.proton_threshold), minlength=k + 1
     ).tolist()
     part = ClassifyPart(
         index=task.index,
@@ -549,7 +553,9 @@ def classify_files_on(
         on_plan(sum(int(s.n_events) for s in sources))
     tasks = plan_classify(
         sources,
-        events_per_task=events_per_task or CLASSIFY_BATCHES_PER_TASK * batch_size,
+        events_per_task=(
+            CLASSIFY_BATCHES_PER_TASK * batch_size if events_per_task is None else events_per_task
+        ),
         batch_size=batch_size,
     )
     # Classification has no --resume: a rerun redoes every part, so parts never outlive a run.
@@ -580,7 +586,7 @@ def _classify_parts(
     **kwargs: Any,
 ) -> ClassifySummary:
     """Run the tasks, then merge their parts and add up their counts."""
-    from attpc_classify.predict import ClassifySummary, output_attrs
+    from attpc_classify.predict import ClassifySummary, count_predicted, output_attrs
 
     info = trained.info
     parts: list[ClassifyPart] = []
@@ -603,7 +609,7 @@ def _classify_parts(
 
     summary = ClassifySummary(out=out)
     skipped: Counter[str] = Counter()
-    predicted = np.zeros(len(info.output_names), dtype=np.int64)
+    predicted = np.zeros(len(info.output_names) + 1, dtype=np.int64)  # + empty
     for p in parts:
         summary.n_events += p.n_events
         summary.n_empty += p.n_empty
@@ -611,7 +617,7 @@ def _classify_parts(
         predicted += np.asarray(p.predicted, dtype=np.int64)
     summary.skipped = dict(skipped)
     summary.n_skipped = sum(skipped.values())
-    summary.predicted = {n: int(c) for n, c in zip(info.output_names, predicted, strict=True)}
+    summary.predicted = count_predicted(predicted, info.output_names)
     summary.wall_s = time.perf_counter() - start
     merge_predictions(
         parts, out, info.output_names, attrs=output_attrs(info, sources),

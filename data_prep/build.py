@@ -36,6 +36,7 @@ import multiprocessing as mp
 import os
 import queue
 import shutil
+import signal
 import threading
 import time
 from collections import Counter, OrderedDict
@@ -48,7 +49,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data_prep.errors import InputError
+from data_prep.atomic import atomic_path, check_writable, temp_path
+from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
@@ -97,6 +99,7 @@ class TaskResult:
     skipped: dict[str, int]
     empty: int
     out_of_range_points: int
+    nonpositive_points: int = 0  # inside the ranges, charge <= 0: clipped to zero
 
 
 @dataclass
@@ -108,6 +111,7 @@ class BuildSummary:
     skipped_by_reason: dict[str, int] = field(default_factory=dict)
     empty: int = 0
     out_of_range_points: int = 0
+    nonpositive_points: int = 0
     files: int = 0
     seconds: float = 0.0
     tasks: int = 0
@@ -124,10 +128,11 @@ class BuildSummary:
         why = ", ".join(f"{n:,} {r}" for r, n in sorted(self.skipped_by_reason.items()))
         skipped = f"skipped {self.skipped:,}" + (f" ({why})" if why else "")
         return (
-            f"{self.written:,} events written to {self.out}, {skipped}, "
-            f"{self.empty:,} empty (no point inside the image ranges), "
-            f"{self.out_of_range_points:,} out-of-range points dropped; "
-            f"{self.files} file(s) in {self.seconds:.1f} s ({rate:,.0f} events/s)"
+            f"{plural(self.written, 'event')} written to {self.out}, {skipped}, "
+            f"{self.empty:,} empty (no point with charge > 0 inside the image ranges), "
+            f"{plural(self.out_of_range_points, 'out-of-range point')} dropped, "
+            f"{plural(self.nonpositive_points, 'non-positive charge point')} ignored; "
+            f"{plural(self.files, 'file')} in {self.seconds:.1f} s ({rate:,.0f} events/s)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,7 +150,11 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files = sorted(c for c in p.iterdir() if c.is_file() and not c.name.startswith("."))
+            try:
+                names = list(p.iterdir())
+            except OSError as err:
+                raise InputError(f"cannot list directory ({err.strerror})", path=p) from None
+            files = sorted(c for c in names if c.is_file() and not c.name.startswith("."))
             if not files:
                 raise InputError("directory has no files", path=p)
             out.extend(files)
@@ -160,6 +169,27 @@ def expand_inputs(paths: Iterable[str | Path]) -> list[Path]:
     if not out:
         raise InputError("no input files")
     return out
+
+
+def check_memory(config: ImageConfig, fraction: float = 0.5) -> None:
+    """Refuse image settings whose projection of one event would not fit in memory.
+
+    One event needs a float64 scratch entry and an output value per pixel and voxel;
+    ``--size 100000`` asks for ~300 GiB, found here instead of by the allocator.
+    """
+    per_event = len(config.views) * config.size**2 + config.voxel_grid**3
+    need = per_event * (8 + np.dtype(config.dtype).itemsize)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not POSIX: no limit known
+        return
+    if need > fraction * total:
+        raise InputError(
+            f"images of {len(config.views)} x {config.size}^2 pixels"
+            + (f" + {config.voxel_grid}^3 voxels" if config.voxel_grid else "")
+            + f" need {need / 2**30:.1f} GiB per event; this machine has "
+            f"{total / 2**30:.0f} GiB: choose a smaller size or voxel grid"
+        )
 
 
 def default_task_events(config: ImageConfig) -> int:
@@ -210,7 +240,7 @@ def plan_tasks(
         Unreadable/unknown files, image files (already preprocessed), or inputs that
         declare different class names.
     """
-    per_task = events_per_task or default_task_events(config)
+    per_task = default_task_events(config) if events_per_task is None else events_per_task
     if per_task < 1:
         raise InputError(f"events per task must be >= 1, got {per_task}")
     files: list[tuple[str, str, int]] = []
@@ -373,7 +403,7 @@ def run_task(
     """
     options = reader_options or {}
     skipped: Counter[str] = Counter()
-    counts = {"written": 0, "empty": 0, "out_of_range_points": 0}
+    counts = {"written": 0, "empty": 0, "out_of_range_points": 0, "nonpositive_points": 0}
     skipped_at_flush = 0
 
     def on_skip(event_id: int, reason: str) -> None:
@@ -397,6 +427,7 @@ def run_task(
             counts["written"] += len(batch)
             counts["empty"] += int(proj.empty.sum())
             counts["out_of_range_points"] += int(proj.n_outside.sum())
+            counts["nonpositive_points"] += int(proj.n_nonpositive.sum())
         n_skipped = sum(skipped.values())
         if progress is not None:
             progress(len(batch) + n_skipped - skipped_at_flush)
@@ -429,6 +460,54 @@ def read_part(path: str | Path) -> TaskResult:
         skipped={k: int(v) for k, v in summary["skipped"].items()},
         empty=int(summary["empty"]),
         out_of_range_points=int(summary["out_of_range_points"]),
+        nonpositive_points=int(summary.get("nonpositive_points", 0)),
+    )
+
+
+def first_duplicate(run: np.ndarray, event_id: np.ndarray) -> tuple[int, int] | None:
+    """Rows ``(i, j)``, ``i < j``, of the first repeated ``(run, event_id)`` pair, or None."""
+    keys = np.stack([np.asarray(run, np.int64), np.asarray(event_id, np.int64)], axis=1)
+    if len(keys) < 2:
+        return None
+    order = np.lexsort((keys[:, 1], keys[:, 0]))
+    same = np.flatnonzero((keys[order][1:] == keys[order][:-1]).all(axis=1))
+    if same.size == 0:
+        return None
+    a, b = order[same[0]], order[same[0] + 1]
+    return int(min(a, b)), int(max(a, b))
+
+
+def check_unique_events(results: Sequence[TaskResult], tasks: Sequence[Task]) -> None:
+    """Refuse an output in which one ``(run, event)`` pair would appear twice.
+
+    A renamed copy of a run file (or two files that record the same run number) would
+    otherwise put the same events in the training data twice; pairs are the key that
+    `classify`, `evaluate --sim` and every join downstream rely on.
+    """
+    parts = [r for r in sorted(results, key=lambda r: r.index) if r.written > 0]
+    by_index = {t.index: t for t in tasks}
+    runs, ids, owner = [], [], []  # owner: the file each row came from, where known
+    for r in parts:
+        with h5py.File(r.part, "r") as f:
+            runs.append(f["run"][()])
+            ids.append(f["event_id"][()])
+        segments = by_index[r.index].segments
+        if sum(s.stop - s.start for s in segments) == r.written:  # nothing skipped
+            owner += [s.path for s in segments for _ in range(s.stop - s.start)]
+        else:
+            owner += [" or ".join(sorted({s.path for s in segments}))] * r.written
+    if not parts:
+        return
+    run, event_id = np.concatenate(runs), np.concatenate(ids)
+    dup = first_duplicate(run, event_id)
+    if dup is None:
+        return
+    where = [owner[i] for i in dup]
+    source = where[0] if where[0] == where[1] else f"{where[0]} and in {where[1]}"
+    raise InputError(
+        f"run {int(run[dup[0]])} event {int(event_id[dup[0]])} appears twice (in {source}): "
+        "every (run, event) must be unique; drop the copy, or give the files their own run "
+        "numbers (--run, simulate --first-run)"
     )
 
 
@@ -627,9 +706,27 @@ def _plan_record(
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def _plan_difference(old: Any, new: dict[str, Any]) -> str:
+    """What differs between two plan records, in words (for the refused --resume)."""
+    if not isinstance(old, dict):
+        return "settings (its plan.json is unreadable)"
+    if old.get("inputs") != new["inputs"]:
+        was = {f["path"] for f in old.get("inputs", [])}
+        now = {f["path"] for f in new["inputs"]}
+        if was != now:
+            return f"input files ({len(was)} then, {len(now)} now)"
+        return "versions of the input files (size or modification time changed)"
+    for group in ("config", "reader_options"):
+        a, b = old.get(group) or {}, new[group] or {}
+        keys = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        if keys:
+            k = keys[0]
+            return f"setting {k}={a.get(k)!r} (now {b.get(k)!r})"
+    return "task split (--events-per-task) or class names"
 
 
 def _prepare_parts(
@@ -643,9 +740,10 @@ def _prepare_parts(
             old = json.loads(plan_file.read_text())
         except (OSError, json.JSONDecodeError):
             old = None
-        if old != json.loads(json.dumps(plan)):
+        new = json.loads(json.dumps(plan))
+        if old != new:
             raise InputError(
-                "the interrupted run there used other inputs or settings; "
+                f"the interrupted run there used other {_plan_difference(old, new)}; "
                 "drop --resume to start over",
                 path=parts_dir,
             )
@@ -678,10 +776,49 @@ def _prepare_parts(
 _PROGRESS_QUEUE: Any = None
 
 
-def _init_worker(progress_queue: Any) -> None:
+def _init_worker(progress_queue: Any, parts_dir: str | None = None, parent: int = 0) -> None:
+    """Pool worker set-up: progress queue, and death with the parent process.
+
+    The worker asks the kernel for SIGTERM when its parent dies (Linux
+    ``PR_SET_PDEATHSIG``; even a SIGKILLed parent), and on SIGTERM deletes its own
+    half-written part and exits at once: no orphan keeps computing, nothing half-written
+    stays in the parts directory.
+    """
     global _PROGRESS_QUEUE
     _PROGRESS_QUEUE = progress_queue
     keep_freed_memory()  # our own worker process
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+
+    def die(signum: int, frame: object) -> None:
+        if parts_dir is not None:
+            for tmp in Path(parts_dir).glob(f".*.tmp-{os.getpid()}"):
+                tmp.unlink(missing_ok=True)
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, die)
+    _die_with_parent()
+    if parent and os.getppid() != parent:  # the parent died before the request took
+        die(signal.SIGTERM, None)
+
+
+def _die_with_parent() -> None:
+    """SIGTERM to this process when its parent exits (Linux only; elsewhere nothing)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # 1 = PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def remove_unfinished(parts_dir: Path) -> None:
+    """After a failed or interrupted run: delete half-written parts; keep the parts
+    directory only when it holds finished parts that ``--resume`` can reuse."""
+    if not parts_dir.is_dir():
+        return
+    for tmp in parts_dir.glob(".*.tmp-*"):
+        tmp.unlink(missing_ok=True)
+    if not any(parts_dir.glob("part_*.h5")):
+        shutil.rmtree(parts_dir, ignore_errors=True)
 
 
 def _run_task_in_worker(task: Task, *args: Any, **kwargs: Any) -> TaskResult:
@@ -773,7 +910,10 @@ def build_images(
         raise InputError("output file is also an input", path=out)
     if not out.parent.is_dir():
         raise InputError("output directory does not exist", path=out.parent)
+    check_writable(out)
+    check_memory(config)
     options = reader_options_for(config, reader_options)
+    parts_dir: Path | None = None  # set once planning succeeded: then this run owns it
     try:
         tasks = plan_tasks(
             inputs,
@@ -802,6 +942,7 @@ def build_images(
         )
         if executor is not None:
             _run_tasks(executor, todo, results, config, parts_dir, kwargs, progress)
+            _check_or_discard(results, tasks, parts_dir)
             counts = _totals(results.values())
             merge_parts(
                 list(results.values()), out, config, summary=counts, executor=executor, **merge
@@ -813,9 +954,10 @@ def build_images(
                 max_workers=min(workers, len(todo)),
                 mp_context=ctx,
                 initializer=_init_worker,
-                initargs=(progress_queue,),
+                initargs=(progress_queue, str(parts_dir), os.getpid()),
             ) as pool:
                 _run_tasks(pool, todo, results, config, parts_dir, kwargs, progress, progress_queue)
+                _check_or_discard(results, tasks, parts_dir)
                 counts = _totals(results.values())
                 merge_parts(
                     list(results.values()), out, config, summary=counts, executor=pool, **merge
@@ -825,8 +967,14 @@ def build_images(
                 r = run_task(t, config, parts_dir, progress=progress, **kwargs)
                 results[r.index] = r
             close_cached_readers()
+            _check_or_discard(results, tasks, parts_dir)
             counts = _totals(results.values())
             merge_parts(list(results.values()), out, config, summary=counts, **merge)
+    except BaseException:
+        if parts_dir is not None:
+            remove_unfinished(parts_dir)
+        temp_path(out).unlink(missing_ok=True)  # a merge's temporary output
+        raise
     finally:
         close_cached_readers()
     shutil.rmtree(parts_dir, ignore_errors=True)
@@ -839,6 +987,17 @@ def build_images(
         discarded_parts=discarded,
         **counts,
     )
+
+
+def _check_or_discard(
+    results: dict[int, TaskResult], tasks: Sequence[Task], parts_dir: Path
+) -> None:
+    """`check_unique_events`; on refusal the parts are deleted (no resume can fix it)."""
+    try:
+        check_unique_events(list(results.values()), tasks)
+    except InputError:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+        raise
 
 
 def _run_tasks(
@@ -873,6 +1032,10 @@ def _run_tasks(
         for fut in pending:
             fut.cancel()
         if isinstance(executor, ProcessPoolExecutor):
+            # Stop now rather than after the tasks already queued to the workers: on
+            # SIGTERM they delete their half-written part and exit (`_init_worker`).
+            for proc in list((getattr(executor, "_processes", None) or {}).values()):
+                proc.terminate()
             executor.shutdown(wait=True, cancel_futures=True)
         raise
     if progress_queue is not None:
@@ -881,15 +1044,17 @@ def _run_tasks(
 
 def _totals(results: Iterable[TaskResult]) -> dict[str, Any]:
     skipped: Counter[str] = Counter()
-    written = empty = outside = 0
+    written = empty = outside = nonpositive = 0
     for r in results:
         written += r.written
         empty += r.empty
         outside += r.out_of_range_points
+        nonpositive += r.nonpositive_points
         skipped.update(r.skipped)
     return {
         "written": written,
         "skipped_by_reason": dict(sorted(skipped.items())),
         "empty": empty,
         "out_of_range_points": outside,
+        "nonpositive_points": nonpositive,
     }

@@ -59,3 +59,8 @@ def _rebuild(cls: type, message: str, state: dict) -> InputError:
     InputError.__init__(err, message, path=state.get("path"), event=state.get("event"))
     err.__dict__.update(state)
     return err
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``"1 event"``, ``"2 events"``, ``"1,000 run files"``: a count with its noun."""
+    return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"

@@ -279,12 +279,15 @@ class ImageSet:
 def read_info(path: str | Path) -> dict[str, Any]:
     """Attributes of an image file, decoded, without reading any image."""
     path = Path(path)
+    if not path.exists():
+        raise InputError("file not found", path=path)
     try:
         with h5py.File(path, "r") as f:
             attrs = {
                 k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()
             }
             has_voxels = "voxels" in f
+            lengths = {n: f[n].shape[0] for n in _REQUIRED if isinstance(f.get(n), h5py.Dataset)}
     except (OSError, ValueError):
         raise InputError("not a readable HDF5 file", path=path) from None
     if attrs.get("format") != FORMAT:
@@ -294,12 +297,21 @@ def read_info(path: str | Path) -> dict[str, Any]:
             f"image file format_version {attrs.get('format_version')} is not {FORMAT_VERSION}",
             path=path,
         )
+    missing = [f"/{n}" for n in _REQUIRED if n not in lengths]
+    if missing:
+        raise InputError(f"image file lacks {', '.join(missing)} (damaged or edited)", path=path)
+    if len(set(lengths.values())) > 1:
+        raise InputError(f"image file datasets differ in length: {lengths}", path=path)
     for key in ("class_names", "views", "sources", "summary"):
         if key in attrs and isinstance(attrs[key], str):
             attrs[key] = json.loads(attrs[key])
     attrs["image_config"] = ImageConfig.from_json(attrs["image_config"])
     attrs["has_voxels"] = has_voxels
     return attrs
+
+
+#: datasets every image file has, one row per event (label -1 = unknown)
+_REQUIRED = ("images", "event_id", "run", "label")
 
 
 def read_images(

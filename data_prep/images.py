@@ -8,7 +8,9 @@ points/event with voxels, against ~3k/s for per-event ``np.histogram2d``).
 Pixel value = ``transform(sum of charge in the pixel) / transform(charge_scale)``,
 clipped to [0, 1] and then stored as uint8 (x255) or float16. ``charge_scale`` is a fixed
 number recorded in the image file, never a per-event or per-file maximum, so training
-and real data are scaled identically.
+and real data are scaled identically. Charge <= 0 (baseline-subtracted amplitudes) is
+clipped to zero and counted (`Projection.n_nonpositive`); an event with no point of
+positive charge inside the ranges is *empty* (blank images).
 """
 
 from __future__ import annotations
@@ -54,6 +56,8 @@ class ImageConfig:
         bad = [v for v in self.views if v not in VIEW_AXES]
         if not self.views or bad:
             raise InputError(f"views must be a non-empty subset of {list(VIEW_AXES)}, got {bad}")
+        if len(set(self.views)) != len(self.views):
+            raise InputError(f"views must not repeat, got {list(self.views)}")
         if self.size < 4:
             raise InputError(f"image size must be >= 4 pixels, got {self.size}")
         for name in ("x_range", "y_range", "z_range"):
@@ -105,11 +109,17 @@ class Projection:
     n_points: np.ndarray  # (B,) points per event before range cuts
     n_outside: np.ndarray  # (B,) points dropped as outside the ranges
     extra: dict = field(default_factory=dict)
+    # (B,) points inside the ranges whose charge is <= 0: they add nothing to any pixel
+    n_nonpositive: np.ndarray | None = None
 
     @property
     def empty(self) -> np.ndarray:
-        """(B,) True where no point of the event landed inside the ranges."""
-        return self.n_points - self.n_outside == 0
+        """(B,) True where no point with positive charge landed inside the ranges:
+        the images are blank, and a model's output on them means nothing."""
+        usable = self.n_points - self.n_outside
+        if self.n_nonpositive is not None:
+            usable = usable - self.n_nonpositive
+        return usable == 0
 
 
 def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
@@ -167,6 +177,12 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
                 out.append(idx)
     outside = ~inside
     n_outside = np.bincount(event_of_point[outside], minlength=batch)
+    # Non-positive charge (baseline-subtracted real data dips below zero) is clipped to
+    # zero: a negative point would cancel real charge in its pixel, and a shift would
+    # depend on each file's baseline. Such points are counted, never drawn.
+    nonpositive = inside & ~(columns[3] > 0)
+    n_nonpositive = np.bincount(event_of_point[nonpositive], minlength=batch)
+    charge = np.where(nonpositive, 0.0, columns[3]) if nonpositive.any() else columns[3]
 
     # Flat indices into one buffer: images (B, C, S, S), then voxels (B, G, G, G).
     flats = []
@@ -190,7 +206,7 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
         flat += vbins[2]
         flats.append(flat)
 
-    sums = _sum_at(flats, columns[3], dump + max(img_per_event, g**3))
+    sums = _sum_at(flats, charge, dump + max(img_per_event, g**3))
     out = np.zeros(dump, dtype=config.dtype)
     for flat, summed in zip(flats, sums, strict=True):
         keep = (flat < dump) & (summed > 0)
@@ -198,7 +214,13 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
         out[flat[keep]] = _scale_values(summed[keep], config)
     images = out[:n_img].reshape(batch, n_chan, size, size)
     voxels = out[n_img:].reshape(batch, g, g, g) if g else None
-    return Projection(images=images, voxels=voxels, n_points=counts, n_outside=n_outside)
+    return Projection(
+        images=images,
+        voxels=voxels,
+        n_points=counts,
+        n_outside=n_outside,
+        n_nonpositive=n_nonpositive,
+    )
 
 
 #: Largest scratch buffer (elements) one pass uses; bigger batches are cut into slices.
@@ -242,6 +264,7 @@ def _project_in_slices(
         voxels=None if parts[0].voxels is None else np.concatenate([p.voxels for p in parts]),
         n_points=counts,
         n_outside=np.concatenate([p.n_outside for p in parts]),
+        n_nonpositive=np.concatenate([p.n_nonpositive for p in parts]),
     )
 
 
@@ -267,6 +290,7 @@ def project(events: Sequence[Event], config: ImageConfig) -> Projection:
             voxels=np.zeros((0, g, g, g), dtype=config.dtype) if g else None,
             n_points=np.zeros(0, np.int64),
             n_outside=np.zeros(0, np.int64),
+            n_nonpositive=np.zeros(0, np.int64),
         )
     counts = np.array([e.points.shape[0] for e in events], dtype=np.int64)
     points = np.concatenate([e.points[:, :4] for e in events], axis=0)

@@ -185,7 +185,7 @@ def test_skip_bad_counts_and_goes_on(trained, tmp_path, capsys):
                "--quiet"])  # fmt: skip
     assert rc == 0
     assert len(read_predictions(out)["event_id"]) == 8
-    assert "skipped 1 bad events" in capsys.readouterr().out
+    assert "skipped 1 bad event (" in capsys.readouterr().out
 
 
 def test_binary_run_and_compare(trained, tmp_path, capsys):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from _synthetic import make_image_file
 
-from attpc_classify.checkpoint import load_run, read_json, write_json
+from attpc_classify.checkpoint import load_run, read_json, write_model_json
 from attpc_classify.cli import main
 from attpc_classify.decision import choose_proton_threshold, decide, proton_f1
 from attpc_classify.predict import read_predictions
@@ -55,7 +55,7 @@ def test_val_f1_threshold_recorded_and_applied_everywhere(tmp_path, capsys) -> N
 
     # force a threshold no argmax would give, so the rule is visible in every output
     meta = read_json(run / "model.json")
-    write_json(run / "model.json", meta | {"decision": decision | {"proton_threshold": 0.99}})
+    write_model_json(run, meta | {"decision": decision | {"proton_threshold": 0.99}})
     assert main(["evaluate", str(run), "--data", str(test), "--n-boot", "0", "--no-figures",
                  "--quiet"]) == 0  # fmt: skip
     metrics = json.loads((run / "eval" / "test" / "metrics.json").read_text())
@@ -68,6 +68,6 @@ def test_val_f1_threshold_recorded_and_applied_everywhere(tmp_path, capsys) -> N
     assert (got["p_proton"] < 0.99).all()
 
     # a mangled threshold is a one-line error, not a traceback
-    write_json(run / "model.json", meta | {"decision": {"proton_threshold": "high"}})
+    write_model_json(run, meta | {"decision": {"proton_threshold": "high"}})
     assert main(["classify", str(run), str(test), "--out", str(out), "--quiet"]) == 2
     assert "model.json" in capsys.readouterr().err

@@ -22,8 +22,6 @@ CLI = ("attpc_classify.cli", "attpc_classify.commands")
 #: out of the graph. Empty this as those land.
 ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset(
     {
-        # rel: report draws evaluate's results and evaluate calls report's plots
-        ("attpc_classify.evaluate", "attpc_classify.report"),
         # later step of issue 15: checkpoint <-> engine <-> models
         ("attpc_classify.checkpoint", "attpc_classify.engine"),
         ("attpc_classify.checkpoint", "attpc_classify.models"),

@@ -57,10 +57,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
 
-    from tqdm import tqdm
-
+    from attpc_classify.commands import event_bar
     from attpc_classify.commands.preprocess import reader_options
 
     bar = None
@@ -68,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     def on_plan(total: int) -> None:
         # opened once every input is checked, so a mismatch error prints only its line
         nonlocal bar
-        bar = tqdm(total=total, unit="ev", disable=args.quiet, desc="classify", file=sys.stderr)
+        bar = event_bar(total, "classify", quiet=args.quiet)
 
     common = dict(
         format=args.format,
@@ -119,14 +117,19 @@ def _classify_on_cluster(args: argparse.Namespace, common: dict):
 
 def _report(summary) -> None:
     """The summary lines (the same with and without --scheduler)."""
+    from data_prep.errors import plural
+
     counts = ", ".join(f"{k} {v}" for k, v in summary.predicted.items())
     print(
-        f"{summary.n_events} events classified ({counts}) "
+        f"{plural(summary.n_events, 'event')} classified ({counts}) "
         f"in {summary.wall_s:.1f} s, {summary.events_per_s:.0f} events/s"
     )
     if summary.n_skipped:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items()))
-        print(f"skipped {summary.n_skipped} bad events ({reasons})")
+        print(f"skipped {plural(summary.n_skipped, 'bad event')} ({reasons})")
     if summary.n_empty:
-        print(f"{summary.n_empty} events had no point inside the image ranges")
+        print(
+            f"{plural(summary.n_empty, 'event')} without a point of charge > 0 inside the "
+            "image ranges: label 'empty', no probabilities"
+        )
     print(f"wrote {summary.out}")

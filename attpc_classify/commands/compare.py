@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from attpc_classify.report import compare_runs
+    from attpc_classify.evaluate import compare_runs
 
     result = compare_runs(
         args.runs, args.out, data=args.data, n_boot=args.n_boot, seed=args.seed, title=args.title

@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
             desc=stage,
             unit="ev",
             leave=False,
-            disable=args.quiet,
+            disable=True if args.quiet else None,  # None: no bar in non-TTY logs
             file=sys.stderr,
             dynamic_ncols=True,
         )

@@ -33,9 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def summary_lines(metrics: dict) -> list[str]:
     """Human-readable lines of an evaluation's headline numbers."""
     from attpc_classify.report import fmt_estimate
+    from data_prep.errors import plural
 
     lines = [
-        f"{metrics['n_labelled']} labelled events"
+        plural(metrics["n_labelled"], "labelled event")
         + (f" ({metrics['n_unlabelled']} unlabelled excluded)" if metrics["n_unlabelled"] else "")
     ]
     for task, m in metrics["tasks"].items():
@@ -66,11 +67,9 @@ def summary_lines(metrics: dict) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
-    from tqdm import tqdm
 
     from attpc_classify.checkpoint import load_run
+    from attpc_classify.commands import event_bar
     from attpc_classify.evaluate import evaluate_run
     from data_prep.imagefile import read_info
 
@@ -82,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         # opened on the first batch, so a mismatch error prints only its one line
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=n, unit="ev", disable=args.quiet, desc="evaluate", file=sys.stderr)
+            bar = event_bar(n, "evaluate", quiet=args.quiet)
         bar.update(k)
 
     try:
@@ -103,7 +102,5 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     for line in summary_lines(result.metrics):
         print(line)
-    if not result.metrics["tasks"]:
-        print("no labelled events: nothing to score", file=sys.stderr)
     print(f"wrote {result.metrics_path}")
     return 0

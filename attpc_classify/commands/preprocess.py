@@ -155,6 +155,7 @@ def reader_options(args: argparse.Namespace) -> dict:
 def run(args: argparse.Namespace) -> int:
     import tqdm
 
+    from attpc_classify.commands import event_bar
     from data_prep.build import build_images, keep_freed_memory
 
     keep_freed_memory()  # this process is ours: keep freed memory for reuse
@@ -167,16 +168,7 @@ def run(args: argparse.Namespace) -> int:
     bars: list[tqdm.tqdm] = []  # created once planning succeeded: errors stay one line
 
     def on_plan(total: int) -> None:
-        bars.append(
-            tqdm.tqdm(
-                total=total,
-                unit="ev",
-                unit_scale=True,
-                smoothing=0.05,
-                disable=args.quiet,
-                file=sys.stderr,
-            )
-        )
+        bars.append(event_bar(total, None, quiet=args.quiet, unit_scale=True, smoothing=0.05))
 
     def progress(n: int) -> None:
         if bars:
@@ -208,10 +200,13 @@ def run(args: argparse.Namespace) -> int:
             events_per_task=args.events_per_task,
             on_plan=on_plan,
         )
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # also SIGTERM (attpc_classify.cli.Terminated)
         for bar in bars:
             bar.close()
-        print("finished parts are kept: rerun with --resume to continue", file=sys.stderr)
+        from data_prep.build import parts_dir_for
+
+        if parts_dir_for(args.out).is_dir():
+            print("finished parts are kept: rerun with --resume to continue", file=sys.stderr)
         raise
     finally:
         for bar in bars:

@@ -5,10 +5,12 @@ Examples::
     attpc-classify show sim/run_0000.h5 --event 12                 # -> run_0000_event12.png
     attpc-classify show real.root --event 3 --views xy,zy,zx --size 128 --out ev3.png
     attpc-classify show images.h5 --event 12                        # stored images only
+    attpc-classify show images.h5 --event 12 --run 5                # event 12 of run 5
 
 For point-cloud files the views are made with the same `project` call preprocessing
 uses (defaults <- ``--config`` <- ``--set`` <- flags), so the panels are exactly what a
-model trained with that config sees. For image files the stored images are shown.
+model trained with that config sees. For image files the stored images are shown;
+``--run`` picks the run when an event id occurs in several.
 """
 
 from __future__ import annotations
@@ -48,12 +50,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from attpc_classify.display import describe_event, save_event_png
-    from data_prep.errors import InputError
+    from data_prep.atomic import check_writable
+    from data_prep.build import check_memory
+    from data_prep.errors import InputError, plural
     from data_prep.events import CLASS_NAMES
     from data_prep.images import project
     from data_prep.readers import detect_format, open_events
 
     out = args.out or Path(f"{args.file.stem}_event{args.event}.png")
+    check_writable(out)
     fmt = detect_format(args.file) if args.format == "auto" else args.format
     if fmt == "images":
         from data_prep.imagefile import read_images, read_info
@@ -65,9 +70,19 @@ def run(args: argparse.Namespace) -> int:
             )
         info = read_info(args.file)
         with open_events(args.file, "images") as reader:
-            where = np.flatnonzero(reader.event_ids() == args.event)
+            match = reader.event_ids() == args.event
+            runs = reader.runs()
+        if args.run is not None:
+            match &= runs == args.run
+        where = np.flatnonzero(match)
+        in_run = "" if args.run is None else f" of run {args.run}"
         if where.size == 0:
-            raise InputError(f"no event {args.event} in this image file", path=args.file)
+            raise InputError(f"no event {args.event}{in_run} in this image file", path=args.file)
+        if len(set(runs[where].tolist())) > 1:
+            found = ", ".join(str(r) for r in sorted(set(runs[where].tolist())))
+            raise InputError(
+                f"event {args.event} is in runs {found}: say which with --run", path=args.file
+            )
         data = read_images(args.file, select=where[:1])
         names = tuple(info["class_names"])
         what = describe_event(int(data.run[0]), args.event, int(data.label[0]), names)
@@ -75,14 +90,18 @@ def run(args: argparse.Namespace) -> int:
         save_event_png(out, data.images[0], data.config, title=title)
     else:
         config = image_config(args)
+        check_memory(config)
         options = {**reader_options(args), "charge": config.charge_column}
         with open_events(args.file, fmt, **options) as reader:
             event = reader.read_event(args.event)
             names = reader.class_names or CLASS_NAMES
         proj = project([event], config)
         what = describe_event(event.run, event.event_id, event.label, names)
-        outside = int(proj.n_outside[0])
-        title = f"{args.file.name}: {what}, {event.n_points} points ({outside} outside ranges)"
+        outside, nonpositive = int(proj.n_outside[0]), int(proj.n_nonpositive[0])
+        title = (
+            f"{args.file.name}: {what}, {plural(event.n_points, 'point')} ({outside} outside "
+            f"ranges, {nonpositive} with charge <= 0{', blank images' if proj.empty[0] else ''})"
+        )
         save_event_png(out, proj.images[0], config, event=event, title=title)
     print(out)
     return 0

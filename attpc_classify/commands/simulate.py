@@ -10,7 +10,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from attpc_classify.config import resolve_preset
+from attpc_classify.config import find_config
+from data_prep.errors import plural
 
 HELP = "labelled AT-TPC events with attpc-engine (proton / carbon / other)"
 
@@ -53,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def resolve_config(name: str) -> Path:
-    """A path as given, else ``configs/sim/<name>.yaml``."""
-    return resolve_preset("sim", name)
+    """A path as given, else the shipped preset ``configs/sim/<name>.yaml``."""
+    return find_config(name, "sim")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -72,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
         # opened on the first event, so a config or output error prints only its line
         nonlocal bar
         if bar is None:
-            bar = tqdm(total=args.events, unit="ev", desc="simulate", file=sys.stderr)
+            bar = tqdm(total=args.events, unit="ev", desc="simulate", file=sys.stderr, disable=None)
         bar.update(n)
 
     try:
@@ -91,9 +92,9 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print(
-        f"{summary.n_events} events ({config.name}, seed {args.seed}) in "
-        f"{len(summary.files)} run files, {summary.seconds:.1f} s"
-        + (f"; kept {len(summary.resumed)} finished files" if summary.resumed else "")
+        f"{plural(summary.n_events, 'event')} ({config.name}, seed {args.seed}) in "
+        f"{plural(len(summary.files), 'run file')}, {summary.seconds:.1f} s"
+        + (f"; kept {plural(len(summary.resumed), 'finished file')}" if summary.resumed else "")
     )
     print(f"{'class':<8} {'events':>7} {'rejected':>9} {'mean points':>12}")
     for name, count in summary.classes.items():

@@ -73,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     main_rank = env_from_vars().is_main
     bar = None
     if not args.quiet and cfg.model.name != "logreg" and main_rank:
-        bar = tqdm(unit="img", desc="train", dynamic_ncols=True, leave=False)
+        bar = tqdm(unit="img", desc="train", dynamic_ncols=True, leave=False, disable=None)
 
     def log(line: str) -> None:
         (bar.write if bar is not None else print)(line)

@@ -82,10 +82,10 @@ class Cache:
 
 def sim_config(spec: SimSpec):
     """The resolved `data_prep.simulate.SimConfig` of a preset name or YAML path."""
-    from attpc_classify.config import load_config, resolve_preset
+    from attpc_classify.config import find_config, load_config
     from data_prep.simulate import SimConfig
 
-    return load_config(SimConfig, resolve_preset("sim", spec.preset), list(spec.overrides))
+    return load_config(SimConfig, find_config(spec.preset, "sim"), list(spec.overrides))
 
 
 def simulate_stage(

@@ -42,6 +42,10 @@ class ImageFileReader(ReaderBase):
     def event_ids(self) -> np.ndarray:
         return self._file["event_id"][()].astype(np.int64, copy=False)
 
+    def runs(self) -> np.ndarray:
+        """Run number of every event, in file order."""
+        return self._file["run"][()].astype(np.int64, copy=False)
+
     def images(self, start: int, stop: int) -> np.ndarray:
         """``(stop - start, C, H, W)`` stored images of positions ``[start, stop)``."""
         return self._file["images"][start:stop]

@@ -160,8 +160,11 @@ class RootReader(ReaderBase):
             if branch in available:
                 self._branches[role] = branch
             elif role in REQUIRED or role in user_branches:
+                listed = ", ".join(sorted(available)) or "none"
                 raise InputError(
-                    f"tree {tree!r} has no branch {branch!r} (for {role})", path=self.path
+                    f"tree {tree!r} has no branch {branch!r} (for {role}; branches: {listed}); "
+                    f"name it with --root-branch {role}=NAME",
+                    path=self.path,
                 )
         self._n = int(self._tree.num_entries)
 
