@@ -22,9 +22,9 @@ from data_prep.sim.config import (
     NoiseConfig,
     ReactionConfig,
     SimConfig,
-    parse_isotope,
     validate_config,
 )
+from data_prep.sim.nuclei import parse_isotope
 from data_prep.sim.physics import NOISE_POINT_LABEL, EventGenerator, SimEvent, beam_range_mm
 from data_prep.sim.runfile import EVENT_DTYPE, FORMAT, FORMAT_VERSION, read_run_info
 from data_prep.sim.runner import (

@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 from data_prep.events import Event
-from data_prep.readers.pytpc import DriftCalibration
+from data_prep.readers.pytpc import DriftCalibration, from_simulation_frame
 
 CALIBRATION = DriftCalibration()
 
@@ -172,17 +172,23 @@ def write_attpcroot(
 
 
 def write_pytpc(
-    path: str | Path, events: Sequence[Event], *, calibration: DriftCalibration = CALIBRATION
+    path: str | Path,
+    events: Sequence[Event],
+    *,
+    calibration: DriftCalibration = CALIBRATION,
+    frame: str = "pytpc",
 ) -> Path:
-    """pytpc layout: ``/clean/<id>`` (N, 7) with z in time buckets."""
+    """pytpc layout: ``/clean/<id>`` (N, 7) with z in time buckets, in pytpc's frame
+    (z = 0 at the micromegas, beam along -z: `data_prep.readers.pytpc.FRAMES`)."""
     path = Path(path)
     with h5py.File(path, "w") as f:
         g = f.create_group("clean")
         for e in events:
             n = e.n_points
             data = np.empty((n, 7), dtype=np.float64)
-            data[:, 0], data[:, 1] = e.points[:, 0], e.points[:, 1]
-            data[:, 2] = calibration.to_time_bucket(e.points[:, 2])
+            xyz = from_simulation_frame(e.points[:, :3].copy(), frame)
+            data[:, 0], data[:, 1] = xyz[:, 0], xyz[:, 1]
+            data[:, 2] = calibration.to_time_bucket(xyz[:, 2])
             data[:, 3] = e.points[:, 3]
             data[:, 4] = np.arange(n) % 10240  # pad
             data[:, 5] = 2  # neighbours

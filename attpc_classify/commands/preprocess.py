@@ -63,6 +63,15 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--clock-mhz", type=float, help="pytpc: GET clock [MHz] (12.5)")
     parser.add_argument("--drift-velocity", type=float, help="pytpc: drift velocity [cm/us] (5.2)")
     parser.add_argument("--z-offset", type=float, help="pytpc: z of time bucket 0 [mm] (0)")
+    parser.add_argument(
+        "--frame",
+        choices=("pytpc", "pytpc-flip-x", "simulation"),
+        help="pytpc: the file's frame, rotated into the simulation's (default pytpc: "
+        "z = 0 at the micromegas, beam along -z; docs/simulation.md, 'One frame')",
+    )
+    parser.add_argument(
+        "--length-mm", type=float, help="pytpc: drift length about which z is flipped [mm] (1000)"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -126,6 +135,10 @@ def reader_options(args: argparse.Namespace) -> dict:
                 raise InputError(f"--root-branch {item!r} is not ROLE=NAME")
             branches[role] = name
         options["branches"] = branches
+    if getattr(args, "frame", None) is not None:
+        options["frame"] = args.frame
+    if getattr(args, "length_mm", None) is not None:
+        options["length_mm"] = args.length_mm
     drift = {
         "clock_mhz": args.clock_mhz,
         "drift_velocity": args.drift_velocity,

@@ -7,6 +7,15 @@ Layout::
 
 The drift coordinate is stored in GET time buckets; `DriftCalibration` turns it into mm
 (defaults from the e15503b experiment: 12.5 MHz GET clock, 5.2 cm/µs drift velocity).
+
+**Frame.** pytpc puts z = 0 at the micromegas with the beam travelling along -z; the
+simulation (and Spyral, attpc-engine) put z = 0 at the window with the beam along +z.
+`FRAMES` maps a file into the simulation frame by a *proper* rotation -- 180 deg about a
+transverse axis (flip z and one transverse axis) -- so a track keeps its handedness: a
+proton curls the same way whatever the file format. Flipping z alone would mirror the
+event and reverse every curl. Which transverse axis pytpc's field sign goes with is not
+documented for every file; ``frame="pytpc-flip-x"`` is the other proper choice and
+``frame="simulation"`` reads the coordinates as stored.
 """
 
 from __future__ import annotations
@@ -28,6 +37,13 @@ from data_prep.readers.base import (
 )
 
 N_COLUMNS = 7  # x, y, z (time bucket), amplitude, pad, n_neighbors, dist
+#: Frame of the file -> (sign of x, sign of y, z flipped to length - z): proper rotations
+#: into the simulation frame (z = 0 at the window, beam along +z), or the identity.
+FRAMES: dict[str, tuple[float, float, bool]] = {
+    "pytpc": (1.0, -1.0, True),  # 180 deg about x: y -> -y, z -> L - z
+    "pytpc-flip-x": (-1.0, 1.0, True),  # 180 deg about y: x -> -x, z -> L - z
+    "simulation": (1.0, 1.0, False),  # already z = 0 at the window, beam along +z
+}
 
 
 @dataclass(frozen=True)
@@ -54,6 +70,26 @@ class DriftCalibration:
         return (z_mm - self.z_offset) / self.mm_per_time_bucket
 
 
+def to_simulation_frame(
+    points: np.ndarray, frame: str = "pytpc", length_mm: float = 1000.0
+) -> np.ndarray:
+    """x, y, z of ``points`` (first three columns, in place) from ``frame`` into the
+    simulation frame; ``length_mm`` is the drift length (micromegas to window)."""
+    sx, sy, flip = FRAMES[frame]
+    points[:, 0] *= sx
+    points[:, 1] *= sy
+    if flip:
+        points[:, 2] = length_mm - points[:, 2]
+    return points
+
+
+def from_simulation_frame(
+    points: np.ndarray, frame: str = "pytpc", length_mm: float = 1000.0
+) -> np.ndarray:
+    """Inverse of `to_simulation_frame` (each map is its own inverse), in place."""
+    return to_simulation_frame(points, frame, length_mm)
+
+
 class PytpcReader(IdTableReader):
     """Stream events from a pytpc HDF5 file.
 
@@ -64,14 +100,19 @@ class PytpcReader(IdTableReader):
     run
         Run number (the file records none); else from a ``run_<n>`` file name, else 0.
     calibration
-        Drift calibration for the z column (time buckets -> mm).
+        Drift calibration for the z column (time buckets -> mm from the micromegas).
+    frame
+        The file's frame, a key of `FRAMES` ("pytpc" by default); points come out in
+        the simulation frame.
+    length_mm
+        Drift length [mm] (micromegas to window), about which z is flipped.
 
     Events yield ``points`` = x, y, z [mm], amplitude, then pad, n_neighbors, dist and
     the original time bucket as extra columns.
     """
 
     format = "pytpc"
-    options = frozenset({"run", "calibration"})
+    options = frozenset({"run", "calibration", "frame", "length_mm"})
 
     def __init__(
         self,
@@ -79,8 +120,15 @@ class PytpcReader(IdTableReader):
         *,
         run: int | None = None,
         calibration: DriftCalibration | None = None,
+        frame: str = "pytpc",
+        length_mm: float = 1000.0,
     ):
         super().__init__(path)
+        if frame not in FRAMES:
+            raise InputError(f"unknown frame {frame!r} (choose from {', '.join(FRAMES)})")
+        if not np.isfinite(length_mm) or length_mm <= 0:
+            raise InputError(f"length_mm must be a positive number, got {length_mm!r}")
+        self.frame, self.length_mm = frame, float(length_mm)
         self.calibration = calibration or DriftCalibration()
         self._file = open_hdf5(self.path)
         try:
@@ -110,6 +158,7 @@ class PytpcReader(IdTableReader):
         points = np.empty((data.shape[0], 8), dtype=np.float64)
         points[:, [0, 1, 3, 4, 5, 6]] = data[:, [0, 1, 3, 4, 5, 6]]
         points[:, 2] = self.calibration.to_mm(data[:, 2])
+        to_simulation_frame(points, self.frame, self.length_mm)
         points[:, 7] = data[:, 2]  # keep the time bucket
         check_points(points, path=self.path, event_id=event_id, n_columns=8)
         return Event(run=self.run, event_id=event_id, points=points, source=str(self.path))

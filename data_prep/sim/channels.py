@@ -44,6 +44,10 @@ class Channel:
         return self.label == CLASS_NAMES.index("other")
 
     @property
+    def proton(self) -> bool:
+        return self.label == CLASS_NAMES.index("proton")
+
+    @property
     def is_reaction(self) -> bool:
         return self.target is not None
 
@@ -57,6 +61,8 @@ CHANNELS: dict[str, Channel] = {
         Channel("alpha_43cl", 2, "1H", "4He", "1H(46Ar,alpha)43Cl, Q = -0.75 MeV"),
         Channel("alpha_54ti", 2, "12C", "4He", "12C(46Ar,alpha)54Ti*, fusion-evaporation"),
         Channel("pileup", 2, None, None, "two reactions in one readout window"),
+        Channel("p_inelastic", 0, "1H", "1H", "1H(46Ar,p')46Ar(2+, 1.55 MeV) inelastic"),
+        Channel("fusion_evap", 2, "12C", None, "12C(46Ar,xn yp zα): fusion-evaporation"),
     )
 }
 
@@ -79,6 +85,9 @@ def channel_weights(mix) -> dict[str, float]:
     others = [c for c in CHANNELS.values() if c.other]
     other_total = sum(float(getattr(mix, c.name)) for c in others)
     weights = {name: float(getattr(mix, cls)) for cls, name in CLASS_CHANNEL.items()}
+    # the proton class: elastic and (p,p') inelastic by the share mix.p_inelastic
+    weights["p_inelastic"] = float(mix.proton) * float(mix.p_inelastic)
+    weights["p_elastic"] -= weights["p_inelastic"]
     for c in others:
         share = float(getattr(mix, c.name)) / other_total if other_total > 0 else 0.0
         weights[c.name] = float(mix.other) * share

@@ -10,11 +10,13 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from data_prep.errors import InputError
+from data_prep.sim.channels import CHANNELS, PILEUP_CAPABLE
+from data_prep.sim.nuclei import parse_isotope
+from data_prep.sim.points import POINT_MODES
 
 #: GET electronics sample 512 time buckets per event.
 NUM_TIME_BUCKETS = 512
@@ -32,6 +34,7 @@ class BeamConfig:
     energy_spread: float = 0.003  # relative 1-sigma spread of the beam energy (0.003 = 0.3 %)
     divergence_deg: float = 0.5  # deg, beam direction uniform in a cone of this half-angle
     spot_sigma_mm: float = 2.0  # mm, 1-sigma radius of the beam spot (vertex rho)
+    spot_offset_mm: tuple[float, float] = (0.0, 0.0)  # mm, beam spot centre (x, y) off axis
     vertex_z_mm: tuple[float, float] = (0.0, 1000.0)  # mm, vertex range; window z=0, mesh z=L
 
 
@@ -57,6 +60,19 @@ class DetectorConfig:
     drift_velocity_cm_us: float = 5.2  # cm/us, electron drift velocity
     mpgd_gain: int = 12000  # micromegas gain, electrons out per electron in
     diffusion_v: float = 0.02  # V, transverse diffusion coefficient (sigma^2 = 2 D L / E)
+    # pads whose centre lies within this radius read nothing (attpc-engine always drops its
+    # own 122 beam pads, centres within 19.7 mm; a larger radius widens the blind core)
+    beam_pad_radius_mm: float = 0.0
+    dead_pad_fraction: float = 0.0  # share of pads that read nothing (drawn per event/file)
+    dead_chips: int = 0  # whole AGET chips (64 pads) that read nothing, the same all run
+    pad_gain_spread: float = 0.15  # sigma of the lognormal per-pad gain (fixed per detector)
+    # the drift (E) and the solenoid (B) are ~6 deg apart: charge drifting from depth d
+    # lands d tan(tilt_deg) off along tilt_azimuth_deg (a shear of the side views);
+    # attpc-engine itself has E and B along z, so 0 is the engine's own geometry
+    tilt_deg: float = 0.0
+    tilt_azimuth_deg: float = 90.0  # deg, direction of the shear in the pad plane
+    z_scale: float = 1.0  # z calibration: z_written = z_scale * z + z_offset_mm (drift
+    z_offset_mm: float = 0.0  # velocity and trigger offset are known to a few per cent)
 
 
 @dataclass
@@ -68,6 +84,12 @@ class ElectronicsConfig:
     shaping_time_ns: int = 502  # ns, GET shaping time
     micromegas_tb: int = 20  # time bucket of the micromegas (z = L)
     adc_threshold: float = 30.0  # ADC, a point needs amplitude above this
+    # how charge becomes points: "peaks" (Spyral: peaks of each pad's GET trace), "pad"
+    # (pytpc peaks_only: one point per pad), "bucket" (one point per pad and time bucket)
+    point_formation: str = "peaks"
+    peak_separation: float = 50.0  # buckets, Spyral GetParameters (its example config)
+    peak_prominence: float = 20.0  # ADC
+    peak_max_width: float = 50.0  # buckets
 
 
 @dataclass
@@ -77,6 +99,11 @@ class NoiseConfig:
     hits_per_event: tuple[int, int] = (2, 20)  # hits added to every event, uniform, inclusive
     noise_event_hits: tuple[int, int] = (20, 300)  # hits of a noise-only event (paper: 20-300)
     amplitude_adc: float = 40.0  # ADC, mean excess of a noise hit over the threshold (exp.)
+    # structured noise (docs/simulation.md, "Noise"); AGET chip = 64 consecutive pad ids
+    chip_rate: float = 0.2  # mean AGET chips per event whose 64 channels fire together
+    hot_pads: int = 3  # pads that fire in every event (the same pads all run)
+    burst_rate: float = 0.1  # mean time-bunched bursts per event (hits within a few buckets)
+    burst_hits: tuple[int, int] = (20, 100)  # hits of one burst, uniform
 
 
 @dataclass
@@ -85,9 +112,15 @@ class ReactionConfig:
 
     # deg, CM scattering angle range of 1H(46Ar,p); isotropic (near-barrier, resonant)
     proton_scattering_deg: tuple[float, float] = (0.0, 180.0)
-    # deg, CM scattering angle range of 12C(46Ar,12C); upper edge ~ grazing angle (~36 deg)
-    carbon_scattering_deg: tuple[float, float] = (15.0, 40.0)
+    # deg, CM scattering angle range of 12C(46Ar,12C); below 10 deg the recoil has < 1 MeV
+    carbon_scattering_deg: tuple[float, float] = (10.0, 180.0)
     carbon_rutherford: bool = True  # weight carbon angles by 1/sin^4(theta/2), else isotropic
+    # cut carbon angles at the classical grazing angle of the energy at the vertex (all
+    # angles below the Coulomb barrier); off: the fixed carbon_scattering_deg range
+    carbon_grazing: bool = True
+    carbon_radius_r0_fm: float = 1.4  # fm, R = r0 (A1^1/3 + A2^1/3): barrier 19 MeV on 12C
+    p_inelastic_excitation_mev: float = 1.554  # MeV, 46Ar first 2+ state ((p,p') channel)
+    fusion_max_particles: int = 8  # evaporated particles + residue per fusion event, at most
     alpha_43cl_excitation_mev: tuple[float, float] = (0.0, 2.0)  # MeV, 43Cl Ex uniform in range
     alpha_54ti_excitation_mev: tuple[float, float] = (35.0, 5.0)  # MeV, 54Ti Ex mean, sigma
     pileup_channels: tuple[str, ...] = ("p_elastic", "c12_elastic")  # drawn for each of two
@@ -98,12 +131,71 @@ class ClassMixConfig:
     """Relative weights of the classes, then of the channels inside class "other"."""
 
     proton: float = 663.0  # paper's labelled mix 663 : 340 : 1686
+    p_inelastic: float = 0.15  # share of the proton class that is 1H(46Ar,p')46Ar(2+)
     carbon: float = 340.0
     other: float = 1686.0
     noise: float = 0.35  # noise-only events (within "other")
     alpha_43cl: float = 0.2  # 1H(46Ar,alpha)43Cl
-    alpha_54ti: float = 0.2  # 12C(46Ar,alpha)54Ti*, fusion-evaporation stand-in
+    alpha_54ti: float = 0.0  # 12C(46Ar,alpha)54Ti*, the earlier two-body stand-in
+    fusion_evap: float = 0.2  # 12C(46Ar, n p alpha ...): fusion-evaporation, several particles
     pileup: float = 0.25  # two reactions in one event
+
+
+@dataclass
+class BeamAxisConfig:
+    """Beam ions along the axis, in every event of every class (data_prep/sim/beam.py)."""
+
+    incoming: bool = True  # the reacting ion's own track from the window to the vertex
+    extra_ions: tuple[int, int] = (0, 2)  # other beam ions in the readout window, uniform
+    scattered_fraction: float = 0.5  # share of the extra ions scattered on the way
+    scattering_deg: tuple[float, float] = (1.0, 8.0)  # deg, lab; small-angle Rutherford
+
+
+#: Knobs `RandomizeConfig` can draw, in draw order (the order is part of reproducibility).
+RANDOM_KNOBS: tuple[str, ...] = (
+    "gain_factor",
+    "adc_threshold",
+    "pressure_factor",
+    "field_factor",
+    "beam_energy_mev_u",
+    "diffusion_v",
+    "noise_hits",
+    "dead_pad_fraction",
+    "z_scale",
+    "z_offset_mm",
+    "beam_pad_radius_mm",
+    "tilt_deg",
+)
+
+
+@dataclass
+class RandomizeConfig:
+    """Domain randomisation: detector and beam knobs drawn from ``[min, max]`` ranges.
+
+    An empty range ``[]`` keeps the fixed value of the config. Draws come from their own
+    stream (``[seed, KNOB_STREAM, event or file]``), so switching randomisation on or off
+    leaves the physics draws of an event unchanged; the values used are stored per event
+    in the run file's event table.
+    """
+
+    per: str = "event"  # "event": new values every event; "file": one set per run file
+    gain_factor: tuple[float, ...] = ()  # x detector.mpgd_gain, log-uniform (e.g. 0.3-3)
+    adc_threshold: tuple[float, ...] = ()  # ADC, uniform
+    pressure_factor: tuple[float, ...] = ()  # x gas.pressure_torr, uniform (e.g. 0.95-1.05)
+    field_factor: tuple[float, ...] = ()  # x detector.magnetic_field_t, uniform (0.97-1.03)
+    beam_energy_mev_u: tuple[float, ...] = ()  # MeV/u before the window, uniform
+    diffusion_v: tuple[float, ...] = ()  # V, uniform
+    noise_hits: tuple[int, ...] = ()  # random hits per reaction event, integer uniform
+    dead_pad_fraction: tuple[float, ...] = ()  # uniform, [0, 1)
+    z_scale: tuple[float, ...] = ()  # uniform (e.g. 0.97-1.03)
+    z_offset_mm: tuple[float, ...] = ()  # mm, uniform
+    beam_pad_radius_mm: tuple[float, ...] = ()  # mm, uniform
+    tilt_deg: tuple[float, ...] = ()  # deg, E-B angle (shear of the side views), uniform
+
+    @property
+    def active(self) -> tuple[str, ...]:
+        """Names of the knobs with a range."""
+        return tuple(k for k in RANDOM_KNOBS if getattr(self, k))
 
 
 @dataclass
@@ -118,6 +210,8 @@ class SimConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     reactions: ReactionConfig = field(default_factory=ReactionConfig)
     mix: ClassMixConfig = field(default_factory=ClassMixConfig)
+    beam_axis: BeamAxisConfig = field(default_factory=BeamAxisConfig)
+    randomize: RandomizeConfig = field(default_factory=RandomizeConfig)
     # a reaction whose products leave fewer points above threshold is redrawn (and counted)
     min_signal_points: int = 10
     max_draws: int = 200  # redraws allowed per event before the config is declared hopeless
@@ -135,34 +229,6 @@ class SimConfig:
     def to_json(self) -> str:
         """Canonical JSON (sorted keys): stored in run files and compared on resume."""
         return json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
-
-
-_ISOTOPE = re.compile(r"^\s*(\d+)\s*([A-Za-z]{1,2})\s*$|^\s*([A-Za-z]{1,2})\s*-?\s*(\d+)\s*$")
-
-
-def parse_isotope(text: str, what: str = "nucleus") -> tuple[int, int]:
-    """``"46Ar"`` (or ``"Ar46"``, ``"ar-46"``) -> ``(Z, A)``, checked against the AME table.
-
-    Raises
-    ------
-    InputError
-        Unparsable text or a nucleus the mass table does not know.
-    """
-    from data_prep.sim.physics import nuclear_map, symbol_to_z
-
-    match = _ISOTOPE.match(str(text))
-    if not match:
-        raise InputError(f"{what}: cannot read isotope {text!r} (write it like '46Ar')")
-    a_text, symbol = (match[1], match[2]) if match[1] else (match[4], match[3])
-    z = symbol_to_z().get(symbol.capitalize())
-    if z is None:
-        raise InputError(f"{what}: unknown element {symbol!r} in {text!r}")
-    a = int(a_text)
-    try:
-        nuclear_map().get_data(z, a)
-    except KeyError:
-        raise InputError(f"{what}: unknown nucleus {text!r} (not in the AME 2020 table)") from None
-    return z, a
 
 
 def _number(key: str, value: Any, *, low: float | None = None, strict: bool = False) -> float:
@@ -186,10 +252,57 @@ def _pair(key: str, value: Any, *, low: float, high: float | None = None) -> tup
     return lo, hi
 
 
+def _fraction(key: str, value: Any) -> float:
+    number = _number(key, value, low=0)
+    if number >= 1:
+        raise InputError(f"config key {key!r} must be in [0, 1), got {value!r}")
+    return number
+
+
+#: Lowest value each randomised knob may take (None: any finite number).
+_KNOB_LOW: dict[str, float | None] = {
+    "gain_factor": 1e-3,
+    "adc_threshold": 0.0,
+    "pressure_factor": 1e-3,
+    "field_factor": 0.0,
+    "beam_energy_mev_u": 1e-3,
+    "diffusion_v": 0.0,
+    "noise_hits": 0.0,
+    "dead_pad_fraction": 0.0,
+    "z_scale": 1e-3,
+    "z_offset_mm": None,
+    "beam_pad_radius_mm": 0.0,
+    "tilt_deg": None,
+}
+
+
+def _validate_randomize(rand: RandomizeConfig) -> None:
+    if rand.per not in ("event", "file"):
+        raise InputError(f"config key 'randomize.per' must be 'event' or 'file', got {rand.per!r}")
+    for knob in RANDOM_KNOBS:
+        value = getattr(rand, knob)
+        if not value:
+            continue
+        key = f"randomize.{knob}"
+        low = _KNOB_LOW[knob]
+        if low is None:
+            if len(value) != 2:
+                raise InputError(f"config key {key!r} must be two numbers [min, max] or []")
+            lo, hi = (_number(key, v) for v in value)
+            if hi < lo:
+                raise InputError(f"config key {key!r} must be [min, max] with min <= max")
+        else:
+            lo, hi = _pair(key, value, low=low)
+        if knob == "noise_hits" and (lo != int(lo) or hi != int(hi)):
+            raise InputError("config key 'randomize.noise_hits' must hold integers")
+        if knob == "dead_pad_fraction" and hi >= 1:
+            raise InputError("config key 'randomize.dead_pad_fraction' must stay below 1")
+        if knob == "adc_threshold" and hi >= 4095:
+            raise InputError("config key 'randomize.adc_threshold' must stay below 4095 ADC")
+
+
 def validate_config(config: SimConfig) -> None:
     """Check a `SimConfig` before any simulation; raise `InputError` on the first problem."""
-    from data_prep.sim.channels import CHANNELS, PILEUP_CAPABLE
-
     if not isinstance(config, SimConfig):
         raise InputError(f"expected a SimConfig, got {type(config).__name__}")
     b, g, d, e, n, r, m = (
@@ -213,6 +326,17 @@ def validate_config(config: SimConfig) -> None:
     if b.divergence_deg > 10:
         raise InputError("config key 'beam.divergence_deg' must be <= 10 deg")
     _number("beam.spot_sigma_mm", b.spot_sigma_mm, low=0)
+    if len(b.spot_offset_mm) != 2:
+        raise InputError("config key 'beam.spot_offset_mm' must be two numbers [x, y]")
+    for v in b.spot_offset_mm:
+        _number("beam.spot_offset_mm", v)
+    a = config.beam_axis
+    lo, hi = _pair("beam_axis.extra_ions", a.extra_ions, low=0)
+    if lo != int(lo) or hi != int(hi):
+        raise InputError("config key 'beam_axis.extra_ions' must hold integers")
+    if not 0 <= _number("beam_axis.scattered_fraction", a.scattered_fraction, low=0) <= 1:
+        raise InputError("config key 'beam_axis.scattered_fraction' must be in [0, 1]")
+    _pair("beam_axis.scattering_deg", a.scattering_deg, low=1e-3, high=90)
 
     if len(g.components) == 0 or len(g.components) != len(g.counts):
         raise InputError("config keys 'gas.components' and 'gas.counts' need the same length > 0")
@@ -237,12 +361,26 @@ def validate_config(config: SimConfig) -> None:
     if not isinstance(d.mpgd_gain, int):
         raise InputError("config key 'detector.mpgd_gain' must be an integer")
     _number("detector.diffusion_v", d.diffusion_v, low=0)
+    _number("detector.beam_pad_radius_mm", d.beam_pad_radius_mm, low=0)
+    _fraction("detector.dead_pad_fraction", d.dead_pad_fraction)
+    _number("detector.z_scale", d.z_scale, low=0, strict=True)
+    _number("detector.tilt_azimuth_deg", d.tilt_azimuth_deg)
+    if abs(_number("detector.tilt_deg", d.tilt_deg)) > 20:
+        raise InputError("config key 'detector.tilt_deg' must be within +-20 deg")
+    _number("detector.z_offset_mm", d.z_offset_mm)
 
     _number("electronics.clock_mhz", e.clock_mhz, low=0, strict=True)
     _number("electronics.amplifier_range_fc", e.amplifier_range_fc, low=0, strict=True)
     _number("electronics.shaping_time_ns", e.shaping_time_ns, low=0, strict=True)
     _number("electronics.micromegas_tb", e.micromegas_tb, low=0)
     _number("electronics.adc_threshold", e.adc_threshold, low=0)
+    if e.point_formation not in POINT_MODES:
+        raise InputError(
+            f"config key 'electronics.point_formation' must be one of {', '.join(POINT_MODES)}, "
+            f"got {e.point_formation!r}"
+        )
+    for key in ("peak_separation", "peak_prominence", "peak_max_width"):
+        _number(f"electronics.{key}", getattr(e, key), low=0, strict=key != "peak_prominence")
     if e.adc_threshold >= 4095:
         raise InputError("config key 'electronics.adc_threshold' must be below 4095 ADC")
     if e.micromegas_tb >= NUM_TIME_BUCKETS - 1:
@@ -255,11 +393,22 @@ def validate_config(config: SimConfig) -> None:
         if lo != int(lo) or hi != int(hi):
             raise InputError(f"config key 'noise.{key}' must hold integers")
     _number("noise.amplitude_adc", n.amplitude_adc, low=0, strict=True)
+    _number("noise.chip_rate", n.chip_rate, low=0)
+    _number("noise.burst_rate", n.burst_rate, low=0)
+    _number("noise.hot_pads", n.hot_pads, low=0)
+    _pair("noise.burst_hits", n.burst_hits, low=0)
+    _number("detector.dead_chips", d.dead_chips, low=0)
+    _number("detector.pad_gain_spread", d.pad_gain_spread, low=0)
 
     _pair("reactions.proton_scattering_deg", r.proton_scattering_deg, low=0, high=180)
     lo, _ = _pair("reactions.carbon_scattering_deg", r.carbon_scattering_deg, low=0, high=180)
     if r.carbon_rutherford and lo <= 0:
         raise InputError("Rutherford weighting needs reactions.carbon_scattering_deg min > 0")
+    _number("reactions.carbon_radius_r0_fm", r.carbon_radius_r0_fm, low=0, strict=True)
+    _number("reactions.p_inelastic_excitation_mev", r.p_inelastic_excitation_mev, low=0)
+    _number("mix.p_inelastic", m.p_inelastic, low=0)
+    if not 0 <= m.p_inelastic <= 1:
+        raise InputError("config key 'mix.p_inelastic' must be a share in [0, 1]")
     _pair("reactions.alpha_43cl_excitation_mev", r.alpha_43cl_excitation_mev, low=0)
     if len(r.alpha_54ti_excitation_mev) != 2:
         raise InputError("config key 'reactions.alpha_54ti_excitation_mev' must be [mean, sigma]")
@@ -281,6 +430,8 @@ def validate_config(config: SimConfig) -> None:
         raise InputError("config keys mix.proton/carbon/other must not all be 0")
     if weights["other"] > 0 and sum(weights[c] for c in CHANNELS if CHANNELS[c].other) <= 0:
         raise InputError("mix.other > 0 needs a positive weight for one 'other' channel")
+
+    _validate_randomize(config.randomize)
 
     _number("min_signal_points", config.min_signal_points, low=1)
     _number("max_draws", config.max_draws, low=1)

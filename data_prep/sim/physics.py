@@ -12,6 +12,8 @@ test in tests/test_simulate.py compares file bytes to keep it that way.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 import math
 from dataclasses import dataclass
@@ -19,16 +21,31 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_prep.errors import InputError
-from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS
-from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig, parse_isotope
+from data_prep.sim.beam import small_angle, straight_track
+from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
+from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
+from data_prep.sim.evaporation import fusion_evaporation
+from data_prep.sim.nuclei import nuclear_map, parse_isotope
+from data_prep.sim.points import trace_points
+from data_prep.sim.randomize import (
+    CHIP_CHANNELS,
+    NUM_PADS,
+    Knobs,
+    detector_faults,
+    draw_knobs,
+)
 
 #: Per-point label of injected noise hits (reaction points carry attpc-engine's nucleus
 #: index: 2 = ejectile, 3 = residual; the second reaction of a pile-up adds PILEUP_OFFSET).
 NOISE_POINT_LABEL = -1
+#: Per-point label of beam ions along the axis (`EventGenerator.beam_ions`).
+BEAM_POINT_LABEL = -2
 PILEUP_OFFSET = 10
 #: Nuclei attpc-engine tracks for a one-step reaction: ejectile and residual.
 _PRODUCTS = [2, 3]
 _ADC_MAX = 4095.0
+#: Refused reaction draws at one start (vertex, beam energy) before a new start is drawn.
+VERTEX_TRIES = 50
 
 
 @functools.cache
@@ -51,20 +68,6 @@ def enable_engine_cache() -> int:
                 obj.enable_caching()
                 count += 1
     return count
-
-
-@functools.cache
-def nuclear_map():
-    """attpc-engine's AME 2020 mass table (one shared instance)."""
-    from attpc_engine import nuclear_map as table
-
-    return table
-
-
-@functools.cache
-def symbol_to_z() -> dict[str, int]:
-    """Element symbol ("Ar") -> proton number, from the mass table."""
-    return {data.element_symbol: data.Z for data in nuclear_map().map.values() if data.Z > 0}
 
 
 def make_gas(config: SimConfig):
@@ -99,15 +102,27 @@ def check_physics(config: SimConfig) -> None:
         raise InputError(
             f"config key 'beam.vertex_z_mm' must lie within [0, {config.detector.length_mm:g}] mm"
         )
-    reach = beam_range_mm(config)
+    # the shortest beam range the randomised knobs allow: lowest energy, highest pressure
+    rand = config.randomize
+    worst = dataclasses.replace(
+        config,
+        beam=dataclasses.replace(
+            b, energy_mev_u=min(b.energy_mev_u, *(rand.beam_energy_mev_u or [b.energy_mev_u]))
+        ),
+        gas=dataclasses.replace(
+            config.gas,
+            pressure_torr=config.gas.pressure_torr * max(1.0, *(rand.pressure_factor or [1.0])),
+        ),
+    )
+    if worst.beam.energy_mev_u <= b.window_loss_mev_u:
+        raise InputError("randomize.beam_energy_mev_u must stay above beam.window_loss_mev_u")
+    reach = beam_range_mm(worst)
     if hi > 0.99 * reach:
         raise InputError(
             f"beam.vertex_z_mm reaches {hi:g} mm but the beam stops after {reach:.0f} mm "
             "in this gas; lower it or the pressure"
         )
     gas = {parse_isotope(iso, "gas.components") for iso in config.gas.components}
-    from data_prep.sim.channels import channel_weights
-
     active = [name for name, w in channel_weights(config.mix).items() if w > 0]
     if "pileup" in active:
         active += list(config.reactions.pileup_channels)
@@ -156,12 +171,14 @@ class SimEvent:
         ``(N,)`` int64: nucleus index per point, `NOISE_POINT_LABEL` for noise hits.
     channel
         Name in `CHANNELS`.
-    n_signal, n_noise
-        Points from reaction products / injected noise hits.
+    n_signal, n_noise, n_beam
+        Points from reaction products / injected noise hits / beam ions on the axis.
     draws
         Reaction draws made; ``draws - 1`` were rejected for too few signal points.
     vertex
         First reaction vertex [mm] (NaN for noise-only events).
+    knobs
+        Detector and beam settings used (`data_prep.sim.randomize.Knobs`).
     """
 
     points: np.ndarray
@@ -169,12 +186,77 @@ class SimEvent:
     channel: str
     n_signal: int
     n_noise: int
+    n_beam: int
     draws: int
     vertex: np.ndarray
+    knobs: Knobs = dataclasses.field(default_factory=Knobs)
 
     @property
     def label(self) -> int:
         return CHANNELS[self.channel].label
+
+
+@dataclass
+class Products:
+    """What attpc-engine's detector step tracks: four-momenta [MeV], Z, A, which rows."""
+
+    momenta: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    indices: list[int]
+    label_offset: int  # added to the detector's row index to make the per-point label
+
+
+class ExcitationCut:
+    """Gaussian excitation cut at ``high`` [MeV] (attpc-engine's `ExcitationDistribution`
+    protocol); when almost all of the Gaussian lies above, uniform in [0, high]."""
+
+    def __init__(self, mean: float, sigma: float, high: float):
+        self.mean, self.sigma, self.high = mean, sigma, max(high, 0.0)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        if self.high < self.mean - 3.0 * self.sigma:
+            return float(rng.uniform(0.0, self.high))
+        while True:
+            value = rng.normal(self.mean, self.sigma)
+            if 0.0 <= value <= self.high:
+                return float(value)
+
+
+def _max_excitation(reaction, energy: float) -> float:
+    """Highest residual excitation [MeV] open at projectile kinetic energy ``energy``."""
+    pz = math.sqrt(energy * (energy + 2.0 * reaction.projectile.mass))
+    e_cm = math.sqrt((reaction.target.mass + energy + reaction.projectile.mass) ** 2 - pz**2)
+    return 0.999 * (e_cm - reaction.ejectile.mass - reaction.residual.mass)
+
+
+@dataclass
+class Start:
+    """Where and with what a reaction starts, drawn before its channel's kinematics.
+
+    The vertex is drawn the same way for every channel (uniform in ``vertex_z_mm``), so a
+    channel cannot shift the vertex-z distribution of its class; a draw rejected later
+    keeps it and redraws only the reaction.
+    """
+
+    vertex: np.ndarray  # m, [x, y, z] on the (tilted) beam line
+    energy: float  # MeV, beam kinetic energy at the vertex
+    rotation: np.ndarray  # 3x3, beam axis -> the event's beam direction
+    entry: np.ndarray  # m, where the beam line crosses the window (z = 0)
+    window_energy: float  # MeV, beam kinetic energy at the window
+
+
+def grazing_angle(energy_cm: float, z1: int, a1: int, z2: int, a2: int, r0: float) -> float:
+    """Classical grazing CM angle [rad]: closest approach of the Coulomb orbit = R.
+
+    ``R = r0 (A1^1/3 + A2^1/3)`` fm, ``V_B = 1.44 Z1 Z2 / R`` MeV; the orbit of CM angle
+    theta comes within ``a/2 (1 + 1/sin(theta/2))``, ``a = 1.44 Z1 Z2 / E_cm``, so
+    ``sin(theta_gr/2) = V_B / (2 E_cm - V_B)``; below the barrier every angle is Rutherford.
+    """
+    barrier = 1.44 * z1 * z2 / (r0 * (a1 ** (1 / 3) + a2 ** (1 / 3)))
+    if energy_cm <= barrier:
+        return math.pi
+    return 2.0 * math.asin(barrier / (2.0 * energy_cm - barrier))
 
 
 class EventGenerator:
@@ -201,7 +283,6 @@ class EventGenerator:
             ExcitationGaussian,
             ExcitationUniform,
             KinematicsPipeline,
-            KinematicsTargetMaterial,
             PolarUniform,
             Reaction,
         )
@@ -209,7 +290,8 @@ class EventGenerator:
         enable_engine_cache()
         self.config = config
         d, e, b, r = config.detector, config.electronics, config.beam, config.reactions
-        gas = make_gas(config)
+        self._gases: dict[float, object] = {}
+        gas = self.gas(1.0)
         self.window_tb = config.window_tb
         self.engine = Config(
             DetectorParams(
@@ -232,13 +314,26 @@ class EventGenerator:
             ),
             PadParams(),
         )
+        self.fixed = draw_knobs(config, None)
+        self.peak_params = {
+            "baseline_window_scale": 20.0,  # unused: simulated traces have no baseline
+            "peak_separation": e.peak_separation,
+            "peak_prominence": e.peak_prominence,
+            "peak_max_width": e.peak_max_width,
+        }
         self.response = get_response(self.engine).copy()
         # a noise hit must look like a real point: same pulse shape, so same integral/amplitude
         self.integral_ratio = float(self.response.sum() / self.response.max())
+        self.pad_radius = np.hypot(*self.engine.pad_centers.T)
         beam_pads = set(BEAM_PADS_ARRAY.tolist())
         self.noise_pads = np.array(
             [p for p in range(len(self.engine.pad_centers)) if p not in beam_pads], dtype=np.int64
         )
+        self.beam_pad = np.zeros(len(self.engine.pad_centers), dtype=bool)
+        self.beam_pad[list(beam_pads)] = True
+        self.faults = detector_faults(config, self.noise_pads)
+        self.dead_chip = np.zeros(len(self.engine.pad_centers), dtype=bool)
+        self.dead_chip[self.faults.dead_pads] = True
         # noise lives where physics can: the drift volume, inside the 512 sampled buckets
         self.noise_tb = (
             float(max(0, e.micromegas_tb)),
@@ -246,137 +341,520 @@ class EventGenerator:
         )
 
         nmap = nuclear_map()
-        projectile = nmap.get_data(*parse_isotope(b.nucleus, "beam.nucleus"))
-        self.beam_energy = beam_energy_mev(config)
-        material = KinematicsTargetMaterial(
-            gas, (b.vertex_z_mm[0] / 1000.0, b.vertex_z_mm[1] / 1000.0), b.spot_sigma_mm / 1000.0
-        )
+        self.beam_za = parse_isotope(b.nucleus, "beam.nucleus")
+        self.projectile = nmap.get_data(*self.beam_za)
+        self.r0_fm = float(r.carbon_radius_r0_fm)
         p_lo, p_hi = np.radians(r.proton_scattering_deg)
-        c_lo, c_hi = np.radians(r.carbon_scattering_deg)
+        self.carbon_range = tuple(np.radians(r.carbon_scattering_deg))
         polar = {
             "p_elastic": PolarUniform(math.pi - p_hi, math.pi - p_lo),
-            "c12_elastic": (
-                PolarRutherford(c_lo, c_hi)
-                if r.carbon_rutherford
-                else PolarUniform(math.pi - c_hi, math.pi - c_lo)
+            "p_inelastic": PolarUniform(math.pi - p_hi, math.pi - p_lo),
+            "c12_elastic": PolarUniform(
+                math.pi - self.carbon_range[1], math.pi - self.carbon_range[0]
             ),
             "alpha_43cl": PolarUniform(0.0, math.pi),
             "alpha_54ti": PolarUniform(0.0, math.pi),
         }
         excitation = {
             "p_elastic": ExcitationGaussian(0.0, 0.0),
+            "p_inelastic": ExcitationGaussian(float(r.p_inelastic_excitation_mev), 0.0),
             "c12_elastic": ExcitationGaussian(0.0, 0.0),
             "alpha_43cl": ExcitationUniform(*r.alpha_43cl_excitation_mev),
             "alpha_54ti": ExcitationGaussian(*r.alpha_54ti_excitation_mev),
         }
+        # lowest excitation a channel can be drawn with: below its threshold it is closed
+        self.min_excitation = {
+            "p_inelastic": float(r.p_inelastic_excitation_mev),
+            "alpha_43cl": float(r.alpha_43cl_excitation_mev[0]),
+            "alpha_54ti": 0.0,  # Q = +13.6 MeV: open at every depth (Ex redrawn by the engine)
+        }
         self.pipelines = {}
         for name, channel in CHANNELS.items():
-            if not channel.is_reaction:
+            if name not in polar:
                 continue
             reaction = Reaction(
                 nmap.get_data(*parse_isotope(channel.target)),
-                projectile,
+                self.projectile,
                 nmap.get_data(*parse_isotope(channel.ejectile)),
             )
             pipeline = KinematicsPipeline(
                 [reaction],
                 [excitation[name]],
                 [polar[name]],
-                beam_energy=self.beam_energy,
-                target_material=material,
+                beam_energy=beam_energy_mev(config),
+                target_material=None,  # the vertex and its beam energy come from `start`
             )
             self.pipelines[name] = (
                 pipeline,
                 pipeline.get_proton_numbers(),
                 pipeline.get_mass_numbers(),
             )
+        self.carbon = nmap.get_data(6, 12)
+        weights = channel_weights(config.mix)
+        self.weights = {k: w for k, w in weights.items() if w > 0}
 
-    # -- one reaction -------------------------------------------------------------------
+    # -- detector and beam settings -----------------------------------------------------
+
+    def gas(self, pressure_factor: float):
+        """The gas at ``pressure_factor`` x the configured pressure (cached, 14 ms to build)."""
+        key = round(float(pressure_factor), 4)
+        if key not in self._gases:
+            if len(self._gases) > 512:
+                self._gases.clear()
+            pressure = self.config.gas.pressure_torr * key
+            self._gases[key] = make_gas(
+                dataclasses.replace(
+                    self.config, gas=dataclasses.replace(self.config.gas, pressure_torr=pressure)
+                )
+            )
+        return self._gases[key]
+
+    def engine_for(self, knobs: Knobs):
+        """attpc-engine's `Config` with the knobs' gain, field, diffusion and gas."""
+        f = self.fixed
+        if (knobs.gain_factor, knobs.field_factor, knobs.diffusion_v, knobs.pressure_factor) == (
+            f.gain_factor,
+            f.field_factor,
+            f.diffusion_v,
+            f.pressure_factor,
+        ):
+            return self.engine
+        d = self.config.detector
+        engine = copy.copy(self.engine)  # pad maps shared, parameters replaced
+        engine.det_params = dataclasses.replace(
+            self.engine.det_params,
+            mpgd_gain=max(1, round(d.mpgd_gain * knobs.gain_factor)),
+            bfield=float(d.magnetic_field_t * knobs.field_factor),
+            diffusion=float(knobs.diffusion_v),
+            gas_target=self.gas(knobs.pressure_factor),
+        )
+        return engine
+
+    # -- kinematics ---------------------------------------------------------------------
+
+    def start(self, rng: np.random.Generator, knobs: Knobs) -> Start:
+        """Draw the beam energy, vertex and beam direction of one reaction."""
+        b = self.config.beam
+        energy = (knobs.beam_energy_mev_u - b.window_loss_mev_u) * self.beam_za[1]
+        if b.energy_spread > 0:
+            energy *= max(1.0 + b.energy_spread * rng.standard_normal(), 0.01)
+        rho = abs(rng.normal(0.0, b.spot_sigma_mm / 1000.0))
+        angle = rng.uniform(0.0, 2.0 * math.pi)
+        z = rng.uniform(b.vertex_z_mm[0] / 1000.0, b.vertex_z_mm[1] / 1000.0)
+        offset = np.asarray(b.spot_offset_mm, dtype=float) / 1000.0
+        vertex = np.array([rho * math.cos(angle) + offset[0], rho * math.sin(angle) + offset[1], z])
+        entry = np.array([vertex[0], vertex[1], 0.0])
+        rotation = np.eye(3)
+        if b.divergence_deg > 0:
+            # beam direction uniform in a cone; the products turn with it and the vertex
+            # moves off axis by z * tan(theta) along the tilted beam line
+            theta = math.radians(b.divergence_deg) * math.sqrt(rng.uniform())
+            phi = rng.uniform(0.0, 2.0 * math.pi)
+            rotation = _rotation_to(theta, phi)
+            vertex[:2] += z * math.tan(theta) * np.array([math.cos(phi), math.sin(phi)])
+        gas = self.gas(knobs.pressure_factor)
+        loss = float(gas.get_energy_loss(self.projectile, energy, np.array([z]))[0])
+        return Start(vertex, max(energy - loss, 0.0), rotation, entry, energy)
+
+    def is_open(self, name: str, energy: float) -> bool:
+        """Whether channel ``name`` can happen at beam energy ``energy`` [MeV]."""
+        if name not in self.min_excitation:
+            return energy > 0  # elastic and fusion (Q > 0) are open at every energy
+        reaction = self.pipelines[name][0].reaction
+        return bool(reaction.is_excitation_allowed(energy, self.min_excitation[name]))
+
+    def choose(self, channel: str, start: Start, rng: np.random.Generator) -> str:
+        """``channel`` if open at the start's energy, else an open channel of its class.
+
+        Redrawing the vertex instead (attpc-engine's way) would push closed channels
+        upstream and make vertex z tell the class; the channel share changes with depth
+        instead, as cross sections do.
+        """
+        if channel not in self.min_excitation or self.is_open(channel, start.energy):
+            return channel
+        label = CHANNELS[channel].label
+        names = [
+            n
+            for n in self.weights
+            if CHANNELS[n].label == label
+            and (n in self.pipelines or n == "fusion_evap")
+            and self.is_open(n, start.energy)
+        ]
+        if not names:
+            return channel  # refused in `kinematics`: `signal` then draws a new start
+        w = np.array([self.weights[n] for n in names])
+        return names[int(rng.choice(len(names), p=w / w.sum()))]
+
+    def kinematics(self, name: str, start: Start, rng: np.random.Generator) -> Products | None:
+        """The products of one reaction at ``start``; None if the draw is refused."""
+        from attpc_engine.kinematics.pipeline import PipelineError
+
+        if name == "fusion_evap":
+            return self.evaporation(start, rng)
+        pipeline, z_numbers, a_numbers = self.pipelines[name]
+        pipeline.rng = rng
+        pipeline.beam_energy = start.energy
+        if name == "c12_elastic":
+            pipeline.polar_dists[0] = self.carbon_polar(start.energy, pipeline)
+        if name == "alpha_54ti":
+            # the broad 54Ti* excitation, cut at what this beam energy can make: deep in
+            # the gas attpc-engine's own redraws would almost never find an allowed one
+            mean, sigma = self.config.reactions.alpha_54ti_excitation_mev
+            pipeline.excitations[0] = ExcitationCut(
+                mean, sigma, _max_excitation(pipeline.reaction, start.energy)
+            )
+        try:
+            _, momenta = pipeline.run()
+        except (ValueError, PipelineError) as err:
+            # attpc-engine's excitation test (invariant mass) and its threshold test in
+            # Reaction.calculate disagree within a hair of threshold (seen for 54Ti at
+            # ~35 MeV excitation deep in the gas), or no excitation draw was allowed:
+            # that draw cannot happen, `generate` draws again and counts the rejection.
+            if isinstance(err, ValueError) and "threshold" not in str(err):
+                raise
+            return None
+        momenta = np.array(momenta, dtype=float)  # pipeline reuses its buffer
+        momenta[:, :3] = momenta[:, :3] @ start.rotation.T
+        return Products(momenta, z_numbers, a_numbers, _PRODUCTS, 0)
+
+    def evaporation(self, start: Start, rng: np.random.Generator) -> Products | None:
+        """A fusion-evaporation event with at least one charged light particle (p or α).
+
+        Events evaporating neutrons only leave the residue near the beam axis and are not
+        the proton-like background this channel is for; they are redrawn at the same start.
+        """
+        for _ in range(VERTEX_TRIES):
+            momenta, z, a = fusion_evaporation(
+                self.projectile,
+                self.carbon,
+                start.energy,
+                rng,
+                self.config.reactions.fusion_max_particles,
+            )
+            if np.any(z[:-1] > 0):
+                momenta[:, :3] = momenta[:, :3] @ start.rotation.T
+                # labels 2, 3, ... as for two-body (2 = first particle); the residue is last
+                return Products(momenta, z, a, list(range(len(z))), 2)
+        return None
+
+    def carbon_polar(self, energy: float, pipeline) -> object:
+        """Carbon CM angles: Rutherford (or uniform) from the configured minimum up to the
+        grazing angle at this beam energy (all angles below the barrier)."""
+        from attpc_engine.kinematics import PolarUniform
+
+        lo, hi = self.carbon_range
+        if self.config.reactions.carbon_grazing:
+            target = pipeline.reaction.target
+            e_cm = energy * target.mass / (target.mass + self.projectile.mass)
+            za = (self.beam_za[0], self.beam_za[1], target.Z, target.A)
+            hi = min(hi, grazing_angle(e_cm, *za, self.r0_fm))
+        hi = max(hi, lo + 1e-6)
+        if self.config.reactions.carbon_rutherford:
+            return PolarRutherford(lo, hi)
+        return PolarUniform(math.pi - hi, math.pi - lo)
+
+    # -- detector -----------------------------------------------------------------------
+
+    def detect(
+        self,
+        products: Products,
+        start: Start,
+        knobs: Knobs,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """attpc-engine's detector + GET response for the products; points above threshold."""
+        from attpc_engine.detector.simulator import simulate as detector_step
+
+        engine = self.engine_for(knobs)
+        raw, labels = detector_step(
+            products.momenta, start.vertex, products.z, products.a, engine, rng, products.indices
+        )
+        return self.form(raw, labels + products.label_offset, engine, knobs, rng)
+
+    def form(
+        self,
+        raw: np.ndarray,
+        labels: np.ndarray,
+        engine,
+        knobs: Knobs,
+        rng: np.random.Generator,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Charge per (pad, bucket) -> Spyral point rows by `electronics.point_formation`,
+        above threshold, on pads that read out."""
+        from attpc_engine.detector.writer import convert_to_spyral
+
+        if len(raw) == 0:
+            return np.empty((0, 8)), np.empty(0, dtype=np.int64)
+        if knobs.tilt_deg != 0:
+            raw, labels = self.shear(raw, labels, knobs.tilt_deg, engine)
+            if len(raw) == 0:
+                return np.empty((0, 8)), np.empty(0, dtype=np.int64)
+        if self.config.detector.pad_gain_spread > 0:
+            raw = raw.copy()  # each pad's own gain (lognormal, fixed for the detector)
+            raw[:, 2] *= self.faults.pad_gain[raw[:, 0].astype(np.int64)]
+        e = self.config.electronics
+        if e.point_formation == "bucket":
+            cloud = convert_to_spyral(
+                raw,
+                int(self.window_tb),
+                int(e.micromegas_tb),
+                engine.det_params.length,
+                self.response,
+                engine.pad_centers,
+                engine.pad_sizes,
+            )
+        else:
+            rows, labels = trace_points(
+                raw,
+                labels,
+                self.response,
+                mode=e.point_formation,
+                threshold=knobs.adc_threshold,
+                spyral=self.peak_params,
+                rng=rng,
+            )
+            cloud = self.spyral_rows(
+                rows[:, 0].astype(np.int64), rows[:, 1], rows[:, 2], rows[:, 3]
+            )
+        keep = (cloud[:, 3] > knobs.adc_threshold) & self.readable(cloud[:, 5], knobs)
+        return cloud[keep], labels[keep].astype(np.int64)
+
+    def shear(
+        self, raw: np.ndarray, labels: np.ndarray, tilt_deg: float, engine
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Move each charge to the pad it reaches when the drift is ``tilt_deg`` off the
+        detector axis: ``drift length x tan(tilt)`` along ``tilt_azimuth_deg``. Charge
+        pushed off the pad plane or onto a beam pad is lost."""
+        d, e = self.config.detector, self.config.electronics
+        mm_per_tb = d.length_mm / float(self.window_tb - e.micromegas_tb)
+        drift = np.clip(raw[:, 1] - e.micromegas_tb, 0.0, None) * mm_per_tb
+        azimuth = math.radians(d.tilt_azimuth_deg)
+        shift = drift * math.tan(math.radians(tilt_deg))
+        xy = self.engine.pad_centers[raw[:, 0].astype(np.int64)]
+        x = np.floor(xy[:, 0] + shift * math.cos(azimuth))
+        y = np.floor(xy[:, 1] + shift * math.sin(azimuth))
+        low, high, step = (float(v) for v in engine.pad_grid_edges)
+        on_grid = (x >= low) & (x < high) & (y >= low) & (y < high)
+        ix = ((np.where(on_grid, x, low) - low) / step).astype(np.int64)
+        iy = ((np.where(on_grid, y, low) - low) / step).astype(np.int64)
+        pads = engine.pad_grid[ix, iy].astype(np.int64)
+        keep = on_grid & (pads >= 0)
+        keep[keep] &= ~self.beam_pad[pads[keep]]
+        moved = raw[keep].copy()
+        moved[:, 0] = pads[keep]
+        return moved, labels[keep]
+
+    def spyral_rows(
+        self, pads: np.ndarray, tb: np.ndarray, amplitude: np.ndarray, integral: np.ndarray
+    ) -> np.ndarray:
+        """``(N, 8)`` Spyral point rows (x, y, z, amplitude, integral, pad, tb, scale), z
+        from the time bucket between the micromegas and window edges as attpc-engine's
+        `convert_to_spyral` computes it."""
+        e, d = self.config.electronics, self.config.detector
+        rows = np.empty((len(pads), 8))
+        rows[:, 0:2] = self.engine.pad_centers[pads]
+        rows[:, 2] = (self.window_tb - tb) / (self.window_tb - e.micromegas_tb) * d.length_mm
+        rows[:, 3] = amplitude
+        rows[:, 4] = integral
+        rows[:, 5] = pads
+        rows[:, 6] = tb
+        rows[:, 7] = self.engine.pad_sizes[pads]
+        return rows
+
+    def beam_ions(
+        self, rng: np.random.Generator, knobs: Knobs, start: Start | None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Points of the beam along the axis (`data_prep.sim.beam`): the reacting ion from
+        the window to ``start``'s vertex, and ``extra_ions`` other ions of the readout
+        window, a share of them scattered by a small angle somewhere on the way."""
+        axis = self.config.beam_axis
+        engine = self.engine_for(knobs)
+        gas = self.gas(knobs.pressure_factor)
+        segments: list[tuple[np.ndarray, np.ndarray, float, float, float]] = []
+        if axis.incoming and start is not None:
+            direction = start.rotation @ np.array([0.0, 0.0, 1.0])
+            segments.append((start.entry, direction, start.window_energy, start.vertex[2], 0.0))
+        length = self.config.detector.length_mm / 1000.0
+        lo, hi = axis.extra_ions
+        span = float(self.window_tb - self.config.electronics.micromegas_tb)
+        for _ in range(int(rng.integers(int(lo), int(hi) + 1))):
+            ion = self.start(rng, knobs)  # its own spot, direction and energy
+            direction = ion.rotation @ np.array([0.0, 0.0, 1.0])
+            shift = float(rng.uniform(-span, span))  # arrived before or after the trigger
+            if rng.uniform() < axis.scattered_fraction:
+                z_s = float(rng.uniform(0.0, length))
+                point = ion.entry + direction * z_s / direction[2]
+                theta = small_angle(rng, *axis.scattering_deg)
+                turned = _rotation_to(theta, rng.uniform(0.0, 2.0 * math.pi)) @ direction
+                path = np.array([np.linalg.norm(point - ion.entry)])
+                energy = float(
+                    ion.window_energy
+                    - gas.get_energy_loss(self.projectile, ion.window_energy, path)[0]
+                )
+                segments.append((ion.entry, direction, ion.window_energy, z_s, shift))
+                if turned[2] > 0.05:
+                    segments.append((point, turned, energy, length, shift))
+            else:
+                segments.append((ion.entry, direction, ion.window_energy, length, shift))
+        raws = [
+            straight_track(
+                engine,
+                gas,
+                self.projectile,
+                entry,
+                direction,
+                energy,
+                z_end,
+                shift,
+                rng,
+                BEAM_POINT_LABEL,
+            )
+            for entry, direction, energy, z_end, shift in segments
+        ]
+        if not raws:
+            return np.empty((0, 8)), np.empty(0, dtype=np.int64)
+        raw = np.concatenate([r[0] for r in raws])
+        labels = np.concatenate([r[1] for r in raws]).astype(np.int64)
+        # an ion off the trigger time drifts its charge in or out of the window: keep what
+        # falls between micromegas and window, where the z of a point means a place
+        inside = (raw[:, 1] >= self.noise_tb[0]) & (raw[:, 1] < self.noise_tb[1])
+        return self.form(raw[inside], labels[inside], engine, knobs, rng)
+
+    def readable(self, pads: np.ndarray, knobs: Knobs) -> np.ndarray:
+        """Mask of points on pads that read out: not dead, outside the beam-pad radius."""
+        pads = pads.astype(np.int64)
+        ok = (self.pad_radius[pads] >= knobs.beam_pad_radius_mm) & ~self.dead_chip[pads]
+        if len(knobs.dead_pads):
+            ok &= ~np.isin(pads, knobs.dead_pads)
+        return ok
 
     def reaction(
-        self, name: str, rng: np.random.Generator
+        self, name: str, rng: np.random.Generator, knobs: Knobs | None = None
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Kinematics + detector for one reaction; points above threshold.
+        """Kinematics + detector for one reaction of ``name`` at a new start (one draw).
 
         Returns
         -------
         points, labels, vertex
             ``(N, 8)`` Spyral rows, ``(N,)`` nucleus index, vertex [mm].
         """
-        from attpc_engine.detector.simulator import simulate as detector_step
-        from attpc_engine.detector.writer import convert_to_spyral
+        knobs = knobs or self.fixed
+        start = self.start(rng, knobs)
+        name = self.choose(name, start, rng)
+        products = self.kinematics(name, start, rng)
+        if products is None:
+            return np.empty((0, 8)), np.empty(0, dtype=np.int64), start.vertex * 1000.0
+        points, labels = self.detect(products, start, knobs, rng)
+        return points, labels, start.vertex * 1000.0
 
-        b = self.config.beam
-        pipeline, z_numbers, a_numbers = self.pipelines[name]
-        pipeline.rng = rng
-        spread = b.energy_spread * rng.standard_normal() if b.energy_spread > 0 else 0.0
-        pipeline.beam_energy = self.beam_energy * max(1.0 + spread, 0.01)
-        try:
-            vertex, momenta = pipeline.run()
-        except ValueError as err:
-            # attpc-engine's excitation test (invariant mass) and its threshold test in
-            # Reaction.calculate disagree within a hair of threshold (seen for 54Ti at
-            # ~35 MeV excitation deep in the gas). That draw cannot happen: return no
-            # points, so `generate` draws again and counts the rejection.
-            if "threshold" not in str(err):
-                raise
-            return np.empty((0, 8)), np.empty(0, dtype=np.int64), np.full(3, np.nan)
-        vertex = np.array(vertex, dtype=float)
-        momenta = np.array(momenta, dtype=float)  # pipeline reuses its buffer
-        if b.divergence_deg > 0:
-            # beam direction uniform in a cone; the products turn with it and the vertex
-            # moves off axis by z * tan(theta) along the tilted beam line
-            theta = math.radians(b.divergence_deg) * math.sqrt(rng.uniform())
-            phi = rng.uniform(0.0, 2.0 * math.pi)
-            momenta[:, :3] = momenta[:, :3] @ _rotation_to(theta, phi).T
-            vertex[:2] += vertex[2] * math.tan(theta) * np.array([math.cos(phi), math.sin(phi)])
-
-        raw, labels = detector_step(
-            momenta, vertex, z_numbers, a_numbers, self.engine, rng, _PRODUCTS
-        )
-        e = self.config.electronics
-        if len(raw) == 0:
-            return np.empty((0, 8)), np.empty(0, dtype=np.int64), vertex * 1000.0
-        cloud = convert_to_spyral(
-            raw,
-            int(self.window_tb),
-            int(e.micromegas_tb),
-            self.engine.det_params.length,
-            self.response,
-            self.engine.pad_centers,
-            self.engine.pad_sizes,
-        )
-        keep = cloud[:, 3] > e.adc_threshold
-        return cloud[keep], labels[keep].astype(np.int64), vertex * 1000.0
-
-    def noise_hits(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def noise_hits(
+        self, n: int, rng: np.random.Generator, knobs: Knobs | None = None
+    ) -> np.ndarray:
         """``n`` random hits on distinct non-beam pads at random times in the drift window."""
         if n == 0:
             return np.empty((0, 8))
-        e, d = self.config.electronics, self.config.detector
         pads = rng.choice(self.noise_pads, size=n, replace=n > len(self.noise_pads))
-        tb = rng.uniform(*self.noise_tb, size=n)
+        return self.hits(pads, rng.uniform(*self.noise_tb, size=n), rng, knobs or self.fixed)
+
+    def hits(
+        self, pads: np.ndarray, tb: np.ndarray, rng: np.random.Generator, knobs: Knobs
+    ) -> np.ndarray:
+        """Noise points on ``pads`` at ``tb``: amplitude threshold + Exp(amplitude_adc), the
+        GET pulse's integral; beam pads, dead pads and buckets outside the window dropped."""
         amp = np.minimum(
-            e.adc_threshold + rng.exponential(self.config.noise.amplitude_adc, size=n), _ADC_MAX
+            knobs.adc_threshold + rng.exponential(self.config.noise.amplitude_adc, size=len(pads)),
+            _ADC_MAX,
         )
-        hits = np.empty((n, 8))
-        hits[:, 0:2] = self.engine.pad_centers[pads]
-        hits[:, 2] = (self.window_tb - tb) / (self.window_tb - e.micromegas_tb) * d.length_mm
-        hits[:, 3] = amp
-        hits[:, 4] = amp * self.integral_ratio
-        hits[:, 5] = pads
-        hits[:, 6] = tb
-        hits[:, 7] = self.engine.pad_sizes[pads]
-        return hits
+        rows = self.spyral_rows(pads, tb, amp, amp * self.integral_ratio)
+        inside = (tb >= self.noise_tb[0]) & (tb < self.noise_tb[1]) & ~self.beam_pad[pads]
+        return rows[inside & self.readable(pads, knobs)]
+
+    def structured_noise(self, rng: np.random.Generator, knobs: Knobs) -> np.ndarray:
+        """Noise with structure: AGET chips whose 64 channels fire at one time, hot pads
+        in every event, and time-bunched bursts on random pads."""
+        n = self.config.noise
+        parts = [
+            self.hits(
+                self.faults.hot_pads,
+                rng.uniform(*self.noise_tb, size=len(self.faults.hot_pads)),
+                rng,
+                knobs,
+            )
+        ]
+        for _ in range(int(rng.poisson(n.chip_rate))):
+            chip = int(rng.integers(NUM_PADS // CHIP_CHANNELS))
+            pads = chip * CHIP_CHANNELS + np.arange(CHIP_CHANNELS)
+            t0 = rng.uniform(*self.noise_tb)
+            parts.append(self.hits(pads, t0 + rng.normal(0.0, 1.0, size=len(pads)), rng, knobs))
+        for _ in range(int(rng.poisson(n.burst_rate))):
+            size = int(rng.integers(int(n.burst_hits[0]), int(n.burst_hits[1]) + 1))
+            pads = rng.choice(self.noise_pads, size=size, replace=False)
+            t0 = rng.uniform(*self.noise_tb)
+            parts.append(self.hits(pads, t0 + rng.normal(0.0, 3.0, size=size), rng, knobs))
+        return np.concatenate(parts)
 
     # -- one event ----------------------------------------------------------------------
 
-    def generate(self, channel: str, rng: np.random.Generator) -> SimEvent:
+    def signal(
+        self, channel: str, rng: np.random.Generator, knobs: Knobs, *, detect: bool = True
+    ) -> tuple[str, list[tuple[np.ndarray, np.ndarray]], Start, int]:
+        """The reaction part of an event: (channel used, [(points, labels)], first start,
+        draws).
+
+        A reaction leaving fewer than ``min_signal_points`` points is drawn again at the
+        same start (vertex, beam energy, direction); after `VERTEX_TRIES` refused draws at
+        one start a new start is drawn (a start that cannot show the channel at all).
+        ``detect=False`` stops after the kinematics (no points): the vertex stage alone,
+        cheap enough to sample thousands of events in a test.
+        """
+        cfg = self.config
+        draws = 0
+        names = [channel]
+        if channel == "pileup":
+            pool = cfg.reactions.pileup_channels
+            names = [pool[int(i)] for i in rng.integers(0, len(pool), size=2)]
+        parts: list[tuple[np.ndarray, np.ndarray]] = []
+        used: list[str] = []
+        starts: list[Start] = []
+        # each reaction of the event (two for pile-up) is accepted on its own
+        for wanted in names:
+            part = None
+            while part is None:
+                start = self.start(rng, knobs)
+                name = self.choose(wanted, start, rng)
+                for _ in range(VERTEX_TRIES):
+                    draws += 1
+                    if draws > cfg.max_draws:
+                        raise InputError(
+                            f"channel {channel!r}: no event with >= {cfg.min_signal_points} "
+                            f"points above threshold in {cfg.max_draws} draws; raise "
+                            "detector.mpgd_gain or lower electronics.adc_threshold"
+                        )
+                    products = self.kinematics(name, start, rng)
+                    if products is None:
+                        continue
+                    if not detect:
+                        part = (np.empty((0, 8)), np.empty(0, dtype=np.int64))
+                        break
+                    candidate = self.detect(products, start, knobs, rng)
+                    if len(candidate[0]) >= cfg.min_signal_points:
+                        part = candidate
+                        break
+            parts.append(part)
+            used.append(name)
+            starts.append(start)
+        kept = "pileup" if channel == "pileup" else used[0]
+        return kept, parts, starts[0], draws
+
+    def generate(
+        self, channel: str, rng: np.random.Generator, knobs: Knobs | None = None
+    ) -> SimEvent:
         """Simulate one event of ``channel`` with its own generator.
 
         Reactions leaving fewer than ``min_signal_points`` points above threshold are
         redrawn (counted in ``draws``): the label must describe what the detector saw.
-        For pile-up each of the two reactions must pass.
+        For pile-up each of the two reactions must pass. A channel closed at the drawn
+        vertex is replaced by an open channel of the same class (`choose`).
 
         Raises
         ------
@@ -384,47 +862,47 @@ class EventGenerator:
             No acceptable draw within ``max_draws`` (threshold too high, gain too low...).
         """
         cfg = self.config
+        knobs = knobs or self.fixed
         if channel not in CHANNELS:
             raise InputError(f"unknown channel {channel!r} (known: {', '.join(CHANNEL_NAMES)})")
         parts: list[tuple[np.ndarray, np.ndarray]] = []
         vertex = np.full(3, np.nan)
-        draws = 0
+        draws = 1
+        start = None
         if channel == "noise":
             lo, hi = cfg.noise.noise_event_hits
             n_noise = int(rng.integers(int(lo), int(hi) + 1))
         else:
-            names = [channel]
-            while True:
-                draws += 1
-                if draws > cfg.max_draws:
-                    raise InputError(
-                        f"channel {channel!r}: no event with >= {cfg.min_signal_points} points "
-                        f"above threshold in {cfg.max_draws} draws; raise detector.mpgd_gain "
-                        "or lower electronics.adc_threshold"
-                    )
-                if channel == "pileup":
-                    pool = cfg.reactions.pileup_channels
-                    names = [pool[int(i)] for i in rng.integers(0, len(pool), size=2)]
-                parts = [self.reaction(name, rng) for name in names]
-                if all(len(p[0]) >= cfg.min_signal_points for p in parts):
-                    break
-            vertex = parts[0][2]
-            parts = [(pts, lab + PILEUP_OFFSET * k) for k, (pts, lab, _) in enumerate(parts)]
+            channel, parts, start, draws = self.signal(channel, rng, knobs)
+            vertex = start.vertex * 1000.0
+            parts = [(pts, lab + PILEUP_OFFSET * k) for k, (pts, lab) in enumerate(parts)]
             lo, hi = cfg.noise.hits_per_event
             n_noise = int(rng.integers(int(lo), int(hi) + 1))
+            if knobs.noise_hits >= 0:
+                n_noise = knobs.noise_hits
 
-        noise = self.noise_hits(n_noise, rng)
-        points = np.concatenate([p[0] for p in parts] + [noise])
-        labels = np.concatenate(
-            [p[1] for p in parts] + [np.full(len(noise), NOISE_POINT_LABEL, dtype=np.int64)]
+        beam = self.beam_ions(rng, knobs, start)
+        noise = np.concatenate(
+            [self.noise_hits(n_noise, rng, knobs), self.structured_noise(rng, knobs)]
         )
+        points = np.concatenate([p[0] for p in parts] + [beam[0], noise])
+        labels = np.concatenate(
+            [p[1] for p in parts]
+            + [beam[1], np.full(len(noise), NOISE_POINT_LABEL, dtype=np.int64)]
+        )
+        if (knobs.z_scale, knobs.z_offset_mm) != (1.0, 0.0):
+            # z calibration: the data's z is computed with a drift velocity and offset off
+            # by a few per cent; the time bucket (column 6) is what was measured
+            points[:, 2] = knobs.z_scale * points[:, 2] + knobs.z_offset_mm
         order = np.argsort(points[:, 2], kind="stable")  # Spyral clouds are sorted in z
         return SimEvent(
             points=np.ascontiguousarray(points[order]),
             point_labels=labels[order],
             channel=channel,
-            n_signal=int(len(points) - len(noise)),
+            n_signal=int(len(points) - len(noise) - len(beam[0])),
             n_noise=len(noise),
+            n_beam=len(beam[0]),
             draws=max(draws, 1),
             vertex=vertex,
+            knobs=knobs,
         )

@@ -5,7 +5,8 @@ Spyral part, as attpc-engine's `SpyralWriter` writes it::
     /cloud                 attrs min_event, max_event
     /cloud/cloud_<n>       float64 (N, 8): x, y, z [mm], amplitude, integral [ADC], pad id,
                            time bucket, pad scale; attrs orig_run, orig_event, ic_* = -1
-    /cloud/labels_<n>      int64 (N,): nucleus index per point (-1 = injected noise hit)
+    /cloud/labels_<n>      int64 (N,): nucleus index per point (-1 = injected noise hit,
+                           -2 = beam ion along the axis)
 
 Our additions: attr ``label`` (class id) and ``channel`` on every ``cloud_<n>``; root
 attrs (`ROOT_ATTRS`); and ``/events``, one row per event (`EVENT_DTYPE`), so nobody scans.
@@ -25,10 +26,11 @@ import numpy as np
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES
 from data_prep.sim.channels import CHANNELS
-from data_prep.sim.physics import NOISE_POINT_LABEL, SimEvent
+from data_prep.sim.config import RANDOM_KNOBS
+from data_prep.sim.physics import BEAM_POINT_LABEL, NOISE_POINT_LABEL, SimEvent
 
 FORMAT = "attpc-classify-sim"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 PARTIAL_SUFFIX = ".partial"
 
 #: The event table ``/events``.
@@ -40,10 +42,13 @@ EVENT_DTYPE = np.dtype(
         ("n_points", "<i4"),  # rows of cloud_<n>
         ("n_signal", "<i4"),  # points from reaction products
         ("n_noise", "<i4"),  # injected noise hits
+        ("n_beam", "<i4"),  # points of beam ions along the axis (per-point label -2)
         ("draws", "<i4"),  # reaction draws; draws - 1 were rejected (too few points)
         ("vertex_x", "<f4"),  # mm, first reaction vertex (NaN for noise-only)
         ("vertex_y", "<f4"),
         ("vertex_z", "<f4"),
+        # detector and beam settings used (randomised or fixed; data_prep.sim.randomize)
+        *((name, "<f4") for name in RANDOM_KNOBS),
     ]
 )
 
@@ -61,6 +66,7 @@ ROOT_ATTRS = (
     "first_event",
     "n_events",
     "noise_point_label",
+    "beam_point_label",
     "attpc_engine_version",
 )
 
@@ -98,6 +104,7 @@ def file_attrs(
         "first_event": int(first_event),
         "n_events": int(n_events),
         "noise_point_label": NOISE_POINT_LABEL,
+        "beam_point_label": BEAM_POINT_LABEL,
         "attpc_engine_version": version("attpc-engine"),
     }
 
@@ -149,10 +156,12 @@ class RunFileWriter:
                 len(event.points),
                 event.n_signal,
                 event.n_noise,
+                event.n_beam,
                 event.draws,
                 v[0],
                 v[1],
                 v[2],
+                *event.knobs.row,
             )
         )
 

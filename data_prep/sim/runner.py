@@ -24,6 +24,7 @@ from data_prep.events import CLASS_NAMES
 from data_prep.sim.channels import CHANNEL_NAMES, plan_channels
 from data_prep.sim.config import SimConfig, validate_config
 from data_prep.sim.physics import EventGenerator, check_physics
+from data_prep.sim.randomize import draw_knobs
 from data_prep.sim.runfile import (
     IDENTITY_ATTRS,
     PARTIAL_SUFFIX,
@@ -35,12 +36,20 @@ from data_prep.sim.runfile import (
 
 PLAN_STREAM = 0x5EED_0001
 EVENT_STREAM = 0x5EED_0002
+KNOB_STREAM = 0x5EED_0003
 DEFAULT_EVENTS_PER_FILE = 100
 
 
 def event_rng(seed: int, event: int) -> np.random.Generator:
     """The generator of one event: depends on nothing but the seed and the event number."""
     return np.random.default_rng([seed, EVENT_STREAM, event])
+
+
+def knob_rng(seed: int, event: int, first_event: int, per: str) -> np.random.Generator:
+    """The generator of the randomised knobs: one per event, or one per run file (keyed on
+    the file's first event, so the files of one simulation draw different settings)."""
+    key = event if per == "event" else first_event
+    return np.random.default_rng([seed, KNOB_STREAM, int(per == "file"), key])
 
 
 @dataclass
@@ -134,10 +143,17 @@ def _run_file(
 ) -> np.ndarray:
     """Simulate and write one run file; returns its event table."""
     generator = _generator(config)
+    per = config.randomize.per
+    randomised = bool(config.randomize.active)
+    knobs = None
+    if randomised and per == "file":
+        knobs = draw_knobs(config, knob_rng(seed, task.first_event, task.first_event, per))
     with RunFileWriter(task.path, task.attrs) as writer:
         for offset, channel_id in enumerate(task.channels):
             event_id = task.first_event + offset
-            event = generator.generate(CHANNEL_NAMES[channel_id], event_rng(seed, event_id))
+            if randomised and per == "event":
+                knobs = draw_knobs(config, knob_rng(seed, event_id, task.first_event, per))
+            event = generator.generate(CHANNEL_NAMES[channel_id], event_rng(seed, event_id), knobs)
             writer.write(event_id, event)
             if progress is not None:
                 progress(1)
