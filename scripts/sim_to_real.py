@@ -44,8 +44,8 @@ KNOBS = {
 }
 PLAIN_PREP = ["--views", "xy,zy", "--size", "64", "--set", "voxel_grid=0"]
 ROBUST_PREP = ["--config", "configs/prep/robust.yaml"]
-MODEL = ["--config", "configs/train/cnn_small.yaml", "model.width=16", "optim.batch_size=32",
-         "optim.patience=0"]  # fmt: skip
+MODEL = ["--config", "configs/train/cnn_small.yaml", "--quiet"]
+OVERRIDES = ["model.width=16", "optim.batch_size=32", "optim.patience=0"]
 COMMANDS: list[str] = []
 
 
@@ -87,7 +87,8 @@ def evaluate(run: Path, data: Path, tag: str) -> dict:
 
 
 def cell(est: dict) -> str:
-    return f"{est['value']:.3f} [{est['low']:.3f}, {est['high']:.3f}]"
+    lo, hi = est["ci95"]
+    return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
 def row(label: str, test: str, m: dict) -> str:
@@ -130,8 +131,8 @@ def main() -> int:
                              ("randomised, robust inputs", randomized, "robust")):  # fmt: skip
         data = preprocess(out, sim, sim.name, prep)
         run = out / "runs" / f"{sim.name}_{prep}"
-        sh(["train", *MODEL, "--data", data, "--out", run, f"optim.epochs={s['epochs']}",
-            "--quiet"], run / "model.json")  # fmt: skip
+        sh(["train", *MODEL, "--data", data, "--out", run, *OVERRIDES,
+            f"optim.epochs={s['epochs']}"], run / "model.json")  # fmt: skip
         runs[label] = (run, prep)
 
     lines = ["| model | test set | proton F1 (binary) | macro-F1 (3-class) | proton ROC AUC | "
@@ -154,8 +155,9 @@ def main() -> int:
                         101 + i, 700 + 20 * i)  # fmt: skip
         pool_data = preprocess(out, pool, pool.name, "robust")
         ft = out / "runs" / f"randomized_robust_ft{n_labels}"
-        sh(["train", *MODEL, "--data", pool_data, "--out", ft, f"model.init=run:{adapted}",
-            "optim.epochs=8", "optim.lr=5e-4", "--quiet"], ft / "model.json")  # fmt: skip
+        sh(["train", *MODEL, "--data", pool_data, "--out", ft, *OVERRIDES,
+            f"model.init=run:{adapted}", "optim.epochs=8", "optim.lr=5e-4"],
+           ft / "model.json")  # fmt: skip
         ada_lines.append(row(f"randomised, robust + AdaBN + fine-tune on {n_labels} stand-in "
                              "labels (80 % train / 20 % validation)", "stand-in",
                              evaluate(ft, st_data, standin.name)))  # fmt: skip
