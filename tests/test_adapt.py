@@ -80,3 +80,47 @@ def test_adapt_refuses_bad_input_in_one_line(run_and_target, tmp_path, capsys):
         assert main(["adapt", str(run), "--data", str(data), "--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "error" in err[0], err
+
+
+def test_adapt_takes_point_cloud_files_projected_like_the_run(tmp_path, capsys):
+    from _formats import make_events, write_spyral
+
+    from attpc_classify.adapt import target_images
+    from data_prep.images import project
+
+    torch.set_num_threads(1)
+    events = make_events(np.random.default_rng(8), 140, run=9)
+    raw = write_spyral(tmp_path / "run_0009.h5", events)
+    img = tmp_path / "img.h5"
+    assert (
+        main(
+            [
+                "preprocess",
+                str(raw),
+                "--out",
+                str(img),
+                "--size",
+                "16",
+                "--set",
+                "voxel_grid=0",
+                "--set",
+                "denoise=dbscan",
+                "--quiet",
+                "--workers",
+                "1",
+            ]
+        )
+        == 0
+    )
+    run = tmp_path / "run"
+    assert main(["train", "--quiet", "--data", str(img), "--out", str(run), "model.width=4",
+                 "model.depth=2", "optim.epochs=1", "optim.batch_size=16"]) == 0  # fmt: skip
+    trained = load_run(run)
+    got = target_images(trained, [str(raw)], max_events=100, seed=0)
+    want = project(events, trained.info.image_config).images
+    assert got.shape == (100, *want.shape[1:])
+    pick = np.sort(np.random.default_rng(0).choice(len(events), 100, replace=False))
+    np.testing.assert_array_equal(got, want[pick])
+    capsys.readouterr()
+    assert main(["adapt", str(run), "--data", str(raw), "--out", str(tmp_path / "a")]) == 0
+    assert "after AdaBN" in capsys.readouterr().out
