@@ -68,7 +68,8 @@ def event_figure(
         col_axis, row_axis = VIEW_AXES[view]
         extent = (*ranges[col_axis], *ranges[row_axis])
         im = ax.imshow(
-            np.asarray(images[c], dtype=np.float32),
+            # the first pixel value of the view (summed charge unless configured otherwise)
+            np.asarray(images[c * len(config.pixel_values)], dtype=np.float32),
             origin="lower",
             extent=extent,
             aspect="auto",
