@@ -95,8 +95,8 @@ def run_tasks(
             finished, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
             if poll is not None:
                 poll()
-            for future in finished:
-                on_result(futures[future], result(future))
+            for future in finished:  # popped: a result is held no longer than needed
+                on_result(futures.pop(future), result(future))
     except BaseException:
         for future in pending:
             future.cancel()
