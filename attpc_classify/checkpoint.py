@@ -32,6 +32,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from attpc_classify.data import as_float
+from attpc_classify.device import autocast, autocast_dtype, resolve_device
+from attpc_classify.models import create_model
 from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig
@@ -305,13 +308,10 @@ class Trained:
         voxels
             ``(N, G, G, G)``, for voxel models (``info.input == "voxels"``).
         precision
-            ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast; see `engine.autocast_dtype`).
+            ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast; see `device.autocast_dtype`).
         batch_size
             Events per forward pass.
         """
-        from attpc_classify.data import as_float
-        from attpc_classify.engine import autocast, autocast_dtype
-
         x = self._check(voxels if self.info.input == "voxels" else images, self.info.input)
         dtype = autocast_dtype(precision, self.device)
         out = np.empty((len(x), len(self.info.output_names)), dtype=np.float32)
@@ -344,9 +344,6 @@ def load_run(run_dir: str | Path, *, device: str = "auto") -> Trained:
     >>> trained.predict_proba(images).shape  # doctest: +SKIP
     (256, 3)
     """
-    from attpc_classify.engine import resolve_device
-    from attpc_classify.models import create_model
-
     info, state = read_run(run_dir)
     spec = info.model
     if "name" not in spec or not isinstance(spec.get("args"), dict):

@@ -19,13 +19,11 @@ gives the same weights on CPU.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +46,7 @@ from attpc_classify.data import (
     stratified_split,
     task_labels,
 )
+from attpc_classify.device import autocast, autocast_dtype, resolve_device
 from attpc_classify.train_config import TrainConfig
 from data_prep.atomic import check_writable
 from data_prep.errors import InputError
@@ -67,54 +66,6 @@ class FitResult:
     train_images: int  # training images processed (the cost measure of the benchmark)
     wall_s: float  # seconds spent training and validating
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl rows
-
-
-# --------------------------------------------------------------------------- device
-
-
-def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device {device!r} requested but CUDA is not available")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
-
-
-@cache
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 (AVX512-BF16 or AMX), where bf16 autocast pays."""
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
-
-
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """Autocast dtype for ``precision`` on ``device``; None = plain fp32."""
-    if precision == "fp32":
-        return None
-    if precision == "bf16":
-        return torch.bfloat16
-    if precision == "fp16":
-        if device.type != "cuda":
-            raise InputError("precision fp16 needs CUDA; use bf16 or fp32 on CPU")
-        return torch.float16
-    if device.type == "cuda":
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if cpu_has_bf16() else None
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
-    """``torch.autocast`` for ``dtype``, or a no-op for fp32."""
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=dtype)
 
 
 # --------------------------------------------------------------------------- pieces
@@ -705,7 +656,8 @@ def _train_run(
     progress: Progress | None,
     log: Log | None,
 ) -> Path:
-    from attpc_classify.models import build_model, create_model, input_kind, model_args
+    from attpc_classify.models import create_model, input_kind, model_args
+    from attpc_classify.models.build import build_model
 
     log = log or (lambda _msg: None)
     out_dir = default_out(cfg)

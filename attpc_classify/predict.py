@@ -16,8 +16,16 @@ The HDF5 form (``.h5`` / ``.hdf5``) holds the same fields as one
 
 Every check that can fail (output suffix, input readable, image settings, classes,
 voxels) runs on all inputs before the first event is read, so a mismatch costs nothing
-and is reported in one line. Output is written under a temporary name and renamed into
-place when complete.
+and is reported in one line. Then, as for ``preprocess`` (`data_prep.build`)::
+
+    plan_classify(sources)  ->  [ClassifyTask, ...]      one per file, or per event range
+    classify_task(task)     ->  ClassifyPart              read -> project -> infer
+    _InOrder.add(part)      ->  PredictionWriter          appended in task order
+
+The tasks run here, one after the other (the default), or on any
+`concurrent.futures.Executor` (`data_prep.tasks.run_tasks`): a process pool, or a Dask
+cluster's (`attpc_classify.scaleout`). Output is written under a temporary name and
+renamed into place when complete.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,6 +52,7 @@ from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
 from data_prep.images import ImageConfig, project_arrays
+from data_prep.tasks import run_tasks
 
 if TYPE_CHECKING:  # torch-heavy; imported by callers that already hold a model
     from attpc_classify.checkpoint import RunInfo, Trained
@@ -319,7 +329,9 @@ def check_image_file(path: str | Path, trained: Trained) -> dict:
 
 
 @dataclass
-class _Source:
+class Source:
+    """One checked input: an image file or a point-cloud file of ``format``."""
+
     path: Path
     kind: str  # "images" | "events"
     n_events: int
@@ -328,7 +340,7 @@ class _Source:
 
 def _resolve_inputs(
     trained: Trained, inputs: Sequence[str | Path], fmt: str, reader_options: dict
-) -> list[_Source]:
+) -> list[Source]:
     from data_prep.readers import detect_format, open_events
 
     sources = []
@@ -339,48 +351,73 @@ def _resolve_inputs(
         name = detect_format(path) if fmt == "auto" else fmt
         if name == "images" or is_image_file(path):
             info = check_image_file(path, trained)
-            sources.append(_Source(path, "images", int(info.get("n_events", 0)), "images"))
+            sources.append(Source(path, "images", int(info.get("n_events", 0)), "images"))
             continue
         # Opening reads the header: an unreadable or unsupported file fails here, not
         # after earlier inputs have been classified.
         with open_events(path, format=name, **reader_options) as reader:
             n = len(reader)
-        sources.append(_Source(path, "events", n, name))
+        sources.append(Source(path, "events", n, name))
     return sources
 
 
+def prepare_inputs(
+    trained: Trained,
+    inputs: Sequence[str | Path],
+    out: str | Path,
+    *,
+    format: str = "auto",
+    batch_size: int = 256,
+    reader_options: dict | None = None,
+) -> tuple[list[Source], dict]:
+    """Every check of `classify_files` before any event is read (also run by
+    `attpc_classify.scaleout` before it connects to a cluster): the resolved inputs, and
+    the reader options with the model's charge column."""
+    reader_options = dict(reader_options or {})
+    info = trained.info
+    if any(Path(p).resolve() == Path(out).resolve() for p in inputs):
+        raise InputError("output file is also an input", path=out)
+    # Spyral files hold two charge columns; use the one the training images were made of.
+    charge = reader_options.setdefault("charge", info.image_config.charge_column)
+    if charge != info.image_config.charge_column:
+        raise InputError(
+            f"reader option charge={charge!r} differs from the model's training charge "
+            f"column {info.image_config.charge_column!r}"
+        )
+    output_kind(out)
+    check_writable(out)
+    if not inputs:
+        raise InputError("no input files given")
+    inputs = expand_inputs(inputs)  # a directory = its files, as for preprocess
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    return _resolve_inputs(trained, inputs, format, reader_options), reader_options
+
+
+def model_config(info: RunInfo) -> ImageConfig:
+    """The projection that turns point clouds into this model's inputs."""
+    config = info.image_config
+    if info.input != "voxels" and config.voxel_grid:
+        # The model never sees voxels: skip binning them (same images, less work).
+        config = ImageConfig.from_dict({**config.to_dict(), "voxel_grid": 0})
+    return config
+
+
+def output_attrs(info: RunInfo, sources: Sequence[Source]) -> dict[str, Any]:
+    """The HDF5 prediction file's attributes: which model, which inputs."""
+    return {
+        "run_dir": str(info.path),
+        "model": info.model,
+        "task": info.task,
+        "git_sha": info.git_sha,
+        "image_config": info.image_config.to_dict(),
+        "inputs": [str(s.path) for s in sources],
+    }
+
+
 # --------------------------------------------------------------------------------------
-# Classification
+# Batches: read, project, infer
 # --------------------------------------------------------------------------------------
-
-
-@dataclass
-class ClassifySummary:
-    """What `classify_files` did."""
-
-    out: Path
-    n_events: int = 0
-    n_skipped: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
-    n_empty: int = 0  # events with no point inside the image ranges (still classified)
-    predicted: dict[str, int] = field(default_factory=dict)  # class -> events
-    wall_s: float = 0.0
-
-    @property
-    def events_per_s(self) -> float:
-        return self.n_events / self.wall_s if self.wall_s > 0 else 0.0
-
-    def to_dict(self) -> dict:
-        return {
-            "out": str(self.out),
-            "n_events": self.n_events,
-            "n_skipped": self.n_skipped,
-            "skipped": self.skipped,
-            "n_empty": self.n_empty,
-            "predicted": self.predicted,
-            "wall_s": round(self.wall_s, 3),
-            "events_per_s": round(self.events_per_s, 1),
-        }
 
 
 @dataclass
@@ -413,11 +450,10 @@ def predict_batch(
 
 
 def _image_batches(
-    source: _Source, batch_size: int, voxels: bool, *, start: int = 0, stop: int | None = None
+    path: Path, batch_size: int, voxels: bool, start: int, stop: int | None
 ) -> Iterator[_Batch]:
-    # Read HDF5 slices directly: the file may be larger than memory. [start, stop): the
-    # rows of one scale-out task (attpc_classify.scaleout).
-    with h5py.File(source.path, "r") as f:
+    # Read HDF5 slices directly: the file may be larger than memory.
+    with h5py.File(path, "r") as f:
         n = f["event_id"].shape[0] if stop is None else stop
         for first in range(start, n, batch_size):
             sl = slice(first, min(n, first + batch_size))
@@ -432,40 +468,42 @@ def _image_batches(
             )
 
 
+def _project_batch(events: list, config: ImageConfig) -> _Batch:
+    counts = np.fromiter((e.points.shape[0] for e in events), np.int64, len(events))
+    points = np.concatenate([e.points[:, :4] for e in events], axis=0)
+    proj = project_arrays(points, counts, config)
+    return _Batch(
+        run=np.fromiter((e.run for e in events), np.int64, len(events)),
+        event_id=np.fromiter((e.event_id for e in events), np.int64, len(events)),
+        images=proj.images,
+        voxels=proj.voxels,
+        empty=proj.empty,
+    )
+
+
 def _event_batches(
-    source: _Source,
+    path: Path,
+    format: str,
     config: ImageConfig,
     batch_size: int,
+    start: int,
+    stop: int | None,
     *,
     skip_bad: bool,
     on_skip: Callable[[int, str], None],
     reader_options: dict,
-    start: int = 0,
-    stop: int | None = None,
 ) -> Iterator[_Batch]:
     from data_prep.readers import open_events
 
-    def flush(events: list) -> _Batch:
-        counts = np.fromiter((e.points.shape[0] for e in events), np.int64, len(events))
-        points = np.concatenate([e.points[:, :4] for e in events], axis=0)
-        proj = project_arrays(points, counts, config)
-        return _Batch(
-            run=np.fromiter((e.run for e in events), np.int64, len(events)),
-            event_id=np.fromiter((e.event_id for e in events), np.int64, len(events)),
-            images=proj.images,
-            voxels=proj.voxels,
-            empty=proj.empty,
-        )
-
-    with open_events(source.path, format=source.format, **reader_options) as reader:
+    with open_events(path, format=format, **reader_options) as reader:
         pending: list = []
         for event in reader.iter_events(start, stop, skip_bad=skip_bad, on_skip=on_skip):
             pending.append(event)
             if len(pending) == batch_size:
-                yield flush(pending)
+                yield _project_batch(pending, config)
                 pending = []
         if pending:
-            yield flush(pending)
+            yield _project_batch(pending, config)
 
 
 _DONE = object()
@@ -512,58 +550,283 @@ def _prefetch(batches: Generator[_Batch, None, None], depth: int) -> Iterator[_B
                 thread.join(timeout=0.1)
 
 
-def prepare_inputs(
+# --------------------------------------------------------------------------------------
+# Tasks: plan, run one (here or on a worker), merge in order
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ClassifyTask:
+    """Events ``[start, stop)`` of one input (point-cloud or image file); ``stop`` None:
+    to the end of the file."""
+
+    index: int
+    path: str
+    kind: str  # "images" | "events"
+    format: str
+    start: int
+    stop: int | None
+
+
+@dataclass
+class ClassifyPart:
+    """What `classify_task` returns: its events' rows and counts (small: 28 bytes per
+    event of a 3-class model, so parts travel back as results, not files)."""
+
+    index: int
+    run: np.ndarray  # (n,) int64
+    event_id: np.ndarray  # (n,) int64
+    proba: np.ndarray  # (n, K) float32; NaN rows for blank events
+    n_empty: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> bad events
+
+    @property
+    def n_events(self) -> int:
+        return len(self.proba)
+
+
+def plan_classify(
+    sources: Sequence[Source], *, events_per_task: int | None, batch_size: int
+) -> list[ClassifyTask]:
+    """Tasks in output order: one per input, or per ``events_per_task`` events of each
+    (rounded up to whole batches).
+
+    Whole batches keep every batch the same as in a one-task-per-file run (unless
+    ``skip_bad`` drops events), so the probabilities are computed on the same batches.
+    """
+    if events_per_task is None:
+        return [
+            ClassifyTask(i, str(src.path), src.kind, src.format, 0, None)
+            for i, src in enumerate(sources)
+        ]
+    if events_per_task < 1:
+        raise InputError(f"events per task must be >= 1, got {events_per_task}")
+    per_task = batch_size * -(-events_per_task // batch_size)
+    tasks: list[ClassifyTask] = []
+    for src in sources:
+        n = int(src.n_events)
+        for start in range(0, max(n, 1), per_task):
+            stop = min(n, start + per_task)
+            tasks.append(ClassifyTask(len(tasks), str(src.path), src.kind, src.format, start, stop))
+    return tasks
+
+
+_LOADED: dict[tuple, Trained] = {}
+_LOADED_LOCK = threading.Lock()
+
+
+def loaded_run(run_dir: str, device: str) -> Trained:
+    """The run's model, loaded once per worker process (tasks of one run share it).
+
+    Keyed by the weights file's size and time too: a long-lived worker must not keep
+    serving a model that was retrained into the same directory.
+    """
+    from attpc_classify.checkpoint import load_run
+
+    weights = Path(run_dir).resolve() / "model.safetensors"
+    st = weights.stat() if weights.exists() else None
+    key = (str(weights), device, st and st.st_size, st and st.st_mtime_ns)
+    with _LOADED_LOCK:
+        if key not in _LOADED:
+            _LOADED.clear()  # one run at a time: do not pile up models in a worker
+            _LOADED[key] = load_run(run_dir, device=device)
+        return _LOADED[key]
+
+
+def _task_batches(
+    task: ClassifyTask,
+    info: RunInfo,
+    batch_size: int,
+    *,
+    skip_bad: bool,
+    on_skip: Callable[[int, str], None],
+    reader_options: dict,
+) -> Generator[_Batch, None, None]:
+    path = Path(task.path)
+    if task.kind == "images":
+        yield from _image_batches(path, batch_size, info.input == "voxels", task.start, task.stop)
+    else:
+        yield from _event_batches(
+            path, task.format, model_config(info), batch_size, task.start, task.stop,
+            skip_bad=skip_bad, on_skip=on_skip, reader_options=reader_options,
+        )  # fmt: skip
+
+
+def classify_task(
+    task: ClassifyTask,
+    run: Trained | str,
+    *,
+    device: str = "cpu",
+    precision: str = "auto",
+    batch_size: int = 256,
+    skip_bad: bool = False,
+    reader_options: dict | None = None,
+    prefetch: bool | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> ClassifyPart:
+    """Read, project and classify one task's events, in this process or on a worker.
+
+    Parameters
+    ----------
+    task
+        What to classify (`plan_classify`).
+    run
+        The loaded run, or its directory: a worker loads it once on ``device``
+        (`loaded_run`).
+    prefetch
+        Read and project the next batches in a thread while the model runs (None: only
+        when the model is on a GPU).
+    progress
+        Called with the number of events of each classified batch.
+
+    Other parameters as for `classify_files`.
+    """
+    trained = loaded_run(run, device) if isinstance(run, str) else run
+    skipped: dict[str, int] = {}
+
+    def on_skip(event_id: int, reason: str) -> None:
+        skipped[reason] = skipped.get(reason, 0) + 1
+
+    batches = _task_batches(
+        task, trained.info, batch_size, skip_bad=skip_bad, on_skip=on_skip,
+        reader_options=dict(reader_options or {}),
+    )  # fmt: skip
+    if prefetch is None:
+        prefetch = getattr(trained, "device", None) is not None and trained.device.type != "cpu"
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    n_empty = 0
+    for batch in _prefetch(batches, depth=2) if prefetch else batches:
+        proba = predict_batch(trained, batch, precision=precision, batch_size=batch_size)
+        rows.append((batch.run, batch.event_id, proba))
+        n_empty += batch.n_empty
+        if progress is not None:
+            progress(len(proba))
+    k = len(trained.info.output_names)
+    run_ids, event_ids, probas = zip(*rows, strict=True) if rows else ((), (), ())
+    return ClassifyPart(
+        index=task.index,
+        run=np.concatenate([np.zeros(0, np.int64), *run_ids]),
+        event_id=np.concatenate([np.zeros(0, np.int64), *event_ids]),
+        proba=np.concatenate([np.zeros((0, k), np.float32), *probas]),
+        n_empty=n_empty,
+        skipped=skipped,
+    )
+
+
+@dataclass
+class ClassifySummary:
+    """What `classify_files` did."""
+
+    out: Path
+    n_events: int = 0
+    n_skipped: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+    n_empty: int = 0  # events with no point inside the image ranges (still classified)
+    predicted: dict[str, int] = field(default_factory=dict)  # class -> events
+    wall_s: float = 0.0
+
+    @property
+    def events_per_s(self) -> float:
+        return self.n_events / self.wall_s if self.wall_s > 0 else 0.0
+
+    def to_dict(self) -> dict:
+        return {
+            "out": str(self.out),
+            "n_events": self.n_events,
+            "n_skipped": self.n_skipped,
+            "skipped": self.skipped,
+            "n_empty": self.n_empty,
+            "predicted": self.predicted,
+            "wall_s": round(self.wall_s, 3),
+            "events_per_s": round(self.events_per_s, 1),
+        }
+
+
+class _InOrder:
+    """Append finished parts to the writer in task order (an early one waits) and add up
+    their counts."""
+
+    def __init__(self, writer: PredictionWriter, summary: ClassifySummary):
+        self.writer = writer
+        self.summary = summary
+        self.counts = np.zeros(len(writer.output_names) + 1, dtype=np.int64)  # + empty
+        self.waiting: dict[int, ClassifyPart] = {}
+        self.next = 0
+
+    def add(self, part: ClassifyPart) -> None:
+        self.waiting[part.index] = part
+        while self.next in self.waiting:
+            p = self.waiting.pop(self.next)
+            predicted = self.writer.append(p.run, p.event_id, p.proba)
+            self.counts += np.bincount(predicted, minlength=len(self.counts))
+            s = self.summary
+            s.n_events += p.n_events
+            s.n_empty += p.n_empty
+            for reason, n in p.skipped.items():
+                s.skipped[reason] = s.skipped.get(reason, 0) + n
+            s.n_skipped += sum(p.skipped.values())
+            self.next += 1
+
+    def finish(self, n_tasks: int) -> ClassifySummary:
+        assert self.next == n_tasks and not self.waiting, "a task's part is missing"
+        self.summary.predicted = count_predicted(self.counts, self.writer.output_names)
+        return self.summary
+
+
+# --------------------------------------------------------------------------------------
+# Classification: checks, then tasks on any executor, then one atomic table
+# --------------------------------------------------------------------------------------
+
+
+def run_classification(
     trained: Trained,
-    inputs: Sequence[str | Path],
+    sources: Sequence[Source],
     out: str | Path,
     *,
-    format: str = "auto",
+    reader_options: dict,
+    executor: Executor | None = None,
+    device: str = "cpu",
+    events_per_task: int | None = None,
     batch_size: int = 256,
-    reader_options: dict | None = None,
-) -> tuple[list[_Source], dict]:
-    """Every check of `classify_files` before any event is read (also run by
-    `attpc_classify.scaleout` before it sends tasks out): the resolved inputs, and the
-    reader options with the model's charge column."""
-    reader_options = dict(reader_options or {})
+    precision: str = "auto",
+    skip_bad: bool = False,
+    progress: Callable[[int], None] | None = None,
+    prefetch: bool | None = None,
+) -> ClassifySummary:
+    """`classify_files` after its checks (`prepare_inputs`): plan, run the tasks, merge.
+
+    Without ``executor`` the tasks run here, one after the other, on ``trained`` (progress
+    per batch); with one, each runs on a worker that loads the run on ``device`` (progress
+    per task). Either way the parts are appended in task order -- file order, then event
+    order -- to one table renamed into place when complete.
+    """
     info = trained.info
-    if any(Path(p).resolve() == Path(out).resolve() for p in inputs):
-        raise InputError("output file is also an input", path=out)
-    # Spyral files hold two charge columns; use the one the training images were made of.
-    charge = reader_options.setdefault("charge", info.image_config.charge_column)
-    if charge != info.image_config.charge_column:
-        raise InputError(
-            f"reader option charge={charge!r} differs from the model's training charge "
-            f"column {info.image_config.charge_column!r}"
-        )
-    output_kind(out)
-    check_writable(out)
-    if not inputs:
-        raise InputError("no input files given")
-    inputs = expand_inputs(inputs)  # a directory = its files, as for preprocess
-    if batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
-    return _resolve_inputs(trained, inputs, format, reader_options), reader_options
+    out = Path(out)
+    tasks = plan_classify(sources, events_per_task=events_per_task, batch_size=batch_size)
+    options = dict(precision=precision, batch_size=batch_size, skip_bad=skip_bad,
+                   reader_options=reader_options, prefetch=prefetch)  # fmt: skip
+    start = time.perf_counter()
+    with PredictionWriter(
+        out, info.output_names, attrs=output_attrs(info, sources),
+        proton_threshold=info.proton_threshold,
+    ) as writer:  # fmt: skip
+        merge = _InOrder(writer, ClassifySummary(out=out))
+        if executor is None:
+            for task in tasks:
+                merge.add(classify_task(task, trained, progress=progress, **options))
+        else:
 
+            def done(task: ClassifyTask, part: ClassifyPart) -> None:
+                merge.add(part)
+                if progress is not None:
+                    progress(part.n_events)
 
-def model_config(info: RunInfo) -> ImageConfig:
-    """The projection that turns point clouds into this model's inputs."""
-    config = info.image_config
-    if info.input != "voxels" and config.voxel_grid:
-        # The model never sees voxels: skip binning them (same images, less work).
-        config = ImageConfig.from_dict({**config.to_dict(), "voxel_grid": 0})
-    return config
-
-
-def output_attrs(info: RunInfo, sources: Sequence[_Source]) -> dict[str, Any]:
-    """The HDF5 prediction file's attributes: which model, which inputs."""
-    return {
-        "run_dir": str(info.path),
-        "model": info.model,
-        "task": info.task,
-        "git_sha": info.git_sha,
-        "image_config": info.image_config.to_dict(),
-        "inputs": [str(s.path) for s in sources],
-    }
+            run_tasks(executor, classify_task, tasks, str(info.path), on_result=done,
+                      device=device, **options)  # fmt: skip
+        summary = merge.finish(len(tasks))
+        summary.wall_s = time.perf_counter() - start
+        writer.commit(summary=summary.to_dict())
+    return summary
 
 
 def classify_files(
@@ -579,6 +842,9 @@ def classify_files(
     reader_options: dict | None = None,
     prefetch: bool | None = None,
     on_plan: Callable[[int], None] | None = None,
+    executor: Executor | None = None,
+    device: str = "cpu",
+    events_per_task: int | None = None,
 ) -> ClassifySummary:
     """Classify every event of ``inputs`` with a trained run; write one row per event.
 
@@ -603,13 +869,20 @@ def classify_files(
         Called with the number of newly classified events.
     reader_options
         Keyword options for `data_prep.readers.open_events` (e.g. the ROOT tree name).
-    on_plan
-        Called once with the number of events in all inputs, after every check (to
-        size a progress bar).
     prefetch
         Read and project the next batches in a background thread while the model runs
         on the current one. ``None`` (default): only when the model is on a GPU, where it
         overlaps for free; on a CPU torch already uses every core and measured no gain.
+    on_plan
+        Called once with the number of events in all inputs, after every check (to
+        size a progress bar).
+    executor
+        Run the tasks on this `concurrent.futures.Executor` (a process pool, Dask's
+        ``client.get_executor()``; its workers must see the same files) instead of here.
+    device
+        With ``executor``: where the workers run the model (``cpu``, ``auto``, ``cuda``).
+    events_per_task
+        Events per task (whole batches); None: one task per input file.
 
     Returns
     -------
@@ -622,56 +895,13 @@ def classify_files(
     >>> classify_files(trained, ["run_0001.h5"], "predictions.csv").n_events  # doctest: +SKIP
     10000
     """
-    info = trained.info
-    out = Path(out)
     sources, reader_options = prepare_inputs(
         trained, inputs, out, format=format, batch_size=batch_size, reader_options=reader_options
     )
     if on_plan is not None:
         on_plan(sum(s.n_events for s in sources))
-
-    needs_voxels = info.input == "voxels"
-    config = model_config(info)
-
-    summary = ClassifySummary(out=out)
-    counts = np.zeros(len(info.output_names) + 1, dtype=np.int64)  # + empty
-
-    def on_skip(event_id: int, reason: str) -> None:
-        summary.n_skipped += 1
-        summary.skipped[reason] = summary.skipped.get(reason, 0) + 1
-
-    attrs = output_attrs(info, sources)
-    start = time.perf_counter()
-    with PredictionWriter(
-        out, info.output_names, attrs=attrs, proton_threshold=info.proton_threshold
-    ) as writer:
-
-        def all_batches() -> Iterator[_Batch]:
-            for source in sources:
-                if source.kind == "images":
-                    yield from _image_batches(source, batch_size, needs_voxels)
-                else:
-                    yield from _event_batches(
-                        source,
-                        config,
-                        batch_size,
-                        skip_bad=skip_bad,
-                        on_skip=on_skip,
-                        reader_options=reader_options,
-                    )
-
-        if prefetch is None:
-            prefetch = getattr(trained, "device", None) is not None and trained.device.type != "cpu"
-        batches = _prefetch(all_batches(), depth=2) if prefetch else all_batches()
-        for batch in batches:
-            proba = predict_batch(trained, batch, precision=precision, batch_size=batch_size)
-            predicted = writer.append(batch.run, batch.event_id, proba)
-            counts += np.bincount(predicted, minlength=len(counts))
-            summary.n_events += len(proba)
-            summary.n_empty += batch.n_empty
-            if progress is not None:
-                progress(len(proba))
-        summary.wall_s = time.perf_counter() - start
-        summary.predicted = count_predicted(counts, info.output_names)
-        writer.commit(summary=summary.to_dict())
-    return summary
+    return run_classification(
+        trained, sources, out, reader_options=reader_options, executor=executor,
+        device=device, events_per_task=events_per_task, batch_size=batch_size,
+        precision=precision, skip_bad=skip_bad, progress=progress, prefetch=prefetch,
+    )  # fmt: skip

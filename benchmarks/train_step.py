@@ -12,8 +12,8 @@ import time
 
 import torch
 
-from attpc_classify.engine import autocast, resolve_device
-from attpc_classify.models import build_model
+from attpc_classify.device import autocast, resolve_device
+from attpc_classify.models.build import build_model
 from attpc_classify.train_config import ModelConfig
 from data_prep.images import ImageConfig
 

@@ -10,8 +10,8 @@ The work is a list of `Task` s, each a few thousand consecutive events of the in
 Every step writes under a temporary name and renames into place (``os.replace``), so a
 killed run leaves finished parts and no file under the final name, and ``resume=True``
 redoes only the missing parts: every event ends up in the output exactly once. The task
-functions take and return plain picklable values so any scheduler can map them over the
-plan (`build_images` uses a `ProcessPoolExecutor`; a Dask cluster can do the same).
+functions take and return plain picklable values so any executor can map them over the
+plan (`data_prep.tasks.run_tasks`: our `ProcessPoolExecutor`, or a Dask cluster's).
 
 Merging is cheap because parts hold whole compressed HDF5 chunks: a task covers a
 multiple of `chunk_events` events, so when no event is skipped every part starts on a
@@ -30,6 +30,7 @@ counted as *out-of-range points*. An event with no points at all in the file is 
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import math
 import multiprocessing as mp
@@ -41,7 +42,7 @@ import threading
 import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Executor, ProcessPoolExecutor, wait
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
 from data_prep.readers import EventReader, all_options, detect_format, open_events
+from data_prep.tasks import run_tasks
 
 PLAN_VERSION = 1
 DEFAULT_BATCH = 128  # events projected at once (64-256 measured fastest)
@@ -177,7 +179,7 @@ def check_memory(config: ImageConfig, fraction: float = 0.5) -> None:
     One event needs a float64 scratch entry and an output value per pixel and voxel;
     ``--size 100000`` asks for ~300 GiB, found here instead of by the allocator.
     """
-    per_event = len(config.views) * config.size**2 + config.voxel_grid**3
+    per_event = config.n_channels * config.size**2 + config.voxel_grid**3
     need = per_event * (8 + np.dtype(config.dtype).itemsize)
     try:
         total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
@@ -185,7 +187,7 @@ def check_memory(config: ImageConfig, fraction: float = 0.5) -> None:
         return
     if need > fraction * total:
         raise InputError(
-            f"images of {len(config.views)} x {config.size}^2 pixels"
+            f"images of {config.n_channels} x {config.size}^2 pixels"
             + (f" + {config.voxel_grid}^3 voxels" if config.voxel_grid else "")
             + f" need {need / 2**30:.1f} GiB per event; this machine has "
             f"{total / 2**30:.0f} GiB: choose a smaller size or voxel grid"
@@ -1010,36 +1012,22 @@ def _run_tasks(
     progress: Progress | None,
     progress_queue: Any = None,
 ) -> None:
-    """Map `run_task` over ``todo`` on ``executor``; the first failure cancels the rest.
+    """Map `run_task` over ``todo`` on ``executor`` (`data_prep.tasks.run_tasks`).
 
     With our own pool, workers report progress per batch through ``progress_queue``;
     on any other executor (e.g. Dask's) progress comes per finished task.
     """
-    fn = _run_task_in_worker if progress_queue is not None else run_task
-    futures = {executor.submit(fn, t, config, parts_dir, **kwargs): t for t in todo}
-    pending = set(futures)
-    try:
-        while pending:
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            if progress_queue is not None:
-                _drain(progress_queue, progress)
-            for fut in finished:
-                r = fut.result()
-                results[r.index] = r
-                if progress_queue is None and progress is not None:
-                    progress(futures[fut].n_events)
-    except BaseException:
-        for fut in pending:
-            fut.cancel()
-        if isinstance(executor, ProcessPoolExecutor):
-            # Stop now rather than after the tasks already queued to the workers: on
-            # SIGTERM they delete their half-written part and exit (`_init_worker`).
-            for proc in list((getattr(executor, "_processes", None) or {}).values()):
-                proc.terminate()
-            executor.shutdown(wait=True, cancel_futures=True)
-        raise
-    if progress_queue is not None:
-        _drain(progress_queue, progress)
+
+    def done(task: Task, r: TaskResult) -> None:
+        results[r.index] = r
+        if progress_queue is None and progress is not None:
+            progress(task.n_events)
+
+    fn = run_task if progress_queue is None else _run_task_in_worker
+    poll = None if progress_queue is None else functools.partial(_drain, progress_queue, progress)
+    run_tasks(executor, fn, todo, config, parts_dir, on_result=done, poll=poll, **kwargs)
+    if poll is not None:
+        poll()  # the last batches' progress
 
 
 def _totals(results: Iterable[TaskResult]) -> dict[str, Any]:

@@ -8,7 +8,11 @@ event, the predictions made from the image file (the training-time transform, ex
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
+import multiprocessing as mp
+import threading
+from concurrent.futures import ProcessPoolExecutor
 
 import h5py
 import numpy as np
@@ -237,3 +241,59 @@ def test_prefetch_thread_gives_the_same_rows_and_raises_errors(trained, tmp_path
     with pytest.raises(InputError, match="event 20"):
         classify_files(model, [bad], tmp_path / "bad.csv", batch_size=7, prefetch=True)
     assert list(tmp_path.glob("*bad.csv*")) == []
+
+
+class _LastFirst(cf.Executor):
+    """Runs each call at once but finishes its futures in reverse order of submission, as
+    a cluster may: the merge must still write file order, then event order."""
+
+    def __init__(self) -> None:
+        self.finished: list[int] = []
+        self._timers: list[threading.Timer] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> cf.Future:
+        future: cf.Future = cf.Future()
+        value, i = fn(*args, **kwargs), len(self._timers)
+
+        def finish() -> None:
+            self.finished.append(i)
+            future.set_result(value)
+
+        self._timers.append(threading.Timer(0.6 - 0.04 * i, finish))
+        self._timers[-1].start()
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        for timer in self._timers:
+            timer.join()
+
+
+def test_tasks_on_any_executor_give_the_same_table(trained, tmp_path):
+    """One path: tasks here, tasks finishing last-first, event ranges on a process pool."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import classify_files
+
+    model = load_run(trained["run"], device="cpu")
+    events = [
+        Event(run=8, event_id=e.event_id, points=e.points, label=e.label)
+        for e in _raw_events(seed=6, n_per_class=10)
+    ]
+    events[4] = Event(run=8, event_id=4, points=np.full((3, 4), np.nan), label=0)
+    inputs = [write_spyral(tmp_path / "run_0008.h5", events), trained["test"]]
+    kw = dict(batch_size=8, precision="fp32", skip_bad=True)
+    here = classify_files(model, inputs, tmp_path / "here.csv", **kw)
+    with _LastFirst() as late:
+        shuffled = classify_files(
+            model, inputs, tmp_path / "late.csv", executor=late, events_per_task=8, **kw
+        )
+    assert len(late.finished) == 4 + 8 and late.finished[0] > late.finished[-1]
+    with ProcessPoolExecutor(2, mp_context=mp.get_context("fork")) as pool:
+        pooled = classify_files(
+            model, inputs, tmp_path / "pool.csv", executor=pool, events_per_task=20, **kw
+        )
+    table = (tmp_path / "here.csv").read_bytes()
+    assert len(table.splitlines()) == 1 + 29 + 63
+    for name, summary in (("late", shuffled), ("pool", pooled)):
+        assert (tmp_path / f"{name}.csv").read_bytes() == table, name
+        assert (summary.n_events, summary.skipped, summary.predicted) == (
+            here.n_events, {"non-finite values": 1}, here.predicted)  # fmt: skip

@@ -18,17 +18,6 @@ PACKAGES = ("data_prep", "learngene", "attpc_classify")
 #: modules that parse argv and print: the application's front end
 CLI = ("attpc_classify.cli", "attpc_classify.commands")
 
-#: import edges (importer, imported) of cycles that other work is removing; each is left
-#: out of the graph. Empty this as those land.
-ALLOWED_EDGES: frozenset[tuple[str, str]] = frozenset(
-    {
-        # later step of issue 15: checkpoint <-> engine <-> models
-        ("attpc_classify.checkpoint", "attpc_classify.engine"),
-        ("attpc_classify.checkpoint", "attpc_classify.models"),
-        ("attpc_classify.models", "attpc_classify.checkpoint"),
-    }
-)
-
 
 def _modules() -> dict[str, tuple[Path, bool]]:
     """Dotted module name -> (file, is a package ``__init__``)."""
@@ -124,9 +113,6 @@ def test_cycle_finder_sees_a_function_level_cycle() -> None:
 def test_no_import_cycles() -> None:
     graph = import_graph()
     assert "learngene.io" in graph and "attpc_classify.transfer.stages" in graph
-    for importer, imported in ALLOWED_EDGES:
-        assert imported in graph[importer], f"allowed edge {importer} -> {imported} is gone"
-        graph[importer].discard(imported)
     found = cycles(graph)
     described = [
         " <-> ".join(c)

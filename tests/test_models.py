@@ -13,7 +13,8 @@ from attpc_classify.data import (
     apply_transform_voxels,
     augment_batch,
 )
-from attpc_classify.models import build_model, create_model, input_kind, model_args
+from attpc_classify.models import create_model, input_kind, model_args
+from attpc_classify.models.build import build_model
 from attpc_classify.models.cnn import (
     EFFICIENTNET_LITE0_PACKAGE,
     load_imagenet_weights,

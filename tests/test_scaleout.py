@@ -4,7 +4,9 @@ One cluster of two one-thread worker processes, started by `open_client("local:2
 serves the whole module; the commands reach it through ``--scheduler ADDRESS``. The
 inputs are Spyral files written by the real writer (tests/_formats.py), one of them with
 a bad event. Identical counts, identical image arrays and byte-identical prediction CSVs
-are required, including after a worker is killed in the middle of writing a part.
+are required, including after a worker is killed in the middle of writing a part. The
+tasks reach the cluster through Dask's own executor (`dask_executor`) and the task loop
+of `data_prep.tasks`, as in the commands.
 """
 
 from __future__ import annotations
@@ -21,15 +23,11 @@ from _scaleout_helpers import KillWorkerMidTask, flaky, refuse
 from _synthetic import make_image_file
 
 from attpc_classify.cli import main
-from attpc_classify.scaleout import (
-    DaskExecutor,
-    build_images_on,
-    open_client,
-    parse_scheduler,
-)
+from attpc_classify.scaleout import build_images_on, dask_executor, open_client, parse_scheduler
 from data_prep.build import build_images
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig
+from data_prep.tasks import run_tasks
 
 CONFIG = ImageConfig(views=("xy", "zy"), size=32, voxel_grid=0)
 PREP = ["--views", "xy,zy", "--size", "32", "--set", "voxel_grid=0", "--events-per-task", "128",
@@ -87,14 +85,21 @@ def test_unreachable_scheduler_is_one_line_error() -> None:
 
 @pytest.mark.heavy
 def test_executor_retries_errors_but_never_bad_input(client, tmp_path) -> None:
-    ex = DaskExecutor(client, retries=2)
-    assert ex.submit(flaky, str(tmp_path / "a"), 2).result() == 3  # 2 failures, 1 success
+    def run(fn, path: Path, *args, retries: int) -> list:
+        got: list = []
+        ex = dask_executor(client, retries)
+        run_tasks(ex, fn, [str(path)], *args, on_result=lambda task, r: got.append(r))
+        return got
+
+    assert run(flaky, tmp_path / "a", 2, retries=2) == [3]  # 2 failures, 1 success
     with pytest.raises(OSError, match="flaky"):
-        DaskExecutor(client, retries=1).submit(flaky, str(tmp_path / "b"), 5).result()
+        run(flaky, tmp_path / "b", 5, retries=1)
     assert len((tmp_path / "b").read_text().splitlines()) == 2  # tried 1 + 1 times
     with pytest.raises(InputError, match="event 3: bad event"):
-        ex.submit(refuse, str(tmp_path / "c")).result()
+        run(refuse, tmp_path / "c", retries=2)
     assert len((tmp_path / "c").read_text().splitlines()) == 1  # bad input: never retried
+    with pytest.raises(InputError, match="retries must be >= 0"):
+        dask_executor(client, -1)
 
 
 @pytest.mark.heavy

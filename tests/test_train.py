@@ -19,7 +19,7 @@ from attpc_classify.cli import main
 from attpc_classify.config import load_config
 from attpc_classify.data import stratified_split
 from attpc_classify.engine import distillation_loss, fit, lr_at, predict_logits, train_run
-from attpc_classify.models import build_model
+from attpc_classify.models.build import build_model
 from attpc_classify.train_config import ModelConfig, TrainConfig
 from data_prep.errors import InputError
 from data_prep.imagefile import read_images

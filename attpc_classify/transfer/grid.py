@@ -191,7 +191,7 @@ def build_initial(
 ) -> nn.Module:
     """The model a cell starts from, with fresh parameters seeded by the cell's seed."""
     import learngene
-    from attpc_classify.models import build_model
+    from attpc_classify.models.build import build_model
 
     names = output_names(cell.task, art.class_names)
     k = len(names)

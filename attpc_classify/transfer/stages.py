@@ -182,7 +182,7 @@ def pretrain_stage(
     import torch
 
     from attpc_classify.engine import fit
-    from attpc_classify.models import build_model
+    from attpc_classify.models.build import build_model
 
     p = cfg.pretrain
     model_cfg = vit_model_config(cfg, depth)
