@@ -19,7 +19,7 @@ Simulation resumes run file by run file (`data_prep.simulate.simulate` with
 
 from __future__ import annotations
 
-import json
+import logging
 import os
 import platform
 import shutil
@@ -30,9 +30,11 @@ from pathlib import Path
 from typing import Any
 
 from attpc_classify.config import CONFIG_DIR, git_sha, to_dict
+from attpc_classify.plots import markdown_table
+from attpc_classify.stagecache import StageCache
 from data_prep.errors import InputError
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -110,30 +112,6 @@ class DemoResult:
     reused: list[str]
 
 
-class _Stamps:
-    """Per-stage records of the settings a stage's outputs were made with."""
-
-    def __init__(self, out_dir: Path):
-        self.dir = out_dir / ".stamps"
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def matches(self, stage: str, key: dict) -> bool:
-        path = self.dir / f"{stage}.json"
-        try:
-            return json.loads(path.read_text()).get("key") == key
-        except (OSError, json.JSONDecodeError):
-            return False
-
-    def write(self, stage: str, key: dict, **info: Any) -> None:
-        path = self.dir / f"{stage}.json"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"key": key, **info}, indent=1, default=str))
-        os.replace(tmp, path)
-
-    def clear(self, stage: str) -> None:
-        (self.dir / f"{stage}.json").unlink(missing_ok=True)
-
-
 def _sim_config_path(name: str) -> Path:
     path = Path(name)
     if path.is_file():
@@ -165,7 +143,6 @@ def run_demo(
     out_dir: str | Path = "demo_out",
     config: DemoConfig | None = None,
     *,
-    log: Log | None = None,
     progress_factory: Callable[[str, int | None], Callable[[int], None]] | None = None,
 ) -> DemoResult:
     """Run the demo pipeline into ``out_dir`` (see the module docstring).
@@ -176,8 +153,6 @@ def run_demo(
         Output directory; stages already done there with the same settings are reused.
     config
         Sizes, seeds and models (`DemoConfig`).
-    log
-        Receives one line per stage (and the training epochs).
     progress_factory
         ``progress_factory(stage, total)`` returns a progress callback for that stage.
 
@@ -195,7 +170,6 @@ def run_demo(
     from data_prep.simulate import SimConfig, simulate
 
     cfg = config or DemoConfig()
-    log = log or (lambda _line: None)
 
     def progress(stage: str, total: int | None) -> Callable[[int], None] | None:
         return progress_factory(stage, total) if progress_factory else None
@@ -207,7 +181,7 @@ def run_demo(
             "exists and is not a demo output directory; choose another --out", path=out_dir
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamps = _Stamps(out_dir)
+    stamps = StageCache(out_dir)  # records in out_dir/.stamps/
     timings: dict[str, float] = {}
     reused: list[str] = []
     start_all = time.perf_counter()
@@ -226,8 +200,8 @@ def run_demo(
         # The stamp says which settings sim/ holds (written before simulating, so a killed
         # simulation is resumed by simulate() itself); other settings: start afresh.
         shutil.rmtree(sim_dir, ignore_errors=True)
-        stamps.write("simulate", sim_key)
-    log(
+        stamps.stamp("simulate", sim_key)
+    logger.info(
         f"[1/6] simulate {cfg.events} events ({sim_cfg.name}, seed {cfg.seed}, "
         f"{cfg.workers} workers) -> {sim_dir}"
     )
@@ -243,7 +217,7 @@ def run_demo(
     )
     if len(summary.resumed) == len(summary.files):
         reused.append("simulate")
-    stamps.write("simulate", sim_key, summary=summary.to_dict())
+    stamps.stamp("simulate", sim_key, summary=summary.to_dict())
     timings["simulate"] = time.perf_counter() - t0
     files = list(summary.files)
     train_files, test_files = files[: -cfg.test_files], files[-cfg.test_files :]
@@ -261,11 +235,11 @@ def run_demo(
     build_summaries = {}
     if stamps.matches("preprocess", prep_key) and all(p.exists() for _, p in split.values()):
         reused.append("preprocess")
-        log("[2/6] preprocess: reusing data/train.h5, data/test.h5")
+        logger.info("[2/6] preprocess: reusing data/train.h5, data/test.h5")
     else:
         stamps.clear("preprocess")
         for name, (inputs, path) in split.items():
-            log(f"[2/6] preprocess {len(inputs)} run files -> {path}")
+            logger.info(f"[2/6] preprocess {len(inputs)} run files -> {path}")
             path.unlink(missing_ok=True)
             build_summaries[name] = build_images(
                 inputs,
@@ -274,7 +248,7 @@ def run_demo(
                 workers=cfg.workers,
                 progress=progress(f"preprocess {name}", None),
             )
-        stamps.write("preprocess", prep_key)
+        stamps.stamp("preprocess", prep_key)
     timings["preprocess"] = time.perf_counter() - t0
     train_h5, test_h5 = split["train"][1], split["test"][1]
 
@@ -298,12 +272,12 @@ def run_demo(
             runs[name] = run_dir
             if stamps.matches(f"train_{name}", key) and (run_dir / "model.json").exists():
                 reused.append(f"train {name}")
-                log(f"[3/6] train {name}: reusing {run_dir}")
+                logger.info(f"[3/6] train {name}: reusing {run_dir}")
                 continue
             stamps.clear(f"train_{name}")
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # a stale or half-written run of this demo
-            log(
+            logger.info(
                 f"[3/6] train {name} ({model.preset} + {' '.join(model.overrides)}, "
                 f"{cfg.epochs} epochs)"
             )
@@ -311,16 +285,15 @@ def run_demo(
             train_run(
                 tcfg,
                 progress=progress(f"train {name}", None),
-                log=lambda line: log("      " + line),
             )
-            stamps.write(f"train_{name}", key, seconds=time.perf_counter() - t_run)
+            stamps.stamp(f"train_{name}", key, seconds=time.perf_counter() - t_run)
     timings["train"] = time.perf_counter() - t0
 
     # -- 4. evaluate -------------------------------------------------------------------
     t0 = time.perf_counter()
     evals: dict[str, dict] = {}
     for name, run_dir in runs.items():
-        log(f"[4/6] evaluate {name} on {test_h5.name} ({cfg.n_boot} bootstrap resamples)")
+        logger.info(f"[4/6] evaluate {name} on {test_h5.name} ({cfg.n_boot} bootstrap resamples)")
         evals[name] = evaluate_run(
             run_dir,
             test_h5,
@@ -340,7 +313,7 @@ def run_demo(
     rows = [compare_row(m, name=name) for name, m in evals.items()]
     comparison = write_comparison(rows, out_dir, title="demo: test set")
     best = _best_run(evals)
-    log(f"[5/6] classify {test_files[-1].name} with {best} -> predictions.csv")
+    logger.info(f"[5/6] classify {test_files[-1].name} with {best} -> predictions.csv")
     classified = classify_files(
         load_run(runs[best]),
         [test_files[-1]],
@@ -367,7 +340,7 @@ def run_demo(
         timings=timings,
         reused=reused,
     )
-    log(f"[6/6] report {report}")
+    logger.info(f"[6/6] report {report}")
     return DemoResult(out_dir=out_dir, report=report, runs=runs, timings=timings, reused=reused)
 
 
@@ -502,9 +475,9 @@ def _write_report(
         "",
         "## Time per stage",
         "",
-        "| stage | seconds |",
-        "|---|---|",
-        *[f"| {k} | {v:.1f} |" for k, v in timings.items()],
+        *markdown_table(
+            ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]
+        ).splitlines(),
         "",
         "## Reproduce",
         "",
@@ -525,21 +498,21 @@ def _channel_table(name: str, metrics: dict) -> list[str]:
     if not by_channel:
         return []
     tasks = list(by_channel)
-    lines = [
-        f"Errors of `{name}` per simulated channel (wrong / events, and what they were "
-        "called): which reactions leak into the proton sample.",
-        "",
-        "| channel | " + " | ".join(tasks) + " |",
-        "|---|" + "---|" * len(tasks),
-    ]
+    rows = []
     for channel in by_channel[tasks[0]]:
-        cells = []
+        cells = [channel]
         for task in tasks:
             r = by_channel[task][channel]
             called = ", ".join(f"{k} {v}" for k, v in r["called"].items())
             cells.append(f"{r['wrong']} / {r['n']}" + (f" ({called})" if called else ""))
-        lines.append(f"| {channel} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+        rows.append(cells)
+    return [
+        f"Errors of `{name}` per simulated channel (wrong / events, and what they were "
+        "called): which reactions leak into the proton sample.",
+        "",
+        *markdown_table(["channel", *tasks], rows).splitlines(),
+        "",
+    ]
 
 
 def demo_command(out_dir: Path, cfg: DemoConfig) -> str:

@@ -20,6 +20,7 @@ gives the same weights on CPU.
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import shutil
 import time
@@ -48,12 +49,14 @@ from attpc_classify.data import (
     stratified_split,
     task_labels,
 )
+from attpc_classify.metrics import f1_scores
+from attpc_classify.plots import plot_learning_curves
 from attpc_classify.train_config import TrainConfig
-from data_prep.atomic import check_writable
+from data_prep.atomic import atomic_path, check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, read_images
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
@@ -159,16 +162,6 @@ def distillation_loss(
     return (1.0 - alpha) * ce + alpha * tau**2 * kl * kl_scale
 
 
-def macro_f1_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
-    """Macro-averaged F1 over the classes present in truth or prediction, and accuracy."""
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    support, predicted = cm.sum(1), cm.sum(0)
-    present = (support + predicted) > 0
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(k), where=present)
-    return float(f1[present].mean()), float(tp.sum() / max(1, cm.sum()))
-
-
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
@@ -214,8 +207,12 @@ def validate(
         logits = distributed.gather_rows(local, len(x), env)
     else:
         logits = predict_logits(model, x, device=device, dtype=dtype, batch_size=batch_size)
-    f1, acc = macro_f1_accuracy(y.numpy(), logits.argmax(1).numpy(), k)
-    return {"val_loss": float(F.cross_entropy(logits, y)), "val_macro_f1": f1, "val_accuracy": acc}
+    s = f1_scores(y.numpy(), logits.argmax(1).numpy(), k)
+    return {
+        "val_loss": float(F.cross_entropy(logits, y)),
+        "val_macro_f1": s["macro_f1"],
+        "val_accuracy": s["accuracy"],
+    }
 
 
 def record_threshold(
@@ -229,7 +226,6 @@ def record_threshold(
     dtype: torch.dtype | None,
     batch_size: int,
     out_dir: Path | None,
-    log: Log,
 ) -> dict[str, Any]:
     """Choose the proton threshold with the best validation proton F1 (`decision`
     module), log it, and record it in ``out_dir/model.json`` (when given)."""
@@ -240,7 +236,7 @@ def record_threshold(
     p_proton = logits.softmax(dim=-1)[:, names.index("proton")].numpy()
     chosen = choose_proton_threshold(p_proton, y.numpy() == names.index("proton"))
     decision = {"rule": "proton_threshold", "chosen_on": "validation", **chosen}
-    log(
+    logger.info(
         f"proton threshold {decision['proton_threshold']:g} (validation proton F1 "
         f"{decision['proton_f1']:.4f}, at 0.5: {decision['proton_f1_at_0.5']:.4f})"
     )
@@ -290,49 +286,17 @@ def run_metadata(model: nn.Module, train: ImageSet, task: str, cfg: TrainConfig)
     }
 
 
-def plot_history(history: list[dict[str, Any]], path: Path) -> None:
-    """Loss and validation scores per epoch -> PNG (written atomically)."""
-    # an Agg Figure of its own: no pyplot state, no process-wide backend switch
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    epochs = [h["epoch"] for h in history]
-
-    def series(key: str) -> list[float]:
-        return [np.nan if h.get(key) is None else h[key] for h in history]
-
-    fig = Figure(figsize=(9, 3.4))
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(1, 2)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    ax1.plot(epochs, series("train_loss"), "o-", label="train")
-    ax1.plot(epochs, series("val_loss"), "o-", label="validation")
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax1.legend()
-    ax2.plot(epochs, series("val_macro_f1"), "o-", label="macro-F1")
-    ax2.plot(epochs, series("val_accuracy"), "o-", label="accuracy")
-    ax2.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0, 1.02))
-    ax2.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{id(fig)}.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
-
-
 def write_config(cfg: TrainConfig, path: Path) -> None:
     """The resolved config + git SHA as YAML, written atomically."""
-    tmp = path.with_name(f".{path.name}.tmp-{id(cfg)}")
-    save_config(cfg, tmp)
-    tmp.replace(path)
+    save_config(cfg, path)
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` from the history (atomic: no line lost or doubled)."""
     import json
 
-    tmp = run_dir / f".metrics.jsonl.tmp-{id(history)}"
-    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    tmp.replace(run_dir / "metrics.jsonl")
+    with atomic_path(run_dir / "metrics.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
 
 
 # --------------------------------------------------------------------------- fit
@@ -348,7 +312,6 @@ def fit(
     out_dir: Path | None,
     teacher: nn.Module | None = None,
     progress: Progress | None = None,
-    log: Log | None = None,
     resume: bool = False,
     on_epoch: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
 ) -> FitResult:
@@ -373,8 +336,6 @@ def fit(
         ``model``; moved to the device and put in eval mode.
     progress
         Called with the number of images of every step.
-    log
-        Called with one line per epoch.
     resume
         Continue from ``out_dir/last.*``.
     on_epoch
@@ -382,7 +343,6 @@ def fit(
         weights; its metrics.jsonl row), outside the timed part, e.g. to evaluate
         intermediate budgets.
     """
-    log = log or (lambda _msg: None)
     o = cfg.optim
     env = distributed.current()  # one process unless torchrun started us (train_run)
     distributed.check_batch_size(o.batch_size, env)
@@ -435,7 +395,7 @@ def fit(
             scaler.load_state_dict(saved["scaler"])
         if state["best_epoch"]:
             best_state = checkpoint.read_run(out_dir)[1]
-        log(f"resumed {out_dir} after epoch {state['epoch']} (step {state['step']})")
+        logger.info(f"resumed {out_dir} after epoch {state['epoch']} (step {state['step']})")
     if out_dir is not None and env.is_main:  # only rank 0 writes
         Path(out_dir).mkdir(parents=True, exist_ok=True)
         write_config(cfg, Path(out_dir) / "config.yaml")
@@ -544,7 +504,7 @@ def fit(
             checkpoint.save_last(out, model, optimizer,
                                  state | {"scaler": scaler.state_dict() if scaler.is_enabled()
                                           else None})  # fmt: skip
-        log(
+        logger.info(
             f"epoch {epoch + 1}/{o.epochs}  train_loss {row['train_loss']:.4f}  "
             + (
                 f"val_loss {row['val_loss']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
@@ -564,10 +524,10 @@ def fit(
         record_threshold(
             model, x_va, y_va, task, train.class_names, device=device, dtype=dtype,
             batch_size=cfg.eval_batch_size,
-            out_dir=out_dir if state["best_epoch"] else None, log=log,
+            out_dir=out_dir if state["best_epoch"] else None,
         )  # fmt: skip
     if out_dir is not None and state["history"] and env.is_main:
-        plot_history(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
+        plot_learning_curves(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
     best = state["best_metric"]
     return FitResult(
         best_metric=float("nan") if best is None else float(best),
@@ -614,7 +574,6 @@ def _train_logreg(
     val: ImageSet | None,
     cfg: TrainConfig,
     out_dir: Path,
-    log: Log,
 ) -> None:
     """The scikit-learn branch: L-BFGS fit, then the same files as `fit` writes."""
     from attpc_classify.models.voxel import fit_logreg
@@ -644,11 +603,11 @@ def _train_logreg(
     checkpoint.save_model(out_dir, model, meta | {"epoch": 1})
     if cfg.proton_threshold == "val_f1" and val is not None and len(val):
         record_threshold(model, x_va, y_va, task, train.class_names, device=device,
-                         dtype=None, batch_size=1024, out_dir=out_dir, log=log)  # fmt: skip
+                         dtype=None, batch_size=1024, out_dir=out_dir)  # fmt: skip
     write_history(out_dir, [row])
-    plot_history([row], out_dir / "plots" / "learning_curves.png")
+    plot_learning_curves([row], out_dir / "plots" / "learning_curves.png")
     f1 = row["val_macro_f1"]
-    log(f"logreg: {iters} L-BFGS iterations, val_f1 {f1 if f1 is None else round(f1, 4)}, "
+    logger.info(f"logreg: {iters} L-BFGS iterations, val_f1 {f1 if f1 is None else round(f1, 4)}, "
         f"{wall:.1f}s")  # fmt: skip
 
 
@@ -657,7 +616,6 @@ def train_run(
     *,
     resume: bool = False,
     progress: Progress | None = None,
-    log: Log | None = None,
 ) -> Path:
     """Read the data, build the model, train it and write the run directory; return it.
 
@@ -670,9 +628,24 @@ def train_run(
             raise InputError(
                 "model logreg is fitted by L-BFGS in one process: run it without torchrun"
             )
-        if not env.is_main:
-            progress, log = None, None
-        return _train_run(cfg, resume=resume, progress=progress, log=log)
+        if env.is_main:
+            return _train_run(cfg, resume=resume, progress=progress)
+        with _quiet_logs():  # rank 0 alone reports
+            return _train_run(cfg, resume=resume, progress=None)
+
+
+@contextlib.contextmanager
+def _quiet_logs(names: tuple[str, ...] = ("attpc_classify", "learngene", "data_prep")):
+    """Drop the INFO lines of these packages' loggers (warnings still show)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _train_run(
@@ -680,11 +653,9 @@ def _train_run(
     *,
     resume: bool,
     progress: Progress | None,
-    log: Log | None,
 ) -> Path:
     from attpc_classify.models import build_model, create_model, input_kind, model_args
 
-    log = log or (lambda _msg: None)
     out_dir = default_out(cfg)
     if resume and not (out_dir / "last.json").exists() and cfg.model.name != "logreg":
         raise InputError("nothing to resume here (no last.json)", path=out_dir)
@@ -706,9 +677,9 @@ def _train_run(
         else:
             model = build_model(
                 cfg.model, image_config=train.config, num_classes=len(names),
-                output_names=names, log=log,
+                output_names=names,
             )  # fmt: skip
-    log(
+    logger.info(
         f"{cfg.model.name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{len(train)} training / {0 if val is None else len(val)} validation events; "
         f"task {cfg.data.task} {names}"
@@ -718,11 +689,11 @@ def _train_run(
     try:
         if cfg.model.name == "logreg":
             write_config(cfg, out_dir / "config.yaml")
-            _train_logreg(model, train, val, cfg, out_dir, log)
+            _train_logreg(model, train, val, cfg, out_dir)
             return out_dir
         result = fit(
             model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress,
-            log=log, resume=resume,
+            resume=resume,
         )  # fmt: skip
     except Exception:
         # A failed new run (diverged, bad data, full disk) would leave a directory that
@@ -731,7 +702,7 @@ def _train_run(
         if fresh and not resume:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    log(
+    logger.info(
         f"best val macro-F1 {result.best_metric:.4f} at epoch {result.best_epoch} "
         f"({result.epochs_run} epochs, {result.train_images:,} images, {result.wall_s:.1f}s)"
     )

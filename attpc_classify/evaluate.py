@@ -34,10 +34,11 @@ import numpy as np
 from sklearn import metrics as skm
 
 from attpc_classify.decision import decide
+from attpc_classify.metrics import scores_from_confusion
+from attpc_classify.plots import plot_learning_curves
 from attpc_classify.report import (
     compare_row,
     plot_confusion,
-    plot_learning_curves,
     plot_roc_pr,
     read_metrics_jsonl,
     write_comparison,
@@ -75,42 +76,8 @@ def _num(x: float) -> float | None:
 
 
 # --------------------------------------------------------------------------------------
-# Metrics from confusion counts (vectorised over a leading resample axis)
+# Weighted ROC AUC / average precision (vectorised over a leading resample axis)
 # --------------------------------------------------------------------------------------
-
-
-def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class precision, recall, F1, macro-F1 and accuracy from confusion counts.
-
-    Parameters
-    ----------
-    cm
-        ``(..., K, K)`` counts (rows = true class, columns = predicted), any leading shape.
-
-    Returns
-    -------
-    dict
-        ``precision``, ``recall``, ``f1`` of shape ``(..., K)``; ``macro_f1`` and
-        ``accuracy`` of shape ``(...)``. A ratio with a zero denominator is 0, as in
-        scikit-learn with ``zero_division=0``.
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    predicted = cm.sum(axis=-2)
-    actual = cm.sum(axis=-1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    total = cm.sum(axis=(-2, -1))
-    accuracy = np.divide(tp.sum(axis=-1), total, out=np.zeros_like(total), where=total > 0)
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "macro_f1": f1.mean(axis=-1),
-        "accuracy": accuracy,
-    }
 
 
 def _grouped_counts(

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from attpc_classify.plots import figure, markdown_table, save
+from attpc_classify.report import write_text
 from attpc_classify.transfer.config import LEARNGENE_OF, STRATEGIES, VIT_STRATEGIES, BenchConfig
 
 NON_VIT = ("cnn_scratch", "cnn_imagenet", "logreg")
@@ -84,12 +86,6 @@ def fmt(est, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _sizes(cfg: BenchConfig, strategy: str, depths: Sequence[int]) -> list[tuple[int, int]]:
     if strategy in NON_VIT:
         return [(0, 0)]
@@ -154,7 +150,7 @@ def headline_answer(t: Table, cfg: BenchConfig, stored: dict[str, int]) -> tuple
                 f"reach the final proton F1 of scratch_full ({full} epochs); in "
                 "brackets the fraction of scratch_full's epochs.\n"
             )
-            lines.append(_md_table(header, body))
+            lines.append(markdown_table(header, body))
     if prefin_stored:
         for s in g.strategies:
             if s in LEARNGENE_OF and stored.get(s):
@@ -267,7 +263,7 @@ def results_markdown(
                 acc = t.get(s, depth, width, task, n, fin, "accuracy")
                 seeds = t.get(s, depth, width, task, n, fin)
                 body.append([LABELS[s], *cells, fmt(mf), fmt(acc), seeds[2] if seeds else 0])
-        out.append(_md_table(header, body))
+        out.append(markdown_table(header, body))
 
     out.append("## The question: which initialisation, how much training\n")
     out.append(answer or "(scratch_full not in the grid)\n")
@@ -307,7 +303,7 @@ def results_markdown(
                         fmt(t.get(s, depth, width, task, n, fin, "macro_f1")),
                     ]
                 )
-        out.append(_md_table(header, body))
+        out.append(markdown_table(header, body))
 
     sizes = sorted({r["n_train"] for r in rows})
     if len(sizes) > 1:
@@ -327,7 +323,7 @@ def results_markdown(
                     body.append(
                         [LABELS[s], *[fmt(t.get(s, depth, width, task, nn, fin)) for nn in sizes]]
                     )
-            out.append(_md_table(["strategy", *[f"n = {nn}" for nn in sizes]], body))
+            out.append(markdown_table(["strategy", *[f"n = {nn}" for nn in sizes]], body))
 
     out.append("## Storage and cost\n")
     out.append(_cost_section(cfg, t, stored, shared, stages))
@@ -371,7 +367,9 @@ def _data_section(cfg: BenchConfig, stages: dict[str, dict[str, Any]]) -> str:
                 " / ".join(str(classes.get(c, "?")) for c in ("proton", "carbon", "other")),
             ]
         )
-    lines.append(_md_table(["set", "preset", "seed", "events", "proton / carbon / other"], body))
+    lines.append(
+        markdown_table(["set", "preset", "seed", "events", "proton / carbon / other"], body)
+    )
     img = cfg.data.image
     lines.append(
         f"Images: views {', '.join(img.views)}, {img.size}² pixels, "
@@ -396,7 +394,7 @@ def _data_section(cfg: BenchConfig, stages: dict[str, dict[str, Any]]) -> str:
             "Source-side training (3-class, validated on a held-out "
             f"{cfg.data.source_val_fraction:.0%} of the source):\n"
         )
-        lines.append(_md_table(["stage", "best val macro-F1", "images", "wall s"], pre))
+        lines.append(markdown_table(["stage", "best val macro-F1", "images", "wall s"], pre))
     return "\n".join(lines)
 
 
@@ -473,7 +471,7 @@ def _cost_section(cfg, t: Table, stored, shared, stages) -> str:
         "Aux-Net for learngenes, counted once for all sizes and both tasks) and, per size, "
         f"its own training for one task at n = {n} (Pre-Fin: its source pre-training + "
         f"fine-tuning, {last} epochs; scratch_full: {f.full_epochs}).\n",
-        _md_table(
+        markdown_table(
             [
                 "strategy",
                 "params stored",
@@ -528,23 +526,6 @@ FIGURES = {
 }
 
 
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-
-
 def _xpos(b: int) -> float:
     """Budgets on a log-like axis that keeps 0: log2(1 + epochs)."""
     return float(np.log2(1 + b))
@@ -554,7 +535,7 @@ def plot_f1_vs_epochs(cfg: BenchConfig, t: Table, task: str, path: Path) -> None
     g, v = cfg.grid, cfg.vit
     n = g.headline_size
     depths = list(v.depths)
-    fig, axes = _figure(3.2 * len(depths) + 1.6, 3.4, 1, len(depths))
+    fig, axes = figure(3.2 * len(depths) + 1.6, 3.4, 1, len(depths))
     ticks = sorted({*cfg.finetune.budgets, cfg.finetune.full_epochs})
     for ax, depth in zip(axes[0], depths, strict=True):
         for s in g.strategies:
@@ -589,13 +570,13 @@ def plot_f1_vs_epochs(cfg: BenchConfig, t: Table, task: str, path: Path) -> None
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
     fig.suptitle(f"{task}, n = {n} labelled target events")
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_f1_vs_params(cfg: BenchConfig, t: Table, path: Path) -> None:
     g = cfg.grid
     n, last = g.headline_size, max(cfg.finetune.budgets)
-    fig, axes = _figure(4.6 * len(g.tasks) + 1.6, 3.6, 1, len(g.tasks))
+    fig, axes = figure(4.6 * len(g.tasks) + 1.6, 3.6, 1, len(g.tasks))
     for ax, task in zip(axes[0], g.tasks, strict=True):
         for s in g.strategies:
             fin = cfg.finetune.full_epochs if s == "scratch_full" else last
@@ -636,7 +617,7 @@ def plot_f1_vs_params(cfg: BenchConfig, t: Table, path: Path) -> None:
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_storage_cost(cfg: BenchConfig, rows, t: Table, path: Path) -> None:
@@ -645,7 +626,7 @@ def plot_storage_cost(cfg: BenchConfig, rows, t: Table, path: Path) -> None:
     stored = {r["strategy"]: r["params_stored"] for r in rows}
     shared = {r["strategy"]: r["shared_images"] for r in rows}
     strategies = [s for s in g.strategies if s in stored]
-    fig, axes = _figure(11, 3.8, 1, 2)
+    fig, axes = figure(11, 3.8, 1, 2)
     ax = axes[0][0]
     vals = [max(stored[s], 1) for s in strategies]
     ax.bar(range(len(strategies)), vals, color=[COLORS[s] for s in strategies])
@@ -687,7 +668,7 @@ def plot_storage_cost(cfg: BenchConfig, rows, t: Table, path: Path) -> None:
     ax.set_xticks(x, [LABELS[s] for s in strategies], rotation=40, ha="right", fontsize=7)
     ax.set(title=f"training images to make every size ({task}, n = {n})", ylabel="images")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_binary_vs_multiclass(cfg: BenchConfig, t: Table, path: Path) -> None:
@@ -695,7 +676,7 @@ def plot_binary_vs_multiclass(cfg: BenchConfig, t: Table, path: Path) -> None:
     n = g.headline_size
     budgets = [*[b for b in f.budgets if b > 0][:1], max(f.budgets)]
     budgets = sorted(set(budgets))
-    fig, axes = _figure(5.5 * len(budgets), 3.8, 1, len(budgets))
+    fig, axes = figure(5.5 * len(budgets), 3.8, 1, len(budgets))
     width = 0.8 / max(1, len(g.tasks))
     for ax, b in zip(axes[0], budgets, strict=True):
         labels = []
@@ -725,7 +706,7 @@ def plot_binary_vs_multiclass(cfg: BenchConfig, t: Table, path: Path) -> None:
         )
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, axis="y")
-    _save(fig, path)
+    save(fig, path)
 
 
 def write_report(
@@ -754,7 +735,4 @@ def write_report(
         invocations = read_json(marker).get("invocations", [])
     text = results_markdown(cfg, rows, stages, invocations)
     path = out / "results.md"
-    tmp = path.with_name(f".results.md.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)
