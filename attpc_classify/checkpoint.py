@@ -277,7 +277,7 @@ class Trained:
         if what == "voxels":
             want = (cfg.voxel_grid,) * 3
         else:
-            want = (len(cfg.views), cfg.size, cfg.size)
+            want = (cfg.n_channels, cfg.size, cfg.size)
         if x is None:
             raise InputError(f"this model reads {what}; none were given")
         x = np.asarray(x)

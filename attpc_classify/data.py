@@ -166,9 +166,13 @@ def allowed_transforms(config: ImageConfig, mode: str, *, voxels: bool = False) 
 
 def apply_transform(x: torch.Tensor, t: Transform, views: tuple[str, ...]) -> torch.Tensor:
     """Apply ``t`` to images ``(B, C, S, S)`` whose channels are ``views`` (row = vertical
-    axis, column = horizontal axis, as `data_prep.images.project_arrays` writes them)."""
+    axis, column = horizontal axis, as `data_prep.images.project_arrays` writes them), or
+    ``C = len(views) * k`` channels, ``k`` consecutive ones per view."""
     if t.name == "identity":
         return x
+    shape = x.shape
+    # several pixel values per view (ImageConfig.pixel_values): channels grouped by view
+    x = x.reshape(shape[0], len(views), shape[1] // len(views), *shape[2:])
     channel = {v: i for i, v in enumerate(views)}
     out = []
     for view in views:
@@ -184,7 +188,7 @@ def apply_transform(x: torch.Tensor, t: Transform, views: tuple[str, ...]) -> to
             img = x[:, channel["zy" if t.swap else "zx"]]
             dims = [-2] if t.sx < 0 else []
         out.append(img.flip(dims) if dims else img)
-    return torch.stack(out, dim=1)
+    return torch.stack(out, dim=1).reshape(shape)
 
 
 def apply_transform_voxels(v: torch.Tensor, t: Transform) -> torch.Tensor:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attpc_classify.config import CONFIG_DIR, git_sha, to_dict
+from attpc_classify.config import find_config, git_sha, read_yaml, to_dict
 from attpc_classify.plots import markdown_table
 from attpc_classify.stagecache import StageCache
 from data_prep.errors import InputError
@@ -68,7 +68,10 @@ def _default_models() -> dict[str, DemoModel]:
 class DemoConfig:
     """Sizes and seeds of the demo (defaults: under 3 minutes on 2 cores)."""
 
-    sim_config: str = "e15503b_nominal"  # preset in configs/sim/ or a YAML path
+    # domain-randomised simulation and robust inputs (docs/sim-to-real.md): models that
+    # still call protons on a detector run with other gain, threshold and noise
+    sim_config: str = "e15503b_randomized"  # preset in configs/sim/ or a YAML path
+    prep_config: str = "robust"  # preset in configs/prep/ or a YAML path; views/size below
     events: int = 1000  # simulated events in total (class mix of the preset)
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)
@@ -113,20 +116,20 @@ class DemoResult:
 
 
 def _sim_config_path(name: str) -> Path:
-    path = Path(name)
-    if path.is_file():
-        return path
-    preset = CONFIG_DIR / "sim" / f"{name}.yaml"
-    if not preset.is_file():
-        raise InputError("no such simulation preset or YAML file", path=name)
-    return preset
+    return find_config(name, "sim")
+
+
+def _prep_config(cfg: DemoConfig) -> Any:
+    """The demo's image settings: the prep preset, with the demo's views and size."""
+    from data_prep.images import ImageConfig
+
+    path = find_config(cfg.prep_config, "prep")
+    settings = read_yaml(path) | {"views": list(cfg.views), "size": cfg.size, "voxel_grid": 0}
+    return ImageConfig.from_dict(settings)
 
 
 def _train_preset(name: str) -> Path:
-    path = CONFIG_DIR / "train" / f"{name}.yaml"
-    if not path.is_file():
-        raise InputError("training preset not found", path=path)
-    return path
+    return find_config(name, "train")
 
 
 def _train_overrides(cfg: DemoConfig, model: DemoModel) -> list[str]:
@@ -166,7 +169,6 @@ def run_demo(
     from attpc_classify.evaluate import evaluate_run
     from attpc_classify.train_config import TrainConfig
     from data_prep.build import build_images
-    from data_prep.images import ImageConfig
     from data_prep.simulate import SimConfig, simulate
 
     cfg = config or DemoConfig()
@@ -224,7 +226,7 @@ def run_demo(
 
     # -- 2. preprocess -----------------------------------------------------------------
     t0 = time.perf_counter()
-    image_config = ImageConfig(views=cfg.views, size=cfg.size, voxel_grid=0)
+    image_config = _prep_config(cfg)
     data_dir = out_dir / "data"
     data_dir.mkdir(exist_ok=True)
     split = {
@@ -407,7 +409,7 @@ def _write_report(
         "",
         "## Data",
         "",
-        f"- Simulation: preset `{cfg.sim_config}` (attpc-engine, e15503b nominal physics), "
+        f"- Simulation: preset `{cfg.sim_config}` (attpc-engine, e15503b physics), "
         f"seed {cfg.seed}, {sim_summary['n_events']} events "
         f"({', '.join(f'{k} {v}' for k, v in sim_summary['classes'].items())}) in "
         f"{len(train_files) + len(test_files)} run files of {cfg.events_per_file}.",
@@ -418,7 +420,10 @@ def _write_report(
         f"{image_config.size} pixels, x/y {list(image_config.x_range)} mm, z "
         f"{list(image_config.z_range)} mm, charge {image_config.charge_transform}"
         f"(q) / {image_config.charge_transform}({image_config.charge_scale:g} ADC), "
-        f"{image_config.dtype}.",
+        f"{image_config.dtype}; robust inputs (`{_prep_path_text(cfg)}`): pixel values "
+        f"{', '.join(image_config.pixel_values)}, denoise {image_config.denoise}, beam-axis "
+        f"mask {image_config.beam_mask_mm:g} mm, charge normalisation "
+        f"{image_config.charge_norm}.",
         "",
         "## Results on the test set",
         "",
@@ -530,11 +535,16 @@ def demo_command(out_dir: Path, cfg: DemoConfig) -> str:
         "--n-boot": (cfg.n_boot, defaults.n_boot),
     }
     parts += [f"{flag} {value}" for flag, (value, default) in flags.items() if value != default]
-    hidden = ("sim_config", "events_per_file", "views", "size", "batch_size")
+    hidden = ("sim_config", "prep_config", "events_per_file", "views", "size", "batch_size")
     changed = [f"{k}={getattr(cfg, k)}" for k in hidden if getattr(cfg, k) != getattr(defaults, k)]
     if changed or cfg.models != {m: defaults.models[m] for m in cfg.models if m in defaults.models}:
         parts.append("# with DemoConfig(" + ", ".join(changed or ["custom models"]) + ")")
     return " ".join(parts)
+
+
+def _prep_path_text(cfg: DemoConfig) -> str:
+    path = Path(cfg.prep_config)
+    return str(path) if path.is_file() else f"configs/prep/{cfg.prep_config}.yaml"
 
 
 def _commands(

@@ -68,7 +68,8 @@ def event_figure(
         col_axis, row_axis = VIEW_AXES[view]
         extent = (*ranges[col_axis], *ranges[row_axis])
         im = ax.imshow(
-            np.asarray(images[c], dtype=np.float32),
+            # the first pixel value of the view (summed charge unless configured otherwise)
+            np.asarray(images[c * len(config.pixel_values)], dtype=np.float32),
             origin="lower",
             extent=extent,
             aspect="auto",
@@ -127,8 +128,8 @@ def save_event_png(
     title: str = "",
     dpi: int = 100,
 ) -> Path:
-    """Draw `event_figure` and write it as a PNG; returns the path."""
-    path = Path(path)
+    """Draw `event_figure` and write it as a PNG (atomically); returns the path."""
+    from attpc_classify.plots import save
+
     fig = event_figure(images, config, event=event, title=title)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return save(fig, path, dpi=dpi)

@@ -259,6 +259,17 @@ def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
     ]
 
 
+def _detector_images(
+    bank: Any, idx: torch.Tensor, cfg: TrainConfig, config: Any, epoch: int, step: int
+) -> torch.Tensor:
+    """The batch re-projected through random detectors, seeded by (seed, epoch, step)."""
+    from attpc_classify.augment import augmented_images
+
+    rng = np.random.default_rng([cfg.seed, epoch, step])
+    images = augmented_images(bank, idx.cpu().numpy(), cfg.data.detector, config, rng)
+    return torch.from_numpy(images)
+
+
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)
 
@@ -362,6 +373,14 @@ def fit(
 
     views = train.config.views if kind == "images" else None
     transforms = allowed_transforms(train.config, cfg.data.augment, voxels=kind == "voxels")
+    bank = None
+    if cfg.data.detector_augment:
+        if kind != "images":
+            raise InputError("data.detector_augment is for image models")
+        from attpc_classify.augment import load_points
+
+        # the labelled training events, in the order of x_tr (see _arrays)
+        bank = load_points(train.subset(np.flatnonzero(train.label >= 0)))
     weight = class_weights(y_tr.cpu().numpy(), k).to(device) if o.balance == "weights" else None
     draw_w = sample_weights(y_tr.cpu().numpy(), k) if o.balance == "sampler" else None
 
@@ -432,7 +451,11 @@ def fit(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(device)
-                xb = augment_batch(as_float(x_tr[idx]), transforms, gen, views=views)
+                xb = as_float(x_tr[idx])
+                if bank is not None:
+                    xb = as_float(_detector_images(bank, idx, cfg, train.config, epoch, i))
+                    xb = xb.to(device)
+                xb = augment_batch(xb, transforms, gen, views=views)
                 yb = y_tr[idx]
                 # DDP: every rank drew the same order and augmentation; keep this rank's
                 # rows of the global batch, its loss weighted by its share

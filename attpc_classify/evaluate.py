@@ -673,6 +673,11 @@ def evaluate_run(
             rng=np.random.default_rng(seed),
             proton_threshold=info.proton_threshold,
         )
+    cal = None
+    if tasks:
+        from attpc_classify.calibration import calibration, plot_reliability
+
+        cal = calibration(proba, labels, tuple(info.output_names))
     by_channel = None
     if channels is not None and tasks:
         by_channel = errors_by_channel(
@@ -709,6 +714,8 @@ def evaluate_run(
                     title=name,
                 )
             )
+        if cal is not None:
+            fig_paths.append(plot_reliability(cal, out_dir / "reliability.png", title=data.name))
         records = read_metrics_jsonl(run_dir / "metrics.jsonl")
         if records:
             fig_paths.append(
@@ -734,6 +741,7 @@ def evaluate_run(
         "precision": precision,
         "inference_events_per_s": round(len(labels) / infer_s, 1) if infer_s > 0 else None,
         "tasks": {t: m.to_dict(with_curves=True) for t, m in tasks.items()},
+        **({"calibration": cal} if cal is not None else {}),
         **({"by_channel": by_channel} if by_channel is not None else {}),
         "figures": [p.name for p in fig_paths],
     }

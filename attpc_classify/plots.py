@@ -27,12 +27,13 @@ def figure(width: float, height: float, nrows: int = 1, ncols: int = 1, *, dpi: 
     return fig, np.asarray(fig.subplots(nrows, ncols, squeeze=False))
 
 
-def save(fig, path: str | Path) -> Path:
-    """Write ``fig`` to ``path`` (format from the suffix, PNG by default), atomically."""
+def save(fig, path: str | Path, *, dpi: float | None = None) -> Path:
+    """Write ``fig`` to ``path`` (format from the suffix, PNG by default), atomically;
+    ``dpi`` None keeps the figure's own."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
+        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi or "figure")
     return path
 
 

@@ -118,6 +118,36 @@ class DistillConfig:
 
 
 @dataclass
+class DetectorAugment:
+    """Ranges of the random detector drawn for each training event when
+    ``data.detector_augment`` is on (`attpc_classify.augment`)."""
+
+    rotate: bool = True  # any angle about the beam axis (a detector symmetry)
+    z_scale: float = 0.08  # z -> z * U(1 - a, 1 + a): drift velocity / clock
+    z_shift_mm: float = 40.0  # z -> z + U(-a, a): trigger / micromegas offset
+    gain: tuple[float, float] = (0.3, 3.0)  # charges x log-uniform(lo, hi)
+    threshold_quantile: float = 0.2  # drop the U(0, a) lowest-charge fraction of points
+    dead_pad_fraction: float = 0.1  # drop the points of U(0, a) of 8 mm pad-plane cells
+    noise_hits: int = 400  # add U{0..a} hits uniform over the pad plane and drift
+    noise_charge: tuple[float, float] = (0.05, 1.0)  # their charge: x event median charge
+    probability: float = 0.8  # of augmenting an event at all (the rest stay nominal)
+
+    def __post_init__(self) -> None:
+        self.gain = tuple(float(g) for g in self.gain)
+        self.noise_charge = tuple(float(g) for g in self.noise_charge)
+        if (
+            not 0 < self.gain[0] <= self.gain[1]
+            or not 0 <= self.noise_charge[0] <= self.noise_charge[1]
+        ):
+            raise InputError("data.detector.gain and noise_charge must be (low, high), low <= high")
+        if not 0 <= self.z_scale < 1 or self.z_shift_mm < 0 or self.noise_hits < 0:
+            raise InputError("data.detector: z_scale in [0, 1), z_shift_mm and noise_hits >= 0")
+        for key in ("threshold_quantile", "dead_pad_fraction", "probability"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise InputError(f"data.detector.{key} must be in [0, 1]")
+
+
+@dataclass
 class DataConfig:
     """The image file and how it is split and augmented."""
 
@@ -128,6 +158,10 @@ class DataConfig:
     # none | rotate (90-degree turns about the beam axis) | rotate_reflect (also mirror
     # images); see attpc_classify.data.augment_batch for why only these are exact
     augment: str = "rotate"
+    # re-project every training event from its point cloud through a random detector
+    # (data.detector: rotation, z scale/shift, gain, threshold, dead pads, noise hits)
+    detector_augment: bool = False
+    detector: DetectorAugment = field(default_factory=DetectorAugment)
 
     def __post_init__(self) -> None:
         # YAML `augment: false` / `true` reads as a bool; map it onto the named modes

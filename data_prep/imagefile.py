@@ -43,7 +43,7 @@ def chunk_events(config: ImageConfig) -> int:
     each chunk within HDF5's default 1 MiB chunk cache keeps appends of partial chunks
     from re-compressing the chunk on every write.
     """
-    per_event = max(len(config.views) * config.size**2, config.voxel_grid**3)
+    per_event = max(config.n_channels * config.size**2, config.voxel_grid**3)
     per_event *= np.dtype(config.dtype).itemsize
     return min(CHUNK_EVENTS, max(1, (1 << 20) // per_event))
 
@@ -90,7 +90,7 @@ class ImageWriter:
         self.n = 0
         self._capacity = 0  # rows allocated in the datasets (>= n until commit)
         self._file = h5py.File(self.tmp_path, "w")
-        size, n_chan = config.size, len(config.views)
+        size, n_chan = config.size, config.n_channels
         chunk = self._chunk = chunk_events(config)
         dtype = np.dtype(config.dtype)
         # Byte shuffling only helps multi-byte values (float16); for uint8 it is a copy.

@@ -28,6 +28,10 @@ from data_prep.events import Event
 #: view name -> (column on the image's horizontal axis, column on its vertical axis)
 VIEW_AXES: dict[str, tuple[int, int]] = {"xy": (0, 1), "zy": (2, 1), "zx": (2, 0)}
 CHARGE_TRANSFORMS = ("log1p", "linear", "binary")
+#: what a pixel holds: the summed charge, the largest point charge, or 1 where hit
+PIXEL_VALUES = ("sum", "max", "occupancy")
+CHARGE_NORMS = ("none", "event")
+DENOISE = ("none", "dbscan")
 
 
 @dataclass
@@ -44,9 +48,25 @@ class ImageConfig:
     dtype: str = "uint8"  # uint8 | float16 on disk
     voxel_grid: int = 20  # voxels per axis for the 3-D baselines; 0 = none
     charge_column: str = "amplitude"  # Spyral: amplitude | integral
+    # Robust inputs for detectors other than the simulated one (docs/sim-to-real.md).
+    # Channels per view, in order (channel = view index * len(pixel_values) + value index):
+    # sum of charge, max point charge, occupancy (hit or not; blind to the charge scale).
+    pixel_values: tuple[str, ...] = ("sum",)
+    # none | event: multiply each event's charges so that their median (after the cuts
+    # below) equals charge_reference -- an unknown gain drops out, per event
+    charge_norm: str = "none"
+    charge_reference: float = 100.0  # ADC; the median point charge after normalisation
+    beam_mask_mm: float = 0.0  # drop points within this radius of the beam axis; 0 = keep
+    # none | dbscan: drop the points DBSCAN calls noise (fewer than denoise_min_samples
+    # points, itself included, within denoise_eps_mm, and none such within reach), the way
+    # Spyral's clustering phase drops stray pad hits
+    denoise: str = "none"
+    denoise_eps_mm: float = 20.0
+    denoise_min_samples: int = 4
 
     def __post_init__(self) -> None:
         self.views = tuple(self.views)
+        self.pixel_values = tuple(self.pixel_values)
         self.x_range = tuple(float(v) for v in self.x_range)
         self.y_range = tuple(float(v) for v in self.y_range)
         self.z_range = tuple(float(v) for v in self.z_range)
@@ -74,6 +94,27 @@ class ImageConfig:
             raise InputError(f"voxel_grid must be >= 0, got {self.voxel_grid}")
         if self.charge_column not in ("amplitude", "integral"):
             raise InputError("charge_column must be 'amplitude' or 'integral'")
+        bad = [v for v in self.pixel_values if v not in PIXEL_VALUES]
+        if not self.pixel_values or bad or len(set(self.pixel_values)) < len(self.pixel_values):
+            raise InputError(f"pixel_values must be distinct values of {list(PIXEL_VALUES)}")
+        if self.charge_norm not in CHARGE_NORMS:
+            raise InputError(f"charge_norm must be one of {CHARGE_NORMS}")
+        if self.denoise not in DENOISE:
+            raise InputError(f"denoise must be one of {DENOISE}")
+        if self.charge_reference <= 0 or self.beam_mask_mm < 0 or self.denoise_eps_mm <= 0:
+            raise InputError("charge_reference and denoise_eps_mm must be > 0, beam_mask_mm >= 0")
+        if self.denoise_min_samples < 1:
+            raise InputError("denoise_min_samples must be >= 1")
+
+    @property
+    def n_channels(self) -> int:
+        """Image channels: one per (view, pixel value)."""
+        return len(self.views) * len(self.pixel_values)
+
+    @property
+    def cleans(self) -> bool:
+        """Whether points are removed or rescaled before projection."""
+        return self.beam_mask_mm > 0 or self.denoise != "none" or self.charge_norm != "none"
 
     @property
     def ranges(self) -> np.ndarray:
@@ -111,15 +152,88 @@ class Projection:
     extra: dict = field(default_factory=dict)
     # (B,) points inside the ranges whose charge is <= 0: they add nothing to any pixel
     n_nonpositive: np.ndarray | None = None
+    n_removed: np.ndarray | None = None  # (B,) points dropped by the beam mask / denoising
 
     @property
     def empty(self) -> np.ndarray:
-        """(B,) True where no point with positive charge landed inside the ranges:
-        the images are blank, and a model's output on them means nothing."""
+        """(B,) True where no point with positive charge landed inside the ranges (after
+        the beam mask and denoising): the images are blank, and a model's output on them
+        means nothing."""
         usable = self.n_points - self.n_outside
-        if self.n_nonpositive is not None:
-            usable = usable - self.n_nonpositive
+        for dropped in (self.n_nonpositive, self.n_removed):
+            if dropped is not None:
+                usable = usable - dropped
         return usable == 0
+
+
+def dbscan_noise(
+    points: np.ndarray, counts: np.ndarray, eps: float, min_samples: int
+) -> np.ndarray:
+    """(N,) True for the points DBSCAN (scikit-learn's definition) labels noise, per event.
+
+    A core point has at least ``min_samples`` points (itself included) within ``eps``; a
+    point is noise when it is not core and no core point lies within ``eps``. All events
+    of the batch go into one KD-tree, each moved ``4 * eps`` beyond the previous one's
+    extent along x, so no pair crosses events: two tree queries for the whole batch.
+    """
+    from scipy.spatial import cKDTree
+
+    xyz = np.asarray(points[:, :3], dtype=np.float64)
+    if xyz.shape[0] == 0:
+        return np.zeros(0, dtype=bool)
+    event = np.repeat(np.arange(len(counts)), counts)
+    span = float(np.ptp(xyz[:, 0])) + 4.0 * eps
+    moved = xyz.copy()
+    moved[:, 0] += event * span
+    tree = cKDTree(moved)
+    n_near = tree.query_ball_point(moved, eps, return_length=True)
+    core = n_near >= min_samples
+    if not core.any():
+        return np.ones(len(xyz), dtype=bool)
+    dist, _ = cKDTree(moved[core]).query(moved, k=1, distance_upper_bound=eps)
+    return ~core & ~(dist <= eps)
+
+
+def clean_points(
+    points: np.ndarray, counts: np.ndarray, config: ImageConfig
+) -> tuple[np.ndarray, np.ndarray]:
+    """Apply the beam mask, denoising and charge normalisation of ``config``.
+
+    Returns the kept points (x, y, z, charge; charge rescaled for ``charge_norm=event``)
+    and their counts per event. Each step acts on one event at a time, so an event's
+    image never depends on the others of its batch.
+    """
+    pts = np.array(points[:, :4], dtype=np.float64)
+    counts = np.asarray(counts, dtype=np.int64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    keep = np.ones(len(pts), dtype=bool)
+    if config.beam_mask_mm > 0:
+        keep &= np.hypot(pts[:, 0], pts[:, 1]) >= config.beam_mask_mm
+    if config.denoise == "dbscan":
+        sub = np.bincount(event[keep], minlength=len(counts))
+        noise = dbscan_noise(pts[keep], sub, config.denoise_eps_mm, config.denoise_min_samples)
+        keep[np.flatnonzero(keep)[noise]] = False
+    pts, event = pts[keep], event[keep]
+    counts = np.bincount(event, minlength=len(counts)).astype(np.int64)
+    if config.charge_norm == "event" and len(pts):
+        median = _event_medians(pts[:, 3], counts)
+        factor = np.where(median > 0, config.charge_reference / np.where(median > 0, median, 1), 1)
+        pts[:, 3] *= np.repeat(factor, counts)
+    return pts, counts
+
+
+def _event_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of ``values`` within each event (0 for an event without points)."""
+    event = np.repeat(np.arange(len(counts)), counts)
+    order = np.lexsort((values, event))  # by event, then value
+    ordered = values[order]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    lo = starts + (counts - 1) // 2
+    hi = starts + counts // 2
+    has = counts > 0
+    out = np.zeros(len(counts))
+    out[has] = 0.5 * (ordered[lo[has]] + ordered[hi[has]])
+    return out
 
 
 def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
@@ -150,10 +264,26 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
     counts = np.asarray(counts, dtype=np.int64)
     batch = counts.shape[0]
     size, g = config.size, config.voxel_grid
-    n_chan = len(config.views)
+    n_chan = config.n_channels
     per_event = n_chan * size * size + g**3
     if batch > 1 and batch * per_event > _MAX_BUFFER:
         return _project_in_slices(points, counts, config, max(1, _MAX_BUFFER // per_event))
+    n_removed = None
+    if config.cleans:
+        n_points = counts
+        points, counts = clean_points(points, counts, config)
+        n_removed = n_points - counts
+        proj = _project(points, counts, config)
+        proj.n_points, proj.n_removed = n_points, n_removed
+        return proj
+    return _project(points, counts, config)
+
+
+def _project(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
+    """`project_arrays` after cleaning: bin every point of the batch at once."""
+    batch = counts.shape[0]
+    size, g = config.size, config.voxel_grid
+    n_chan = config.n_channels
     img_per_event = n_chan * size * size
     n_img = batch * img_per_event
     dump = n_img + batch * g**3  # indices >= dump collect the points outside the ranges
@@ -188,14 +318,15 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
     flats = []
     base = event_of_point * img_per_event
     base[outside] = dump
+    n_val = len(config.pixel_values)
     for c, view in enumerate(config.views):
         col_axis, row_axis = VIEW_AXES[view]
         flat = bins[row_axis] * size
         flat += base
         flat += bins[col_axis]
-        if c:
-            flat += c * size * size
-        flats.append(flat)
+        for k in range(n_val):
+            # one index array per (view, value): channel c * n_val + k
+            flats.append(flat + (c * n_val + k) * size * size if c or k else flat)
     if g:
         base = event_of_point * g**3
         base += n_img
@@ -208,10 +339,13 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
 
     sums = _sum_at(flats, charge, dump + max(img_per_event, g**3))
     out = np.zeros(dump, dtype=config.dtype)
-    for flat, summed in zip(flats, sums, strict=True):
+    kinds = [*(config.pixel_values * len(config.views)), *(["sum"] if g else [])]
+    for flat, summed, kind in zip(flats, sums, kinds, strict=True):
         keep = (flat < dump) & (summed > 0)
-        # Points sharing a pixel carry the same sum, so repeated writes agree.
-        out[flat[keep]] = _scale_values(summed[keep], config)
+        if kind == "max":
+            summed = _max_at(flat, charge, dump + max(img_per_event, g**3))
+        # Points sharing a pixel carry the same value, so repeated writes agree.
+        out[flat[keep]] = _scale_values(summed[keep], config, occupancy=kind == "occupancy")
     images = out[:n_img].reshape(batch, n_chan, size, size)
     voxels = out[n_img:].reshape(batch, g, g, g) if g else None
     return Projection(
@@ -249,6 +383,13 @@ def _sum_at(flats: list[np.ndarray], weights: np.ndarray, size: int) -> list[np.
             buf[flat] = 0.0  # leave the buffer clean even if interrupted
 
 
+def _max_at(flat: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
+    """For every entry of ``flat``, the largest weight of all equal entries."""
+    buf = np.full(size, -np.inf)
+    np.maximum.at(buf, flat, weights)
+    return buf[flat]
+
+
 def _project_in_slices(
     points: np.ndarray, counts: np.ndarray, config: ImageConfig, step: int
 ) -> Projection:
@@ -265,12 +406,17 @@ def _project_in_slices(
         n_points=counts,
         n_outside=np.concatenate([p.n_outside for p in parts]),
         n_nonpositive=np.concatenate([p.n_nonpositive for p in parts]),
+        n_removed=None
+        if parts[0].n_removed is None
+        else np.concatenate([p.n_removed for p in parts]),
     )
 
 
-def _scale_values(q: np.ndarray, config: ImageConfig) -> np.ndarray:
+def _scale_values(q: np.ndarray, config: ImageConfig, *, occupancy: bool = False) -> np.ndarray:
     """Positive summed charges -> stored pixel values (see the module docstring)."""
-    if config.charge_transform == "log1p":
+    if occupancy:
+        val = np.ones_like(q)
+    elif config.charge_transform == "log1p":
         val = np.log1p(q) / np.log1p(config.charge_scale)
     elif config.charge_transform == "linear":
         val = q / config.charge_scale
@@ -283,7 +429,7 @@ def _scale_values(q: np.ndarray, config: ImageConfig) -> np.ndarray:
 def project(events: Sequence[Event], config: ImageConfig) -> Projection:
     """Project a list of `Event` objects; see `project_arrays`."""
     if not events:
-        shape = (0, len(config.views), config.size, config.size)
+        shape = (0, config.n_channels, config.size, config.size)
         g = config.voxel_grid
         return Projection(
             images=np.zeros(shape, dtype=config.dtype),

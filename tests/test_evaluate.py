@@ -187,3 +187,17 @@ def test_figures_and_comparison_files(tmp_path):
     assert row_md in out["markdown"].read_text()
     assert out["figure"].read_bytes()[:4] == b"\x89PNG"
     json.dumps(metrics)  # what evaluate writes must stay JSON-serialisable
+
+
+def test_reliability_and_ece_by_hand():
+    from attpc_classify.calibration import calibration, reliability
+
+    # 4 events at confidence 0.9 (3 right), 2 at 0.3 (1 right): 2 of 15 bins used
+    r = reliability(np.array([0.9, 0.9, 0.9, 0.9, 0.3, 0.3]), np.array([1, 1, 1, 0, 1, 0]))
+    want = 4 / 6 * abs(0.75 - 0.9) + 2 / 6 * abs(0.5 - 0.3)
+    assert r["ece"] == pytest.approx(want)
+    assert sum(r["count"]) == 6 and r["count"][13] == 4 and r["count"][4] == 2
+    # perfectly calibrated: p(proton) = 1 for protons, 0 for the rest -> ECE 0
+    proba = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0.5, 0.5, 0]])
+    cal = calibration(proba, np.array([0, 1, 2, -1]), ("proton", "carbon", "other"))
+    assert cal["proton"]["ece"] == pytest.approx(0.0) and cal["top_label"]["ece"] == 0.0

@@ -162,3 +162,98 @@ def test_config_validation_and_round_trip():
     for views in itertools.permutations(("xy", "zy", "zx"), 2):
         cfg = ImageConfig(views=views, size=48)
         assert ImageConfig.from_json(cfg.to_json()) == cfg
+
+
+# --------------------------------------------------------------------------- robust inputs
+
+
+def _tracks_and_noise(rng: np.random.Generator, n_events: int = 6) -> list:
+    """Events of a dense straight track (points 5 mm apart) plus scattered single hits."""
+    events = []
+    for i in range(n_events):
+        t = np.arange(40)[:, None] * 5.0
+        track = np.hstack([t * 0.3 - 60, t * 0.1 + 20, 100 + t, rng.uniform(50, 500, (40, 1))])
+        noise = np.column_stack(
+            [rng.uniform(-250, 250, (25, 2)), rng.uniform(0, 1000, 25), rng.uniform(20, 80, 25)]
+        )
+        events.append(_event(np.vstack([track, noise]), event_id=i))
+    return events
+
+
+def test_dbscan_noise_matches_scikit_learn_per_event():
+    from sklearn.cluster import DBSCAN
+
+    from data_prep.images import dbscan_noise
+
+    rng = np.random.default_rng(3)
+    events = _tracks_and_noise(rng)
+    counts = np.array([e.n_points for e in events])
+    points = np.concatenate([e.points for e in events])
+    got = dbscan_noise(points, counts, eps=12.0, min_samples=3)
+    want = np.concatenate(
+        [DBSCAN(eps=12.0, min_samples=3).fit(e.points[:, :3]).labels_ == -1 for e in events]
+    )
+    np.testing.assert_array_equal(got, want)
+    assert want.sum() >= 100  # most of the 150 scattered hits are noise
+
+
+def test_denoise_and_beam_mask_remove_points_and_count_them():
+    rng = np.random.default_rng(4)
+    events = _tracks_and_noise(rng, 2)
+    cfg = ImageConfig(views=("xy",), size=32, voxel_grid=0, denoise="dbscan",
+                      denoise_eps_mm=12.0, denoise_min_samples=3)  # fmt: skip
+    proj = project(events, cfg)
+    track_only = [_event(e.points[:40]) for e in events]
+    np.testing.assert_array_equal(proj.images, project(track_only, ImageConfig(
+        views=("xy",), size=32, voxel_grid=0)).images)  # fmt: skip
+    np.testing.assert_array_equal(proj.n_removed, [25, 25])
+    # beam mask: a point at r = 10 mm goes, one at r = 30 mm stays
+    ev = _event([[10.0, 0, 500, 100], [0, 30.0, 500, 100]])
+    masked = project([ev], ImageConfig(views=("xy",), size=8, voxel_grid=0, beam_mask_mm=20.0))
+    assert masked.n_removed.tolist() == [1] and (masked.images > 0).sum() == 1
+    assert not masked.empty[0]
+    gone = project([_event([[1.0, 1.0, 5, 9]])], ImageConfig(voxel_grid=0, beam_mask_mm=5.0))
+    assert gone.empty[0] and gone.images.max() == 0
+
+
+def test_event_charge_norm_removes_an_unknown_gain():
+    rng = np.random.default_rng(5)
+    ev = _tracks_and_noise(rng, 1)[0]
+    cfg = ImageConfig(views=("xy", "zy"), size=32, voxel_grid=0, charge_norm="event",
+                      charge_reference=150.0, dtype="float16")  # fmt: skip
+    scaled = _event(ev.points * np.array([1, 1, 1, 2.7]))
+    a, b = project([ev], cfg).images, project([scaled], cfg).images
+    np.testing.assert_allclose(a.astype(float), b.astype(float), atol=1e-3)
+    # the median point charge becomes the reference: one point alone gets exactly 150
+    one = project([_event([[0, 0, 500, 37.0]])], cfg).images.astype(float)
+    assert one.max() == pytest.approx(np.log1p(150) / np.log1p(cfg.charge_scale), abs=1e-3)
+
+
+def test_max_and_occupancy_channels_by_hand():
+    cfg = ImageConfig(views=("xy", "zy"), size=4, voxel_grid=0, dtype="float16",
+                      pixel_values=("sum", "max", "occupancy"), charge_transform="linear",
+                      charge_scale=100.0)  # fmt: skip
+    # two points in one pixel (charges 10 and 30), one in another (charge 5)
+    pts = [[-200.0, -200.0, 100, 10], [-190.0, -210.0, 110, 30], [200.0, 200.0, 900, 5]]
+    img = project([_event(pts)], cfg).images[0].astype(float)
+    assert img.shape == (6, 4, 4) and cfg.n_channels == 6
+    np.testing.assert_allclose(img[0][0, 0], 0.40, atol=1e-3)  # xy sum: 40 / 100
+    np.testing.assert_allclose(img[1][0, 0], 0.30, atol=1e-3)  # xy max: 30 / 100
+    assert img[2][0, 0] == 1.0 and img[2][3, 3] == 1.0 and img[2].sum() == 2  # xy occupancy
+    np.testing.assert_allclose(img[4][3, 3], 0.05, atol=1e-3)  # zy max at (y, z) = (200, 900)
+    assert img[5].sum() == 2
+
+
+def test_robust_config_validation():
+    for bad in (
+        {"pixel_values": ()},
+        {"pixel_values": ("sum", "sum")},
+        {"charge_norm": "run"},
+        {"denoise": "hdbscan"},
+        {"beam_mask_mm": -1.0},
+        {"denoise_min_samples": 0},
+    ):
+        with pytest.raises(InputError):
+            ImageConfig(**bad)
+    cfg = ImageConfig(pixel_values=("sum", "occupancy"), denoise="dbscan", beam_mask_mm=15.0)
+    assert ImageConfig.from_json(cfg.to_json()) == cfg

@@ -53,6 +53,10 @@ def summary_lines(metrics: dict) -> list[str]:
                 f"    proton ROC AUC {fmt_estimate(m['roc_auc'])}  "
                 f"AP {fmt_estimate(m['average_precision'])}"
             )
+    if "calibration" in metrics:
+        cal = metrics["calibration"]
+        lines.append(f"  calibration: ECE top label {cal['top_label']['ece']:.3f}, "
+                     f"p(proton) {cal['proton']['ece']:.3f} (reliability.png)")  # fmt: skip
     for task, rows in metrics.get("by_channel", {}).items():
         lines.append(f"  {task} errors by simulated channel:")
         for channel, r in rows.items():

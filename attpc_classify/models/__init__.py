@@ -61,7 +61,7 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
         size = {k: getattr(cfg, k) or v for k, v in FAMILY_DEFAULTS[name].items()}
         return {"grid": image_config.voxel_grid, "num_classes": num_classes, **size,
                 "dropout": float(cfg.dropout)}  # fmt: skip
-    in_chans = len(image_config.views)
+    in_chans = image_config.n_channels
     if name == "cnn":
         size = {k: getattr(cfg, k) or v for k, v in FAMILY_DEFAULTS["cnn"].items()}
         if image_config.size < 2 ** size["depth"]:
@@ -186,7 +186,7 @@ def _descendant(
         arch = learngene.vit_arch(model)
     except (learngene.LearngeneError, ValueError) as err:
         raise InputError(f"learngene: {err}", path=path) from None
-    for key, want in (("img_size", image_config.size), ("in_chans", len(image_config.views))):
+    for key, want in (("img_size", image_config.size), ("in_chans", image_config.n_channels)):
         if arch[key] != want:
             raise InputError(
                 f"learngene was made for {key}={arch[key]}, the images have {want}", path=path

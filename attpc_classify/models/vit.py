@@ -43,7 +43,7 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
     return {
         "img_size": image_config.size,
         "patch_size": size["patch"],
-        "in_chans": len(image_config.views),
+        "in_chans": image_config.n_channels,
         "num_classes": num_classes,
         "embed_dim": size["width"],
         "depth": size["depth"],

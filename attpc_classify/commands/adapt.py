@@ -1,0 +1,50 @@
+"""``attpc-classify adapt RUN --data unlabelled.h5 --out RUN2``: adapt without labels.
+
+AdaBN then confident, class-balanced pseudo-label self-training with a guard against
+collapse (`attpc_classify.adapt`); prints how the predicted class fractions move. The
+adapted run works with evaluate / classify / compare like any run.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", help="run directory written by `train`")
+    parser.add_argument(
+        "--data",
+        nargs="+",
+        required=True,
+        help="target events without labels: image files made with the run's preprocessing, "
+        "or point-cloud files (projected with it)",
+    )
+    parser.add_argument("--out", required=True, help="directory of the adapted run")
+    parser.add_argument("--max-events", type=int, default=20000, help="target sample size")
+    parser.add_argument(
+        "--rounds", type=int, default=0, help="self-training rounds after AdaBN (default 0)"
+    )
+    parser.add_argument("--no-adabn", action="store_true", help="keep the source BN statistics")
+    parser.add_argument("--confidence", type=float, default=0.7, help="pseudo-label p >= this")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from attpc_classify.adapt import AdaptConfig, adapt, target_images
+    from attpc_classify.checkpoint import load_run
+    from data_prep.errors import InputError
+
+    if args.max_events < 1:
+        raise InputError("--max-events must be >= 1")
+    torch.set_num_threads(min(torch.get_num_threads(), 4))
+    cfg = AdaptConfig(adabn=not args.no_adabn, rounds=args.rounds, confidence=args.confidence,
+                      lr=args.lr, seed=args.seed)  # fmt: skip
+    images = target_images(load_run(args.run, device="cpu"), args.data, args.max_events, args.seed)
+    report = adapt(args.run, images, args.out, cfg, source=" ".join(args.data))
+    print(f"wrote {args.out} ({report['n_target']} target events"
+          + (", self-training stopped by the collapse guard)" if report["stopped_by_guard"]
+             else ")"))  # fmt: skip
+    return 0

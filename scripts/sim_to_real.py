@@ -1,0 +1,308 @@
+"""Regenerate docs/sim-to-real.md: train on simulation, test on detectors it never saw.
+
+    .venv/bin/python scripts/sim_to_real.py --out sim2real_out            # CPU config
+    .venv/bin/python scripts/sim_to_real.py --out s2r_small --scale reduced
+
+Every step is an ``attpc-classify`` command (printed, and listed in the document); a
+step whose output exists is skipped, so a killed run goes on where it stopped. Models:
+the demo's recipe before issue 12 (nominal simulation, plain images) against the robust
+recipe (configs/prep/robust.yaml) trained on the nominal and on the domain-randomised
+simulation. Tests: the stand-in (e15503b_standin: other electronics, heavy structured
+noise, one point per pad, ...) and the nominal simulation with one knob at a time set to
+an extreme. Then AdaBN (``adapt``, no labels) and fine-tunes with 250 / 1,000 stand-in
+labels (``train model.init=run:``), scored on the same stand-in test events.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "attpc_classify.cli"]
+
+#: scale -> events: training sets, stand-in test, each knob, stand-in label pool; epochs
+SCALES = {
+    "cpu": {"train": 6000, "standin": 2000, "knob": 500, "labels": (250, 1000), "epochs": 15},
+    "reduced": {"train": 2000, "standin": 600, "knob": 200, "labels": (250,), "epochs": 10},
+}
+#: knob -> simulate --set overrides on e15503b_nominal (each beyond or at the edge of the
+#: randomised range)
+KNOBS = {
+    "gain_x0.3": ["detector.mpgd_gain=3600"],
+    "gain_x3": ["detector.mpgd_gain=36000"],
+    "threshold_60": ["electronics.adc_threshold=60"],
+    "noise_400": ["noise.hits_per_event=400,400"],
+    "one_point_per_pad": ["electronics.point_formation=pad"],
+    "tilt_6.5deg": ["detector.tilt_deg=6.5"],
+}
+PLAIN_PREP = ["--views", "xy,zy", "--size", "64", "--set", "voxel_grid=0"]
+ROBUST_PREP = ["--config", "configs/prep/robust.yaml"]
+MODEL = ["--config", "configs/train/cnn_small.yaml", "--quiet"]
+OVERRIDES = ["model.width=16", "optim.batch_size=32", "optim.patience=0"]
+COMMANDS: list[str] = []
+
+
+def sh(args: list[str], done: Path) -> None:
+    """Run one CLI step unless ``done`` exists; record the command for the document."""
+    shown = "attpc-classify " + " ".join(str(a) for a in args)
+    COMMANDS.append(shown)
+    if done.exists():
+        return
+    print(f"$ {shown}", flush=True)
+    subprocess.run([*CLI, *map(str, args)], check=True, cwd=REPO)
+
+
+def simulate(out: Path, name: str, preset: str, n: int, seed: int, first: int,
+             sets: list[str] = ()) -> Path:  # fmt: skip
+    d = out / "sim" / name
+    extra = [x for s in sets for x in ("--set", s)]
+    sh(["simulate", "--config", preset, "--events", n, "--out", d, "--seed", seed,
+        "--first-run", first, "--workers", "2", "--quiet", "--resume", *extra],
+       d / ".done")  # fmt: skip
+    (d / ".done").touch()
+    return d
+
+
+def preprocess(out: Path, src: Path | list[Path], name: str, prep: str) -> Path:
+    h5 = out / "data" / prep / f"{name}.h5"
+    h5.parent.mkdir(parents=True, exist_ok=True)
+    srcs = src if isinstance(src, list) else [src]
+    sh(["preprocess", *srcs, "--out", h5, *(ROBUST_PREP if prep == "robust" else PLAIN_PREP),
+        "--workers", "2", "--quiet"], h5)  # fmt: skip
+    return h5
+
+
+def evaluate(run: Path, data: Path, tag: str) -> dict:
+    ev = run / "eval" / tag
+    sh(["evaluate", run, "--data", data, "--out", ev, "--n-boot", "1000", "--quiet"],
+       ev / "metrics.json")  # fmt: skip
+    return json.loads((ev / "metrics.json").read_text())
+
+
+def cell(est: dict) -> str:
+    lo, hi = est["ci95"]
+    return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]"
+
+
+#: (model, test) -> (proton F1, macro-F1), for the "where it fails" summary
+VALUES: dict[tuple[str, str], tuple[float, float]] = {}
+
+
+def row(label: str, test: str, m: dict) -> str:
+    t = m["tasks"]
+    VALUES[(label, test)] = (
+        t["binary"]["per_class"]["proton"]["f1"]["value"],
+        t.get("multiclass", t["binary"])["macro_f1"]["value"],
+    )
+    b = t["binary"]
+    mf = t.get("multiclass", b)["macro_f1"]
+    per = t.get("multiclass", b)["per_class"]
+    f1s = ", ".join(f"{k} {v['f1']['value']:.2f}" for k, v in per.items())
+    cal = m.get("calibration", {}).get("proton", {}).get("ece")
+    ece = "" if cal is None else f"{cal:.3f}"
+    return (f"| {label} | {test} | {cell(b['per_class']['proton']['f1'])} | {cell(mf)} | "
+            f"{cell(b['roc_auc'])} | {f1s} | {ece} |")  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="sim2real_out")
+    ap.add_argument("--scale", choices=sorted(SCALES), default="cpu")
+    ap.add_argument("--doc", default="docs/sim-to-real.md")
+    args = ap.parse_args()
+    s = SCALES[args.scale]
+    out = (REPO / args.out).resolve()
+    t0 = time.time()
+    os.environ.setdefault("OMP_NUM_THREADS", "2")
+
+    # -- data (seeds and run numbers fixed: every run file has a unique (run, event)) --
+    nominal = simulate(out, "nominal", "e15503b_nominal", s["train"], 0, 0)
+    randomized = simulate(out, "randomized", "e15503b_randomized", s["train"], 0, 1000)
+    standin = simulate(out, "standin", "e15503b_standin", s["standin"], 100, 500)
+    knobs = {k: simulate(out, f"knob_{k}", "e15503b_nominal", s["knob"], 200 + i, 2000 + 50 * i,
+                         v) for i, (k, v) in enumerate(KNOBS.items())}  # fmt: skip
+    nominal_test = simulate(out, "nominal_test", "e15503b_nominal", s["knob"], 300, 3000)
+    tests = {"nominal (in-simulation)": nominal_test, "stand-in": standin,
+             **{f"nominal, {k}": d for k, d in knobs.items()}}  # fmt: skip
+
+    # -- models ------------------------------------------------------------------------
+    runs = {}
+    for label, sim, prep in (("nominal, plain images (old demo recipe)", nominal, "plain"),
+                             ("nominal, robust inputs", nominal, "robust"),
+                             ("randomised, robust inputs", randomized, "robust")):  # fmt: skip
+        data = preprocess(out, sim, sim.name, prep)
+        run = out / "runs" / f"{sim.name}_{prep}"
+        sh(["train", *MODEL, "--data", data, "--out", run, *OVERRIDES,
+            f"optim.epochs={s['epochs']}"], run / "model.json")  # fmt: skip
+        runs[label] = (run, prep)
+
+    lines = ["| model | test set | proton F1 (binary) | macro-F1 (3-class) | proton ROC AUC | "
+             "F1 per class | ECE p(proton) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for label, (run, prep) in runs.items():
+        for test, sim in tests.items():
+            data = preprocess(out, sim, sim.name, prep)
+            lines.append(row(label, test, evaluate(run, data, sim.name)))
+
+    # -- adaptation on the stand-in: no labels (AdaBN), then 250 / 1,000 labels --------
+    base, _ = runs["randomised, robust inputs"]
+    st_data = preprocess(out, standin, standin.name, "robust")
+    adapted = out / "runs" / "randomized_robust_adabn"
+    sh(["adapt", base, "--data", st_data, "--out", adapted], adapted / "model.json")
+    ada_lines = [row("randomised, robust + AdaBN on the stand-in (no labels)", "stand-in",
+                     evaluate(adapted, st_data, standin.name))]  # fmt: skip
+    for i, n_labels in enumerate(s["labels"]):
+        # hand-labelled events of the target: another stand-in seed, other run numbers
+        pool = simulate(out, f"standin_labels{n_labels}", "e15503b_standin", n_labels,
+                        101 + i, 700 + 20 * i)  # fmt: skip
+        pool_data = preprocess(out, pool, pool.name, "robust")
+        ft = out / "runs" / f"randomized_robust_ft{n_labels}"
+        sh(["train", *MODEL, "--data", pool_data, "--out", ft, *OVERRIDES,
+            f"model.init=run:{adapted}", "optim.epochs=8", "optim.lr=5e-4"],
+           ft / "model.json")  # fmt: skip
+        ada_lines.append(row(f"randomised, robust + AdaBN + fine-tune on {n_labels} stand-in "
+                             "labels (80 % train / 20 % validation)", "stand-in",
+                             evaluate(ft, st_data, standin.name)))  # fmt: skip
+
+    # -- figures -----------------------------------------------------------------------
+    img = REPO / "docs" / "img"
+    img.mkdir(parents=True, exist_ok=True)
+    for src, name in ((base / "eval" / standin.name / "reliability.png",
+                       "sim2real_reliability_standin.png"),
+                      (base / "eval" / standin.name / "confusion_multiclass.png",
+                       "sim2real_confusion_standin.png")):  # fmt: skip
+        if src.exists():
+            shutil.copyfile(src, img / name)
+
+    minutes = (time.time() - t0) / 60
+    write_doc(REPO / args.doc, args, s, lines, ada_lines, minutes)
+    print(f"wrote {args.doc} ({minutes:.0f} min)")
+    return 0
+
+
+def failures() -> str:
+    """Plain sentences from the measured values against the issue's targets."""
+    out = []
+    best = "randomised, robust inputs"
+    zero = {t: v for (m, t), v in VALUES.items() if m == best}
+    missed = [f"{t} ({pf:.2f} / {mf:.2f})" for t, (pf, mf) in zero.items()
+              if pf < 0.90 or mf < 0.85]  # fmt: skip
+    out.append(
+        f"- Zero-shot target (proton F1 >= 0.90 and macro-F1 >= 0.85) for the robust "
+        f"randomised model: met on {len(zero) - len(missed)} of {len(zero)} test sets; "
+        f"missed on {', '.join(missed) or 'none'} (proton F1 / macro-F1)."
+    )
+    ins = zero.get("nominal (in-simulation)")
+    if ins is not None:
+        out.append(
+            f"- In-simulation proton F1 {ins[0]:.2f} (target >= 0.98): at this scale the "
+            "models are far from the targets even on data like their training data, so "
+            "every shift-specific number above is bounded by the small training set."
+        )
+    adapted = {m: v for (m, t), v in VALUES.items() if t == "stand-in" and "+" in m}
+    if adapted:
+        top = max(adapted.items(), key=lambda kv: kv[1][0])
+        out.append(
+            f"- After adaptation the best stand-in proton F1 is {top[1][0]:.2f} "
+            f"({top[0]}); target >= 0.95 {'met' if top[1][0] >= 0.95 else 'not met'}."
+        )
+    plain = {t: v for (m, t), v in VALUES.items() if m.startswith("nominal, plain")}
+    worse = [f"{t} ({plain[t][0]:.2f} -> {pf:.2f})" for t, (pf, _) in zero.items()
+             if t in plain and pf < plain[t][0]]  # fmt: skip
+    if worse:
+        out.append("- The robust recipe's price: lower proton F1 than the old recipe where "
+                   f"the old one held: {', '.join(worse)} (old -> robust).")  # fmt: skip
+    ft = {m: v for (m, t), v in VALUES.items() if t == "stand-in" and "fine-tune" in m}
+    ada = VALUES.get(("randomised, robust + AdaBN on the stand-in (no labels)", "stand-in"))
+    for m, (pf, _) in ft.items():
+        if ada is not None and pf <= ada[0]:
+            out.append(f"- {m}: proton F1 {pf:.2f}, no better than AdaBN alone ({ada[0]:.2f}).")
+    dead = [t for t, (pf, _) in plain.items() if pf < 0.05]
+    if dead:
+        out.append(
+            f"- The old recipe calls (almost) no event proton on: {', '.join(dead)} -- "
+            "the failure that motivated issue 12; the robust inputs remove that collapse."
+        )
+    return "\n".join(out)
+
+
+def write_doc(path: Path, args, s: dict, lines: list[str], ada: list[str], minutes: float):
+    scale = ("the CPU config" if args.scale == "cpu" else
+             "the **reduced** config, not the 60-minute CPU one")  # fmt: skip
+    labels = " and ".join(map(str, s["labels"]))
+    took = (f"{minutes:.0f} min of wall time on the shared 2-core machine" if minutes >= 1
+            else "every step reused from an earlier invocation")  # fmt: skip
+    text = f"""# Sim -> real: classifiers on detectors they were not trained on
+
+Generated by `.venv/bin/python scripts/sim_to_real.py --out {args.out} --scale {args.scale}`
+({scale}: {s["train"]:,} training events per simulation, {s["standin"]:,} stand-in test
+events, {s["knob"]:,} events per knob, {s["epochs"]} epochs of the demo-size CNN
+(`cnn_small` at width 16), fine-tunes with {labels} labels; {took}). Do not edit the
+tables by hand: rerun the script.
+
+## What is compared
+
+- **Models**: the 3-class small CNN trained on the nominal simulation with plain images
+  (the demo before issue 12), on the nominal simulation with robust inputs
+  (`configs/prep/robust.yaml`: DBSCAN noise cleaning, 30 mm beam-axis mask, per-event
+  charge normalisation, summed charge + occupancy channels), and on the domain-randomised
+  simulation (`e15503b_randomized`) with robust inputs (the demo's recipe now).
+- **Tests, zero-shot**: the stand-in (`e15503b_standin`: other GET gain and shaping, one
+  point per pad, heavy structured noise, dead chips, E-B tilt, other class mix), and the
+  nominal simulation with one knob at a time at an extreme (the `--set` overrides in
+  `KNOBS` of the script). No setting was chosen on any of these sets.
+- **Adaptation on the stand-in**: `adapt` (AdaBN, no labels), then fine-tunes from the
+  adapted run with {labels} labelled stand-in events of another seed, scored on the same
+  stand-in test events.
+
+Point estimate [bootstrap 95 % interval, 1,000 resamples, seed 0]. Proton F1 is that of
+the binary reading of the 3-class model (proton exactly when its 3-class call is proton);
+ECE = expected calibration error of p(proton), 15 bins.
+
+## Zero-shot
+
+{chr(10).join(lines)}
+
+## After adaptation on the stand-in
+
+{chr(10).join(lines[:2] + ada)}
+
+Zero-shot on the stand-in, the randomised robust model: reliability (left: top label,
+right: p(proton)) and confusion matrix.
+
+![reliability on the stand-in](img/sim2real_reliability_standin.png)
+![confusion matrix on the stand-in](img/sim2real_confusion_standin.png)
+
+## Where it still fails
+
+{failures()}
+
+## Choosing the proton cut on a run with an unknown class mix
+
+p(proton) is calibrated on the simulated class mix (the ECE column says how well it
+transfers). The argmax (or a validation threshold) maximises F1 for the training mix;
+on a run whose proton fraction differs, (1) run `adapt` on the run and read the
+predicted class fractions it prints after AdaBN: that is the estimate of the run's mix;
+(2) if the estimated proton fraction pi_run differs from the training one pi_sim,
+correct the probabilities by Bayes' rule, p' = p pi_run/pi_sim / (p pi_run/pi_sim +
+(1 - p)(1 - pi_run)/(1 - pi_sim)), before cutting; (3) cut on `p_proton` from `classify`
+for the purity you need, and check the cut on a few hundred hand-labelled events (the
+fine-tune rows above show what 250 labels buy).
+
+## Commands
+
+```
+{chr(10).join(dict.fromkeys(COMMANDS))}
+```
+"""
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
