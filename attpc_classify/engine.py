@@ -25,7 +25,7 @@ import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -51,7 +51,7 @@ from attpc_classify.data import (
 )
 from attpc_classify.metrics import f1_scores
 from attpc_classify.plots import plot_learning_curves
-from attpc_classify.train_config import TrainConfig
+from attpc_classify.train_config import OptimConfig, TrainConfig
 from data_prep.atomic import atomic_path, check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, read_images
@@ -354,6 +354,130 @@ def fit(
         weights; its metrics.jsonl row), outside the timed part, e.g. to evaluate
         intermediate budgets.
     """
+    run = _setup(model, train, val, cfg, task=task, teacher=teacher)
+    state, best_weights = _FitState(), None
+    if resume:
+        state, best_weights = _resume(run, out_dir)
+    writes = out_dir is not None and run.env.is_main  # only rank 0 writes
+    if writes:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_config(cfg, Path(out_dir) / "config.yaml")
+    meta = run_metadata(model, train, task, cfg)
+    meta["metrics"] = {"n_train": run.n, "n_val": 0 if run.y_va is None else len(run.y_va)}
+
+    while not state.stopped(cfg.optim, run.total_steps):
+        epoch, t0 = state.epoch, time.perf_counter()
+        losses, lr = _train_epoch(run, state, progress)
+        row = _epoch_row(run, epoch, losses)
+        state.epoch += 1
+        state.wall_s += time.perf_counter() - t0
+        row |= {"lr": lr, "train_images": state.train_images, "wall_s": state.wall_s}
+        state.history.append(row)
+        improved = state.record(row["val_macro_f1"])
+        if improved:
+            best_weights = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
+        if writes:
+            _save_epoch(run, Path(out_dir), state, meta, row, improved)
+        logger.info(_epoch_line(row, cfg.optim.epochs, lr, time.perf_counter() - t0, improved))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model, row)
+
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    if cfg.proton_threshold == "val_f1" and run.x_va is not None and run.env.is_main:
+        record_threshold(
+            model, run.x_va, run.y_va, task, train.class_names, device=run.device,
+            dtype=run.dtype, batch_size=cfg.eval_batch_size,
+            out_dir=out_dir if state.best_epoch else None,
+        )  # fmt: skip
+    if writes and state.history:
+        plot_learning_curves(state.history, Path(out_dir) / "plots" / "learning_curves.png")
+    return FitResult(
+        best_metric=float("nan") if state.best_metric is None else float(state.best_metric),
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        train_images=state.train_images,
+        wall_s=state.wall_s,
+        history=state.history,
+    )
+
+
+@dataclass
+class _FitState:
+    """The counters of a fit: what ``last.json`` saves and ``--resume`` restores."""
+
+    epoch: int = 0
+    step: int = 0
+    train_images: int = 0
+    wall_s: float = 0.0
+    best_metric: float | None = None  # validation macro-F1 of the best epoch
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the best, for early stopping
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def stopped(self, o: OptimConfig, total_steps: int) -> bool:
+        return (
+            self.step >= total_steps
+            or self.epoch >= o.epochs
+            or (o.patience > 0 and self.bad_epochs >= o.patience)
+        )
+
+    def record(self, score: float | None) -> bool:
+        """Note the score of the epoch just finished; True when it is the best so far
+        (always, without validation: the last epoch is kept)."""
+        improved = score is None or self.best_metric is None or score > self.best_metric
+        if improved:
+            self.best_metric, self.best_epoch, self.bad_epochs = score, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+
+@dataclass
+class _Run:
+    """Everything a fit's steps read and do not change: data on the device, model and its
+    (DDP-wrapped) training view, optimiser, schedule, augmentation."""
+
+    cfg: TrainConfig
+    env: distributed.DistEnv
+    device: torch.device
+    dtype: torch.dtype | None
+    model: nn.Module
+    train_model: nn.Module  # DDP in a process group; ``model`` keeps the bare weights
+    teacher: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    k: int  # classes of the task
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_va: torch.Tensor | None
+    y_va: torch.Tensor | None
+    image_config: Any  # the training set's ImageConfig (detector augmentation)
+    views: tuple[str, ...] | None
+    transforms: Any
+    bank: Any  # point clouds for detector augmentation, or None
+    weight: torch.Tensor | None  # class weights of the loss (balance=weights)
+    draw_w: torch.Tensor | None  # sampling weights (balance=sampler)
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    min_lr: float
+
+    @property
+    def n(self) -> int:
+        return len(self.y_tr)
+
+
+def _setup(
+    model: nn.Module,
+    train: ImageSet,
+    val: ImageSet | None,
+    cfg: TrainConfig,
+    *,
+    task: str,
+    teacher: nn.Module | None,
+) -> _Run:
+    """Move data and model to the device; build the optimiser and the schedule."""
     o = cfg.optim
     env = distributed.current()  # one process unless torchrun started us (train_run)
     distributed.check_batch_size(o.batch_size, env)
@@ -368,11 +492,7 @@ def fit(
     x_va, y_va = _arrays(val, task, kind) if val is not None else (None, None)
     if x_va is not None and len(y_va) == 0:
         x_va = y_va = None
-    x_tr = x_tr.to(device)  # whole set on the device: uint8 images are small
-    y_tr = y_tr.to(device)
 
-    views = train.config.views if kind == "images" else None
-    transforms = allowed_transforms(train.config, cfg.data.augment, voxels=kind == "voxels")
     bank = None
     if cfg.data.detector_augment:
         if kind != "images":
@@ -381,184 +501,181 @@ def fit(
 
         # the labelled training events, in the order of x_tr (see _arrays)
         bank = load_points(train.subset(np.flatnonzero(train.label >= 0)))
-    weight = class_weights(y_tr.cpu().numpy(), k).to(device) if o.balance == "weights" else None
-    draw_w = sample_weights(y_tr.cpu().numpy(), k) if o.balance == "sampler" else None
-
     model.to(device)
-    # DDP in a process group (`model` keeps the bare weights for evaluation and saving)
-    train_model = distributed.wrap_model(model, env, device)
     if teacher is not None:
         teacher.to(device).eval()
-    optimizer = torch.optim.AdamW(
-        param_groups(model, o.weight_decay), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-
     # drop_last: a batch of one breaks BatchNorm; every event still comes up across epochs
     steps_per_epoch = max(1, n // o.batch_size)
     total_steps = o.epochs * steps_per_epoch
     if cfg.max_train_images:
         total_steps = min(total_steps, math.ceil(cfg.max_train_images / o.batch_size))
-    warmup_steps = round(o.warmup_epochs * steps_per_epoch)
-    min_lr = o.lr * o.min_lr_ratio
+    labels = y_tr.numpy()
+    return _Run(
+        cfg=cfg,
+        env=env,
+        device=device,
+        dtype=dtype,
+        model=model,
+        train_model=distributed.wrap_model(model, env, device),
+        teacher=teacher,
+        optimizer=torch.optim.AdamW(
+            param_groups(model, o.weight_decay),
+            lr=o.lr,
+            betas=o.betas,
+            weight_decay=o.weight_decay,
+        ),
+        scaler=torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
+        k=k,
+        x_tr=x_tr.to(device),  # whole set on the device: uint8 images are small
+        y_tr=y_tr.to(device),
+        x_va=x_va,
+        y_va=y_va,
+        image_config=train.config,
+        views=train.config.views if kind == "images" else None,
+        transforms=allowed_transforms(train.config, cfg.data.augment, voxels=kind == "voxels"),
+        bank=bank,
+        weight=class_weights(labels, k).to(device) if o.balance == "weights" else None,
+        draw_w=sample_weights(labels, k) if o.balance == "sampler" else None,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=round(o.warmup_epochs * steps_per_epoch),
+        min_lr=o.lr * o.min_lr_ratio,
+    )
 
-    state = {"epoch": 0, "step": 0, "train_images": 0, "wall_s": 0.0, "best_metric": None,
-             "best_epoch": 0, "bad_epochs": 0, "history": []}  # fmt: skip
-    best_state = None
-    if resume:
-        if out_dir is None or not (Path(out_dir) / "last.json").exists():
-            raise InputError("nothing to resume: no last.json", path=out_dir)
-        saved = checkpoint.load_last(out_dir, model, optimizer)
-        state = {key: saved[key] for key in state}
-        if saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        if state["best_epoch"]:
-            best_state = checkpoint.read_run(out_dir)[1]
-        logger.info(f"resumed {out_dir} after epoch {state['epoch']} (step {state['step']})")
-    if out_dir is not None and env.is_main:  # only rank 0 writes
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        write_config(cfg, Path(out_dir) / "config.yaml")
-    meta = run_metadata(model, train, task, cfg)
-    meta["metrics"] = {"n_train": n, "n_val": 0 if y_va is None else len(y_va)}
 
-    def stopped() -> bool:
-        return (
-            state["step"] >= total_steps
-            or state["epoch"] >= o.epochs
-            or (o.patience > 0 and state["bad_epochs"] >= o.patience)
-        )
+def _resume(run: _Run, out_dir: Path | None) -> tuple[_FitState, dict | None]:
+    """Model, optimiser and counters from ``out_dir/last.*``; the best epoch's weights."""
+    if out_dir is None or not (Path(out_dir) / "last.json").exists():
+        raise InputError("nothing to resume: no last.json", path=out_dir)
+    saved = checkpoint.load_last(out_dir, run.model, run.optimizer)
+    state = _FitState(**{f.name: saved[f.name] for f in fields(_FitState)})
+    if saved.get("scaler"):
+        run.scaler.load_state_dict(saved["scaler"])
+    best_weights = checkpoint.read_run(out_dir)[1] if state.best_epoch else None
+    logger.info(f"resumed {out_dir} after epoch {state.epoch} (step {state.step})")
+    return state, best_weights
 
-    while not stopped():
-        epoch = state["epoch"]
-        t0 = time.perf_counter()
-        # Everything random in an epoch follows from (seed, epoch), in a forked global RNG
-        # (dropout, drop-path): a resumed run draws exactly what an uninterrupted one does.
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(distributed.rank_seed(_epoch_seed(cfg.seed, epoch), env))
-            gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
-            if draw_w is not None:
-                order = torch.multinomial(draw_w, n, replacement=True, generator=gen)
-            else:
-                order = torch.randperm(n, generator=gen)
-            model.train()
-            losses = []
-            for i in range(steps_per_epoch):
-                if state["step"] >= total_steps:
-                    break
-                lr = lr_at(state["step"], total=total_steps, warmup=warmup_steps, lr=o.lr,
-                           min_lr=min_lr)  # fmt: skip
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(device)
-                xb = as_float(x_tr[idx])
-                if bank is not None:
-                    xb = as_float(_detector_images(bank, idx, cfg, train.config, epoch, i))
-                    xb = xb.to(device)
-                xb = augment_batch(xb, transforms, gen, views=views)
-                yb = y_tr[idx]
-                # DDP: every rank drew the same order and augmentation; keep this rank's
-                # rows of the global batch, its loss weighted by its share
-                ce_scale, kl_scale = distributed.loss_shares(yb, env, weight)
-                xb, yb = distributed.shard(xb, env), distributed.shard(yb, env)
-                with autocast(device, dtype):
-                    logits = train_model(xb)
-                    t_logits = None
-                    if teacher is not None:
-                        with torch.no_grad():
-                            t_logits = teacher(xb)
-                    loss = distillation_loss(
-                        logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
-                        weight=weight, label_smoothing=o.label_smoothing,
-                        ce_scale=ce_scale, kl_scale=kl_scale,
-                    )  # fmt: skip
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if o.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(loss.item())
-                if not math.isfinite(losses[-1]):
-                    raise InputError(
-                        f"training diverged: loss {losses[-1]} at epoch {epoch + 1}, step "
-                        f"{state['step'] + 1} (optim.lr={o.lr}); lower optim.lr or set "
-                        "optim.grad_clip"
-                    )
-                state["step"] += 1
-                state["train_images"] += len(idx)
-                if progress is not None:
-                    progress(len(idx))
 
-        # the ranks' scaled losses average to the whole batches' losses
-        train_loss = distributed.all_reduce_mean({"loss": float(np.mean(losses))}, env)["loss"]
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
-        if x_va is not None:
-            row |= validate(model, x_va, y_va, k, device=device, dtype=dtype,
-                            batch_size=cfg.eval_batch_size, env=env)  # fmt: skip
+def _train_epoch(
+    run: _Run, state: _FitState, progress: Progress | None
+) -> tuple[list[float], float]:
+    """One pass over the training events (or what is left of the step budget); returns
+    the step losses and the last learning rate."""
+    cfg, o, epoch = run.cfg, run.cfg.optim, state.epoch
+    lr = o.lr
+    # Everything random in an epoch follows from (seed, epoch), in a forked global RNG
+    # (dropout, drop-path): a resumed run draws exactly what an uninterrupted one does.
+    devices = [run.device.index or 0] if run.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(distributed.rank_seed(_epoch_seed(cfg.seed, epoch), run.env))
+        gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        if run.draw_w is not None:
+            order = torch.multinomial(run.draw_w, run.n, replacement=True, generator=gen)
         else:
-            row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
-        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if row[k] is not None):
-            raise InputError(
-                f"training diverged: non-finite loss in epoch {epoch + 1} (train "
-                f"{row['train_loss']}, validation {row['val_loss']}, optim.lr={o.lr}); lower "
-                "optim.lr or set optim.grad_clip"
-            )
-        state["epoch"] += 1
-        state["wall_s"] += time.perf_counter() - t0
-        row |= {"lr": lr, "train_images": state["train_images"], "wall_s": state["wall_s"]}
-        state["history"].append(row)
+            order = torch.randperm(run.n, generator=gen)
+        run.model.train()
+        losses = []
+        for i in range(run.steps_per_epoch):
+            if state.step >= run.total_steps:
+                break
+            lr = lr_at(state.step, total=run.total_steps, warmup=run.warmup_steps, lr=o.lr,
+                       min_lr=run.min_lr)  # fmt: skip
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(run.device)
+            losses.append(_train_step(run, idx, gen, epoch, i))
+            if not math.isfinite(losses[-1]):
+                raise InputError(
+                    f"training diverged: loss {losses[-1]} at epoch {epoch + 1}, step "
+                    f"{state.step + 1} (optim.lr={o.lr}); lower optim.lr or set "
+                    "optim.grad_clip"
+                )
+            state.step += 1
+            state.train_images += len(idx)
+            if progress is not None:
+                progress(len(idx))
+    return losses, lr
 
-        score = row["val_macro_f1"]
-        improved = score is None or state["best_metric"] is None or score > state["best_metric"]
-        if improved:
-            state["best_metric"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
-            best_state = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        if out_dir is not None and env.is_main:
-            out = Path(out_dir)
-            if improved:
-                metrics = {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
-                meta["metrics"] |= metrics | {"train_images": state["train_images"]}
-                checkpoint.save_model(out, model, meta | {"epoch": epoch + 1})
-            write_history(out, state["history"])
-            checkpoint.save_last(out, model, optimizer,
-                                 state | {"scaler": scaler.state_dict() if scaler.is_enabled()
-                                          else None})  # fmt: skip
-        logger.info(
-            f"epoch {epoch + 1}/{o.epochs}  train_loss {row['train_loss']:.4f}  "
-            + (
-                f"val_loss {row['val_loss']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
-                f"val_acc {row['val_accuracy']:.4f}  "
-                if row["val_loss"] is not None
-                else ""
-            )
-            + f"lr {lr:.2e}  {time.perf_counter() - t0:.1f}s"
-            + ("  *" if improved else "")
-        )
-        if on_epoch is not None:
-            on_epoch(epoch + 1, model, row)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if cfg.proton_threshold == "val_f1" and x_va is not None and env.is_main:
-        record_threshold(
-            model, x_va, y_va, task, train.class_names, device=device, dtype=dtype,
-            batch_size=cfg.eval_batch_size,
-            out_dir=out_dir if state["best_epoch"] else None,
+def _train_step(run: _Run, idx: torch.Tensor, gen: torch.Generator, epoch: int, i: int) -> float:
+    """One optimiser step on the training events ``idx``; returns the loss."""
+    cfg, o = run.cfg, run.cfg.optim
+    xb = as_float(run.x_tr[idx])
+    if run.bank is not None:
+        xb = as_float(_detector_images(run.bank, idx, cfg, run.image_config, epoch, i))
+        xb = xb.to(run.device)
+    xb = augment_batch(xb, run.transforms, gen, views=run.views)
+    yb = run.y_tr[idx]
+    # DDP: every rank drew the same order and augmentation; keep this rank's rows of the
+    # global batch, its loss weighted by its share
+    ce_scale, kl_scale = distributed.loss_shares(yb, run.env, run.weight)
+    xb, yb = distributed.shard(xb, run.env), distributed.shard(yb, run.env)
+    with autocast(run.device, run.dtype):
+        logits = run.train_model(xb)
+        t_logits = None
+        if run.teacher is not None:
+            with torch.no_grad():
+                t_logits = run.teacher(xb)
+        loss = distillation_loss(
+            logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
+            weight=run.weight, label_smoothing=o.label_smoothing,
+            ce_scale=ce_scale, kl_scale=kl_scale,
         )  # fmt: skip
-    if out_dir is not None and state["history"] and env.is_main:
-        plot_learning_curves(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
-    best = state["best_metric"]
-    return FitResult(
-        best_metric=float("nan") if best is None else float(best),
-        best_epoch=state["best_epoch"],
-        epochs_run=state["epoch"],
-        train_images=state["train_images"],
-        wall_s=state["wall_s"],
-        history=state["history"],
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if o.grad_clip:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), o.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return loss.item()
+
+
+def _epoch_row(run: _Run, epoch: int, losses: list[float]) -> dict[str, Any]:
+    """The epoch's metrics.jsonl row so far: training loss (averaged over the ranks) and
+    the validation scores; a non-finite loss stops the fit."""
+    # the ranks' scaled losses average to the whole batches' losses
+    train_loss = distributed.all_reduce_mean({"loss": float(np.mean(losses))}, run.env)["loss"]
+    row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
+    if run.x_va is not None:
+        row |= validate(run.model, run.x_va, run.y_va, run.k, device=run.device,
+                        dtype=run.dtype, batch_size=run.cfg.eval_batch_size,
+                        env=run.env)  # fmt: skip
+    else:
+        row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
+    if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if row[k] is not None):
+        raise InputError(
+            f"training diverged: non-finite loss in epoch {epoch + 1} (train "
+            f"{row['train_loss']}, validation {row['val_loss']}, optim.lr={run.cfg.optim.lr}); "
+            "lower optim.lr or set optim.grad_clip"
+        )
+    return row
+
+
+def _save_epoch(
+    run: _Run, out: Path, state: _FitState, meta: dict, row: dict, improved: bool
+) -> None:
+    """The best model (when this epoch is), the history and the resume state."""
+    if improved:
+        metrics = {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
+        meta["metrics"] |= metrics | {"train_images": state.train_images}
+        checkpoint.save_model(out, run.model, meta | {"epoch": state.epoch})
+    write_history(out, state.history)
+    scaler = run.scaler.state_dict() if run.scaler.is_enabled() else None
+    checkpoint.save_last(out, run.model, run.optimizer, asdict(state) | {"scaler": scaler})
+
+
+def _epoch_line(row: dict, epochs: int, lr: float, seconds: float, improved: bool) -> str:
+    """``epoch 3/20  train_loss ...  val_f1 ...  lr ...  1.2s  *`` (``*``: best so far)."""
+    val = (
+        f"val_loss {row['val_loss']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
+        f"val_acc {row['val_accuracy']:.4f}  "
+        if row["val_loss"] is not None
+        else ""
+    )
+    return (
+        f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.4f}  {val}"
+        f"lr {lr:.2e}  {seconds:.1f}s" + ("  *" if improved else "")
     )
 
 
