@@ -628,26 +628,9 @@ def evaluate_run(
     """
     import time
 
-    from attpc_classify.checkpoint import load_run
-    from attpc_classify.predict import check_image_file
-
-    if n_boot < 0:
-        raise InputError(f"n_boot must be >= 0, got {n_boot}")
-    if batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
-    trained = load_run(run) if isinstance(run, (str, Path)) else run
-    info = trained.info
     data = Path(data)
-    if not data.exists():
-        raise InputError("data file not found", path=data)
-    file_info = check_image_file(data, trained)
-    with h5py.File(data, "r") as f:
-        if not (f["label"][()] >= 0).any():
-            raise InputError(
-                "no labelled events (every label is -1): nothing to score; "
-                "`classify` gives predictions for unlabelled data",
-                path=data,
-            )
+    trained, file_info = _check_evaluation(run, data, n_boot=n_boot, batch_size=batch_size)
+    info = trained.info
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
     fingerprint = data_fingerprint(data)
@@ -675,7 +658,7 @@ def evaluate_run(
         )
     cal = None
     if tasks:
-        from attpc_classify.calibration import calibration, plot_reliability
+        from attpc_classify.calibration import calibration
 
         cal = calibration(proba, labels, tuple(info.output_names))
     by_channel = None
@@ -691,36 +674,7 @@ def evaluate_run(
             proton_threshold=info.proton_threshold,
         )
 
-    fig_paths: list[Path] = []
-    if figures:
-        name = run_dir.name
-        for task, m in tasks.items():
-            fig_paths.append(
-                plot_confusion(
-                    m.confusion,
-                    m.class_names,
-                    out_dir / f"confusion_{task}.png",
-                    title=f"{name} — {task} on {data.name}",
-                )
-            )
-        binary = tasks.get("binary")
-        if binary is not None and binary.curves is not None:
-            fig_paths.append(
-                plot_roc_pr(
-                    binary.curves,
-                    out_dir / "roc_pr.png",
-                    roc_auc=str(binary.roc_auc),
-                    average_precision=str(binary.average_precision),
-                    title=name,
-                )
-            )
-        if cal is not None:
-            fig_paths.append(plot_reliability(cal, out_dir / "reliability.png", title=data.name))
-        records = read_metrics_jsonl(run_dir / "metrics.jsonl")
-        if records:
-            fig_paths.append(
-                plot_learning_curves(records, out_dir / "learning_curves.png", title=name)
-            )
+    fig_paths = _evaluation_figures(tasks, cal, run_dir, data, out_dir) if figures else []
 
     metrics = {
         "run": str(run_dir),
@@ -747,6 +701,67 @@ def evaluate_run(
     }
     write_json(out_dir / "metrics.json", metrics)
     return EvalResult(out_dir=out_dir, metrics=metrics, figures=fig_paths)
+
+
+def _check_evaluation(
+    run: str | Path | Trained, data: Path, *, n_boot: int, batch_size: int
+) -> tuple[Trained, dict]:
+    """Refuse, before any work, settings, runs and image files that cannot be scored;
+    the loaded run and the image file's attributes."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import check_image_file
+
+    if n_boot < 0:
+        raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    trained = load_run(run) if isinstance(run, (str, Path)) else run
+    if not data.exists():
+        raise InputError("data file not found", path=data)
+    file_info = check_image_file(data, trained)
+    with h5py.File(data, "r") as f:
+        if not (f["label"][()] >= 0).any():
+            raise InputError(
+                "no labelled events (every label is -1): nothing to score; "
+                "`classify` gives predictions for unlabelled data",
+                path=data,
+            )
+    return trained, file_info
+
+
+def _evaluation_figures(
+    tasks: dict[str, TaskMetrics], cal: dict | None, run_dir: Path, data: Path, out_dir: Path
+) -> list[Path]:
+    """Confusion matrices, ROC/PR (binary), reliability, the run's learning curves."""
+    from attpc_classify.calibration import plot_reliability
+
+    name = run_dir.name
+    paths = [
+        plot_confusion(
+            m.confusion,
+            m.class_names,
+            out_dir / f"confusion_{task}.png",
+            title=f"{name} — {task} on {data.name}",
+        )
+        for task, m in tasks.items()
+    ]
+    binary = tasks.get("binary")
+    if binary is not None and binary.curves is not None:
+        paths.append(
+            plot_roc_pr(
+                binary.curves,
+                out_dir / "roc_pr.png",
+                roc_auc=str(binary.roc_auc),
+                average_precision=str(binary.average_precision),
+                title=name,
+            )
+        )
+    if cal is not None:
+        paths.append(plot_reliability(cal, out_dir / "reliability.png", title=data.name))
+    records = read_metrics_jsonl(run_dir / "metrics.jsonl")
+    if records:
+        paths.append(plot_learning_curves(records, out_dir / "learning_curves.png", title=name))
+    return paths
 
 
 def data_fingerprint(path: str | Path) -> str:
