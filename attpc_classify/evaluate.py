@@ -299,47 +299,9 @@ def task_metrics(
             "operating_point": _operating_point(positive, y_pred == 0),
         }
 
-    boot = {
-        "precision": np.empty((0, k)),
-        "recall": np.empty((0, k)),
-        "f1": np.empty((0, k)),
-        "macro_f1": np.empty(0),
-        "accuracy": np.empty(0),
-        "auc": np.empty(0),
-        "ap": np.empty(0),
-    }
-    band_parts: dict[str, list[np.ndarray]] = {}
-    if n_boot > 0 and n > 0:
-        parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
-        one_hot = np.zeros((n, k * k))
-        one_hot[np.arange(n), y_true * k + y_pred] = 1.0
-        chunk = max(1, _CHUNK_CELLS // n)
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
-            idx = rng.integers(0, n, size=(b, n))
-            # weights[r, i] = how often event i was drawn in resample r
-            offsets = (np.arange(b) * n)[:, None]
-            weights = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
-            weights = weights.astype(np.float64)
-            scores = scores_from_confusion((weights @ one_hot).reshape(b, k, k))
-            for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
-                parts[key].append(scores[key])
-            if curves is not None:
-                parts["auc"].append(weighted_roc_auc(score, positive, weights))
-                parts["ap"].append(weighted_average_precision(score, positive, weights))
-                roc_rows, pr_rows = _curve_rows(score, positive, weights)
-                band_parts.setdefault("roc", []).append(roc_rows)
-                band_parts.setdefault("pr", []).append(pr_rows)
-        boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
-        if curves is not None:
-            for name, axis, value in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
-                rows = np.concatenate(band_parts[name])
-                lo, hi = np.nanpercentile(rows, [2.5, 97.5], axis=0)
-                curves[name]["band"] = {
-                    axis: BAND_GRID.tolist(),
-                    f"{value}_lo": np.round(lo, 5).tolist(),
-                    f"{value}_hi": np.round(hi, 5).tolist(),
-                }
+    boot, bands = _bootstrap(y_true, y_pred, k, score if curves is not None else None, n_boot, rng)
+    for name, band in bands.items():
+        curves[name]["band"] = band
 
     return TaskMetrics(
         class_names=tuple(class_names),
@@ -355,6 +317,68 @@ def task_metrics(
         average_precision=None if score is None else _interval(point_ap, boot["ap"]),
         curves=curves,
     )
+
+
+def _bootstrap(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    k: int,
+    score: np.ndarray | None,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Scores of ``n_boot`` resamples of the events, and the curves' 95 % bands.
+
+    Each chunk of resamples is one index matrix turned into per-event weights; all their
+    confusion matrices come from one matrix product, AUC and AP from weighted cumulative
+    counts. ``score`` (binary task with both classes present) adds ``auc``, ``ap`` and the
+    ROC / PR bands; otherwise those stay empty.
+    """
+    n = len(y_true)
+    boot = {
+        "precision": np.empty((0, k)),
+        "recall": np.empty((0, k)),
+        "f1": np.empty((0, k)),
+        "macro_f1": np.empty(0),
+        "accuracy": np.empty(0),
+        "auc": np.empty(0),
+        "ap": np.empty(0),
+    }
+    if n_boot <= 0 or n == 0:
+        return boot, {}
+    positive = y_true == 0
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
+    band_parts: dict[str, list[np.ndarray]] = {"roc": [], "pr": []}
+    one_hot = np.zeros((n, k * k))
+    one_hot[np.arange(n), y_true * k + y_pred] = 1.0
+    chunk = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        # weights[r, i] = how often event i was drawn in resample r
+        offsets = (np.arange(b) * n)[:, None]
+        weights = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
+        weights = weights.astype(np.float64)
+        scores = scores_from_confusion((weights @ one_hot).reshape(b, k, k))
+        for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
+            parts[key].append(scores[key])
+        if score is not None:
+            parts["auc"].append(weighted_roc_auc(score, positive, weights))
+            parts["ap"].append(weighted_average_precision(score, positive, weights))
+            roc_rows, pr_rows = _curve_rows(score, positive, weights)
+            band_parts["roc"].append(roc_rows)
+            band_parts["pr"].append(pr_rows)
+    boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
+    bands = {}
+    if score is not None:
+        for name, axis, value in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
+            lo, hi = np.nanpercentile(np.concatenate(band_parts[name]), [2.5, 97.5], axis=0)
+            bands[name] = {
+                axis: BAND_GRID.tolist(),
+                f"{value}_lo": np.round(lo, 5).tolist(),
+                f"{value}_hi": np.round(hi, 5).tolist(),
+            }
+    return boot, bands
 
 
 # --------------------------------------------------------------------------------------
