@@ -420,7 +420,7 @@ def _write_report(
     timings: dict[str, float],
     reused: list[str],
 ) -> Path:
-    from attpc_classify.report import fmt_estimate, write_text
+    from attpc_classify.report import write_text
 
     def counts(metrics: dict) -> str:
         per = metrics["tasks"].get("multiclass") or metrics["tasks"]["binary"]
@@ -478,30 +478,7 @@ def _write_report(
         "Also as [compare.csv](compare.csv). Per run:",
         "",
     ]
-    for name, metrics in evals.items():
-        eval_dir = Path(metrics["run"]) / "eval" / "test"
-        figs = [
-            f"[{f.removesuffix('.png')}]({_rel(eval_dir / f, out_dir)})" for f in metrics["figures"]
-        ]
-        parts = []
-        for task, m in metrics["tasks"].items():
-            extra = ""
-            if task == "binary":
-                extra = (
-                    f", proton F1 {fmt_estimate(m['per_class']['proton']['f1'])}, "
-                    f"ROC AUC {fmt_estimate(m['roc_auc'])}"
-                )
-            parts.append(
-                f"{task}: accuracy {fmt_estimate(m['accuracy'])}, macro-F1 "
-                f"{fmt_estimate(m['macro_f1'])}{extra}"
-            )
-        lines.append(
-            f"- **{name}** (epoch {metrics['epoch']} kept by validation macro-F1; "
-            f"[metrics.json]({_rel(eval_dir / 'metrics.json', out_dir)})): "
-            + "; ".join(parts)
-            + ". Figures: "
-            + ", ".join(figs)
-        )
+    lines += [_run_line(name, metrics, out_dir) for name, metrics in evals.items()]
     best_eval = evals[best]["run"]
     lines += [
         "",
@@ -536,6 +513,35 @@ def _write_report(
         "",
     ]
     return write_text(out_dir / "report.md", "\n".join(lines))
+
+
+def _run_line(name: str, metrics: dict, out_dir: Path) -> str:
+    """One Markdown bullet: a run's scores per task, its metrics.json and figures."""
+    from attpc_classify.report import fmt_estimate
+
+    eval_dir = Path(metrics["run"]) / "eval" / "test"
+    figs = [
+        f"[{f.removesuffix('.png')}]({_rel(eval_dir / f, out_dir)})" for f in metrics["figures"]
+    ]
+    parts = []
+    for task, m in metrics["tasks"].items():
+        extra = ""
+        if task == "binary":
+            extra = (
+                f", proton F1 {fmt_estimate(m['per_class']['proton']['f1'])}, "
+                f"ROC AUC {fmt_estimate(m['roc_auc'])}"
+            )
+        parts.append(
+            f"{task}: accuracy {fmt_estimate(m['accuracy'])}, macro-F1 "
+            f"{fmt_estimate(m['macro_f1'])}{extra}"
+        )
+    return (
+        f"- **{name}** (epoch {metrics['epoch']} kept by validation macro-F1; "
+        f"[metrics.json]({_rel(eval_dir / 'metrics.json', out_dir)})): "
+        + "; ".join(parts)
+        + ". Figures: "
+        + ", ".join(figs)
+    )
 
 
 def _channel_table(name: str, metrics: dict) -> list[str]:
