@@ -49,7 +49,7 @@ from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
 
 if TYPE_CHECKING:  # loading torch only when a run is evaluated
-    from attpc_classify.checkpoint import Trained
+    from attpc_classify.checkpoint import RunInfo, Trained
 
 #: Resamples x events held in memory at once by the bootstrap (float64: 32 MB).
 _CHUNK_CELLS = 1 << 22
@@ -668,36 +668,17 @@ def evaluate_run(
     )
     infer_s = time.perf_counter() - start
     n_unlabelled = int((labels < 0).sum())
-    tasks = {}
-    if n_unlabelled < len(labels):
-        tasks = score_predictions(
-            proba,
-            labels,
-            task=info.task,
-            output_names=info.output_names,
-            class_names=tuple(file_info["class_names"]),
-            n_boot=n_boot,
-            rng=np.random.default_rng(seed),
-            proton_threshold=info.proton_threshold,
-        )
-    cal = None
-    if tasks:
-        from attpc_classify.calibration import calibration
-
-        cal = calibration(proba, labels, tuple(info.output_names))
-    by_channel = None
-    if channels is not None and tasks:
-        by_channel = errors_by_channel(
-            proba,
-            labels,
-            keys,
-            channels,
-            task=info.task,
-            output_names=tuple(info.output_names),
-            path=data,
-            proton_threshold=info.proton_threshold,
-        )
-
+    tasks, cal, by_channel = _score(
+        proba,
+        labels,
+        keys,
+        info,
+        class_names=tuple(file_info["class_names"]),
+        n_boot=n_boot,
+        seed=seed,
+        channels=channels,
+        data=data,
+    )
     fig_paths = _evaluation_figures(tasks, cal, run_dir, data, out_dir) if figures else []
 
     metrics = {
@@ -751,6 +732,50 @@ def _check_evaluation(
                 path=data,
             )
     return trained, file_info
+
+
+def _score(
+    proba: np.ndarray,
+    labels: np.ndarray,
+    keys: np.ndarray,
+    info: RunInfo,
+    *,
+    class_names: tuple[str, ...],
+    n_boot: int,
+    seed: int,
+    channels: dict[tuple[int, int], str] | None,
+    data: Path,
+) -> tuple[dict[str, TaskMetrics], dict | None, dict | None]:
+    """Metrics per task (the labelled events, with bootstrap intervals), calibration, and
+    the errors per simulated channel (when ``channels`` are given)."""
+    from attpc_classify.calibration import calibration
+
+    if not (labels >= 0).any():
+        return {}, None, None
+    tasks = score_predictions(
+        proba,
+        labels,
+        task=info.task,
+        output_names=info.output_names,
+        class_names=class_names,
+        n_boot=n_boot,
+        rng=np.random.default_rng(seed),
+        proton_threshold=info.proton_threshold,
+    )
+    cal = calibration(proba, labels, tuple(info.output_names)) if tasks else None
+    by_channel = None
+    if channels is not None and tasks:
+        by_channel = errors_by_channel(
+            proba,
+            labels,
+            keys,
+            channels,
+            task=info.task,
+            output_names=tuple(info.output_names),
+            path=data,
+            proton_threshold=info.proton_threshold,
+        )
+    return tasks, cal, by_channel
 
 
 def _evaluation_figures(
