@@ -21,8 +21,8 @@ estimate of the target's class mix (docs/sim-to-real.md: choosing the proton cut
 
 from __future__ import annotations
 
+import logging
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from attpc_classify import checkpoint
 from attpc_classify.data import allowed_transforms, as_float, augment_batch
 from data_prep.errors import InputError
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -196,7 +196,6 @@ def adapt(
     cfg: AdaptConfig,
     *,
     source: str = "",
-    log: Log | None = None,
 ) -> dict[str, Any]:
     """Adapt the run at ``run_dir`` to target ``images`` (as stored: uint8 or float16, made
     with the run's preprocessing) and write the adapted run to ``out_dir``.
@@ -204,7 +203,6 @@ def adapt(
     Returns the report: class fractions before, after AdaBN and after each round, the
     pseudo-label counts, and whether the guard stopped self-training.
     """
-    log = log or (lambda _m: None)
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     trained = checkpoint.load_run(run_dir, device="cpu")
@@ -221,12 +219,12 @@ def adapt(
     report: dict[str, Any] = {"n_target": len(x), "source": source, "config": asdict(cfg)}
     frac = fractions(_predict(model, x, cfg.batch_size))
     report["fractions"] = {"before": frac.tolist()}
-    log(f"predicted fractions before:      {format_fractions(names, frac)}")
+    logger.info(f"predicted fractions before:      {format_fractions(names, frac)}")
     if cfg.adabn:
         n_bn = adabn(model, x, cfg.batch_size)
         frac = fractions(_predict(model, x, cfg.batch_size))
         report["fractions"]["adabn"] = frac.tolist()
-        log(f"after AdaBN ({n_bn} BatchNorm layers): {format_fractions(names, frac)}")
+        logger.info(f"after AdaBN ({n_bn} BatchNorm layers): {format_fractions(names, frac)}")
     reference = frac.copy()
     views = info.image_config.views
     transforms = allowed_transforms(info.image_config, "rotate")
@@ -239,7 +237,7 @@ def adapt(
         idx, labels = pseudo_labels(proba, cfg)
         counts = np.bincount(labels, minlength=len(names))
         if len(idx) < 2:
-            log(f"round {r + 1}: fewer than 2 confident events; self-training stops")
+            logger.info(f"round {r + 1}: fewer than 2 confident events; self-training stops")
             break
         before = {key: v.detach().clone() for key, v in model.state_dict().items()}
         loss = self_train_round(model, x, idx, labels, cfg, views, transforms, gen, reference)
@@ -247,7 +245,7 @@ def adapt(
         collapsed = bool(np.any(new < cfg.min_fraction * reference))
         report["rounds"].append({"pseudo_labels": counts.tolist(), "loss": loss,
                                  "fractions": new.tolist(), "undone": collapsed})  # fmt: skip
-        log(
+        logger.info(
             f"round {r + 1}: {len(idx)} pseudo-labels ("
             + "  ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
             + f"), "

@@ -56,10 +56,10 @@ def calibration(proba: np.ndarray, labels: np.ndarray, output_names: tuple[str, 
 
 def plot_reliability(cal: dict, path: str | Path, *, title: str = "") -> Path:
     """Reliability diagrams (top label, p(proton)) side by side, ECE in the legend."""
-    from attpc_classify.report import _figure, _save
+    from attpc_classify.plots import figure, save
 
-    fig, axes = _figure(8.0, 3.6, ncols=2)
-    for ax, (key, label) in zip(axes, (("top_label", "top-label confidence"),
+    fig, axes = figure(8.0, 3.6, ncols=2)
+    for ax, (key, label) in zip(axes[0], (("top_label", "top-label confidence"),
                                        ("proton", "p(proton)")), strict=True):  # fmt: skip
         r = cal[key]
         edges = np.linspace(0, 1, r["n_bins"] + 1)
@@ -73,5 +73,5 @@ def plot_reliability(cal: dict, path: str | Path, *, title: str = "") -> Path:
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.legend(loc="upper left", fontsize=8)
-    axes[0].set_title("reliability" + (f" — {title}" if title else ""), fontsize=10)
-    return _save(fig, path)
+    axes[0, 0].set_title("reliability" + (f" — {title}" if title else ""), fontsize=10)
+    return save(fig, path)

@@ -1,8 +1,14 @@
 """``attpc-classify``: one entry point, one module per sub-command.
 
-Each command module under `attpc_classify.commands` defines ``HELP`` (one line),
-``add_arguments(parser)`` and ``run(args) -> int``. Modules are imported only when their
-command runs, so ``preprocess`` never pays for importing torch.
+Each command module under `attpc_classify.commands` defines ``add_arguments(parser)`` and
+``run(args) -> int``; its one-line help lives here (`HELP`), so that ``--help`` imports no
+command module. Modules are imported only when their command runs, so ``preprocess``
+never pays for importing torch.
+
+Library modules log through ``logging.getLogger(__name__)``; `configure_logging` (called
+by `main`) sends those lines to stdout: plain lines when it is not a terminal (logs of
+batch jobs), through ``tqdm.write`` when it is, so progress bars are cleared and redrawn
+around each line instead of being torn.
 
 Errors in what the user gave us (`data_prep.errors.InputError`) and file operations the
 system refuses (`OSError`: disk full, permissions) become one line on stderr and exit
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import os
 import signal
 import sys
@@ -52,6 +59,59 @@ HELP: dict[str, str] = {
 }
 
 
+#: the packages whose loggers the command line shows (INFO and up)
+LOGGED_PACKAGES = ("attpc_classify", "data_prep", "learngene")
+
+
+class TqdmHandler(logging.StreamHandler):
+    """A stream handler that writes through ``tqdm.write`` (bars stay intact)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+            self.flush()
+        except Exception:  # as logging.StreamHandler: report, never raise into the caller
+            self.handleError(record)
+
+
+def configure_logging(
+    stream=None, *, formatter: logging.Formatter | None = None, level: int = logging.INFO
+) -> logging.Handler:
+    """Show the package loggers' lines on ``stream`` (default: the current stdout).
+
+    Replaces the handler an earlier call installed (commands may call it again with their
+    own stream or format); `remove_logging` takes it away.
+    """
+    stream = sys.stdout if stream is None else stream
+    tty = getattr(stream, "isatty", lambda: False)()
+    handler = TqdmHandler(stream) if tty else logging.StreamHandler(stream)
+    handler.setFormatter(formatter or logging.Formatter("%(message)s"))
+    remove_logging()
+    for name in LOGGED_PACKAGES:
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = False  # one line per record, whatever the root logger has
+    _installed.append(handler)
+    return handler
+
+
+_installed: list[logging.Handler] = []
+
+
+def remove_logging() -> None:
+    """Undo `configure_logging` (the loggers go back to the root logger's handlers)."""
+    while _installed:
+        handler = _installed.pop()
+        for name in LOGGED_PACKAGES:
+            logger = logging.getLogger(name)
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
+            logger.propagate = True
+
+
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     parser = argparse.ArgumentParser(
         prog="attpc-classify",
@@ -76,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     previous = _handle_sigterm()
+    configure_logging()
     try:
         code = int(args._run(args) or 0)
         sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
@@ -101,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {where}{err.strerror or err}", file=sys.stderr)
         return 2
     finally:
+        remove_logging()
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
 

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from attpc_classify.metrics import binary_f1
+
 #: Thresholds tried by `choose_proton_threshold` (a grid, not every validation score, so
 #: that the choice does not hinge on one event).
 THRESHOLD_GRID = np.round(np.arange(0.02, 0.99, 0.01), 2)
@@ -51,13 +53,6 @@ def decide(
     return np.where(proba[:, k] >= proton_threshold, k, others.argmax(axis=1)).astype(np.int64)
 
 
-def proton_f1(is_proton: np.ndarray, called_proton: np.ndarray) -> float:
-    """F1 of the proton class (proton vs rest); 0 when there is no proton at all."""
-    tp = float(np.sum(is_proton & called_proton))
-    denom = float(np.sum(is_proton) + np.sum(called_proton))
-    return 2.0 * tp / denom if denom else 0.0
-
-
 def choose_proton_threshold(p_proton: np.ndarray, is_proton: np.ndarray) -> dict[str, float]:
     """The threshold on p(proton) with the best proton F1 on (validation) events.
 
@@ -72,12 +67,12 @@ def choose_proton_threshold(p_proton: np.ndarray, is_proton: np.ndarray) -> dict
     """
     p_proton = np.asarray(p_proton, dtype=np.float64)
     is_proton = np.asarray(is_proton, dtype=bool)
-    f1 = np.array([proton_f1(is_proton, p_proton >= t) for t in THRESHOLD_GRID])
+    f1 = np.array([binary_f1(is_proton, p_proton >= t) for t in THRESHOLD_GRID])
     best = THRESHOLD_GRID[f1 == f1.max()]
     threshold = float(np.round(np.median(best), 3))
     return {
         "proton_threshold": threshold,
-        "proton_f1": proton_f1(is_proton, p_proton >= threshold),
-        "proton_f1_at_0.5": proton_f1(is_proton, p_proton >= 0.5),
+        "proton_f1": binary_f1(is_proton, p_proton >= threshold),
+        "proton_f1_at_0.5": binary_f1(is_proton, p_proton >= 0.5),
         "n_events": len(p_proton),
     }

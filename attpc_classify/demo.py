@@ -19,20 +19,23 @@ Simulation resumes run file by run file (`data_prep.simulate.simulate` with
 
 from __future__ import annotations
 
-import json
+import contextlib
+import logging
 import os
 import platform
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from attpc_classify.config import find_config, git_sha, read_yaml, to_dict
+from attpc_classify.plots import markdown_table
+from attpc_classify.stagecache import StageCache
 from data_prep.errors import InputError
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -113,30 +116,6 @@ class DemoResult:
     reused: list[str]
 
 
-class _Stamps:
-    """Per-stage records of the settings a stage's outputs were made with."""
-
-    def __init__(self, out_dir: Path):
-        self.dir = out_dir / ".stamps"
-        self.dir.mkdir(parents=True, exist_ok=True)
-
-    def matches(self, stage: str, key: dict) -> bool:
-        path = self.dir / f"{stage}.json"
-        try:
-            return json.loads(path.read_text()).get("key") == key
-        except (OSError, json.JSONDecodeError):
-            return False
-
-    def write(self, stage: str, key: dict, **info: Any) -> None:
-        path = self.dir / f"{stage}.json"
-        tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"key": key, **info}, indent=1, default=str))
-        os.replace(tmp, path)
-
-    def clear(self, stage: str) -> None:
-        (self.dir / f"{stage}.json").unlink(missing_ok=True)
-
-
 def _sim_config_path(name: str) -> Path:
     return find_config(name, "sim")
 
@@ -168,7 +147,6 @@ def run_demo(
     out_dir: str | Path = "demo_out",
     config: DemoConfig | None = None,
     *,
-    log: Log | None = None,
     progress_factory: Callable[[str, int | None], Callable[[int], None]] | None = None,
 ) -> DemoResult:
     """Run the demo pipeline into ``out_dir`` (see the module docstring).
@@ -179,8 +157,6 @@ def run_demo(
         Output directory; stages already done there with the same settings are reused.
     config
         Sizes, seeds and models (`DemoConfig`).
-    log
-        Receives one line per stage (and the training epochs).
     progress_factory
         ``progress_factory(stage, total)`` returns a progress callback for that stage.
 
@@ -189,19 +165,6 @@ def run_demo(
     DemoResult
         Paths of the report and runs, seconds per stage, stages reused.
     """
-    from attpc_classify.config import load_config
-    from attpc_classify.engine import train_run
-    from attpc_classify.evaluate import evaluate_run
-    from attpc_classify.train_config import TrainConfig
-    from data_prep.build import build_images
-    from data_prep.simulate import SimConfig, simulate
-
-    cfg = config or DemoConfig()
-    log = log or (lambda _line: None)
-
-    def progress(stage: str, total: int | None) -> Callable[[int], None] | None:
-        return progress_factory(stage, total) if progress_factory else None
-
     out_dir = Path(out_dir)
     if out_dir.is_dir() and any(out_dir.iterdir()) and not (out_dir / ".stamps").is_dir():
         # The demo deletes stale stages under out_dir: never do that to someone's directory.
@@ -209,13 +172,69 @@ def run_demo(
             "exists and is not a demo output directory; choose another --out", path=out_dir
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    stamps = _Stamps(out_dir)
-    timings: dict[str, float] = {}
-    reused: list[str] = []
+    d = _Demo(config or DemoConfig(), out_dir, StageCache(out_dir), progress_factory)
     start_all = time.perf_counter()
+    with d.timed("simulate"):
+        summary, sim_key = _simulate(d)
+    files = list(summary.files)
+    train_files, test_files = files[: -d.cfg.test_files], files[-d.cfg.test_files :]
+    with d.timed("preprocess"):
+        image_config, prep_key, train_h5, test_h5 = _preprocess(d, sim_key, train_files, test_files)
+    with d.timed("train"):
+        runs, train_cfgs = _train(d, prep_key, train_h5)
+    with d.timed("evaluate"):
+        evals = _evaluate(d, runs, test_h5, test_files)
+    with d.timed("compare + classify"):
+        comparison, best, classified = _compare_and_classify(d, runs, evals, test_files[-1])
+    d.timings["total"] = time.perf_counter() - start_all
+    report = _write_report(
+        out_dir,
+        d.cfg,
+        sim_summary=summary.to_dict(),
+        train_files=train_files,
+        test_files=test_files,
+        image_config=image_config,
+        runs=runs,
+        train_cfgs=train_cfgs,
+        evals=evals,
+        comparison=comparison,
+        best=best,
+        classified=classified.to_dict(),
+        timings=d.timings,
+        reused=d.reused,
+    )
+    logger.info(f"[6/6] report {report}")
+    return DemoResult(out_dir=out_dir, report=report, runs=runs, timings=d.timings, reused=d.reused)
 
-    # -- 1. simulate -------------------------------------------------------------------
-    t0 = time.perf_counter()
+
+@dataclass
+class _Demo:
+    """What every stage of the demo reads or adds to: settings, output directory, stage
+    records, progress bars, seconds per stage and the stages reused."""
+
+    cfg: DemoConfig
+    out_dir: Path
+    stamps: StageCache  # records in out_dir/.stamps/
+    progress_factory: Callable[[str, int | None], Callable[[int], None]] | None
+    timings: dict[str, float] = field(default_factory=dict)
+    reused: list[str] = field(default_factory=list)
+
+    def progress(self, stage: str, total: int | None) -> Callable[[int], None] | None:
+        return self.progress_factory(stage, total) if self.progress_factory else None
+
+    @contextlib.contextmanager
+    def timed(self, stage: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        yield
+        self.timings[stage] = time.perf_counter() - t0
+
+
+def _simulate(d: _Demo) -> tuple[Any, dict[str, Any]]:
+    """Stage 1: the labelled run files in ``sim/``; their summary and the stage key."""
+    from attpc_classify.config import load_config
+    from data_prep.simulate import SimConfig, simulate
+
+    cfg = d.cfg
     sim_cfg = load_config(SimConfig, _sim_config_path(cfg.sim_config))
     sim_key = {
         "sim": to_dict(sim_cfg),
@@ -223,13 +242,13 @@ def run_demo(
         "seed": cfg.seed,
         "events_per_file": cfg.events_per_file,
     }
-    sim_dir = out_dir / "sim"
-    if not stamps.matches("simulate", sim_key):
+    sim_dir = d.out_dir / "sim"
+    if not d.stamps.matches("simulate", sim_key):
         # The stamp says which settings sim/ holds (written before simulating, so a killed
         # simulation is resumed by simulate() itself); other settings: start afresh.
         shutil.rmtree(sim_dir, ignore_errors=True)
-        stamps.write("simulate", sim_key)
-    log(
+        d.stamps.stamp("simulate", sim_key)
+    logger.info(
         f"[1/6] simulate {cfg.events} events ({sim_cfg.name}, seed {cfg.seed}, "
         f"{cfg.workers} workers) -> {sim_dir}"
     )
@@ -241,53 +260,65 @@ def run_demo(
         workers=cfg.workers,
         events_per_file=cfg.events_per_file,
         resume=True,
-        progress=progress("simulate", cfg.events),
+        progress=d.progress("simulate", cfg.events),
     )
     if len(summary.resumed) == len(summary.files):
-        reused.append("simulate")
-    stamps.write("simulate", sim_key, summary=summary.to_dict())
-    timings["simulate"] = time.perf_counter() - t0
-    files = list(summary.files)
-    train_files, test_files = files[: -cfg.test_files], files[-cfg.test_files :]
+        d.reused.append("simulate")
+    d.stamps.stamp("simulate", sim_key, summary=summary.to_dict())
+    return summary, sim_key
 
-    # -- 2. preprocess -----------------------------------------------------------------
-    t0 = time.perf_counter()
+
+def _preprocess(
+    d: _Demo, sim_key: dict[str, Any], train_files: list[Path], test_files: list[Path]
+) -> tuple[Any, dict[str, Any], Path, Path]:
+    """Stage 2: ``data/train.h5`` and ``data/test.h5``; the image settings, the stage key
+    and the two paths."""
+    from data_prep.build import build_images
+
+    cfg = d.cfg
     image_config = _prep_config(cfg)
-    data_dir = out_dir / "data"
+    data_dir = d.out_dir / "data"
     data_dir.mkdir(exist_ok=True)
     split = {
         "train": (train_files, data_dir / "train.h5"),
         "test": (test_files, data_dir / "test.h5"),
     }
     prep_key = {"sim": sim_key, "image": image_config.to_dict(), "test_files": cfg.test_files}
-    build_summaries = {}
-    if stamps.matches("preprocess", prep_key) and all(p.exists() for _, p in split.values()):
-        reused.append("preprocess")
-        log("[2/6] preprocess: reusing data/train.h5, data/test.h5")
+    if d.stamps.matches("preprocess", prep_key) and all(p.exists() for _, p in split.values()):
+        d.reused.append("preprocess")
+        logger.info("[2/6] preprocess: reusing data/train.h5, data/test.h5")
     else:
-        stamps.clear("preprocess")
+        d.stamps.clear("preprocess")
         for name, (inputs, path) in split.items():
-            log(f"[2/6] preprocess {len(inputs)} run files -> {path}")
+            logger.info(f"[2/6] preprocess {len(inputs)} run files -> {path}")
             path.unlink(missing_ok=True)
-            build_summaries[name] = build_images(
+            build_images(
                 inputs,
                 path,
                 image_config,
                 workers=cfg.workers,
-                progress=progress(f"preprocess {name}", None),
+                progress=d.progress(f"preprocess {name}", None),
             )
-        stamps.write("preprocess", prep_key)
-    timings["preprocess"] = time.perf_counter() - t0
-    train_h5, test_h5 = split["train"][1], split["test"][1]
+        d.stamps.stamp("preprocess", prep_key)
+    return image_config, prep_key, split["train"][1], split["test"][1]
 
-    # -- 3. train ----------------------------------------------------------------------
-    t0 = time.perf_counter()
+
+def _train(
+    d: _Demo, prep_key: dict[str, Any], train_h5: Path
+) -> tuple[dict[str, Path], dict[str, Any]]:
+    """Stage 3: one run per model x task under ``runs/``; run directories and (model,
+    task) per run name."""
+    from attpc_classify.config import load_config
+    from attpc_classify.engine import train_run
+    from attpc_classify.train_config import TrainConfig
+
+    cfg = d.cfg
     runs: dict[str, Path] = {}
     train_cfgs: dict[str, Any] = {}
     for model_name, model in cfg.models.items():
         for task in cfg.tasks:
             name = f"{model_name}_{task}"
-            run_dir = out_dir / "runs" / name
+            run_dir = d.out_dir / "runs" / name
             overrides = [
                 *_train_overrides(cfg, model),
                 f"data.path={train_h5}",
@@ -298,79 +329,62 @@ def run_demo(
             train_cfgs[name] = (model, task)
             key = {"prep": prep_key, "train": to_dict(tcfg)}
             runs[name] = run_dir
-            if stamps.matches(f"train_{name}", key) and (run_dir / "model.json").exists():
-                reused.append(f"train {name}")
-                log(f"[3/6] train {name}: reusing {run_dir}")
+            if d.stamps.matches(f"train_{name}", key) and (run_dir / "model.json").exists():
+                d.reused.append(f"train {name}")
+                logger.info(f"[3/6] train {name}: reusing {run_dir}")
                 continue
-            stamps.clear(f"train_{name}")
+            d.stamps.clear(f"train_{name}")
             if run_dir.exists():
                 shutil.rmtree(run_dir)  # a stale or half-written run of this demo
-            log(
+            logger.info(
                 f"[3/6] train {name} ({model.preset} + {' '.join(model.overrides)}, "
                 f"{cfg.epochs} epochs)"
             )
             t_run = time.perf_counter()
-            train_run(
-                tcfg,
-                progress=progress(f"train {name}", None),
-                log=lambda line: log("      " + line),
-            )
-            stamps.write(f"train_{name}", key, seconds=time.perf_counter() - t_run)
-    timings["train"] = time.perf_counter() - t0
+            train_run(tcfg, progress=d.progress(f"train {name}", None))
+            d.stamps.stamp(f"train_{name}", key, seconds=time.perf_counter() - t_run)
+    return runs, train_cfgs
 
-    # -- 4. evaluate -------------------------------------------------------------------
-    t0 = time.perf_counter()
+
+def _evaluate(
+    d: _Demo, runs: dict[str, Path], test_h5: Path, test_files: list[Path]
+) -> dict[str, dict]:
+    """Stage 4: every run on the test image file; metrics.json contents per run."""
+    from attpc_classify.evaluate import evaluate_run
+
     evals: dict[str, dict] = {}
     for name, run_dir in runs.items():
-        log(f"[4/6] evaluate {name} on {test_h5.name} ({cfg.n_boot} bootstrap resamples)")
+        logger.info(f"[4/6] evaluate {name} on {test_h5.name} ({d.cfg.n_boot} bootstrap resamples)")
         evals[name] = evaluate_run(
             run_dir,
             test_h5,
-            n_boot=cfg.n_boot,
-            seed=cfg.seed,
-            progress=progress(f"evaluate {name}", None),
+            n_boot=d.cfg.n_boot,
+            seed=d.cfg.seed,
+            progress=d.progress(f"evaluate {name}", None),
             sim_files=test_files,
         ).metrics
-    timings["evaluate"] = time.perf_counter() - t0
+    return evals
 
-    # -- 5. compare and classify -------------------------------------------------------
-    t0 = time.perf_counter()
+
+def _compare_and_classify(
+    d: _Demo, runs: dict[str, Path], evals: dict[str, dict], raw_file: Path
+) -> tuple[dict, str, Any]:
+    """Stage 5: the comparison table and figure; the best run classifies a raw run file."""
     from attpc_classify.checkpoint import load_run
     from attpc_classify.predict import classify_files
     from attpc_classify.report import compare_row, write_comparison
 
     rows = [compare_row(m, name=name) for name, m in evals.items()]
-    comparison = write_comparison(rows, out_dir, title="demo: test set")
+    comparison = write_comparison(rows, d.out_dir, title="demo: test set")
     best = _best_run(evals)
-    log(f"[5/6] classify {test_files[-1].name} with {best} -> predictions.csv")
+    logger.info(f"[5/6] classify {raw_file.name} with {best} -> predictions.csv")
     classified = classify_files(
         load_run(runs[best]),
-        [test_files[-1]],
-        out_dir / "predictions.csv",
-        progress=progress("classify", None),
+        [raw_file],
+        d.out_dir / "predictions.csv",
+        progress=d.progress("classify", None),
     )
-    timings["compare + classify"] = time.perf_counter() - t0
-
-    # -- 6. report ---------------------------------------------------------------------
-    timings["total"] = time.perf_counter() - start_all
-    report = _write_report(
-        out_dir,
-        cfg,
-        sim_summary=summary.to_dict(),
-        train_files=train_files,
-        test_files=test_files,
-        image_config=image_config,
-        runs=runs,
-        train_cfgs=train_cfgs,
-        evals=evals,
-        comparison=comparison,
-        best=best,
-        classified=classified.to_dict(),
-        timings=timings,
-        reused=reused,
-    )
-    log(f"[6/6] report {report}")
-    return DemoResult(out_dir=out_dir, report=report, runs=runs, timings=timings, reused=reused)
+    return comparison, best, classified
 
 
 def _best_run(evals: dict[str, dict]) -> str:
@@ -406,7 +420,7 @@ def _write_report(
     timings: dict[str, float],
     reused: list[str],
 ) -> Path:
-    from attpc_classify.report import fmt_estimate, write_text
+    from attpc_classify.report import write_text
 
     def counts(metrics: dict) -> str:
         per = metrics["tasks"].get("multiclass") or metrics["tasks"]["binary"]
@@ -464,30 +478,7 @@ def _write_report(
         "Also as [compare.csv](compare.csv). Per run:",
         "",
     ]
-    for name, metrics in evals.items():
-        eval_dir = Path(metrics["run"]) / "eval" / "test"
-        figs = [
-            f"[{f.removesuffix('.png')}]({_rel(eval_dir / f, out_dir)})" for f in metrics["figures"]
-        ]
-        parts = []
-        for task, m in metrics["tasks"].items():
-            extra = ""
-            if task == "binary":
-                extra = (
-                    f", proton F1 {fmt_estimate(m['per_class']['proton']['f1'])}, "
-                    f"ROC AUC {fmt_estimate(m['roc_auc'])}"
-                )
-            parts.append(
-                f"{task}: accuracy {fmt_estimate(m['accuracy'])}, macro-F1 "
-                f"{fmt_estimate(m['macro_f1'])}{extra}"
-            )
-        lines.append(
-            f"- **{name}** (epoch {metrics['epoch']} kept by validation macro-F1; "
-            f"[metrics.json]({_rel(eval_dir / 'metrics.json', out_dir)})): "
-            + "; ".join(parts)
-            + ". Figures: "
-            + ", ".join(figs)
-        )
+    lines += [_run_line(name, metrics, out_dir) for name, metrics in evals.items()]
     best_eval = evals[best]["run"]
     lines += [
         "",
@@ -507,9 +498,9 @@ def _write_report(
         "",
         "## Time per stage",
         "",
-        "| stage | seconds |",
-        "|---|---|",
-        *[f"| {k} | {v:.1f} |" for k, v in timings.items()],
+        *markdown_table(
+            ["stage", "seconds"], [[k, f"{v:.1f}"] for k, v in timings.items()]
+        ).splitlines(),
         "",
         "## Reproduce",
         "",
@@ -524,27 +515,56 @@ def _write_report(
     return write_text(out_dir / "report.md", "\n".join(lines))
 
 
+def _run_line(name: str, metrics: dict, out_dir: Path) -> str:
+    """One Markdown bullet: a run's scores per task, its metrics.json and figures."""
+    from attpc_classify.report import fmt_estimate
+
+    eval_dir = Path(metrics["run"]) / "eval" / "test"
+    figs = [
+        f"[{f.removesuffix('.png')}]({_rel(eval_dir / f, out_dir)})" for f in metrics["figures"]
+    ]
+    parts = []
+    for task, m in metrics["tasks"].items():
+        extra = ""
+        if task == "binary":
+            extra = (
+                f", proton F1 {fmt_estimate(m['per_class']['proton']['f1'])}, "
+                f"ROC AUC {fmt_estimate(m['roc_auc'])}"
+            )
+        parts.append(
+            f"{task}: accuracy {fmt_estimate(m['accuracy'])}, macro-F1 "
+            f"{fmt_estimate(m['macro_f1'])}{extra}"
+        )
+    return (
+        f"- **{name}** (epoch {metrics['epoch']} kept by validation macro-F1; "
+        f"[metrics.json]({_rel(eval_dir / 'metrics.json', out_dir)})): "
+        + "; ".join(parts)
+        + ". Figures: "
+        + ", ".join(figs)
+    )
+
+
 def _channel_table(name: str, metrics: dict) -> list[str]:
     """Markdown lines: the errors of run ``name`` per simulated reaction channel."""
     by_channel = metrics.get("by_channel")
     if not by_channel:
         return []
     tasks = list(by_channel)
-    lines = [
-        f"Errors of `{name}` per simulated channel (wrong / events, and what they were "
-        "called): which reactions leak into the proton sample.",
-        "",
-        "| channel | " + " | ".join(tasks) + " |",
-        "|---|" + "---|" * len(tasks),
-    ]
+    rows = []
     for channel in by_channel[tasks[0]]:
-        cells = []
+        cells = [channel]
         for task in tasks:
             r = by_channel[task][channel]
             called = ", ".join(f"{k} {v}" for k, v in r["called"].items())
             cells.append(f"{r['wrong']} / {r['n']}" + (f" ({called})" if called else ""))
-        lines.append(f"| {channel} | " + " | ".join(cells) + " |")
-    return [*lines, ""]
+        rows.append(cells)
+    return [
+        f"Errors of `{name}` per simulated channel (wrong / events, and what they were "
+        "called): which reactions leak into the proton sample.",
+        "",
+        *markdown_table(["channel", *tasks], rows).splitlines(),
+        "",
+    ]
 
 
 def demo_command(out_dir: Path, cfg: DemoConfig) -> str:

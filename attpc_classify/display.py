@@ -128,8 +128,8 @@ def save_event_png(
     title: str = "",
     dpi: int = 100,
 ) -> Path:
-    """Draw `event_figure` and write it as a PNG; returns the path."""
-    path = Path(path)
+    """Draw `event_figure` and write it as a PNG (atomically); returns the path."""
+    from attpc_classify.plots import save
+
     fig = event_figure(images, config, event=event, title=title)
-    fig.savefig(path, dpi=dpi)
-    return path
+    return save(fig, path, dpi=dpi)

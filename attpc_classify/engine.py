@@ -19,11 +19,13 @@ gives the same weights on CPU.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import math
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +49,14 @@ from attpc_classify.data import (
     task_labels,
 )
 from attpc_classify.device import autocast, autocast_dtype, resolve_device
-from attpc_classify.train_config import TrainConfig
-from data_prep.atomic import check_writable
+from attpc_classify.metrics import f1_scores
+from attpc_classify.plots import plot_learning_curves
+from attpc_classify.train_config import OptimConfig, TrainConfig
+from data_prep.atomic import atomic_path, check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, read_images
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 
 
@@ -110,16 +114,6 @@ def distillation_loss(
     return (1.0 - alpha) * ce + alpha * tau**2 * kl * kl_scale
 
 
-def macro_f1_accuracy(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> tuple[float, float]:
-    """Macro-averaged F1 over the classes present in truth or prediction, and accuracy."""
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    support, predicted = cm.sum(1), cm.sum(0)
-    present = (support + predicted) > 0
-    f1 = np.divide(2 * tp, support + predicted, out=np.zeros(k), where=present)
-    return float(f1[present].mean()), float(tp.sum() / max(1, cm.sum()))
-
-
 @torch.no_grad()
 def predict_logits(
     model: nn.Module,
@@ -165,8 +159,12 @@ def validate(
         logits = distributed.gather_rows(local, len(x), env)
     else:
         logits = predict_logits(model, x, device=device, dtype=dtype, batch_size=batch_size)
-    f1, acc = macro_f1_accuracy(y.numpy(), logits.argmax(1).numpy(), k)
-    return {"val_loss": float(F.cross_entropy(logits, y)), "val_macro_f1": f1, "val_accuracy": acc}
+    s = f1_scores(y.numpy(), logits.argmax(1).numpy(), k)
+    return {
+        "val_loss": float(F.cross_entropy(logits, y)),
+        "val_macro_f1": s["macro_f1"],
+        "val_accuracy": s["accuracy"],
+    }
 
 
 def record_threshold(
@@ -180,7 +178,6 @@ def record_threshold(
     dtype: torch.dtype | None,
     batch_size: int,
     out_dir: Path | None,
-    log: Log,
 ) -> dict[str, Any]:
     """Choose the proton threshold with the best validation proton F1 (`decision`
     module), log it, and record it in ``out_dir/model.json`` (when given)."""
@@ -191,7 +188,7 @@ def record_threshold(
     p_proton = logits.softmax(dim=-1)[:, names.index("proton")].numpy()
     chosen = choose_proton_threshold(p_proton, y.numpy() == names.index("proton"))
     decision = {"rule": "proton_threshold", "chosen_on": "validation", **chosen}
-    log(
+    logger.info(
         f"proton threshold {decision['proton_threshold']:g} (validation proton F1 "
         f"{decision['proton_f1']:.4f}, at 0.5: {decision['proton_f1_at_0.5']:.4f})"
     )
@@ -252,49 +249,17 @@ def run_metadata(model: nn.Module, train: ImageSet, task: str, cfg: TrainConfig)
     }
 
 
-def plot_history(history: list[dict[str, Any]], path: Path) -> None:
-    """Loss and validation scores per epoch -> PNG (written atomically)."""
-    # an Agg Figure of its own: no pyplot state, no process-wide backend switch
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    epochs = [h["epoch"] for h in history]
-
-    def series(key: str) -> list[float]:
-        return [np.nan if h.get(key) is None else h[key] for h in history]
-
-    fig = Figure(figsize=(9, 3.4))
-    FigureCanvasAgg(fig)
-    ax1, ax2 = fig.subplots(1, 2)
-    fig.subplots_adjust(left=0.07, right=0.98, bottom=0.15, top=0.9, wspace=0.25)
-    ax1.plot(epochs, series("train_loss"), "o-", label="train")
-    ax1.plot(epochs, series("val_loss"), "o-", label="validation")
-    ax1.set(xlabel="epoch", ylabel="loss", title="loss")
-    ax1.legend()
-    ax2.plot(epochs, series("val_macro_f1"), "o-", label="macro-F1")
-    ax2.plot(epochs, series("val_accuracy"), "o-", label="accuracy")
-    ax2.set(xlabel="epoch", ylabel="score", title="validation", ylim=(0, 1.02))
-    ax2.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{id(fig)}.png")
-    fig.savefig(tmp, dpi=100)
-    tmp.replace(path)
-
-
 def write_config(cfg: TrainConfig, path: Path) -> None:
     """The resolved config + git SHA as YAML, written atomically."""
-    tmp = path.with_name(f".{path.name}.tmp-{id(cfg)}")
-    save_config(cfg, tmp)
-    tmp.replace(path)
+    save_config(cfg, path)
 
 
 def write_history(run_dir: Path, history: list[dict[str, Any]]) -> None:
     """Rewrite ``metrics.jsonl`` from the history (atomic: no line lost or doubled)."""
     import json
 
-    tmp = run_dir / f".metrics.jsonl.tmp-{id(history)}"
-    tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
-    tmp.replace(run_dir / "metrics.jsonl")
+    with atomic_path(run_dir / "metrics.jsonl") as tmp:
+        tmp.write_text("".join(json.dumps(h) + "\n" for h in history))
 
 
 # --------------------------------------------------------------------------- fit
@@ -310,7 +275,6 @@ def fit(
     out_dir: Path | None,
     teacher: nn.Module | None = None,
     progress: Progress | None = None,
-    log: Log | None = None,
     resume: bool = False,
     on_epoch: Callable[[int, nn.Module, dict[str, Any]], None] | None = None,
 ) -> FitResult:
@@ -335,8 +299,6 @@ def fit(
         ``model``; moved to the device and put in eval mode.
     progress
         Called with the number of images of every step.
-    log
-        Called with one line per epoch.
     resume
         Continue from ``out_dir/last.*``.
     on_epoch
@@ -344,7 +306,130 @@ def fit(
         weights; its metrics.jsonl row), outside the timed part, e.g. to evaluate
         intermediate budgets.
     """
-    log = log or (lambda _msg: None)
+    run = _setup(model, train, val, cfg, task=task, teacher=teacher)
+    state, best_weights = _FitState(), None
+    if resume:
+        state, best_weights = _resume(run, out_dir)
+    writes = out_dir is not None and run.env.is_main  # only rank 0 writes
+    if writes:
+        Path(out_dir).mkdir(parents=True, exist_ok=True)
+        write_config(cfg, Path(out_dir) / "config.yaml")
+    meta = run_metadata(model, train, task, cfg)
+    meta["metrics"] = {"n_train": run.n, "n_val": 0 if run.y_va is None else len(run.y_va)}
+
+    while not state.stopped(cfg.optim, run.total_steps):
+        epoch, t0 = state.epoch, time.perf_counter()
+        losses, lr = _train_epoch(run, state, progress)
+        row = _epoch_row(run, epoch, losses)
+        state.epoch += 1
+        state.wall_s += time.perf_counter() - t0
+        row |= {"lr": lr, "train_images": state.train_images, "wall_s": state.wall_s}
+        state.history.append(row)
+        improved = state.record(row["val_macro_f1"])
+        if improved:
+            best_weights = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
+        if writes:
+            _save_epoch(run, Path(out_dir), state, meta, row, improved)
+        logger.info(_epoch_line(row, cfg.optim.epochs, lr, time.perf_counter() - t0, improved))
+        if on_epoch is not None:
+            on_epoch(epoch + 1, model, row)
+
+    if best_weights is not None:
+        model.load_state_dict(best_weights)
+    if cfg.proton_threshold == "val_f1" and run.x_va is not None and run.env.is_main:
+        record_threshold(
+            model, run.x_va, run.y_va, task, train.class_names, device=run.device,
+            dtype=run.dtype, batch_size=cfg.eval_batch_size,
+            out_dir=out_dir if state.best_epoch else None,
+        )  # fmt: skip
+    if writes and state.history:
+        plot_learning_curves(state.history, Path(out_dir) / "plots" / "learning_curves.png")
+    return FitResult(
+        best_metric=float("nan") if state.best_metric is None else float(state.best_metric),
+        best_epoch=state.best_epoch,
+        epochs_run=state.epoch,
+        train_images=state.train_images,
+        wall_s=state.wall_s,
+        history=state.history,
+    )
+
+
+@dataclass
+class _FitState:
+    """The counters of a fit: what ``last.json`` saves and ``--resume`` restores."""
+
+    epoch: int = 0
+    step: int = 0
+    train_images: int = 0
+    wall_s: float = 0.0
+    best_metric: float | None = None  # validation macro-F1 of the best epoch
+    best_epoch: int = 0
+    bad_epochs: int = 0  # epochs since the best, for early stopping
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def stopped(self, o: OptimConfig, total_steps: int) -> bool:
+        return (
+            self.step >= total_steps
+            or self.epoch >= o.epochs
+            or (o.patience > 0 and self.bad_epochs >= o.patience)
+        )
+
+    def record(self, score: float | None) -> bool:
+        """Note the score of the epoch just finished; True when it is the best so far
+        (always, without validation: the last epoch is kept)."""
+        improved = score is None or self.best_metric is None or score > self.best_metric
+        if improved:
+            self.best_metric, self.best_epoch, self.bad_epochs = score, self.epoch, 0
+        else:
+            self.bad_epochs += 1
+        return improved
+
+
+@dataclass
+class _Run:
+    """Everything a fit's steps read and do not change: data on the device, model and its
+    (DDP-wrapped) training view, optimiser, schedule, augmentation."""
+
+    cfg: TrainConfig
+    env: distributed.DistEnv
+    device: torch.device
+    dtype: torch.dtype | None
+    model: nn.Module
+    train_model: nn.Module  # DDP in a process group; ``model`` keeps the bare weights
+    teacher: nn.Module | None
+    optimizer: torch.optim.Optimizer
+    scaler: torch.amp.GradScaler
+    k: int  # classes of the task
+    x_tr: torch.Tensor
+    y_tr: torch.Tensor
+    x_va: torch.Tensor | None
+    y_va: torch.Tensor | None
+    image_config: Any  # the training set's ImageConfig (detector augmentation)
+    views: tuple[str, ...] | None
+    transforms: Any
+    bank: Any  # point clouds for detector augmentation, or None
+    weight: torch.Tensor | None  # class weights of the loss (balance=weights)
+    draw_w: torch.Tensor | None  # sampling weights (balance=sampler)
+    steps_per_epoch: int
+    total_steps: int
+    warmup_steps: int
+    min_lr: float
+
+    @property
+    def n(self) -> int:
+        return len(self.y_tr)
+
+
+def _setup(
+    model: nn.Module,
+    train: ImageSet,
+    val: ImageSet | None,
+    cfg: TrainConfig,
+    *,
+    task: str,
+    teacher: nn.Module | None,
+) -> _Run:
+    """Move data and model to the device; build the optimiser and the schedule."""
     o = cfg.optim
     env = distributed.current()  # one process unless torchrun started us (train_run)
     distributed.check_batch_size(o.batch_size, env)
@@ -359,11 +444,7 @@ def fit(
     x_va, y_va = _arrays(val, task, kind) if val is not None else (None, None)
     if x_va is not None and len(y_va) == 0:
         x_va = y_va = None
-    x_tr = x_tr.to(device)  # whole set on the device: uint8 images are small
-    y_tr = y_tr.to(device)
 
-    views = train.config.views if kind == "images" else None
-    transforms = allowed_transforms(train.config, cfg.data.augment, voxels=kind == "voxels")
     bank = None
     if cfg.data.detector_augment:
         if kind != "images":
@@ -372,184 +453,181 @@ def fit(
 
         # the labelled training events, in the order of x_tr (see _arrays)
         bank = load_points(train.subset(np.flatnonzero(train.label >= 0)))
-    weight = class_weights(y_tr.cpu().numpy(), k).to(device) if o.balance == "weights" else None
-    draw_w = sample_weights(y_tr.cpu().numpy(), k) if o.balance == "sampler" else None
-
     model.to(device)
-    # DDP in a process group (`model` keeps the bare weights for evaluation and saving)
-    train_model = distributed.wrap_model(model, env, device)
     if teacher is not None:
         teacher.to(device).eval()
-    optimizer = torch.optim.AdamW(
-        param_groups(model, o.weight_decay), lr=o.lr, betas=o.betas, weight_decay=o.weight_decay
-    )
-    scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-
     # drop_last: a batch of one breaks BatchNorm; every event still comes up across epochs
     steps_per_epoch = max(1, n // o.batch_size)
     total_steps = o.epochs * steps_per_epoch
     if cfg.max_train_images:
         total_steps = min(total_steps, math.ceil(cfg.max_train_images / o.batch_size))
-    warmup_steps = round(o.warmup_epochs * steps_per_epoch)
-    min_lr = o.lr * o.min_lr_ratio
+    labels = y_tr.numpy()
+    return _Run(
+        cfg=cfg,
+        env=env,
+        device=device,
+        dtype=dtype,
+        model=model,
+        train_model=distributed.wrap_model(model, env, device),
+        teacher=teacher,
+        optimizer=torch.optim.AdamW(
+            param_groups(model, o.weight_decay),
+            lr=o.lr,
+            betas=o.betas,
+            weight_decay=o.weight_decay,
+        ),
+        scaler=torch.amp.GradScaler("cuda", enabled=dtype == torch.float16),
+        k=k,
+        x_tr=x_tr.to(device),  # whole set on the device: uint8 images are small
+        y_tr=y_tr.to(device),
+        x_va=x_va,
+        y_va=y_va,
+        image_config=train.config,
+        views=train.config.views if kind == "images" else None,
+        transforms=allowed_transforms(train.config, cfg.data.augment, voxels=kind == "voxels"),
+        bank=bank,
+        weight=class_weights(labels, k).to(device) if o.balance == "weights" else None,
+        draw_w=sample_weights(labels, k) if o.balance == "sampler" else None,
+        steps_per_epoch=steps_per_epoch,
+        total_steps=total_steps,
+        warmup_steps=round(o.warmup_epochs * steps_per_epoch),
+        min_lr=o.lr * o.min_lr_ratio,
+    )
 
-    state = {"epoch": 0, "step": 0, "train_images": 0, "wall_s": 0.0, "best_metric": None,
-             "best_epoch": 0, "bad_epochs": 0, "history": []}  # fmt: skip
-    best_state = None
-    if resume:
-        if out_dir is None or not (Path(out_dir) / "last.json").exists():
-            raise InputError("nothing to resume: no last.json", path=out_dir)
-        saved = checkpoint.load_last(out_dir, model, optimizer)
-        state = {key: saved[key] for key in state}
-        if saved.get("scaler"):
-            scaler.load_state_dict(saved["scaler"])
-        if state["best_epoch"]:
-            best_state = checkpoint.read_run(out_dir)[1]
-        log(f"resumed {out_dir} after epoch {state['epoch']} (step {state['step']})")
-    if out_dir is not None and env.is_main:  # only rank 0 writes
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        write_config(cfg, Path(out_dir) / "config.yaml")
-    meta = run_metadata(model, train, task, cfg)
-    meta["metrics"] = {"n_train": n, "n_val": 0 if y_va is None else len(y_va)}
 
-    def stopped() -> bool:
-        return (
-            state["step"] >= total_steps
-            or state["epoch"] >= o.epochs
-            or (o.patience > 0 and state["bad_epochs"] >= o.patience)
-        )
+def _resume(run: _Run, out_dir: Path | None) -> tuple[_FitState, dict | None]:
+    """Model, optimiser and counters from ``out_dir/last.*``; the best epoch's weights."""
+    if out_dir is None or not (Path(out_dir) / "last.json").exists():
+        raise InputError("nothing to resume: no last.json", path=out_dir)
+    saved = checkpoint.load_last(out_dir, run.model, run.optimizer)
+    state = _FitState(**{f.name: saved[f.name] for f in fields(_FitState)})
+    if saved.get("scaler"):
+        run.scaler.load_state_dict(saved["scaler"])
+    best_weights = checkpoint.read_run(out_dir)[1] if state.best_epoch else None
+    logger.info(f"resumed {out_dir} after epoch {state.epoch} (step {state.step})")
+    return state, best_weights
 
-    while not stopped():
-        epoch = state["epoch"]
-        t0 = time.perf_counter()
-        # Everything random in an epoch follows from (seed, epoch), in a forked global RNG
-        # (dropout, drop-path): a resumed run draws exactly what an uninterrupted one does.
-        devices = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(distributed.rank_seed(_epoch_seed(cfg.seed, epoch), env))
-            gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
-            if draw_w is not None:
-                order = torch.multinomial(draw_w, n, replacement=True, generator=gen)
-            else:
-                order = torch.randperm(n, generator=gen)
-            model.train()
-            losses = []
-            for i in range(steps_per_epoch):
-                if state["step"] >= total_steps:
-                    break
-                lr = lr_at(state["step"], total=total_steps, warmup=warmup_steps, lr=o.lr,
-                           min_lr=min_lr)  # fmt: skip
-                for group in optimizer.param_groups:
-                    group["lr"] = lr
-                idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(device)
-                xb = as_float(x_tr[idx])
-                if bank is not None:
-                    xb = as_float(_detector_images(bank, idx, cfg, train.config, epoch, i))
-                    xb = xb.to(device)
-                xb = augment_batch(xb, transforms, gen, views=views)
-                yb = y_tr[idx]
-                # DDP: every rank drew the same order and augmentation; keep this rank's
-                # rows of the global batch, its loss weighted by its share
-                ce_scale, kl_scale = distributed.loss_shares(yb, env, weight)
-                xb, yb = distributed.shard(xb, env), distributed.shard(yb, env)
-                with autocast(device, dtype):
-                    logits = train_model(xb)
-                    t_logits = None
-                    if teacher is not None:
-                        with torch.no_grad():
-                            t_logits = teacher(xb)
-                    loss = distillation_loss(
-                        logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
-                        weight=weight, label_smoothing=o.label_smoothing,
-                        ce_scale=ce_scale, kl_scale=kl_scale,
-                    )  # fmt: skip
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if o.grad_clip:
-                    scaler.unscale_(optimizer)
-                    nn.utils.clip_grad_norm_(model.parameters(), o.grad_clip)
-                scaler.step(optimizer)
-                scaler.update()
-                losses.append(loss.item())
-                if not math.isfinite(losses[-1]):
-                    raise InputError(
-                        f"training diverged: loss {losses[-1]} at epoch {epoch + 1}, step "
-                        f"{state['step'] + 1} (optim.lr={o.lr}); lower optim.lr or set "
-                        "optim.grad_clip"
-                    )
-                state["step"] += 1
-                state["train_images"] += len(idx)
-                if progress is not None:
-                    progress(len(idx))
 
-        # the ranks' scaled losses average to the whole batches' losses
-        train_loss = distributed.all_reduce_mean({"loss": float(np.mean(losses))}, env)["loss"]
-        row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
-        if x_va is not None:
-            row |= validate(model, x_va, y_va, k, device=device, dtype=dtype,
-                            batch_size=cfg.eval_batch_size, env=env)  # fmt: skip
+def _train_epoch(
+    run: _Run, state: _FitState, progress: Progress | None
+) -> tuple[list[float], float]:
+    """One pass over the training events (or what is left of the step budget); returns
+    the step losses and the last learning rate."""
+    cfg, o, epoch = run.cfg, run.cfg.optim, state.epoch
+    lr = o.lr
+    # Everything random in an epoch follows from (seed, epoch), in a forked global RNG
+    # (dropout, drop-path): a resumed run draws exactly what an uninterrupted one does.
+    devices = [run.device.index or 0] if run.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(distributed.rank_seed(_epoch_seed(cfg.seed, epoch), run.env))
+        gen = torch.Generator().manual_seed(_epoch_seed(cfg.seed, epoch) + 1)
+        if run.draw_w is not None:
+            order = torch.multinomial(run.draw_w, run.n, replacement=True, generator=gen)
         else:
-            row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
-        if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if row[k] is not None):
-            raise InputError(
-                f"training diverged: non-finite loss in epoch {epoch + 1} (train "
-                f"{row['train_loss']}, validation {row['val_loss']}, optim.lr={o.lr}); lower "
-                "optim.lr or set optim.grad_clip"
-            )
-        state["epoch"] += 1
-        state["wall_s"] += time.perf_counter() - t0
-        row |= {"lr": lr, "train_images": state["train_images"], "wall_s": state["wall_s"]}
-        state["history"].append(row)
+            order = torch.randperm(run.n, generator=gen)
+        run.model.train()
+        losses = []
+        for i in range(run.steps_per_epoch):
+            if state.step >= run.total_steps:
+                break
+            lr = lr_at(state.step, total=run.total_steps, warmup=run.warmup_steps, lr=o.lr,
+                       min_lr=run.min_lr)  # fmt: skip
+            for group in run.optimizer.param_groups:
+                group["lr"] = lr
+            idx = order[i * o.batch_size : (i + 1) * o.batch_size].to(run.device)
+            losses.append(_train_step(run, idx, gen, epoch, i))
+            if not math.isfinite(losses[-1]):
+                raise InputError(
+                    f"training diverged: loss {losses[-1]} at epoch {epoch + 1}, step "
+                    f"{state.step + 1} (optim.lr={o.lr}); lower optim.lr or set "
+                    "optim.grad_clip"
+                )
+            state.step += 1
+            state.train_images += len(idx)
+            if progress is not None:
+                progress(len(idx))
+    return losses, lr
 
-        score = row["val_macro_f1"]
-        improved = score is None or state["best_metric"] is None or score > state["best_metric"]
-        if improved:
-            state["best_metric"], state["best_epoch"], state["bad_epochs"] = score, epoch + 1, 0
-            best_state = {key: v.detach().cpu().clone() for key, v in model.state_dict().items()}
-        else:
-            state["bad_epochs"] += 1
-        if out_dir is not None and env.is_main:
-            out = Path(out_dir)
-            if improved:
-                metrics = {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
-                meta["metrics"] |= metrics | {"train_images": state["train_images"]}
-                checkpoint.save_model(out, model, meta | {"epoch": epoch + 1})
-            write_history(out, state["history"])
-            checkpoint.save_last(out, model, optimizer,
-                                 state | {"scaler": scaler.state_dict() if scaler.is_enabled()
-                                          else None})  # fmt: skip
-        log(
-            f"epoch {epoch + 1}/{o.epochs}  train_loss {row['train_loss']:.4f}  "
-            + (
-                f"val_loss {row['val_loss']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
-                f"val_acc {row['val_accuracy']:.4f}  "
-                if row["val_loss"] is not None
-                else ""
-            )
-            + f"lr {lr:.2e}  {time.perf_counter() - t0:.1f}s"
-            + ("  *" if improved else "")
-        )
-        if on_epoch is not None:
-            on_epoch(epoch + 1, model, row)
 
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    if cfg.proton_threshold == "val_f1" and x_va is not None and env.is_main:
-        record_threshold(
-            model, x_va, y_va, task, train.class_names, device=device, dtype=dtype,
-            batch_size=cfg.eval_batch_size,
-            out_dir=out_dir if state["best_epoch"] else None, log=log,
+def _train_step(run: _Run, idx: torch.Tensor, gen: torch.Generator, epoch: int, i: int) -> float:
+    """One optimiser step on the training events ``idx``; returns the loss."""
+    cfg, o = run.cfg, run.cfg.optim
+    xb = as_float(run.x_tr[idx])
+    if run.bank is not None:
+        xb = as_float(_detector_images(run.bank, idx, cfg, run.image_config, epoch, i))
+        xb = xb.to(run.device)
+    xb = augment_batch(xb, run.transforms, gen, views=run.views)
+    yb = run.y_tr[idx]
+    # DDP: every rank drew the same order and augmentation; keep this rank's rows of the
+    # global batch, its loss weighted by its share
+    ce_scale, kl_scale = distributed.loss_shares(yb, run.env, run.weight)
+    xb, yb = distributed.shard(xb, run.env), distributed.shard(yb, run.env)
+    with autocast(run.device, run.dtype):
+        logits = run.train_model(xb)
+        t_logits = None
+        if run.teacher is not None:
+            with torch.no_grad():
+                t_logits = run.teacher(xb)
+        loss = distillation_loss(
+            logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
+            weight=run.weight, label_smoothing=o.label_smoothing,
+            ce_scale=ce_scale, kl_scale=kl_scale,
         )  # fmt: skip
-    if out_dir is not None and state["history"] and env.is_main:
-        plot_history(state["history"], Path(out_dir) / "plots" / "learning_curves.png")
-    best = state["best_metric"]
-    return FitResult(
-        best_metric=float("nan") if best is None else float(best),
-        best_epoch=state["best_epoch"],
-        epochs_run=state["epoch"],
-        train_images=state["train_images"],
-        wall_s=state["wall_s"],
-        history=state["history"],
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    if o.grad_clip:
+        run.scaler.unscale_(run.optimizer)
+        nn.utils.clip_grad_norm_(run.model.parameters(), o.grad_clip)
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    return loss.item()
+
+
+def _epoch_row(run: _Run, epoch: int, losses: list[float]) -> dict[str, Any]:
+    """The epoch's metrics.jsonl row so far: training loss (averaged over the ranks) and
+    the validation scores; a non-finite loss stops the fit."""
+    # the ranks' scaled losses average to the whole batches' losses
+    train_loss = distributed.all_reduce_mean({"loss": float(np.mean(losses))}, run.env)["loss"]
+    row: dict[str, Any] = {"epoch": epoch + 1, "train_loss": train_loss}
+    if run.x_va is not None:
+        row |= validate(run.model, run.x_va, run.y_va, run.k, device=run.device,
+                        dtype=run.dtype, batch_size=run.cfg.eval_batch_size,
+                        env=run.env)  # fmt: skip
+    else:
+        row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
+    if not all(math.isfinite(row[k]) for k in ("train_loss", "val_loss") if row[k] is not None):
+        raise InputError(
+            f"training diverged: non-finite loss in epoch {epoch + 1} (train "
+            f"{row['train_loss']}, validation {row['val_loss']}, optim.lr={run.cfg.optim.lr}); "
+            "lower optim.lr or set optim.grad_clip"
+        )
+    return row
+
+
+def _save_epoch(
+    run: _Run, out: Path, state: _FitState, meta: dict, row: dict, improved: bool
+) -> None:
+    """The best model (when this epoch is), the history and the resume state."""
+    if improved:
+        metrics = {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
+        meta["metrics"] |= metrics | {"train_images": state.train_images}
+        checkpoint.save_model(out, run.model, meta | {"epoch": state.epoch})
+    write_history(out, state.history)
+    scaler = run.scaler.state_dict() if run.scaler.is_enabled() else None
+    checkpoint.save_last(out, run.model, run.optimizer, asdict(state) | {"scaler": scaler})
+
+
+def _epoch_line(row: dict, epochs: int, lr: float, seconds: float, improved: bool) -> str:
+    """``epoch 3/20  train_loss ...  val_f1 ...  lr ...  1.2s  *`` (``*``: best so far)."""
+    val = (
+        f"val_loss {row['val_loss']:.4f}  val_f1 {row['val_macro_f1']:.4f}  "
+        f"val_acc {row['val_accuracy']:.4f}  "
+        if row["val_loss"] is not None
+        else ""
+    )
+    return (
+        f"epoch {row['epoch']}/{epochs}  train_loss {row['train_loss']:.4f}  {val}"
+        f"lr {lr:.2e}  {seconds:.1f}s" + ("  *" if improved else "")
     )
 
 
@@ -588,7 +666,6 @@ def _train_logreg(
     val: ImageSet | None,
     cfg: TrainConfig,
     out_dir: Path,
-    log: Log,
 ) -> None:
     """The scikit-learn branch: L-BFGS fit, then the same files as `fit` writes."""
     from attpc_classify.models.voxel import fit_logreg
@@ -618,11 +695,11 @@ def _train_logreg(
     checkpoint.save_model(out_dir, model, meta | {"epoch": 1})
     if cfg.proton_threshold == "val_f1" and val is not None and len(val):
         record_threshold(model, x_va, y_va, task, train.class_names, device=device,
-                         dtype=None, batch_size=1024, out_dir=out_dir, log=log)  # fmt: skip
+                         dtype=None, batch_size=1024, out_dir=out_dir)  # fmt: skip
     write_history(out_dir, [row])
-    plot_history([row], out_dir / "plots" / "learning_curves.png")
+    plot_learning_curves([row], out_dir / "plots" / "learning_curves.png")
     f1 = row["val_macro_f1"]
-    log(f"logreg: {iters} L-BFGS iterations, val_f1 {f1 if f1 is None else round(f1, 4)}, "
+    logger.info(f"logreg: {iters} L-BFGS iterations, val_f1 {f1 if f1 is None else round(f1, 4)}, "
         f"{wall:.1f}s")  # fmt: skip
 
 
@@ -631,7 +708,6 @@ def train_run(
     *,
     resume: bool = False,
     progress: Progress | None = None,
-    log: Log | None = None,
 ) -> Path:
     """Read the data, build the model, train it and write the run directory; return it.
 
@@ -644,9 +720,24 @@ def train_run(
             raise InputError(
                 "model logreg is fitted by L-BFGS in one process: run it without torchrun"
             )
-        if not env.is_main:
-            progress, log = None, None
-        return _train_run(cfg, resume=resume, progress=progress, log=log)
+        if env.is_main:
+            return _train_run(cfg, resume=resume, progress=progress)
+        with _quiet_logs():  # rank 0 alone reports
+            return _train_run(cfg, resume=resume, progress=None)
+
+
+@contextlib.contextmanager
+def _quiet_logs(names: tuple[str, ...] = ("attpc_classify", "learngene", "data_prep")):
+    """Drop the INFO lines of these packages' loggers (warnings still show)."""
+    loggers = [logging.getLogger(name) for name in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for lg, level in zip(loggers, levels, strict=True):
+            lg.setLevel(level)
 
 
 def _train_run(
@@ -654,12 +745,10 @@ def _train_run(
     *,
     resume: bool,
     progress: Progress | None,
-    log: Log | None,
 ) -> Path:
     from attpc_classify.models import create_model, input_kind, model_args
     from attpc_classify.models.build import build_model
 
-    log = log or (lambda _msg: None)
     out_dir = default_out(cfg)
     if resume and not (out_dir / "last.json").exists() and cfg.model.name != "logreg":
         raise InputError("nothing to resume here (no last.json)", path=out_dir)
@@ -681,9 +770,9 @@ def _train_run(
         else:
             model = build_model(
                 cfg.model, image_config=train.config, num_classes=len(names),
-                output_names=names, log=log,
+                output_names=names,
             )  # fmt: skip
-    log(
+    logger.info(
         f"{cfg.model.name}: {sum(p.numel() for p in model.parameters()):,} parameters; "
         f"{len(train)} training / {0 if val is None else len(val)} validation events; "
         f"task {cfg.data.task} {names}"
@@ -693,11 +782,11 @@ def _train_run(
     try:
         if cfg.model.name == "logreg":
             write_config(cfg, out_dir / "config.yaml")
-            _train_logreg(model, train, val, cfg, out_dir, log)
+            _train_logreg(model, train, val, cfg, out_dir)
             return out_dir
         result = fit(
             model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress,
-            log=log, resume=resume,
+            resume=resume,
         )  # fmt: skip
     except Exception:
         # A failed new run (diverged, bad data, full disk) would leave a directory that
@@ -706,7 +795,7 @@ def _train_run(
         if fresh and not resume:
             shutil.rmtree(out_dir, ignore_errors=True)
         raise
-    log(
+    logger.info(
         f"best val macro-F1 {result.best_metric:.4f} at epoch {result.best_epoch} "
         f"({result.epochs_run} epochs, {result.train_images:,} images, {result.wall_s:.1f}s)"
     )

@@ -34,10 +34,11 @@ import numpy as np
 from sklearn import metrics as skm
 
 from attpc_classify.decision import decide
+from attpc_classify.metrics import scores_from_confusion
+from attpc_classify.plots import plot_learning_curves
 from attpc_classify.report import (
     compare_row,
     plot_confusion,
-    plot_learning_curves,
     plot_roc_pr,
     read_metrics_jsonl,
     write_comparison,
@@ -48,7 +49,7 @@ from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
 
 if TYPE_CHECKING:  # loading torch only when a run is evaluated
-    from attpc_classify.checkpoint import Trained
+    from attpc_classify.checkpoint import RunInfo, Trained
 
 #: Resamples x events held in memory at once by the bootstrap (float64: 32 MB).
 _CHUNK_CELLS = 1 << 22
@@ -75,42 +76,8 @@ def _num(x: float) -> float | None:
 
 
 # --------------------------------------------------------------------------------------
-# Metrics from confusion counts (vectorised over a leading resample axis)
+# Weighted ROC AUC / average precision (vectorised over a leading resample axis)
 # --------------------------------------------------------------------------------------
-
-
-def scores_from_confusion(cm: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-class precision, recall, F1, macro-F1 and accuracy from confusion counts.
-
-    Parameters
-    ----------
-    cm
-        ``(..., K, K)`` counts (rows = true class, columns = predicted), any leading shape.
-
-    Returns
-    -------
-    dict
-        ``precision``, ``recall``, ``f1`` of shape ``(..., K)``; ``macro_f1`` and
-        ``accuracy`` of shape ``(...)``. A ratio with a zero denominator is 0, as in
-        scikit-learn with ``zero_division=0``.
-    """
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = np.diagonal(cm, axis1=-2, axis2=-1)
-    predicted = cm.sum(axis=-2)
-    actual = cm.sum(axis=-1)
-    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
-    recall = np.divide(tp, actual, out=np.zeros_like(tp), where=actual > 0)
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(tp), where=denom > 0)
-    total = cm.sum(axis=(-2, -1))
-    accuracy = np.divide(tp.sum(axis=-1), total, out=np.zeros_like(total), where=total > 0)
-    return {
-        "precision": precision,
-        "recall": recall,
-        "f1": f1,
-        "macro_f1": f1.mean(axis=-1),
-        "accuracy": accuracy,
-    }
 
 
 def _grouped_counts(
@@ -332,47 +299,9 @@ def task_metrics(
             "operating_point": _operating_point(positive, y_pred == 0),
         }
 
-    boot = {
-        "precision": np.empty((0, k)),
-        "recall": np.empty((0, k)),
-        "f1": np.empty((0, k)),
-        "macro_f1": np.empty(0),
-        "accuracy": np.empty(0),
-        "auc": np.empty(0),
-        "ap": np.empty(0),
-    }
-    band_parts: dict[str, list[np.ndarray]] = {}
-    if n_boot > 0 and n > 0:
-        parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
-        one_hot = np.zeros((n, k * k))
-        one_hot[np.arange(n), y_true * k + y_pred] = 1.0
-        chunk = max(1, _CHUNK_CELLS // n)
-        for start in range(0, n_boot, chunk):
-            b = min(chunk, n_boot - start)
-            idx = rng.integers(0, n, size=(b, n))
-            # weights[r, i] = how often event i was drawn in resample r
-            offsets = (np.arange(b) * n)[:, None]
-            weights = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
-            weights = weights.astype(np.float64)
-            scores = scores_from_confusion((weights @ one_hot).reshape(b, k, k))
-            for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
-                parts[key].append(scores[key])
-            if curves is not None:
-                parts["auc"].append(weighted_roc_auc(score, positive, weights))
-                parts["ap"].append(weighted_average_precision(score, positive, weights))
-                roc_rows, pr_rows = _curve_rows(score, positive, weights)
-                band_parts.setdefault("roc", []).append(roc_rows)
-                band_parts.setdefault("pr", []).append(pr_rows)
-        boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
-        if curves is not None:
-            for name, axis, value in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
-                rows = np.concatenate(band_parts[name])
-                lo, hi = np.nanpercentile(rows, [2.5, 97.5], axis=0)
-                curves[name]["band"] = {
-                    axis: BAND_GRID.tolist(),
-                    f"{value}_lo": np.round(lo, 5).tolist(),
-                    f"{value}_hi": np.round(hi, 5).tolist(),
-                }
+    boot, bands = _bootstrap(y_true, y_pred, k, score if curves is not None else None, n_boot, rng)
+    for name, band in bands.items():
+        curves[name]["band"] = band
 
     return TaskMetrics(
         class_names=tuple(class_names),
@@ -388,6 +317,68 @@ def task_metrics(
         average_precision=None if score is None else _interval(point_ap, boot["ap"]),
         curves=curves,
     )
+
+
+def _bootstrap(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    k: int,
+    score: np.ndarray | None,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+    """Scores of ``n_boot`` resamples of the events, and the curves' 95 % bands.
+
+    Each chunk of resamples is one index matrix turned into per-event weights; all their
+    confusion matrices come from one matrix product, AUC and AP from weighted cumulative
+    counts. ``score`` (binary task with both classes present) adds ``auc``, ``ap`` and the
+    ROC / PR bands; otherwise those stay empty.
+    """
+    n = len(y_true)
+    boot = {
+        "precision": np.empty((0, k)),
+        "recall": np.empty((0, k)),
+        "f1": np.empty((0, k)),
+        "macro_f1": np.empty(0),
+        "accuracy": np.empty(0),
+        "auc": np.empty(0),
+        "ap": np.empty(0),
+    }
+    if n_boot <= 0 or n == 0:
+        return boot, {}
+    positive = y_true == 0
+    parts: dict[str, list[np.ndarray]] = {key: [] for key in boot}
+    band_parts: dict[str, list[np.ndarray]] = {"roc": [], "pr": []}
+    one_hot = np.zeros((n, k * k))
+    one_hot[np.arange(n), y_true * k + y_pred] = 1.0
+    chunk = max(1, _CHUNK_CELLS // n)
+    for start in range(0, n_boot, chunk):
+        b = min(chunk, n_boot - start)
+        idx = rng.integers(0, n, size=(b, n))
+        # weights[r, i] = how often event i was drawn in resample r
+        offsets = (np.arange(b) * n)[:, None]
+        weights = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
+        weights = weights.astype(np.float64)
+        scores = scores_from_confusion((weights @ one_hot).reshape(b, k, k))
+        for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
+            parts[key].append(scores[key])
+        if score is not None:
+            parts["auc"].append(weighted_roc_auc(score, positive, weights))
+            parts["ap"].append(weighted_average_precision(score, positive, weights))
+            roc_rows, pr_rows = _curve_rows(score, positive, weights)
+            band_parts["roc"].append(roc_rows)
+            band_parts["pr"].append(pr_rows)
+    boot = {key: np.concatenate(v) if v else boot[key] for key, v in parts.items()}
+    bands = {}
+    if score is not None:
+        for name, axis, value in (("roc", "fpr", "tpr"), ("pr", "recall", "precision")):
+            lo, hi = np.nanpercentile(np.concatenate(band_parts[name]), [2.5, 97.5], axis=0)
+            bands[name] = {
+                axis: BAND_GRID.tolist(),
+                f"{value}_lo": np.round(lo, 5).tolist(),
+                f"{value}_hi": np.round(hi, 5).tolist(),
+            }
+    return boot, bands
 
 
 # --------------------------------------------------------------------------------------
@@ -661,26 +652,9 @@ def evaluate_run(
     """
     import time
 
-    from attpc_classify.checkpoint import load_run
-    from attpc_classify.predict import check_image_file
-
-    if n_boot < 0:
-        raise InputError(f"n_boot must be >= 0, got {n_boot}")
-    if batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
-    trained = load_run(run) if isinstance(run, (str, Path)) else run
-    info = trained.info
     data = Path(data)
-    if not data.exists():
-        raise InputError("data file not found", path=data)
-    file_info = check_image_file(data, trained)
-    with h5py.File(data, "r") as f:
-        if not (f["label"][()] >= 0).any():
-            raise InputError(
-                "no labelled events (every label is -1): nothing to score; "
-                "`classify` gives predictions for unlabelled data",
-                path=data,
-            )
+    trained, file_info = _check_evaluation(run, data, n_boot=n_boot, batch_size=batch_size)
+    info = trained.info
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
     fingerprint = data_fingerprint(data)
@@ -694,66 +668,18 @@ def evaluate_run(
     )
     infer_s = time.perf_counter() - start
     n_unlabelled = int((labels < 0).sum())
-    tasks = {}
-    if n_unlabelled < len(labels):
-        tasks = score_predictions(
-            proba,
-            labels,
-            task=info.task,
-            output_names=info.output_names,
-            class_names=tuple(file_info["class_names"]),
-            n_boot=n_boot,
-            rng=np.random.default_rng(seed),
-            proton_threshold=info.proton_threshold,
-        )
-    cal = None
-    if tasks:
-        from attpc_classify.calibration import calibration, plot_reliability
-
-        cal = calibration(proba, labels, tuple(info.output_names))
-    by_channel = None
-    if channels is not None and tasks:
-        by_channel = errors_by_channel(
-            proba,
-            labels,
-            keys,
-            channels,
-            task=info.task,
-            output_names=tuple(info.output_names),
-            path=data,
-            proton_threshold=info.proton_threshold,
-        )
-
-    fig_paths: list[Path] = []
-    if figures:
-        name = run_dir.name
-        for task, m in tasks.items():
-            fig_paths.append(
-                plot_confusion(
-                    m.confusion,
-                    m.class_names,
-                    out_dir / f"confusion_{task}.png",
-                    title=f"{name} — {task} on {data.name}",
-                )
-            )
-        binary = tasks.get("binary")
-        if binary is not None and binary.curves is not None:
-            fig_paths.append(
-                plot_roc_pr(
-                    binary.curves,
-                    out_dir / "roc_pr.png",
-                    roc_auc=str(binary.roc_auc),
-                    average_precision=str(binary.average_precision),
-                    title=name,
-                )
-            )
-        if cal is not None:
-            fig_paths.append(plot_reliability(cal, out_dir / "reliability.png", title=data.name))
-        records = read_metrics_jsonl(run_dir / "metrics.jsonl")
-        if records:
-            fig_paths.append(
-                plot_learning_curves(records, out_dir / "learning_curves.png", title=name)
-            )
+    tasks, cal, by_channel = _score(
+        proba,
+        labels,
+        keys,
+        info,
+        class_names=tuple(file_info["class_names"]),
+        n_boot=n_boot,
+        seed=seed,
+        channels=channels,
+        data=data,
+    )
+    fig_paths = _evaluation_figures(tasks, cal, run_dir, data, out_dir) if figures else []
 
     metrics = {
         "run": str(run_dir),
@@ -780,6 +706,111 @@ def evaluate_run(
     }
     write_json(out_dir / "metrics.json", metrics)
     return EvalResult(out_dir=out_dir, metrics=metrics, figures=fig_paths)
+
+
+def _check_evaluation(
+    run: str | Path | Trained, data: Path, *, n_boot: int, batch_size: int
+) -> tuple[Trained, dict]:
+    """Refuse, before any work, settings, runs and image files that cannot be scored;
+    the loaded run and the image file's attributes."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import check_image_file
+
+    if n_boot < 0:
+        raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    trained = load_run(run) if isinstance(run, (str, Path)) else run
+    if not data.exists():
+        raise InputError("data file not found", path=data)
+    file_info = check_image_file(data, trained)
+    with h5py.File(data, "r") as f:
+        if not (f["label"][()] >= 0).any():
+            raise InputError(
+                "no labelled events (every label is -1): nothing to score; "
+                "`classify` gives predictions for unlabelled data",
+                path=data,
+            )
+    return trained, file_info
+
+
+def _score(
+    proba: np.ndarray,
+    labels: np.ndarray,
+    keys: np.ndarray,
+    info: RunInfo,
+    *,
+    class_names: tuple[str, ...],
+    n_boot: int,
+    seed: int,
+    channels: dict[tuple[int, int], str] | None,
+    data: Path,
+) -> tuple[dict[str, TaskMetrics], dict | None, dict | None]:
+    """Metrics per task (the labelled events, with bootstrap intervals), calibration, and
+    the errors per simulated channel (when ``channels`` are given)."""
+    from attpc_classify.calibration import calibration
+
+    if not (labels >= 0).any():
+        return {}, None, None
+    tasks = score_predictions(
+        proba,
+        labels,
+        task=info.task,
+        output_names=info.output_names,
+        class_names=class_names,
+        n_boot=n_boot,
+        rng=np.random.default_rng(seed),
+        proton_threshold=info.proton_threshold,
+    )
+    cal = calibration(proba, labels, tuple(info.output_names)) if tasks else None
+    by_channel = None
+    if channels is not None and tasks:
+        by_channel = errors_by_channel(
+            proba,
+            labels,
+            keys,
+            channels,
+            task=info.task,
+            output_names=tuple(info.output_names),
+            path=data,
+            proton_threshold=info.proton_threshold,
+        )
+    return tasks, cal, by_channel
+
+
+def _evaluation_figures(
+    tasks: dict[str, TaskMetrics], cal: dict | None, run_dir: Path, data: Path, out_dir: Path
+) -> list[Path]:
+    """Confusion matrices, ROC/PR (binary), reliability, the run's learning curves."""
+    from attpc_classify.calibration import plot_reliability
+
+    name = run_dir.name
+    paths = [
+        plot_confusion(
+            m.confusion,
+            m.class_names,
+            out_dir / f"confusion_{task}.png",
+            title=f"{name} — {task} on {data.name}",
+        )
+        for task, m in tasks.items()
+    ]
+    binary = tasks.get("binary")
+    if binary is not None and binary.curves is not None:
+        paths.append(
+            plot_roc_pr(
+                binary.curves,
+                out_dir / "roc_pr.png",
+                roc_auc=str(binary.roc_auc),
+                average_precision=str(binary.average_precision),
+                title=name,
+            )
+        )
+    if cal is not None:
+        paths.append(plot_reliability(cal, out_dir / "reliability.png", title=data.name))
+    records = read_metrics_jsonl(run_dir / "metrics.jsonl")
+    if records:
+        paths.append(plot_learning_curves(records, out_dir / "learning_curves.png", title=name))
+    return paths
 
 
 def data_fingerprint(path: str | Path) -> str:

@@ -15,25 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from attpc_classify.plots import figure, markdown_table, save
 from data_prep.atomic import atomic_path
-
-
-def _figure(width: float, height: float, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = [fig.add_subplot(1, ncols, i + 1) for i in range(ncols)]
-    return fig, axes
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=path.suffix.lstrip(".") or "png")
-    return path
 
 
 def write_text(path: str | Path, text: str) -> Path:
@@ -63,7 +46,8 @@ def plot_confusion(
     rows = cm.sum(axis=1, keepdims=True)
     frac = np.divide(cm, rows, out=np.zeros_like(cm), where=rows > 0)
     k = len(class_names)
-    fig, (ax,) = _figure(1.3 + 1.1 * k, 1.0 + 1.0 * k)
+    fig, axes = figure(1.3 + 1.1 * k, 1.0 + 1.0 * k)
+    ax = axes[0, 0]
     im = ax.imshow(frac, cmap="Blues", vmin=0.0, vmax=1.0)
     for i in range(k):
         for j in range(k):
@@ -84,7 +68,7 @@ def plot_confusion(
     if title:
         ax.set_title(title, fontsize=10)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of true class")
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_roc_pr(
@@ -102,7 +86,8 @@ def plot_roc_pr(
     that guesses (the positive class's prevalence), and the operating point: where the
     run's decision rule (argmax or its proton threshold) puts the events.
     """
-    fig, (roc_ax, pr_ax) = _figure(8.0, 3.6, ncols=2)
+    fig, axes = figure(8.0, 3.6, ncols=2)
+    roc_ax, pr_ax = axes[0]
     roc, pr = curves["roc"], curves["pr"]
     roc_ax.plot(roc["fpr"], roc["tpr"], lw=1.5, label=f"AUC {roc_auc}")
     pr_ax.step(pr["recall"], pr["precision"], where="post", lw=1.5, label=f"AP {average_precision}")
@@ -134,7 +119,7 @@ def plot_roc_pr(
     for ax in (roc_ax, pr_ax):
         ax.set_xlim(0.0, 1.0)
         ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def read_metrics_jsonl(path: str | Path) -> list[dict]:
@@ -150,35 +135,6 @@ def read_metrics_jsonl(path: str | Path) -> list[dict]:
     return records
 
 
-def plot_learning_curves(records: Sequence[dict], path: str | Path, *, title: str = "") -> Path:
-    """Loss (train, validation) and validation macro-F1 / accuracy per epoch."""
-    fig, (loss_ax, score_ax) = _figure(8.0, 3.4, ncols=2)
-
-    def series(key: str) -> tuple[list, list]:
-        pts = [(r["epoch"], r[key]) for r in records if r.get(key) is not None]
-        return [p[0] for p in pts], [p[1] for p in pts]
-
-    for key, label in (("train_loss", "train"), ("val_loss", "validation")):
-        x, y = series(key)
-        if x:
-            loss_ax.plot(x, y, marker="o", ms=3, label=label)
-    loss_ax.set_xlabel("epoch")
-    loss_ax.set_ylabel("cross-entropy")
-    loss_ax.set_title("loss" + (f" — {title}" if title else ""), fontsize=10)
-    for key, label in (("val_macro_f1", "val macro-F1"), ("val_accuracy", "val accuracy")):
-        x, y = series(key)
-        if x:
-            score_ax.plot(x, y, marker="o", ms=3, label=label)
-    score_ax.set_xlabel("epoch")
-    score_ax.set_ylim(0.0, 1.02)
-    score_ax.set_title("validation", fontsize=10)
-    for ax in (loss_ax, score_ax):
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
 # --------------------------------------------------------------------------------------
 # Comparison table and figure
 # --------------------------------------------------------------------------------------
@@ -192,14 +148,6 @@ def fmt_estimate(est: dict | None, digits: int = 3) -> str:
     if lo is None or hi is None:
         return f"{est['value']:.{digits}f}"
     return f"{est['value']:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
-
-
-def markdown_table(rows: Sequence[dict], columns: Sequence[tuple[str, str]]) -> str:
-    """A Markdown table; ``columns`` are (key in row, header)."""
-    head = "| " + " | ".join(h for _, h in columns) + " |"
-    rule = "|" + "|".join("---" for _ in columns) + "|"
-    body = ["| " + " | ".join(str(r.get(k, "")) for k, _ in columns) + " |" for r in rows]
-    return "\n".join([head, rule, *body]) + "\n"
 
 
 def write_csv(rows: Sequence[dict], columns: Sequence[str], path: str | Path) -> Path:
@@ -233,7 +181,8 @@ def plot_compare(
         Metric label -> one estimate dict (``{"value", "ci95"}``) or None per run.
     """
     n_runs, n_series = len(names), len(series)
-    fig, (ax,) = _figure(max(4.5, 1.2 + 1.3 * n_runs), 3.6)
+    fig, axes = figure(max(4.5, 1.2 + 1.3 * n_runs), 3.6)
+    ax = axes[0, 0]
     width = 0.8 / max(1, n_series)
     x = np.arange(n_runs)
     lowest = 1.0
@@ -264,7 +213,7 @@ def plot_compare(
     ax.grid(axis="y", alpha=0.3)
     # below the axes: inside, it would cover bars
     fig.legend(fontsize=8, loc="outside lower center", ncols=max(1, n_series), frameon=False)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 # --------------------------------------------------------------------------------------
@@ -361,7 +310,9 @@ def write_comparison(rows: Sequence[dict], out_dir: str | Path, *, title: str = 
     Returns ``{"markdown": path, "csv": path, "figure": path, "table": markdown text}``.
     """
     out_dir = Path(out_dir)
-    table = markdown_table(rows, COMPARE_COLUMNS)
+    table = markdown_table(
+        [h for _, h in COMPARE_COLUMNS], [[r.get(k, "") for k, _ in COMPARE_COLUMNS] for r in rows]
+    )
     note = (
         "Values: point estimate [bootstrap 95 % interval]. Binary columns of a 3-class run "
         "score it as proton vs rest (score p(proton); predicted proton = 3-class argmax is "

@@ -44,6 +44,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from data_prep.atomic import atomic_path
+
 REPO = Path(__file__).resolve().parents[1]
 GENERATOR_VERSION = 2  # bump when the synthetic events change (invalidates the cache)
 
@@ -117,9 +119,8 @@ def track_events(rng: np.random.Generator, n: int, mean_points: int) -> list[np.
 def make_file(path: Path, n_events: int, mean_points: int, seed: int) -> Path:
     """Write the benchmark file (skipping ~1 % of ids, as attpc-engine does)."""
     rng = np.random.default_rng(seed)
-    tmp = path.with_name(path.name + ".tmp")
     ids = np.flatnonzero(rng.random(int(n_events * 1.05) + 20) > 0.01)[:n_events]
-    with h5py.File(tmp, "w") as f:
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         g = f.create_group("cloud")
         g.attrs["min_event"], g.attrs["max_event"] = int(ids[0]), int(ids[-1])
         for start in range(0, len(ids), 1000):
@@ -131,7 +132,6 @@ def make_file(path: Path, n_events: int, mean_points: int, seed: int) -> Path:
                 d.attrs["orig_run"], d.attrs["orig_event"] = 1, int(event_id)
                 d.attrs["label"] = int(rng.integers(0, 3))
                 g.create_dataset(f"labels_{event_id}", data=np.zeros(len(cloud), np.int64))
-    os.replace(tmp, path)
     return path
 
 

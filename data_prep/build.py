@@ -29,6 +29,7 @@ counted as *out-of-range points*. An event with no points at all in the file is 
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import functools
 import json
@@ -41,7 +42,7 @@ import signal
 import threading
 import time
 from collections import Counter, OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
@@ -846,6 +847,50 @@ def _pool_context() -> mp.context.BaseContext:
     return mp.get_context()
 
 
+def _check_build(
+    inputs: Sequence[str | Path], out: Path, config: ImageConfig, *, batch_size: int, workers: int
+) -> list[Path]:
+    """Refuse, before any work, settings and outputs that cannot work; the input files."""
+    if batch_size < 1:
+        raise InputError(f"batch size must be >= 1, got {batch_size}")
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    inputs = expand_inputs(inputs)
+    if any(p.resolve() == out.resolve() for p in inputs):
+        raise InputError("output file is also an input", path=out)
+    if not out.parent.is_dir():
+        raise InputError("output directory does not exist", path=out.parent)
+    check_writable(out)
+    check_memory(config)
+    return inputs
+
+
+@contextlib.contextmanager
+def _task_executor(
+    executor: Executor | None, workers: int, n_todo: int, parts_dir: Path
+) -> Iterator[tuple[Executor | None, Any]]:
+    """Where tasks and merge jobs run: ``(executor, progress queue)``.
+
+    The caller's executor (progress per finished task); else our own process pool when
+    there are workers and tasks for it (progress per batch through a queue); else
+    ``(None, None)``: everything in this process.
+    """
+    if executor is not None:
+        yield executor, None
+    elif workers > 1 and n_todo > 1:
+        ctx = _pool_context()
+        progress_queue = ctx.Queue()
+        with ProcessPoolExecutor(
+            max_workers=min(workers, n_todo),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(progress_queue, str(parts_dir), os.getpid()),
+        ) as pool:
+            yield pool, progress_queue
+    else:
+        yield None, None
+
+
 def build_images(
     inputs: Sequence[str | Path],
     out: str | Path,
@@ -903,17 +948,7 @@ def build_images(
     """
     t0 = time.perf_counter()
     out = Path(out)
-    if batch_size < 1:
-        raise InputError(f"batch size must be >= 1, got {batch_size}")
-    if workers < 1:
-        raise InputError(f"workers must be >= 1, got {workers}")
-    inputs = expand_inputs(inputs)
-    if any(p.resolve() == out.resolve() for p in inputs):
-        raise InputError("output file is also an input", path=out)
-    if not out.parent.is_dir():
-        raise InputError("output directory does not exist", path=out.parent)
-    check_writable(out)
-    check_memory(config)
+    inputs = _check_build(inputs, out, config, batch_size=batch_size, workers=workers)
     options = reader_options_for(config, reader_options)
     parts_dir: Path | None = None  # set once planning succeeded: then this run owns it
     try:
@@ -942,36 +977,17 @@ def build_images(
         merge = dict(
             class_names=class_names, sources=[str(p) for p in inputs], scratch_dir=parts_dir
         )
-        if executor is not None:
-            _run_tasks(executor, todo, results, config, parts_dir, kwargs, progress)
-            _check_or_discard(results, tasks, parts_dir)
-            counts = _totals(results.values())
-            merge_parts(
-                list(results.values()), out, config, summary=counts, executor=executor, **merge
-            )
-        elif workers > 1 and len(todo) > 1:
-            ctx = _pool_context()
-            progress_queue = ctx.Queue()
-            with ProcessPoolExecutor(
-                max_workers=min(workers, len(todo)),
-                mp_context=ctx,
-                initializer=_init_worker,
-                initargs=(progress_queue, str(parts_dir), os.getpid()),
-            ) as pool:
+        with _task_executor(executor, workers, len(todo), parts_dir) as (pool, progress_queue):
+            if pool is None:  # in this process, with the readers planning opened
+                for t in todo:
+                    r = run_task(t, config, parts_dir, progress=progress, **kwargs)
+                    results[r.index] = r
+                close_cached_readers()
+            else:
                 _run_tasks(pool, todo, results, config, parts_dir, kwargs, progress, progress_queue)
-                _check_or_discard(results, tasks, parts_dir)
-                counts = _totals(results.values())
-                merge_parts(
-                    list(results.values()), out, config, summary=counts, executor=pool, **merge
-                )
-        else:
-            for t in todo:
-                r = run_task(t, config, parts_dir, progress=progress, **kwargs)
-                results[r.index] = r
-            close_cached_readers()
             _check_or_discard(results, tasks, parts_dir)
             counts = _totals(results.values())
-            merge_parts(list(results.values()), out, config, summary=counts, **merge)
+            merge_parts(list(results.values()), out, config, summary=counts, executor=pool, **merge)
     except BaseException:
         if parts_dir is not None:
             remove_unfinished(parts_dir)

@@ -25,6 +25,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from data_prep.atomic import temp_path
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES
 from data_prep.images import ImageConfig
@@ -85,7 +86,7 @@ class ImageWriter:
     ):
         self.path = Path(path)
         self.config = config
-        self.tmp_path = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
+        self.tmp_path = temp_path(self.path)  # renamed in `commit`, deleted by `abort`
         self.n = 0
         self._capacity = 0  # rows allocated in the datasets (>= n until commit)
         self._file = h5py.File(self.tmp_path, "w")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
@@ -31,10 +32,11 @@ def _tiny(**changes) -> DemoConfig:
 
 
 @pytest.mark.heavy
-def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path):
+def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     out = tmp_path / "demo"
-    lines: list[str] = []
-    result = run_demo(out, _tiny(), log=lines.append)
+    with caplog.at_level(logging.INFO, logger="attpc_classify"):
+        result = run_demo(out, _tiny())
+    lines = caplog.messages
     report = result.report.read_text()
     assert result.report == out / "report.md"
     assert set(result.runs) == {"cnn_multiclass"}

@@ -12,15 +12,14 @@ from sklearn import metrics as skm
 from attpc_classify.evaluate import (
     errors_by_channel,
     score_predictions,
-    scores_from_confusion,
     task_metrics,
     weighted_average_precision,
     weighted_roc_auc,
 )
+from attpc_classify.plots import plot_learning_curves
 from attpc_classify.report import (
     compare_row,
     plot_confusion,
-    plot_learning_curves,
     plot_roc_pr,
     write_comparison,
 )
@@ -40,18 +39,6 @@ def _labels_from_confusion(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             true += [i] * int(cm[i, j])
             pred += [j] * int(cm[i, j])
     return np.array(true), np.array(pred)
-
-
-def test_scores_from_confusion_match_hand_computed_values():
-    s = scores_from_confusion(CONFUSION)
-    np.testing.assert_allclose(s["precision"], [0.8, 5 / 7, 1.0])
-    np.testing.assert_allclose(s["recall"], [0.8, 5 / 6, 0.75])
-    np.testing.assert_allclose(s["f1"], [0.8, 10 / 13, 6 / 7])
-    np.testing.assert_allclose(s["macro_f1"], (0.8 + 10 / 13 + 6 / 7) / 3)
-    np.testing.assert_allclose(s["accuracy"], 16 / 20)
-    # a stack of matrices is scored per matrix; an empty class scores 0, not NaN
-    stack = scores_from_confusion(np.stack([CONFUSION, np.diag([3, 0, 1])]))
-    np.testing.assert_allclose(stack["f1"][1], [1.0, 0.0, 1.0])
 
 
 def test_task_metrics_point_estimates_match_sklearn_and_hand_values():

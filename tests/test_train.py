@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -115,13 +116,22 @@ def test_same_seed_same_run(data, tmp_path) -> None:
 def test_resume_equals_uninterrupted(data, tmp_path) -> None:
     full = train_run(_cfg(data, tmp_path / "full"))
 
-    def crash_after_first_epoch(line: str) -> None:
-        if line.startswith("epoch 1/"):
-            raise KeyboardInterrupt  # as if killed after epoch 1 was written
+    class CrashAfterFirstEpoch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("epoch 1/"):
+                raise KeyboardInterrupt  # as if killed after epoch 1 was written
 
     cut = tmp_path / "cut"
-    with pytest.raises(KeyboardInterrupt):
-        train_run(_cfg(data, cut), log=crash_after_first_epoch)
+    engine_log, crash = logging.getLogger("attpc_classify.engine"), CrashAfterFirstEpoch()
+    engine_log.addHandler(crash)
+    level = engine_log.level
+    engine_log.setLevel(logging.INFO)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            train_run(_cfg(data, cut))
+    finally:
+        engine_log.removeHandler(crash)
+        engine_log.setLevel(level)
     assert len(_history(cut)) == 1
     train_run(_cfg(data, cut), resume=True)
     assert _strip_time(_history(cut)) == _strip_time(_history(full))

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "adapt a run to an unlabelled target run (AdaBN + confident self-training)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory written by `train`")
@@ -45,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = AdaptConfig(adabn=not args.no_adabn, rounds=args.rounds, confidence=args.confidence,
                       lr=args.lr, seed=args.seed)  # fmt: skip
     images = target_images(load_run(args.run, device="cpu"), args.data, args.max_events, args.seed)
-    report = adapt(args.run, images, args.out, cfg, source=" ".join(args.data), log=print)
+    report = adapt(args.run, images, args.out, cfg, source=" ".join(args.data))
     print(f"wrote {args.out} ({report['n_target']} target events"
           + (", self-training stopped by the collapse guard)" if report["stopped_by_guard"]
              else ")"))  # fmt: skip

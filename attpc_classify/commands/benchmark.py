@@ -19,9 +19,22 @@ Settings: defaults in code <- ``--config`` YAML <- ``key=value``.
 from __future__ import annotations
 
 import argparse
+import logging
+import time
 from pathlib import Path
 
-HELP = "transfer-strategy benchmark: strategies x sizes x tasks"
+logger = logging.getLogger(__name__)
+
+
+class ElapsedFormatter(logging.Formatter):
+    """``[  1.5 min] message``: minutes since the command started."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.t0 = time.perf_counter()
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"[{(time.perf_counter() - self.t0) / 60:5.1f} min] {record.getMessage()}"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,10 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import sys
-    import time
 
     from tqdm import tqdm
 
+    from attpc_classify.cli import configure_logging
     from attpc_classify.config import load_config
     from attpc_classify.transfer.config import BenchConfig
     from data_prep.errors import InputError
@@ -62,12 +75,11 @@ def run(args: argparse.Namespace) -> int:
 
     quiet = args.quiet
     bars: dict[str, tqdm | None] = {"stage": None, "cells": None}
-    t0 = time.perf_counter()
-
-    def write(line: str) -> None:
-        if quiet:
-            return
-        tqdm.write(f"[{(time.perf_counter() - t0) / 60:5.1f} min] {line}", file=sys.stderr)
+    # the library's lines (stages built or reused, jobs started) on stderr, timed
+    level = logging.WARNING if quiet else logging.INFO
+    elapsed = ElapsedFormatter()
+    configure_logging(sys.stderr, formatter=elapsed, level=level)
+    write = logger.info
 
     def stage(name: str, total: int | None, unit: str) -> None:
         if bars["stage"] is not None:
@@ -106,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             bar.set_postfix_str(f"{c.name}: proton F1 {last['proton_f1']:.3f}", refresh=False)
             bar.update(1)
 
-    callbacks = BenchCallbacks(log=write, stage=stage, work=work, plan=plan, cell=cell)
+    callbacks = BenchCallbacks(stage=stage, work=work, plan=plan, cell=cell)
     try:
         summary = run_benchmark(
             cfg, args.out, cache_dir=args.cache, callbacks=callbacks, max_cells=args.max_cells
@@ -118,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     state = "complete" if summary.complete else "partial (run again to continue)"
     print(
         f"{args.out}: {summary.cells_done}/{summary.cells_total} cells ({state}); "
-        f"{summary.cells_run} run now, {(time.perf_counter() - t0) / 60:.1f} min"
+        f"{summary.cells_run} run now, {(time.perf_counter() - elapsed.t0) / 60:.1f} min"
     )
     if summary.complete:
         print(f"results: {args.out / 'results.csv'}, {args.out / 'results.md'}")

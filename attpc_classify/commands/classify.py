@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "per-event predictions for point-cloud or image files"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from attpc_classify.commands.preprocess import add_reader_arguments

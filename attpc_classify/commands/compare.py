@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "binary vs 3-class results of several runs side by side"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("runs", nargs="+", metavar="RUN", help="run directories")

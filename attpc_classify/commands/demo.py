@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "simulate, preprocess, train, evaluate and report on a small built-in set"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from attpc_classify.demo import DemoConfig
@@ -113,14 +111,8 @@ def run(args: argparse.Namespace) -> int:
         bars.append(bar)
         return bar.update
 
-    def log(line: str) -> None:
-        if bars:
-            bars[0].write(line)
-        else:
-            print(line, flush=True)
-
     try:
-        result = run_demo(out, cfg, log=log, progress_factory=progress_factory)
+        result = run_demo(out, cfg, progress_factory=progress_factory)
     finally:
         for bar in bars:
             bar.close()

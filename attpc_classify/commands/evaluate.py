@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 
-HELP = "metrics, intervals and figures for a trained run on an image file"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory written by `train`")

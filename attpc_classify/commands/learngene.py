@@ -31,8 +31,6 @@ from attpc_classify.transfer.learngene import (
 )
 from data_prep.errors import InputError
 
-HELP = "condense a teacher ViT into a learngene (TLEG, LeTs, inheritance)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -107,9 +105,6 @@ def _train(args: argparse.Namespace) -> int:
         None if args.quiet else tqdm(unit="img", desc="learngene", dynamic_ncols=True, leave=False)
     )
 
-    def log(line: str) -> None:
-        (bar.write if bar is not None else print)(line)
-
     def progress(n: int) -> None:
         if bar is not None:
             bar.update(n)
@@ -122,7 +117,6 @@ def _train(args: argparse.Namespace) -> int:
             aux_dir=aux_dir,
             resume=args.resume,
             progress=progress,
-            log=log,
         )
     finally:
         if bar is not None:

@@ -20,7 +20,6 @@ import os
 import sys
 from pathlib import Path
 
-HELP = "point-cloud files -> image file (streaming, parallel, resumable)"
 INPUT_FORMATS = ("auto", "spyral", "attpcroot", "pytpc", "root")
 
 

@@ -25,8 +25,6 @@ from attpc_classify.commands.preprocess import (
     reader_options,
 )
 
-HELP = "save a PNG of one event: 3-D point cloud and its image views"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.description = "Save a PNG of one event: its 3-D point cloud and its image views."

@@ -13,8 +13,6 @@ from pathlib import Path
 from attpc_classify.config import find_config
 from data_prep.errors import plural
 
-HELP = "labelled AT-TPC events with attpc-engine (proton / carbon / other)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(

@@ -16,8 +16,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-HELP = "train a classifier on an image file"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="YAML file of TrainConfig overrides")
@@ -75,9 +73,6 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet and cfg.model.name != "logreg" and main_rank:
         bar = tqdm(unit="img", desc="train", dynamic_ncols=True, leave=False, disable=None)
 
-    def log(line: str) -> None:
-        (bar.write if bar is not None else print)(line)
-
     def progress(n: int) -> None:
         if bar is not None:
             if bar.total is None and cfg.max_train_images:
@@ -86,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
 
     out = default_out(cfg)
     if main_rank:
-        log(f"run directory {out}")
+        (bar.write if bar is not None else print)(f"run directory {out}")
     try:
-        train_run(cfg, resume=args.resume is not None, progress=progress, log=log)
+        train_run(cfg, resume=args.resume is not None, progress=progress)
     finally:
         if bar is not None:
             bar.close()

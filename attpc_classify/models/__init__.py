@@ -20,6 +20,7 @@ is what a checkpoint records, so `attpc_classify.checkpoint.load_run` rebuilds a
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +32,8 @@ from data_prep.images import ImageConfig
 from .cnn import SmallCNN, create_timm_cnn
 from .vit import create_vit, vit_args
 from .voxel import VoxelLogReg, VoxelMLP
+
+logger = logging.getLogger(__name__)
 
 #: sizes used where a ModelConfig leaves depth/width at 0 (vit: see vit.VIT_DEFAULTS)
 FAMILY_DEFAULTS: dict[str, dict[str, int]] = {

@@ -9,7 +9,7 @@ descendant (``init=learngene:PATH``) or another run (``init=run:DIR``, read with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
 from typing import Any
 
 import torch
@@ -21,6 +21,8 @@ from attpc_classify.models.cnn import load_imagenet_weights
 from attpc_classify.models.vit import vit_args
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig
+
+logger = logging.getLogger(__name__)
 
 
 def head_prefixes(model: nn.Module) -> tuple[str, ...]:
@@ -40,7 +42,6 @@ def build_model(
     image_config: ImageConfig,
     num_classes: int,
     output_names: tuple[str, ...] | None = None,
-    log: Callable[[str], None] | None = None,
 ) -> nn.Module:
     """The model a `ModelConfig` describes, with its first weights.
 
@@ -55,8 +56,6 @@ def build_model(
     output_names
         Names of the outputs; with ``init=run:DIR`` the head is copied only when they
         equal the other run's.
-    log
-        Receives one line on what was loaded.
 
     Examples
     --------
@@ -64,15 +63,16 @@ def build_model(
     >>> m = build_model(ModelConfig(name="vit", depth=2), image_config=ImageConfig(),
     ...                 num_classes=3)  # doctest: +SKIP
     """
-    log = log or (lambda _msg: None)
     if cfg.init.startswith("learngene:"):
-        return _descendant(cfg, image_config, num_classes, output_names, log)
+        return _descendant(cfg, image_config, num_classes, output_names)
     model = create_model(cfg.name, model_args(cfg, image_config, num_classes))
     if cfg.pretrained_file:
         fresh = load_imagenet_weights(model, cfg.pretrained_file)
-        log(f"ImageNet weights from {cfg.pretrained_file}; fresh: {', '.join(fresh) or 'none'}")
+        logger.info(
+            f"ImageNet weights from {cfg.pretrained_file}; fresh: {', '.join(fresh) or 'none'}"
+        )
     if cfg.init.startswith("run:"):
-        _init_from_run(model, cfg.init.partition(":")[2], output_names, log)
+        _init_from_run(model, cfg.init.partition(":")[2], output_names)
     return model
 
 
@@ -81,7 +81,6 @@ def _descendant(
     image_config: ImageConfig,
     num_classes: int,
     output_names: tuple[str, ...] | None,
-    log: Callable[[str], None],
 ) -> nn.Module:
     """A ViT built by `learngene.build_descendant` (``init=learngene:PATH``).
 
@@ -117,7 +116,7 @@ def _descendant(
              "drop_rate": args["drop_rate"]}  # fmt: skip
     model.model_spec = {"name": "vit", "args": spec}
     model.input_kind = "images"
-    log(
+    logger.info(
         f"initialised from learngene {path}: depth {arch['depth']}, width {arch['embed_dim']}, "
         f"heads {arch['num_heads']}, patch {arch['patch_size']}"
     )
@@ -128,7 +127,6 @@ def _init_from_run(
     model: nn.Module,
     run_dir: str,
     output_names: tuple[str, ...] | None,
-    log: Callable[[str], None],
 ) -> None:
     info, state = read_run(run_dir)
     if info.input != input_kind(model):
@@ -146,7 +144,7 @@ def _init_from_run(
     with torch.no_grad():
         model.load_state_dict(copy, strict=False)
     fresh = [k for k in target if k not in copy]
-    log(
+    logger.info(
         f"initialised from run {run_dir}: {len(copy)}/{len(target)} tensors copied"
         + (f"; fresh: {', '.join(fresh[:6])}{' ...' if len(fresh) > 6 else ''}" if fresh else "")
     )

@@ -24,6 +24,7 @@ head (its 0-epoch scores are chance), a 3-class one keeps the learngene's head.
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from typing import Any
 
 from attpc_classify.checkpoint import read_json, write_json
 from attpc_classify.config import config_hash, save_config, to_dict
+from attpc_classify.stagecache import Stage, StageCache
 from attpc_classify.transfer.config import LEARNGENE_OF, BenchConfig
 from attpc_classify.transfer.grid import (
     Artifacts,
@@ -45,16 +47,15 @@ from attpc_classify.transfer.grid import (
 from attpc_classify.transfer.report import write_report
 from attpc_classify.transfer.results import ResultsFile, read_rows
 from attpc_classify.transfer.stages import (
-    Cache,
-    Stage,
     images_stage,
     learngene_stage,
     pretrain_stage,
     simulate_stage,
 )
+from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -66,7 +67,6 @@ class BenchCallbacks:
     after every finished cell.
     """
 
-    log: Log = field(default=lambda _msg: None)
     stage: Callable[[str, int | None, str], None] = field(default=lambda *_a: None)
     work: Callable[[int], None] = field(default=lambda _n: None)
     plan: Callable[[int, int], None] = field(default=lambda *_a: None)
@@ -111,9 +111,7 @@ def _check_out(cfg: BenchConfig, out: Path) -> None:
         raise InputError("holds a results.csv of unknown origin; choose another --out", path=out)
     kept = read_json(marker).get("invocations", []) if marker.exists() else []
     write_json(marker, want | {"name": cfg.name, "invocations": kept})
-    tmp = out / ".config.yaml.tmp"
-    save_config(cfg, tmp)
-    tmp.replace(out / "config.yaml")
+    save_config(cfg, out / "config.yaml")
 
 
 def _needed(cfg: BenchConfig) -> tuple[set[int], set[str]]:
@@ -129,7 +127,7 @@ def _needed(cfg: BenchConfig) -> tuple[set[int], set[str]]:
 
 
 def prepare(
-    cfg: BenchConfig, cache: Cache, cb: BenchCallbacks, pool=None
+    cfg: BenchConfig, cache: StageCache, cb: BenchCallbacks, pool=None
 ) -> tuple[dict[str, Stage], Artifacts]:
     """Build (or reuse) every stage the grid needs; the source-side trainings run in
     ``pool`` (worker processes) when one is given."""
@@ -172,9 +170,8 @@ def prepare(
                 done.get(("vit", cfg.pretrain.ancestry_depth)),
                 job,
                 progress=cb.work,
-                log=cb.log,
             )
-            _log_stage(cb, done[job])
+            _log_stage(done[job])
     pretrained: dict[int, str] = {}
     learngenes: dict[str, str] = {}
     for (kind, what), st in done.items():
@@ -207,16 +204,16 @@ def _job_name(job: Job) -> str:
     return f"pre-train ViT depth {what}" if kind == "vit" else f"learngene {what}"
 
 
-def _run_job(cfg, cache, source, ancestry, job, progress=None, log=None) -> Stage:
+def _run_job(cfg, cache, source, ancestry, job, progress=None) -> Stage:
     kind, what = job
     if kind == "vit":
-        return pretrain_stage(cache, cfg, source, what, progress=progress, log=log)
-    return learngene_stage(cache, cfg, source, ancestry, what, progress=progress, log=log)
+        return pretrain_stage(cache, cfg, source, what, progress=progress)
+    return learngene_stage(cache, cfg, source, ancestry, what, progress=progress)
 
 
-def _log_stage(cb: BenchCallbacks, st: Stage) -> None:
+def _log_stage(st: Stage) -> None:
     f1 = st.info.get("best_val_macro_f1")
-    cb.log(
+    logger.info(
         f"{st.name}: "
         + ("" if f1 is None else f"source val macro-F1 {f1:.4f}, ")
         + f"{st.info.get('train_images', 0):,} images, {st.info.get('wall_s', 0.0):.0f} s"
@@ -231,11 +228,11 @@ def _job_worker(
     from attpc_classify.config import from_dict
 
     cfg = from_dict(BenchConfig, cfg_dict)
-    return _run_job(cfg, Cache(cache_root), source, ancestry, job)
+    return _run_job(cfg, StageCache(cache_root), source, ancestry, job)
 
 
 def _run_jobs_parallel(
-    cfg: BenchConfig, cache: Cache, source: Stage, jobs: list[Job], cb: BenchCallbacks, pool
+    cfg: BenchConfig, cache: StageCache, source: Stage, jobs: list[Job], cb: BenchCallbacks, pool
 ) -> dict[Job, Stage]:
     """The source-side trainings in ``grid_workers`` processes; learngenes wait for the
     ancestry. Each stage still builds in its own partial directory, so a kill loses only
@@ -254,7 +251,7 @@ def _run_jobs_parallel(
                 if job[0] == "learngene" and anc_job not in done:
                     continue
                 todo.remove(job)
-                cb.log(f"{_job_name(job)}: started")
+                logger.info(f"{_job_name(job)}: started")
                 fut = pool.submit(
                     _job_worker,
                     to_dict(cfg),
@@ -270,7 +267,7 @@ def _run_jobs_parallel(
             for fut in finished:
                 job = running.pop(fut)
                 done[job] = fut.result()
-                _log_stage(cb, done[job])
+                _log_stage(done[job])
     except BaseException:
         for fut in running:
             fut.cancel()
@@ -384,7 +381,7 @@ def run_benchmark(
     cache_dir
         Stage cache (default ``out/cache``); several outputs may share one.
     callbacks
-        Progress and log receivers (`BenchCallbacks`).
+        Progress receivers (`BenchCallbacks`; lines go to this module's logger).
     max_cells
         Run at most this many new cells, then return (``complete`` tells whether the
         grid is finished); the report is written only for a complete grid.
@@ -398,7 +395,7 @@ def run_benchmark(
     _check_out(cfg, out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    cache = Cache(cache_dir or out / "cache", log=cb.log)
+    cache = StageCache(cache_dir or out / "cache")
     t0 = time.time()
     pool = _worker_pool(cfg) if cfg.grid_workers > 1 else None
     try:
@@ -448,7 +445,7 @@ def _record_invocation(out: Path, t0: float, outcome: str, cells_run: int | None
 def _run(
     cfg: BenchConfig,
     out: Path,
-    cache: Cache,
+    cache: StageCache,
     cb: BenchCallbacks,
     pool,
     max_cells: int | None,
@@ -486,7 +483,7 @@ def _run(
     if pool is not None and len(todo) > 1:
         _run_parallel(cfg, art, files, todo, finish, pool)
     else:
-        runner = _CellRunner(cfg, art, *files, log=cb.log)
+        runner = _CellRunner(cfg, art, *files)
         for cell in todo:
             finish(cell, runner(cell))
     run = len(todo)
@@ -511,11 +508,10 @@ class _CellRunner:
         art: Artifacts,
         pool_file: str,
         test_file: str,
-        log: Log | None = None,
     ):
         from data_prep.imagefile import read_images
 
-        self.cfg, self.art, self.log = cfg, art, log
+        self.cfg, self.art = cfg, art
         self.pool = read_images(pool_file, voxels=True)
         test = read_images(test_file, voxels=True)
         self.evaluators = {task: Evaluator(test, task, cfg) for task in cfg.grid.tasks}
@@ -526,9 +522,7 @@ class _CellRunner:
         if key not in self.subsets:
             seed = self.cfg.data.target_train.seed
             self.subsets[key] = train_subset(self.pool, cell.n_train, cell.seed, seed)
-        return run_cell(
-            cell, self.cfg, self.art, self.subsets[key], self.evaluators[cell.task], log=self.log
-        )
+        return run_cell(cell, self.cfg, self.art, self.subsets[key], self.evaluators[cell.task])
 
 
 def _worker_pool(cfg: BenchConfig):
@@ -605,6 +599,5 @@ def copy_learngenes(stages: dict[str, Stage], dest: Path) -> None:
         # safetensors first, JSON last: the pair is complete once the JSON is there
         for suffix in (".safetensors", ".json"):
             src = stage.path / f"learngene{suffix}"
-            tmp = dest / f".{method}{suffix}.tmp"
-            shutil.copyfile(src, tmp)
-            tmp.replace(dest / f"{method}{suffix}")
+            with atomic_path(dest / f"{method}{suffix}") as tmp:
+                shutil.copyfile(src, tmp)

@@ -13,7 +13,6 @@ reported at the last budget.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +21,7 @@ import torch
 from torch import nn
 
 from attpc_classify.data import output_names, task_labels
+from attpc_classify.metrics import f1_scores
 from attpc_classify.train_config import DataConfig, ModelConfig, OptimConfig, TrainConfig
 from attpc_classify.transfer.config import LEARNGENE_OF, BenchConfig
 from attpc_classify.transfer.stages import vit_model_config
@@ -129,19 +129,6 @@ def train_subset(pool: ImageSet, n: int, seed: int, data_seed: int) -> ImageSet:
     return pool.subset(keep)
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> dict[str, float]:
-    """Proton F1 (class 0 in both tasks), macro-F1 over the ``k`` classes, accuracy."""
-    cm = np.bincount(y_true * k + y_pred, minlength=k * k).reshape(k, k)
-    tp = np.diag(cm).astype(float)
-    denom = cm.sum(0) + cm.sum(1)
-    f1 = np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)
-    return {
-        "proton_f1": float(f1[0]),
-        "macro_f1": float(f1.mean()),
-        "accuracy": float(tp.sum() / max(1, cm.sum())),
-    }
-
-
 class Evaluator:
     """The target test set of one task, held as tensors, scored for any model."""
 
@@ -171,7 +158,7 @@ class Evaluator:
             dtype=None if voxels else self.dtype,
             batch_size=self.batch_size,
         )
-        return scores(self.y, logits.argmax(1).numpy(), self.k)
+        return f1_scores(self.y, logits.argmax(1).numpy(), self.k)
 
 
 # --------------------------------------------------------------------------- models
@@ -186,9 +173,7 @@ class Artifacts:
     class_names: tuple[str, ...]
 
 
-def build_initial(
-    cell: Cell, cfg: BenchConfig, art: Artifacts, image_config, log: Callable[[str], None]
-) -> nn.Module:
+def build_initial(cell: Cell, cfg: BenchConfig, art: Artifacts, image_config) -> nn.Module:
     """The model a cell starts from, with fresh parameters seeded by the cell's seed."""
     import learngene
     from attpc_classify.models.build import build_model
@@ -206,9 +191,7 @@ def build_initial(
             )
         if s == "prefin":
             mc = vit_model_config(cfg, cell.depth, init=f"run:{art.pretrained[cell.depth]}")
-            return build_model(
-                mc, image_config=image_config, num_classes=k, output_names=names, log=log
-            )
+            return build_model(mc, image_config=image_config, num_classes=k, output_names=names)
         if s in LEARNGENE_OF:
             selection = "magnitude" if s == "lets_magnitude" else "continuous"
             model = learngene.build_descendant(
@@ -232,7 +215,7 @@ def build_initial(
             )
         else:
             mc = ModelConfig(name="logreg", C=f.logreg_C, max_iter=f.logreg_max_iter)
-        return build_model(mc, image_config=image_config, num_classes=k, log=log)
+        return build_model(mc, image_config=image_config, num_classes=k)
 
 
 def cell_optim(cell: Cell, cfg: BenchConfig) -> OptimConfig:
@@ -258,7 +241,6 @@ def run_cell(
     art: Artifacts,
     train: ImageSet,
     evaluate: Evaluator,
-    log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Fine-tune one cell; one row per budget epoch, cost columns of this cell only.
 
@@ -267,9 +249,8 @@ def run_cell(
     """
     from attpc_classify.engine import fit
 
-    log = log or (lambda _msg: None)
     t0 = time.perf_counter()
-    model = build_initial(cell, cfg, art, train.config, log)
+    model = build_initial(cell, cfg, art, train.config)
     build_s = time.perf_counter() - t0
     n_params = sum(p.numel() for p in model.parameters())
     base = {

@@ -13,6 +13,7 @@ resume state) goes to ``OUT.aux/``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 from attpc_classify.train_config import DataConfig, DistillConfig, OptimConfig, TrainConfig
 from data_prep.errors import InputError
 
-Log = Callable[[str], None]
+logger = logging.getLogger(__name__)
 
 METHODS = ("tleg", "lets", "inherit", "weight_select")
 #: depths the ``info`` storage line compares against (the transfer benchmark's sizes)
@@ -108,7 +109,6 @@ def train_learngene(
     aux_dir: Path,
     resume: bool = False,
     progress: Callable[[int], None] | None = None,
-    log: Log | None = None,
 ) -> Path:
     """Make the learngene ``cfg`` describes from the teacher run; return its file."""
     import learngene
@@ -117,7 +117,6 @@ def train_learngene(
     from attpc_classify.data import output_names
     from attpc_classify.engine import fit, load_datasets
 
-    log = log or (lambda _msg: None)
     spec = cfg.learngene
     teacher = load_run(teacher_dir, device=cfg.device)
     info = teacher.info
@@ -150,17 +149,17 @@ def train_learngene(
         "git_sha": git_sha(),
     }
     n_teacher = sum(p.numel() for p in teacher.model.parameters())
-    log(
+    logger.info(
         f"teacher {teacher_dir}: {info.model.get('name')}, {n_teacher:,} parameters, "
         f"task {info.task} {names}"
     )
 
     if spec.method in ("inherit", "weight_select"):
-        gene = _from_ancestry(cfg, teacher, train, val, log)
+        gene = _from_ancestry(cfg, teacher, train, val)
     else:
         aux = build_aux(spec, info, num_classes=len(names), seed=cfg.seed)
         n_aux = sum(p.numel() for p in aux.parameters())
-        log(f"{spec.method} Aux-Net {aux.arch}: {n_aux:,} trainable parameters")
+        logger.info(f"{spec.method} Aux-Net {aux.arch}: {n_aux:,} trainable parameters")
         if not resume and (aux_dir / "last.json").exists():
             raise InputError(
                 "holds an Aux-Net training: pass --resume or choose another --out", path=aux_dir
@@ -176,7 +175,6 @@ def train_learngene(
             out_dir=aux_dir,
             teacher=teacher.model,
             progress=progress,
-            log=log,
             resume=resume,
         )
         best = result.best_metric
@@ -237,7 +235,7 @@ def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
         raise InputError(f"learngene Aux-Net: {err}") from None
 
 
-def _from_ancestry(cfg: LearngeneConfig, teacher, train, val, log):
+def _from_ancestry(cfg: LearngeneConfig, teacher, train, val):
     """``inherit`` / ``weight_select``: blocks of a ViT teacher, no Aux-Net training."""
     import learngene
 
@@ -252,19 +250,19 @@ def _from_ancestry(cfg: LearngeneConfig, teacher, train, val, log):
     k = spec.learngene_depth or max(1, arch["depth"] // 3)
     position, cka = _positions(spec.position), None
     if position == "auto":
-        position, cka = _auto_positions(cfg, teacher, train, val, arch, k, log)
+        position, cka = _auto_positions(cfg, teacher, train, val, arch, k)
     try:
         gene = learngene.inherit_layers(state, arch, k, position=position)
     except ValueError as err:
         raise InputError(f"inherit: {err}") from None
-    log(f"inherit: teacher blocks {gene.meta['source_blocks']} of {arch['depth']}")
+    logger.info(f"inherit: teacher blocks {gene.meta['source_blocks']} of {arch['depth']}")
     gene.meta["position"] = spec.position
     if cka is not None:
         gene.meta["cka_best_match"] = cka  # per teacher block, against the pseudo descendant
     return gene
 
 
-def _auto_positions(cfg, teacher, train, val, arch, k, log) -> tuple[list[int], list[float]]:
+def _auto_positions(cfg, teacher, train, val, arch, k) -> tuple[list[int], list[float]]:
     """Auto-Learngene: train a small pseudo descendant, compare blocks by linear CKA."""
     import torch
 
@@ -283,7 +281,7 @@ def _auto_positions(cfg, teacher, train, val, arch, k, log) -> tuple[list[int], 
     x = as_float(torch.from_numpy(images)).to(teacher.device)
     cka = learngene.cka_matrix(teacher.model, pseudo.to(teacher.device), x)
     best = [round(v, 4) for v in cka.max(dim=1).values.tolist()]
-    log(
+    logger.info(
         "CKA, best match per teacher block: "
         + ", ".join(f"{i}: {v:.3f}" for i, v in enumerate(best))
     )

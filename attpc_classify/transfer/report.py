@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from attpc_classify.plots import figure, markdown_table, save
+from attpc_classify.report import write_text
 from attpc_classify.transfer.config import LEARNGENE_OF, STRATEGIES, VIT_STRATEGIES, BenchConfig
 
 NON_VIT = ("cnn_scratch", "cnn_imagenet", "logreg")
@@ -84,12 +86,6 @@ def fmt(est, digits: int = 3) -> str:
     return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
-
-
 def _sizes(cfg: BenchConfig, strategy: str, depths: Sequence[int]) -> list[tuple[int, int]]:
     if strategy in NON_VIT:
         return [(0, 0)]
@@ -154,7 +150,7 @@ def headline_answer(t: Table, cfg: BenchConfig, stored: dict[str, int]) -> tuple
                 f"reach the final proton F1 of scratch_full ({full} epochs); in "
                 "brackets the fraction of scratch_full's epochs.\n"
             )
-            lines.append(_md_table(header, body))
+            lines.append(markdown_table(header, body))
     if prefin_stored:
         for s in g.strategies:
             if s in LEARNGENE_OF and stored.get(s):
@@ -206,23 +202,37 @@ def results_markdown(
     stages: dict[str, dict[str, Any]],
     invocations: Sequence[dict[str, Any]] = (),
 ) -> str:
-    """The text of results.md."""
+    """The text of results.md: machine and cost, data, headline, the answer, every size,
+    labelled-set sizes, storage and cost, notes, figures."""
     t = Table(rows)
-    g, f, v = cfg.grid, cfg.finetune, cfg.vit
-    n = g.headline_size
-    budgets = list(f.budgets)
-    last = max(budgets)
     stored = {r["strategy"]: r["params_stored"] for r in rows}
     shared = {r["strategy"]: (r["shared_images"], r["shared_wall_s"]) for r in rows}
+    answer, checks = headline_answer(t, cfg, stored)
     out: list[str] = [f"# Transfer benchmark `{cfg.name}`\n"]
+    out.append(_machine_line(cfg, t, rows, stages, invocations))
+    out.append(_data_section(cfg, stages))
+    out += _headline_section(cfg, t, stages)
+    out.append("## The question: which initialisation, how much training\n")
+    out.append(answer or "(scratch_full not in the grid)\n")
+    out.append(_checks_text(cfg, checks, stored))
+    out += _every_size_section(cfg, t)
+    out += _labelled_size_section(cfg, t, sorted({r["n_train"] for r in rows}))
+    out.append("## Storage and cost\n")
+    out.append(_cost_section(cfg, t, stored, shared, stages))
+    out.append(_notes(cfg))
+    out += _figures_section(cfg)
+    return "\n".join(out)
 
+
+def _machine_line(cfg: BenchConfig, t: Table, rows, stages, invocations) -> str:
+    """Where it ran and how long training took (stages, grid cells)."""
     grid_wall = sum(
         r["wall_s"] - _own_pretrain_wall(r, stages)
         for r in rows
         if r["budget_epochs"] == _last_budget(t, r)
     )
     stage_wall = sum(s.get("stage_wall_s", 0.0) for s in stages.values())
-    out.append(
+    return (
         f"Machine: {_machine()}. Training time summed over stages "
         f"{stage_wall / 60:.1f} min (as recorded when each was built) and over grid cells "
         f"{grid_wall / 60:.1f} min (evaluation excluded); {cfg.grid_workers} process(es) of "
@@ -230,115 +240,128 @@ def results_markdown(
         f"thread(s) ran them at once. {_invocations(invocations)}"
         "Other processes on the machine inflate wall times.\n"
     )
-    out.append(_data_section(cfg, stages))
-    answer, checks = headline_answer(t, cfg, stored)
 
-    out.append("## Headline\n")
+
+def _final_budget(cfg: BenchConfig, strategy: str) -> int:
+    """The budget a strategy is compared at: the full one for scratch_full, else the last."""
+    f = cfg.finetune
+    return f.full_epochs if strategy == "scratch_full" else max(f.budgets)
+
+
+def _budget_cells(cfg: BenchConfig, t: Table, s: str, depth, width, task, n) -> list[str]:
+    """Proton F1 at every budget, then at the full budget (scratch_full only)."""
+    f = cfg.finetune
+    cells = [fmt(t.get(s, depth, width, task, n, b)) for b in f.budgets]
+    full = t.get(s, depth, width, task, n, f.full_epochs) if s == "scratch_full" else None
+    cells.append(fmt(full) if s == "scratch_full" else "")
+    return cells
+
+
+def _headline_sizes(cfg: BenchConfig, s: str) -> list[tuple[int, int]]:
+    """The headline depth's sizes of a strategy (LeTs at the grid's width only)."""
+    sizes = _sizes(cfg, s, [cfg.grid.headline_depth])
+    return [(d, w) for d, w in sizes if not (s.startswith("lets") and w != cfg.vit.width)]
+
+
+def _headline_section(cfg: BenchConfig, t: Table, stages) -> list[str]:
+    g, f, n = cfg.grid, cfg.finetune, cfg.grid.headline_size
+    last = max(f.budgets)
     n_test = stages.get("images_target_test", {}).get("written", "?")
-    out.append(
-        f"ViT depth {g.headline_depth}, width {v.width} (the baselines at their one size), "
-        f"n = {n} labelled target events, test on {n_test} "
+    out = [
+        "## Headline\n",
+        f"ViT depth {g.headline_depth}, width {cfg.vit.width} (the baselines at their one "
+        f"size), n = {n} labelled target events, test on {n_test} "
         f"shifted-simulation events. Proton F1 after each fine-tuning budget (epochs), "
-        f"mean ± std over seeds; ¹ = one seed.\n"
-    )
+        f"mean ± std over seeds; ¹ = one seed.\n",
+    ]
+    header = [
+        "strategy",
+        *[f"{b} ep" for b in f.budgets],
+        f"{f.full_epochs} ep",
+        f"macro-F1 @{last}",
+        f"accuracy @{last}",
+        "seeds",
+    ]
     for task in g.tasks:
-        out.append(f"### {task}\n")
-        header = [
-            "strategy",
-            *[f"{b} ep" for b in budgets],
-            f"{f.full_epochs} ep",
-            f"macro-F1 @{last}",
-            f"accuracy @{last}",
-            "seeds",
-        ]
         body = []
         for s in g.strategies:
-            for depth, width in _sizes(cfg, s, [g.headline_depth]):
-                if s.startswith("lets") and width != v.width:
-                    continue
-                cells = [fmt(t.get(s, depth, width, task, n, b)) for b in budgets]
-                cells.append(
-                    fmt(t.get(s, depth, width, task, n, f.full_epochs))
-                    if s == "scratch_full"
-                    else ""
-                )
-                fin = f.full_epochs if s == "scratch_full" else last
+            for depth, width in _headline_sizes(cfg, s):
+                fin = _final_budget(cfg, s)
                 mf = t.get(s, depth, width, task, n, fin, "macro_f1")
                 acc = t.get(s, depth, width, task, n, fin, "accuracy")
                 seeds = t.get(s, depth, width, task, n, fin)
+                cells = _budget_cells(cfg, t, s, depth, width, task, n)
                 body.append([LABELS[s], *cells, fmt(mf), fmt(acc), seeds[2] if seeds else 0])
-        out.append(_md_table(header, body))
+        out += [f"### {task}\n", markdown_table(header, body)]
+    return out
 
-    out.append("## The question: which initialisation, how much training\n")
-    out.append(answer or "(scratch_full not in the grid)\n")
-    out.append(_checks_text(cfg, checks, stored))
 
-    out.append("## Every size\n")
-    out.append(f"n = {n}; proton F1 per budget, then macro-F1 at the last budget. ¹ = one seed.\n")
+def _every_size_section(cfg: BenchConfig, t: Table) -> list[str]:
+    g, f, n = cfg.grid, cfg.finetune, cfg.grid.headline_size
+    out = [
+        "## Every size\n",
+        f"n = {n}; proton F1 per budget, then macro-F1 at the last budget. ¹ = one seed.\n",
+    ]
+    header = [
+        "strategy",
+        "size",
+        "params",
+        *[f"{b} ep" for b in f.budgets],
+        f"{f.full_epochs} ep",
+        f"macro-F1 @{max(f.budgets)}",
+    ]
     for task in g.tasks:
-        out.append(f"### {task}\n")
-        header = [
-            "strategy",
-            "size",
-            "params",
-            *[f"{b} ep" for b in budgets],
-            f"{f.full_epochs} ep",
-            f"macro-F1 @{last}",
-        ]
         body = []
         for s in g.strategies:
-            for depth, width in _sizes(cfg, s, v.depths):
+            for depth, width in _sizes(cfg, s, cfg.vit.depths):
                 if not t.budgets(s, depth, width, task, n):
                     continue
-                cells = [fmt(t.get(s, depth, width, task, n, b)) for b in budgets]
-                cells.append(
-                    fmt(t.get(s, depth, width, task, n, f.full_epochs))
-                    if s == "scratch_full"
-                    else ""
-                )
-                fin = f.full_epochs if s == "scratch_full" else last
+                fin = _final_budget(cfg, s)
                 params = t.first(s, depth, width, task, n, fin, "model_params")
                 body.append(
                     [
                         LABELS[s],
                         _size_label(depth, width),
                         _human(params or 0),
-                        *cells,
+                        *_budget_cells(cfg, t, s, depth, width, task, n),
                         fmt(t.get(s, depth, width, task, n, fin, "macro_f1")),
                     ]
                 )
-        out.append(_md_table(header, body))
+        out += [f"### {task}\n", markdown_table(header, body)]
+    return out
 
-    sizes = sorted({r["n_train"] for r in rows})
-    if len(sizes) > 1:
-        out.append("## Labelled-set size\n")
-        out.append(
-            f"Depth {g.headline_depth} (baselines at their size); proton F1 after "
-            f"{last} fine-tuning epochs (scratch_full: {f.full_epochs}). ¹ = one seed.\n"
-        )
-        for task in g.tasks:
-            out.append(f"### {task}\n")
-            body = []
-            for s in g.strategies:
-                for depth, width in _sizes(cfg, s, [g.headline_depth]):
-                    if s.startswith("lets") and width != v.width:
-                        continue
-                    fin = f.full_epochs if s == "scratch_full" else last
-                    body.append(
-                        [LABELS[s], *[fmt(t.get(s, depth, width, task, nn, fin)) for nn in sizes]]
-                    )
-            out.append(_md_table(["strategy", *[f"n = {nn}" for nn in sizes]], body))
 
-    out.append("## Storage and cost\n")
-    out.append(_cost_section(cfg, t, stored, shared, stages))
-    out.append(_notes(cfg))
-    out.append("## Figures\n")
+def _labelled_size_section(cfg: BenchConfig, t: Table, sizes: list[int]) -> list[str]:
+    """Proton F1 per labelled-set size (only when the grid has more than one)."""
+    if len(sizes) <= 1:
+        return []
+    g, f = cfg.grid, cfg.finetune
+    out = [
+        "## Labelled-set size\n",
+        f"Depth {g.headline_depth} (baselines at their size); proton F1 after "
+        f"{max(f.budgets)} fine-tuning epochs (scratch_full: {f.full_epochs}). ¹ = one seed.\n",
+    ]
+    for task in g.tasks:
+        body = []
+        for s in g.strategies:
+            fin = _final_budget(cfg, s)
+            for depth, width in _headline_sizes(cfg, s):
+                body.append(
+                    [LABELS[s], *[fmt(t.get(s, depth, width, task, nn, fin)) for nn in sizes]]
+                )
+        header = ["strategy", *[f"n = {nn}" for nn in sizes]]
+        out += [f"### {task}\n", markdown_table(header, body)]
+    return out
+
+
+def _figures_section(cfg: BenchConfig) -> list[str]:
+    out = ["## Figures\n"]
     for name, caption in FIGURES.items():
-        if name.startswith("f1_vs_epochs_"):
-            if name.removeprefix("f1_vs_epochs_").removesuffix(".png") not in g.tasks:
-                continue
+        task = name.removeprefix("f1_vs_epochs_").removesuffix(".png")
+        if name.startswith("f1_vs_epochs_") and task not in cfg.grid.tasks:
+            continue
         out.append(f"![{caption}](figures/{name})\n")
-    return "\n".join(out)
+    return out
 
 
 def _last_budget(t: Table, r: dict) -> int:
@@ -371,7 +394,9 @@ def _data_section(cfg: BenchConfig, stages: dict[str, dict[str, Any]]) -> str:
                 " / ".join(str(classes.get(c, "?")) for c in ("proton", "carbon", "other")),
             ]
         )
-    lines.append(_md_table(["set", "preset", "seed", "events", "proton / carbon / other"], body))
+    lines.append(
+        markdown_table(["set", "preset", "seed", "events", "proton / carbon / other"], body)
+    )
     img = cfg.data.image
     lines.append(
         f"Images: views {', '.join(img.views)}, {img.size}² pixels, "
@@ -396,7 +421,7 @@ def _data_section(cfg: BenchConfig, stages: dict[str, dict[str, Any]]) -> str:
             "Source-side training (3-class, validated on a held-out "
             f"{cfg.data.source_val_fraction:.0%} of the source):\n"
         )
-        lines.append(_md_table(["stage", "best val macro-F1", "images", "wall s"], pre))
+        lines.append(markdown_table(["stage", "best val macro-F1", "images", "wall s"], pre))
     return "\n".join(lines)
 
 
@@ -473,7 +498,7 @@ def _cost_section(cfg, t: Table, stored, shared, stages) -> str:
         "Aux-Net for learngenes, counted once for all sizes and both tasks) and, per size, "
         f"its own training for one task at n = {n} (Pre-Fin: its source pre-training + "
         f"fine-tuning, {last} epochs; scratch_full: {f.full_epochs}).\n",
-        _md_table(
+        markdown_table(
             [
                 "strategy",
                 "params stored",
@@ -528,23 +553,6 @@ FIGURES = {
 }
 
 
-def _figure(width: float, height: float, nrows: int = 1, ncols: int = 1):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110, layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(nrows, ncols, squeeze=False)
-    return fig, axes
-
-
-def _save(fig, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp)
-    os.replace(tmp, path)
-
-
 def _xpos(b: int) -> float:
     """Budgets on a log-like axis that keeps 0: log2(1 + epochs)."""
     return float(np.log2(1 + b))
@@ -554,7 +562,7 @@ def plot_f1_vs_epochs(cfg: BenchConfig, t: Table, task: str, path: Path) -> None
     g, v = cfg.grid, cfg.vit
     n = g.headline_size
     depths = list(v.depths)
-    fig, axes = _figure(3.2 * len(depths) + 1.6, 3.4, 1, len(depths))
+    fig, axes = figure(3.2 * len(depths) + 1.6, 3.4, 1, len(depths))
     ticks = sorted({*cfg.finetune.budgets, cfg.finetune.full_epochs})
     for ax, depth in zip(axes[0], depths, strict=True):
         for s in g.strategies:
@@ -589,13 +597,13 @@ def plot_f1_vs_epochs(cfg: BenchConfig, t: Table, task: str, path: Path) -> None
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
     fig.suptitle(f"{task}, n = {n} labelled target events")
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_f1_vs_params(cfg: BenchConfig, t: Table, path: Path) -> None:
     g = cfg.grid
     n, last = g.headline_size, max(cfg.finetune.budgets)
-    fig, axes = _figure(4.6 * len(g.tasks) + 1.6, 3.6, 1, len(g.tasks))
+    fig, axes = figure(4.6 * len(g.tasks) + 1.6, 3.6, 1, len(g.tasks))
     for ax, task in zip(axes[0], g.tasks, strict=True):
         for s in g.strategies:
             fin = cfg.finetune.full_epochs if s == "scratch_full" else last
@@ -636,7 +644,7 @@ def plot_f1_vs_params(cfg: BenchConfig, t: Table, path: Path) -> None:
         ax.grid(alpha=0.3)
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside right center", fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_storage_cost(cfg: BenchConfig, rows, t: Table, path: Path) -> None:
@@ -645,7 +653,7 @@ def plot_storage_cost(cfg: BenchConfig, rows, t: Table, path: Path) -> None:
     stored = {r["strategy"]: r["params_stored"] for r in rows}
     shared = {r["strategy"]: r["shared_images"] for r in rows}
     strategies = [s for s in g.strategies if s in stored]
-    fig, axes = _figure(11, 3.8, 1, 2)
+    fig, axes = figure(11, 3.8, 1, 2)
     ax = axes[0][0]
     vals = [max(stored[s], 1) for s in strategies]
     ax.bar(range(len(strategies)), vals, color=[COLORS[s] for s in strategies])
@@ -687,7 +695,7 @@ def plot_storage_cost(cfg: BenchConfig, rows, t: Table, path: Path) -> None:
     ax.set_xticks(x, [LABELS[s] for s in strategies], rotation=40, ha="right", fontsize=7)
     ax.set(title=f"training images to make every size ({task}, n = {n})", ylabel="images")
     ax.legend(fontsize=7)
-    _save(fig, path)
+    save(fig, path)
 
 
 def plot_binary_vs_multiclass(cfg: BenchConfig, t: Table, path: Path) -> None:
@@ -695,7 +703,7 @@ def plot_binary_vs_multiclass(cfg: BenchConfig, t: Table, path: Path) -> None:
     n = g.headline_size
     budgets = [*[b for b in f.budgets if b > 0][:1], max(f.budgets)]
     budgets = sorted(set(budgets))
-    fig, axes = _figure(5.5 * len(budgets), 3.8, 1, len(budgets))
+    fig, axes = figure(5.5 * len(budgets), 3.8, 1, len(budgets))
     width = 0.8 / max(1, len(g.tasks))
     for ax, b in zip(axes[0], budgets, strict=True):
         labels = []
@@ -725,7 +733,7 @@ def plot_binary_vs_multiclass(cfg: BenchConfig, t: Table, path: Path) -> None:
         )
         ax.legend(fontsize=7)
         ax.grid(alpha=0.3, axis="y")
-    _save(fig, path)
+    save(fig, path)
 
 
 def write_report(
@@ -754,7 +762,4 @@ def write_report(
         invocations = read_json(marker).get("invocations", [])
     text = results_markdown(cfg, rows, stages, invocations)
     path = out / "results.md"
-    tmp = path.with_name(f".results.md.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text(path, text)

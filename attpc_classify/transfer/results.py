@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from attpc_classify.transfer.grid import COLUMNS, KEY_COLUMNS, cell_key
+from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 
 INT_COLUMNS = (
@@ -86,9 +87,7 @@ class ResultsFile:
         writer.writeheader()
         for r in self.rows:
             writer.writerow({c: _format(r[c]) for c in COLUMNS})
-        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-        with open(tmp, "w", newline="") as f:
+        with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             f.write(buf.getvalue())
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, self.path)

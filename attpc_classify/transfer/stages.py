@@ -1,81 +1,25 @@
 """The benchmark's cached stages: simulation, images, pre-trained ViTs, learngenes.
 
-Every stage writes into ``CACHE/.<stage>-<hash>.partial/`` and, when complete, renames it
-to ``CACHE/<stage>-<hash>/`` (`os.replace`); ``stage.json`` inside says what it holds and
-what it cost. The hash (`attpc_classify.config.config_hash`) covers the stage's own
-settings and the names of the stages it reads, so changing anything upstream gives new
-directories and an unchanged stage is reused by any config that shares it. A killed
+Every stage is a keyed directory of `attpc_classify.stagecache.StageCache`: built in
+``CACHE/.<stage>-<hash>.partial/`` and, when complete, renamed to ``CACHE/<stage>-<hash>/``;
+``stage.json`` inside says what it holds and what it cost. The hash
+(`attpc_classify.config.config_hash`) covers the stage's own settings and the names of the
+stages it reads, so changing anything upstream gives new directories and an unchanged
+stage is reused by any config that shares it. A killed
 stage resumes from its partial directory: the simulator keeps finished run files, the
 image builder finished parts, the trainers their ``last.*`` state.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from attpc_classify.checkpoint import read_json, write_json
-from attpc_classify.config import config_hash, to_dict
+from attpc_classify.checkpoint import read_json
+from attpc_classify.config import to_dict
+from attpc_classify.stagecache import Stage, StageCache
 from attpc_classify.train_config import DataConfig, OptimConfig, TrainConfig
 from attpc_classify.transfer.config import BenchConfig, SimSpec
-
-Log = Callable[[str], None]
-
-#: bump when a stage's output changes meaning, so old caches are not reused
-STAGE_VERSION = 1
-
-
-@dataclass
-class Stage:
-    """A finished stage: its directory and its ``stage.json``."""
-
-    name: str
-    path: Path
-    info: dict[str, Any]
-    reused: bool
-
-
-class Cache:
-    """Stage directories under ``root``, each built once and renamed into place."""
-
-    def __init__(self, root: str | Path, log: Log | None = None):
-        self.root = Path(root)
-        self.log = log or (lambda _msg: None)
-
-    def key_dir(self, stage: str, key: dict[str, Any]) -> Path:
-        return self.root / f"{stage}-{config_hash({'v': STAGE_VERSION, **key})}"
-
-    def get(self, stage: str, key: dict[str, Any], make: Callable[[Path], dict[str, Any]]) -> Stage:
-        """The stage for ``key``: reused when finished, else made by ``make(partial_dir)``.
-
-        ``make`` may find the partial directory of an interrupted attempt and continue it;
-        it returns what ``stage.json`` records (costs, counts).
-        """
-        final = self.key_dir(stage, key)
-        if (final / "stage.json").exists():
-            return Stage(stage, final, read_json(final / "stage.json"), reused=True)
-        partial = final.with_name(f".{final.name}.partial")
-        partial.mkdir(parents=True, exist_ok=True)
-        self.log(f"{stage}: building {final.name}")
-        t0 = time.perf_counter()
-        info = make(partial)
-        info = {
-            "stage": stage,
-            "key": to_dict(key),
-            "stage_wall_s": time.perf_counter() - t0,
-            **info,
-        }
-        write_json(partial / "stage.json", info)
-        if final.exists():  # an empty leftover (never a finished one: checked above)
-            shutil.rmtree(final)
-        os.replace(partial, final)
-        return Stage(stage, final, info, reused=False)
-
 
 # --------------------------------------------------------------------------- data
 
@@ -89,7 +33,7 @@ def sim_config(spec: SimSpec):
 
 
 def simulate_stage(
-    cache: Cache, cfg: BenchConfig, role: str, spec: SimSpec, progress=None
+    cache: StageCache, cfg: BenchConfig, role: str, spec: SimSpec, progress=None
 ) -> Stage:
     """Labelled run files of one event set (``role``: source, target_train, target_test)."""
     from data_prep.simulate import simulate
@@ -125,7 +69,7 @@ def simulate_stage(
     return cache.get(f"sim_{role}", key, make)
 
 
-def images_stage(cache: Cache, cfg: BenchConfig, sim: Stage) -> Stage:
+def images_stage(cache: StageCache, cfg: BenchConfig, sim: Stage) -> Stage:
     """The image file of a simulated event set (``images.h5``, voxels included)."""
     from data_prep.build import build_images
 
@@ -172,7 +116,7 @@ def _source_split(cfg: BenchConfig, path: str, seed: int):
 
 
 def pretrain_stage(
-    cache: Cache, cfg: BenchConfig, source: Stage, depth: int, progress=None, log: Log | None = None
+    cache: StageCache, cfg: BenchConfig, source: Stage, depth: int, progress=None
 ) -> Stage:
     """A ViT of ``depth`` trained on the source, 3-class (a run directory).
 
@@ -222,7 +166,6 @@ def pretrain_stage(
             task="multiclass",
             out_dir=tmp,
             progress=progress,
-            log=log,
             resume=(tmp / "last.json").exists(),
         )
         (tmp / "last.safetensors").unlink(missing_ok=True)  # resume state: not needed after
@@ -240,13 +183,12 @@ def pretrain_stage(
 
 
 def learngene_stage(
-    cache: Cache,
+    cache: StageCache,
     cfg: BenchConfig,
     source: Stage,
     ancestry: Stage,
     method: str,
     progress=None,
-    log: Log | None = None,
 ) -> Stage:
     """A learngene of ``method`` (tleg, lets, inherit, weight_select) from the ancestry.
 
@@ -304,7 +246,6 @@ def learngene_stage(
             aux_dir=aux_dir,
             resume=(aux_dir / "last.json").exists(),
             progress=progress,
-            log=log,
         )
         for name in ("last.safetensors", "last.json"):
             (aux_dir / name).unlink(missing_ok=True)

@@ -305,15 +305,23 @@ def validate_config(config: SimConfig) -> None:
     """Check a `SimConfig` before any simulation; raise `InputError` on the first problem."""
     if not isinstance(config, SimConfig):
         raise InputError(f"expected a SimConfig, got {type(config).__name__}")
-    b, g, d, e, n, r, m = (
-        config.beam,
-        config.gas,
-        config.detector,
-        config.electronics,
-        config.noise,
-        config.reactions,
-        config.mix,
-    )
+    _check_beam(config)
+    _check_gas(config)
+    _check_detector(config)
+    _check_electronics(config)
+    _check_noise(config)
+    _check_reactions(config)
+    _check_mix(config)
+
+    _validate_randomize(config.randomize)
+
+    _number("min_signal_points", config.min_signal_points, low=1)
+    _number("max_draws", config.max_draws, low=1)
+
+
+def _check_beam(config: SimConfig) -> None:
+    """Beam and beam-axis ions settings."""
+    b = config.beam
     parse_isotope(b.nucleus, "beam.nucleus")
     _number("beam.energy_mev_u", b.energy_mev_u, low=0, strict=True)
     _number("beam.window_loss_mev_u", b.window_loss_mev_u, low=0)
@@ -338,6 +346,10 @@ def validate_config(config: SimConfig) -> None:
         raise InputError("config key 'beam_axis.scattered_fraction' must be in [0, 1]")
     _pair("beam_axis.scattering_deg", a.scattering_deg, low=1e-3, high=90)
 
+
+def _check_gas(config: SimConfig) -> None:
+    """Gas settings."""
+    g = config.gas
     if len(g.components) == 0 or len(g.components) != len(g.counts):
         raise InputError("config keys 'gas.components' and 'gas.counts' need the same length > 0")
     for iso, count in zip(g.components, g.counts, strict=True):
@@ -348,6 +360,10 @@ def validate_config(config: SimConfig) -> None:
     _number("gas.w_value_ev", g.w_value_ev, low=0, strict=True)
     _number("gas.fano_factor", g.fano_factor, low=0)
 
+
+def _check_detector(config: SimConfig) -> None:
+    """Detector settings."""
+    d = config.detector
     _number("detector.length_mm", d.length_mm, low=0, strict=True)
     if d.length_mm > ENGINE_MAX_LENGTH_MM:
         raise InputError(
@@ -369,6 +385,10 @@ def validate_config(config: SimConfig) -> None:
         raise InputError("config key 'detector.tilt_deg' must be within +-20 deg")
     _number("detector.z_offset_mm", d.z_offset_mm)
 
+
+def _check_electronics(config: SimConfig) -> None:
+    """Electronics and point formation settings."""
+    e = config.electronics
     _number("electronics.clock_mhz", e.clock_mhz, low=0, strict=True)
     _number("electronics.amplifier_range_fc", e.amplifier_range_fc, low=0, strict=True)
     _number("electronics.shaping_time_ns", e.shaping_time_ns, low=0, strict=True)
@@ -388,6 +408,11 @@ def validate_config(config: SimConfig) -> None:
     if config.window_tb - e.micromegas_tb < 2:
         raise InputError("detector length / drift velocity span fewer than 2 time buckets")
 
+
+def _check_noise(config: SimConfig) -> None:
+    """Noise (and the detector's dead chips, pad gains) settings."""
+    d = config.detector
+    n = config.noise
     for key in ("hits_per_event", "noise_event_hits"):
         lo, hi = _pair(f"noise.{key}", getattr(n, key), low=0)
         if lo != int(lo) or hi != int(hi):
@@ -400,6 +425,11 @@ def validate_config(config: SimConfig) -> None:
     _number("detector.dead_chips", d.dead_chips, low=0)
     _number("detector.pad_gain_spread", d.pad_gain_spread, low=0)
 
+
+def _check_reactions(config: SimConfig) -> None:
+    """Reaction channels settings."""
+    r = config.reactions
+    m = config.mix
     _pair("reactions.proton_scattering_deg", r.proton_scattering_deg, low=0, high=180)
     lo, _ = _pair("reactions.carbon_scattering_deg", r.carbon_scattering_deg, low=0, high=180)
     if r.carbon_rutherford and lo <= 0:
@@ -423,6 +453,10 @@ def validate_config(config: SimConfig) -> None:
                 f"(choose from {', '.join(PILEUP_CAPABLE)})"
             )
 
+
+def _check_mix(config: SimConfig) -> None:
+    """Class mix settings."""
+    m = config.mix
     weights = {}
     for name in ("proton", "carbon", "other", *(c for c in CHANNELS if CHANNELS[c].other)):
         weights[name] = _number(f"mix.{name}", getattr(m, name), low=0)
@@ -430,8 +464,3 @@ def validate_config(config: SimConfig) -> None:
         raise InputError("config keys mix.proton/carbon/other must not all be 0")
     if weights["other"] > 0 and sum(weights[c] for c in CHANNELS if CHANNELS[c].other) <= 0:
         raise InputError("mix.other > 0 needs a positive weight for one 'other' channel")
-
-    _validate_randomize(config.randomize)
-
-    _number("min_signal_points", config.min_signal_points, low=1)
-    _number("max_draws", config.max_draws, low=1)

@@ -254,16 +254,13 @@ def simulate(
     """
     start = time.perf_counter()
     check_config(config)
-    for name, value, low in (
-        ("n_events", n_events, 1),
-        ("seed", seed, 0),
-        ("workers", workers, 1),
-        ("events_per_file", events_per_file, 1),
-        ("first_run", first_run, 0),
-    ):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
-
+    _check_counts(
+        n_events=(n_events, 1),
+        seed=(seed, 0),
+        workers=(workers, 1),
+        events_per_file=(events_per_file, 1),
+        first_run=(first_run, 0),
+    )
     out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("output path exists and is not a directory", path=out_dir)
@@ -276,35 +273,9 @@ def simulate(
             path=out_dir,
         )
 
-    plan = plan_channels(config.mix, n_events, np.random.default_rng([seed, PLAN_STREAM, n_events]))
-    config_json = config.to_json()
-    tasks = []
-    for run, first in enumerate(range(0, n_events, events_per_file), start=first_run):
-        channels = plan[first : first + events_per_file]
-        attrs = file_attrs(
-            run=run,
-            seed=seed,
-            config_json=config_json,
-            n_events_total=n_events,
-            events_per_file=events_per_file,
-            first_event=first,
-            n_events=len(channels),
-        )
-        tasks.append(_FileTask(run, first, channels, run_path(out_dir, run), attrs))
-
-    # resume: every run file present must belong to this simulation
-    planned = {t.path: t for t in tasks}
-    tables: dict[int, np.ndarray] = {}
-    resumed = []
-    for path in existing:
-        expected = planned[path].attrs if path in planned else tasks[0].attrs
-        table = _check_finished(path, expected)
-        if path not in planned:
-            raise InputError("is not part of this simulation (run number too high)", path=path)
-        tables[planned[path].run] = table
-        resumed.append(path)
-        if progress is not None:
-            progress(len(table))
+    tasks = _plan_files(config, n_events, out_dir, seed, events_per_file, first_run)
+    tables = _finished_tables(existing, tasks, progress)
+    resumed = [t.path for t in tasks if t.run in tables]
     pending = [t for t in tasks if t.run not in tables]
 
     n_workers = min(workers, len(pending))
@@ -323,6 +294,59 @@ def simulate(
         resumed=resumed,
         seconds=time.perf_counter() - start,
     )
+
+
+def _check_counts(**values: tuple[Any, int]) -> None:
+    """Each ``name=(value, lowest)`` must be an integer (not a bool) >= lowest."""
+    for name, (value, low) in values.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise InputError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+def _plan_files(
+    config: SimConfig,
+    n_events: int,
+    out_dir: Path,
+    seed: int,
+    events_per_file: int,
+    first_run: int,
+) -> list[_FileTask]:
+    """One task per run file: its events' channels (the whole plan is drawn at once, so it
+    does not depend on the file size or the worker count) and its root attributes."""
+    plan = plan_channels(config.mix, n_events, np.random.default_rng([seed, PLAN_STREAM, n_events]))
+    config_json = config.to_json()
+    tasks = []
+    for run, first in enumerate(range(0, n_events, events_per_file), start=first_run):
+        channels = plan[first : first + events_per_file]
+        attrs = file_attrs(
+            run=run,
+            seed=seed,
+            config_json=config_json,
+            n_events_total=n_events,
+            events_per_file=events_per_file,
+            first_event=first,
+            n_events=len(channels),
+        )
+        tasks.append(_FileTask(run, first, channels, run_path(out_dir, run), attrs))
+    return tasks
+
+
+def _finished_tables(
+    existing: list[Path], tasks: list[_FileTask], progress: Callable[[int], None] | None
+) -> dict[int, np.ndarray]:
+    """Event tables of the finished run files, by run; every run file present must belong
+    to this simulation (same attributes, a planned run number)."""
+    planned = {t.path: t for t in tasks}
+    tables: dict[int, np.ndarray] = {}
+    for path in existing:
+        expected = planned[path].attrs if path in planned else tasks[0].attrs
+        table = _check_finished(path, expected)
+        if path not in planned:
+            raise InputError("is not part of this simulation (run number too high)", path=path)
+        tables[planned[path].run] = table
+        if progress is not None:
+            progress(len(table))
+    return tables
 
 
 def _run_pool(
