@@ -147,6 +147,22 @@ def test_session_probabilities_are_classify_s(setup, tmp_path):
         session.close()
 
 
+def test_image_files_are_scored_and_shown_as_stored(setup, tmp_path):
+    images = make_image_file(tmp_path / "real.h5", n_per_class=4, seed=5, run=3)
+    out = tmp_path / "p.csv"
+    assert main(["classify", str(setup["run"]), str(images), "--out", str(out), "--quiet"]) == 0
+    pred = read_predictions(out)
+    session = Session.open([images], tmp_path / "l.csv", model=setup["run"])
+    try:
+        want = np.column_stack([pred[f"p_{c}"] for c in CLASS_NAMES])
+        np.testing.assert_allclose(session.proba, want, atol=2e-6)
+        item = session.item(0)
+        assert "points" not in item and item["views_png"].startswith("data:image/png")
+        assert item["run"] == 3
+    finally:
+        session.close()
+
+
 def test_cli_errors_are_one_line(setup, tmp_path, capsys):
     rc = main(["label", str(tmp_path / "missing.h5"), "--labels", str(tmp_path / "l.csv")])
     err = capsys.readouterr().err.strip()
