@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/active_learning.py --train-sim SIM_A --pool-sim SIM_B... --out OUT
         [--budgets 100,250,500] [--test-files 4] [--seeds 0] [--epochs 10] [--base-epochs 15]
+        [--lr 0.0005]
 
 The loop of docs/labelling.md, with a simulation's hidden labels playing the person:
 
@@ -54,9 +55,12 @@ def proton_f1(run: Path, test: Path) -> dict[str, float]:
     return {"f1": m["f1"]["value"], "low": low, "high": high}
 
 
-def train(data: Path, out: Path, epochs: int, seed: int, init: Path | None = None) -> Path:
+def train(
+    data: Path, out: Path, epochs: int, seed: int, init: Path | None = None, lr: float = 0.0
+) -> Path:
     if not (out / "model.json").exists():
         extra = [f"model.init=run:{init}"] if init else []
+        extra += [f"optim.lr={lr}"] if lr else []
         cli("train", "--config", "configs/train/cnn_small.yaml", "--data", data, "--out", out,
             "--task", "multiclass", "--quiet", f"optim.epochs={epochs}", f"seed={seed}",
             "optim.patience=100", "model.width=16", *extra)  # fmt: skip
@@ -76,6 +80,7 @@ def main_(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0")
     p.add_argument("--epochs", type=int, default=10, help="fine-tuning epochs")
     p.add_argument("--base-epochs", type=int, default=15)
+    p.add_argument("--lr", type=float, default=0.0, help="fine-tuning lr (0: the config's)")
     args = p.parse_args(argv)
     budgets = [int(b) for b in args.budgets.split(",")]
     out = args.out
@@ -95,6 +100,7 @@ def main_(argv: list[str] | None = None) -> None:
         raise SystemExit(f"the pool holds {len(pool)} events, fewer than {max(budgets)}")
     results = {"base": proton_f1(base, test_h5), "n_pool": len(pool), "n_test": 0, "runs": []}
     results["n_test"] = len(read_images(test_h5))
+    results["settings"] = {k: str(v) for k, v in vars(args).items()}
     for seed in [int(s) for s in args.seeds.split(",")]:
         for strategy in STRATEGIES:
             labels = out / f"labels_{strategy}_s{seed}.csv"
@@ -113,7 +119,7 @@ def main_(argv: list[str] | None = None) -> None:
                 data = out / f"labelled_{strategy}_s{seed}_{n}.h5"
                 apply_labels(pool_h5, labels, data)
                 model = train(data, out / "runs" / f"{strategy}_s{seed}_{n}", args.epochs, seed,
-                              init=base)  # fmt: skip
+                              init=base, lr=args.lr)  # fmt: skip
                 row = {"strategy": strategy, "seed": seed, "labels": n, **proton_f1(model, test_h5)}
                 row["labelled_protons"] = int((pool.label[chosen] == 0).sum())
                 results["runs"].append(row)

@@ -77,7 +77,7 @@ class Session:
         self.display_config = ImageConfig(views=VIEWS, size=128, voxel_grid=0)
         self.n_skipped = 0
         self.model_name = ""
-        self._lock = threading.Lock()  # h5py / uproot readers are not for concurrent use
+        self._lock = threading.Lock()  # readers (h5py, uproot) and the store: one user at a time
 
     # ---------------------------------------------------------------- building
 
@@ -209,7 +209,8 @@ class Session:
     def label(self, slot: int, label: str) -> dict[str, Any]:
         """Label the event at ``slot`` and save; returns the next unlabelled slot."""
         i = self._index(slot)
-        self.store.set(int(self.run[i]), int(self.event_id[i]), label)
+        with self._lock:  # one writer of the labels file at a time
+            self.store.set(int(self.run[i]), int(self.event_id[i]), label)
         return {"saved": label, "next": self.first_unlabelled(slot + 1), **self.state()}
 
     def _index(self, slot: int) -> int:
