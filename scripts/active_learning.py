@@ -153,11 +153,12 @@ def plot(results: dict, path: Path) -> None:
         f1 = [np.mean([r["f1"] for r in rows if r["labels"] == n]) for n in ns]
         lo = [np.mean([r["low"] for r in rows if r["labels"] == n]) for n in ns]
         hi = [np.mean([r["high"] for r in rows if r["labels"] == n]) for n in ns]
-        ax.plot(ns, f1, "o-", color=colour, label=strategy)
+        ax.plot(ns, f1, "o-", color=colour, label=f"{strategy} (mean over seeds)")
+        ax.plot([r["labels"] for r in rows], [r["f1"] for r in rows], "x", color=colour, ms=5)
         ax.fill_between(ns, lo, hi, color=colour, alpha=0.2)
     ax.axhline(results["base"]["f1"], color="grey", ls="--", label="base (0 labels)")
     ax.set_xlabel("labelled events")
-    ax.set_ylabel("proton F1 on the test set")
+    ax.set_ylabel("proton F1 on the test set (x: one seed)")
     ax.legend()
     fig.savefig(path, dpi=110)
 

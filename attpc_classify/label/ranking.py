@@ -40,6 +40,8 @@ def select(
     """Positions of the events that pass the filters (predicted class in ``only``,
     probability of the predicted class in ``[low, high]``); all when no model."""
     keep = np.ones(n, dtype=bool)
+    if not 0.0 <= p_range[0] <= p_range[1] <= 1.0:
+        raise InputError(f"--p-min/--p-max must satisfy 0 <= min <= max <= 1, got {p_range}")
     if predicted is None:
         if only or p_range != (0.0, 1.0):
             raise InputError("--predicted and --p-min/--p-max need a model (--model RUN)")
