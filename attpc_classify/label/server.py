@@ -97,6 +97,8 @@ def make_server(session: Session, port: int = 0, *, log=None) -> ThreadingHTTPSe
                     name = "index.html"
                 elif path.startswith("/static/"):
                     name = path[len("/static/") :]
+                elif path == "/favicon.ico":  # browsers ask unprompted: no error line
+                    return self._send(HTTPStatus.NO_CONTENT, b"", "image/x-icon")
                 elif path == "/api/state":
                     return self._json(session.state())
                 elif path.startswith("/api/item/"):
