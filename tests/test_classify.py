@@ -18,7 +18,7 @@ import h5py
 import numpy as np
 import pytest
 from _formats import write_root, write_spyral
-from _synthetic import SMALL_CONFIG, make_events, make_image_file
+from _synthetic import SMALL_CONFIG, make_events, make_image_file, train_tiny_cnn
 
 from attpc_classify.cli import main
 from attpc_classify.predict import PredictionWriter, prediction_columns, read_predictions
@@ -35,11 +35,7 @@ def trained(tmp_path_factory):
     train = make_image_file(root / "train.h5", n_per_class=40, seed=0)
     test = make_image_file(root / "test.h5", n_per_class=20, seed=1, unknown=3)
     run = root / "runs" / "cnn"
-    rc = main(
-        ["train", "--data", str(train), "--task", "multiclass", "--out", str(run), "--quiet",
-         "model.name=cnn", "model.width=8", "model.depth=2", "optim.epochs=2"]
-    )  # fmt: skip
-    assert rc == 0
+    train_tiny_cnn(train, run)
     return {"root": root, "run": run, "train": train, "test": test}
 
 
