@@ -43,7 +43,10 @@ class LearngeneSpec:
     patch: int = 0  # patch side [pixels]
     mlp_ratio: float = 4.0  # MLP hidden units per channel
     learngene_width: int = 0  # lets: learngene width w [channels]; 0 = width / 2
-    learngene_depth: int = 0  # lets: learngene layers k; inherit: blocks kept; 0 = depth // 3
+    learngene_depth: int = 0  # lets: learngene layers k (1 or even); inherit: blocks kept;
+    # 0 = depth // 3 (lets: rounded down to even)
+    coeff_share: int = 2  # lets: Aux-Net layers per depth-coefficient set (official 2)
+    width_init: str = "uniform"  # lets: uniform rows summing to 1 (official) | gaussian
     position: str = "last"  # inherit: last | first | auto | block indices "0,3,5"
     pseudo_depth: int = 2  # inherit auto: blocks of the pseudo descendant
     pseudo_epochs: int = 2  # inherit auto: its training epochs
@@ -232,7 +235,16 @@ def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
         head_dim = width // heads
         w = spec.learngene_width or max(head_dim, width // 2 // head_dim * head_dim)
         k = spec.learngene_depth or max(1, depth // 3)
-        return learngene.LeTsAuxNet(**arch, learngene_width=w, learngene_depth=k, seed=seed)
+        if not spec.learngene_depth and k > 1:
+            k -= k % 2  # LeTs mixes windows of two learngene layers
+        return learngene.LeTsAuxNet(
+            **arch,
+            learngene_width=w,
+            learngene_depth=k,
+            coeff_share=spec.coeff_share,
+            width_init=spec.width_init,
+            seed=seed,
+        )
     except ValueError as err:
         raise InputError(f"learngene Aux-Net: {err}") from None
 
