@@ -104,6 +104,8 @@ def test_learngene_files_build_descendants(smoke):
     for method, strategy in (
         ("tleg", "tleg"),
         ("lets", "lets_continuous"),
+        ("ldr", "ldr"),
+        ("pool", "pool"),
         ("inherit", "inherit"),
         ("weight_select", "weight_select"),
     ):
@@ -118,6 +120,12 @@ def test_learngene_files_build_descendants(smoke):
         smoke / "learngenes" / "lets", depth=1, num_classes=3, width=16, selection="magnitude"
     )
     assert narrow.embed_dim == 16
+    # LDR: one 1-epoch stage per component (2); pool: 2 instances + stitches, 1 epoch each
+    learngenes = smoke / "learngenes"
+    assert lg.load_learngene(learngenes / "ldr").meta["aux"]["epochs_run"] == 2
+    assert lg.load_learngene(learngenes / "pool").meta["aux"]["epochs_run"] == 3
+    stitched = lg.build_descendant(learngenes / "pool", depth=2, num_classes=3)
+    assert len(stitched.segments) == 2 and stitched(x).shape == (2, 3)
 
 
 @pytest.mark.heavy

@@ -94,13 +94,7 @@ def plan_cells(cfg: BenchConfig) -> list[Cell]:
         for seed in range(g.seeds):
             for task in g.tasks:
                 for strategy in g.strategies:
-                    if strategy in ("cnn_scratch", "cnn_imagenet", "logreg"):
-                        sizes = [(0, 0)]
-                    elif strategy.startswith("lets"):
-                        sizes = [(d, w) for d in depths for w in cfg.learngene.lets_widths]
-                    else:
-                        sizes = [(d, v.width) for d in depths]
-                    for depth, width in sizes:
+                    for depth, width in cfg.strategy_sizes(strategy, depths):
                         headline = n == g.headline_size and depth in (0, g.headline_depth)
                         if seed >= (g.seeds if headline else g.other_seeds):
                             continue
