@@ -183,12 +183,19 @@ class FinetuneSpec:
     logreg_max_iter: int = 500
     augment: str = "rotate"  # exact detector symmetries only (attpc_classify.data)
     eval_batch_size: int = 500
+    # DeiT-style soft distillation of the ViT cells from a small CNN (cnn_width/depth,
+    # cnn_optim) trained first on the same labelled events: "" = off, "cnn" = on. Its
+    # training is part of each ViT cell's cost (train_images, wall_s).
+    teacher: str = ""
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(alpha=0.5, tau=2.0))
 
     def __post_init__(self) -> None:
         if not self.budgets or min(self.budgets) < 0 or list(self.budgets) != sorted(self.budgets):
             raise InputError("finetune.budgets must be ascending epochs >= 0")
         if self.full_epochs < max(self.budgets):
             raise InputError("finetune.full_epochs must be >= the largest budget")
+        if self.teacher not in ("", "cnn"):
+            raise InputError("finetune.teacher must be '' (none) or 'cnn'")
 
 
 @dataclass
