@@ -128,7 +128,7 @@ def test_ldr_and_pool_learngenes_train_and_initialise(teacher, capsys):
     gene = lg.load_learngene(pool)
     assert gene.meta["pool_widths"] == [16, 32] and gene.meta["aux"]["epochs_run"] == 3
     assert main(["learngene", "info", str(pool)]) == 0
-    capsys.readouterr()
+    assert "instances of widths [16, 32], 2 blocks" in capsys.readouterr().out
     assert main(["train", "--data", str(data), "--out", str(root / "pool_child"), "--quiet",
                  *VIT, f"model.init=learngene:{pool}", "model.depth=2", *TINY]) == 2  # fmt: skip
     err = capsys.readouterr().err

@@ -402,6 +402,12 @@ def info_lines(gene) -> list[str]:
         lines.append(f"learngene    width {m['learngene_width']}, layers {m['learngene_depth']}")
     if m["method"] == "inherit":
         lines.append(f"learngene    blocks {m['source_blocks']} of the teacher")
+    if m["method"] == "ldr":
+        lines.append(f"learngene    {m['components']} {m['basis']} components")
+    if m["method"] == "pool":
+        lines.append(
+            f"learngene    instances of widths {m['pool_widths']}, {m['pool_depth']} blocks"
+        )
     names = m.get("class_names")
     lines.append(f"classes      {', '.join(names) if names else '?'} (task {m.get('task', '?')})")
     if "teacher_run" in m:
