@@ -32,6 +32,7 @@ def methods(embed_dim: int, head_dim: int) -> dict[str, dict]:
     return {
         "tleg": {},
         "lets": {"learngene_width": half, "learngene_depth": 4, "aux_depth": 12},
+        "ldr": {"components": 3},
         "inherit": {"learngene_depth": 3},
         "weight_select": {"depth": 12},
     }

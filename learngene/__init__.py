@@ -4,11 +4,13 @@ Methods (one file each, every weight map a pure ``state_dict -> state_dict`` fun
 
 * `learngene.tleg` — TLEG, layers as a linear expansion θ_A + (l/L)·θ_B;
 * `learngene.lets` — LeTs, width/depth transformation matrices on a small learngene;
+* `learngene.ldr` — LDR, blocks as a Chebyshev/Taylor polynomial in layer position;
+* `learngene.pool` — Learngene Pool, small distilled ViTs stitched into variable sizes;
 * `learngene.inherit` — layer inheritance (Heur-/Auto-Learngene) and weight selection.
 
-Descendants are timm `VisionTransformer` s (`learngene.vit.create_vit`); learngenes are
-`Learngene` records (`learngene.gene`) saved as safetensors + JSON (`learngene.io`). This
-package depends on torch and timm only.
+Descendants are timm `VisionTransformer` s (`learngene.vit.create_vit`; pool:
+`StitchedViT`); learngenes are `Learngene` records (`learngene.gene`) saved as
+safetensors + JSON (`learngene.io`). This package depends on torch and timm only.
 """
 
 from learngene.descendant import build_descendant, descendant_state
@@ -24,16 +26,21 @@ from learngene.inherit import (
     weight_select_learngene,
 )
 from learngene.io import load_learngene, save_learngene
+from learngene.ldr import LDRAuxNet
 from learngene.lets import LeTsAuxNet, Selection, parse_selection, select_rows
+from learngene.pool import PoolAuxNet, StitchedViT
 from learngene.storage import parameters_stored, storage_table
 from learngene.tleg import TLEGAuxNet
 from learngene.vit import create_vit, vit_arch
 
 __all__ = [
+    "LDRAuxNet",
     "LeTsAuxNet",
     "Learngene",
     "LearngeneError",
+    "PoolAuxNet",
     "Selection",
+    "StitchedViT",
     "TLEGAuxNet",
     "blocks_by_cka",
     "build_descendant",

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from learngene import inherit, lets, tleg
+from learngene import inherit, ldr, lets, pool, tleg
 from learngene.gene import Learngene, LearngeneError, arch_from_meta
 from learngene.io import load_learngene
 from learngene.vit import ARCH_KEYS, HEAD_KEYS, create_vit
@@ -23,24 +23,45 @@ def descendant_state(
     width: int | None = None,
     selection: str = "continuous",
     *,
+    layers: Sequence[int] | None = None,
+    components: int | None = None,
+    pool_path: Sequence[tuple[int, Sequence[int]]] | None = None,
     include_head: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """State dict (timm names) of a descendant; a pure map from the learngene's tensors.
+    """State dict of a descendant (timm names; a `pool.StitchedViT`'s for ``pool``).
 
-    For ``inherit`` learngenes the lower, randomly initialised blocks are absent.
-    Raises `LearngeneError` (one line) for a size or selection the learngene cannot make.
+    A pure map from the learngene's tensors. For ``inherit`` learngenes the lower,
+    randomly initialised blocks are absent. ``layers`` (LeTs: Aux-Net layer per descendant
+    layer), ``components`` (LDR: K′) and ``pool_path`` (pool) apply to one method each.
+    Raises `LearngeneError` (one line) for a size or option the learngene cannot make.
     """
     method = learngene.method
     embed_dim = learngene.meta["embed_dim"]
-    if method != "lets" and selection != "continuous":
-        raise LearngeneError(f"selection {selection!r} applies to LeTs learngenes, not {method}")
+    for option, value, owner in (
+        ("selection", selection != "continuous", "lets"),
+        ("layers", layers is not None, "lets"),
+        ("components", components is not None, "ldr"),
+        ("pool_path", pool_path is not None, "pool"),
+    ):
+        if value and method != owner:
+            raise LearngeneError(f"{option} applies to {owner} learngenes, not {method}")
     try:
+        if method in ("tleg", "ldr") and width not in (None, embed_dim):
+            raise ValueError(f"a {method} learngene makes width {embed_dim} only, not {width}")
         if method == "tleg":
-            if width not in (None, embed_dim):
-                raise ValueError(f"a TLEG learngene makes width {embed_dim} only, not {width}")
             return tleg.expand(learngene, depth, include_head=include_head)
+        if method == "ldr":
+            return ldr.expand(learngene, depth, components, include_head=include_head)
         if method == "lets":
-            return lets.expand(learngene, depth, width, selection, include_head=include_head)
+            if layers is not None and len(layers) != depth:
+                raise ValueError(f"{len(layers)} layers given for depth {depth}")
+            return lets.expand(
+                learngene, depth, width, selection, layers=layers, include_head=include_head
+            )
+        if method == "pool":
+            if pool_path is None:
+                pool_path = pool.default_path(learngene.meta, depth, width or embed_dim)
+            return pool.expand(learngene, pool_path, include_head=include_head)
         if method == "inherit":
             return inherit.expand(learngene, depth, width=width, include_head=include_head)
         return inherit.weight_select(
@@ -57,11 +78,14 @@ def build_descendant(
     width: int | None = None,
     selection: str = "continuous",
     *,
+    layers: Sequence[int] | None = None,
+    components: int | None = None,
+    pool_path: Sequence[tuple[int, Sequence[int]]] | None = None,
     class_names: Sequence[str] | None = None,
     seed: int | None = None,
     **kw,
-) -> VisionTransformer:
-    """A timm `VisionTransformer` initialised from a learngene of any method.
+) -> VisionTransformer | pool.StitchedViT:
+    """A timm `VisionTransformer` (``pool``: a `pool.StitchedViT`) from a learngene of any method.
 
     Parameters
     ----------
@@ -77,6 +101,12 @@ def build_descendant(
         Embedding width (``None``: the learngene's); heads keep the learngene's head_dim.
     selection
         How LeTs picks rows of its transformation matrices (`learngene.lets.SELECTIONS`).
+    layers
+        LeTs: the Aux-Net layer each descendant layer takes (default `lets.default_layers`).
+    components
+        LDR: recompose from the first K′ components (default: all).
+    pool_path
+        Pool: ``[(instance, [blocks]), ...]`` (default `pool.default_path` of depth, width).
     class_names
         The descendant's classes, compared with the learngene's ``class_names``.
     seed
@@ -110,7 +140,24 @@ def build_descendant(
     keep_head = num_classes == arch["num_classes"] and (
         class_names is None or known is None or list(class_names) == list(known)
     )
-    state = descendant_state(learngene, depth, width, selection, include_head=keep_head)
+    state = descendant_state(
+        learngene,
+        depth,
+        width,
+        selection,
+        layers=layers,
+        components=components,
+        pool_path=pool_path,
+        include_head=keep_head,
+    )
+    if learngene.method == "pool":
+        path = pool_path or pool.default_path(meta, depth, width)
+        try:
+            return pool.build_stitched(
+                learngene, path, num_classes, include_head=keep_head, seed=seed, **kw
+            )
+        except ValueError as err:
+            raise LearngeneError(f"pool learngene: {err}") from None
     arch.update(num_classes=num_classes, embed_dim=width, depth=depth, num_heads=width // head_dim)
     model = create_vit(**arch, seed=seed, **kw)
 

@@ -1,8 +1,9 @@
 """A learngene in memory: the `Learngene` record, its metadata keys and `LearngeneError`.
 
-The method modules (`tleg`, `lets`, `inherit`) build and read `Learngene` s; `learngene.io`
-writes, reads and checks the files against the methods' shapes. This module sits below
-both, so neither needs to import the other inside a function.
+The method modules (`tleg`, `lets`, `ldr`, `pool`, `inherit`) build and read
+`Learngene` s; `learngene.io` writes, reads and checks the files against the methods'
+shapes. This module sits below both, so neither needs to import the other inside a
+function. `AuxNet` holds what the trained Aux-Nets (TLEG, LeTs, LDR) share.
 """
 
 from __future__ import annotations
@@ -12,16 +13,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from torch import nn
 
 from learngene.vit import ARCH_KEYS, num_parameters
 
 FORMAT = "learngene"
 FORMAT_VERSION = 1
-METHODS = ("tleg", "lets", "inherit", "weight_select")
+METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select")
 #: metadata keys each method needs beyond `vit.ARCH_KEYS`
 METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "tleg": (),
-    "lets": ("learngene_width", "learngene_depth"),
+    "lets": ("learngene_width", "learngene_depth", "coeff_share"),
+    "ldr": ("components", "basis"),
+    "pool": ("pool_widths", "pool_depth"),
     "inherit": ("learngene_depth", "source_blocks"),
     "weight_select": (),
 }
@@ -70,3 +74,45 @@ def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"img_size must be an integer or [height, width], got {size!r}")
     arch["img_size"] = size
     return arch
+
+
+class AuxNet(nn.Module):
+    """What every Aux-Net shares: its metadata, learngene copies, loading a saved one.
+
+    Subclasses set ``method``, call `_set_arch` with their constructor's arguments and
+    implement ``learngene_tensors`` (live parameters named as the method's file).
+    """
+
+    method = ""
+
+    def _set_arch(self, args: Mapping[str, Any]) -> None:
+        """Record the `vit.ARCH_KEYS` and the method's `METHOD_KEYS` from ``args``."""
+        if args.get("kw", {}).get("drop_path_rate"):
+            raise ValueError(f"the {self.method} Aux-Net does not support drop_path_rate")
+        self.arch = {k: args[k] for k in ARCH_KEYS}
+        self.method_args = {k: args[k] for k in METHOD_KEYS[self.method]}
+
+    def learngene_tensors(self) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def learngene_meta(self) -> dict[str, Any]:
+        """Metadata for `save_learngene` (the application adds teacher, task, ...)."""
+        meta = {"method": self.method, **self.arch, **self.method_args}
+        if isinstance(meta["img_size"], tuple):
+            meta["img_size"] = list(meta["img_size"])
+        return meta
+
+    def learngene(self) -> Learngene:
+        """A detached copy of the current learngene with its metadata."""
+        tensors = {k: v.detach().clone() for k, v in self.learngene_tensors().items()}
+        return Learngene(meta=self.learngene_meta(), tensors=tensors)
+
+    @classmethod
+    def from_learngene(cls, learngene: Learngene, **kw):
+        """An Aux-Net (of the stored size) holding a saved learngene's tensors."""
+        meta = learngene.meta
+        aux = cls(**arch_from_meta(meta), **{k: meta[k] for k in METHOD_KEYS[cls.method]}, **kw)
+        with torch.no_grad():
+            for key, param in aux.learngene_tensors().items():
+                param.copy_(learngene.tensors[key])
+        return aux

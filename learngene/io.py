@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from learngene import inherit, lets, tleg
+from learngene import inherit, ldr, lets, pool, tleg
 from learngene.gene import (
     FORMAT,
     FORMAT_VERSION,
@@ -137,6 +137,8 @@ def expected_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     shapes = {
         "tleg": tleg.learngene_shapes,
         "lets": lets.learngene_shapes,
+        "ldr": ldr.learngene_shapes,
+        "pool": pool.learngene_shapes,
         "inherit": inherit.learngene_shapes,
         "weight_select": inherit.weight_select_shapes,
     }[meta["method"]]

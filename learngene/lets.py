@@ -1,50 +1,56 @@
 """LeTs: a compact learngene turned into ViTs of many sizes by learnable transformations.
 
-After Xia et al., "Initializing Variable-sized Vision Transformers from Learngene with
-Learnable Transformation" (NeurIPS 2024), written from the paper's description.
+Xia et al., "Initializing Variable-sized Vision Transformers from Learngene with Learnable
+Transformation" (NeurIPS 2024). Shapes, ties, initialisations and the depth mapping follow
+the official code (github.com/eddiexia98/LeTs, ``lets.py``, ``transmodule.py``,
+``utils.initialize_model_with_lets_seq``), generalised from its one configuration
+(8 → 16 layers) to any even ``k`` and any ``L ≥ k/2``; timm's fused ``qkv`` holds the
+official separate q, k, v.
 
-The learngene is a timm ViT of width ``w`` and ``k`` blocks (``blocks.{i}.*``, patch and
-position embeddings, ``fc_norm``, head), plus
+The learngene:
 
-* width matrices, every one of shape ``(W − w) × w``: ``width.residual`` (F_e, shared by
-  the whole residual stream) and, per learngene layer ``i``, ``width.{i}.q``, ``.k``,
-  ``.v`` (attention) and ``.ffn`` (MLP hidden units);
-* a depth matrix ``depth`` (G, ``L × k``) that mixes learngene layers into the Aux-Net's
-  ``L`` layers.
+* a timm ViT of width ``w`` and ``k`` blocks (``patch_embed.*``, ``blocks.{i}.*``,
+  ``fc_norm.*``, ``head.*``) — without its own position embedding;
+* ``pos_embed``: the Aux-Net's position embedding, ``W`` wide (the official code keeps it
+  out of the transformation and descendants slice its first channels);
+* width matrices (each new channel a learnable linear combination of learngene channels):
+  ``width.embed`` F_e ``(W−w)×w`` (patch embedding, position-free residual stream: norms,
+  qkv/fc1 inputs, proj/fc2 outputs, ``fc_norm``), ``width.head`` F_cls ``(W−w)×w`` (the
+  classifier's inputs), and per learngene layer ``i``: ``width.{i}.q``, ``.k``, ``.v``
+  ``(W−w)×w`` and ``width.{i}.ffn`` ``(rW−rw)×rw`` (MLP hidden units, ``r = mlp_ratio``);
+* depth coefficients ``depth.weight`` and ``depth.bias``, ``(S, 8, 2)``: per coefficient set
+  ``s`` and per sub-module (`SUBMODULES`: norm1, q, k, v, proj, norm2, fc1, fc2) two numbers
+  mixing a window of two learngene layers, for weights and biases separately.
 
-Width expansion. With ``P = [I_w ; F]`` (``W × w``), a learngene weight ``M`` (out × in)
-becomes ``P_out M P_inᵀ`` and a vector ``b`` becomes ``P_out b``: the first ``w``
-channels are the learngene's own, each new channel is a learnable linear combination of
-them. The residual stream uses F_e everywhere (patch embedding rows, position embedding,
-LayerNorms, qkv/fc1 inputs, proj/fc2 outputs, ``fc_norm``, head inputs); q, k and v rows use
-their layer's F_q, F_k, F_v, and proj's inputs use F_v (they consume v's channels). The
-MLP hidden layer (``r·w`` units, ``r = mlp_ratio``, an integer) is read as ``r`` groups of
-``w`` units and F_ffn acts on each group: ``P_ffn = [I_rw ; I_r ⊗ F_ffn]``. This keeps every
-width matrix at ``(W − w) × w``, as the paper writes them, instead of ``r²`` times more.
-Heads keep ``head_dim = W / num_heads``; widths are multiples of it.
+Width expansion with ``P = [I ; F]``: a weight ``M`` (out × in) becomes ``P_out M P_inᵀ``, a
+bias ``b`` becomes ``P_out b``; the first channels are the learngene's own.
 
-Depth expansion. Aux layer ``j`` is ``Σ_i G[j, i] · E_i(θ_i)`` with ``E_i`` the width
-expansion of learngene layer ``i`` (width first, then depth, as in the paper). G starts
-as a stack: aux layer ``j`` copies learngene layer ``⌊j·k/L⌋``.
+Depth: Aux-Net layer ``j`` (of ``L``) mixes the window ``(2m, 2m+1)``, ``m = ⌊j·(k/2)/L⌋``,
+with coefficient set ``s = ⌊j / coeff_share⌋``: sub-module weight ``Σ_t c_w[s, sub, t]·E(θ)``
+over the window's two learngene layers, its bias likewise with ``c_b``. The official code
+has ``coeff_share = 2`` (layers 2s and 2s+1 share a set, so they start — and stay — equal);
+``coeff_share = 1`` (one set per layer) is our option. ``k = 1`` has a window of one layer.
 
-Descendants (width ``W' ≤ W``, depth ``d ≤ L``) select rows of the transformation:
+Initialisation (official defaults ``--trans_init_scheme stackbert_noisy rand``): every F row
+uniform on [0, 1) normalised to sum 1 (``width_init="uniform"``); every coefficient vector
+one-hot at ``(first layer of its set) mod window`` plus uniform [0, 0.03) noise, normalised
+to sum 1. ``width_init="gaussian"`` (N(0, 1/w), ours) is kept as an option.
 
-* ``continuous``: the first ``W' − w`` rows of every F and the first ``d`` rows of G, so
-  the descendant is the Aux-Net's first heads, channels and layers (the paper's code).
-* ``magnitude``: rows by L1 or L2 norm, largest or smallest (in the paper, not in its
-  code). Layers: the ``d`` rows of G of extreme norm, kept in order. Residual channels:
-  rows of F_e by norm. Attention: whole heads, scored by the norms of their rows in
-  F_q, F_k and F_v (one choice for q, k and v, so each query still meets its key);
-  MLP: rows of F_ffn. Aux layer ``j`` mixes several learngene layers, so its per-row score
-  is ``Σ_i |G[j, i]| · score(F_i row)``: one selection per aux layer, and the descendant
-  stays a sub-network of the Aux-Net.
-
-Widths below ``w`` keep the first channels of the learngene itself (no F rows).
+Descendants (width ``W' ≤ W``, depth ``d``) take the first ``W'−w`` rows of F_e, F_cls, F_q,
+F_k, F_v, the first ``r(W'−w)`` rows of F_ffn and the first ``W'`` channels of
+``pos_embed`` (``continuous``, the official code); layer ``t`` is the Aux-Net's layer
+``layers[t]`` (its window and coefficient set: the official ``mapping_layer`` /
+``mapping_layer_coeff`` lists). The default ``layers`` is ``⌊t·L/d⌋`` (ours: the official
+code has hand-written lists only). ``magnitude`` selection (the paper's text, not its code)
+picks rows by L1/L2 norm instead: residual channels by F_e rows (the same in F_cls and
+``pos_embed``), whole attention heads by their q, k, v rows, MLP units by F_ffn rows, each
+layer's score weighted by ``|c_w|`` of its window. Widths below ``w`` keep the learngene's
+first channels.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +58,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
-from learngene.gene import Learngene, arch_from_meta
+from learngene.gene import AuxNet, Learngene, arch_from_meta
 from learngene.vit import create_vit, skeleton, split_blocks, vit_shapes
 
 #: per-layer width matrices
 LAYER_MATRICES = ("q", "k", "v", "ffn")
+#: sub-modules with their own depth coefficients (the official ``trans_depth_weight`` s)
+SUBMODULES = ("norm1", "q", "k", "v", "proj", "norm2", "fc1", "fc2")
 SELECTIONS = (
     "continuous",
     "magnitude",
@@ -65,11 +73,14 @@ SELECTIONS = (
     "magnitude-l1-smallest",
     "magnitude-l2-smallest",
 )
+WIDTH_INITS = ("uniform", "gaussian")
+#: noise of the official ``stackbert_noisy`` depth initialisation
+DEPTH_INIT_NOISE = 0.03
 
 
 @dataclass(frozen=True)
 class Selection:
-    """How descendants pick rows of the transformation matrices.
+    """How descendants pick rows of the width matrices.
 
     ``kind`` is ``"continuous"`` (first rows) or ``"magnitude"`` (rows by ``norm``,
     ``"l1"`` or ``"l2"``, the ``largest`` or the smallest).
@@ -137,6 +148,7 @@ class LeTsArch:
     L: int  # Aux-Net layers
     head_dim: int  # channels per head, the same at every width
     ratio: int  # MLP hidden units per channel
+    share: int  # Aux-Net layers per depth-coefficient set
 
     @classmethod
     def from_meta(cls, meta: Mapping[str, Any]) -> LeTsArch:
@@ -147,16 +159,42 @@ class LeTsArch:
             meta["learngene_width"],
             meta["learngene_depth"],
         )
+        share = meta.get("coeff_share", 2)
         head_dim = W // arch["num_heads"]
         ratio = arch["mlp_ratio"]
-        for name, v in (("learngene_width", w), ("learngene_depth", k), ("depth", L)):
+        for name, v in (
+            ("learngene_width", w),
+            ("learngene_depth", k),
+            ("depth", L),
+            ("coeff_share", share),
+        ):
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if w > W or w % head_dim:
             raise ValueError(f"learngene_width {w} must be a multiple of head_dim {head_dim} ≤ {W}")
+        if k > 1 and k % 2:
+            raise ValueError(f"learngene_depth must be 1 or even (windows of 2 layers), got {k}")
+        if L < max(1, k // 2):
+            raise ValueError(f"depth {L} must be >= learngene_depth / 2 = {k // 2}")
         if float(ratio) != int(ratio):
             raise ValueError(f"LeTs needs an integer mlp_ratio, got {ratio}")
-        return cls(w=w, W=W, k=k, L=L, head_dim=head_dim, ratio=int(ratio))
+        return cls(w=w, W=W, k=k, L=L, head_dim=head_dim, ratio=int(ratio), share=share)
+
+    @property
+    def window(self) -> int:
+        """Learngene layers mixed into one Aux-Net layer."""
+        return 1 if self.k == 1 else 2
+
+    @property
+    def coeff_sets(self) -> int:
+        return -(-self.L // self.share)
+
+    def source_layers(self, j: int) -> tuple[int, ...]:
+        """The learngene layers Aux-Net layer ``j`` mixes (official ``layer_mapping``)."""
+        if self.k == 1:
+            return (0,)
+        m = j * (self.k // 2) // self.L
+        return (2 * m, 2 * m + 1)
 
     def learngene_arch(self, meta: Mapping[str, Any]) -> dict[str, Any]:
         """`create_vit` arguments of the learngene's own small ViT."""
@@ -169,14 +207,24 @@ class LeTsArch:
 
 
 def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Tensor name -> shape of a LeTs learngene (small ViT, width and depth matrices)."""
+    """Tensor name -> shape of a LeTs learngene (see the module docstring)."""
     a = LeTsArch.from_meta(meta)
     shapes = vit_shapes(**a.learngene_arch(meta))
-    shapes["width.residual"] = (a.W - a.w, a.w)
+    n_tokens = shapes["pos_embed"][1]
+    shapes["pos_embed"] = (1, n_tokens, a.W)
+    shapes["width.embed"] = (a.W - a.w, a.w)
+    shapes["width.head"] = (a.W - a.w, a.w)
     for i in range(a.k):
-        shapes.update({f"width.{i}.{m}": (a.W - a.w, a.w) for m in LAYER_MATRICES})
-    shapes["depth"] = (a.L, a.k)
+        shapes.update({f"width.{i}.{m}": (a.W - a.w, a.w) for m in "qkv"})
+        shapes[f"width.{i}.ffn"] = (a.ratio * (a.W - a.w), a.ratio * a.w)
+    shapes["depth.weight"] = (a.coeff_sets, len(SUBMODULES), a.window)
+    shapes["depth.bias"] = (a.coeff_sets, len(SUBMODULES), a.window)
     return shapes
+
+
+def default_layers(depth: int, aux_depth: int) -> list[int]:
+    """Aux-Net layers a ``depth``-layer descendant takes by default: ``⌊t·L/d⌋``."""
+    return [t * aux_depth // depth for t in range(depth)]
 
 
 def expand(
@@ -185,18 +233,25 @@ def expand(
     width: int | None = None,
     selection: str | Selection = "continuous",
     *,
+    layers: Sequence[int] | None = None,
     include_head: bool = True,
 ) -> dict[str, torch.Tensor]:
-    """State dict of a `create_vit` descendant of ``depth`` ≤ L blocks and ``width`` ≤ W.
+    """State dict of a `create_vit` descendant of ``depth`` blocks and ``width`` ≤ W.
 
     A pure map (learngene in, timm state dict out); ``depth`` / ``width`` default to the
-    Aux-Net's. See the module docstring for the selection rules.
+    Aux-Net's; ``layers`` (one Aux-Net layer index per descendant layer, the official
+    ``mapping_layer``) defaults to `default_layers`.
     """
     a = LeTsArch.from_meta(learngene.meta)
+    depth = a.L if depth is None else depth
+    if layers is None:
+        if not 1 <= depth <= a.L:
+            raise ValueError(f"LeTs descendant depth must be in 1..{a.L}, got {depth}")
+        layers = default_layers(depth, a.L)
     return _expand(
         learngene.tensors,
         a,
-        a.L if depth is None else depth,
+        list(layers),
         a.W if width is None else width,
         parse_selection(selection),
         include_head=include_head,
@@ -206,80 +261,109 @@ def expand(
 def _expand(
     tensors: Mapping[str, torch.Tensor],
     a: LeTsArch,
-    depth: int,
+    layers: list[int],
     width: int,
     sel: Selection,
     *,
     include_head: bool = True,
 ) -> dict[str, torch.Tensor]:
-    if not 1 <= depth <= a.L:
-        raise ValueError(f"LeTs descendant depth must be in 1..{a.L}, got {depth}")
+    if not layers or any(not 0 <= j < a.L for j in layers):
+        raise ValueError(f"LeTs descendant layers must be Aux-Net layers in 0..{a.L - 1}")
     if not 0 < width <= a.W or width % a.head_dim:
         raise ValueError(
             f"LeTs descendant width must be a multiple of head_dim {a.head_dim} in "
             f"{a.head_dim}..{a.W}, got {width}"
         )
     n_new = max(width - a.w, 0)  # rows taken from every F
-    f_res, g = tensors["width.residual"], tensors["depth"]
-    layers = select_rows(g, depth, sel)
-    p_res = _projection(f_res, select_rows(f_res, n_new, sel), a.w, width)
+    cw, cb = tensors["depth.weight"], tensors["depth.bias"]
+    res_rows = select_rows(tensors["width.embed"], n_new, sel)
+    p_res = _projection(tensors["width.embed"], res_rows, a.w, width)
     blocks, rest = split_blocks(tensors)
 
     out: dict[str, torch.Tensor] = {}
     cache: dict[tuple, dict[str, torch.Tensor]] = {}  # (i, rows) -> expanded layer i
-    for t, j in enumerate(layers.tolist()):
-        att_rows, ffn_rows = _inner_rows(tensors, a, g[j], n_new, sel)
-        mixed: dict[str, torch.Tensor] = {}
-        for i in range(a.k):
+    for t, j in enumerate(layers):
+        s, window = j // a.share, a.source_layers(j)
+        att_rows, ffn_rows = _inner_rows(tensors, a, cw[s], window, n_new, sel)
+        expanded = []
+        for i in window:
             key = (i, tuple(att_rows.tolist()), tuple(ffn_rows.tolist()))
             if key not in cache:
-                f = {m: tensors[f"width.{i}.{m}"] for m in LAYER_MATRICES}
-                p_att = [_projection(f[m], att_rows, a.w, width) for m in "qkv"]
-                p_ffn = _ffn_projection(f["ffn"], ffn_rows, a.w, a.ratio, width)
+                p_att = [
+                    _projection(tensors[f"width.{i}.{m}"], att_rows, a.w, width) for m in "qkv"
+                ]
+                p_ffn = _projection(
+                    tensors[f"width.{i}.ffn"], ffn_rows, a.ratio * a.w, a.ratio * width
+                )
                 cache[key] = _expand_block(blocks[i], p_res, p_att, p_ffn)
-            for name, value in cache[key].items():
-                term = g[j, i] * value
-                mixed[name] = term if name not in mixed else mixed[name] + term
-        out.update({f"blocks.{t}.{name}": v for name, v in mixed.items()})
+            expanded.append(cache[key])
+        out.update({f"blocks.{t}.{n}": v for n, v in _mix(expanded, cw[s], cb[s]).items()})
 
+    channels = torch.cat([torch.arange(min(a.w, width)), a.w + res_rows]).to(
+        rest["pos_embed"].device
+    )
     out["patch_embed.proj.weight"] = torch.einsum(
         "ow,wchk->ochk", p_res, rest["patch_embed.proj.weight"]
     )
     out["patch_embed.proj.bias"] = p_res @ rest["patch_embed.proj.bias"]
-    out["pos_embed"] = rest["pos_embed"] @ p_res.T
+    out["pos_embed"] = rest["pos_embed"][..., channels]
     out["fc_norm.weight"] = p_res @ rest["fc_norm.weight"]
     out["fc_norm.bias"] = p_res @ rest["fc_norm.bias"]
     if include_head:
-        out["head.weight"] = rest["head.weight"] @ p_res.T
+        p_cls = _projection(tensors["width.head"], res_rows, a.w, width)
+        out["head.weight"] = rest["head.weight"] @ p_cls.T
         out["head.bias"] = rest["head.bias"]
+    return out
+
+
+def _mix(
+    expanded: list[dict[str, torch.Tensor]], cw: torch.Tensor, cb: torch.Tensor
+) -> dict[str, torch.Tensor]:
+    """Σ_t c[sub, t]·E_t per parameter; weights use ``cw`` (8 × window), biases ``cb``."""
+    out = {}
+    for name in expanded[0]:
+        coeff = cb if name.endswith(".bias") else cw
+        if name.startswith("attn.qkv."):  # q, k, v have their own coefficients
+            parts = [
+                sum(
+                    coeff[SUBMODULES.index(m), t] * e[name].chunk(3)[c]
+                    for t, e in enumerate(expanded)
+                )
+                for c, m in enumerate("qkv")
+            ]
+            out[name] = torch.cat(parts)
+        else:
+            sub = SUBMODULES.index(name.split(".")[-2])
+            out[name] = sum(coeff[sub, t] * e[name] for t, e in enumerate(expanded))
     return out
 
 
 def _inner_rows(
     tensors: Mapping[str, torch.Tensor],
     a: LeTsArch,
-    g_row: torch.Tensor,
+    cw: torch.Tensor,
+    window: tuple[int, ...],
     n_new: int,
     sel: Selection,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Rows of the attention and MLP width matrices that one descendant layer uses."""
     if sel.kind == "continuous" or n_new == 0:
-        rows = torch.arange(n_new, device=g_row.device)
-        return rows, rows
-    mix = g_row.detach().abs()
+        return torch.arange(n_new), torch.arange(a.ratio * n_new)
+    mix = cw.detach().abs()
     att = sum(
-        mix[i] * row_scores(tensors[f"width.{i}.{m}"].detach(), sel.norm)
-        for i in range(a.k)
+        mix[SUBMODULES.index(m), t] * row_scores(tensors[f"width.{i}.{m}"].detach(), sel.norm)
+        for t, i in enumerate(window)
         for m in "qkv"
     )
-    ffn = sum(mix[i] * row_scores(tensors[f"width.{i}.ffn"].detach(), sel.norm) for i in range(a.k))
+    ffn = sum(
+        mix[SUBMODULES.index("fc1"), t] * row_scores(tensors[f"width.{i}.ffn"].detach(), sel.norm)
+        for t, i in enumerate(window)
+    )
     # attention: whole heads (head_dim consecutive rows; w is a multiple of head_dim, so
     # new rows start on a head boundary)
     heads = _pick(att.reshape(-1, a.head_dim).sum(dim=1), n_new // a.head_dim, sel.largest)
-    att_rows = (
-        heads[:, None] * a.head_dim + torch.arange(a.head_dim, device=heads.device)
-    ).flatten()
-    return att_rows, _pick(ffn, n_new, sel.largest)
+    att_rows = (heads[:, None] * a.head_dim + torch.arange(a.head_dim)).flatten()
+    return att_rows, _pick(ffn, a.ratio * n_new, sel.largest)
 
 
 def _projection(f: torch.Tensor, rows: torch.Tensor, w: int, width: int) -> torch.Tensor:
@@ -287,18 +371,7 @@ def _projection(f: torch.Tensor, rows: torch.Tensor, w: int, width: int) -> torc
     eye = torch.eye(w, dtype=f.dtype, device=f.device)
     if width <= w:
         return eye[:width]
-    return torch.cat([eye, f[rows]])
-
-
-def _ffn_projection(
-    f: torch.Tensor, rows: torch.Tensor, w: int, ratio: int, width: int
-) -> torch.Tensor:
-    """``[I_rw ; I_r ⊗ F[rows]]`` (``r·width × r·w``): F acts on each group of ``w`` units."""
-    eye = torch.eye(ratio * w, dtype=f.dtype, device=f.device)
-    if width <= w:
-        return eye[: ratio * width]
-    group = torch.eye(ratio, dtype=f.dtype, device=f.device)
-    return torch.cat([eye, torch.kron(group, f[rows])])
+    return torch.cat([eye, f[rows.to(f.device)]])
 
 
 def _expand_block(
@@ -334,32 +407,43 @@ def _expand_block(
     return out
 
 
-class _LayerWidth(nn.Module):
-    """F_q, F_k, F_v, F_ffn of one learngene layer."""
-
-    def __init__(self, rows: int, w: int, generator: torch.Generator | None) -> None:
-        super().__init__()
-        for m in LAYER_MATRICES:
-            self.register_parameter(m, nn.Parameter(_init_width(rows, w, generator)))
-
-
-def _init_width(rows: int, w: int, generator: torch.Generator | None) -> torch.Tensor:
-    # std w^-1/2: a new channel F·h has about the variance of one learngene channel
-    return torch.randn(rows, w, generator=generator) * w**-0.5
+def init_width(
+    rows: int, cols: int, scheme: str, generator: torch.Generator | None
+) -> torch.Tensor:
+    """A width matrix: ``uniform`` rows normalised to sum 1 (official), or N(0, 1/cols)."""
+    if scheme == "uniform":
+        f = torch.rand(rows, cols, generator=generator)
+        return f / f.sum(dim=1, keepdim=True)
+    if scheme == "gaussian":
+        return torch.randn(rows, cols, generator=generator) * cols**-0.5
+    raise ValueError(f"width_init must be one of {', '.join(WIDTH_INITS)}, got {scheme!r}")
 
 
-class LeTsAuxNet(nn.Module):
+def init_depth(a: LeTsArch, generator: torch.Generator | None) -> torch.Tensor:
+    """Official ``stackbert_noisy``: one-hot at (first layer of the set) mod window + noise."""
+    c = torch.rand(a.coeff_sets, len(SUBMODULES), a.window, generator=generator)
+    c *= DEPTH_INIT_NOISE
+    for s in range(a.coeff_sets):
+        c[s, :, (s * a.share) % a.window] += 1.0
+    return c / c.sum(dim=-1, keepdim=True)
+
+
+class LeTsAuxNet(AuxNet):
     """Aux-Net of width ``embed_dim`` (W) and ``depth`` (L) built from a LeTs learngene.
 
     Trainable parameters are the learngene: ``core`` (a timm ViT of width
-    ``learngene_width`` with ``learngene_depth`` blocks), the width matrices
-    (``width_residual``, ``width_layers.{i}.{q,k,v,ffn}``) and the depth matrix
-    (``depth_weights``). The forward expands them with the `expand` code (continuous
-    selection, full size) and runs timm's ViT on the result, so ``expand(learngene)``
-    loaded into `create_vit` computes the Aux-Net's function.
+    ``learngene_width`` with ``learngene_depth`` blocks, its position embedding unused),
+    ``vit.pos_embed`` (W wide), the width matrices and the depth coefficients. The forward
+    expands them with the `expand` code (continuous selection, full size, layer ``j`` =
+    Aux-Net layer ``j``) and runs timm's ViT on the result, so ``expand(learngene)`` loaded
+    into `create_vit` computes the Aux-Net's function.
 
+    ``coeff_share`` (2, official; 1 = one coefficient set per layer) and ``width_init``
+    (``"uniform"``, official; ``"gaussian"``) are recorded or only used at initialisation.
     Stochastic depth is not supported; dropout keywords pass through to timm.
     """
+
+    method = "lets"
 
     def __init__(
         self,
@@ -375,81 +459,47 @@ class LeTsAuxNet(nn.Module):
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
         *,
+        coeff_share: int = 2,
+        width_init: str = "uniform",
         seed: int | None = None,
         **kw,
     ) -> None:
         super().__init__()
-        if kw.get("drop_path_rate"):
-            raise ValueError("LeTsAuxNet does not support drop_path_rate")
-        self.arch = dict(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-            learngene_width=learngene_width,
-            learngene_depth=learngene_depth,
-        )
+        self._set_arch(locals())
         meta = self.learngene_meta()
         a = self.sizes = LeTsArch.from_meta(meta)
-        vit_arch = {k: v for k, v in self.arch.items() if not k.startswith("learngene_")}
-        self.vit = skeleton(**vit_arch, **kw)
+        self.vit = skeleton(keep=("pos_embed",), seed=seed, **self.arch, **kw)
         self.core = create_vit(**a.learngene_arch(meta), seed=seed, **kw)
+        self.core.pos_embed = None  # the learngene's position embedding is the W-wide one
         generator = None if seed is None else torch.Generator().manual_seed(seed)
-        self.width_residual = nn.Parameter(_init_width(a.W - a.w, a.w, generator))
-        self.width_layers = nn.ModuleList(
-            _LayerWidth(a.W - a.w, a.w, generator) for _ in range(a.k)
-        )
-        stack = torch.zeros(a.L, a.k)
-        stack[torch.arange(a.L), torch.arange(a.L) * a.k // a.L] = 1.0
-        self.depth_weights = nn.Parameter(stack)
+        self.widths = nn.ParameterDict()
+        for name, shape in learngene_shapes(meta).items():
+            if name.startswith("width."):
+                self.widths[name[6:].replace(".", "_")] = nn.Parameter(
+                    init_width(*shape, width_init, generator)
+                )
+        self.depth_weight = nn.Parameter(init_depth(a, generator))
+        self.depth_bias = nn.Parameter(init_depth(a, generator))
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:
         """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
         out = dict(self.core.named_parameters())
-        out["width.residual"] = self.width_residual
-        for i, layer in enumerate(self.width_layers):
-            out.update({f"width.{i}.{m}": getattr(layer, m) for m in LAYER_MATRICES})
-        out["depth"] = self.depth_weights
+        out["pos_embed"] = self.vit.pos_embed
+        for key, p in self.widths.items():
+            out["width." + key.replace("_", ".")] = p
+        out["depth.weight"] = self.depth_weight
+        out["depth.bias"] = self.depth_bias
         return out
-
-    def learngene_meta(self) -> dict[str, Any]:
-        """Metadata for `save_learngene` (the application adds teacher, task, ...)."""
-        meta = {"method": "lets", **self.arch}
-        if isinstance(meta["img_size"], tuple):
-            meta["img_size"] = list(meta["img_size"])
-        return meta
-
-    def learngene(self) -> Learngene:
-        """A detached copy of the current learngene with its metadata."""
-        tensors = {k: v.detach().clone() for k, v in self.learngene_tensors().items()}
-        return Learngene(meta=self.learngene_meta(), tensors=tensors)
-
-    @classmethod
-    def from_learngene(cls, learngene: Learngene, **kw) -> LeTsAuxNet:
-        """An Aux-Net (of the stored size) holding a saved learngene's tensors."""
-        meta = learngene.meta
-        aux = cls(
-            **arch_from_meta(meta),
-            learngene_width=meta["learngene_width"],
-            learngene_depth=meta["learngene_depth"],
-            **kw,
-        )
-        with torch.no_grad():
-            for key, param in aux.learngene_tensors().items():
-                param.copy_(learngene.tensors[key])
-        return aux
 
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimiser should not decay (timm's convention); decaying the depth
-        matrix would pull every Aux-Net layer towards zero."""
-        return {"core.pos_embed", "depth_weights"}
+        coefficients would pull every Aux-Net layer towards zero."""
+        return {"vit.pos_embed", "depth_weight", "depth_bias"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.sizes
-        weights = _expand(self.learngene_tensors(), a, a.L, a.W, Selection())
+        # the weights in fp32 even under autocast (LayerNorm wants fp32 parameters); the
+        # network's own forward still runs in the caller's precision
+        with torch.autocast(x.device.type, enabled=False):
+            weights = _expand(self.learngene_tensors(), a, list(range(a.L)), a.W, Selection())
         return functional_call(self.vit, weights, (x,))

@@ -14,7 +14,7 @@ from typing import Any
 from learngene.io import expected_shapes
 from learngene.vit import vit_shapes
 
-METHODS = ("tleg", "lets", "inherit", "weight_select", "scratch", "prefin")
+METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select", "scratch", "prefin")
 
 
 def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **arch: Any) -> int:
@@ -23,15 +23,17 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
     Parameters
     ----------
     method
-        ``"tleg"``, ``"lets"``, ``"inherit"``, ``"weight_select"``, or ``"scratch"`` /
-        ``"prefin"`` (one trained model per size).
+        ``"tleg"``, ``"lets"``, ``"ldr"``, ``"pool"``, ``"inherit"``, ``"weight_select"``,
+        or ``"scratch"`` / ``"prefin"`` (one trained model per size).
     sizes
         Depths (ints, at width ``embed_dim``) or ``{"depth": d, "width": w}`` dicts.
     **arch
         ``img_size``, ``patch_size``, ``in_chans``, ``num_classes``, ``embed_dim``,
         ``num_heads`` (at ``embed_dim``; head_dim is fixed), ``mlp_ratio`` (4.0),
         ``qkv_bias`` (True); for ``lets`` ``learngene_width``, ``learngene_depth`` and
-        ``aux_depth`` (default: the deepest size); for ``inherit`` ``learngene_depth``;
+        ``aux_depth`` (default: the deepest size), ``coeff_share`` (2); for ``ldr``
+        ``components``, ``basis``; for ``pool`` ``pool_widths``, ``pool_depth``; for
+        ``inherit`` ``learngene_depth``;
         for ``weight_select`` ``depth`` of the ancestry (default: the deepest size).
 
     Examples
@@ -52,7 +54,18 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
     if widest > arch["embed_dim"]:
         raise ValueError(f"width {widest} exceeds embed_dim {arch['embed_dim']}")
     extra = {
-        k: arch.pop(k) for k in ("learngene_width", "learngene_depth", "aux_depth") if k in arch
+        k: arch.pop(k)
+        for k in (
+            "learngene_width",
+            "learngene_depth",
+            "aux_depth",
+            "coeff_share",
+            "components",
+            "basis",
+            "pool_widths",
+            "pool_depth",
+        )
+        if k in arch
     }
     base = {**arch, "depth": arch.pop("depth", deepest)}
 
@@ -61,17 +74,29 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
             _count(vit_shapes(**{**base, "depth": d, "embed_dim": w, "num_heads": w // head_dim}))
             for d, w in pairs
         )
-    if method == "tleg" and any(w != arch["embed_dim"] for _, w in pairs):
-        raise ValueError("TLEG initialises the learngene's width only")
+    if method in ("tleg", "ldr") and any(w != arch["embed_dim"] for _, w in pairs):
+        raise ValueError(f"{method} initialises the learngene's width only")
     meta: dict[str, Any] = {"method": method, **base}
     if method == "lets":
         meta.update(
             depth=extra.get("aux_depth", deepest),
             learngene_width=extra["learngene_width"],
             learngene_depth=extra["learngene_depth"],
+            coeff_share=extra.get("coeff_share", 2),
         )
         if deepest > meta["depth"]:
             raise ValueError(f"depth {deepest} exceeds the LeTs Aux-Net depth {meta['depth']}")
+    elif method == "ldr":
+        meta.update(components=extra["components"], basis=extra.get("basis", "chebyshev"))
+    elif method == "pool":
+        widths = sorted(extra["pool_widths"])
+        meta.update(
+            embed_dim=widths[-1],
+            num_heads=widths[-1] // head_dim,
+            depth=extra["pool_depth"],
+            pool_widths=widths,
+            pool_depth=extra["pool_depth"],
+        )
     elif method == "inherit":
         k = extra["learngene_depth"]
         meta.update(learngene_depth=k, source_blocks=list(range(k)))

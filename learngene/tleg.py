@@ -22,10 +22,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from torch import nn
 from torch.func import functional_call
 
-from learngene.gene import Learngene, arch_from_meta
+from learngene.gene import AuxNet, Learngene, arch_from_meta
 from learngene.vit import HEAD_KEYS, SHARED_KEYS, block_shapes, create_vit, skeleton, vit_shapes
 
 
@@ -73,7 +72,7 @@ def expand(
     return out
 
 
-class TLEGAuxNet(nn.Module):
+class TLEGAuxNet(AuxNet):
     """Aux-Net of ``depth`` layers built from a TLEG learngene, trained by distillation.
 
     Its trainable parameters are exactly the learngene: ``theta_a`` / ``theta_b`` (two timm
@@ -85,6 +84,8 @@ class TLEGAuxNet(nn.Module):
     Stochastic depth is not supported (one weight set serves every layer through
     `functional_call`); dropout keywords pass through to timm.
     """
+
+    method = "tleg"
 
     def __init__(
         self,
@@ -102,19 +103,7 @@ class TLEGAuxNet(nn.Module):
         **kw,
     ) -> None:
         super().__init__()
-        if kw.get("drop_path_rate"):
-            raise ValueError("TLEGAuxNet does not support drop_path_rate")
-        self.arch = dict(
-            img_size=img_size,
-            patch_size=patch_size,
-            in_chans=in_chans,
-            num_classes=num_classes,
-            embed_dim=embed_dim,
-            depth=depth,
-            num_heads=num_heads,
-            mlp_ratio=mlp_ratio,
-            qkv_bias=qkv_bias,
-        )
+        self._set_arch(locals())
         self.vit = skeleton(keep=(*SHARED_KEYS, *HEAD_KEYS), seed=seed, **self.arch, **kw)
         pair = create_vit(**{**self.arch, "depth": 2}, seed=None if seed is None else seed + 1)
         self.theta_a, self.theta_b = pair.blocks[0], pair.blocks[1]
@@ -129,27 +118,6 @@ class TLEGAuxNet(nn.Module):
         out.update({f"theta_b.{k}": v for k, v in self.theta_b.named_parameters()})
         out.update(dict(self.vit.named_parameters()))
         return out
-
-    def learngene_meta(self) -> dict[str, Any]:
-        """Metadata for `save_learngene` (the application adds teacher, task, ...)."""
-        meta = {"method": "tleg", **self.arch}
-        if isinstance(meta["img_size"], tuple):
-            meta["img_size"] = list(meta["img_size"])
-        return meta
-
-    def learngene(self) -> Learngene:
-        """A detached copy of the current learngene with its metadata."""
-        tensors = {k: v.detach().clone() for k, v in self.learngene_tensors().items()}
-        return Learngene(meta=self.learngene_meta(), tensors=tensors)
-
-    @classmethod
-    def from_learngene(cls, learngene: Learngene, **kw) -> TLEGAuxNet:
-        """An Aux-Net (of the stored depth) holding a saved learngene's tensors."""
-        aux = cls(**arch_from_meta(learngene.meta), **kw)
-        with torch.no_grad():
-            for key, param in aux.learngene_tensors().items():
-                param.copy_(learngene.tensors[key])
-        return aux
 
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimiser should not decay (timm's convention)."""

@@ -20,6 +20,10 @@ from attpc_classify.transfer.benchmark import BenchCallbacks, run_benchmark
 from attpc_classify.transfer.config import STRATEGIES, BenchConfig
 from attpc_classify.transfer.grid import COLUMNS, KEY_COLUMNS, plan_cells
 
+# the shared smoke run (every strategy, with the LDR stages and the pool's instances) runs
+# inside the first test that uses it: ~100 s alone on 2 cores, more on a busy machine
+pytestmark = pytest.mark.timeout(400)
+
 SMOKE = Path(__file__).resolve().parents[1] / "configs" / "benchmark" / "transfer_smoke.yaml"
 CONFIGS = SMOKE.parent
 
@@ -104,6 +108,8 @@ def test_learngene_files_build_descendants(smoke):
     for method, strategy in (
         ("tleg", "tleg"),
         ("lets", "lets_continuous"),
+        ("ldr", "ldr"),
+        ("pool", "pool"),
         ("inherit", "inherit"),
         ("weight_select", "weight_select"),
     ):
@@ -118,6 +124,31 @@ def test_learngene_files_build_descendants(smoke):
         smoke / "learngenes" / "lets", depth=1, num_classes=3, width=16, selection="magnitude"
     )
     assert narrow.embed_dim == 16
+    # LDR: one 1-epoch stage per component (2); pool: 2 instances + stitches, 1 epoch each
+    learngenes = smoke / "learngenes"
+    assert lg.load_learngene(learngenes / "ldr").meta["aux"]["epochs_run"] == 2
+    assert lg.load_learngene(learngenes / "pool").meta["aux"]["epochs_run"] == 3
+    stitched = lg.build_descendant(learngenes / "pool", depth=2, num_classes=3)
+    assert len(stitched.segments) == 2 and stitched(x).shape == (2, 3)
+
+
+@pytest.mark.heavy
+def test_cnn_teacher_distillation_counts_the_teachers_training(smoke, tmp_path):
+    out = tmp_path / "distilled"
+    argv = ["benchmark", "--config", str(SMOKE), "--out", str(out), "--cache",
+            str(smoke / "cache"), "--quiet", "finetune.teacher=cnn", "grid.strategies=[ldr]",
+            "grid.tasks=[binary]", "data.train_sizes=[36]", "vit.depths=[2]",
+            "grid.other_size_depths=[2]"]  # fmt: skip
+    assert main(argv) == 0
+    rows = {
+        (r["strategy"], r["budget_epochs"]): r
+        for r in _rows(smoke / "results.csv")
+        if r["task"] == "binary" and r["n_train"] == "36" and r["depth"] in ("0", "2")
+    }
+    got = {r["budget_epochs"]: r for r in _rows(out / "results.csv")}
+    # the ViT sees the same images; the teacher's training is the cnn_scratch cell's
+    cnn_images = int(rows[("cnn_scratch", "1")]["train_images"])
+    assert int(got["1"]["train_images"]) == int(rows[("ldr", "1")]["train_images"]) + cnn_images
 
 
 @pytest.mark.heavy

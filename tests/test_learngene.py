@@ -116,18 +116,144 @@ def test_lets_widths_and_depths_build_and_run(tmp_path):
         lg.build_descendant(path, 5, 3)
 
 
-def test_lets_continuous_descendant_is_the_aux_nets_first_channels_and_layers():
-    learngene = _lets_aux(seed=3).learngene()
-    full = lets.expand(learngene)
-    small = lets.expand(learngene, depth=2, width=24)
-    # first 24 residual channels, first 3 heads of q/k/v, first 96 MLP units, layers 0-1
-    torch.testing.assert_close(small["pos_embed"], full["pos_embed"][..., :24])
-    q_full = full["blocks.1.attn.qkv.weight"].reshape(3, 32, 32)[:, :24, :24]
-    torch.testing.assert_close(small["blocks.1.attn.qkv.weight"].reshape(3, 24, 24), q_full)
-    # MLP units come as 4 groups of w=16 learngene units + 4 groups of new units
-    fc1 = full["blocks.0.mlp.fc1.weight"]
-    keep = [*range(64), *(64 + g * 16 + c for g in range(4) for c in range(8))]
-    torch.testing.assert_close(small["blocks.0.mlp.fc1.weight"], fc1[keep, :24])
+def _rand_lets(seed: int = 0, **kw) -> lg.Learngene:
+    """A LeTs learngene with every tensor random (no structure a test could lean on)."""
+    gene = lg.LeTsAuxNet(
+        **{**ARCH, "depth": 4, "learngene_width": 16, "learngene_depth": 4, **kw}
+    ).learngene()
+    gen = torch.Generator().manual_seed(seed)
+    for k, v in gene.tensors.items():  # float64, so hand sums compare to rounding
+        gene.tensors[k] = torch.randn(v.shape, generator=gen, dtype=torch.float64)
+    return gene
+
+
+def test_lets_expansion_matches_scalar_hand_computation():
+    """Entries of a descendant recomputed scalar by scalar from the official formulas."""
+    gene = _rand_lets(seed=11)
+    t = gene.tensors
+    w, r = 16, 4
+    width = 24  # 8 new residual channels, 8·r = 32 new MLP units
+    state = lets.expand(gene, depth=2, width=width)
+    # depth 2 of L = 4 takes Aux-Net layers 0 and 2 (⌊t·L/d⌋); k = 4: layer 2 mixes
+    # learngene layers (2, 3) with coefficient set ⌊2 / 2⌋ = 1 (official coeff_share 2)
+    layer, window, s = 1, (2, 3), 1
+    cw, cb = t["depth.weight"][s], t["depth.bias"][s]  # rows: norm1 q k v proj norm2 fc1 fc2
+    fe, fh = t["width.embed"], t["width.head"]
+
+    def residual(vec, c):  # channel c of P_e·vec
+        return vec[c] if c < w else sum(fe[c - w, a] * vec[a] for a in range(w))
+
+    # norm1 bias, a new channel: Σ_t c_b[norm1, t] · (F_e · b_i)[c]
+    got = state[f"blocks.{layer}.norm1.bias"][w + 5]
+    want = sum(
+        cb[0, n] * residual(t[f"blocks.{i}.norm1.bias"], w + 5) for n, i in enumerate(window)
+    )
+    torch.testing.assert_close(got, want)
+    # q weight, new row (head 2) x new column: Σ_t c_w[q, t] Σ_ab F_q[i][r, a] Wq[a, b] F_e[c, b]
+    row, col = 3, 6
+    want = 0.0
+    for n, i in enumerate(window):
+        wq = t[f"blocks.{i}.attn.qkv.weight"][:w]
+        fq = t[f"width.{i}.q"]
+        want += cw[1, n] * sum(
+            fq[row, a] * wq[a, b] * fe[col, b] for a in range(w) for b in range(w)
+        )
+    got = state[f"blocks.{layer}.attn.qkv.weight"][w + row, w + col]
+    torch.testing.assert_close(got, want)
+    # v bias of an old row uses its own coefficient row (index 3), untouched by F
+    got = state[f"blocks.{layer}.attn.qkv.bias"][2 * width + 4]
+    want = sum(cb[3, n] * t[f"blocks.{i}.attn.qkv.bias"][2 * w + 4] for n, i in enumerate(window))
+    torch.testing.assert_close(got, want)
+    # proj: rows on F_e, columns on F_v; an old row, a new column
+    got = state[f"blocks.{layer}.attn.proj.weight"][2, w + 1]
+    want = sum(
+        cw[4, n]
+        * sum(t[f"blocks.{i}.attn.proj.weight"][2, a] * t[f"width.{i}.v"][1, a] for a in range(w))
+        for n, i in enumerate(window)
+    )
+    torch.testing.assert_close(got, want)
+    # fc1: a new MLP unit u is row r·w + u, from F_ffn ((rW − rw) × rw), an old column
+    u, col = 7, 9
+    got = state[f"blocks.{layer}.mlp.fc1.weight"][r * w + u, col]
+    want = sum(
+        cw[6, n]
+        * sum(
+            t[f"width.{i}.ffn"][u, a] * t[f"blocks.{i}.mlp.fc1.weight"][a, col]
+            for a in range(r * w)
+        )
+        for n, i in enumerate(window)
+    )
+    torch.testing.assert_close(got, want)
+    assert state[f"blocks.{layer}.mlp.fc1.weight"].shape == (r * width, width)
+    # fc2 bias, a new residual channel
+    got = state[f"blocks.{layer}.mlp.fc2.bias"][w + 2]
+    want = sum(
+        cb[7, n] * residual(t[f"blocks.{i}.mlp.fc2.bias"], w + 2) for n, i in enumerate(window)
+    )
+    torch.testing.assert_close(got, want)
+    # head: its own matrix F_cls, not F_e; position embedding: the W-wide one, sliced
+    got = state["head.weight"][1, w + 3]
+    torch.testing.assert_close(got, sum(t["head.weight"][1, a] * fh[3, a] for a in range(w)))
+    torch.testing.assert_close(state["pos_embed"], t["pos_embed"][..., :width])
+    # patch embedding: a new channel is F_e · (the learngene's filters)
+    got = state["patch_embed.proj.weight"][w + 4, 1, 2, 3]
+    want = sum(fe[4, a] * t["patch_embed.proj.weight"][a, 1, 2, 3] for a in range(w))
+    torch.testing.assert_close(got, want)
+    # layer 0 of the descendant is Aux-Net layer 0: window (0, 1), coefficient set 0
+    got = state["blocks.0.norm2.weight"][1]
+    cw0 = t["depth.weight"][0]
+    want = sum(cw0[5, n] * t[f"blocks.{i}.norm2.weight"][1] for n, i in enumerate((0, 1)))
+    torch.testing.assert_close(got, want)
+
+
+def test_lets_shapes_and_inits_are_the_official_ones():
+    aux = lg.LeTsAuxNet(**ARCH, depth=8, learngene_width=16, learngene_depth=4, seed=0)
+    t = aux.learngene_tensors()
+    # width matrices (W − w) × w, the MLP's (rW − rw) × rw; a W-wide position embedding
+    assert t["width.embed"].shape == t["width.head"].shape == t["width.3.q"].shape == (16, 16)
+    assert t["width.0.ffn"].shape == (64, 64) and t["pos_embed"].shape == (1, 16, 32)
+    assert "width.residual" not in t and "depth" not in t
+    # F rows uniform on [0, 1), normalised to sum 1
+    for name in ("width.embed", "width.head", "width.1.ffn"):
+        f = t[name].detach()
+        assert (f >= 0).all() and torch.allclose(f.sum(1), torch.ones(len(f)))
+    # depth: 8 layers / coeff_share 2 = 4 sets x 8 sub-modules x window 2; stackbert_noisy:
+    # one-hot at (first layer of the set) mod 2 = 0, plus noise < 0.03, sum 1
+    c = t["depth.weight"].detach()
+    assert c.shape == (4, 8, 2) and torch.allclose(c.sum(-1), torch.ones(4, 8))
+    assert (c[..., 0] > 0.97).all() and (c[..., 1] < 0.03).all()
+    # one set per layer (ours): the peak alternates with the layer index
+    one = lg.LeTsAuxNet(**ARCH, depth=4, learngene_width=16, learngene_depth=2, coeff_share=1)
+    assert one.depth_bias.argmax(-1)[:, 0].tolist() == [0, 1, 0, 1]
+    # the official tie: layers 2s and 2s+1 of the Aux-Net are the same layer
+    state = lets.expand(aux.learngene())
+    torch.testing.assert_close(state["blocks.2.mlp.fc1.weight"], state["blocks.3.mlp.fc1.weight"])
+    with pytest.raises(ValueError, match="1 or even"):
+        lg.LeTsAuxNet(**ARCH, depth=4, learngene_width=16, learngene_depth=3)
+
+
+def test_lets_storage_count_by_hand():
+    # w = 16, W = 32, k = 2, L = 4, r = 4, 16 tokens, 2 input channels, 3 classes
+    w, W, k, r, n_sets = 16, 32, 2, 4, 2
+    core = (16 * 2 * 4 * 4 + 16) + 2 * w + (3 * w + 3)  # patch embed, fc_norm, head
+    block = (3 * w * w + 3 * w) + (w * w + w) + (r * w * w + r * w) + (r * w * w + w) + 4 * w
+    want = core + k * block + 16 * W  # + the W-wide position embedding
+    want += 2 * (W - w) * w + k * (3 * (W - w) * w + (r * (W - w)) * (r * w))
+    want += 2 * n_sets * 8 * 2
+    got = lg.parameters_stored("lets", [4], **ARCH, learngene_width=w, learngene_depth=k)
+    assert got == want
+
+
+def test_lets_explicit_layers_follow_the_official_mapping_lists():
+    gene = _rand_lets(seed=2)
+    full = lets.expand(gene)
+    picked = lets.expand(gene, depth=2, layers=[3, 1])
+    torch.testing.assert_close(picked["blocks.0.attn.qkv.weight"], full["blocks.3.attn.qkv.weight"])
+    torch.testing.assert_close(picked["blocks.1.mlp.fc2.bias"], full["blocks.1.mlp.fc2.bias"])
+    with pytest.raises(lg.LearngeneError, match="layers given for depth"):
+        lg.build_descendant(gene, depth=3, num_classes=3, layers=[0, 1])
+    with pytest.raises(lg.LearngeneError, match=r"Aux-Net layers in 0\.\.3"):
+        lg.build_descendant(gene, depth=1, num_classes=3, layers=[4])
 
 
 def test_continuous_and_magnitude_selection_pick_different_rows():
@@ -152,7 +278,7 @@ def test_continuous_and_magnitude_selection_pick_different_rows():
 def test_magnitude_selection_changes_the_descendant():
     learngene = _lets_aux(seed=4).learngene()
     with torch.no_grad():  # make the last new residual rows the heaviest
-        learngene.tensors["width.residual"][-8:] *= 10
+        learngene.tensors["width.embed"][-8:] *= 10
     cont = lets.expand(learngene, depth=2, width=24)
     mag = lets.expand(learngene, depth=2, width=24, selection="magnitude-l1")
     full = lets.expand(learngene)
@@ -176,7 +302,7 @@ def test_lets_aux_net_learns_by_distillation():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
-    assert aux.depth_weights.grad.abs().sum() > 0 and aux.width_layers[0].ffn.grad is not None
+    assert aux.depth_weight.grad.abs().sum() > 0 and aux.widths["0_ffn"].grad is not None
 
 
 # -- inheritance and weight selection ---------------------------------------------------
@@ -364,7 +490,9 @@ def test_storage_target_for_depths_2_to_12_at_vit_s_width():
         },
         **VIT_S,
     )
-    assert table["lets"]["ratio"] >= 20  # learngene <= 1/20 of storing each trained model
+    # official shapes: each layer's F_ffn is (rW − rw) × rw, r² = 16x a (W − w) × w matrix,
+    # so LeTs at w = W/2, k = 4 keeps 1/12 of the five models, not 1/20
+    assert 11.5 <= table["lets"]["ratio"] <= 12.5
     # TLEG keeps 2 blocks where the five models keep 32: at most 16x, about 14x with embeddings
     assert 14 <= table["tleg"]["ratio"] <= 16
     assert table["weight_select"]["ratio"] < table["inherit"]["ratio"] < table["tleg"]["ratio"]

@@ -104,3 +104,32 @@ def test_learngene_errors_are_one_line(teacher, capsys):
     assert main(["learngene", "train", "--teacher", str(run), "--data", str(data), "--out",
                  str(root / "y"), "learngene.position=middle"]) == 2  # fmt: skip
     assert "learngene.position" in capsys.readouterr().err
+
+
+def test_ldr_and_pool_learngenes_train_and_initialise(teacher, capsys):
+    root, data, run = teacher
+    ldr = root / "genes" / "ldr"
+    assert main(["learngene", "train", "--method", "ldr", "--teacher", str(run), "--data",
+                 str(data), "--out", str(ldr), "--quiet", "learngene.depth=3",
+                 "learngene.components=2", "optim.epochs=2", "optim.batch_size=16",
+                 "device=cpu"]) == 0  # fmt: skip
+    gene = lg.load_learngene(ldr)
+    assert (gene.meta["components"], gene.meta["aux"]["epochs_run"]) == (2, 2)  # 1 per stage
+    assert sorted(p.name for p in ldr.with_suffix(".aux").glob("stage*")) == ["stage1", "stage2"]
+    child = root / "ldr_child"
+    assert main(["train", "--data", str(data), "--out", str(child), "--quiet", *VIT,
+                 f"model.init=learngene:{ldr}", "model.depth=5", *TINY]) == 0  # fmt: skip
+
+    pool = root / "genes" / "pool"
+    assert main(["learngene", "train", "--method", "pool", "--teacher", str(run), "--data",
+                 str(data), "--out", str(pool), "--quiet", "learngene.depth=2",
+                 "learngene.pool_widths=[16,32]", "learngene.cka_images=16",
+                 *TINY]) == 0  # fmt: skip
+    gene = lg.load_learngene(pool)
+    assert gene.meta["pool_widths"] == [16, 32] and gene.meta["aux"]["epochs_run"] == 3
+    assert main(["learngene", "info", str(pool)]) == 0
+    assert "instances of widths [16, 32], 2 blocks" in capsys.readouterr().out
+    assert main(["train", "--data", str(data), "--out", str(root / "pool_child"), "--quiet",
+                 *VIT, f"model.init=learngene:{pool}", "model.depth=2", *TINY]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "stitched ViT" in err and err.count("\n") == 1

@@ -93,8 +93,16 @@ def _descendant(
     path = cfg.init.partition(":")[2]
     args = vit_args(cfg, image_config, num_classes)
     try:
+        gene = learngene.load_learngene(path)
+        if gene.method == "pool":
+            # a StitchedViT is no `vit` the run files could rebuild
+            raise InputError(
+                "a pool learngene builds a stitched ViT, not a `vit` model; use "
+                "learngene.build_descendant or the transfer benchmark",
+                path=path,
+            )
         model = learngene.build_descendant(
-            path,
+            gene,
             depth=args["depth"],
             num_classes=num_classes,
             width=cfg.width or None,

@@ -160,8 +160,10 @@ def prepare(
             total = None
             if kind == "vit":
                 total = cfg.pretrain.optim.epochs * n_source
-            elif what in ("tleg", "lets"):
-                total = cfg.learngene.optim.epochs * n_source
+            elif what in ("tleg", "lets", "ldr", "pool"):
+                # pool: one run per instance and one for the stitches
+                runs = len(cfg.learngene.pool_widths or (1, 2, 3)) + 1 if what == "pool" else 1
+                total = runs * cfg.learngene.optim.epochs * n_source
             cb.stage(_job_name(job), total, "img")
             done[job] = _run_job(
                 cfg,
@@ -194,7 +196,8 @@ def _training_jobs(cfg: BenchConfig, depths: set[int], methods: set[str]) -> lis
     (longest first), then the other pre-trained depths (deepest first)."""
     anc = cfg.pretrain.ancestry_depth
     jobs: list[Job] = [("vit", anc)] if anc in depths else []
-    jobs += [("learngene", m) for m in ("tleg", "lets", "inherit", "weight_select") if m in methods]
+    order = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select")
+    jobs += [("learngene", m) for m in order if m in methods]
     jobs += [("vit", d) for d in sorted(depths - {anc}, reverse=True)]
     return jobs
 
@@ -333,6 +336,21 @@ def params_stored(cfg: BenchConfig, stages: dict[str, Stage]) -> dict[str, int]:
                 learngene_width=cfg.lets_learngene_width,
                 learngene_depth=cfg.learngene.lets_learngene_depth,
                 aux_depth=cfg.aux_depth,
+            )
+        elif s == "ldr":
+            out[s] = learngene.parameters_stored(
+                "ldr", depths, **arch, components=cfg.learngene.ldr_components
+            )
+        elif s == "pool":
+            from attpc_classify.transfer.learngene import pool_widths
+
+            widths = cfg.learngene.pool_widths or pool_widths(v.width, v.head_dim)
+            out[s] = learngene.parameters_stored(
+                "pool",
+                [dd for dd in depths if dd <= cfg.pool_depth],
+                **arch,
+                pool_widths=list(widths),
+                pool_depth=cfg.pool_depth,
             )
         elif s == "inherit":
             out[s] = learngene.parameters_stored(

@@ -11,6 +11,7 @@ override them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from attpc_classify.train_config import DistillConfig, OptimConfig
@@ -25,19 +26,24 @@ STRATEGIES: tuple[str, ...] = (
     "tleg",
     "lets_continuous",
     "lets_magnitude",
+    "ldr",
+    "pool",
     "inherit",
     "weight_select",
     "cnn_scratch",
     "cnn_imagenet",
     "logreg",
 )
-#: strategies that build a ViT of a grid size (the others have one model each)
-VIT_STRATEGIES = STRATEGIES[:8]
+#: strategies with one model each (the others build a ViT of a grid size)
+NON_VIT = ("cnn_scratch", "cnn_imagenet", "logreg")
+VIT_STRATEGIES = tuple(s for s in STRATEGIES if s not in NON_VIT)
 #: strategies initialised from a learngene file, and the learngene method behind each
 LEARNGENE_OF = {
     "tleg": "tleg",
     "lets_continuous": "lets",
     "lets_magnitude": "lets",
+    "ldr": "ldr",
+    "pool": "pool",
     "inherit": "inherit",
     "weight_select": "weight_select",
 }
@@ -135,6 +141,10 @@ class LearngeneSpec:
     lets_learngene_depth: int = 2  # k
     lets_widths: tuple[int, ...] = (64, 96)  # descendant widths of the LeTs strategies
     inherit_depth: int = 2  # k blocks inherited (Heur-Learngene: the last k)
+    ldr_components: int = 3  # K (one training stage each: optim.epochs / K epochs)
+    ldr_basis: str = "chebyshev"  # chebyshev | taylor
+    pool_widths: tuple[int, ...] = ()  # pool instances; () = vit.width/3, 2/3, 1 (head_dim)
+    pool_depth: int = 0  # blocks per pool instance; 0 = grid.headline_depth
     optim: OptimConfig = field(
         default_factory=lambda: _optim(lr=1e-3, epochs=10, warmup_epochs=1, patience=0)
     )
@@ -173,12 +183,19 @@ class FinetuneSpec:
     logreg_max_iter: int = 500
     augment: str = "rotate"  # exact detector symmetries only (attpc_classify.data)
     eval_batch_size: int = 500
+    # DeiT-style soft distillation of the ViT cells from a small CNN (cnn_width/depth,
+    # cnn_optim) trained first on the same labelled events: "" = off, "cnn" = on. Its
+    # training is part of each ViT cell's cost (train_images, wall_s).
+    teacher: str = ""
+    distill: DistillConfig = field(default_factory=lambda: DistillConfig(alpha=0.5, tau=2.0))
 
     def __post_init__(self) -> None:
         if not self.budgets or min(self.budgets) < 0 or list(self.budgets) != sorted(self.budgets):
             raise InputError("finetune.budgets must be ascending epochs >= 0")
         if self.full_epochs < max(self.budgets):
             raise InputError("finetune.full_epochs must be >= the largest budget")
+        if self.teacher not in ("", "cnn"):
+            raise InputError("finetune.teacher must be '' (none) or 'cnn'")
 
 
 @dataclass
@@ -255,6 +272,30 @@ class BenchConfig:
             )
         if self.learngene.inherit_depth < 1 or self.learngene.lets_learngene_depth < 1:
             raise InputError("learngene.inherit_depth and lets_learngene_depth must be >= 1")
+        k = self.learngene.lets_learngene_depth
+        if k > 1 and k % 2:
+            raise InputError("learngene.lets_learngene_depth must be 1 or even (LeTs windows)")
+        if self.learngene.ldr_components < 1 or self.learngene.ldr_basis not in (
+            "chebyshev",
+            "taylor",
+        ):
+            raise InputError("learngene.ldr_components >= 1, ldr_basis chebyshev | taylor")
+        if any(w % self.vit.head_dim or w > self.vit.width for w in self.learngene.pool_widths):
+            raise InputError("learngene.pool_widths: multiples of head_dim <= vit.width")
+
+    def strategy_sizes(self, strategy: str, depths: Sequence[int]) -> list[tuple[int, int]]:
+        """(depth, width) cells of ``strategy`` among ``depths``; (0, 0) for non-ViTs."""
+        if strategy in NON_VIT:
+            return [(0, 0)]
+        if strategy.startswith("lets"):
+            return [(d, w) for d in depths for w in self.learngene.lets_widths]
+        if strategy == "pool":  # a pool instance has pool_depth blocks
+            return [(d, self.vit.width) for d in depths if d <= self.pool_depth]
+        return [(d, self.vit.width) for d in depths]
+
+    @property
+    def pool_depth(self) -> int:
+        return self.learngene.pool_depth or self.grid.headline_depth
 
     @property
     def aux_depth(self) -> int:

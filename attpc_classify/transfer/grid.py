@@ -23,7 +23,7 @@ from torch import nn
 from attpc_classify.data import output_names, task_labels
 from attpc_classify.metrics import f1_scores
 from attpc_classify.train_config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-from attpc_classify.transfer.config import LEARNGENE_OF, BenchConfig
+from attpc_classify.transfer.config import LEARNGENE_OF, VIT_STRATEGIES, BenchConfig
 from attpc_classify.transfer.stages import vit_model_config
 from data_prep.imagefile import ImageSet
 
@@ -94,13 +94,7 @@ def plan_cells(cfg: BenchConfig) -> list[Cell]:
         for seed in range(g.seeds):
             for task in g.tasks:
                 for strategy in g.strategies:
-                    if strategy in ("cnn_scratch", "cnn_imagenet", "logreg"):
-                        sizes = [(0, 0)]
-                    elif strategy.startswith("lets"):
-                        sizes = [(d, w) for d in depths for w in cfg.learngene.lets_widths]
-                    else:
-                        sizes = [(d, v.width) for d in depths]
-                    for depth, width in sizes:
+                    for depth, width in cfg.strategy_sizes(strategy, depths):
                         headline = n == g.headline_size and depth in (0, g.headline_depth)
                         if seed >= (g.seeds if headline else g.other_seeds):
                             continue
@@ -268,6 +262,9 @@ def run_cell(
         fitted = _fit_logreg(model, train, cell, cfg)
         return [base | fitted | {"wall_s": time.perf_counter() - t0} | evaluate(model)]
 
+    teacher, teacher_cost = None, {"train_images": 0, "wall_s": 0.0}
+    if cfg.finetune.teacher == "cnn" and cell.strategy in VIT_STRATEGIES:
+        teacher, teacher_cost = _train_cnn_teacher(cell, cfg, art, train)
     optim = cell_optim(cell, cfg)
     budgets = sorted({*cfg.finetune.budgets, optim.epochs})
     if cell.strategy != "scratch_full":
@@ -280,22 +277,49 @@ def run_cell(
                 base
                 | {
                     "budget_epochs": epoch,
-                    "train_images": record["train_images"],
-                    "wall_s": build_s + record["wall_s"],
+                    "train_images": teacher_cost["train_images"] + record["train_images"],
+                    "wall_s": teacher_cost["wall_s"] + build_s + record["wall_s"],
                 }
                 | evaluate(model)
             )
 
-    tc = TrainConfig(
+    tc = _train_config(cell, cfg, optim)
+    fit(model, train, None, tc, task=cell.task, out_dir=None, on_epoch=on_epoch, teacher=teacher)
+    return rows
+
+
+def _train_config(cell: Cell, cfg: BenchConfig, optim: OptimConfig) -> TrainConfig:
+    return TrainConfig(
         optim=optim,
+        distill=cfg.finetune.distill,
         data=DataConfig(task=cell.task, augment=cfg.finetune.augment),
         seed=cell.seed,
         device=cfg.device,
         precision=cfg.precision,
         eval_batch_size=cfg.finetune.eval_batch_size,
     )
-    fit(model, train, None, tc, task=cell.task, out_dir=None, on_epoch=on_epoch)
-    return rows
+
+
+def _train_cnn_teacher(
+    cell: Cell, cfg: BenchConfig, art: Artifacts, train: ImageSet
+) -> tuple[nn.Module, dict[str, Any]]:
+    """The cell's soft-target teacher: the ``cnn_scratch`` recipe on the cell's events."""
+    from dataclasses import replace
+
+    from attpc_classify.engine import fit
+
+    t0 = time.perf_counter()
+    twin = replace(cell, strategy="cnn_scratch", depth=0, width=0)
+    cnn = build_initial(twin, cfg, art, train.config)
+    result = fit(
+        cnn,
+        train,
+        None,
+        _train_config(twin, cfg, cell_optim(twin, cfg)),
+        task=cell.task,
+        out_dir=None,
+    )
+    return cnn.eval(), {"train_images": result.train_images, "wall_s": time.perf_counter() - t0}
 
 
 def _fit_logreg(model: nn.Module, train: ImageSet, cell: Cell, cfg: BenchConfig) -> dict:

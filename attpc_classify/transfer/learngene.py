@@ -24,7 +24,9 @@ from data_prep.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("tleg", "lets", "inherit", "weight_select")
+METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select")
+#: methods that train by distillation from the teacher
+TRAINED = ("tleg", "lets", "ldr", "pool")
 #: depths the ``info`` storage line compares against (the transfer benchmark's sizes)
 STORAGE_DEPTHS = (2, 4, 6, 8, 12)
 
@@ -37,14 +39,21 @@ class LearngeneSpec:
     (`attpc_classify.models.vit.VIT_DEFAULTS`).
     """
 
-    method: str = "tleg"  # tleg | lets | inherit | weight_select
-    depth: int = 0  # Aux-Net blocks (tleg, lets)
-    width: int = 0  # Aux-Net embedding width [channels] (tleg, lets)
+    method: str = "tleg"  # tleg | lets | ldr | pool | inherit | weight_select
+    depth: int = 0  # Aux-Net blocks (tleg, lets, ldr); pool: blocks of every instance
+    width: int = 0  # Aux-Net embedding width [channels] (tleg, lets, ldr); pool: the widest
     heads: int = 0  # attention heads at `width` (head_dim = width / heads at every width)
     patch: int = 0  # patch side [pixels]
     mlp_ratio: float = 4.0  # MLP hidden units per channel
     learngene_width: int = 0  # lets: learngene width w [channels]; 0 = width / 2
-    learngene_depth: int = 0  # lets: learngene layers k; inherit: blocks kept; 0 = depth // 3
+    learngene_depth: int = 0  # lets: learngene layers k (1 or even); inherit: blocks kept;
+    # 0 = depth // 3 (lets: rounded down to even)
+    coeff_share: int = 2  # lets: Aux-Net layers per depth-coefficient set (official 2)
+    width_init: str = "uniform"  # lets: uniform rows summing to 1 (official) | gaussian
+    components: int = 3  # ldr: K components, trained one stage each (optim.epochs / K)
+    basis: str = "chebyshev"  # ldr: chebyshev | taylor
+    pool_widths: tuple[int, ...] = ()  # pool: instance widths; () = width/3, 2width/3, width
+    stitch_epochs: int = 0  # pool: epochs of stitch training; 0 = optim.epochs
     position: str = "last"  # inherit: last | first | auto | block indices "0,3,5"
     pseudo_depth: int = 2  # inherit auto: blocks of the pseudo descendant
     pseudo_epochs: int = 2  # inherit auto: its training epochs
@@ -56,6 +65,8 @@ class LearngeneSpec:
         for key in ("depth", "width", "heads", "patch", "learngene_width", "learngene_depth"):
             if getattr(self, key) < 0:
                 raise InputError(f"learngene.{key} must be >= 0")
+        if self.components < 1 or self.basis not in ("chebyshev", "taylor"):
+            raise InputError("learngene.components >= 1, learngene.basis chebyshev | taylor")
         if self.pseudo_depth < 1 or self.pseudo_epochs < 1 or self.cka_images < 2:
             raise InputError("learngene.pseudo_depth/pseudo_epochs >= 1, cka_images >= 2")
         _positions(self.position)  # fail on a typo before any work
@@ -156,47 +167,108 @@ def train_learngene(
 
     if spec.method in ("inherit", "weight_select"):
         gene = _from_ancestry(cfg, teacher, train, val)
+        return learngene.save_learngene(out, gene.tensors, {**gene.meta, **meta})
+    if not resume and any(aux_dir.rglob("last.json")):
+        raise InputError(
+            "holds an Aux-Net training: pass --resume or choose another --out", path=aux_dir
+        )
+    aux_dir.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, aux_dir / "learngene.yaml")
+    results = []
+
+    def stage(model, sub: str, epochs: int | None = None):
+        """One distillation run of ``model`` (its record in ``aux_dir/sub``)."""
+        run_cfg = cfg.train_config(aux_dir / sub)
+        if epochs is not None:
+            run_cfg.optim = OptimConfig(**{**vars(cfg.optim), "epochs": epochs})
+        run_dir = aux_dir / sub
+        result = fit(
+            model,
+            train,
+            val,
+            run_cfg,
+            task=info.task,
+            out_dir=run_dir,
+            teacher=teacher.model,
+            progress=progress,
+            resume=(run_dir / "last.json").exists(),
+        )
+        results.append(result)
+        return result
+
+    if spec.method == "pool":
+        gene = _train_pool(cfg, info, teacher, train, len(names), stage)
     else:
         aux = build_aux(spec, info, num_classes=len(names), seed=cfg.seed)
         n_aux = sum(p.numel() for p in aux.parameters())
         logger.info(f"{spec.method} Aux-Net {aux.arch}: {n_aux:,} trainable parameters")
-        if not resume and (aux_dir / "last.json").exists():
-            raise InputError(
-                "holds an Aux-Net training: pass --resume or choose another --out", path=aux_dir
-            )
-        aux_dir.mkdir(parents=True, exist_ok=True)
-        save_config(cfg, aux_dir / "learngene.yaml")
-        result = fit(
-            aux,
-            train,
-            val,
-            train_cfg,
-            task=info.task,
-            out_dir=aux_dir,
-            teacher=teacher.model,
-            progress=progress,
-            resume=resume,
-        )
-        best = result.best_metric
-        meta["aux"] = {
-            "best_val_macro_f1": None if best != best else best,  # NaN -> null (valid JSON)
-            "best_epoch": result.best_epoch,
-            "epochs_run": result.epochs_run,
-            "train_images": result.train_images,
-            "wall_s": result.wall_s,
-            "run_dir": str(aux_dir),
-        }
+        if spec.method == "ldr":  # incremental: stage k adds G_k, freezes the earlier ones
+            per_stage = max(1, cfg.optim.epochs // aux.k)
+            for k in range(1, aux.k + 1):
+                aux.set_stage(k)
+                logger.info(f"ldr stage {k}/{aux.k}: component {k - 1}, {per_stage} epochs")
+                stage(aux, f"stage{k}", per_stage)
+        else:
+            stage(aux, ".")
         gene = aux.learngene()
+    last = results[-1]
+    best = last.best_metric
+    meta["aux"] = {
+        "best_val_macro_f1": None if best != best else best,  # NaN -> null (valid JSON)
+        "best_epoch": last.best_epoch,
+        "epochs_run": sum(r.epochs_run for r in results),
+        "train_images": sum(r.train_images for r in results),
+        "wall_s": sum(r.wall_s for r in results),
+        "run_dir": str(aux_dir),
+    }
     return learngene.save_learngene(out, gene.tensors, {**gene.meta, **meta})
+
+
+def _train_pool(cfg: LearngeneConfig, info, teacher, train, num_classes: int, stage):
+    """Learngene Pool: distil one ViT per pool width, stitch them by least squares on
+    training images (SN-Net), then train the stitches on sampled paths by distillation."""
+    import torch
+
+    import learngene
+    from attpc_classify.data import as_float, labelled
+
+    spec = cfg.learngene
+    arch = _aux_arch(spec, info, num_classes)
+    head_dim = arch["embed_dim"] // arch["num_heads"]
+    widths = list(spec.pool_widths) or pool_widths(arch["embed_dim"], head_dim)
+    try:
+        meta = learngene.pool.pool_meta({**arch, "embed_dim": max(widths)}, widths, arch["depth"])
+    except ValueError as err:
+        raise InputError(f"learngene pool: {err}") from None
+    instances = []
+    for n, w in enumerate(widths):
+        vit = learngene.create_vit(**learngene.pool.instance_arch(meta, n), seed=cfg.seed + n)
+        vit.input_kind = "images"
+        logger.info(f"pool instance {n}: width {w}, depth {arch['depth']}")
+        stage(vit, f"instance{n}")
+        instances.append(vit.cpu())
+    images = labelled(train).images[: spec.cka_images]
+    x = as_float(torch.from_numpy(images))
+    stitches = learngene.pool.init_stitches(instances, x, meta)
+    aux = learngene.PoolAuxNet(
+        learngene.pool.pool_learngene(instances, stitches, meta), seed=cfg.seed
+    )
+    logger.info(f"pool stitches: {sum(p.numel() for p in aux.stitches.parameters()):,} parameters")
+    stage(aux, "stitches", spec.stitch_epochs or None)
+    return aux.learngene()
+
+
+def pool_widths(width: int, head_dim: int) -> list[int]:
+    """Default pool widths: about width/3, 2·width/3 and width, in multiples of head_dim."""
+    return sorted({max(head_dim, round(width * i / 3 / head_dim) * head_dim) for i in (1, 2, 3)})
 
 
 def _teacher_vit_args(info) -> dict[str, Any]:
     return dict(info.model.get("args") or {}) if info.model.get("name") == "vit" else {}
 
 
-def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
-    """The Aux-Net for ``spec``: sizes from the spec, else the teacher ViT, else defaults."""
-    import learngene
+def _aux_arch(spec: LearngeneSpec, info, num_classes: int) -> dict[str, Any]:
+    """`create_vit` sizes of the Aux-Net: the spec's, else the teacher ViT's, else defaults."""
     from attpc_classify.models.vit import VIT_DEFAULTS
 
     t = _teacher_vit_args(info)
@@ -214,7 +286,7 @@ def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
         raise InputError(
             f"need image size {size} % patch {patch} == 0 and width {width} % heads {heads} == 0"
         )
-    arch = dict(
+    return dict(
         img_size=size,
         patch_size=patch,
         in_chans=len(info.image_config.views),
@@ -224,13 +296,34 @@ def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
         num_heads=heads,
         mlp_ratio=spec.mlp_ratio,
     )
+
+
+def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
+    """The Aux-Net for ``spec`` (tleg, lets, ldr) with the sizes of `_aux_arch`."""
+    import learngene
+
+    arch = _aux_arch(spec, info, num_classes)
+    width, depth, heads = arch["embed_dim"], arch["depth"], arch["num_heads"]
     try:
         if spec.method == "tleg":
             return learngene.TLEGAuxNet(**arch, seed=seed)
+        if spec.method == "ldr":
+            return learngene.LDRAuxNet(
+                **arch, components=spec.components, basis=spec.basis, seed=seed
+            )
         head_dim = width // heads
         w = spec.learngene_width or max(head_dim, width // 2 // head_dim * head_dim)
         k = spec.learngene_depth or max(1, depth // 3)
-        return learngene.LeTsAuxNet(**arch, learngene_width=w, learngene_depth=k, seed=seed)
+        if not spec.learngene_depth and k > 1:
+            k -= k % 2  # LeTs mixes windows of two learngene layers
+        return learngene.LeTsAuxNet(
+            **arch,
+            learngene_width=w,
+            learngene_depth=k,
+            coeff_share=spec.coeff_share,
+            width_init=spec.width_init,
+            seed=seed,
+        )
     except ValueError as err:
         raise InputError(f"learngene Aux-Net: {err}") from None
 
@@ -307,6 +400,12 @@ def info_lines(gene) -> list[str]:
         lines.append(f"learngene    width {m['learngene_width']}, layers {m['learngene_depth']}")
     if m["method"] == "inherit":
         lines.append(f"learngene    blocks {m['source_blocks']} of the teacher")
+    if m["method"] == "ldr":
+        lines.append(f"learngene    {m['components']} {m['basis']} components")
+    if m["method"] == "pool":
+        lines.append(
+            f"learngene    instances of widths {m['pool_widths']}, {m['pool_depth']} blocks"
+        )
     names = m.get("class_names")
     lines.append(f"classes      {', '.join(names) if names else '?'} (task {m.get('task', '?')})")
     if "teacher_run" in m:
@@ -322,7 +421,9 @@ def info_lines(gene) -> list[str]:
         f"parameters   {gene.num_parameters:,}: "
         + ", ".join(f"{g} {n:,}" for g, n in groups.items())
     )
-    depths = [d for d in STORAGE_DEPTHS if m["method"] in ("tleg", "inherit") or d <= m["depth"]]
+    depths = [
+        d for d in STORAGE_DEPTHS if m["method"] in ("tleg", "ldr", "inherit") or d <= m["depth"]
+    ]
     if depths:
         arch = {
             k: m[k]

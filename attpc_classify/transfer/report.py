@@ -18,9 +18,14 @@ import numpy as np
 
 from attpc_classify.plots import figure, markdown_table, save
 from attpc_classify.report import write_text
-from attpc_classify.transfer.config import LEARNGENE_OF, STRATEGIES, VIT_STRATEGIES, BenchConfig
+from attpc_classify.transfer.config import (
+    LEARNGENE_OF,
+    NON_VIT,
+    STRATEGIES,
+    VIT_STRATEGIES,
+    BenchConfig,
+)
 
-NON_VIT = ("cnn_scratch", "cnn_imagenet", "logreg")
 LABELS = {
     "scratch": "ViT scratch (short)",
     "scratch_full": "ViT scratch (full)",
@@ -28,14 +33,19 @@ LABELS = {
     "tleg": "TLEG",
     "lets_continuous": "LeTs (continuous)",
     "lets_magnitude": "LeTs (magnitude)",
+    "ldr": "LDR (Chebyshev)",
+    "pool": "Learngene Pool",
     "inherit": "inherit (last k)",
     "weight_select": "weight selection",
     "cnn_scratch": "small CNN scratch",
     "cnn_imagenet": "EfficientNet-Lite0 ImageNet",
     "logreg": "logistic regression",
 }
-#: one colour per strategy (tab10 has ten; logistic regression gets black)
-COLORS = {s: f"C{i}" for i, s in enumerate(STRATEGIES[:10])} | {"logreg": "black"}
+#: one colour per strategy (tab10 for the first ten; named colours for the rest)
+_EXTRA_COLORS = {"logreg": "black", "ldr": "darkgoldenrod", "pool": "magenta"}
+COLORS = {
+    s: f"C{i}" for i, s in enumerate(s for s in STRATEGIES if s not in _EXTRA_COLORS)
+} | _EXTRA_COLORS
 
 
 # --------------------------------------------------------------------------- aggregation
@@ -87,11 +97,7 @@ def fmt(est, digits: int = 3) -> str:
 
 
 def _sizes(cfg: BenchConfig, strategy: str, depths: Sequence[int]) -> list[tuple[int, int]]:
-    if strategy in NON_VIT:
-        return [(0, 0)]
-    if strategy.startswith("lets"):
-        return [(d, w) for d in depths for w in cfg.learngene.lets_widths]
-    return [(d, cfg.vit.width) for d in depths]
+    return cfg.strategy_sizes(strategy, depths)
 
 
 def _size_label(depth: int, width: int) -> str:

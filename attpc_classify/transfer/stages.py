@@ -190,28 +190,34 @@ def learngene_stage(
     method: str,
     progress=None,
 ) -> Stage:
-    """A learngene of ``method`` (tleg, lets, inherit, weight_select) from the ancestry.
+    """A learngene of ``method`` (tleg, lets, ldr, pool, inherit, weight_select).
 
-    tleg and lets distil an Aux-Net from the ancestry on the source images
-    (`attpc_classify.transfer.learngene.train_learngene`); inherit and weight_select copy
+    tleg, lets and ldr distil an Aux-Net from the ancestry on the source images (pool:
+    its instances, then its stitches; `attpc_classify.transfer.learngene.train_learngene`);
+    inherit and weight_select copy
     blocks of the ancestry. The file is ``DIR/learngene.safetensors`` + ``.json``.
     """
-    from attpc_classify.transfer.learngene import LearngeneConfig, train_learngene
+    from attpc_classify.transfer.learngene import TRAINED, LearngeneConfig, train_learngene
     from attpc_classify.transfer.learngene import LearngeneSpec as GeneSpec
 
     g = cfg.learngene
     spec = GeneSpec(method=method, patch=cfg.vit.patch, mlp_ratio=cfg.vit.mlp_ratio)
-    if method in ("tleg", "lets"):
-        spec.depth = cfg.aux_depth
+    if method in ("tleg", "lets", "ldr", "pool"):
+        spec.depth = cfg.pool_depth if method == "pool" else cfg.aux_depth
         spec.width = cfg.vit.width
         spec.heads = cfg.vit.heads
+    if method == "ldr":
+        spec.components = g.ldr_components
+        spec.basis = g.ldr_basis
+    if method == "pool":
+        spec.pool_widths = tuple(g.pool_widths)
     if method == "lets":
         spec.learngene_width = cfg.lets_learngene_width
         spec.learngene_depth = g.lets_learngene_depth
     if method == "inherit":
         spec.learngene_depth = g.inherit_depth
         spec.position = "last"
-    trains = method in ("tleg", "lets")
+    trains = method in TRAINED
     lg_cfg = LearngeneConfig(
         learngene=spec,
         optim=g.optim if trains else OptimConfig(epochs=1),
