@@ -116,10 +116,6 @@ class DemoResult:
     reused: list[str]
 
 
-def _sim_config_path(name: str) -> Path:
-    return find_config(name, "sim")
-
-
 def _prep_config(cfg: DemoConfig) -> Any:
     """The demo's image settings: the prep preset, with the demo's views and size."""
     from data_prep.images import ImageConfig
@@ -127,10 +123,6 @@ def _prep_config(cfg: DemoConfig) -> Any:
     path = find_config(cfg.prep_config, "prep")
     settings = read_yaml(path) | {"views": list(cfg.views), "size": cfg.size, "voxel_grid": 0}
     return ImageConfig.from_dict(settings)
-
-
-def _train_preset(name: str) -> Path:
-    return find_config(name, "train")
 
 
 def _train_overrides(cfg: DemoConfig, model: DemoModel) -> list[str]:
@@ -235,7 +227,7 @@ def _simulate(d: _Demo) -> tuple[Any, dict[str, Any]]:
     from data_prep.simulate import SimConfig, simulate
 
     cfg = d.cfg
-    sim_cfg = load_config(SimConfig, _sim_config_path(cfg.sim_config))
+    sim_cfg = load_config(SimConfig, cfg.sim_config)
     sim_key = {
         "sim": to_dict(sim_cfg),
         "events": cfg.events,
@@ -325,7 +317,7 @@ def _train(
                 f"data.task={task}",
                 f"out={run_dir}",
             ]
-            tcfg = load_config(TrainConfig, _train_preset(model.preset), overrides)
+            tcfg = load_config(TrainConfig, model.preset, overrides)
             train_cfgs[name] = (model, task)
             key = {"prep": prep_key, "train": to_dict(tcfg)}
             runs[name] = run_dir

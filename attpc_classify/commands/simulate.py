@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from attpc_classify.config import find_config
 from data_prep.errors import plural
 
 
@@ -51,11 +50,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def resolve_config(name: str) -> Path:
-    """A path as given, else the shipped preset ``configs/sim/<name>.yaml``."""
-    return find_config(name, "sim")
-
-
 def run(args: argparse.Namespace) -> int:
     import sys
 
@@ -64,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from attpc_classify.config import load_config
     from data_prep.simulate import SimConfig, simulate
 
-    config = load_config(SimConfig, resolve_config(args.config), args.overrides)
+    config = load_config(SimConfig, args.config, args.overrides)
     bar = None
 
     def progress(n: int) -> None:

@@ -26,10 +26,10 @@ from attpc_classify.transfer.config import BenchConfig, SimSpec
 
 def sim_config(spec: SimSpec):
     """The resolved `data_prep.simulate.SimConfig` of a preset name or YAML path."""
-    from attpc_classify.config import find_config, load_config
+    from attpc_classify.config import load_config
     from data_prep.simulate import SimConfig
 
-    return load_config(SimConfig, find_config(spec.preset, "sim"), list(spec.overrides))
+    return load_config(SimConfig, spec.preset, list(spec.overrides))
 
 
 def simulate_stage(
