@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -178,10 +178,10 @@ def train_learngene(
 
     def stage(model, sub: str, epochs: int | None = None):
         """One distillation run of ``model`` (its record in ``aux_dir/sub``)."""
-        run_cfg = cfg.train_config(aux_dir / sub)
-        if epochs is not None:
-            run_cfg.optim = OptimConfig(**{**vars(cfg.optim), "epochs": epochs})
         run_dir = aux_dir / sub
+        run_cfg = cfg.train_config(run_dir)
+        if epochs is not None:
+            run_cfg.optim = replace(cfg.optim, epochs=epochs)
         result = fit(
             model,
             train,
@@ -368,7 +368,7 @@ def _auto_positions(cfg, teacher, train, val, arch, k) -> tuple[list[int], list[
     args = {**_teacher_vit_args(teacher.info), "depth": spec.pseudo_depth}
     pseudo = create_model("vit", args)
     pseudo_cfg = cfg.train_config(Path("."))
-    pseudo_cfg.optim = OptimConfig(**{**vars(cfg.optim), "epochs": spec.pseudo_epochs})
+    pseudo_cfg.optim = replace(cfg.optim, epochs=spec.pseudo_epochs)
     fit(pseudo, train, val, pseudo_cfg, task=teacher.info.task, out_dir=None)
     images = labelled(train).images[: spec.cka_images]
     x = as_float(torch.from_numpy(images)).to(teacher.device)
