@@ -267,3 +267,47 @@ def test_phase_pickles_small_for_spawn(sim):
     assert len(blob) < 4096
     back = pickle.loads(blob)
     assert back.keep == ("proton",) and back.problem is None and back.run_dir == phase.run_dir
+
+
+def test_a_file_that_is_not_a_point_cloud_fails_its_run_alone(sim, tmp_path, caplog):
+    """One line naming the file in Spyral's log; the run marked failed with its paths
+    kept (ClusterPhase reads them before ``successful``); an earlier pass's outputs gone."""
+    ws = tmp_path / "ws"
+    (ws / "Classify").mkdir(parents=True)
+    wrong = ws / "Pointcloud" / "run_0001.h5"
+    wrong.parent.mkdir()
+    with h5py.File(wrong, "w") as f:
+        f["traces"] = np.zeros((2, 512))
+    stale = [ws / "Classify" / "run_0001.h5", ws / "Classify" / "run_0001_pointcloud.h5"]
+    for path in stale:
+        path.write_text("from an earlier pass")
+    phase = ClassifyPhase(sim["run"], keep=["proton"], device="cpu")
+    payload = pointcloud_phase().construct_artifact(_Result(1), ws)
+    with caplog.at_level(logging.INFO, logger="spyral"):
+        result = phase.run(payload, ws, [], np.random.default_rng(0))
+    assert not result.successful
+    assert result.artifacts == {"pointcloud": stale[1], PREDICTIONS: stale[0]}
+    assert not any(p.exists() for p in stale)
+    assert wrong.exists()  # the input is never touched
+    (record,) = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert record.name.startswith("spyral.")  # lands in Spyral's per-process log files
+    assert record.getMessage() == (
+        f"ClassifyPhase failed for run 1: {wrong}: no group 'cloud' (not a Spyral point-cloud file)"
+    )
+    # Spyral's own next phase skips the failed run instead of stopping the process
+    cluster = ClusterPhase(cluster_parameters(NO_CLUSTERING), DET).run(result, ws, [], None)
+    assert not cluster.successful
+
+
+def test_the_documented_script_builds_a_valid_pipeline():
+    """docs/spyral.md's script, as printed, builds a pipeline Spyral validates."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "spyral.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    namespace = {"__name__": "spyral_doc"}  # not __main__: builds, does not start
+    exec(compile(code, "docs/spyral.md", "exec"), namespace)
+    pipe = namespace["pipe"]
+    assert [type(p).__name__ for p in pipe.phases] == [
+        "PointcloudPhase", "ClassifyPhase", "ClusterPhase"
+    ]  # fmt: skip
+    assert pipe.phases[1].keep == ("proton",)
+    assert all(pipe.validate().values())
