@@ -16,8 +16,8 @@ and hands the next phase the point clouds to go on with: the selected file with
 ``Pipeline.validate`` accepts ``ClusterPhase`` after it. The work of one run is
 `classify_pointcloud` (no Spyral needed); the phase adds Spyral's conventions: progress
 as `StatusMessage`s on the process's queue, messages in Spyral's per-process logs
-(``workspace/log/``), a run whose input is bad marked failed (`PhaseResult.invalid_result`)
-so later phases skip it while the other runs go on.
+(``workspace/log/``), a run whose input is bad marked failed (``successful=False``) so
+later phases skip it while the other runs go on.
 
 Spyral runs each process's stack of runs one after the other (``start_pipeline(...,
 n_procs)``); the model is loaded once per process, on first use, so the phase pickles
@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from multiprocessing import SimpleQueue
 from pathlib import Path
 
@@ -78,7 +78,6 @@ class RunResult:
     selected: Path | None = None  # the selected point-cloud file (None without keep)
     n_selected: int = 0
     kept: tuple[str, ...] = ()
-    skipped: dict[str, int] = field(default_factory=dict)
 
 
 def check_run(run_dir: str | Path, keep: Sequence[str] | None) -> tuple[str, ...]:
@@ -160,7 +159,7 @@ def classify_pointcloud(
         trained, sources, predictions, reader_options=reader_options, batch_size=batch_size,
         precision=precision, skip_bad=skip_bad, progress=progress, device=device,
     )  # fmt: skip
-    result = RunResult(classified=summary, skipped=dict(summary.skipped))
+    result = RunResult(classified=summary)
     if keep is None:
         return result
     # Select from the written table: the file a user reads and the selection cannot differ.
@@ -319,13 +318,17 @@ class ClassifyPhase(PhaseLike):
 
     # -- per run (child processes) -------------------------------------------------------
 
+    def _selected_path(self, workspace_path: Path, run: int) -> Path:
+        name = f"{form_run_string(run)}{SELECTED_SUFFIX}.h5"
+        return self.get_artifact_path(workspace_path) / name
+
     def construct_artifact(self, payload: PhaseResult, workspace_path: Path) -> PhaseResult:
         run_string = form_run_string(payload.run_number)
         out_dir = self.get_artifact_path(workspace_path)
-        if self.keep is not None:
-            clouds = out_dir / f"{run_string}{SELECTED_SUFFIX}.h5"
-        else:
-            clouds = payload.artifacts.get("pointcloud", out_dir / "missing.h5")
+        selected = self._selected_path(workspace_path, payload.run_number)
+        # Without keep the next phase reads PointcloudPhase's own file; a failed payload
+        # has none, and then the (absent) selection path keeps ClusterPhase's lookup valid.
+        clouds = selected if self.keep else payload.artifacts.get("pointcloud", selected)
         return PhaseResult(
             artifacts={"pointcloud": clouds, PREDICTIONS: out_dir / f"{run_string}.h5"},
             successful=True,
@@ -368,6 +371,8 @@ class ClassifyPhase(PhaseLike):
             # Spyral's way: log, mark the run failed (later phases skip it), go on.
             log.error(f"{self} failed for run {run}: {err}")
             return _failed(result)
+        if not self.keep:  # a selection of an earlier pass would not match these labels
+            self._selected_path(workspace_path, run).unlink(missing_ok=True)
         log.info(f"Phase {self.name} complete for run {run}: {_describe(done)}")
         return result
 
@@ -391,8 +396,8 @@ def _describe(done: RunResult) -> str:
     """One log line: events, labels, skipped, selection."""
     s = done.classified
     text = f"{plural(s.n_events, 'event')} classified ({json.dumps(s.predicted)})"
-    if done.skipped:
-        text += f", skipped {plural(s.n_skipped, 'bad event')} ({json.dumps(done.skipped)})"
+    if s.skipped:
+        text += f", skipped {plural(s.n_skipped, 'bad event')} ({json.dumps(s.skipped)})"
     if done.selected is not None:
         text += f"; {plural(done.n_selected, 'event')} {list(done.kept)} kept in {done.selected}"
     return text

@@ -43,7 +43,11 @@ from attpc_classify.predict import read_predictions
 from attpc_classify.spyral_phase import PREDICTIONS, ClassifyPhase
 from data_prep.events import CLASS_NAMES
 
-pytestmark = pytest.mark.heavy
+pytestmark = [
+    pytest.mark.heavy,
+    # Spyral's own spyral_warn calls Logger.warn
+    pytest.mark.filterwarnings("ignore:The 'warn' method is deprecated:DeprecationWarning"),
+]
 
 RUNS = (1, 2, 3)
 BAD_RUN = 4
@@ -225,16 +229,22 @@ def test_progress_messages_fill_spyral_bars(sim, tmp_path):
     phase = ClassifyPhase(sim["run"], batch_size=3, device="cpu")
     payload = pointcloud_phase().construct_artifact(_Result(1), ws)
 
-    class Queue(list):
-        put = list.append
-
     q = Queue()
+    stale = ws / "Classify" / "run_0001_pointcloud.h5"  # a keep=... pass with another model
+    stale.write_text("earlier selection")
     result = phase.run(payload, ws, q, np.random.default_rng(0))
+    assert not stale.exists()
     assert result.successful
     n = len(read_predictions(result.artifacts[PREDICTIONS])["event_id"])
     assert {(m.phase, m.run, m.total) for m in q} == {("Classify", 1, n)}
     assert sum(m.increment for m in q) == n and len(q) >= 3  # per batch of 3
     assert result.artifacts["pointcloud"] == clouds / "run_0001.h5"  # no keep: handed on
+
+
+class Queue(list):
+    """Spyral's ``SimpleQueue`` as the phase uses it (``put``), kept for inspection."""
+
+    put = list.append
 
 
 def _Result(run: int):
@@ -284,7 +294,7 @@ def test_a_file_that_is_not_a_point_cloud_fails_its_run_alone(sim, tmp_path, cap
     phase = ClassifyPhase(sim["run"], keep=["proton"], device="cpu")
     payload = pointcloud_phase().construct_artifact(_Result(1), ws)
     with caplog.at_level(logging.INFO, logger="spyral"):
-        result = phase.run(payload, ws, [], np.random.default_rng(0))
+        result = phase.run(payload, ws, Queue(), np.random.default_rng(0))
     assert not result.successful
     assert result.artifacts == {"pointcloud": stale[1], PREDICTIONS: stale[0]}
     assert not any(p.exists() for p in stale)
@@ -311,3 +321,21 @@ def test_the_documented_script_builds_a_valid_pipeline():
     ]  # fmt: skip
     assert pipe.phases[1].keep == ("proton",)
     assert all(pipe.validate().values())
+
+
+def test_skip_bad_drops_the_bad_event_and_counts_it(sim, tmp_path, caplog):
+    ws = tmp_path / "ws"
+    clouds, bad_event = _workspace(sim, ws)
+    (ws / "Classify").mkdir()
+    phase = ClassifyPhase(sim["run"], keep=["proton"], skip_bad=True, device="cpu")
+    payload = pointcloud_phase().construct_artifact(_Result(BAD_RUN), ws)
+    with caplog.at_level(logging.INFO, logger="spyral"):
+        result = phase.run(payload, ws, Queue(), np.random.default_rng(0))
+    assert result.successful
+    got = read_predictions(result.artifacts[PREDICTIONS])
+    with h5py.File(clouds / "run_0004.h5") as f:
+        ids = sorted(int(k[6:]) for k in f["cloud"] if k.startswith("cloud_"))
+    assert got["event_id"].tolist() == [e for e in ids if e != bad_event]
+    with h5py.File(result.artifacts["pointcloud"]) as f:
+        assert f"cloud_{bad_event}" not in f["cloud"]
+    assert "skipped 1 bad event" in caplog.text
