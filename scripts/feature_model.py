@@ -1,0 +1,260 @@
+"""Regenerate docs/feature-model.md: gradient-boosted trees on physics features, sim -> real.
+
+    .venv/bin/python scripts/feature_model.py --sims /work/wt/robust/s2r_small/sim \
+        --cnn-runs /work/wt/robust/s2r_small/runs --out feat_out
+
+Uses the simulations that scripts/sim_to_real.py made (``--sims``: randomized/,
+nominal_test/, standin/, knob_*/; extra training runs of e15503b_randomized in
+``--extra-train`` directories are added to the training set), so the feature model is
+scored on exactly the events the CNNs of docs/sim-to-real.md were scored on, and their
+metrics.json files (``--cnn-runs``) give the CNN columns. Every step is an
+``attpc-classify`` command (listed in the document); a step whose output exists is
+skipped.
+
+Model selection uses the in-simulation validation split only (20 % of the randomised
+training events, stratified, seed 0): a small grid of class balance and tree size, the
+best validation macro-F1 wins. No setting is chosen on the stand-in or the knob sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "attpc_classify.cli"]
+PREP = ["--config", "configs/prep/features.yaml"]
+#: grid: (name, overrides); chosen by validation macro-F1 on the randomised simulation
+GRID = {
+    "leaves15": ["optim.balance=none", "model.max_leaf_nodes=15"],
+    "leaves15_balanced": ["optim.balance=weights", "model.max_leaf_nodes=15"],
+    "leaves7": ["optim.balance=none", "model.max_leaf_nodes=7"],
+    "leaves31_lr0.05": [
+        "optim.balance=none",
+        "model.max_leaf_nodes=31",
+        "model.learning_rate=0.05",
+    ],
+}
+TESTS = ["nominal_test", "standin", "knob_gain_x0.3", "knob_gain_x3", "knob_threshold_60",
+         "knob_noise_400", "knob_one_point_per_pad", "knob_tilt_6.5deg"]  # fmt: skip
+CNN_RUN = "randomized_robust"  # the CNN of docs/sim-to-real.md trained like this model
+COMMANDS: list[str] = []
+
+
+def sh(args: list[str], done: Path | None) -> str:
+    """Run one CLI step unless ``done`` exists; record it; return its output."""
+    shown = "attpc-classify " + " ".join(str(a) for a in args)
+    COMMANDS.append(shown)
+    if done is not None and done.exists():
+        return ""
+    print(f"$ {shown}", flush=True)
+    res = subprocess.run([*CLI, *map(str, args)], check=True, cwd=REPO, capture_output=True,
+                         text=True)  # fmt: skip
+    return res.stdout + res.stderr
+
+
+def metrics(path: Path) -> dict:
+    d = json.loads(path.read_text())
+    t = d["tasks"]
+    return {
+        "proton_f1": t["binary"]["per_class"]["proton"]["f1"],
+        "macro_f1": t["multiclass"]["macro_f1"],
+        "auc": t["binary"]["roc_auc"],
+        "per_class": {
+            c: t["multiclass"]["per_class"][c]["f1"]["value"]
+            for c in t["multiclass"]["class_names"]
+        },
+        "ece": d["calibration"]["proton"]["ece"],
+    }
+
+
+def fmt(m: dict) -> str:
+    return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sims", type=Path, required=True)
+    ap.add_argument("--cnn-runs", type=Path, required=True)
+    ap.add_argument("--extra-train", type=Path, nargs="*", default=[])
+    ap.add_argument("--out", type=Path, default=Path("feat_out"))
+    ap.add_argument("--doc", type=Path, default=REPO / "docs" / "feature-model.md")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out = args.out.resolve()
+    data, runs = out / "data", out / "runs"
+    data.mkdir(parents=True, exist_ok=True)
+    train_dirs = [args.sims / "randomized", *args.extra_train]
+    train = data / "randomized.h5"
+    sh(["preprocess", *train_dirs, "--out", train, *PREP, "--workers", 2, "--quiet"], train)
+    for name in TESTS:
+        dst = data / f"{name}.h5"
+        sh(["preprocess", args.sims / name, "--out", dst, *PREP, "--workers", 2, "--quiet"], dst)
+
+    val_f1 = {}
+    for name, overrides in GRID.items():
+        run = runs / name
+        sh(["train", "--config", "configs/train/gbt.yaml", "--data", train, "--out", run,
+            "--quiet", *overrides], run / "model.json")  # fmt: skip
+        info = json.loads((run / "model.json").read_text())
+        val_f1[name] = info["metrics"]["val_macro_f1"]
+    best = max(val_f1, key=val_f1.get)
+    n_train = json.loads((runs / best / "model.json").read_text())["metrics"]
+    rows = {}
+    for name in TESTS:
+        ev = runs / best / "eval" / name
+        sh(["evaluate", runs / best, "--data", data / f"{name}.h5", "--out", ev,
+            "--n-boot", args.n_boot, "--quiet"], ev / "metrics.json")  # fmt: skip
+        cnn = args.cnn_runs / CNN_RUN / "eval" / name / "metrics.json"
+        rows[name] = (metrics(ev / "metrics.json"), metrics(cnn) if cnn.exists() else None)
+
+    # speed: classify straight from the point-cloud files (features computed on the fly)
+    speed = {}
+    inputs = [args.sims / n for n in TESTS]
+    for workers in (1, 2):
+        dst = out / f"classify_w{workers}.csv"
+        t0 = time.perf_counter()
+        text = sh(["classify", runs / best, *inputs, "--out", dst, "--workers", workers], None)
+        wall = time.perf_counter() - t0
+        m = re.search(r"([\d,]+) events classified .* in ([\d.]+) s, ([\d,.]+) events/s", text)
+        speed[workers] = (m.group(1), m.group(3), wall) if m else ("?", "?", wall)
+    write_doc(args, best, val_f1, n_train, rows, speed, track_counts(data))
+    print(f"wrote {args.doc}")
+    return 0
+
+
+def track_counts(data: Path) -> dict[str, list]:
+    """Per file: median tracks found per true class (proton, carbon, other), share of
+    events with >= 4 tracks, median noise share -- where the features see noise."""
+    import numpy as np
+
+    from data_prep.imagefile import read_images
+
+    out = {}
+    for name in ["randomized", *TESTS]:
+        s = read_images(data / f"{name}.h5", features=True)
+        tracks, noise = s.features[:, 1], s.features[:, 2]
+        out[name] = [
+            [float(np.median(tracks[s.label == k])) for k in range(3)],
+            float(np.mean(tracks >= 4)),
+            float(np.nanmedian(noise)),
+        ]
+    return out
+
+
+def write_doc(args, best, val_f1, n_train, rows, speed, tracks) -> None:
+    load = os.getloadavg()[0]
+    lines = [
+        "# A physics-feature classifier: gradient-boosted trees on track features",
+        "",
+        "Generated by `.venv/bin/python scripts/feature_model.py "
+        f"--sims {args.sims} --cnn-runs {args.cnn_runs}"
+        + "".join(f" --extra-train {p}" for p in args.extra_train)
+        + f" --out {args.out}` (do not edit the tables by hand: rerun the script).",
+        "",
+        "## What it is",
+        "",
+        "`data_prep.features` (set `tracks_v1`) turns each event's point cloud into "
+        "57 numbers that a change of detector leaves alone: DBSCAN (20 mm, 4 points) "
+        "finds the tracks among the points more than 30 mm from the beam axis; for the "
+        "three largest: share of points and charge, length along the principal axis, "
+        "closest and farthest radius r = sqrt(x^2+y^2), z extent, cos of the polar angle "
+        "(axis oriented away from the beam), linearity (PCA eigenvalue ratios), width, "
+        "pad-plane linearity (curl in the field), median / max point charge relative to "
+        "the event's median, charge asymmetry along the track (Bragg peak side), relative "
+        "charge and points per mm; per event: points kept, tracks, share of off-axis "
+        "points that are noise, share of points and charge in the beam core, largest "
+        "radius, z extent, angle and vertex-z gap between the two largest tracks. "
+        "No absolute charge, no x or y, no absolute z.",
+        "",
+        "`preprocess --config configs/prep/features.yaml` stores them in the image file "
+        "(`/features`, names in its attributes, the set in `image_config.features`); "
+        "`train --config configs/train/gbt.yaml` fits scikit-learn's "
+        "HistGradientBoostingClassifier (early stopping on the validation split) and "
+        "saves the trees' node arrays as tensors (`model.safetensors`, no pickle) that "
+        "`attpc_classify.models.gbt.GBTClassifier` walks; `evaluate`, `classify` and "
+        "`compare` use it like any model, and `classify` on point-cloud files computes "
+        "the features on the fly. There is nothing to `adapt` (no BatchNorm).",
+        "",
+        "## Model selection (in-simulation validation only)",
+        "",
+        f"Training: the randomised simulation ({n_train['n_train']} training / "
+        f"{n_train['n_val']} validation events, stratified split, seed 0).",
+        "",
+        "| setting | validation macro-F1 |",
+        "|---|---|",
+        *[f"| {k}{' (chosen)' if k == best else ''} | {v:.3f} |" for k, v in val_f1.items()],
+        "",
+        "## Zero-shot against the CNN",
+        "",
+        "Same test events as docs/sim-to-real.md; CNN = its *randomised, robust inputs* "
+        "model (cnn_small, width 16, 10 epochs, the same 2,000 randomised events). Point "
+        f"estimate [bootstrap 95 % interval, {args.n_boot} resamples, seed 0]; proton F1 = "
+        "the binary reading of the 3-class model.",
+        "",
+        "| test set | proton F1, trees | proton F1, CNN | macro-F1, trees | macro-F1, CNN "
+        "| proton ROC AUC, trees | ROC AUC, CNN | F1 per class, trees | ECE p(proton), trees |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, (m, c) in rows.items():
+        per = ", ".join(f"{k} {v:.2f}" for k, v in m["per_class"].items())
+        cnn = (fmt(c["proton_f1"]), fmt(c["macro_f1"]), fmt(c["auc"])) if c else ("-",) * 3
+        cells = [name, fmt(m["proton_f1"]), cnn[0], fmt(m["macro_f1"]), cnn[1], fmt(m["auc"]),
+                 cnn[2], per, f"{m['ece']:.3f}"]  # fmt: skip
+        lines.append("| " + " | ".join(cells) + " |")
+    better = [n for n, (m, c) in rows.items()
+              if c and m["proton_f1"]["value"] > c["proton_f1"]["value"]]  # fmt: skip
+    worse = [n for n, (m, c) in rows.items()
+             if c and m["proton_f1"]["value"] <= c["proton_f1"]["value"]]  # fmt: skip
+    lines += [
+        "",
+        "## Where it stands",
+        "",
+        f"- Proton F1 above the CNN's on: {', '.join(better) or 'none'}; "
+        f"not above on: {', '.join(worse) or 'none'}. With 200 events per knob set "
+        "(50 protons) the intervals overlap on most rows: read the point estimates as "
+        "a direction, not a ranking.",
+        "- Targets of issue 12 (zero-shot proton F1 >= 0.90, macro-F1 >= 0.85; "
+        "in-simulation >= 0.98) are not met by either model at this scale.",
+        "",
+        "What the features see (the DBSCAN tracks off the beam axis): median number of "
+        "tracks per true class, share of events with 4 or more, median share of the "
+        "off-axis points called noise.",
+        "",
+        "| file | median tracks: proton / carbon / other | events with >= 4 tracks | "
+        "median noise share |",
+        "|---|---|---|---|",
+        *[
+            f"| {n} | {' / '.join(f'{v:g}' for v in t[0])} | {t[1]:.2f} | {t[2]:.2f} |"
+            for n, t in tracks.items()
+        ],
+        "",
+        "## Speed",
+        "",
+        "`classify` straight from the point-cloud files (reading, features, trees, "
+        f"writing), {', '.join(s[0] for s in speed.values())} events, machine load "
+        f"{load:.1f} on 2 cores shared with other jobs while measured:",
+        "",
+        "| workers | events/s (classify's own count) | wall incl. start-up [s] |",
+        "|---|---|---|",
+        *[f"| {w} | {s[1]} | {s[2]:.1f} |" for w, s in speed.items()],
+        "",
+        "## Commands",
+        "",
+        "```",
+        *COMMANDS,
+        "```",
+        "",
+    ]
+    args.doc.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
