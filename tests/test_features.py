@@ -202,3 +202,42 @@ def test_gbt_trains_and_classifies_through_the_cli(tmp_path) -> None:
     assert main(["classify", str(run), str(val), "--out", str(out), "--quiet"]) == 0
     p = np.genfromtxt(out, delimiter=",", names=True)
     np.testing.assert_allclose(p["p_proton"], want[:, 0], atol=1e-5)
+
+
+def test_preprocess_stores_each_events_features_in_order(tmp_path) -> None:
+    """Parts of several tasks, merged: row i of /features belongs to event i."""
+    from _formats import write_spyral
+
+    from attpc_classify.cli import main
+    from data_prep.events import Event
+    from data_prep.imagefile import read_images
+    from data_prep.readers import open_events
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for run in (1, 2):
+        events = [
+            Event(
+                run=run,
+                event_id=i,
+                points=_cloud(rng)[: int(rng.integers(40, 130))],
+                label=int(rng.integers(0, 3)),
+            )
+            for i in range(12)
+        ]
+        paths.append(write_spyral(tmp_path / f"run_{run:04d}.h5", events))
+    out = tmp_path / "f.h5"
+    sets = ["--set", "features=tracks_v1", "--set", "voxel_grid=0", "--size", "16"]
+    args = ["preprocess", *map(str, paths), "--out", str(out), *sets, "--events-per-task", "5",
+            "--quiet"]  # fmt: skip
+    rc = main(args)
+    assert rc == 0
+    stored = read_images(out, features=True)
+    want = []
+    for path in paths:
+        with open_events(path) as reader:
+            evs = list(reader.iter_events())
+        want.append(features_of(*[e.points[:, :4] for e in evs]))
+    want = np.concatenate(want)
+    assert stored.features.shape == (24, len(NAMES))
+    np.testing.assert_array_equal(stored.features, want.astype(np.float32))
