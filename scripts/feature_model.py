@@ -32,9 +32,13 @@ CLI = [sys.executable, "-m", "attpc_classify.cli"]
 PREP = ["--config", "configs/prep/features.yaml"]
 #: grid: (name, overrides); chosen by validation macro-F1 on the randomised simulation
 GRID = {
-    "leaves15": ["optim.balance=none", "model.max_leaf_nodes=15"],
-    "leaves15_balanced": ["optim.balance=weights", "model.max_leaf_nodes=15"],
-    "leaves7": ["optim.balance=none", "model.max_leaf_nodes=7"],
+    "leaves15": ["optim.balance=none", "model.max_leaf_nodes=15", "model.learning_rate=0.1"],
+    "leaves15_balanced": [
+        "optim.balance=weights",
+        "model.max_leaf_nodes=15",
+        "model.learning_rate=0.1",
+    ],
+    "leaves7": ["optim.balance=none", "model.max_leaf_nodes=7", "model.learning_rate=0.1"],
     "leaves31_lr0.05": [
         "optim.balance=none",
         "model.max_leaf_nodes=31",

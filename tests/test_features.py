@@ -179,8 +179,11 @@ def test_gbt_trains_and_classifies_through_the_cli(tmp_path) -> None:
     data = make_image_file(tmp_path / "train.h5", n_per_class=40, config=config)
     val = make_image_file(tmp_path / "val.h5", n_per_class=20, seed=1, config=config)
     run = tmp_path / "run"
+    # the settings spelled out: the same fit by scikit-learn below must not follow the yaml
+    settings = ["model.max_iter=20", "model.learning_rate=0.1", "model.max_leaf_nodes=15",
+                "optim.balance=none", "model.l2_regularization=1.0"]  # fmt: skip
     rc = main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
-               str(run), "--quiet", f"data.val_path={val}", "model.max_iter=20"])  # fmt: skip
+               str(run), "--quiet", f"data.val_path={val}", *settings])  # fmt: skip
     assert rc == 0
     trained = load_run(run, device="cpu")
     assert trained.info.input == "features"
