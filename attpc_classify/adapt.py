@@ -208,7 +208,7 @@ def adapt(
     trained = checkpoint.load_run(run_dir, device="cpu")
     info, model = trained.info, trained.model
     if info.input != "images":
-        raise InputError("adapt is for image models (this run reads voxels)", path=run_dir)
+        raise InputError(f"adapt is for image models (this run reads {info.input})", path=run_dir)
     if len(images) < 2 * cfg.batch_size:
         raise InputError(f"adapt needs at least {2 * cfg.batch_size} target events, "
                          f"got {len(images)}")  # fmt: skip

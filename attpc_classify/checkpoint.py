@@ -149,7 +149,7 @@ class RunInfo:
     class_names: tuple[str, ...]
     output_names: tuple[str, ...]
     task: str  # "binary" | "multiclass"
-    input: str  # "images" | "voxels"
+    input: str  # "images" | "voxels" | "features"
     metrics: dict
     epoch: int
     git_sha: str
@@ -279,12 +279,14 @@ class Trained:
         cfg = self.info.image_config
         if what == "voxels":
             want = (cfg.voxel_grid,) * 3
+        elif what == "features":
+            want = (int(self.info.model["args"]["n_features"]),)
         else:
             want = (cfg.n_channels, cfg.size, cfg.size)
         if x is None:
             raise InputError(f"this model reads {what}; none were given")
         x = np.asarray(x)
-        if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
             raise InputError(f"{what} of shape {x.shape}; this model needs (N, {want})")
         if x.dtype not in (np.uint8, np.float16, np.float32):
             raise InputError(f"{what} must be uint8, float16 or float32, got {x.dtype}")
@@ -296,6 +298,7 @@ class Trained:
         images: np.ndarray | None,
         voxels: np.ndarray | None = None,
         *,
+        features: np.ndarray | None = None,
         precision: str = "auto",
         batch_size: int = 256,
     ) -> np.ndarray:
@@ -307,12 +310,15 @@ class Trained:
             ``(N, C, S, S)`` as stored in image files (uint8 = value x 255, or float16).
         voxels
             ``(N, G, G, G)``, for voxel models (``info.input == "voxels"``).
+        features
+            ``(N, F)`` float32, for feature models (``info.input == "features"``).
         precision
             ``auto`` | ``fp32`` | ``bf16`` | ``fp16`` (autocast; see `device.autocast_dtype`).
         batch_size
             Events per forward pass.
         """
-        x = self._check(voxels if self.info.input == "voxels" else images, self.info.input)
+        given = {"voxels": voxels, "features": features}
+        x = self._check(given.get(self.info.input, images), self.info.input)
         dtype = autocast_dtype(precision, self.device)
         out = np.empty((len(x), len(self.info.output_names)), dtype=np.float32)
         for start in range(0, len(x), batch_size):

@@ -93,7 +93,12 @@ def sample_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
 
 
 def model_inputs(images: ImageSet, kind: str) -> np.ndarray:
-    """The on-disk array a model of input ``kind`` ("images" | "voxels") reads."""
+    """The on-disk array a model of input ``kind`` ("images" | "voxels" | "features")
+    reads."""
+    if kind == "features":
+        if images.features is None:
+            raise ValueError("this ImageSet was read without features (features=True)")
+        return images.features
     if kind == "voxels":
         if images.voxels is None:
             raise ValueError("this ImageSet was read without voxels (read_images(voxels=True))")

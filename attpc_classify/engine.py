@@ -50,6 +50,7 @@ from attpc_classify.data import (
 )
 from attpc_classify.device import autocast, autocast_dtype, resolve_device
 from attpc_classify.metrics import f1_scores
+from attpc_classify.models import SKLEARN_MODELS
 from attpc_classify.plots import plot_learning_curves
 from attpc_classify.train_config import OptimConfig, TrainConfig
 from data_prep.atomic import atomic_path, check_writable
@@ -642,12 +643,12 @@ def load_datasets(cfg: TrainConfig, kind: str) -> tuple[ImageSet, ImageSet | Non
     """Training and validation sets: ``data.val_path``, else a stratified seeded split."""
     if not cfg.data.path:
         raise InputError("no training data: give --data FILE (or data.path in the config)")
-    voxels = kind == "voxels"
-    full = labelled(read_images(cfg.data.path, voxels=voxels))
+    extra = {"voxels": kind == "voxels", "features": kind == "features"}
+    full = labelled(read_images(cfg.data.path, **extra))
     if len(full) == 0:
         raise InputError("the image file holds no labelled event", path=cfg.data.path)
     if cfg.data.val_path:
-        val = labelled(read_images(cfg.data.val_path, voxels=voxels))
+        val = labelled(read_images(cfg.data.val_path, **extra))
         if val.config != full.config or val.class_names != full.class_names:
             raise InputError(
                 "validation file was preprocessed differently from the training file",
@@ -660,46 +661,77 @@ def load_datasets(cfg: TrainConfig, kind: str) -> tuple[ImageSet, ImageSet | Non
     return full.subset(tr), full.subset(va)
 
 
-def _train_logreg(
+def _fit_sklearn(
+    model: nn.Module,
+    x_tr: torch.Tensor,
+    y_tr: torch.Tensor,
+    val: tuple[torch.Tensor, torch.Tensor] | None,
+    cfg: TrainConfig,
+) -> dict[str, Any]:
+    """Fit ``model`` (logreg or gbt) with scikit-learn; the history row's extra fields."""
+    balanced = cfg.optim.balance != "none"
+    if cfg.model.name == "gbt":
+        from attpc_classify.models.gbt import fit_gbt
+
+        m = cfg.model
+        params = {
+            "learning_rate": m.learning_rate,
+            "max_iter": m.max_iter,
+            "max_leaf_nodes": m.max_leaf_nodes,
+            "l2_regularization": m.l2_regularization,
+        }
+        x_va, y_va = (None, None) if val is None else (val[0].numpy(), val[1].numpy())
+        # early stopping on the validation split: the trees stop where its loss does
+        clf = fit_gbt(model, x_tr.numpy(), y_tr.numpy(), x_val=x_va, y_val=y_va,
+                      params=params, balanced=balanced, seed=cfg.seed)  # fmt: skip
+        return {"boosting_iter": int(clf.n_iter_), "n_trees": int(model.feature.shape[0])}
+    from attpc_classify.models.voxel import fit_logreg
+
+    iters = fit_logreg(
+        model, as_float(x_tr).numpy(), y_tr.numpy(), C=cfg.model.C, max_iter=cfg.model.max_iter,
+        balanced=balanced, seed=cfg.seed,
+    )  # fmt: skip
+    return {"lbfgs_iter": iters, "train_images": len(y_tr) * iters}
+
+
+def _train_sklearn(
     model: nn.Module,
     train: ImageSet,
     val: ImageSet | None,
     cfg: TrainConfig,
     out_dir: Path,
 ) -> None:
-    """The scikit-learn branch: L-BFGS fit, then the same files as `fit` writes."""
-    from attpc_classify.models.voxel import fit_logreg
-
+    """The scikit-learn branch (logreg: L-BFGS, gbt: boosting), then the same files as
+    `fit` writes."""
     t0 = time.perf_counter()
     task = cfg.data.task
     k = len(output_names(task, train.class_names))
-    x_tr, y_tr = _arrays(train, task, "voxels")
-    iters = fit_logreg(
-        model, as_float(x_tr).numpy(), y_tr.numpy(), C=cfg.model.C, max_iter=cfg.model.max_iter,
-        balanced=cfg.optim.balance != "none", seed=cfg.seed,
-    )  # fmt: skip
+    kind = getattr(model, "input_kind", "voxels")
+    x_tr, y_tr = _arrays(train, task, kind)
+    has_val = val is not None and len(val) > 0
+    x_va, y_va = _arrays(val, task, kind) if has_val else (None, None)
+    fitted = _fit_sklearn(model, x_tr, y_tr, (x_va, y_va) if has_val else None, cfg)
     device = torch.device("cpu")
     train_logits = predict_logits(model, x_tr, device=device, dtype=None)
     row: dict[str, Any] = {"epoch": 1, "train_loss": float(F.cross_entropy(train_logits, y_tr))}
-    if val is not None and len(val):
-        x_va, y_va = _arrays(val, task, "voxels")
+    if has_val:
         row |= validate(model, x_va, y_va, k, device=device, dtype=None, batch_size=1024)
     else:
         row |= {"val_loss": None, "val_macro_f1": None, "val_accuracy": None}
     wall = time.perf_counter() - t0
-    row |= {"lr": None, "train_images": len(y_tr) * iters, "wall_s": wall, "lbfgs_iter": iters}
+    row |= {"lr": None, "train_images": len(y_tr), "wall_s": wall, **fitted}
     meta = run_metadata(model, train, task, cfg)
     meta["metrics"] = {"n_train": len(y_tr), "n_val": 0 if val is None else len(val)}
     meta["metrics"] |= {key: row[key] for key in ("val_loss", "val_macro_f1", "val_accuracy")}
     meta["metrics"]["train_images"] = row["train_images"]
     checkpoint.save_model(out_dir, model, meta | {"epoch": 1})
-    if cfg.proton_threshold == "val_f1" and val is not None and len(val):
+    if cfg.proton_threshold == "val_f1" and has_val:
         record_threshold(model, x_va, y_va, task, train.class_names, device=device,
                          dtype=None, batch_size=1024, out_dir=out_dir)  # fmt: skip
     write_history(out_dir, [row])
     plot_learning_curves([row], out_dir / "plots" / "learning_curves.png")
     f1 = row["val_macro_f1"]
-    logger.info(f"logreg: {iters} L-BFGS iterations, val_f1 {f1 if f1 is None else round(f1, 4)}, "
+    logger.info(f"{cfg.model.name}: {fitted}, val_f1 {f1 if f1 is None else round(f1, 4)}, "
         f"{wall:.1f}s")  # fmt: skip
 
 
@@ -716,9 +748,10 @@ def train_run(
     the same global batches, and only rank 0 logs, reports progress and writes files.
     """
     with distributed.session(cfg.device) as env:
-        if env.world_size > 1 and cfg.model.name == "logreg":
+        if env.world_size > 1 and cfg.model.name in SKLEARN_MODELS:
             raise InputError(
-                "model logreg is fitted by L-BFGS in one process: run it without torchrun"
+                f"model {cfg.model.name} is fitted by scikit-learn in one process: run it "
+                "without torchrun"
             )
         if env.is_main:
             return _train_run(cfg, resume=resume, progress=progress)
@@ -750,7 +783,7 @@ def _train_run(
     from attpc_classify.models.build import build_model
 
     out_dir = default_out(cfg)
-    if resume and not (out_dir / "last.json").exists() and cfg.model.name != "logreg":
+    if resume and not (out_dir / "last.json").exists() and cfg.model.name not in SKLEARN_MODELS:
         raise InputError("nothing to resume here (no last.json)", path=out_dir)
     if not resume and ((out_dir / "last.json").exists() or (out_dir / "model.json").exists()):
         raise InputError("already holds a run: pass --resume or choose another --out", path=out_dir)
@@ -780,9 +813,9 @@ def _train_run(
     fresh = not out_dir.exists() or not any(out_dir.iterdir())
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        if cfg.model.name == "logreg":
+        if cfg.model.name in SKLEARN_MODELS:
             write_config(cfg, out_dir / "config.yaml")
-            _train_logreg(model, train, val, cfg, out_dir)
+            _train_sklearn(model, train, val, cfg, out_dir)
             return out_dir
         result = fit(
             model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress,

@@ -412,7 +412,7 @@ def _predict_image_file(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Probabilities ``(N, K)``, labels ``(N,)`` and ``(run, event_id)`` keys ``(N, 2)``
     for every event, streamed in batches."""
-    needs_voxels = trained.info.input == "voxels"
+    kind = trained.info.input  # images | voxels | features
     with h5py.File(path, "r") as f:
         labels = f["label"][:].astype(np.int64)
         keys = np.stack([f["run"][:].astype(np.int64), f["event_id"][:].astype(np.int64)], 1)
@@ -421,11 +421,9 @@ def _predict_image_file(
         proba = np.zeros((n, k), dtype=np.float32)
         for start in range(0, n, batch_size):
             sl = slice(start, min(n, start + batch_size))
+            extra = {kind: f[kind][sl]} if kind != "images" else {}
             proba[sl] = trained.predict_proba(
-                f["images"][sl],
-                f["voxels"][sl] if needs_voxels else None,
-                precision=precision,
-                batch_size=batch_size,
+                f["images"][sl], **extra, precision=precision, batch_size=batch_size
             )
             if progress is not None:
                 progress(sl.stop - sl.start)

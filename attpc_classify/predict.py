@@ -293,9 +293,11 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
 # --------------------------------------------------------------------------------------
 
 
-def _config_differences(have: ImageConfig, want: ImageConfig, *, voxels: bool) -> list[str]:
+def _config_differences(have: ImageConfig, want: ImageConfig, *, kind: str) -> list[str]:
     have_d, want_d = have.to_dict(), want.to_dict()
-    skip = set() if voxels else {"voxel_grid"}  # voxel grid matters only to voxel models
+    skip = set() if kind == "voxels" else {"voxel_grid"}  # voxels matter to voxel models only
+    if kind == "features":  # features come from the raw points: the images do not matter
+        skip = set(want_d) - {"features", "charge_column"}
     return [
         f"{k} {have_d[k]} (model: {want_d[k]})"
         for k in want_d
@@ -311,7 +313,7 @@ def check_image_file(path: str | Path, trained: Trained) -> dict:
     info = read_info(path)
     run = trained.info
     needs_voxels = run.input == "voxels"
-    diffs = _config_differences(info["image_config"], run.image_config, voxels=needs_voxels)
+    diffs = _config_differences(info["image_config"], run.image_config, kind=run.input)
     if diffs:
         raise InputError(
             "preprocessed differently from the model's training data: " + "; ".join(diffs),
@@ -325,6 +327,8 @@ def check_image_file(path: str | Path, trained: Trained) -> dict:
         )
     if needs_voxels and not info.get("has_voxels"):
         raise InputError("the model takes voxels but the image file has none", path=path)
+    if run.input == "features" and not info.get("has_features"):
+        raise InputError("the model takes features but the image file has none", path=path)
     return info
 
 
@@ -397,6 +401,11 @@ def prepare_inputs(
 def model_config(info: RunInfo) -> ImageConfig:
     """The projection that turns point clouds into this model's inputs."""
     config = info.image_config
+    if info.input == "features":
+        # The model reads only the features (from the raw points): the cheapest images.
+        lean = {"views": ["xy"], "size": 4, "pixel_values": ["sum"], "voxel_grid": 0,
+                "denoise": "none", "beam_mask_mm": 0.0, "charge_norm": "none"}  # fmt: skip
+        return ImageConfig.from_dict({**config.to_dict(), **lean})
     if info.input != "voxels" and config.voxel_grid:
         # The model never sees voxels: skip binning them (same images, less work).
         config = ImageConfig.from_dict({**config.to_dict(), "voxel_grid": 0})
@@ -427,6 +436,7 @@ class _Batch:
     images: np.ndarray
     voxels: np.ndarray | None
     empty: np.ndarray  # (B,) True where the event has no usable point (blank input)
+    features: np.ndarray | None = None
 
     @property
     def n_empty(self) -> int:
@@ -443,29 +453,43 @@ def predict_batch(
 ) -> np.ndarray:
     """The model's probabilities for one batch, NaN rows for its blank events."""
     proba = trained.predict_proba(
-        batch.images, batch.voxels, precision=precision, batch_size=batch_size
-    )
+        batch.images, batch.voxels, features=batch.features, precision=precision,
+        batch_size=batch_size,
+    )  # fmt: skip
     proba[batch.empty] = np.nan
     return proba
 
 
 def _image_batches(
-    path: Path, batch_size: int, voxels: bool, start: int, stop: int | None
+    path: Path, batch_size: int, kind: str, start: int, stop: int | None
 ) -> Iterator[_Batch]:
+    """Batches of an image file for a model reading ``kind`` (images | voxels | features)."""
     # Read HDF5 slices directly: the file may be larger than memory.
     with h5py.File(path, "r") as f:
         n = f["event_id"].shape[0] if stop is None else stop
         for first in range(start, n, batch_size):
             sl = slice(first, min(n, first + batch_size))
             images = f["images"][sl]
-            vox = f["voxels"][sl] if voxels else None
+            vox = f["voxels"][sl] if kind == "voxels" else None
+            feats = f["features"][sl] if kind == "features" else None
             yield _Batch(
                 run=f["run"][sl].astype(np.int64),
                 event_id=f["event_id"][sl].astype(np.int64),
                 images=images,
                 voxels=vox,
-                empty=_blank(vox if voxels else images),
+                empty=_empty(images, vox, feats),
+                features=feats,
             )
+
+
+def _empty(images: np.ndarray, voxels: np.ndarray | None, features: np.ndarray | None):
+    """(B,) True where the model's input holds no point (its output would mean nothing).
+
+    Features describe every event: one whose points are all stray hits is noise-like,
+    which the model judges, rather than blank."""
+    if features is not None:
+        return np.zeros(len(features), dtype=bool)
+    return _blank(voxels if voxels is not None else images)
 
 
 def _project_batch(events: list, config: ImageConfig) -> _Batch:
@@ -477,7 +501,8 @@ def _project_batch(events: list, config: ImageConfig) -> _Batch:
         event_id=np.fromiter((e.event_id for e in events), np.int64, len(events)),
         images=proj.images,
         voxels=proj.voxels,
-        empty=proj.empty,
+        empty=proj.empty if proj.features is None else _empty(proj.images, None, proj.features),
+        features=proj.features,
     )
 
 
@@ -644,7 +669,7 @@ def _task_batches(
 ) -> Generator[_Batch, None, None]:
     path = Path(task.path)
     if task.kind == "images":
-        yield from _image_batches(path, batch_size, info.input == "voxels", task.start, task.stop)
+        yield from _image_batches(path, batch_size, info.input, task.start, task.stop)
     else:
         yield from _event_batches(
             path, task.format, model_config(info), batch_size, task.start, task.stop,

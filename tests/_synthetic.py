@@ -107,6 +107,7 @@ def make_image_file(
                 np.full(n, run, dtype=np.int32)[sl],
                 labels[sl],
                 voxels=None if proj.voxels is None else proj.voxels[sl],
+                features=None if proj.features is None else proj.features[sl],
             )
         writer.commit(sources=["synthetic"], summary={"seed": seed, "n_per_class": n_per_class})
     return path

@@ -146,12 +146,13 @@ class Session:
                     if fmt == "images":  # never skips: a batch is a range of positions
                         first = entry.positions[int(batch[0].event_id)]
                         images, voxels = reader.images(first, first + len(batch)), None
+                        features = None
                     else:
                         counts = np.fromiter((e.n_points for e in batch), np.int64, len(batch))
                         pts = np.concatenate([e.points[:, :4] for e in batch], axis=0)
                         proj = project_arrays(pts, counts, model_cfg)
-                        images, voxels = proj.images, proj.voxels
-                    probas.append(trained.predict_proba(images, voxels))
+                        images, voxels, features = proj.images, proj.voxels, proj.features
+                    probas.append(trained.predict_proba(images, voxels, features=features))
                 if progress:
                     progress(len(batch))
         self.run = np.concatenate(runs) if runs else np.zeros(0, np.int64)

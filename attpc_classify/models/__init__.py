@@ -8,6 +8,8 @@ name           model                                                   input
 ``cnn``        small CNN trained from scratch                          images
 ``timm_cnn``   any timm CNN, ``in_chans`` adapted, optional ImageNet    images
 ``vit``        timm VisionTransformer, no class token, average pooled  images
+``gbt``        gradient-boosted trees on physics features (fitted by   features
+               scikit-learn, walked as tensors; `models.gbt`)
 =============  ======================================================  ========
 
 `model_args` turns a `ModelConfig` into constructor arguments (the sizes actually used,
@@ -30,6 +32,7 @@ from data_prep.errors import InputError
 from data_prep.images import ImageConfig
 
 from .cnn import SmallCNN, create_timm_cnn
+from .gbt import GBTClassifier
 from .vit import create_vit, vit_args
 from .voxel import VoxelLogReg, VoxelMLP
 
@@ -41,11 +44,16 @@ FAMILY_DEFAULTS: dict[str, dict[str, int]] = {
     "voxel_mlp": {"width": 256, "depth": 2},
 }
 VOXEL_MODELS = ("logreg", "voxel_mlp")
+FEATURE_MODELS = ("gbt",)
+#: fitted by scikit-learn in one process, not by the epoch loop
+SKLEARN_MODELS = ("logreg", "gbt")
 
 
 def input_kind(model_or_name: nn.Module | str) -> str:
-    """``"voxels"`` or ``"images"``: what a model (or model family name) reads."""
+    """``"voxels"``, ``"features"`` or ``"images"``: what a model (or family name) reads."""
     if isinstance(model_or_name, str):
+        if model_or_name in FEATURE_MODELS:
+            return "features"
         return "voxels" if model_or_name in VOXEL_MODELS else "images"
     return getattr(model_or_name, "input_kind", "images")
 
@@ -61,6 +69,13 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
         size = {k: getattr(cfg, k) or v for k, v in FAMILY_DEFAULTS[name].items()}
         return {"grid": image_config.voxel_grid, "num_classes": num_classes, **size,
                 "dropout": float(cfg.dropout)}  # fmt: skip
+    if name in FEATURE_MODELS:
+        if image_config.features == "none":
+            raise InputError(f"model {name} needs features: preprocess with features=tracks_v1")
+        from data_prep.features import feature_names
+
+        names = list(feature_names(image_config.features))
+        return {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
     in_chans = image_config.n_channels
     if name == "cnn":
         size = {k: getattr(cfg, k) or v for k, v in FAMILY_DEFAULTS["cnn"].items()}
@@ -89,6 +104,7 @@ _FACTORIES: dict[str, Callable[..., nn.Module]] = {
     "cnn": SmallCNN,
     "timm_cnn": create_timm_cnn,
     "vit": create_vit,
+    "gbt": GBTClassifier,
 }
 
 

@@ -1,0 +1,195 @@
+"""Physics features of an event that do not depend on how the detector was run.
+
+A physicist's first classifier reads tracks, not pixels: how many tracks leave the
+beam axis, how long and straight they are, at what polar angle they leave, how their
+charge is shared. This module computes such numbers from the point cloud, using only
+quantities that a change of detector conditions leaves alone:
+
+* **charge scale** (gain, threshold): charges enter only relative to the event's own
+  median point charge, or as shares of the event's charge;
+* **rotation about the beam axis**: only the radius ``r = sqrt(x^2 + y^2)``, the polar
+  angle to z and eigenvalues (rotation invariant) are used, never x or y;
+* **z offset**: only differences of z; a z scale of a few per cent moves lengths by as
+  much;
+* **stray noise hits**: DBSCAN (scikit-learn's definition, `dbscan_labels`) drops them,
+  and the clusters it finds are the tracks;
+* **beam**: points within ``CORE_MM`` of the axis (beam ions, beam pads) are counted,
+  never clustered, so a beam track does not merge with the tracks leaving the vertex.
+
+The feature set is versioned (`FEATURE_SETS`): ``tracks_v1`` fixes every parameter
+below, so a name in a model's image config means exactly these numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from data_prep.cluster import dbscan_labels
+
+#: feature sets a config may name (``ImageConfig.features``); "none" = no features
+FEATURE_SETS = ("none", "tracks_v1")
+
+EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
+MIN_SAMPLES = 4
+CORE_MM = 30.0  # beam core: the blind beam-pad radius of e15503b_randomized reaches 30 mm
+N_TRACKS = 3  # the largest clusters described one by one
+
+#: per-track features, for track k = 1..N_TRACKS (largest cluster first)
+TRACK_FEATURES = (
+    "points_frac",  # share of the clustered off-axis points
+    "charge_frac",  # share of the clustered off-axis charge
+    "length_mm",  # extent along the principal axis
+    "r_min_mm",  # closest approach to the beam axis
+    "r_max_mm",
+    "z_extent_mm",
+    "cos_polar",  # principal axis . z, the axis oriented away from the beam axis
+    "linearity2",  # sqrt(lambda2 / lambda1) of the 3-D point covariance
+    "linearity3",  # sqrt(lambda3 / lambda1)
+    "width_mm",  # sqrt(lambda2): spread across the track
+    "xy_linearity",  # sqrt(mu2 / mu1) of the pad-plane covariance: curl in the field
+    "charge_median_rel",  # median point charge / the event's median point charge
+    "charge_max_rel",
+    "charge_asymmetry",  # (outer half - inner half) / sum of the charge: Bragg peak side
+    "charge_per_mm_rel",  # sum of relative charge / length
+    "points_per_mm",
+)
+EVENT_FEATURES = (
+    "log10_points",  # points after noise removal
+    "n_tracks",  # DBSCAN clusters off the beam axis
+    "noise_frac",  # share of the off-axis points DBSCAN calls noise
+    "core_points_frac",  # share of the kept points within CORE_MM of the axis
+    "core_charge_frac",
+    "r_max_mm",  # of the clustered points
+    "z_extent_mm",
+    "cos_12",  # between the two largest tracks' oriented principal axes
+    "dz_inner_12_mm",  # |z difference| of their inner ends: one vertex or two
+)
+
+
+def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
+    """Column names of `event_features` for ``feature_set``."""
+    if feature_set == "none":
+        return ()
+    if feature_set not in FEATURE_SETS:
+        raise ValueError(f"unknown feature set {feature_set!r}; one of {FEATURE_SETS}")
+    tracks = tuple(f"t{k}_{n}" for k in range(1, N_TRACKS + 1) for n in TRACK_FEATURES)
+    return EVENT_FEATURES + tracks
+
+
+def event_features(
+    points: np.ndarray, counts: np.ndarray, feature_set: str = "tracks_v1"
+) -> np.ndarray:
+    """``(B, F)`` float32 features (`feature_names`) of a batch of point clouds.
+
+    Parameters
+    ----------
+    points
+        ``(sum(counts), 4+)``: x, y, z [mm], charge [ADC], extra columns ignored.
+    counts
+        ``(B,)`` points of each event, in order.
+    feature_set
+        One of `FEATURE_SETS` other than "none".
+
+    NaN marks a feature that does not exist for the event (no second track, say);
+    gradient-boosted trees route NaN on their own.
+    """
+    names = feature_names(feature_set)
+    counts = np.asarray(counts, dtype=np.int64)
+    out = np.full((len(counts), len(names)), np.nan, dtype=np.float32)
+    pts = np.asarray(points[:, :4], dtype=np.float64)
+    r = np.hypot(pts[:, 0], pts[:, 1])
+    off = r >= CORE_MM
+    event = np.repeat(np.arange(len(counts)), counts)
+    labels = np.full(len(pts), -1, dtype=np.int64)
+    n_off = np.bincount(event[off], minlength=len(counts))
+    labels[off] = dbscan_labels(pts[off], n_off, EPS_MM, MIN_SAMPLES)
+    ends = np.cumsum(counts)
+    for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
+        out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
+                            labels[start:stop], len(names))  # fmt: skip
+    return out
+
+
+def _one_event(
+    pts: np.ndarray, r: np.ndarray, off: np.ndarray, labels: np.ndarray, n_features: int
+) -> np.ndarray:
+    row = np.full(n_features, np.nan)
+    q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
+    clustered = labels >= 0
+    kept = clustered | ~off  # the core is kept whole; off-axis noise is dropped
+    n_kept = int(kept.sum())
+    row[0] = np.log10(n_kept + 1.0)
+    n_off = int(off.sum())
+    row[2] = (n_off - clustered.sum()) / n_off if n_off else np.nan
+    if n_kept == 0:
+        row[1] = 0.0
+        return row
+    q_kept = q[kept]
+    positive = q_kept[q_kept > 0]
+    q_ref = float(np.median(positive)) if len(positive) else 1.0
+    core = ~off
+    row[3] = core.sum() / n_kept
+    total_q = q_kept.sum()
+    row[4] = q[core].sum() / total_q if total_q > 0 else np.nan
+    ids, sizes = np.unique(labels[clustered], return_counts=True)
+    row[1] = len(ids)
+    if not len(ids):
+        return row
+    row[5] = r[clustered].max()
+    row[6] = np.ptp(pts[clustered, 2])
+    q_clustered = q[clustered].sum()
+    n_event = len(EVENT_FEATURES)
+    n_track = len(TRACK_FEATURES)
+    axes, inner_z = [], []
+    # largest first; equal sizes by cluster id, so the order is reproducible
+    for k, c in enumerate(ids[np.lexsort((ids, -sizes))][:N_TRACKS]):
+        sel = labels == c
+        feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
+        feats[0] = sel.sum() / clustered.sum()
+        feats[1] = q[sel].sum() / q_clustered if q_clustered > 0 else np.nan
+        row[n_event + k * n_track : n_event + (k + 1) * n_track] = feats
+        axes.append(axis)
+        inner_z.append(z_in)
+    if len(axes) >= 2:
+        row[7] = float(axes[0] @ axes[1])
+        row[8] = abs(inner_z[0] - inner_z[1])
+    return row
+
+
+def _track(
+    p: np.ndarray, r: np.ndarray, q: np.ndarray, q_ref: float
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """One cluster's `TRACK_FEATURES` (shares left NaN: the caller fills them), its
+    principal axis oriented away from the beam axis, and the z of its inner end."""
+    f = np.full(len(TRACK_FEATURES), np.nan)
+    xyz = p[:, :3]
+    centred = xyz - xyz.mean(axis=0)
+    lam, vec = np.linalg.eigh(centred.T @ centred / len(xyz))  # ascending
+    lam = np.clip(lam, 0.0, None)
+    axis = vec[:, 2]
+    s = centred @ axis
+    # orient the axis so that r grows along it: the track leaves the beam axis
+    if np.dot(s - s.mean(), r - r.mean()) < 0:
+        axis, s = -axis, -s
+    length = float(s.max() - s.min())
+    f[2] = length
+    f[3], f[4] = r.min(), r.max()
+    f[5] = np.ptp(xyz[:, 2])
+    f[6] = axis[2]
+    if lam[2] > 0:
+        f[7], f[8] = np.sqrt(lam[1] / lam[2]), np.sqrt(lam[0] / lam[2])
+    f[9] = np.sqrt(lam[1])
+    xy = centred[:, :2]
+    mu = np.clip(np.linalg.eigvalsh(xy.T @ xy / len(xy)), 0.0, None)
+    if mu[1] > 0:
+        f[10] = np.sqrt(mu[0] / mu[1])
+    rel = q / q_ref
+    f[11], f[12] = np.median(rel), rel.max()
+    outer = s > 0.5 * (s.min() + s.max())
+    if rel.sum() > 0:
+        f[13] = (rel[outer].sum() - rel[~outer].sum()) / rel.sum()
+    per_mm = max(length, 1.0)  # a one-pad cluster has no length: count it as 1 mm
+    f[14] = rel.sum() / per_mm
+    f[15] = len(xyz) / per_mm
+    inner_z = float(xyz[np.argmin(s), 2])
+    return f, axis, inner_z

@@ -1,0 +1,346 @@
+"""Regenerate docs/feature-model.md: gradient-boosted trees on physics features, sim -> real.
+
+    .venv/bin/python scripts/feature_model.py --sims /work/wt/robust/s2r_small/sim \
+        --cnn-runs /work/wt/robust/s2r_small/runs --extra-events 4000 --out feat_out
+
+Uses the simulations that scripts/sim_to_real.py made (``--sims``: randomized/,
+nominal_test/, standin/, knob_*/), so the feature model is scored on exactly the events
+the CNNs of docs/sim-to-real.md were scored on, and their metrics.json files
+(``--cnn-runs``) give the CNN columns; ``--extra-events N`` simulates N more randomised
+events for a second, larger training set. Every step is an
+``attpc-classify`` command (listed in the document); a step whose output exists is
+skipped.
+
+Model selection uses the in-simulation validation split only (20 % of the randomised
+training events, stratified, seed 0): a small grid of class balance and tree size, the
+best validation macro-F1 wins. No setting is chosen on the stand-in or the knob sets.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "attpc_classify.cli"]
+PREP = ["--config", "configs/prep/features.yaml"]
+#: grid: (name, overrides); chosen by validation macro-F1 on the randomised simulation
+GRID = {
+    "leaves15": ["optim.balance=none", "model.max_leaf_nodes=15", "model.learning_rate=0.1"],
+    "leaves15_balanced": [
+        "optim.balance=weights",
+        "model.max_leaf_nodes=15",
+        "model.learning_rate=0.1",
+    ],
+    "leaves7": ["optim.balance=none", "model.max_leaf_nodes=7", "model.learning_rate=0.1"],
+    "leaves31_lr0.05": [
+        "optim.balance=none",
+        "model.max_leaf_nodes=31",
+        "model.learning_rate=0.05",
+    ],
+}
+TESTS = ["nominal_test", "standin", "knob_gain_x0.3", "knob_gain_x3", "knob_threshold_60",
+         "knob_noise_400", "knob_one_point_per_pad", "knob_tilt_6.5deg"]  # fmt: skip
+CNN_RUN = "randomized_robust"  # the CNN of docs/sim-to-real.md trained like this model
+COMMANDS: list[str] = []
+
+
+def sh(args: list[str], done: Path | None) -> str:
+    """Run one CLI step unless ``done`` exists; record it; return its output."""
+    shown = "attpc-classify " + " ".join(str(a) for a in args)
+    COMMANDS.append(shown)
+    if done is not None and done.exists():
+        return ""
+    print(f"$ {shown}", flush=True)
+    res = subprocess.run([*CLI, *map(str, args)], check=True, cwd=REPO, capture_output=True,
+                         text=True)  # fmt: skip
+    return res.stdout + res.stderr
+
+
+def metrics(path: Path) -> dict:
+    d = json.loads(path.read_text())
+    t = d["tasks"]
+    return {
+        "proton_f1": t["binary"]["per_class"]["proton"]["f1"],
+        "macro_f1": t["multiclass"]["macro_f1"],
+        "auc": t["binary"]["roc_auc"],
+        "per_class": {
+            c: t["multiclass"]["per_class"][c]["f1"]["value"]
+            for c in t["multiclass"]["class_names"]
+        },
+        "ece": d["calibration"]["proton"]["ece"],
+    }
+
+
+def fmt(m: dict) -> str:
+    return f"{m['value']:.3f} [{m['ci95'][0]:.3f}, {m['ci95'][1]:.3f}]"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sims", type=Path, required=True)
+    ap.add_argument("--cnn-runs", type=Path, required=True)
+    ap.add_argument(
+        "--extra-events",
+        type=int,
+        default=0,
+        help="simulate this many more e15503b_randomized events (seed 7, runs from "
+        "6000) into OUT/sim/randomized_extra and train a second model with them",
+    )
+    ap.add_argument("--out", type=Path, default=Path("feat_out"))
+    ap.add_argument("--doc", type=Path, default=REPO / "docs" / "feature-model.md")
+    ap.add_argument("--n-boot", type=int, default=1000)
+    args = ap.parse_args()
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    out = args.out.resolve()
+    data, runs = out / "data", out / "runs"
+    data.mkdir(parents=True, exist_ok=True)
+    for name in TESTS:
+        dst = data / f"{name}.h5"
+        sh(["preprocess", args.sims / name, "--out", dst, *PREP, "--workers", 2, "--quiet"], dst)
+    # the CNN's training set alone (same events), then with the extra randomised runs
+    trainings = {"randomized": [args.sims / "randomized"]}
+    if args.extra_events:
+        extra = out / "sim" / "randomized_extra"
+        sh(["simulate", "--config", "e15503b_randomized", "--events", args.extra_events,
+            "--out", extra, "--seed", 7, "--first-run", 6000, "--workers", 2, "--quiet",
+            "--resume"], None)  # fmt: skip
+        trainings["randomized_plus"] = [args.sims / "randomized", extra]
+    fits = {}
+    for stem, dirs in trainings.items():
+        fits[stem] = fit_and_score(stem, dirs, data, runs / stem, args)
+    best = fits[list(fits)[-1]]["run"]
+
+    # speed: classify straight from the point-cloud files (features computed on the fly)
+    speed = {}
+    inputs = [args.sims / n for n in TESTS]
+    if args.extra_events:  # more events: start-up weighs less
+        inputs.append(out / "sim" / "randomized_extra")
+    for workers, flags in ((1, []), (2, ["--scheduler", "local:2"])):
+        dst = out / f"classify_w{workers}.csv"
+        t0, cpu0 = time.perf_counter(), _child_cpu()
+        text = sh(["classify", best, *inputs, "--out", dst, *flags], None)
+        wall, cpu = time.perf_counter() - t0, _child_cpu() - cpu0
+        m = re.search(r"([\d,]+) events classified .* in ([\d.]+) s, ([\d,.]+) events/s", text)
+        speed[workers] = (m.group(1), m.group(3), wall, cpu) if m else ("?", "?", wall, cpu)
+    cnn = {}
+    for name in TESTS:
+        path = args.cnn_runs / CNN_RUN / "eval" / name / "metrics.json"
+        cnn[name] = metrics(path) if path.exists() else None
+    write_doc(args, fits, cnn, speed, track_counts(data, list(trainings)))
+    print(f"wrote {args.doc}")
+    return 0
+
+
+def _child_cpu() -> float:
+    """CPU seconds (user + system) of the finished child processes so far."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def fit_and_score(stem: str, dirs: list[Path], data: Path, runs: Path, args) -> dict:
+    """Preprocess ``dirs`` into one training file, fit the grid, keep the best on
+    validation, evaluate it on every test file."""
+    train = data / f"{stem}.h5"
+    sh(["preprocess", *dirs, "--out", train, *PREP, "--workers", 2, "--quiet"], train)
+    val_f1 = {}
+    for name, overrides in GRID.items():
+        run = runs / name
+        sh(["train", "--config", "configs/train/gbt.yaml", "--data", train, "--out", run,
+            "--quiet", *overrides], run / "model.json")  # fmt: skip
+        val_f1[name] = json.loads((run / "model.json").read_text())["metrics"]["val_macro_f1"]
+    best = max(val_f1, key=val_f1.get)
+    rows = {}
+    for name in TESTS:
+        ev = runs / best / "eval" / name
+        sh(["evaluate", runs / best, "--data", data / f"{name}.h5", "--out", ev,
+            "--n-boot", args.n_boot, "--quiet"], ev / "metrics.json")  # fmt: skip
+        rows[name] = metrics(ev / "metrics.json")
+    counts = json.loads((runs / best / "model.json").read_text())["metrics"]
+    return {"best": best, "run": runs / best, "val_f1": val_f1, "rows": rows,
+            "n_train": counts["n_train"], "n_val": counts["n_val"]}  # fmt: skip
+
+
+def track_counts(data: Path, trainings: list[str]) -> dict[str, list]:
+    """Per file: median tracks found per true class (proton, carbon, other), share of
+    events with >= 4 tracks, median noise share -- where the features see noise."""
+    import numpy as np
+
+    from data_prep.imagefile import read_images
+
+    out = {}
+    for name in [*trainings, *TESTS]:
+        s = read_images(data / f"{name}.h5", features=True)
+        tracks, noise = s.features[:, 1], s.features[:, 2]
+        out[name] = [
+            [float(np.median(tracks[s.label == k])) for k in range(3)],
+            float(np.mean(tracks >= 4)),
+            float(np.nanmedian(noise)),
+        ]
+    return out
+
+
+def write_doc(args, fits, cnn, speed, tracks) -> None:
+    from data_prep.features import feature_names
+
+    load = os.getloadavg()[0]
+    lines = [
+        "# A physics-feature classifier: gradient-boosted trees on track features",
+        "",
+        "Generated by `.venv/bin/python scripts/feature_model.py "
+        f"--sims {args.sims} --cnn-runs {args.cnn_runs}"
+        + (f" --extra-events {args.extra_events}" if args.extra_events else "")
+        + f" --out {args.out}` (do not edit the tables by hand: rerun the script).",
+        "",
+        "## What it is",
+        "",
+        "`data_prep.features` (set `tracks_v1`) turns each event's point cloud into "
+        f"{len(feature_names('tracks_v1'))} numbers that a change of detector leaves "
+        "alone: DBSCAN (20 mm, 4 points) "
+        "finds the tracks among the points more than 30 mm from the beam axis; for the "
+        "three largest: share of points and charge, length along the principal axis, "
+        "closest and farthest radius r = sqrt(x^2+y^2), z extent, cos of the polar angle "
+        "(axis oriented away from the beam), linearity (PCA eigenvalue ratios), width, "
+        "pad-plane linearity (curl in the field), median / max point charge relative to "
+        "the event's median, charge asymmetry along the track (Bragg peak side), relative "
+        "charge and points per mm; per event: points kept, tracks, share of off-axis "
+        "points that are noise, share of points and charge in the beam core, largest "
+        "radius, z extent, angle and vertex-z gap between the two largest tracks. "
+        "No absolute charge, no x or y, no absolute z.",
+        "",
+        "`preprocess --config configs/prep/features.yaml` stores them in the image file "
+        "(`/features`, names in its attributes, the set in `image_config.features`); "
+        "`train --config configs/train/gbt.yaml` fits scikit-learn's "
+        "HistGradientBoostingClassifier (early stopping on the validation split) and "
+        "saves the trees' node arrays as tensors (`model.safetensors`, no pickle) that "
+        "`attpc_classify.models.gbt.GBTClassifier` walks; `evaluate`, `classify` and "
+        "`compare` use it like any model, and `classify` on point-cloud files computes "
+        "the features on the fly. There is nothing to `adapt` (no BatchNorm).",
+        "",
+        "## Model selection (in-simulation validation only)",
+        "",
+        "Each training set is split 80 / 20 (stratified, seed 0); the setting with the "
+        "best validation macro-F1 is the one evaluated.",
+        "",
+        "| training set | training / validation events | " + " | ".join(GRID) + " |",
+        "|---|---|" + "---|" * len(GRID),
+        *[
+            f"| {stem} | {f['n_train']} / {f['n_val']} | "
+            + " | ".join(
+                f"{v:.3f}{' (chosen)' if k == f['best'] else ''}" for k, v in f["val_f1"].items()
+            )
+            + " |"
+            for stem, f in fits.items()
+        ],
+        "",
+        "## Zero-shot against the CNN",
+        "",
+        "Same test events as docs/sim-to-real.md; CNN = its *randomised, robust inputs* "
+        "model (cnn_small, width 16, 10 epochs, trained on the same 2,000 randomised "
+        "events as `trees (randomized)`). Point estimate [bootstrap 95 % interval, "
+        f"{args.n_boot} resamples, seed 0]; proton F1 = the binary reading of the 3-class "
+        "model.",
+        "",
+        "| test set | model | proton F1 (binary) | macro-F1 (3-class) | proton ROC AUC | "
+        "F1 per class | ECE p(proton) |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in TESTS:
+        models = [("CNN (randomized)", cnn[name])]
+        models += [(f"trees ({stem})", f["rows"][name]) for stem, f in fits.items()]
+        for label, m in models:
+            if m is None:
+                continue
+            per = ", ".join(f"{k} {v:.2f}" for k, v in m["per_class"].items())
+            cells = [name, label, fmt(m["proton_f1"]), fmt(m["macro_f1"]), fmt(m["auc"]), per,
+                     f"{m['ece']:.3f}"]  # fmt: skip
+            lines.append("| " + " | ".join(cells) + " |")
+    same = fits["randomized"]["rows"]
+    better = [n for n in TESTS if cnn[n] and same[n]["proton_f1"]["value"] >
+              cnn[n]["proton_f1"]["value"]]  # fmt: skip
+    worse = [n for n in TESTS if cnn[n] and n not in better]
+    plus = fits.get("randomized_plus")
+    more = []
+    if plus:
+        up = [n for n in TESTS if plus["rows"][n]["proton_f1"]["value"] >
+              same[n]["proton_f1"]["value"]]  # fmt: skip
+        down = [n for n in TESTS if n not in up]
+        more = [
+            f"- More randomised events ({plus['n_train']} training instead of "
+            f"{fits['randomized']['n_train']}) raise proton F1 on {', '.join(up) or 'none'}; "
+            f"not on {', '.join(down) or 'none'} (stand-in "
+            f"{same['standin']['proton_f1']['value']:.2f} -> "
+            f"{plus['rows']['standin']['proton_f1']['value']:.2f}).",
+        ]
+    lines += [
+        "",
+        "## Where it stands",
+        "",
+        f"- Same training events: the trees' proton F1 is above the CNN's on "
+        f"{', '.join(better) or 'none'}; not above on {', '.join(worse) or 'none'}. With "
+        "200 events per knob set (50 protons) the intervals overlap on most rows: read "
+        "the point estimates as a direction, not a ranking.",
+        *more,
+        "- Where it fails: the stand-in. Its structured noise (whole AGET chips firing, "
+        "hot pads, bursts) survives DBSCAN as dense clusters: the table below shows 6-7 "
+        "clusters per event there against 1-2 in training, so the 'largest tracks' the "
+        "features describe are often noise, and more training on the randomised "
+        "simulation does not teach what it never shows. A track selection that requires "
+        "a cluster to point back to a vertex on the beam axis is the physics answer; it "
+        "was not tried here, because the idea comes from looking at the stand-in.",
+        "- Targets of issue 12 (zero-shot proton F1 >= 0.90, macro-F1 >= 0.85; "
+        "in-simulation >= 0.98) are not met by either model at this scale.",
+        "",
+        "What the features see (the DBSCAN tracks off the beam axis): median number of "
+        "tracks per true class, share of events with 4 or more, median share of the "
+        "off-axis points called noise.",
+        "",
+        "| file | median tracks: proton / carbon / other | events with >= 4 tracks | "
+        "median noise share |",
+        "|---|---|---|---|",
+        *[
+            f"| {n} | {' / '.join(f'{v:g}' for v in t[0])} | {t[1]:.2f} | {t[2]:.2f} |"
+            for n, t in tracks.items()
+        ],
+        "",
+        "## Speed",
+        "",
+        "`classify` of the larger model straight from the point-cloud files of the test "
+        "sets and the extra randomised runs "
+        f"({speed[1][0]} events: reading, features, trees, writing), in one process "
+        "and with `--scheduler local:2` (two Dask worker processes); the machine's 2 cores "
+        f"were shared with other jobs (load average {load:.1f} at the end), so these are "
+        "lower bounds:",
+        "",
+        "| processes | events/s (classify's own count) | wall incl. start-up [s] | "
+        "CPU s, all processes | events per CPU s |",
+        "|---|---|---|---|---|",
+        *[
+            f"| {w} | {s[1]} | {s[2]:.1f} | {s[3]:.1f} | {int(s[0].replace(',', '')) / s[3]:.0f} |"
+            for w, s in speed.items()
+        ],
+        "",
+        "Events per CPU second (start-up of Python, torch and the workers included) is "
+        "what the load does not hide: twice the one-process figure is what 2 idle cores "
+        "would give at best.",
+        "",
+        "## Commands",
+        "",
+        "```",
+        *COMMANDS,
+        "```",
+        "",
+    ]
+    args.doc.write_text("\n".join(lines))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,246 @@
+"""Physics features (data_prep.features) and the gradient-boosted-tree model (models.gbt).
+
+Features are checked against hand computations on straight tracks of known length and
+angle, and for invariance under what a detector change does (rotation about the beam
+axis, a charge scale, a z shift); the tree walk against scikit-learn's predict_proba.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from data_prep.features import CORE_MM, event_features, feature_names
+
+NAMES = feature_names("tracks_v1")
+
+
+def col(row: np.ndarray, name: str) -> float:
+    return float(row[NAMES.index(name)])
+
+
+def line(start, direction, length: float, step: float = 5.0, charge: float = 100.0):
+    """Points every ``step`` mm from ``start`` along unit ``direction`` (length exact)."""
+    direction = np.asarray(direction, float) / np.linalg.norm(direction)
+    t = np.arange(0.0, length + 1e-9, step)
+    xyz = np.asarray(start, float) + t[:, None] * direction
+    return np.column_stack([xyz, np.full(len(t), charge)])
+
+
+def features_of(*clouds: np.ndarray) -> np.ndarray:
+    counts = np.array([len(c) for c in clouds])
+    return event_features(np.concatenate(clouds), counts)
+
+
+def test_straight_track_by_hand() -> None:
+    theta = np.deg2rad(40.0)  # polar angle to the beam axis
+    phi = np.deg2rad(25.0)
+    d = [np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)]
+    start = np.array([35.0 * np.cos(phi), 35.0 * np.sin(phi), 300.0])  # r = 35 mm
+    track = line(start, d, 200.0)  # 41 points, 200 mm
+    stray = np.array([[-200.0, 150.0, 900.0, 100.0]])  # far from everything: DBSCAN noise
+    beam = np.column_stack([np.zeros(9), np.zeros(9), np.linspace(0, 290, 9), np.full(9, 100)])
+    (row,) = features_of(np.concatenate([track, stray, beam]))
+    n = len(track)
+    assert n == 41
+    assert col(row, "n_tracks") == 1
+    assert col(row, "log10_points") == pytest.approx(np.log10(n + 9 + 1))  # stray dropped
+    assert col(row, "noise_frac") == pytest.approx(1 / (n + 1))
+    assert col(row, "core_points_frac") == pytest.approx(9 / (n + 9))
+    assert col(row, "core_charge_frac") == pytest.approx(9 / (n + 9))
+    assert col(row, "t1_length_mm") == pytest.approx(200.0)
+    assert col(row, "t1_cos_polar") == pytest.approx(np.cos(theta))
+    assert col(row, "t1_r_min_mm") == pytest.approx(35.0)
+    assert col(row, "t1_r_max_mm") == pytest.approx(35.0 + 200.0 * np.sin(theta))
+    assert col(row, "t1_z_extent_mm") == pytest.approx(200.0 * np.cos(theta))
+    assert col(row, "t1_linearity2") == pytest.approx(0.0, abs=1e-6)
+    assert col(row, "t1_width_mm") == pytest.approx(0.0, abs=1e-6)
+    assert col(row, "t1_points_frac") == 1.0 and col(row, "t1_charge_frac") == 1.0
+    assert col(row, "t1_charge_median_rel") == pytest.approx(1.0)
+    # 20 points beyond the middle, 21 up to it (the middle point counts as inner)
+    assert col(row, "t1_charge_asymmetry") == pytest.approx((20 - 21) / 41)
+    assert col(row, "t1_points_per_mm") == pytest.approx(n / 200.0)
+    assert col(row, "t1_charge_per_mm_rel") == pytest.approx(n / 200.0)
+    assert np.isnan(col(row, "t2_length_mm")) and np.isnan(col(row, "cos_12"))
+
+
+def test_two_tracks_from_one_vertex_and_a_bragg_peak() -> None:
+    # track 1 along +x leaving the axis, its last quarter 4x the charge (a Bragg peak);
+    # track 2 backwards, at 120 deg to it, from a vertex 10 mm further along z
+    t1 = line([32.0, 0.0, 500.0], [1.0, 0.0, 0.0], 150.0)
+    t1[t1[:, 0] > 32.0 + 112.5, 3] = 400.0
+    d2 = np.array([np.cos(np.deg2rad(120.0)), np.sin(np.deg2rad(120.0)), 0.0])
+    t2 = line(np.array([0.0, 0.0, 510.0]) + 40.0 * d2, d2, 60.0)
+    (row,) = features_of(np.concatenate([t1, t2]))
+    assert col(row, "n_tracks") == 2
+    assert col(row, "t1_length_mm") == pytest.approx(150.0)  # the larger cluster first
+    assert col(row, "t2_length_mm") == pytest.approx(60.0)
+    assert col(row, "cos_12") == pytest.approx(np.cos(np.deg2rad(120.0)))
+    assert col(row, "dz_inner_12_mm") == pytest.approx(10.0)
+    q1 = t1[:, 3]
+    outer = t1[:, 0] > 32.0 + 75.0  # beyond the middle of the track
+    want = (q1[outer].sum() - q1[~outer].sum()) / q1.sum()
+    assert want > 0.3 and col(row, "t1_charge_asymmetry") == pytest.approx(want)
+    q_ref = np.median(np.concatenate([q1, t2[:, 3]]))
+    assert col(row, "t1_charge_max_rel") == pytest.approx(400.0 / q_ref)
+    assert col(row, "t1_points_frac") == pytest.approx(len(t1) / (len(t1) + len(t2)))
+
+
+def _cloud(rng: np.random.Generator) -> np.ndarray:
+    parts = []
+    for length, n in ((180.0, 60), (50.0, 40)):
+        d = rng.normal(size=3)
+        d /= np.linalg.norm(d)
+        v = np.array([0.0, 0.0, rng.uniform(200, 700)])
+        t = rng.uniform(0, length, n)
+        xyz = v + t[:, None] * d + rng.normal(0, 1.5, (n, 3))
+        parts.append(np.column_stack([xyz, rng.exponential(100.0, n)]))
+    noise = np.column_stack(
+        [rng.uniform([-250, -250, 0], [250, 250, 1000], (30, 3)), rng.exponential(50.0, 30)]
+    )
+    return np.concatenate([*parts, noise])
+
+
+def test_invariant_under_rotation_charge_scale_and_z_shift() -> None:
+    rng = np.random.default_rng(3)
+    clouds = [_cloud(rng) for _ in range(6)]
+    counts = np.array([len(c) for c in clouds])
+    points = np.concatenate(clouds)
+    before = event_features(points, counts)
+    a = 1.234  # rad, about the beam axis
+    moved = points.copy()
+    moved[:, 0] = np.cos(a) * points[:, 0] - np.sin(a) * points[:, 1]
+    moved[:, 1] = np.sin(a) * points[:, 0] + np.cos(a) * points[:, 1]
+    moved[:, 2] += 17.5  # z offset
+    moved[:, 3] *= 2.7  # gain
+    after = event_features(moved, counts)
+    assert np.isfinite(before[:, NAMES.index("t2_length_mm")]).all()  # two tracks found
+    np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4, equal_nan=True)
+
+
+def test_core_only_event_and_all_noise_event() -> None:
+    beam = np.column_stack([np.full(5, 5.0), np.zeros(5), np.arange(5) * 10.0, np.ones(5)])
+    (row,) = features_of(beam)
+    assert col(row, "n_tracks") == 0 and col(row, "core_points_frac") == 1.0
+    assert 5.0 < CORE_MM
+    assert np.isnan(col(row, "t1_length_mm"))
+    lone = np.array([[100.0, 0.0, 500.0, 10.0]])  # one stray hit: nothing is kept
+    (row,) = features_of(lone)
+    assert col(row, "log10_points") == 0.0 and col(row, "noise_frac") == 1.0
+    assert col(row, "n_tracks") == 0 and np.isnan(col(row, "core_points_frac"))
+
+
+def _sklearn_data(rng: np.random.Generator, n: int, k: int):
+    x = rng.normal(size=(n, 6))
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    if k == 3:
+        y[x[:, 2] > 0.8] = 2
+    x[rng.random(x.shape) < 0.15] = np.nan  # missing features take the learnt side
+    return x.astype(np.float32), y
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_tree_walk_matches_sklearn_predict_proba(k: int) -> None:
+    from attpc_classify.models import create_model
+    from attpc_classify.models.gbt import fit_gbt
+
+    rng = np.random.default_rng(0)
+    x, y = _sklearn_data(rng, 600, k)
+    x_val, y_val = _sklearn_data(rng, 200, k)
+    model = create_model("gbt", {"n_features": 6, "num_classes": k})
+    clf = fit_gbt(model, x, y, x_val=x_val, y_val=y_val,
+                  params={"max_iter": 40, "max_leaf_nodes": 7}, balanced=False)  # fmt: skip
+    x_test, _ = _sklearn_data(rng, 300, k)
+    with torch.no_grad():
+        got = model(torch.from_numpy(x_test)).softmax(-1).numpy()
+    np.testing.assert_allclose(got, clf.predict_proba(x_test), atol=1e-6)
+    # the checkpoint round trip: the spec's shapes rebuild the module, the buffers load
+    spec = model.model_spec["args"]
+    again = create_model("gbt", spec)
+    again.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        np.testing.assert_array_equal(again(torch.from_numpy(x_test)).numpy(),
+                                      model(torch.from_numpy(x_test)).numpy())  # fmt: skip
+
+
+def test_gbt_trains_and_classifies_through_the_cli(tmp_path) -> None:
+    from _synthetic import SMALL_CONFIG, make_image_file
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.cli import main
+    from data_prep.imagefile import read_images
+    from data_prep.images import ImageConfig
+
+    config = ImageConfig.from_dict(
+        {**SMALL_CONFIG.to_dict(), "voxel_grid": 0, "features": "tracks_v1"}
+    )
+    data = make_image_file(tmp_path / "train.h5", n_per_class=40, config=config)
+    val = make_image_file(tmp_path / "val.h5", n_per_class=20, seed=1, config=config)
+    run = tmp_path / "run"
+    # the settings spelled out: the same fit by scikit-learn below must not follow the yaml
+    settings = ["model.max_iter=20", "model.learning_rate=0.1", "model.max_leaf_nodes=15",
+                "optim.balance=none", "model.l2_regularization=1.0"]  # fmt: skip
+    rc = main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
+               str(run), "--quiet", f"data.val_path={val}", *settings])  # fmt: skip
+    assert rc == 0
+    trained = load_run(run, device="cpu")
+    assert trained.info.input == "features"
+    assert trained.info.image_config.features == "tracks_v1"
+    assert trained.info.model["args"]["feature_names"] == list(NAMES)
+    train, test = read_images(data, features=True), read_images(val, features=True)
+    # the same fit by scikit-learn directly, on the features the file holds
+    clf = HistGradientBoostingClassifier(
+        learning_rate=0.1, max_iter=20, max_leaf_nodes=15, l2_regularization=1.0,
+        early_stopping=True, random_state=0,
+    )  # fmt: skip
+    x = train.features.astype(np.float64)
+    x[:, np.isnan(x).all(axis=0)] = 0.0  # as fit_gbt does: sklearn cannot bin all-NaN
+    clf.fit(x, train.label, X_val=test.features, y_val=test.label)
+    want = clf.predict_proba(test.features)
+    got = trained.predict_proba(test.images, features=test.features)
+    np.testing.assert_allclose(got, want, atol=1e-5)
+    out = tmp_path / "pred.csv"
+    assert main(["classify", str(run), str(val), "--out", str(out), "--quiet"]) == 0
+    p = np.genfromtxt(out, delimiter=",", names=True)
+    np.testing.assert_allclose(p["p_proton"], want[:, 0], atol=1e-5)
+
+
+def test_preprocess_stores_each_events_features_in_order(tmp_path) -> None:
+    """Parts of several tasks, merged: row i of /features belongs to event i."""
+    from _formats import write_spyral
+
+    from attpc_classify.cli import main
+    from data_prep.events import Event
+    from data_prep.imagefile import read_images
+    from data_prep.readers import open_events
+
+    rng = np.random.default_rng(5)
+    paths = []
+    for run in (1, 2):
+        events = [
+            Event(
+                run=run,
+                event_id=i,
+                points=_cloud(rng)[: int(rng.integers(40, 130))],
+                label=int(rng.integers(0, 3)),
+            )
+            for i in range(12)
+        ]
+        paths.append(write_spyral(tmp_path / f"run_{run:04d}.h5", events))
+    out = tmp_path / "f.h5"
+    sets = ["--set", "features=tracks_v1", "--set", "voxel_grid=0", "--size", "16"]
+    args = ["preprocess", *map(str, paths), "--out", str(out), *sets, "--events-per-task", "5",
+            "--quiet"]  # fmt: skip
+    rc = main(args)
+    assert rc == 0
+    stored = read_images(out, features=True)
+    want = []
+    for path in paths:
+        with open_events(path) as reader:
+            evs = list(reader.iter_events())
+        want.append(features_of(*[e.points[:, :4] for e in evs]))
+    want = np.concatenate(want)
+    assert stored.features.shape == (24, len(NAMES))
+    np.testing.assert_array_equal(stored.features, want.astype(np.float32))
