@@ -56,6 +56,10 @@ from data_prep.tasks import run_tasks
 
 if TYPE_CHECKING:  # torch-heavy; imported by callers that already hold a model
     from attpc_classify.checkpoint import RunInfo, Trained
+    from attpc_classify.ortengine import OnnxTrained
+
+    #: what classifies: a torch run or an ONNX Runtime session (same interface)
+    Predictor = Trained | OnnxTrained
 
 CSV_SUFFIXES = (".csv",)
 #: ``label`` of an event whose images are blank (no usable point): never a class guess
@@ -303,7 +307,7 @@ def _config_differences(have: ImageConfig, want: ImageConfig, *, voxels: bool) -
     ]
 
 
-def check_image_file(path: str | Path, trained: Trained) -> dict:
+def check_image_file(path: str | Path, trained: Predictor) -> dict:
     """Check that an image file fits the model: same preprocessing, classes and inputs.
 
     Returns the file's `read_info` dict; raises a one-line `InputError` otherwise.
@@ -339,7 +343,7 @@ class Source:
 
 
 def _resolve_inputs(
-    trained: Trained, inputs: Sequence[str | Path], fmt: str, reader_options: dict
+    trained: Predictor, inputs: Sequence[str | Path], fmt: str, reader_options: dict
 ) -> list[Source]:
     from data_prep.readers import detect_format, open_events
 
@@ -362,7 +366,7 @@ def _resolve_inputs(
 
 
 def prepare_inputs(
-    trained: Trained,
+    trained: Predictor,
     inputs: Sequence[str | Path],
     out: str | Path,
     *,
@@ -439,7 +443,7 @@ def _blank(x: np.ndarray) -> np.ndarray:
 
 
 def predict_batch(
-    trained: Trained, batch: _Batch, *, precision: str, batch_size: int
+    trained: Predictor, batch: _Batch, *, precision: str, batch_size: int
 ) -> np.ndarray:
     """The model's probabilities for one batch, NaN rows for its blank events."""
     proba = trained.predict_proba(
@@ -611,25 +615,43 @@ def plan_classify(
     return tasks
 
 
-_LOADED: dict[tuple, Trained] = {}
+_LOADED: dict[tuple, Predictor] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def loaded_run(run_dir: str, device: str) -> Trained:
+def load_predictor(run_dir: str | Path, *, device: str = "auto", engine: str = "torch"):
+    """A run ready to classify with ``engine``: ``torch`` (`checkpoint.load_run`, on
+    ``device``) or ``onnxruntime[:fp32|:int8]`` (its ONNX export, `ortengine.load_onnx`;
+    without a kind: int8 when exported, else fp32)."""
+    from attpc_classify.ortengine import load_onnx, parse_engine
+
+    name, kind = parse_engine(engine)
+    if name == "torch":
+        from attpc_classify.checkpoint import load_run
+
+        return load_run(run_dir, device=device)
+    return load_onnx(run_dir, kind=kind, device=device)
+
+
+def loaded_run(run_dir: str, device: str, *, engine: str = "torch") -> Predictor:
     """The run's model, loaded once per worker process (tasks of one run share it).
 
-    Keyed by the weights file's size and time too: a long-lived worker must not keep
-    serving a model that was retrained into the same directory.
+    Keyed by the weights (or ONNX export) file's size and time too: a long-lived worker
+    must not keep serving a model that was retrained (or re-exported) into the same
+    directory.
     """
-    from attpc_classify.checkpoint import load_run
+    from attpc_classify.ortengine import ONNX_JSON, find_export
 
-    weights = Path(run_dir).resolve() / "model.safetensors"
+    if engine == "torch":
+        weights = Path(run_dir).resolve() / "model.safetensors"
+    else:
+        weights = find_export(run_dir).resolve() / ONNX_JSON
     st = weights.stat() if weights.exists() else None
-    key = (str(weights), device, st and st.st_size, st and st.st_mtime_ns)
+    key = (str(weights), device, engine, st and st.st_size, st and st.st_mtime_ns)
     with _LOADED_LOCK:
         if key not in _LOADED:
             _LOADED.clear()  # one run at a time: do not pile up models in a worker
-            _LOADED[key] = load_run(run_dir, device=device)
+            _LOADED[key] = load_predictor(run_dir, device=device, engine=engine)
         return _LOADED[key]
 
 
@@ -654,7 +676,7 @@ def _task_batches(
 
 def classify_task(
     task: ClassifyTask,
-    run: Trained | str,
+    run: Predictor | str,
     *,
     device: str = "cpu",
     precision: str = "auto",
@@ -663,6 +685,7 @@ def classify_task(
     reader_options: dict | None = None,
     prefetch: bool | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str = "torch",
 ) -> ClassifyPart:
     """Read, project and classify one task's events, in this process or on a worker.
 
@@ -671,8 +694,8 @@ def classify_task(
     task
         What to classify (`plan_classify`).
     run
-        The loaded run, or its directory: a worker loads it once on ``device``
-        (`loaded_run`).
+        The loaded run, or its directory: a worker loads it once on ``device`` with
+        ``engine`` (`loaded_run`).
     prefetch
         Read and project the next batches in a thread while the model runs (None: only
         when the model is on a GPU).
@@ -681,7 +704,7 @@ def classify_task(
 
     Other parameters as for `classify_files`.
     """
-    trained = loaded_run(run, device) if isinstance(run, str) else run
+    trained = loaded_run(run, device, engine=engine) if isinstance(run, str) else run
     skipped: dict[str, int] = {}
 
     def on_skip(event_id: int, reason: str) -> None:
@@ -692,7 +715,8 @@ def classify_task(
         reader_options=dict(reader_options or {}),
     )  # fmt: skip
     if prefetch is None:
-        prefetch = getattr(trained, "device", None) is not None and trained.device.type != "cpu"
+        device_type = getattr(getattr(trained, "device", None), "type", "cpu")
+        prefetch = device_type != "cpu"
     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     n_empty = 0
     for batch in _prefetch(batches, depth=2) if prefetch else batches:
@@ -779,7 +803,7 @@ class _InOrder:
 
 
 def run_classification(
-    trained: Trained,
+    trained: Predictor,
     sources: Sequence[Source],
     out: str | Path,
     *,
@@ -792,12 +816,14 @@ def run_classification(
     skip_bad: bool = False,
     progress: Callable[[int], None] | None = None,
     prefetch: bool | None = None,
+    engine: str = "torch",
 ) -> ClassifySummary:
     """`classify_files` after its checks (`prepare_inputs`): plan, run the tasks, merge.
 
     Without ``executor`` the tasks run here, one after the other, on ``trained`` (progress
     per batch); with one, each runs on a worker that loads the run on ``device`` (progress
-    per task). Either way the parts are appended in task order -- file order, then event
+    per task; ``engine`` as for `load_predictor`, which ``trained`` must have been loaded
+    with). Either way the parts are appended in task order -- file order, then event
     order -- to one table renamed into place when complete.
     """
     info = trained.info
@@ -822,7 +848,7 @@ def run_classification(
                     progress(part.n_events)
 
             run_tasks(executor, classify_task, tasks, str(info.path), on_result=done,
-                      device=device, **options)  # fmt: skip
+                      device=device, engine=engine, **options)  # fmt: skip
         summary = merge.finish(len(tasks))
         summary.wall_s = time.perf_counter() - start
         writer.commit(summary=summary.to_dict())
@@ -830,7 +856,7 @@ def run_classification(
 
 
 def classify_files(
-    trained: Trained,
+    trained: Predictor,
     inputs: Sequence[str | Path],
     out: str | Path,
     *,
@@ -845,13 +871,15 @@ def classify_files(
     executor: Executor | None = None,
     device: str = "cpu",
     events_per_task: int | None = None,
+    engine: str = "torch",
 ) -> ClassifySummary:
     """Classify every event of ``inputs`` with a trained run; write one row per event.
 
     Parameters
     ----------
     trained
-        A loaded run (`attpc_classify.checkpoint.load_run`).
+        A loaded run (`load_predictor`: `attpc_classify.checkpoint.load_run` for torch,
+        `attpc_classify.ortengine.load_onnx` for ONNX Runtime).
     inputs
         Point-cloud files in any supported format, or image files made with the same
         preprocessing as the model's training data.
@@ -883,6 +911,9 @@ def classify_files(
         With ``executor``: where the workers run the model (``cpu``, ``auto``, ``cuda``).
     events_per_task
         Events per task (whole batches); None: one task per input file.
+    engine
+        With ``executor``: the engine the workers load ``trained``'s run with
+        (`load_predictor`); ``trained`` itself must be loaded with the same.
 
     Returns
     -------
@@ -904,4 +935,5 @@ def classify_files(
         trained, sources, out, reader_options=reader_options, executor=executor,
         device=device, events_per_task=events_per_task, batch_size=batch_size,
         precision=precision, skip_bad=skip_bad, progress=progress, prefetch=prefetch,
+        engine=engine,
     )  # fmt: skip
