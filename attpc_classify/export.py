@@ -36,6 +36,7 @@ from attpc_classify.checkpoint import Trained, file_sha256, load_run, read_info,
 from attpc_classify.config import read_yaml
 from attpc_classify.ortengine import (
     EXPORT_DIR,
+    FP32_TOLERANCE,
     MODEL_FILES,
     ONNX_FORMAT,
     ONNX_FORMAT_VERSION,
@@ -51,8 +52,6 @@ log = logging.getLogger(__name__)
 #: ONNX opset of the exported graph (onnxruntime >= 1.14 runs it)
 OPSET = 18
 INT8_MODES = ("dynamic", "static")
-#: |p_onnx - p_torch| above this at export means the graph is wrong, not rounding
-FP32_TOLERANCE = 1e-4
 
 
 @dataclass

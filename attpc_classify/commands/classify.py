@@ -54,6 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="with --engine onnxruntime: which exported model (auto = int8 when exported)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local processes (read, project and infer in each; threads = CPUs / workers)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # the reader options of preprocess: format, run, ROOT tree/branches, pytpc drift
     add_reader_arguments(parser)
@@ -63,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events-per-task",
         type=int,
-        help="with --scheduler: events per task (default 16 batches; whole batches)",
+        help="with --scheduler or --workers: events per task (default 16 or 2 batches)",
     )
 
 
@@ -77,6 +83,11 @@ def run(args: argparse.Namespace) -> int:
     if args.engine == "torch" and args.onnx_model != "auto":
         raise InputError("--onnx-model goes with --engine onnxruntime")
     engine = args.engine if args.engine == "torch" else f"onnxruntime:{args.onnx_model}"
+    if engine != "torch" and args.precision not in ("auto", "fp32"):
+        raise InputError(
+            f"--precision {args.precision} is a torch option; the onnxruntime engine runs "
+            "the exported model as it is (fp32, or int8 with --onnx-model int8)"
+        )
 
     def on_plan(total: int) -> None:
         # opened once every input is checked, so a mismatch error prints only its line
@@ -100,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
             from attpc_classify.predict import classify_files, load_predictor
 
             trained = load_predictor(args.run_dir, device=args.device, engine=engine)
-            summary = classify_files(trained, args.inputs, args.out, **common)
+            summary = classify_files(
+                trained, args.inputs, args.out, workers=args.workers, device=args.device,
+                events_per_task=args.events_per_task, **common,
+            )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
