@@ -175,30 +175,35 @@ def export_run(name: str, run_dir: Path, work: Path) -> tuple[Path, dict[str, Pa
 
 
 def plot_pareto(results: list[dict], path: Path, cores: int) -> None:
+    """Events/s (CPU-time based) against proton F1: colour = engine, marker = model; the
+    dashed line joins the Pareto front (no other point is both faster and more accurate)."""
     from attpc_classify.plots import figure, save
 
     fig, axes = figure(6.4, 4.2)
     ax = axes[0, 0]
-    markers = {"cnn": "o", "vit": "s"}
+    engines = [e[0] for e in ENGINES]
+    models = list(dict.fromkeys(r["model"] for r in results))
     for r in results:
-        m = markers.get(r["model"].split("_")[0], "^")
-        ax.scatter(r["proton_f1"], r["cpu_events_per_s"], marker=m, s=40)
-        ax.annotate(f"{r['model']} {r['engine']}", (r["proton_f1"], r["cpu_events_per_s"]),
-                    fontsize=7, xytext=(4, 2), textcoords="offset points")  # fmt: skip
-    pts = sorted(results, key=lambda r: (-r["cpu_events_per_s"], -r["proton_f1"]))
+        ax.scatter(r["proton_f1"], r["cpu_events_per_s"], s=45, zorder=3,
+                   color=f"C{engines.index(r['engine'])}",
+                   marker="osD^v"[models.index(r["model"]) % 5])  # fmt: skip
     front, best = [], -1.0
-    for r in pts:  # highest speed first: a point is on the front if its F1 beats all faster
-        if r["proton_f1"] > best:
+    for r in sorted(results, key=lambda r: (-r["cpu_events_per_s"], -r["proton_f1"])):
+        if r["proton_f1"] > best:  # more accurate than every faster point
             front.append(r)
             best = r["proton_f1"]
     front.sort(key=lambda r: r["proton_f1"])
     ax.plot([r["proton_f1"] for r in front], [r["cpu_events_per_s"] for r in front], "k--",
             lw=0.8, label="Pareto front")  # fmt: skip
     ax.axhline(1000, color="grey", lw=0.6, ls=":", label="1,000 events/s")
+    for k, e in enumerate(engines):
+        ax.scatter([], [], color=f"C{k}", marker="s", label=e)
+    for k, m in enumerate(models):
+        ax.scatter([], [], color="k", marker="osD^v"[k % 5], facecolors="none", label=m)
     ax.set_xlabel("proton F1 (test files)")
     ax.set_ylabel(f"events/s end to end, {cores} cores (CPU-time based)")
-    ax.set_yscale("log")
-    ax.legend(fontsize=7, loc="lower left")
+    ax.set_ylim(0, None)
+    ax.legend(fontsize=7, loc="lower center", ncol=2)
     save(fig, path)
 
 
@@ -234,6 +239,7 @@ def main() -> None:
         if not args.run:
             print(f"no trained runs: give --run NAME=DIR --test FILE..., or run `make demo` "
                   f"first (looked in {args.demo}); nothing measured")  # fmt: skip
+            print(json.dumps({"results": [], "skipped": "no trained runs"}))
             return
     torch.set_num_threads(1)
     os.environ["OMP_NUM_THREADS"] = "1"  # the profile's ONNX Runtime sessions: one thread
