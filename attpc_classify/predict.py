@@ -411,10 +411,18 @@ def model_config(info: RunInfo) -> ImageConfig:
     return config
 
 
-def output_attrs(info: RunInfo, sources: Sequence[Source]) -> dict[str, Any]:
-    """The HDF5 prediction file's attributes: which model, which inputs."""
+def _engine_name(trained: Predictor) -> str:
+    """``torch``, or ``onnxruntime:fp32|int8`` (the kind an auto choice resolved to)."""
+    kind = getattr(trained, "kind", None)
+    return "torch" if kind is None else f"onnxruntime:{kind}"
+
+
+def output_attrs(info: RunInfo, sources: Sequence[Source], engine: str = "torch") -> dict[str, Any]:
+    """The HDF5 prediction file's attributes: which model (``run_dir``: the ONNX export
+    directory for the onnxruntime engine), which engine, which inputs."""
     return {
         "run_dir": str(info.path),
+        "engine": engine,
         "model": info.model,
         "task": info.task,
         "git_sha": info.git_sha,
@@ -837,7 +845,7 @@ def run_classification(
                    reader_options=reader_options, prefetch=prefetch)  # fmt: skip
     start = time.perf_counter()
     with PredictionWriter(
-        out, info.output_names, attrs=output_attrs(info, sources),
+        out, info.output_names, attrs=output_attrs(info, sources, _engine_name(trained)),
         proton_threshold=info.proton_threshold,
     ) as writer:  # fmt: skip
         merge = _InOrder(writer, ClassifySummary(out=out))

@@ -117,6 +117,8 @@ def test_onnxruntime_fp32_gives_torch_probabilities(exported, tmp_path):
     ort_p = _classify(run, [spyral], tmp_path / "o.h5", "--engine", "onnxruntime",
                       "--onnx-model", "fp32")  # fmt: skip
     assert list(ort_p) == list(torch_p) == ["run", "event_id", "label", *P]
+    with h5py.File(tmp_path / "o.h5", "r") as f:
+        assert f.attrs["engine"] == "onnxruntime:fp32"
     np.testing.assert_array_equal(ort_p["event_id"], np.arange(90))
     np.testing.assert_array_equal(ort_p["label"], torch_p["label"])
     got, want = np.stack([ort_p[c] for c in P], 1), np.stack([torch_p[c] for c in P], 1)
