@@ -66,7 +66,8 @@ def read_json(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _sha256(path: Path) -> str:
+def file_sha256(path: str | Path) -> str:
+    """sha256 of a file, read in 1 MiB blocks."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -85,7 +86,7 @@ def save_tensors(
         # contiguous CPU copies: safetensors refuses shared or strided storage
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
         save_file(tensors, tmp, metadata=metadata)
-        digest = _sha256(tmp)
+        digest = file_sha256(tmp)
     return digest
 
 
@@ -257,6 +258,32 @@ def read_run(run_dir: str | Path) -> tuple[RunInfo, dict[str, torch.Tensor]]:
     return info, state
 
 
+def check_model_input(
+    info: RunInfo,
+    images: np.ndarray | None,
+    voxels: np.ndarray | None = None,
+    features: np.ndarray | None = None,
+) -> np.ndarray:
+    """The array a run's model reads (images, voxels or features, as `info.input` says),
+    checked for shape and dtype against its image config; a one-line `InputError` otherwise."""
+    what = info.input
+    cfg = info.image_config
+    if what == "voxels":
+        x, want = voxels, (cfg.voxel_grid,) * 3
+    elif what == "features":
+        x, want = features, (int(info.model["args"]["n_features"]),)
+    else:
+        x, want = images, (cfg.n_channels, cfg.size, cfg.size)
+    if x is None:
+        raise InputError(f"this model reads {what}; none were given")
+    x = np.asarray(x)
+    if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
+        raise InputError(f"{what} of shape {x.shape}; this model needs (N, {want})")
+    if x.dtype not in (np.uint8, np.float16, np.float32):
+        raise InputError(f"{what} must be uint8, float16 or float32, got {x.dtype}")
+    return x
+
+
 class Trained:
     """A trained model ready to predict: `load_run` returns one.
 
@@ -274,23 +301,6 @@ class Trained:
         self.info = info
         self.model = model.eval()
         self.device = device
-
-    def _check(self, x: np.ndarray | None, what: str) -> np.ndarray:
-        cfg = self.info.image_config
-        if what == "voxels":
-            want = (cfg.voxel_grid,) * 3
-        elif what == "features":
-            want = (int(self.info.model["args"]["n_features"]),)
-        else:
-            want = (cfg.n_channels, cfg.size, cfg.size)
-        if x is None:
-            raise InputError(f"this model reads {what}; none were given")
-        x = np.asarray(x)
-        if x.ndim != len(want) + 1 or tuple(x.shape[1:]) != want:
-            raise InputError(f"{what} of shape {x.shape}; this model needs (N, {want})")
-        if x.dtype not in (np.uint8, np.float16, np.float32):
-            raise InputError(f"{what} must be uint8, float16 or float32, got {x.dtype}")
-        return x
 
     @torch.no_grad()
     def predict_proba(
@@ -317,8 +327,7 @@ class Trained:
         batch_size
             Events per forward pass.
         """
-        given = {"voxels": voxels, "features": features}
-        x = self._check(given.get(self.info.input, images), self.info.input)
+        x = check_model_input(self.info, images, voxels, features)
         dtype = autocast_dtype(precision, self.device)
         out = np.empty((len(x), len(self.info.output_names)), dtype=np.float32)
         for start in range(0, len(x), batch_size):

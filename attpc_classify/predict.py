@@ -30,15 +30,17 @@ renamed into place when complete.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from concurrent.futures import Executor
+from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -56,6 +58,10 @@ from data_prep.tasks import run_tasks
 
 if TYPE_CHECKING:  # torch-heavy; imported by callers that already hold a model
     from attpc_classify.checkpoint import RunInfo, Trained
+    from attpc_classify.ortengine import OnnxTrained
+
+    #: what classifies: a torch run or an ONNX Runtime session (same interface)
+    Predictor = Trained | OnnxTrained
 
 CSV_SUFFIXES = (".csv",)
 #: ``label`` of an event whose images are blank (no usable point): never a class guess
@@ -305,7 +311,7 @@ def _config_differences(have: ImageConfig, want: ImageConfig, *, kind: str) -> l
     ]
 
 
-def check_image_file(path: str | Path, trained: Trained) -> dict:
+def check_image_file(path: str | Path, trained: Predictor) -> dict:
     """Check that an image file fits the model: same preprocessing, classes and inputs.
 
     Returns the file's `read_info` dict; raises a one-line `InputError` otherwise.
@@ -343,7 +349,7 @@ class Source:
 
 
 def _resolve_inputs(
-    trained: Trained, inputs: Sequence[str | Path], fmt: str, reader_options: dict
+    trained: Predictor, inputs: Sequence[str | Path], fmt: str, reader_options: dict
 ) -> list[Source]:
     from data_prep.readers import detect_format, open_events
 
@@ -366,7 +372,7 @@ def _resolve_inputs(
 
 
 def prepare_inputs(
-    trained: Trained,
+    trained: Predictor,
     inputs: Sequence[str | Path],
     out: str | Path,
     *,
@@ -383,6 +389,8 @@ def prepare_inputs(
         raise InputError("output file is also an input", path=out)
     # Spyral files hold two charge columns; use the one the training images were made of.
     charge = reader_options.setdefault("charge", info.image_config.charge_column)
+    # Spyral's per-point labels are never used here: not reading them is ~25 % of reading
+    reader_options.setdefault("point_labels", False)
     if charge != info.image_config.charge_column:
         raise InputError(
             f"reader option charge={charge!r} differs from the model's training charge "
@@ -412,10 +420,18 @@ def model_config(info: RunInfo) -> ImageConfig:
     return config
 
 
-def output_attrs(info: RunInfo, sources: Sequence[Source]) -> dict[str, Any]:
-    """The HDF5 prediction file's attributes: which model, which inputs."""
+def _engine_name(trained: Predictor) -> str:
+    """``torch``, or ``onnxruntime:fp32|int8`` (the kind an auto choice resolved to)."""
+    kind = getattr(trained, "kind", None)
+    return "torch" if kind is None else f"onnxruntime:{kind}"
+
+
+def output_attrs(info: RunInfo, sources: Sequence[Source], engine: str = "torch") -> dict[str, Any]:
+    """The HDF5 prediction file's attributes: which model (``run_dir``: the ONNX export
+    directory for the onnxruntime engine), which engine, which inputs."""
     return {
         "run_dir": str(info.path),
+        "engine": engine,
         "model": info.model,
         "task": info.task,
         "git_sha": info.git_sha,
@@ -449,7 +465,7 @@ def _blank(x: np.ndarray) -> np.ndarray:
 
 
 def predict_batch(
-    trained: Trained, batch: _Batch, *, precision: str, batch_size: int
+    trained: Predictor, batch: _Batch, *, precision: str, batch_size: int
 ) -> np.ndarray:
     """The model's probabilities for one batch, NaN rows for its blank events."""
     proba = trained.predict_proba(
@@ -636,25 +652,43 @@ def plan_classify(
     return tasks
 
 
-_LOADED: dict[tuple, Trained] = {}
+_LOADED: dict[tuple, Predictor] = {}
 _LOADED_LOCK = threading.Lock()
 
 
-def loaded_run(run_dir: str, device: str) -> Trained:
+def load_predictor(run_dir: str | Path, *, device: str = "auto", engine: str = "torch"):
+    """A run ready to classify with ``engine``: ``torch`` (`checkpoint.load_run`, on
+    ``device``) or ``onnxruntime[:fp32|:int8]`` (its ONNX export, `ortengine.load_onnx`;
+    without a kind: int8 when exported, else fp32)."""
+    from attpc_classify.ortengine import load_onnx, parse_engine
+
+    name, kind = parse_engine(engine)
+    if name == "torch":
+        from attpc_classify.checkpoint import load_run
+
+        return load_run(run_dir, device=device)
+    return load_onnx(run_dir, kind=kind, device=device)
+
+
+def loaded_run(run_dir: str, device: str, *, engine: str = "torch") -> Predictor:
     """The run's model, loaded once per worker process (tasks of one run share it).
 
-    Keyed by the weights file's size and time too: a long-lived worker must not keep
-    serving a model that was retrained into the same directory.
+    Keyed by the weights (or ONNX export) file's size and time too: a long-lived worker
+    must not keep serving a model that was retrained (or re-exported) into the same
+    directory.
     """
-    from attpc_classify.checkpoint import load_run
+    from attpc_classify.ortengine import ONNX_JSON, find_export
 
-    weights = Path(run_dir).resolve() / "model.safetensors"
+    if engine == "torch":
+        weights = Path(run_dir).resolve() / "model.safetensors"
+    else:
+        weights = find_export(run_dir).resolve() / ONNX_JSON
     st = weights.stat() if weights.exists() else None
-    key = (str(weights), device, st and st.st_size, st and st.st_mtime_ns)
+    key = (str(weights), device, engine, st and st.st_size, st and st.st_mtime_ns)
     with _LOADED_LOCK:
         if key not in _LOADED:
             _LOADED.clear()  # one run at a time: do not pile up models in a worker
-            _LOADED[key] = load_run(run_dir, device=device)
+            _LOADED[key] = load_predictor(run_dir, device=device, engine=engine)
         return _LOADED[key]
 
 
@@ -679,7 +713,7 @@ def _task_batches(
 
 def classify_task(
     task: ClassifyTask,
-    run: Trained | str,
+    run: Predictor | str,
     *,
     device: str = "cpu",
     precision: str = "auto",
@@ -688,6 +722,7 @@ def classify_task(
     reader_options: dict | None = None,
     prefetch: bool | None = None,
     progress: Callable[[int], None] | None = None,
+    engine: str = "torch",
 ) -> ClassifyPart:
     """Read, project and classify one task's events, in this process or on a worker.
 
@@ -696,8 +731,8 @@ def classify_task(
     task
         What to classify (`plan_classify`).
     run
-        The loaded run, or its directory: a worker loads it once on ``device``
-        (`loaded_run`).
+        The loaded run, or its directory: a worker loads it once on ``device`` with
+        ``engine`` (`loaded_run`).
     prefetch
         Read and project the next batches in a thread while the model runs (None: only
         when the model is on a GPU).
@@ -706,7 +741,7 @@ def classify_task(
 
     Other parameters as for `classify_files`.
     """
-    trained = loaded_run(run, device) if isinstance(run, str) else run
+    trained = loaded_run(run, device, engine=engine) if isinstance(run, str) else run
     skipped: dict[str, int] = {}
 
     def on_skip(event_id: int, reason: str) -> None:
@@ -717,7 +752,8 @@ def classify_task(
         reader_options=dict(reader_options or {}),
     )  # fmt: skip
     if prefetch is None:
-        prefetch = getattr(trained, "device", None) is not None and trained.device.type != "cpu"
+        device_type = getattr(getattr(trained, "device", None), "type", "cpu")
+        prefetch = device_type != "cpu"
     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     n_empty = 0
     for batch in _prefetch(batches, depth=2) if prefetch else batches:
@@ -804,7 +840,7 @@ class _InOrder:
 
 
 def run_classification(
-    trained: Trained,
+    trained: Predictor,
     sources: Sequence[Source],
     out: str | Path,
     *,
@@ -817,12 +853,14 @@ def run_classification(
     skip_bad: bool = False,
     progress: Callable[[int], None] | None = None,
     prefetch: bool | None = None,
+    engine: str = "torch",
 ) -> ClassifySummary:
     """`classify_files` after its checks (`prepare_inputs`): plan, run the tasks, merge.
 
     Without ``executor`` the tasks run here, one after the other, on ``trained`` (progress
     per batch); with one, each runs on a worker that loads the run on ``device`` (progress
-    per task). Either way the parts are appended in task order -- file order, then event
+    per task; ``engine`` as for `load_predictor`, which ``trained`` must have been loaded
+    with). Either way the parts are appended in task order -- file order, then event
     order -- to one table renamed into place when complete.
     """
     info = trained.info
@@ -832,7 +870,7 @@ def run_classification(
                    reader_options=reader_options, prefetch=prefetch)  # fmt: skip
     start = time.perf_counter()
     with PredictionWriter(
-        out, info.output_names, attrs=output_attrs(info, sources),
+        out, info.output_names, attrs=output_attrs(info, sources, _engine_name(trained)),
         proton_threshold=info.proton_threshold,
     ) as writer:  # fmt: skip
         merge = _InOrder(writer, ClassifySummary(out=out))
@@ -847,7 +885,7 @@ def run_classification(
                     progress(part.n_events)
 
             run_tasks(executor, classify_task, tasks, str(info.path), on_result=done,
-                      device=device, **options)  # fmt: skip
+                      device=device, engine=engine, **options)  # fmt: skip
         summary = merge.finish(len(tasks))
         summary.wall_s = time.perf_counter() - start
         writer.commit(summary=summary.to_dict())
@@ -855,7 +893,7 @@ def run_classification(
 
 
 def classify_files(
-    trained: Trained,
+    trained: Predictor,
     inputs: Sequence[str | Path],
     out: str | Path,
     *,
@@ -870,13 +908,16 @@ def classify_files(
     executor: Executor | None = None,
     device: str = "cpu",
     events_per_task: int | None = None,
+    engine: str = "torch",
+    workers: int = 1,
 ) -> ClassifySummary:
     """Classify every event of ``inputs`` with a trained run; write one row per event.
 
     Parameters
     ----------
     trained
-        A loaded run (`attpc_classify.checkpoint.load_run`).
+        A loaded run (`load_predictor`: `attpc_classify.checkpoint.load_run` for torch,
+        `attpc_classify.ortengine.load_onnx` for ONNX Runtime).
     inputs
         Point-cloud files in any supported format, or image files made with the same
         preprocessing as the model's training data.
@@ -908,6 +949,14 @@ def classify_files(
         With ``executor``: where the workers run the model (``cpu``, ``auto``, ``cuda``).
     events_per_task
         Events per task (whole batches); None: one task per input file.
+    engine
+        With ``executor`` or ``workers``: the engine the workers load ``trained``'s run
+        with (`load_predictor`); ``trained`` itself must be loaded with the same.
+    workers
+        Without ``executor``: run the tasks on this many local processes (each with
+        ``cpus // workers`` threads; ``events_per_task`` default `WORKER_BATCHES`
+        batches). Reading, denoising and projecting are single-threaded numpy, so on a
+        CPU worker processes use the cores that one process leaves idle.
 
     Returns
     -------
@@ -925,8 +974,44 @@ def classify_files(
     )
     if on_plan is not None:
         on_plan(sum(s.n_events for s in sources))
-    return run_classification(
-        trained, sources, out, reader_options=reader_options, executor=executor,
-        device=device, events_per_task=events_per_task, batch_size=batch_size,
-        precision=precision, skip_bad=skip_bad, progress=progress, prefetch=prefetch,
-    )  # fmt: skip
+    if workers < 1:
+        raise InputError(f"workers must be >= 1, got {workers}")
+    with contextlib.ExitStack() as stack:
+        if executor is None and workers > 1:
+            executor = stack.enter_context(worker_pool(workers))
+            events_per_task = events_per_task or WORKER_BATCHES * batch_size
+        return run_classification(
+            trained, sources, out, reader_options=reader_options, executor=executor,
+            device=device, events_per_task=events_per_task, batch_size=batch_size,
+            precision=precision, skip_bad=skip_bad, progress=progress, prefetch=prefetch,
+            engine=engine,
+        )  # fmt: skip
+
+
+#: ``classify_files(workers>1)``: batches per task unless ``events_per_task`` is given
+WORKER_BATCHES = 2
+
+
+def _init_worker(threads: int) -> None:
+    """A local worker's threads: ``OMP_NUM_THREADS`` (read by ONNX Runtime sessions made
+    here, `ortengine.load_onnx`) and torch's, when the forked process has torch."""
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+def worker_pool(workers: int) -> ProcessPoolExecutor:
+    """``workers`` local processes sharing the CPUs this process may use."""
+    from data_prep.build import pool_context
+
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=pool_context(),
+        initializer=_init_worker,
+        initargs=(max(1, cpus // workers),),
+    )

@@ -263,15 +263,15 @@ def classify_files_on(
     retries, on_client
         As for `build_images_on`.
     **kwargs
-        ``precision``, ``skip_bad``, ``progress``, ``device``, ``prefetch`` of
-        `run_classification`.
+        ``precision``, ``skip_bad``, ``progress``, ``device``, ``prefetch``, ``engine``
+        of `run_classification`.
 
     Other parameters as for `classify_files`.
     """
-    # torch only here: `preprocess --scheduler` imports this module without it
-    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import load_predictor
 
-    trained = load_run(run_dir, device="cpu")  # the checks need the metadata only
+    # the checks need the metadata only; the workers load the run with the same engine
+    trained = load_predictor(run_dir, device="cpu", engine=kwargs.get("engine", "torch"))
     sources, options = prepare_inputs(
         trained, inputs, out, format=format, batch_size=batch_size,
         reader_options=reader_options,

@@ -842,7 +842,7 @@ def _drain(q: Any, progress: Progress | None) -> None:
             progress(n)
 
 
-def _pool_context() -> mp.context.BaseContext:
+def pool_context() -> mp.context.BaseContext:
     # fork starts workers in milliseconds (no re-import of numpy/h5py); no HDF5 file is
     # open in this process while the pool starts. Elsewhere use the platform default.
     if "fork" in mp.get_all_start_methods():
@@ -881,7 +881,7 @@ def _task_executor(
     if executor is not None:
         yield executor, None
     elif workers > 1 and n_todo > 1:
-        ctx = _pool_context()
+        ctx = pool_context()
         progress_queue = ctx.Queue()
         with ProcessPoolExecutor(
             max_workers=min(workers, n_todo),

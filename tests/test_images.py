@@ -257,3 +257,16 @@ def test_robust_config_validation():
             ImageConfig(**bad)
     cfg = ImageConfig(pixel_values=("sum", "occupancy"), denoise="dbscan", beam_mask_mm=15.0)
     assert ImageConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_dbscan_noise_counts_a_neighbour_at_exactly_eps_as_scikit_learn_does():
+    from sklearn.cluster import DBSCAN
+
+    from data_prep.images import dbscan_noise
+
+    # a lattice: neighbours lie at exactly eps = 10 mm (and sqrt(2) eps), the tie cases
+    grid = np.array([[x, y, 0.0, 1.0] for x in (0, 10, 20, 50) for y in (0, 10, 40)])
+    for min_samples in (2, 3, 4, 5):
+        want = DBSCAN(eps=10.0, min_samples=min_samples).fit(grid[:, :3]).labels_ == -1
+        got = dbscan_noise(grid, np.array([len(grid)]), eps=10.0, min_samples=min_samples)
+        np.testing.assert_array_equal(got, want)

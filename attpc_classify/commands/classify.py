@@ -5,6 +5,7 @@ Examples::
     attpc-classify classify runs/vit_tiny run_0101.h5 run_0102.h5 --out predictions.csv
     attpc-classify classify runs/cnn_binary real.root --root-tree T --out p.h5 --skip-bad
     attpc-classify classify runs/vit_tiny data/run_*.h5 --out p.h5 --scheduler local:8  # Dask
+    attpc-classify classify runs/cnn run_0101.h5 --out p.csv --engine onnxruntime  # ONNX
 
 Inputs are point-cloud files in any supported format (the model's recorded preprocessing
 is applied) or image files preprocessed exactly as the model's training data. Reader
@@ -40,7 +41,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="skip and count unreadable events instead of stopping",
     )
-    parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    parser.add_argument("--device", default="auto", help="auto | cpu | cuda (torch engine)")
+    parser.add_argument(
+        "--engine",
+        choices=("torch", "onnxruntime"),
+        default="torch",
+        help="torch (CPU or GPU) or onnxruntime (CPU; needs `export RUN --onnx` first)",
+    )
+    parser.add_argument(
+        "--onnx-model",
+        choices=("auto", "fp32", "int8"),
+        default="auto",
+        help="with --engine onnxruntime: which exported model (auto = int8 when exported)",
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="local processes (read, project and infer in each; threads = CPUs / workers)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     # the reader options of preprocess: format, run, ROOT tree/branches, pytpc drift
     add_reader_arguments(parser)
@@ -50,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--events-per-task",
         type=int,
-        help="with --scheduler: events per task (default 16 batches; whole batches)",
+        help="with --scheduler or --workers: events per task (default 16 or 2 batches)",
     )
 
 
@@ -58,8 +77,17 @@ def run(args: argparse.Namespace) -> int:
 
     from attpc_classify.commands import event_bar
     from attpc_classify.commands.preprocess import reader_options
+    from data_prep.errors import InputError
 
     bar = None
+    if args.engine == "torch" and args.onnx_model != "auto":
+        raise InputError("--onnx-model goes with --engine onnxruntime")
+    engine = args.engine if args.engine == "torch" else f"onnxruntime:{args.onnx_model}"
+    if engine != "torch" and args.precision not in ("auto", "fp32"):
+        raise InputError(
+            f"--precision {args.precision} is a torch option; the onnxruntime engine runs "
+            "the exported model as it is (fp32, or int8 with --onnx-model int8)"
+        )
 
     def on_plan(total: int) -> None:
         # opened once every input is checked, so a mismatch error prints only its line
@@ -74,16 +102,19 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda n: bar.update(n),
         on_plan=on_plan,
         reader_options=reader_options(args),
+        engine=engine,
     )
     try:
         if args.scheduler:  # one task per file or event range, run by Dask (docs/scale-out.md)
             summary = _classify_on_cluster(args, common)
         else:
-            from attpc_classify.checkpoint import load_run
-            from attpc_classify.predict import classify_files
+            from attpc_classify.predict import classify_files, load_predictor
 
-            trained = load_run(args.run_dir, device=args.device)
-            summary = classify_files(trained, args.inputs, args.out, **common)
+            trained = load_predictor(args.run_dir, device=args.device, engine=engine)
+            summary = classify_files(
+                trained, args.inputs, args.out, workers=args.workers, device=args.device,
+                events_per_task=args.events_per_task, **common,
+            )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
