@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from attpc_classify.adapt import adabn
 from attpc_classify.data import (
     allowed_transforms,
     as_float,
@@ -88,7 +89,8 @@ def train_local(
     on_epoch: Callable[[int, nn.Module], None] | None = None,
 ) -> dict[str, float]:
     """``epochs`` passes of AdamW over the training events; loss = class-weighted
-    cross-entropy (+ ``penalty()``). Returns the last epoch's mean loss and penalty."""
+    cross-entropy (+ ``penalty()``); BatchNorm statistics re-estimated after every epoch
+    (`adapt.adabn`). Returns the last epoch's mean loss and penalty."""
     model.train()
     opt = torch.optim.AdamW(
         param_groups(model, spec.weight_decay), lr=spec.lr, weight_decay=spec.weight_decay
@@ -118,6 +120,11 @@ def train_local(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+        # BatchNorm's running statistics lag behind weights that move fast in a few local
+        # epochs (measured: eval-mode accuracy 0.25 vs 0.77 with batch statistics after 3
+        # epochs from scratch); re-estimate them on the lab's training events
+        adabn(model, data.x_train, batch)
+        model.train()
         if on_epoch is not None:
             on_epoch(epoch + 1, model)
             model.train()

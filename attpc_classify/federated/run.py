@@ -89,11 +89,12 @@ def run_federation(
     logger.info(f"data ready: {len(files)} labs{' + a new lab' if new_file else ''} "
                 f"({time.perf_counter() - t0:.0f} s)")  # fmt: skip
 
-    from attpc_classify.federated.apps import Plan, load_round_state
+    from attpc_classify.federated.apps import Plan, initial_state, load_round_state
 
     plan = Plan(cfg=cfg, client_files=files, out=out)
     for i in range(len(files)):
         plan.client(i)  # a bad file fails here, in one line, before Ray starts
+    initial_state(plan)  # imports the model's libraries here, not in the server's thread
     todo = [s for s in cfg.strategies if load_round_state(out / s)[0] < cfg.rounds]
     if todo:
         simulate(plan)
