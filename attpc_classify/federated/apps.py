@@ -9,7 +9,8 @@ Messages: a ``train`` message carries the global arrays (``"arrays"``) and a con
 (``"config"``: ``strategy``, ``server-round``); the reply carries the client's arrays and
 ``"metrics"`` (``num-examples`` = training events, the aggregation weight). An
 ``evaluate`` message carries the arrays after aggregation; the reply scores the lab's
-model on its test events.
+model on its test events, after re-estimating BatchNorm statistics on its training events
+(`adapt.adabn`, no labels).
 
 * **FedAvg** (Flower's `FedAvg`): the whole model both ways (floating-point state,
   BatchNorm statistics included).
@@ -36,6 +37,7 @@ from flwr.clientapp import ClientApp
 from flwr.serverapp import Grid, ServerApp
 from flwr.serverapp.strategy import FedAvg
 
+from attpc_classify.adapt import adabn
 from attpc_classify.checkpoint import read_json, read_tensors, save_tensors, write_json
 from attpc_classify.federated.config import FedConfig
 from attpc_classify.federated.local import ClientData, load_client, new_model, score, train_local
@@ -154,6 +156,11 @@ def client_evaluate(plan: Plan, msg: Message, context: Context) -> Message:
         model.load_state_dict(received, strict=False)
     else:
         model = _genefl_model(plan, index, rnd + 1, received)
+    # the received weights came with statistics of other labs' data (FedAvg: averaged;
+    # GENE-FL: the lab's own, taken before the learnGene came in): the lab re-estimates
+    # BatchNorm's on its own training events (no labels) before scoring, as it would
+    # before using the model
+    adabn(model, data.x_train, plan.cfg.local.batch_size)
     metrics = MetricRecord(
         {"num-examples": len(data.y_test), "partition-id": index, **score(model, data)}
     )
