@@ -19,8 +19,8 @@ written from the paper's text, and the choices it leaves open are ours (marked b
   the highest-scoring whole tensors up to ``fraction`` of all parameters (tensor
   granularity, so that a learnGene is a set of layers and costs no index list: ours).
 * **Aggregation** (`aggregate`): each tensor is the example-weighted mean over the
-  clients that sent it, ``sum_k n_k theta_k / sum_k n_k``; tensors nobody sent keep the
-  previous global value (`merge`).
+  clients that sent it, ``sum_k n_k theta_k / sum_k n_k``; the round's global learnGene
+  is the union of what the clients sent.
 * **Initialisation** (`initialise`): a new model takes the learnGene's tensors, its
   other parameters keep their fresh initialisation.
 """
@@ -193,11 +193,6 @@ def aggregate(genes: Sequence[tuple[Mapping[str, torch.Tensor], float]]) -> Tens
     for tensors, _ in genes:
         dtypes.update({n: t.dtype for n, t in tensors.items()})
     return {n: (s / weights[n]).to(dtypes[n]) for n, s in sums.items()}
-
-
-def merge(previous: Mapping[str, torch.Tensor], new: Mapping[str, torch.Tensor]) -> Tensors:
-    """The global learnGene after a round: ``new`` tensors replace, the rest stay."""
-    return {**previous, **new}
 
 
 def initialise(model: nn.Module, gene: Mapping[str, torch.Tensor]) -> list[str]:

@@ -104,8 +104,7 @@ def test_aggregate_is_the_weighted_mean_over_senders():
     # a: (1*1 + 3*4)/4, (1*1 + 3*7)/4; b only from the first client
     torch.testing.assert_close(got["a"], torch.tensor([3.25, 5.5]))
     torch.testing.assert_close(got["b"], torch.tensor([2.0]))
-    merged = genefl.merge({"b": torch.tensor([0.0]), "c": torch.tensor([9.0])}, got)
-    assert merged["b"].item() == 2.0 and merged["c"].item() == 9.0
+    assert set(got) == {"a", "b"}
 
 
 def test_initialise_copies_the_gene_and_rejects_other_shapes():
