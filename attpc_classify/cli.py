@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "demo": "demo",
     "learngene": "learngene",
     "benchmark": "benchmark",
+    "federate": "federate",
 }
 
 #: one-line help per command, kept here so `--help` imports nothing heavy
@@ -60,6 +61,7 @@ HELP: dict[str, str] = {
     "demo": "simulate, preprocess, train, evaluate and report on a small built-in set",
     "learngene": "condense a teacher ViT into a learngene (TLEG, LeTs, inheritance)",
     "benchmark": "transfer-strategy benchmark: strategies x sizes x tasks",
+    "federate": "GENE-FL vs FedAvg across labs with private data (Flower simulation)",
 }
 
 

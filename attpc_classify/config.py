@@ -12,6 +12,7 @@ import dataclasses
 import json
 import math
 import subprocess
+import types
 import typing
 from pathlib import Path
 from typing import Any, TypeVar
@@ -39,7 +40,7 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
         if not isinstance(value, dict):
             raise InputError(f"config key {key!r} must be a mapping")
         return from_dict(hint, value, prefix=f"{key}.")
-    if origin is typing.Union or str(origin) == "types.UnionType":
+    if origin is typing.Union or origin is types.UnionType:
         if value is None and type(None) in args:
             return None
         for arg in args:
@@ -173,6 +174,7 @@ CONFIG_FAMILIES = {
     "SimConfig": "sim",
     "BenchConfig": "benchmark",
     "LearngeneConfig": "learngene",
+    "FedConfig": "federated",
 }
 
 

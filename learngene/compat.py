@@ -29,8 +29,9 @@ def _import_torchvision() -> None:
         lib.define("nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         lib.define("qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor")
         _KEEP_ALIVE.append(lib)
-        # drop the half-imported modules so the retry starts clean
-        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+        # drop the half-imported modules so the retry starts clean (over a snapshot: another
+        # thread may import meanwhile, and a comprehension over sys.modules then fails)
+        for name in [m for m in list(sys.modules) if m.split(".")[0] == "torchvision"]:
             del sys.modules[name]
         import torchvision  # noqa: F401
 
