@@ -14,7 +14,17 @@ from typing import Any
 from learngene.io import expected_shapes
 from learngene.vit import vit_shapes
 
-METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select", "scratch", "prefin")
+METHODS = (
+    "tleg",
+    "lets",
+    "ldr",
+    "pool",
+    "inherit",
+    "weight_select",
+    "mmlg",
+    "scratch",
+    "prefin",
+)
 
 
 def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **arch: Any) -> int:
@@ -33,7 +43,7 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
         ``qkv_bias`` (True); for ``lets`` ``learngene_width``, ``learngene_depth`` and
         ``aux_depth`` (default: the deepest size), ``coeff_share`` (2); for ``ldr``
         ``components``, ``basis``; for ``pool`` ``pool_widths``, ``pool_depth``; for
-        ``inherit`` ``learngene_depth``;
+        ``inherit`` ``learngene_depth``; for ``mmlg`` ``views`` and ``view_channels`` (1);
         for ``weight_select`` ``depth`` of the ancestry (default: the deepest size).
 
     Examples
@@ -64,6 +74,8 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
             "basis",
             "pool_widths",
             "pool_depth",
+            "views",
+            "view_channels",
         )
         if k in arch
     }
@@ -74,7 +86,7 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
             _count(vit_shapes(**{**base, "depth": d, "embed_dim": w, "num_heads": w // head_dim}))
             for d, w in pairs
         )
-    if method in ("tleg", "ldr") and any(w != arch["embed_dim"] for _, w in pairs):
+    if method in ("tleg", "ldr", "mmlg") and any(w != arch["embed_dim"] for _, w in pairs):
         raise ValueError(f"{method} initialises the learngene's width only")
     meta: dict[str, Any] = {"method": method, **base}
     if method == "lets":
@@ -97,6 +109,8 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
             pool_widths=widths,
             pool_depth=extra["pool_depth"],
         )
+    elif method == "mmlg":
+        meta.update(views=list(extra["views"]), view_channels=extra.get("view_channels", 1))
     elif method == "inherit":
         k = extra["learngene_depth"]
         meta.update(learngene_depth=k, source_blocks=list(range(k)))
