@@ -130,6 +130,14 @@ def test_learngene_files_build_descendants(smoke):
     assert lg.load_learngene(learngenes / "pool").meta["aux"]["epochs_run"] == 3
     stitched = lg.build_descendant(learngenes / "pool", depth=2, num_classes=3)
     assert len(stitched.segments) == 2 and stitched(x).shape == (2, 3)
+    # MM-LG: one file for every view subset; the pad-plane descendant reads channel 0 only
+    gene = lg.load_learngene(learngenes / "mmlg")
+    assert gene.num_parameters == stored["mmlg"] == stored["mmlg_xy"]
+    assert gene.meta["views"] == ["xy", "zy"] and gene.meta["aux"]["epochs_run"] == 1
+    xy = lg.build_descendant(gene, depth=3, num_classes=3, views=["xy"]).eval()
+    y = x.clone()
+    y[:, 1] = 1.0
+    assert list(xy.encoders) == ["xy"] and torch.equal(xy(x), xy(y))
 
 
 @pytest.mark.heavy
