@@ -104,6 +104,7 @@ def test_storage_counted_by_hand():
         for k in (2, 4, 6, 8)
     )  # fmt: skip
     assert models == 2 * 20 * block + 4 * 2 * per_view + 4 * head  # 517,516: 6.6x the gene
+    assert lg.parameters_stored("prefin_views", [2, 4, 6, 8], **arch) == models
 
 
 def test_saved_learngene_round_trips_and_bad_metadata_fails(tmp_path):
