@@ -536,8 +536,9 @@ class _CellRunner:
         from data_prep.imagefile import read_images
 
         self.cfg, self.art = cfg, art
-        self.pool = read_images(pool_file, voxels=True)
-        test = read_images(test_file, voxels=True)
+        voxels = cfg.data.image.voxel_grid > 0  # only logreg reads them (and says so)
+        self.pool = read_images(pool_file, voxels=voxels)
+        test = read_images(test_file, voxels=voxels)
         self.evaluators = {task: Evaluator(test, task, cfg) for task in cfg.grid.tasks}
         self.subsets: dict[tuple[int, int], Any] = {}
 
