@@ -235,7 +235,11 @@ class MMLGAuxNet(AuxNet):
     biases zero); θ_UM(v) the same but with θ_A's LayerNorm gains zero too, so every
     block's gain starts at α_v·1 + β_v·0 = 1; α_v = β_v = 1; embeddings, ``fc_norm`` and
     head as timm initialises a ViT. The forward runs timm's ViT per view on the expanded
-    weights, so ``build(learngene, depth)`` computes the Aux-Net's function.
+    weights, so ``build(learngene, depth)`` computes the Aux-Net's function (in eval mode).
+
+    ``view_dropout`` (ours, training only, not stored): the probability that a training
+    batch goes through one view's encoder alone (drawn uniformly, from torch's global
+    RNG), so that every encoder also learns to classify without the others.
     """
 
     method = "mmlg"
@@ -254,10 +258,14 @@ class MMLGAuxNet(AuxNet):
         *,
         views: Sequence[str],
         view_channels: int = 1,
+        view_dropout: float = 0.0,
         seed: int | None = None,
         **kw,
     ) -> None:
         super().__init__()
+        if not 0.0 <= view_dropout < 1.0:
+            raise ValueError(f"view_dropout must be in [0, 1), got {view_dropout}")
+        self.view_dropout = view_dropout
         views = list(views)
         self._set_arch(locals())
         _views(self.learngene_meta())
@@ -312,12 +320,15 @@ class MMLGAuxNet(AuxNet):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.learngene_tensors()
         c = self.method_args["view_channels"]
+        views = list(enumerate(self.view_names))
+        if self.training and self.view_dropout and torch.rand(()) < self.view_dropout:
+            views = [views[int(torch.randint(len(views), ()))]]
         feats = [
             functional_call(
                 self.skeleton,
                 _encoder_state(t, self.view_names, v, self.arch["depth"]),
                 (x[:, i * c : (i + 1) * c],),
             )
-            for i, v in enumerate(self.view_names)
+            for i, v in views
         ]
         return self.head(torch.stack(feats).mean(0))

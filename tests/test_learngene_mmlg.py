@@ -145,3 +145,24 @@ def test_aux_net_gradients_reach_every_part_of_the_learngene():
         assert p.grad is not None, name
     assert aux.alpha.grad.abs().sum() > 0 and aux.mm[0].attn.qkv.weight.grad.abs().sum() > 0
     assert aux.um["zy"][1].mlp.fc1.weight.grad.abs().sum() > 0
+
+
+def test_view_dropout_trains_on_one_view_at_a_time():
+    aux = lg.MMLGAuxNet(**ARCH, depth=2, views=VIEWS, view_dropout=0.99, seed=0)
+    gene = aux.learngene()
+    x = _images(2)
+    with torch.no_grad():
+        single = {v: lg.build_descendant(gene, 2, 3, views=[v]).eval()(x) for v in VIEWS}
+        both = lg.build_descendant(gene, 2, 3).eval()(x)
+        torch.testing.assert_close(aux.eval()(x), both)  # eval: every view
+        aux.train()
+        torch.manual_seed(0)
+        seen = set()
+        for _ in range(20):
+            out = aux(x)
+            match = [v for v, ref in single.items() if torch.allclose(out, ref, atol=1e-5)]
+            assert len(match) == 1
+            seen.add(match[0])
+    assert seen == set(VIEWS)
+    with pytest.raises(ValueError, match="view_dropout"):
+        lg.MMLGAuxNet(**ARCH, depth=2, views=VIEWS, view_dropout=1.0)

@@ -154,6 +154,7 @@ class LearngeneSpec:
     ldr_basis: str = "chebyshev"  # chebyshev | taylor
     pool_widths: tuple[int, ...] = ()  # pool instances; () = vit.width/3, 2/3, 1 (head_dim)
     pool_depth: int = 0  # blocks per pool instance; 0 = grid.headline_depth
+    mmlg_view_dropout: float = 0.0  # MM-LG Aux-Net: chance a batch sees one view only
     optim: OptimConfig = field(
         default_factory=lambda: _optim(lr=1e-3, epochs=10, warmup_epochs=1, patience=0)
     )

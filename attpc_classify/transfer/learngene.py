@@ -54,6 +54,7 @@ class LearngeneSpec:
     basis: str = "chebyshev"  # ldr: chebyshev | taylor
     pool_widths: tuple[int, ...] = ()  # pool: instance widths; () = width/3, 2width/3, width
     stitch_epochs: int = 0  # pool: epochs of stitch training; 0 = optim.epochs
+    view_dropout: float = 0.0  # mmlg: chance that a training batch sees one random view only
     position: str = "last"  # inherit: last | first | auto | block indices "0,3,5"
     pseudo_depth: int = 2  # inherit auto: blocks of the pseudo descendant
     pseudo_epochs: int = 2  # inherit auto: its training epochs
@@ -310,7 +311,9 @@ def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
         if spec.method == "mmlg":  # one encoder per view of the teacher's images
             views = info.image_config.views
             c = len(info.image_config.pixel_values)
-            return learngene.MMLGAuxNet(**arch, views=views, view_channels=c, seed=seed)
+            return learngene.MMLGAuxNet(
+                **arch, views=views, view_channels=c, view_dropout=spec.view_dropout, seed=seed
+            )
         if spec.method == "ldr":
             return learngene.LDRAuxNet(
                 **arch, components=spec.components, basis=spec.basis, seed=seed

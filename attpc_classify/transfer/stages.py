@@ -206,6 +206,8 @@ def learngene_stage(
         spec.depth = cfg.pool_depth if method == "pool" else cfg.aux_depth
         spec.width = cfg.vit.width
         spec.heads = cfg.vit.heads
+    if method == "mmlg":
+        spec.view_dropout = g.mmlg_view_dropout
     if method == "ldr":
         spec.components = g.ldr_components
         spec.basis = g.ldr_basis
