@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from torch import nn
 
 from attpc_classify.transfer.config import MULTIVIEW, BenchConfig
-from attpc_classify.transfer.grid import Cell
 
 
 def build_multiview(
-    cell: Cell, cfg: BenchConfig, gene_file: str | None, image_config, names: Sequence[str]
+    cell, cfg: BenchConfig, gene_file: str | None, image_config, names: Sequence[str]
 ) -> nn.Module:
-    """The initial `learngene.MultiViewViT` of a multi-view cell (seeded by the cell)."""
+    """The initial `learngene.MultiViewViT` of a multi-view `grid.Cell` (seeded by it)."""
     import learngene
 
     views = MULTIVIEW[cell.strategy]
