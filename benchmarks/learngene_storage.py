@@ -5,7 +5,9 @@ Counts come from the learngene artifacts' own shapes (`learngene.parameters_stor
 
     .venv/bin/python benchmarks/learngene_storage.py
 
-Prints a table per architecture and ends with one JSON line of the ratios.
+Prints a table per architecture, then MM-LG against one per-view model per depth
+(`learngene.MultiViewViT`: an encoder per view, as MM-LG's descendants) for 2 and 3
+views, and ends with one JSON line of the ratios.
 """
 
 from __future__ import annotations
@@ -53,6 +55,16 @@ def main() -> None:
             )
         summary[name] = {m: round(r["ratio"], 2) for m, r in table.items()}
         summary[name]["scratch_parameters"] = table["scratch"]["parameters"]
+    arch = ARCHS["attpc_64"]
+    for views in (["xy", "zy"], ["xy", "zy", "zx"]):
+        a = {**arch, "in_chans": len(views)}
+        gene = learngene.parameters_stored("mmlg", DEPTHS, **a, views=views)
+        models = learngene.parameters_stored("prefin_views", DEPTHS, **a, views=views)
+        print(
+            f"attpc_64, {len(views)} views {views}: per-view models {models:,}, mmlg {gene:,} "
+            f"({gene / models:.1%}, {models / gene:.2f}x less)"
+        )
+        summary[f"mmlg_{len(views)}views"] = {"prefin_views": models, "mmlg": gene}
     print(json.dumps({"benchmark": "learngene_storage", "depths": DEPTHS, **summary}))
 
 

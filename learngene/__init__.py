@@ -6,11 +6,13 @@ Methods (one file each, every weight map a pure ``state_dict -> state_dict`` fun
 * `learngene.lets` — LeTs, width/depth transformation matrices on a small learngene;
 * `learngene.ldr` — LDR, blocks as a Chebyshev/Taylor polynomial in layer position;
 * `learngene.pool` — Learngene Pool, small distilled ViTs stitched into variable sizes;
-* `learngene.inherit` — layer inheritance (Heur-/Auto-Learngene) and weight selection.
+* `learngene.inherit` — layer inheritance (Heur-/Auto-Learngene) and weight selection;
+* `learngene.mmlg` — MM-LG for detector views, per-view blocks α_v·θ_MM + β_v·θ_UM(v).
 
 Descendants are timm `VisionTransformer` s (`learngene.vit.create_vit`; pool:
-`StitchedViT`); learngenes are `Learngene` records (`learngene.gene`) saved as
-safetensors + JSON (`learngene.io`). This package depends on torch and timm only.
+`StitchedViT`; mmlg: `MultiViewViT`, one timm ViT per view); learngenes are
+`Learngene` records (`learngene.gene`) saved as safetensors + JSON (`learngene.io`).
+This package depends on torch and timm only.
 """
 
 from learngene.descendant import build_descendant, descendant_state
@@ -28,6 +30,7 @@ from learngene.inherit import (
 from learngene.io import load_learngene, save_learngene
 from learngene.ldr import LDRAuxNet
 from learngene.lets import LeTsAuxNet, Selection, parse_selection, select_rows
+from learngene.mmlg import MMLGAuxNet, MultiViewViT
 from learngene.pool import PoolAuxNet, StitchedViT
 from learngene.storage import parameters_stored, storage_table
 from learngene.tleg import TLEGAuxNet
@@ -38,6 +41,8 @@ __all__ = [
     "LeTsAuxNet",
     "Learngene",
     "LearngeneError",
+    "MMLGAuxNet",
+    "MultiViewViT",
     "PoolAuxNet",
     "Selection",
     "StitchedViT",

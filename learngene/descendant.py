@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from learngene import inherit, ldr, lets, pool, tleg
+from learngene import inherit, ldr, lets, mmlg, pool, tleg
 from learngene.gene import Learngene, LearngeneError, arch_from_meta
 from learngene.io import load_learngene
 from learngene.vit import ARCH_KEYS, HEAD_KEYS, create_vit
@@ -26,13 +26,15 @@ def descendant_state(
     layers: Sequence[int] | None = None,
     components: int | None = None,
     pool_path: Sequence[tuple[int, Sequence[int]]] | None = None,
+    views: Sequence[str] | None = None,
     include_head: bool = True,
 ) -> dict[str, torch.Tensor]:
     """State dict of a descendant (timm names; a `pool.StitchedViT`'s for ``pool``).
 
     A pure map from the learngene's tensors. For ``inherit`` learngenes the lower,
     randomly initialised blocks are absent. ``layers`` (LeTs: Aux-Net layer per descendant
-    layer), ``components`` (LDR: K′) and ``pool_path`` (pool) apply to one method each.
+    layer), ``components`` (LDR: K′), ``pool_path`` (pool) and ``views`` (MM-LG: the
+    encoders kept; names ``encoders.{view}.*``) apply to one method each.
     Raises `LearngeneError` (one line) for a size or option the learngene cannot make.
     """
     method = learngene.method
@@ -42,14 +44,17 @@ def descendant_state(
         ("layers", layers is not None, "lets"),
         ("components", components is not None, "ldr"),
         ("pool_path", pool_path is not None, "pool"),
+        ("views", views is not None, "mmlg"),
     ):
         if value and method != owner:
             raise LearngeneError(f"{option} applies to {owner} learngenes, not {method}")
     try:
-        if method in ("tleg", "ldr") and width not in (None, embed_dim):
+        if method in ("tleg", "ldr", "mmlg") and width not in (None, embed_dim):
             raise ValueError(f"a {method} learngene makes width {embed_dim} only, not {width}")
         if method == "tleg":
             return tleg.expand(learngene, depth, include_head=include_head)
+        if method == "mmlg":
+            return mmlg.expand(learngene, depth, views, include_head=include_head)
         if method == "ldr":
             return ldr.expand(learngene, depth, components, include_head=include_head)
         if method == "lets":
@@ -81,11 +86,13 @@ def build_descendant(
     layers: Sequence[int] | None = None,
     components: int | None = None,
     pool_path: Sequence[tuple[int, Sequence[int]]] | None = None,
+    views: Sequence[str] | None = None,
     class_names: Sequence[str] | None = None,
     seed: int | None = None,
     **kw,
-) -> VisionTransformer | pool.StitchedViT:
-    """A timm `VisionTransformer` (``pool``: a `pool.StitchedViT`) from a learngene of any method.
+) -> VisionTransformer | pool.StitchedViT | mmlg.MultiViewViT:
+    """A timm `VisionTransformer` from a learngene of any method (``pool``: a
+    `pool.StitchedViT`; ``mmlg``: a `mmlg.MultiViewViT`).
 
     Parameters
     ----------
@@ -107,6 +114,9 @@ def build_descendant(
         LDR: recompose from the first K′ components (default: all).
     pool_path
         Pool: ``[(instance, [blocks]), ...]`` (default `pool.default_path` of depth, width).
+    views
+        MM-LG: the views whose encoders the descendant has (default: all of the
+        learngene's; ``["xy"]``: a pad-plane-only model). Other methods reject it.
     class_names
         The descendant's classes, compared with the learngene's ``class_names``.
     seed
@@ -148,8 +158,13 @@ def build_descendant(
         layers=layers,
         components=components,
         pool_path=pool_path,
+        views=views,
         include_head=keep_head,
     )
+    if learngene.method == "mmlg":
+        return mmlg.build(
+            learngene, depth, num_classes, views, include_head=keep_head, seed=seed, **kw
+        )
     if learngene.method == "pool":
         path = pool_path or pool.default_path(meta, depth, width)
         try:

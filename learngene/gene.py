@@ -19,7 +19,7 @@ from learngene.vit import ARCH_KEYS, num_parameters
 
 FORMAT = "learngene"
 FORMAT_VERSION = 1
-METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select")
+METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select", "mmlg")
 #: metadata keys each method needs beyond `vit.ARCH_KEYS`
 METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "tleg": (),
@@ -28,6 +28,7 @@ METHOD_KEYS: dict[str, tuple[str, ...]] = {
     "pool": ("pool_widths", "pool_depth"),
     "inherit": ("learngene_depth", "source_blocks"),
     "weight_select": (),
+    "mmlg": ("views", "view_channels"),
 }
 
 

@@ -19,7 +19,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from learngene import inherit, ldr, lets, pool, tleg
+from learngene import inherit, ldr, lets, mmlg, pool, tleg
 from learngene.gene import (
     FORMAT,
     FORMAT_VERSION,
@@ -141,6 +141,7 @@ def expected_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
         "pool": pool.learngene_shapes,
         "inherit": inherit.learngene_shapes,
         "weight_select": inherit.weight_select_shapes,
+        "mmlg": mmlg.learngene_shapes,
     }[meta["method"]]
     return shapes(meta)
 

@@ -12,9 +12,21 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from learngene.io import expected_shapes
-from learngene.vit import vit_shapes
+from learngene.mmlg import encoder_arch
+from learngene.vit import HEAD_KEYS, vit_shapes
 
-METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select", "scratch", "prefin")
+METHODS = (
+    "tleg",
+    "lets",
+    "ldr",
+    "pool",
+    "inherit",
+    "weight_select",
+    "mmlg",
+    "scratch",
+    "prefin",
+    "prefin_views",
+)
 
 
 def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **arch: Any) -> int:
@@ -24,7 +36,8 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
     ----------
     method
         ``"tleg"``, ``"lets"``, ``"ldr"``, ``"pool"``, ``"inherit"``, ``"weight_select"``,
-        or ``"scratch"`` / ``"prefin"`` (one trained model per size).
+        or ``"scratch"`` / ``"prefin"`` (one trained model per size), ``"prefin_views"`` (one
+        trained `learngene.MultiViewViT` per size: an encoder per view and a head).
     sizes
         Depths (ints, at width ``embed_dim``) or ``{"depth": d, "width": w}`` dicts.
     **arch
@@ -33,7 +46,8 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
         ``qkv_bias`` (True); for ``lets`` ``learngene_width``, ``learngene_depth`` and
         ``aux_depth`` (default: the deepest size), ``coeff_share`` (2); for ``ldr``
         ``components``, ``basis``; for ``pool`` ``pool_widths``, ``pool_depth``; for
-        ``inherit`` ``learngene_depth``;
+        ``inherit`` ``learngene_depth``; for ``mmlg`` and ``prefin_views`` ``views`` and
+        ``view_channels`` (1);
         for ``weight_select`` ``depth`` of the ancestry (default: the deepest size).
 
     Examples
@@ -64,17 +78,30 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
             "basis",
             "pool_widths",
             "pool_depth",
+            "views",
+            "view_channels",
         )
         if k in arch
     }
     base = {**arch, "depth": arch.pop("depth", deepest)}
 
+    if method == "prefin_views":
+        views, c = list(extra["views"]), extra.get("view_channels", 1)
+        head = vit_shapes(**{**base, "depth": 0})
+        per_size = [
+            len(views) * _count(vit_shapes(**encoder_arch({**base, "embed_dim": w}, c, d)))
+            + _count({k: head[k] for k in HEAD_KEYS})
+            for d, w in pairs
+        ]
+        if any(w != arch["embed_dim"] for _, w in pairs):
+            raise ValueError("prefin_views counts the learngene's width only")
+        return sum(per_size)
     if method in ("scratch", "prefin"):
         return sum(
             _count(vit_shapes(**{**base, "depth": d, "embed_dim": w, "num_heads": w // head_dim}))
             for d, w in pairs
         )
-    if method in ("tleg", "ldr") and any(w != arch["embed_dim"] for _, w in pairs):
+    if method in ("tleg", "ldr", "mmlg") and any(w != arch["embed_dim"] for _, w in pairs):
         raise ValueError(f"{method} initialises the learngene's width only")
     meta: dict[str, Any] = {"method": method, **base}
     if method == "lets":
@@ -97,6 +124,8 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
             pool_widths=widths,
             pool_depth=extra["pool_depth"],
         )
+    elif method == "mmlg":
+        meta.update(views=list(extra["views"]), view_channels=extra.get("view_channels", 1))
     elif method == "inherit":
         k = extra["learngene_depth"]
         meta.update(learngene_depth=k, source_blocks=list(range(k)))

@@ -19,6 +19,7 @@ from attpc_classify.config import load_config
 from attpc_classify.transfer.benchmark import BenchCallbacks, run_benchmark
 from attpc_classify.transfer.config import STRATEGIES, BenchConfig
 from attpc_classify.transfer.grid import COLUMNS, KEY_COLUMNS, plan_cells
+from data_prep.errors import InputError
 
 # the shared smoke run (every strategy, with the LDR stages and the pool's instances) runs
 # inside the first test that uses it: ~100 s alone on 2 cores, more on a busy machine
@@ -130,6 +131,14 @@ def test_learngene_files_build_descendants(smoke):
     assert lg.load_learngene(learngenes / "pool").meta["aux"]["epochs_run"] == 3
     stitched = lg.build_descendant(learngenes / "pool", depth=2, num_classes=3)
     assert len(stitched.segments) == 2 and stitched(x).shape == (2, 3)
+    # MM-LG: one file for every view subset; the pad-plane descendant reads channel 0 only
+    gene = lg.load_learngene(learngenes / "mmlg")
+    assert gene.num_parameters == stored["mmlg"] == stored["mmlg_xy"]
+    assert gene.meta["views"] == ["xy", "zy"] and gene.meta["aux"]["epochs_run"] == 1
+    xy = lg.build_descendant(gene, depth=3, num_classes=3, views=["xy"]).eval()
+    y = x.clone()
+    y[:, 1] = 1.0
+    assert list(xy.encoders) == ["xy"] and torch.equal(xy(x), xy(y))
 
 
 @pytest.mark.heavy
@@ -232,6 +241,17 @@ def test_full_scale_configs_load(name):
     headline = [c for c in cells if c.headline]
     assert {c.seed for c in headline} == set(range(cfg.grid.seeds)) and cfg.grid.seeds >= 3
     assert 2689 in cfg.data.train_sizes and cfg.data.target_test.events >= 2000
+
+
+def test_mmlg_pilot_config_plans_the_multi_view_comparison():
+    cfg = load_config(BenchConfig, CONFIGS / "mmlg_pilot.yaml")
+    cells = plan_cells(cfg)
+    assert {"mmlg", "mmlg_xy", "scratch_views", "scratch_xy", "prefin"} <= {
+        c.strategy for c in cells
+    }
+    # the xy-only strategies need the xy view among the image channels
+    with pytest.raises(InputError, match="need the xy view"):
+        load_config(BenchConfig, CONFIGS / "mmlg_pilot.yaml", ["data.image.views=[zy]"])
 
 
 def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path):

@@ -133,3 +133,27 @@ def test_ldr_and_pool_learngenes_train_and_initialise(teacher, capsys):
                  *VIT, f"model.init=learngene:{pool}", "model.depth=2", *TINY]) == 2  # fmt: skip
     err = capsys.readouterr().err
     assert "stitched ViT" in err and err.count("\n") == 1
+
+
+def test_mmlg_learngene_trains_one_encoder_per_view(teacher, capsys):
+    root, data, run = teacher
+    out = root / "genes" / "mmlg"
+    assert main(["learngene", "train", "--method", "mmlg", "--teacher", str(run), "--data",
+                 str(data), "--config", str(CONFIGS / "mmlg.yaml"), "--out", str(out),
+                 "--quiet", "learngene.depth=2", *TINY]) == 0  # fmt: skip
+    gene = lg.load_learngene(out)
+    assert (gene.meta["views"], gene.meta["view_channels"]) == (["xy", "zy"], 1)
+    assert gene.meta["depth"] == 2 and gene.meta["aux"]["epochs_run"] == 1
+    # the saved learngene is the Aux-Net's: a depth-2 descendant computes its function
+    aux = lg.MMLGAuxNet.from_learngene(gene).eval()
+    x = torch.rand(3, 2, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            lg.build_descendant(gene, depth=2, num_classes=3).eval()(x), aux(x)
+        )
+    assert main(["learngene", "info", str(out)]) == 0
+    assert "views ['xy', 'zy'], 1 channel(s) each" in capsys.readouterr().out
+    assert main(["train", "--data", str(data), "--out", str(root / "mmlg_child"), "--quiet",
+                 *VIT, f"model.init=learngene:{out}", "model.depth=2", *TINY]) == 2  # fmt: skip
+    err = capsys.readouterr().err
+    assert "multi-view ViT" in err and err.count("\n") == 1

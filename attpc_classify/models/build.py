@@ -94,11 +94,12 @@ def _descendant(
     args = vit_args(cfg, image_config, num_classes)
     try:
         gene = learngene.load_learngene(path)
-        if gene.method == "pool":
-            # a StitchedViT is no `vit` the run files could rebuild
+        if gene.method in ("pool", "mmlg"):
+            # a StitchedViT / MultiViewViT is no `vit` the run files could rebuild
             raise InputError(
-                "a pool learngene builds a stitched ViT, not a `vit` model; use "
-                "learngene.build_descendant or the transfer benchmark",
+                f"a {gene.method} learngene builds a "
+                f"{'stitched' if gene.method == 'pool' else 'multi-view'} ViT, not a `vit` "
+                "model; use learngene.build_descendant or the transfer benchmark",
                 path=path,
             )
         model = learngene.build_descendant(

@@ -160,7 +160,7 @@ def prepare(
             total = None
             if kind == "vit":
                 total = cfg.pretrain.optim.epochs * n_source
-            elif what in ("tleg", "lets", "ldr", "pool"):
+            elif what in ("tleg", "lets", "ldr", "pool", "mmlg"):
                 # pool: one run per instance and one for the stitches
                 runs = len(cfg.learngene.pool_widths or (1, 2, 3)) + 1 if what == "pool" else 1
                 total = runs * cfg.learngene.optim.epochs * n_source
@@ -196,7 +196,7 @@ def _training_jobs(cfg: BenchConfig, depths: set[int], methods: set[str]) -> lis
     (longest first), then the other pre-trained depths (deepest first)."""
     anc = cfg.pretrain.ancestry_depth
     jobs: list[Job] = [("vit", anc)] if anc in depths else []
-    order = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select")
+    order = ("tleg", "lets", "ldr", "pool", "mmlg", "inherit", "weight_select")
     jobs += [("learngene", m) for m in order if m in methods]
     jobs += [("vit", d) for d in sorted(depths - {anc}, reverse=True)]
     return jobs
@@ -314,7 +314,7 @@ def params_stored(cfg: BenchConfig, stages: dict[str, Stage]) -> dict[str, int]:
     arch = dict(
         img_size=cfg.data.image.size,
         patch_size=v.patch,
-        in_chans=len(cfg.data.image.views),
+        in_chans=cfg.data.image.n_channels,
         num_classes=3,
         embed_dim=v.width,
         num_heads=v.heads,
@@ -351,6 +351,12 @@ def params_stored(cfg: BenchConfig, stages: dict[str, Stage]) -> dict[str, int]:
                 **arch,
                 pool_widths=list(widths),
                 pool_depth=cfg.pool_depth,
+            )
+        elif s in ("mmlg", "mmlg_xy"):  # the one file serves every view subset
+            views = list(cfg.data.image.views)
+            c = len(cfg.data.image.pixel_values)
+            out[s] = learngene.parameters_stored(
+                "mmlg", depths, **arch, views=views, view_channels=c
             )
         elif s == "inherit":
             out[s] = learngene.parameters_stored(
@@ -530,8 +536,9 @@ class _CellRunner:
         from data_prep.imagefile import read_images
 
         self.cfg, self.art = cfg, art
-        self.pool = read_images(pool_file, voxels=True)
-        test = read_images(test_file, voxels=True)
+        voxels = cfg.data.image.voxel_grid > 0  # only logreg reads them (and says so)
+        self.pool = read_images(pool_file, voxels=voxels)
+        test = read_images(test_file, voxels=voxels)
         self.evaluators = {task: Evaluator(test, task, cfg) for task in cfg.grid.tasks}
         self.subsets: dict[tuple[int, int], Any] = {}
 

@@ -30,6 +30,10 @@ STRATEGIES: tuple[str, ...] = (
     "pool",
     "inherit",
     "weight_select",
+    "mmlg",
+    "mmlg_xy",
+    "scratch_views",
+    "scratch_xy",
     "cnn_scratch",
     "cnn_imagenet",
     "logreg",
@@ -46,7 +50,12 @@ LEARNGENE_OF = {
     "pool": "pool",
     "inherit": "inherit",
     "weight_select": "weight_select",
+    "mmlg": "mmlg",
+    "mmlg_xy": "mmlg",
 }
+#: strategies with one encoder per view (`learngene.MultiViewViT`): the views they read
+#: (None = every image view); ``*_xy``: the pad plane alone (poor drift calibration)
+MULTIVIEW = {"mmlg": None, "mmlg_xy": ("xy",), "scratch_views": None, "scratch_xy": ("xy",)}
 TASKS = ("binary", "multiclass")
 
 
@@ -145,6 +154,7 @@ class LearngeneSpec:
     ldr_basis: str = "chebyshev"  # chebyshev | taylor
     pool_widths: tuple[int, ...] = ()  # pool instances; () = vit.width/3, 2/3, 1 (head_dim)
     pool_depth: int = 0  # blocks per pool instance; 0 = grid.headline_depth
+    mmlg_view_dropout: float = 0.0  # MM-LG Aux-Net: chance a batch sees one view only
     optim: OptimConfig = field(
         default_factory=lambda: _optim(lr=1e-3, epochs=10, warmup_epochs=1, patience=0)
     )
@@ -248,6 +258,9 @@ class BenchConfig:
     def __post_init__(self) -> None:
         if self.grid_workers < 1 or self.worker_threads < 1 or self.threads < 0:
             raise InputError("grid_workers and worker_threads must be >= 1, threads >= 0")
+        xy_only = [s for s in self.grid.strategies if MULTIVIEW.get(s) == ("xy",)]
+        if xy_only and "xy" not in self.data.image.views:
+            raise InputError(f"grid.strategies {xy_only} need the xy view in data.image.views")
         if self.grid.headline_size not in self.data.train_sizes:
             raise InputError("grid.headline_size must be one of data.train_sizes")
         depths = self.vit.depths

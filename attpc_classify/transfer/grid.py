@@ -23,7 +23,7 @@ from torch import nn
 from attpc_classify.data import output_names, task_labels
 from attpc_classify.metrics import f1_scores
 from attpc_classify.train_config import DataConfig, ModelConfig, OptimConfig, TrainConfig
-from attpc_classify.transfer.config import LEARNGENE_OF, VIT_STRATEGIES, BenchConfig
+from attpc_classify.transfer.config import LEARNGENE_OF, MULTIVIEW, VIT_STRATEGIES, BenchConfig
 from attpc_classify.transfer.stages import vit_model_config
 from data_prep.imagefile import ImageSet
 
@@ -186,6 +186,10 @@ def build_initial(cell: Cell, cfg: BenchConfig, art: Artifacts, image_config) ->
         if s == "prefin":
             mc = vit_model_config(cfg, cell.depth, init=f"run:{art.pretrained[cell.depth]}")
             return build_model(mc, image_config=image_config, num_classes=k, output_names=names)
+        if s in MULTIVIEW:
+            from attpc_classify.transfer.multiview import build_multiview
+
+            return build_multiview(cell, cfg, art.learngenes.get("mmlg"), image_config, names)
         if s in LEARNGENE_OF:
             selection = "magnitude" if s == "lets_magnitude" else "continuous"
             model = learngene.build_descendant(

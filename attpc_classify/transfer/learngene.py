@@ -24,9 +24,9 @@ from data_prep.errors import InputError
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select")
+METHODS = ("tleg", "lets", "ldr", "pool", "inherit", "weight_select", "mmlg")
 #: methods that train by distillation from the teacher
-TRAINED = ("tleg", "lets", "ldr", "pool")
+TRAINED = ("tleg", "lets", "ldr", "pool", "mmlg")
 #: depths the ``info`` storage line compares against (the transfer benchmark's sizes)
 STORAGE_DEPTHS = (2, 4, 6, 8, 12)
 
@@ -39,7 +39,7 @@ class LearngeneSpec:
     (`attpc_classify.models.vit.VIT_DEFAULTS`).
     """
 
-    method: str = "tleg"  # tleg | lets | ldr | pool | inherit | weight_select
+    method: str = "tleg"  # tleg | lets | ldr | pool | inherit | weight_select | mmlg
     depth: int = 0  # Aux-Net blocks (tleg, lets, ldr); pool: blocks of every instance
     width: int = 0  # Aux-Net embedding width [channels] (tleg, lets, ldr); pool: the widest
     heads: int = 0  # attention heads at `width` (head_dim = width / heads at every width)
@@ -54,6 +54,7 @@ class LearngeneSpec:
     basis: str = "chebyshev"  # ldr: chebyshev | taylor
     pool_widths: tuple[int, ...] = ()  # pool: instance widths; () = width/3, 2width/3, width
     stitch_epochs: int = 0  # pool: epochs of stitch training; 0 = optim.epochs
+    view_dropout: float = 0.0  # mmlg: chance that a training batch sees one random view only
     position: str = "last"  # inherit: last | first | auto | block indices "0,3,5"
     pseudo_depth: int = 2  # inherit auto: blocks of the pseudo descendant
     pseudo_epochs: int = 2  # inherit auto: its training epochs
@@ -307,6 +308,12 @@ def build_aux(spec: LearngeneSpec, info, *, num_classes: int, seed: int):
     try:
         if spec.method == "tleg":
             return learngene.TLEGAuxNet(**arch, seed=seed)
+        if spec.method == "mmlg":  # one encoder per view of the teacher's images
+            views = info.image_config.views
+            c = len(info.image_config.pixel_values)
+            return learngene.MMLGAuxNet(
+                **arch, views=views, view_channels=c, view_dropout=spec.view_dropout, seed=seed
+            )
         if spec.method == "ldr":
             return learngene.LDRAuxNet(
                 **arch, components=spec.components, basis=spec.basis, seed=seed
@@ -400,6 +407,8 @@ def info_lines(gene) -> list[str]:
         lines.append(f"learngene    width {m['learngene_width']}, layers {m['learngene_depth']}")
     if m["method"] == "inherit":
         lines.append(f"learngene    blocks {m['source_blocks']} of the teacher")
+    if m["method"] == "mmlg":
+        lines.append(f"learngene    views {m['views']}, {m['view_channels']} channel(s) each")
     if m["method"] == "ldr":
         lines.append(f"learngene    {m['components']} {m['basis']} components")
     if m["method"] == "pool":
@@ -422,7 +431,9 @@ def info_lines(gene) -> list[str]:
         + ", ".join(f"{g} {n:,}" for g, n in groups.items())
     )
     depths = [
-        d for d in STORAGE_DEPTHS if m["method"] in ("tleg", "ldr", "inherit") or d <= m["depth"]
+        d
+        for d in STORAGE_DEPTHS
+        if m["method"] in ("tleg", "ldr", "inherit", "mmlg") or d <= m["depth"]
     ]
     if depths:
         arch = {

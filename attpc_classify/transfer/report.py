@@ -37,12 +37,24 @@ LABELS = {
     "pool": "Learngene Pool",
     "inherit": "inherit (last k)",
     "weight_select": "weight selection",
+    "mmlg": "MM-LG (all views)",
+    "mmlg_xy": "MM-LG (xy only)",
+    "scratch_views": "per-view ViTs scratch",
+    "scratch_xy": "xy ViT scratch",
     "cnn_scratch": "small CNN scratch",
     "cnn_imagenet": "EfficientNet-Lite0 ImageNet",
     "logreg": "logistic regression",
 }
 #: one colour per strategy (tab10 for the first ten; named colours for the rest)
-_EXTRA_COLORS = {"logreg": "black", "ldr": "darkgoldenrod", "pool": "magenta"}
+_EXTRA_COLORS = {
+    "logreg": "black",
+    "ldr": "darkgoldenrod",
+    "pool": "magenta",
+    "mmlg": "teal",
+    "mmlg_xy": "darkturquoise",
+    "scratch_views": "slategray",
+    "scratch_xy": "lightsteelblue",
+}
 COLORS = {
     s: f"C{i}" for i, s in enumerate(s for s in STRATEGIES if s not in _EXTRA_COLORS)
 } | _EXTRA_COLORS

@@ -190,7 +190,7 @@ def learngene_stage(
     method: str,
     progress=None,
 ) -> Stage:
-    """A learngene of ``method`` (tleg, lets, ldr, pool, inherit, weight_select).
+    """A learngene of ``method`` (tleg, lets, ldr, pool, inherit, weight_select, mmlg).
 
     tleg, lets and ldr distil an Aux-Net from the ancestry on the source images (pool:
     its instances, then its stitches; `attpc_classify.transfer.learngene.train_learngene`);
@@ -202,10 +202,12 @@ def learngene_stage(
 
     g = cfg.learngene
     spec = GeneSpec(method=method, patch=cfg.vit.patch, mlp_ratio=cfg.vit.mlp_ratio)
-    if method in ("tleg", "lets", "ldr", "pool"):
+    if method in ("tleg", "lets", "ldr", "pool", "mmlg"):
         spec.depth = cfg.pool_depth if method == "pool" else cfg.aux_depth
         spec.width = cfg.vit.width
         spec.heads = cfg.vit.heads
+    if method == "mmlg":
+        spec.view_dropout = g.mmlg_view_dropout
     if method == "ldr":
         spec.components = g.ldr_components
         spec.basis = g.ldr_basis
