@@ -56,6 +56,13 @@ def test_quantile_norm_from_preprocess_to_classify(tmp_path, capsys):
                  "--quiet", "--device", "cpu", "--precision", "fp32"]) == 0  # fmt: skip
     c = read_predictions(tmp_path / "c.csv")
     np.testing.assert_allclose(c["p_proton"], a["p_proton"], atol=1e-3)
+    # adapt projects a point-cloud target run with that run's quantiles too
+    from attpc_classify.adapt import target_images
+    from attpc_classify.checkpoint import load_run
+
+    got = target_images(load_run(run), [str(hot)], max_events=1000, seed=0)
+    np.testing.assert_allclose(got.astype(float), read_images(img_hot).images.astype(float),
+                               atol=2e-3)  # fmt: skip
     capsys.readouterr()
     # a file made without the reference does not fit the model: one line, exit 2
     own = tmp_path / "own.h5"
