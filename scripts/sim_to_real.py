@@ -30,7 +30,8 @@ CLI = [sys.executable, "-m", "attpc_classify.cli"]
 #: scale -> events: nominal training set, randomised training set (2,000 of seed 0, then
 #: 1,000-event sets of seeds 1, 2, ...), stand-in test, each knob, nominal and randomised
 #: in-simulation tests, stand-in label pools; epochs of the nominal and randomised models.
-#: "medium" extends a reduced run's directory: its nominal models and data are reused.
+#: "medium": the reduced run's simulations and plain-image model, plus 2,000 more
+#: randomised training events, larger label pools and more epochs for the randomised model
 SCALES = {
     "cpu": {"nominal": 6000, "train": 6000, "standin": 2000, "knob": 500, "test": 500,
             "rtest": 500, "labels": (250, 1000), "nominal_epochs": 15, "epochs": 15},
@@ -328,8 +329,9 @@ def failures() -> str:
 def write_doc(path: Path, args, s: dict, lines: list[str], ada: list[str], minutes: float,
               channels: list[str], cleaning: list[str]):  # fmt: skip
     scale = {"cpu": "the CPU config",
-             "medium": "the **medium** config: a reduced run's directory with a larger "
-                       "randomised training set, not the 60-minute CPU one",
+             "medium": "the **medium** config, not the 60-minute CPU one; the simulations, "
+                       "plain images and plain-image model of the reduced config were copied "
+                       "into this directory and reused (same commands)",
              "reduced": "the **reduced** config, not the 60-minute CPU one",
              }[args.scale]  # fmt: skip
     labels = " and ".join(map(str, s["labels"]))
