@@ -95,11 +95,19 @@ NORM_TABLE = "\n".join([
 ])  # fmt: skip
 
 
+def robust_norm() -> str:
+    """The robust recipe's ``charge_norm`` (as configs/prep/robust.yaml sets it)."""
+    for line in (REPO / ROBUST_PREP[1]).read_text().splitlines():
+        words = line.split("#")[0].split()
+        if words[:1] == ["charge_norm:"]:
+            return f"charge_norm: {words[1]}"
+    return "charge_norm: none"
+
+
 def robust_per_run() -> bool:
     """Whether the robust recipe normalises charge per run (then every test set is
     preprocessed once per training set, with that set's quantiles as the reference)."""
-    text = (REPO / ROBUST_PREP[1]).read_text()
-    return any(ln.split("#")[0].split() == ["charge_norm:", "quantile"] for ln in text.splitlines())
+    return robust_norm() == "charge_norm: quantile"
 
 
 def preprocess(out: Path, src: Path | list[Path], name: str, prep: str,
@@ -368,16 +376,20 @@ tables by hand: rerun the script.
 
 - **Models**: the 3-class small CNN trained on the nominal simulation with plain images
   (the demo before issue 12), on the nominal simulation with robust inputs
-  (`configs/prep/robust.yaml`: DBSCAN noise cleaning, 30 mm beam-axis mask, per-event
-  charge normalisation, summed charge + occupancy channels), and on the domain-randomised
-  simulation (`e15503b_randomized`) with robust inputs (the demo's recipe now).
-- **Tests, zero-shot**: the stand-in (`e15503b_standin`: other GET gain and shaping, one
-  point per pad, heavy structured noise, dead chips, E-B tilt, other class mix), and the
+  (`configs/prep/robust.yaml`: DBSCAN noise cleaning, 30 mm beam-axis mask, charge
+  normalisation `{robust_norm()}`, summed charge + occupancy channels), and on the
+  domain-randomised simulation (`e15503b_randomized`) with robust inputs (the demo's
+  recipe now). With per-run normalisation every test set is preprocessed with
+  `--reference` the model's training file, so its charge quantiles land on those.
+- **Tests, zero-shot**: the held-out nominal and randomised simulations (other seeds and
+  run numbers), the stand-in (`e15503b_standin`: other GET gain and shaping, one point
+  per pad, heavy structured noise, dead chips, E-B tilt, other class mix), and the
   nominal simulation with one knob at a time at an extreme (the `--set` overrides in
   `KNOBS` of the script). No setting was chosen on any of these sets.
-- **Adaptation on the stand-in**: `adapt` (AdaBN, no labels), then fine-tunes from the
-  adapted run with {labels} labelled stand-in events of another seed, scored on the same
-  stand-in test events.
+- **Adaptation on the stand-in**: `adapt` (AdaBN, no labels), `adapt --rounds 3` (AdaBN
+  then three rounds of confident pseudo-label self-training with the collapse guard), then
+  fine-tunes from the AdaBN run with {labels} labelled stand-in events of another seed,
+  scored on the same stand-in test events.
 
 Point estimate [bootstrap 95 % interval, 1,000 resamples, seed 0]. Proton F1 is that of
 the binary reading of the 3-class model (proton exactly when its 3-class call is proton);
