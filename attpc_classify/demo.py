@@ -621,7 +621,9 @@ def _commands(
         f"attpc-classify preprocess {' '.join(str(p) for p in train_files)} "
         f"--out {d}/data/train.h5 {prep}",
         f"attpc-classify preprocess {' '.join(str(p) for p in test_files)} "
-        f"--out {d}/data/test.h5 {prep}",
+        f"--out {d}/data/test.h5 {prep}"
+        # per-run charge normalisation: the test runs onto the training set's quantiles
+        + (f" --reference {d}/data/train.h5" if image_config.charge_norm == "quantile" else ""),
     ]
     for name, run_dir in runs.items():
         model, task = train_cfgs[name]
