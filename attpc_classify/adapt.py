@@ -161,13 +161,19 @@ def target_images(
 ) -> np.ndarray:
     """Images of the target events, made with the run's preprocessing: image files are
     checked against it (`predict.check_image_file`), point-cloud files (any supported
-    format) are projected with it. At most ``max_events``, drawn at random (seeded)."""
+    format) are projected with it (with ``charge_norm=quantile``, all of them together
+    are one run, normalised by their quantiles). At most ``max_events``, drawn at random
+    (seeded)."""
     from attpc_classify.predict import check_image_file
     from data_prep.imagefile import is_image_file, read_images
     from data_prep.images import project_arrays
+    from data_prep.quantiles import for_run
     from data_prep.readers import open_events
 
     config = trained.info.image_config
+    # charge_norm=quantile: the point-cloud files together are the target run
+    events = [p for p in paths if Path(p).exists() and not is_image_file(p)]
+    config = for_run(config, events)
     parts = []
     for path in paths:
         if not Path(path).exists():

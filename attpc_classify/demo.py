@@ -26,7 +26,7 @@ import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +266,7 @@ def _preprocess(
     """Stage 2: ``data/train.h5`` and ``data/test.h5``; the image settings, the stage key
     and the two paths."""
     from data_prep.build import build_images
+    from data_prep.imagefile import read_info
 
     cfg = d.cfg
     image_config = _prep_config(cfg)
@@ -281,16 +282,21 @@ def _preprocess(
         logger.info("[2/6] preprocess: reusing data/train.h5, data/test.h5")
     else:
         d.stamps.clear("preprocess")
+        config = image_config
         for name, (inputs, path) in split.items():
             logger.info(f"[2/6] preprocess {len(inputs)} run files -> {path}")
             path.unlink(missing_ok=True)
             build_images(
                 inputs,
                 path,
-                image_config,
+                config,
                 workers=cfg.workers,
                 progress=d.progress(f"preprocess {name}", None),
             )
+            # charge_norm=quantile: the test runs are mapped onto the training set's
+            # charge quantiles, as `preprocess --reference` does (empty otherwise)
+            reference = read_info(path)["image_config"].charge_quantiles
+            config = replace(image_config, charge_quantiles=reference)
         d.stamps.stamp("preprocess", prep_key)
     return image_config, prep_key, split["train"][1], split["test"][1]
 
@@ -615,7 +621,9 @@ def _commands(
         f"attpc-classify preprocess {' '.join(str(p) for p in train_files)} "
         f"--out {d}/data/train.h5 {prep}",
         f"attpc-classify preprocess {' '.join(str(p) for p in test_files)} "
-        f"--out {d}/data/test.h5 {prep}",
+        f"--out {d}/data/test.h5 {prep}"
+        # per-run charge normalisation: the test runs onto the training set's quantiles
+        + (f" --reference {d}/data/train.h5" if image_config.charge_norm == "quantile" else ""),
     ]
     for name, run_dir in runs.items():
         model, task = train_cfgs[name]

@@ -41,7 +41,7 @@ import threading
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ import h5py
 import numpy as np
 
 from attpc_classify.decision import decide
+from data_prep import quantiles
 from data_prep.atomic import check_writable, remove_stale_temps, temp_path
 from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
@@ -302,6 +303,7 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
 def _config_differences(have: ImageConfig, want: ImageConfig, *, kind: str) -> list[str]:
     have_d, want_d = have.to_dict(), want.to_dict()
     skip = set() if kind == "voxels" else {"voxel_grid"}  # voxels matter to voxel models only
+    skip.add("run_quantiles")  # each run has its own; the reference (charge_quantiles) counts
     if kind == "features":  # features come from the raw points: the images do not matter
         skip = set(want_d) - {"features", "charge_column"}
     return [
@@ -404,6 +406,19 @@ def prepare_inputs(
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     return _resolve_inputs(trained, inputs, format, reader_options), reader_options
+
+
+def with_run_quantiles(
+    tasks: list[ClassifyTask], info: RunInfo, sources: Sequence[Source], reader_options: dict
+) -> list[ClassifyTask]:
+    """For a ``charge_norm=quantile`` model: the point-cloud inputs taken together are one
+    run, whose charge quantiles (a seeded sample, `data_prep.quantiles`) every task of
+    theirs projects with. Image-file inputs were normalised when preprocessed."""
+    files = [str(s.path) for s in sources if s.kind == "events"]
+    if info.image_config.charge_norm != "quantile" or not files:
+        return tasks
+    q = quantiles.for_run(model_config(info), files, reader_options=reader_options).run_quantiles
+    return [replace(t, run_quantiles=q) if t.kind == "events" else t for t in tasks]
 
 
 def model_config(info: RunInfo) -> ImageConfig:
@@ -607,6 +622,8 @@ class ClassifyTask:
     format: str
     start: int
     stop: int | None
+    # charge_norm=quantile: the charge quantiles of the run all inputs make up
+    run_quantiles: tuple[float, ...] = ()
 
 
 @dataclass
@@ -705,8 +722,11 @@ def _task_batches(
     if task.kind == "images":
         yield from _image_batches(path, batch_size, info.input, task.start, task.stop)
     else:
+        config = model_config(info)
+        if task.run_quantiles:
+            config = replace(config, run_quantiles=task.run_quantiles)
         yield from _event_batches(
-            path, task.format, model_config(info), batch_size, task.start, task.stop,
+            path, task.format, config, batch_size, task.start, task.stop,
             skip_bad=skip_bad, on_skip=on_skip, reader_options=reader_options,
         )  # fmt: skip
 
@@ -866,6 +886,7 @@ def run_classification(
     info = trained.info
     out = Path(out)
     tasks = plan_classify(sources, events_per_task=events_per_task, batch_size=batch_size)
+    tasks = with_run_quantiles(tasks, info, sources, reader_options)
     options = dict(precision=precision, batch_size=batch_size, skip_bad=skip_bad,
                    reader_options=reader_options, prefetch=prefetch)  # fmt: skip
     start = time.perf_counter()

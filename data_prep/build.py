@@ -51,6 +51,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from data_prep import quantiles
 from data_prep.atomic import atomic_path, check_writable, temp_path
 from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
@@ -953,6 +954,8 @@ def build_images(
     out = Path(out)
     inputs = _check_build(inputs, out, config, batch_size=batch_size, workers=workers)
     options = reader_options_for(config, reader_options)
+    # charge_norm=quantile: the inputs are one run; its quantiles go into the file's config
+    config = quantiles.for_run(config, inputs, format=format, reader_options=options)
     parts_dir: Path | None = None  # set once planning succeeded: then this run owns it
     try:
         tasks = plan_tasks(

@@ -32,8 +32,10 @@ VIEW_AXES: dict[str, tuple[int, int]] = {"xy": (0, 1), "zy": (2, 1), "zx": (2, 0
 CHARGE_TRANSFORMS = ("log1p", "linear", "binary")
 #: what a pixel holds: the summed charge, the largest point charge, or 1 where hit
 PIXEL_VALUES = ("sum", "max", "occupancy")
-CHARGE_NORMS = ("none", "event")
-DENOISE = ("none", "dbscan")
+CHARGE_NORMS = ("none", "event", "quantile")
+DENOISE = ("none", "dbscan", "hdbscan")
+#: probability levels of the point-charge quantiles that ``charge_norm=quantile`` matches
+QUANTILE_LEVELS: tuple[float, ...] = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 
 
 @dataclass
@@ -54,17 +56,28 @@ class ImageConfig:
     # Channels per view, in order (channel = view index * len(pixel_values) + value index):
     # sum of charge, max point charge, occupancy (hit or not; blind to the charge scale).
     pixel_values: tuple[str, ...] = ("sum",)
-    # none | event: multiply each event's charges so that their median (after the cuts
-    # below) equals charge_reference -- an unknown gain drops out, per event
+    # none | event | quantile. event: multiply each event's charges so that their median
+    # (after the cuts below) equals charge_reference -- an unknown gain drops out, per
+    # event, and so does the absolute dE/dx. quantile: map the run's point-charge
+    # quantiles (QUANTILE_LEVELS, after the cuts below) onto the training set's, one map
+    # per run, so an unknown gain or shaping drops out while events keep their relative
+    # charge (data_prep.quantiles computes the run's from a seeded sample of its events).
     charge_norm: str = "none"
     charge_reference: float = 100.0  # ADC; the median point charge after normalisation
+    # quantile: the training set's point-charge quantiles (recorded in the model) ...
+    charge_quantiles: tuple[float, ...] = ()
+    # ... and those of the run being projected (set per run; not part of the model)
+    run_quantiles: tuple[float, ...] = ()
     beam_mask_mm: float = 0.0  # drop points within this radius of the beam axis; 0 = keep
-    # none | dbscan: drop the points DBSCAN calls noise (fewer than denoise_min_samples
-    # points, itself included, within denoise_eps_mm, and none such within reach), the way
-    # Spyral's clustering phase drops stray pad hits
+    # none | dbscan | hdbscan: drop the points DBSCAN calls noise (fewer than
+    # denoise_min_samples points, itself included, within denoise_eps_mm, and none such
+    # within reach), the way Spyral's clustering phase drops stray pad hits; or those
+    # scikit-learn's HDBSCAN calls noise (min_cluster_size = denoise_min_cluster, min_samples
+    # = denoise_min_samples; no fixed radius, so sparse tracks of a low gain survive)
     denoise: str = "none"
     denoise_eps_mm: float = 20.0
     denoise_min_samples: int = 4
+    denoise_min_cluster: int = 10  # hdbscan: smallest group of points that is a track
     # none | tracks_v1: also compute each event's physics features (data_prep.features,
     # from the raw points: the cleaning above does not touch them) for feature models
     features: str = "none"
@@ -75,6 +88,8 @@ class ImageConfig:
         self.x_range = tuple(float(v) for v in self.x_range)
         self.y_range = tuple(float(v) for v in self.y_range)
         self.z_range = tuple(float(v) for v in self.z_range)
+        self.charge_quantiles = tuple(float(v) for v in self.charge_quantiles)
+        self.run_quantiles = tuple(float(v) for v in self.run_quantiles)
         self.validate()
 
     def validate(self) -> None:
@@ -108,8 +123,15 @@ class ImageConfig:
             raise InputError(f"denoise must be one of {DENOISE}")
         if self.charge_reference <= 0 or self.beam_mask_mm < 0 or self.denoise_eps_mm <= 0:
             raise InputError("charge_reference and denoise_eps_mm must be > 0, beam_mask_mm >= 0")
-        if self.denoise_min_samples < 1:
-            raise InputError("denoise_min_samples must be >= 1")
+        if self.denoise_min_samples < 1 or self.denoise_min_cluster < 2:
+            raise InputError("denoise_min_samples must be >= 1, denoise_min_cluster >= 2")
+        for name in ("charge_quantiles", "run_quantiles"):
+            q = np.asarray(getattr(self, name))
+            if len(q) and (len(q) != len(QUANTILE_LEVELS) or np.any(np.diff(q) < 0)):
+                raise InputError(
+                    f"{name} must be {len(QUANTILE_LEVELS)} non-decreasing charges "
+                    f"(at QUANTILE_LEVELS), got {len(q)}"
+                )
         if self.features not in FEATURE_SETS:
             raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
 
@@ -175,13 +197,14 @@ class Projection:
 
 
 def clean_points(
-    points: np.ndarray, counts: np.ndarray, config: ImageConfig
+    points: np.ndarray, counts: np.ndarray, config: ImageConfig, *, normalise: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
     """Apply the beam mask, denoising and charge normalisation of ``config``.
 
-    Returns the kept points (x, y, z, charge; charge rescaled for ``charge_norm=event``)
-    and their counts per event. Each step acts on one event at a time, so an event's
-    image never depends on the others of its batch.
+    Returns the kept points (x, y, z, charge; charge rescaled for ``charge_norm`` event or
+    quantile, the latter only with ``normalise``) and their counts per event. Each step
+    acts on one event at a time (the quantile map is fixed per run), so an event's image
+    never depends on the others of its batch.
     """
     pts = np.array(points[:, :4], dtype=np.float64)
     counts = np.asarray(counts, dtype=np.int64)
@@ -189,9 +212,14 @@ def clean_points(
     keep = np.ones(len(pts), dtype=bool)
     if config.beam_mask_mm > 0:
         keep &= np.hypot(pts[:, 0], pts[:, 1]) >= config.beam_mask_mm
-    if config.denoise == "dbscan":
+    if config.denoise != "none":
         sub = np.bincount(event[keep], minlength=len(counts))
-        noise = dbscan_noise(pts[keep], sub, config.denoise_eps_mm, config.denoise_min_samples)
+        if config.denoise == "dbscan":
+            noise = dbscan_noise(pts[keep], sub, config.denoise_eps_mm, config.denoise_min_samples)
+        else:
+            noise = hdbscan_noise(
+                pts[keep], sub, config.denoise_min_cluster, config.denoise_min_samples
+            )
         keep[np.flatnonzero(keep)[noise]] = False
     pts, event = pts[keep], event[keep]
     counts = np.bincount(event, minlength=len(counts)).astype(np.int64)
@@ -199,7 +227,61 @@ def clean_points(
         median = _event_medians(pts[:, 3], counts)
         factor = np.where(median > 0, config.charge_reference / np.where(median > 0, median, 1), 1)
         pts[:, 3] *= np.repeat(factor, counts)
+    elif config.charge_norm == "quantile" and normalise:
+        if not config.charge_quantiles or not config.run_quantiles:
+            raise InputError(
+                "charge_norm=quantile needs the training set's charge_quantiles and the "
+                "run's run_quantiles (data_prep.quantiles.for_run)"
+            )
+        pts[:, 3] = map_quantiles(pts[:, 3], config.run_quantiles, config.charge_quantiles)
     return pts, counts
+
+
+def map_quantiles(charge: np.ndarray, run_q: Sequence[float], ref_q: Sequence[float]) -> np.ndarray:
+    """Move charges so that the run's quantiles ``run_q`` land on the reference ``ref_q``.
+
+    Piecewise linear between the quantiles (`np.interp`); below the first and above the
+    last one the charge is scaled by the ratio of the outermost quantiles, so the map stays
+    increasing and a charge beyond the sampled range is not clipped. Quantiles repeated in
+    ``run_q`` (integer ADC) keep the first of their reference values. Charges <= 0 stay.
+    """
+    run_q = np.asarray(run_q, dtype=np.float64)
+    ref_q = np.asarray(ref_q, dtype=np.float64)
+    run_u, first = np.unique(run_q, return_index=True)
+    ref_u = ref_q[first]
+    q = np.asarray(charge, dtype=np.float64)
+    out = np.interp(q, run_u, ref_u)
+    lo, hi = q < run_u[0], q > run_u[-1]
+    out[lo] = q[lo] * (ref_u[0] / run_u[0]) if run_u[0] > 0 else q[lo]
+    out[hi] = q[hi] * (ref_u[-1] / run_u[-1]) if run_u[-1] > 0 else q[hi]
+    return np.where(q > 0, out, q)
+
+
+def hdbscan_noise(
+    points: np.ndarray, counts: np.ndarray, min_cluster_size: int, min_samples: int
+) -> np.ndarray:
+    """(N,) True for the points scikit-learn's HDBSCAN labels noise (-1), event by event.
+
+    An event with fewer points than ``min_cluster_size`` is all noise (no cluster can
+    form). One fit per event: HDBSCAN has no radius to keep events apart in one tree.
+    """
+    from sklearn.cluster import HDBSCAN
+
+    xyz = np.asarray(points[:, :3], dtype=np.float64)
+    noise = np.ones(len(xyz), dtype=bool)
+    ends = np.cumsum(counts)
+    for start, stop in zip(ends - counts, ends, strict=True):
+        if stop - start < max(min_cluster_size, 2):
+            continue
+        # allow_single_cluster: an event of one track is that track, not all noise
+        labels = HDBSCAN(
+            min_cluster_size=min_cluster_size,
+            min_samples=min(min_samples, stop - start),
+            allow_single_cluster=True,
+            copy=True,
+        ).fit_predict(xyz[start:stop])
+        noise[start:stop] = labels < 0
+    return noise
 
 
 def _event_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:

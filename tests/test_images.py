@@ -249,7 +249,8 @@ def test_robust_config_validation():
         {"pixel_values": ()},
         {"pixel_values": ("sum", "sum")},
         {"charge_norm": "run"},
-        {"denoise": "hdbscan"},
+        {"denoise": "optics"},
+        {"charge_norm": "quantile", "charge_quantiles": (3.0, 2.0)},
         {"beam_mask_mm": -1.0},
         {"denoise_min_samples": 0},
     ):
@@ -270,3 +271,57 @@ def test_dbscan_noise_counts_a_neighbour_at_exactly_eps_as_scikit_learn_does():
         want = DBSCAN(eps=10.0, min_samples=min_samples).fit(grid[:, :3]).labels_ == -1
         got = dbscan_noise(grid, np.array([len(grid)]), eps=10.0, min_samples=min_samples)
         np.testing.assert_array_equal(got, want)
+
+
+def test_hdbscan_noise_drops_scattered_hits_and_keeps_tracks():
+    from data_prep.images import hdbscan_noise
+
+    rng = np.random.default_rng(6)
+    events = _tracks_and_noise(rng, 3)
+    counts = np.array([e.n_points for e in events])
+    noise = hdbscan_noise(np.concatenate([e.points for e in events]), counts, 10, 4)
+    per_event = np.split(noise, np.cumsum(counts)[:-1])
+    for flags in per_event:
+        # the 40-point track, 5 mm apart, is one cluster (HDBSCAN may shed an end point)
+        assert flags[:40].sum() <= 2
+        assert flags[40:].sum() >= 20  # of 25 hits scattered over the whole chamber
+    # an event smaller than the smallest cluster is all noise
+    assert hdbscan_noise(np.zeros((3, 4)), np.array([3]), 10, 4).all()
+
+
+def test_map_quantiles_by_hand():
+    from data_prep.images import map_quantiles
+
+    run_q, ref_q = [10.0, 20.0, 20.0, 40.0], [100.0, 150.0, 170.0, 300.0]
+    q = np.array([5.0, 10.0, 15.0, 30.0, 40.0, 80.0, 0.0, -3.0])
+    # inside: linear between (10, 100), (20, 150), (40, 300) (the repeated 20 keeps 150);
+    # outside: scaled by 100 / 10 below and 300 / 40 above; charge <= 0 untouched
+    want = [50.0, 100.0, 125.0, 225.0, 300.0, 600.0, 0.0, -3.0]
+    np.testing.assert_allclose(map_quantiles(q, run_q, ref_q), want)
+    np.testing.assert_allclose(map_quantiles(q[1:5], run_q, ref_q),
+                               np.interp(q[1:5], [10, 20, 40], [100, 150, 300]))  # fmt: skip
+
+
+def test_quantile_norm_removes_a_run_gain_and_matches_the_reference():
+    from data_prep.images import QUANTILE_LEVELS, clean_points
+    from data_prep.quantiles import charge_quantiles
+
+    rng = np.random.default_rng(7)
+    events = _tracks_and_noise(rng, 20)
+    counts = np.array([e.n_points for e in events])
+    points = np.concatenate([e.points for e in events])
+    base = ImageConfig(views=("xy",), size=32, voxel_grid=0, dtype="float16",
+                       charge_norm="quantile")  # fmt: skip
+    ref = charge_quantiles(points, counts, base)
+    np.testing.assert_allclose(ref, np.quantile(points[:, 3], QUANTILE_LEVELS))
+    # the same events at 3.7 x the gain, mapped with their own quantiles onto the reference
+    hot = points * np.array([1, 1, 1, 3.7])
+    hot_q = tuple(np.quantile(hot[:, 3], QUANTILE_LEVELS))
+    cfg = ImageConfig(**{**base.to_dict(), "charge_quantiles": tuple(ref), "run_quantiles": hot_q})
+    mapped, _ = clean_points(hot, counts, cfg)
+    np.testing.assert_allclose(mapped[:, 3], points[:, 3], rtol=1e-9)
+    same = ImageConfig(**{**cfg.to_dict(), "run_quantiles": tuple(ref)})
+    np.testing.assert_array_equal(project_arrays(hot, counts, cfg).images,
+                                  project_arrays(points, counts, same).images)  # fmt: skip
+    with pytest.raises(InputError, match="run_quantiles"):
+        project_arrays(points, counts, base)

@@ -95,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--resume", action="store_true", help="finish an interrupted run, reusing its parts"
     )
+    parser.add_argument(
+        "--reference",
+        metavar="RUN_OR_IMAGES",
+        help="charge_norm=quantile: map these inputs' charge quantiles onto those of a "
+        "trained run (or its training image file), e.g. a test set for evaluate",
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="events projected at once")
     parser.add_argument("--events-per-task", type=int, help="events per task/part (default ~2048)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -151,6 +157,29 @@ def reader_options(args: argparse.Namespace) -> dict:
     return options
 
 
+def with_reference(config, reference: Path):
+    """``config`` with the training charge quantiles of a run directory or image file."""
+    from dataclasses import replace
+
+    from data_prep.errors import InputError
+
+    if reference.is_dir():
+        from attpc_classify.checkpoint import read_info as read_run
+
+        ref = read_run(reference)[0].image_config
+    else:
+        from data_prep.imagefile import read_info
+
+        if not reference.exists():
+            raise InputError("no such run or image file", path=reference)
+        ref = read_info(reference)["image_config"]
+    if config.charge_norm != "quantile" or not ref.charge_quantiles:
+        raise InputError(
+            "--reference needs charge_norm=quantile here and in the reference", path=reference
+        )
+    return replace(config, charge_quantiles=ref.charge_quantiles)
+
+
 def run(args: argparse.Namespace) -> int:
     import tqdm
 
@@ -160,6 +189,8 @@ def run(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process is ours: keep freed memory for reuse
 
     config = image_config(args)
+    if args.reference:
+        config = with_reference(config, Path(args.reference))
     options = reader_options(args)
     # No tqdm monitor thread: worker processes are forked, and forking a multi-threaded
     # process is asking for deadlocks.

@@ -1,0 +1,96 @@
+"""Per-run charge quantiles for ``ImageConfig.charge_norm = "quantile"``.
+
+A run's point-charge distribution (after the beam mask and denoising) is summarised by
+its quantiles at `data_prep.images.QUANTILE_LEVELS`, computed on a seeded random sample
+of at most `SAMPLE_EVENTS` events of the run. The training set's quantiles are stored in
+the image file and so in the model (``charge_quantiles``); every run projected for the
+model (``preprocess --reference``, ``classify``, ``adapt``) gets its own
+(``run_quantiles``), and `data_prep.images.map_quantiles` moves the one onto the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+from data_prep.errors import InputError
+from data_prep.images import QUANTILE_LEVELS, ImageConfig, clean_points
+
+#: events drawn from a run to estimate its quantiles (~1e5 points: the 1 % and 99 %
+#: quantiles to a few per cent)
+SAMPLE_EVENTS = 2000
+SAMPLE_SEED = 0
+
+
+def charge_quantiles(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> np.ndarray:
+    """Quantiles (at `QUANTILE_LEVELS`) of the positive point charges left after the
+    config's beam mask and denoising -- the points the images are made of."""
+    pts, _ = clean_points(points, counts, config, normalise=False)
+    charge = pts[:, 3][pts[:, 3] > 0]
+    if charge.size == 0:
+        raise InputError("charge_norm=quantile: the run has no point of positive charge")
+    return np.quantile(charge, QUANTILE_LEVELS)
+
+
+def sample_positions(lengths: Sequence[int], n_events: int, seed: int) -> list[np.ndarray]:
+    """Per file, the sorted positions of a seeded uniform sample of at most ``n_events``
+    events of all files together."""
+    total = int(sum(lengths))
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(total, min(n_events, total), replace=False)) if total else []
+    pick = np.asarray(pick, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return [pick[(pick >= s) & (pick < s + n)] - s for s, n in zip(starts, lengths, strict=True)]
+
+
+def run_quantiles(
+    paths: Sequence[str | Path],
+    config: ImageConfig,
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+    n_events: int = SAMPLE_EVENTS,
+    seed: int = SAMPLE_SEED,
+) -> np.ndarray:
+    """Charge quantiles of the run made of the point-cloud files ``paths`` (one sample
+    across all of them; bad events are skipped)."""
+    from data_prep.readers import open_events
+
+    options = dict(reader_options or {})
+    options.setdefault("charge", config.charge_column)
+    readers = [open_events(p, format=format, **options) for p in paths]
+    try:
+        positions = sample_positions([len(r) for r in readers], n_events, seed)
+        points, counts = [], []
+        for reader, pos in zip(readers, positions, strict=True):
+            for i in pos:
+                for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
+                    points.append(event.points[:, :4])
+                    counts.append(len(event.points))
+    finally:
+        for r in readers:
+            r.close()
+    if not counts:
+        raise InputError("charge_norm=quantile: no readable event in the run", path=paths[0])
+    return charge_quantiles(np.concatenate(points), np.array(counts, np.int64), config)
+
+
+def for_run(
+    config: ImageConfig,
+    paths: Sequence[str | Path],
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+) -> ImageConfig:
+    """``config`` ready to project the run ``paths``: its ``run_quantiles`` set; where the
+    config has no reference yet (preprocessing a training set), the run is the reference.
+    Any other ``charge_norm`` returns ``config`` unchanged."""
+    if config.charge_norm != "quantile" or not paths:
+        return config
+    q = tuple(
+        float(v) for v in run_quantiles(paths, config, format=format, reader_options=reader_options)
+    )
+    return replace(config, run_quantiles=q, charge_quantiles=config.charge_quantiles or q)
