@@ -39,7 +39,7 @@ def test_stem_forward_by_hand_and_token_grid():
     want = h.flatten(2).transpose(1, 2)
     torch.testing.assert_close(stem(x), want, rtol=1e-5, atol=1e-5)
     assert stem.num_patches == 16 and want.shape == (3, 16, 32)  # (16/4)² tokens, as patch 4
-    with pytest.raises(ValueError, match="power of 2"):
+    with pytest.raises(ValueError, match="power-of-2 patch size"):
         ConvStem(img_size=18, patch_size=6, in_chans=2, embed_dim=32)
 
 
