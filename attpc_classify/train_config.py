@@ -44,6 +44,9 @@ class ModelConfig:
     width: int = 0  # vit: embed dim; cnn: channels of stage 1; voxel_mlp: units (0 = default)
     heads: int = 0  # vit: attention heads (0 = default)
     patch: int = 0  # vit: patch side [pixels] (0 = default)
+    # vit: 0 = timm's one-conv patch embedding; > 0 = a convolutional stem (log2(patch)
+    # stride-2 3x3 convs, this many channels in the first; learngene.vit.ConvStem)
+    stem_width: int = 0
     mlp_ratio: float = 4.0  # vit: MLP hidden / embed dim
     drop_path: float = 0.0  # vit and timm CNNs that take drop_path_rate
     dropout: float = 0.0  # before the classifier head
@@ -73,7 +76,7 @@ class ModelConfig:
             raise InputError("model.init=learngene:PATH needs model.name=vit")
         if self.pretrained_file and self.name != "timm_cnn":
             raise InputError("model.pretrained_file is for model.name=timm_cnn")
-        for key in ("depth", "width", "heads", "patch", "max_iter"):
+        for key in ("depth", "width", "heads", "patch", "stem_width", "max_iter"):
             if getattr(self, key) < 0:
                 raise InputError(f"model.{key} must be >= 0")
         if not 0 <= self.dropout < 1 or not 0 <= self.drop_path < 1:

@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from learngene.vit import ARCH_KEYS, num_parameters
+from learngene.vit import ARCH_KEYS, OPTIONAL_ARCH_KEYS, num_parameters
 
 FORMAT = "learngene"
 FORMAT_VERSION = 1
@@ -57,8 +57,9 @@ class Learngene:
 
 def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The `create_vit` keyword arguments stored in learngene metadata."""
-    arch = {k: meta[k] for k in ARCH_KEYS}
-    for key in ("patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads"):
+    arch = {k: meta.get(k, 0) if k in OPTIONAL_ARCH_KEYS else meta[k] for k in ARCH_KEYS}
+    for key in ("patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
+                "stem_width"):  # fmt: skip
         value = arch[key]
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise ValueError(f"{key} must be a non-negative integer, got {value!r}")

@@ -28,7 +28,7 @@ from learngene.gene import (
     Learngene,
     LearngeneError,
 )
-from learngene.vit import ARCH_KEYS, num_parameters
+from learngene.vit import ARCH_KEYS, OPTIONAL_ARCH_KEYS, num_parameters
 
 
 def save_learngene(
@@ -107,7 +107,7 @@ def validate(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, wh
     if method not in METHODS:
         raise LearngeneError(f"{where}: unknown learngene method {method!r} (one of {METHODS})")
     for key in (*ARCH_KEYS, *METHOD_KEYS[method]):
-        if key not in meta:
+        if key not in meta and key not in OPTIONAL_ARCH_KEYS:
             raise LearngeneError(f"{where}: metadata lacks {key!r}")
     try:
         expected = expected_shapes(meta)

@@ -27,7 +27,7 @@ import torch
 from torch.func import functional_call
 
 from learngene.gene import AuxNet, Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, SHARED_KEYS, block_shapes, create_vit, skeleton, vit_shapes
+from learngene.vit import HEAD_KEYS, block_shapes, create_vit, shared_keys, skeleton, vit_shapes
 
 BASES = ("chebyshev", "taylor")
 
@@ -72,7 +72,7 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     block = block_shapes(**arch)
     full = vit_shapes(**{**arch, "depth": 0})
     shapes = {f"component.{c}.{name}": s for c in range(k) for name, s in block.items()}
-    shapes.update({name: full[name] for name in (*SHARED_KEYS, *HEAD_KEYS)})
+    shapes.update({name: full[name] for name in (*shared_keys(full), *HEAD_KEYS)})
     return shapes
 
 
@@ -117,7 +117,7 @@ def _expand(
             out[f"blocks.{layer}.{name}"] = sum(
                 c * g[name] for c, g in zip(coeff, comps, strict=True)
             )
-    keys = (*SHARED_KEYS, *HEAD_KEYS) if include_head else SHARED_KEYS
+    keys = (*shared_keys(tensors), *HEAD_KEYS) if include_head else shared_keys(tensors)
     out.update({name: tensors[name] for name in keys})
     return out
 
@@ -146,6 +146,7 @@ class LDRAuxNet(AuxNet):
         num_heads: int,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        stem_width: int = 0,
         *,
         components: int = 3,
         basis: str = "chebyshev",
@@ -155,7 +156,8 @@ class LDRAuxNet(AuxNet):
         super().__init__()
         self._set_arch(locals())
         self.k, self.kind = _meta_sizes({"components": components, "basis": basis})
-        self.vit = skeleton(keep=(*SHARED_KEYS, *HEAD_KEYS), seed=seed, **self.arch, **kw)
+        keep = (*shared_keys(vit_shapes(**{**self.arch, "depth": 0})), *HEAD_KEYS)
+        self.vit = skeleton(keep=keep, seed=seed, **self.arch, **kw)
         blocks = create_vit(
             **{**self.arch, "depth": self.k}, seed=None if seed is None else seed + 1
         )

@@ -9,7 +9,9 @@ official separate q, k, v.
 
 The learngene:
 
-* a timm ViT of width ``w`` and ``k`` blocks (``patch_embed.*``, ``blocks.{i}.*``,
+* a timm ViT of width ``w`` and ``k`` blocks (``patch_embed.*`` — with a conv stem its
+  width-independent convolutions ``patch_embed.stem.*`` are copied unchanged, its 1x1
+  ``proj`` expanded like the patch embedding —, ``blocks.{i}.*``,
   ``fc_norm.*``, ``head.*``) — without its own position embedding;
 * ``pos_embed``: the Aux-Net's position embedding, ``W`` wide (the official code keeps it
   out of the transformation and descendants slice its first channels);
@@ -59,7 +61,7 @@ from torch import nn
 from torch.func import functional_call
 
 from learngene.gene import AuxNet, Learngene, arch_from_meta
-from learngene.vit import create_vit, skeleton, split_blocks, vit_shapes
+from learngene.vit import create_vit, skeleton, split_blocks, stem_keys, vit_shapes
 
 #: per-layer width matrices
 LAYER_MATRICES = ("q", "k", "v", "ffn")
@@ -306,6 +308,7 @@ def _expand(
         "ow,wchk->ochk", p_res, rest["patch_embed.proj.weight"]
     )
     out["patch_embed.proj.bias"] = p_res @ rest["patch_embed.proj.bias"]
+    out.update({k: rest[k] for k in stem_keys(rest)})  # width-independent: copied as is
     out["pos_embed"] = rest["pos_embed"][..., channels]
     out["fc_norm.weight"] = p_res @ rest["fc_norm.weight"]
     out["fc_norm.bias"] = p_res @ rest["fc_norm.bias"]
@@ -458,6 +461,7 @@ class LeTsAuxNet(AuxNet):
         learngene_depth: int,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        stem_width: int = 0,
         *,
         coeff_share: int = 2,
         width_init: str = "uniform",

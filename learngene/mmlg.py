@@ -39,10 +39,11 @@ from learngene.gene import AuxNet, Learngene, arch_from_meta
 from learngene.vit import (
     ARCH_KEYS,
     HEAD_KEYS,
-    SHARED_KEYS,
+    OPTIONAL_ARCH_KEYS,
     block_shapes,
     create_vit,
     seeded,
+    shared_keys,
     skeleton,
     vit_shapes,
 )
@@ -78,7 +79,7 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     shapes = {f"mm.{ab}.{k}": s for ab in "ab" for k, s in block.items()}
     for v in views:
         shapes.update({f"um.{v}.{ab}.{k}": s for ab in "ab" for k, s in block.items()})
-        shapes.update({f"embed.{v}.{k}": enc[k] for k in SHARED_KEYS})
+        shapes.update({f"embed.{v}.{k}": enc[k] for k in shared_keys(enc)})
     shapes.update({"alpha": (len(views),), "beta": (len(views),)})
     shapes.update({k: head[k] for k in HEAD_KEYS})
     return shapes
@@ -175,7 +176,11 @@ class MultiViewViT(nn.Module):
         self.all_views = list(all_views)
         self.views = _check_views(self.all_views, views)
         self.view_channels = view_channels
-        enc = encoder_arch({k: arch[k] for k in ARCH_KEYS}, view_channels, depth)
+        enc = encoder_arch(
+            {k: arch.get(k, 0) if k in OPTIONAL_ARCH_KEYS else arch[k] for k in ARCH_KEYS},
+            view_channels,
+            depth,
+        )
         self.encoders = nn.ModuleDict(
             {
                 v: create_vit(**enc, seed=None if seed is None else seed + i, **kw)
@@ -255,6 +260,7 @@ class MMLGAuxNet(AuxNet):
         num_heads: int,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        stem_width: int = 0,
         *,
         views: Sequence[str],
         view_channels: int = 1,

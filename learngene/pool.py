@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from learngene.gene import Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, create_vit, split_blocks, vit_shapes
+from learngene.vit import HEAD_KEYS, create_vit, split_blocks, stem_keys, vit_shapes
 
 #: a path: (instance index, block indices of that instance) per segment
 Path = list[tuple[int, list[int]]]
@@ -194,6 +194,9 @@ def expand(
         "fc_norm.weight": tensors[f"instance.{last}.fc_norm.weight"],
         "fc_norm.bias": tensors[f"instance.{last}.fc_norm.bias"],
     }
+    prefix = f"instance.{first}."  # a conv stem comes with the first instance's embedding
+    own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+    out |= {k: own[k] for k in stem_keys(own)}
     if include_head:
         out |= {k: tensors[f"instance.{last}.{k}"] for k in HEAD_KEYS}
     for s, (n, blocks) in enumerate(path):
@@ -248,6 +251,7 @@ def pool_meta(arch: Mapping[str, Any], widths: Sequence[int], depth: int) -> dic
         "method": "pool",
         **{k: arch[k] for k in ("img_size", "patch_size", "in_chans", "num_classes", "mlp_ratio")},
         "qkv_bias": arch.get("qkv_bias", True),
+        "stem_width": arch.get("stem_width", 0),
         "embed_dim": max(widths),
         "num_heads": max(widths) // head_dim,
         "depth": depth,

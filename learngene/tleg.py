@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call
 
 from learngene.gene import AuxNet, Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, SHARED_KEYS, block_shapes, create_vit, skeleton, vit_shapes
+from learngene.vit import HEAD_KEYS, block_shapes, create_vit, shared_keys, skeleton, vit_shapes
 
 
 def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -34,7 +34,7 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     block = block_shapes(**arch)
     full = vit_shapes(**{**arch, "depth": 0})
     shapes = {f"theta_{ab}.{k}": s for ab in "ab" for k, s in block.items()}
-    shapes.update({k: full[k] for k in (*SHARED_KEYS, *HEAD_KEYS)})
+    shapes.update({k: full[k] for k in (*shared_keys(full), *HEAD_KEYS)})
     return shapes
 
 
@@ -67,7 +67,7 @@ def expand(
         for layer in range(depth)
         for name in theta_a
     }
-    keys = (*SHARED_KEYS, *HEAD_KEYS) if include_head else SHARED_KEYS
+    keys = (*shared_keys(tensors), *HEAD_KEYS) if include_head else shared_keys(tensors)
     out.update({k: tensors[k] for k in keys})
     return out
 
@@ -98,13 +98,15 @@ class TLEGAuxNet(AuxNet):
         num_heads: int,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        stem_width: int = 0,
         *,
         seed: int | None = None,
         **kw,
     ) -> None:
         super().__init__()
         self._set_arch(locals())
-        self.vit = skeleton(keep=(*SHARED_KEYS, *HEAD_KEYS), seed=seed, **self.arch, **kw)
+        keep = (*shared_keys(vit_shapes(**{**self.arch, "depth": 0})), *HEAD_KEYS)
+        self.vit = skeleton(keep=keep, seed=seed, **self.arch, **kw)
         pair = create_vit(**{**self.arch, "depth": 2}, seed=None if seed is None else seed + 1)
         self.theta_a, self.theta_b = pair.blocks[0], pair.blocks[1]
         with torch.no_grad():

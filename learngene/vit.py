@@ -10,9 +10,10 @@ Aux-Net's size computes exactly the Aux-Net's function: the forward code is timm
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import torch
@@ -34,7 +35,10 @@ ARCH_KEYS = (
     "num_heads",
     "mlp_ratio",
     "qkv_bias",
+    "stem_width",  # 0 = timm's one-conv patch embedding, else `ConvStem` channels
 )
+#: `ARCH_KEYS` that metadata may omit (learngenes written before the key existed): 0
+OPTIONAL_ARCH_KEYS = ("stem_width",)
 #: parameters outside the blocks that every descendant copies from the learngene
 SHARED_KEYS = (
     "patch_embed.proj.weight",
@@ -47,6 +51,77 @@ SHARED_KEYS = (
 HEAD_KEYS = ("head.weight", "head.bias")
 
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
+#: parameters of a convolutional stem's early convolutions (not ``patch_embed.proj``): they
+#: do not depend on the ViT's width, so every method copies them unchanged
+STEM_PREFIX = "patch_embed.stem."
+
+
+class ConvStem(nn.Module):
+    """Early convolutions (Xiao et al. 2021) in place of the one-conv patch embedding.
+
+    ``log2(patch_size)`` 3x3 convolutions of stride 2, each GroupNorm(1) + GELU, with
+    ``stem_width * 2**i`` channels, then a 1x1 convolution ``proj`` to ``embed_dim``:
+    the same token grid as a ``patch_size`` patch embedding, seen through small receptive
+    fields first. GroupNorm instead of the paper's BatchNorm keeps the stem free of
+    buffers and of train/eval differences, so Aux-Nets can run it through
+    ``torch.func.functional_call`` and a learngene stores it as plain parameters. Only
+    ``proj`` depends on the ViT's width; the convolutions before it (``stem.*``) are
+    shared unchanged by every descendant.
+    """
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = 32,
+        patch_size: int = 8,
+        in_chans: int = 2,
+        embed_dim: int = 96,
+        bias: bool = True,
+        *,
+        stem_width: int = 24,
+        **_: object,  # timm's other PatchEmbed arguments (dynamic_img_pad, ...) do not apply
+    ):
+        super().__init__()
+        steps = int(math.log2(patch_size))
+        if patch_size < 2 or 2**steps != patch_size:
+            raise ValueError(f"a conv stem needs a power-of-2 patch size, not {patch_size}")
+        size = (img_size, img_size) if isinstance(img_size, int) else tuple(img_size)
+        if size[0] % patch_size or size[1] % patch_size:
+            raise ValueError(f"image size {size} is not a multiple of patch size {patch_size}")
+        self.img_size, self.patch_size = size, (patch_size, patch_size)
+        self.grid_size = (size[0] // patch_size, size[1] // patch_size)
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.flatten, self.dynamic_img_pad = True, False
+        layers: list[nn.Module] = []
+        c_in = in_chans
+        for i in range(steps):
+            c_out = stem_width * 2**i
+            layers += [
+                nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
+                nn.GroupNorm(1, c_out),
+                nn.GELU(),
+            ]
+            c_in = c_out
+        self.stem = nn.Sequential(*layers)
+        self.proj = nn.Conv2d(c_in, embed_dim, 1, bias=bias)
+        self.norm = nn.Identity()
+
+    def feat_ratio(self, as_scalar: bool = True) -> int | tuple[int, int]:
+        return self.patch_size[0] if as_scalar else self.patch_size
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.proj(self.stem(x))
+        return x.flatten(2).transpose(1, 2)  # (B, tokens, embed_dim), as PatchEmbed
+
+
+def stem_keys(names: Iterable[str]) -> tuple[str, ...]:
+    """The conv stem's convolution parameters (``patch_embed.stem.*``) among ``names``."""
+    return tuple(k for k in names if k.startswith(STEM_PREFIX))
+
+
+def shared_keys(names: Iterable[str]) -> tuple[str, ...]:
+    """`SHARED_KEYS` plus `stem_keys` of ``names`` (a state dict or shape dict): the
+    non-block, non-head parameters every descendant takes from its learngene."""
+    return (*SHARED_KEYS, *stem_keys(names))
 
 
 def create_vit(
@@ -59,6 +134,7 @@ def create_vit(
     num_heads: int,
     mlp_ratio: float = 4.0,
     *,
+    stem_width: int = 0,
     seed: int | None = None,
     **kw,
 ) -> VisionTransformer:
@@ -68,6 +144,9 @@ def create_vit(
     ----------
     img_size, patch_size, in_chans, num_classes, embed_dim, depth, num_heads, mlp_ratio
         As in timm's `VisionTransformer` (sizes in pixels / channels).
+    stem_width
+        0: timm's patch embedding (one ``patch_size`` convolution); > 0: a `ConvStem`
+        whose first convolution has this many channels.
     seed
         Seeds timm's initialisation inside `torch.random.fork_rng`, so the caller's global
         RNG state is left untouched. ``None`` draws from the current global state.
@@ -77,6 +156,8 @@ def create_vit(
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not a multiple of num_heads {num_heads}")
     vit_class = import_timm().models.vision_transformer.VisionTransformer
+    if stem_width:
+        kw["embed_layer"] = functools.partial(ConvStem, stem_width=stem_width)
     with seeded(seed):
         return vit_class(
             img_size=_img_size(img_size),
@@ -121,17 +202,20 @@ def vit_arch(model: VisionTransformer) -> dict:
     if model.num_reg_tokens or isinstance(model.fc_norm, nn.Identity):
         raise ValueError("learngene needs a ViT without register tokens and with fc_norm")
     block = model.blocks[0]
-    img = tuple(model.patch_embed.img_size)
+    embed = model.patch_embed
+    img = tuple(embed.img_size)
+    stem = isinstance(embed, ConvStem)
     return {
         "img_size": img[0] if img[0] == img[1] else list(img),
-        "patch_size": int(model.patch_embed.patch_size[0]),
-        "in_chans": int(model.patch_embed.proj.in_channels),
+        "patch_size": int(embed.patch_size[0]),
+        "in_chans": int(embed.stem[0].in_channels if stem else embed.proj.in_channels),
         "num_classes": int(model.num_classes),
         "embed_dim": int(model.embed_dim),
         "depth": len(model.blocks),
         "num_heads": int(block.attn.num_heads),
         "mlp_ratio": block.mlp.fc1.out_features / model.embed_dim,
         "qkv_bias": block.attn.qkv.bias is not None,
+        "stem_width": int(embed.stem[0].out_channels) if stem else 0,
     }
 
 
@@ -184,7 +268,9 @@ def narrow(
     out: dict[str, torch.Tensor] = {}
     for key, v in state.items():
         name = key.split(".", 2)[-1] if key.startswith("blocks.") else key
-        if name == "attn.qkv.weight":
+        if name.startswith(STEM_PREFIX):  # the stem's convolutions do not depend on width
+            pass
+        elif name == "attn.qkv.weight":
             v = v.reshape(3, embed_dim, embed_dim)[:, :width, :width].reshape(3 * width, width)
         elif name == "attn.qkv.bias":
             v = v.reshape(3, embed_dim)[:, :width].reshape(3 * width)

@@ -119,6 +119,7 @@ def test_learngene_files_build_descendants(smoke):
         gene = lg.load_learngene(path)
         assert gene.num_parameters == stored[strategy]
         assert gene.meta["class_names"] == ["proton", "carbon", "other"]
+        assert gene.meta["stem_width"] == 8  # every learngene carries the smoke's conv stem
         model = lg.build_descendant(path, depth=2, num_classes=2).eval()
         assert model(x).shape == (2, 2)
     narrow = lg.build_descendant(

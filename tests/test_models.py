@@ -48,11 +48,17 @@ def _train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Non
         {"name": "cnn", "width": 8, "depth": 2},
         {"name": "cnn", "width": 8, "depth": 2, "global_pool": "catavgmax"},
         {"name": "vit", "depth": 2, "width": 32, "heads": 2, "patch": 8},
+        {"name": "vit", "depth": 2, "width": 32, "heads": 2, "patch": 8, "stem_width": 8},
         {"name": "timm_cnn", "timm_name": "resnet18"},
         {"name": "timm_cnn", "timm_name": "resnet18", "global_pool": "catavgmax"},
         {"name": "timm_cnn", "timm_name": "tf_efficientnet_lite0", "drop_path": 0.1},
     ],
-    ids=lambda o: "-".join(filter(None, (o.get("timm_name", o["name"]), o.get("global_pool")))),
+    ids=lambda o: "-".join(
+        filter(
+            None,
+            (o.get("timm_name", o["name"]), o.get("global_pool"), "stem" * ("stem_width" in o)),
+        )
+    ),
 )
 def test_family_builds_and_trains_a_step(overrides: dict) -> None:
     torch.manual_seed(0)
@@ -131,6 +137,15 @@ def test_vit_layout_is_the_learngene_one() -> None:
     assert keys["blocks.2.attn.qkv.weight"].shape == (144, 48)
     assert keys["pos_embed"].shape == (1, 16, 48)  # 4 x 4 patches, no class token
     assert keys["patch_embed.proj.weight"].shape == (48, 2, 8, 8)
+    # a conv stem: 3 stride-2 convs (8, 16, 32 channels), then 1x1 to the width
+    stem = build_model(
+        ModelConfig(name="vit", depth=1, width=48, heads=4, patch=8, stem_width=8),
+        image_config=TINY, num_classes=3,
+    ).state_dict()  # fmt: skip
+    assert stem["patch_embed.stem.0.weight"].shape == (8, 2, 3, 3)
+    assert stem["patch_embed.stem.6.weight"].shape == (32, 16, 3, 3)
+    assert stem["patch_embed.proj.weight"].shape == (48, 32, 1, 1)
+    assert stem["pos_embed"].shape == (1, 16, 48)  # the same 4 x 4 token grid
 
 
 # --------------------------------------------------------------------------- ImageNet

@@ -27,7 +27,8 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
     ----------
     cfg
         `attpc_classify.train_config.ModelConfig` (``depth``, ``width``, ``heads``,
-        ``patch``, ``mlp_ratio``, ``drop_path``, ``dropout``; zeros mean `VIT_DEFAULTS`).
+        ``patch``, ``stem_width``, ``mlp_ratio``, ``drop_path``, ``dropout``; zeros mean
+        `VIT_DEFAULTS`, ``stem_width`` 0 timm's patch embedding).
     image_config
         Gives ``img_size`` (pixels per side) and ``in_chans`` (number of views).
     num_classes
@@ -50,15 +51,15 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
         "num_heads": size["heads"],
         "mlp_ratio": float(cfg.mlp_ratio),
         "qkv_bias": True,
+        "stem_width": int(cfg.stem_width),
         "drop_path_rate": float(cfg.drop_path),
         "drop_rate": float(cfg.dropout),
     }
 
 
 def create_vit(**kwargs: Any) -> nn.Module:
-    """timm `VisionTransformer` without class token, average-pooled (see `vit_args`)."""
-    from learngene.compat import import_timm  # the torchvision fallback runs before timm
+    """timm `VisionTransformer` without class token, average-pooled (see `vit_args`); the
+    learngene layout's own constructor, so a conv stem (``stem_width``) is built alike."""
+    from learngene.vit import create_vit as learngene_vit
 
-    return import_timm().models.vision_transformer.VisionTransformer(
-        class_token=False, global_pool="avg", **kwargs
-    )
+    return learngene_vit(**kwargs)

@@ -319,6 +319,7 @@ def params_stored(cfg: BenchConfig, stages: dict[str, Stage]) -> dict[str, int]:
         embed_dim=v.width,
         num_heads=v.heads,
         mlp_ratio=v.mlp_ratio,
+        stem_width=v.stem_width,  # a conv stem is stored with every learngene / model
     )
     depths = list(v.depths)
     lets_sizes = [{"depth": dd, "width": w} for dd in depths for w in cfg.learngene.lets_widths]

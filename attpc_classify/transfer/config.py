@@ -116,6 +116,9 @@ class VitSpec:
     width: int = 96  # the default width [channels]
     heads: int = 3  # at `width`; head_dim = width / heads for every width
     patch: int = 8  # patch side [pixels]
+    # 0 = timm's patch embedding; > 0 = conv stem (learngene.vit.ConvStem) with this many
+    # channels in its first 3x3 convolution; every strategy's ViTs and learngenes carry it
+    stem_width: int = 0
     mlp_ratio: float = 4.0
     drop_path: float = 0.0  # in fine-tuning and pre-training (Aux-Nets cannot use it)
 

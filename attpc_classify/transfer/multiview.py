@@ -43,6 +43,7 @@ def build_multiview(
         qkv_bias=True,
         num_classes=len(names),
         depth=cell.depth,
+        stem_width=cfg.vit.stem_width,
     )
     return learngene.MultiViewViT(
         arch,

@@ -99,6 +99,7 @@ def vit_model_config(cfg: BenchConfig, depth: int, width: int | None = None, ini
         width=width,
         heads=width // cfg.vit.head_dim,
         patch=cfg.vit.patch,
+        stem_width=cfg.vit.stem_width,
         mlp_ratio=cfg.vit.mlp_ratio,
         drop_path=cfg.vit.drop_path,
         init=init,
@@ -113,6 +114,15 @@ def _source_split(cfg: BenchConfig, path: str, seed: int):
         data=DataConfig(path=path, val_fraction=cfg.data.source_val_fraction), seed=seed
     )
     return load_datasets(tc, "images")
+
+
+def _model_key(model_cfg) -> dict[str, Any]:
+    """A model config for a stage key; ``stem_width`` only when set, so the keys (and
+    caches) of stem-less ViTs are those from before the option existed."""
+    key = to_dict(model_cfg)
+    if not key.get("stem_width"):
+        key.pop("stem_width", None)
+    return key
 
 
 def pretrain_stage(
@@ -132,7 +142,7 @@ def pretrain_stage(
     model_cfg = vit_model_config(cfg, depth)
     key = {
         "images": source.path.name,
-        "model": to_dict(model_cfg),
+        "model": _model_key(model_cfg),
         "optim": to_dict(p.optim),
         "augment": cfg.finetune.augment,
         "seed": p.seed,

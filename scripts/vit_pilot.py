@@ -1,0 +1,150 @@
+"""Pilot: which ViT front end / recipe competes with the small CNN at 32 px (issue 13).
+
+Chosen on VALIDATION only: the target pool (2,689 shifted events) is split into the
+cell's n labelled training events (the benchmark's own stratified draw) and the remaining
+pool events as validation; the benchmark's test set is never read. Optionally each ViT is
+first pre-trained 3-class on the source (the benchmark's source images, its seeded
+85 / 15 split; the source-validation macro-F1 is reported), as Pre-Fin / descendants are.
+
+    OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
+        --variants p8,p4,stem8,stem4,cnn --pretrain-epochs 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+from attpc_classify.data import labelled, task_labels
+from attpc_classify.engine import fit, predict_logits
+from attpc_classify.metrics import f1_scores
+from attpc_classify.models.build import build_model
+from attpc_classify.train_config import (
+    DataConfig,
+    DistillConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+)
+from attpc_classify.transfer.grid import train_subset
+from data_prep.imagefile import read_images
+from learngene.vit import create_vit
+
+#: name -> (patch, stem_width); the ViT is width 96, 3 heads, depth --depth
+VARIANTS = {"p8": (8, 0), "p4": (4, 0), "stem8": (8, 24), "stem4": (4, 24), "stem8w32": (8, 32)}
+
+
+def _one(cache: Path, stage: str) -> Path:
+    (path,) = cache.glob(f"{stage}-*/images.h5")
+    return path
+
+
+def _score(model, images, y, k) -> dict:
+    x = torch.from_numpy(np.ascontiguousarray(images.images))
+    logits = predict_logits(model, x, device=torch.device("cpu"), dtype=None, batch_size=500)
+    return f1_scores(y, logits.argmax(1).numpy(), k)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--cache", type=Path, required=True)
+    ap.add_argument("--variants", default="p8,p4,stem8,stem4,cnn")
+    ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--n", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--pretrain-epochs", type=int, default=0)
+    ap.add_argument("--augment", default="rotate")
+    ap.add_argument("--detector-augment", action="store_true", help="on the target fine-tuning")
+    ap.add_argument("--teacher", action="store_true", help="CNN soft targets (alpha .5, tau 2)")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/vitp/pilot.jsonl"))
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+
+    pool_path = _one(a.cache, "images_target_train")
+    pool = labelled(read_images(str(pool_path)))
+    train = train_subset(pool, a.n, a.seed, data_seed=0)
+    picked = set(zip(train.run.tolist(), train.event_id.tolist(), strict=True))
+    rest = [i for i, p in enumerate(zip(pool.run.tolist(), pool.event_id.tolist(), strict=True))
+            if p not in picked]  # fmt: skip
+    val = pool.subset(np.asarray(rest))
+    y_val = task_labels(val.label, "binary")
+
+    src = None
+    if a.pretrain_epochs:
+        from attpc_classify.engine import load_datasets
+
+        src_path = str(_one(a.cache, "images_source"))
+        tc = TrainConfig(data=DataConfig(path=src_path, val_fraction=0.15), seed=0)
+        src = load_datasets(tc, "images")
+
+    for name in a.variants.split(","):
+        t0 = time.perf_counter()
+        if name == "cnn":
+            model = build_model(ModelConfig(name="cnn", width=32, depth=3),
+                                image_config=train.config, num_classes=2)  # fmt: skip
+            optim = OptimConfig(
+                lr=2e-3, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
+            )
+            src_f1 = None
+        else:
+            patch, stem = VARIANTS[name]
+            arch = dict(img_size=32, patch_size=patch, in_chans=2, embed_dim=96, depth=a.depth,
+                        num_heads=3, stem_width=stem, seed=a.seed)  # fmt: skip
+            src_f1 = None
+            if src is not None:
+                # the pre-trained model is kept, so fine-tuning variants reuse it
+                saved = a.out.parent / f"pre_{name}_d{a.depth}_e{a.pretrain_epochs}.safetensors"
+                if saved.exists():
+                    state = load_file(str(saved))
+                    src_f1 = float(json.loads(saved.with_suffix(".json").read_text())["f1"])
+                else:
+                    model = create_vit(num_classes=3, **arch)
+                    po = OptimConfig(lr=1e-3, epochs=a.pretrain_epochs, warmup_epochs=1,
+                                     batch_size=64, patience=0)  # fmt: skip
+                    tc = TrainConfig(optim=po, data=DataConfig(augment=a.augment), seed=0)
+                    r = fit(model, src[0], src[1], tc, task="multiclass", out_dir=None)
+                    src_f1 = r.best_metric
+                    state = {k: v.contiguous() for k, v in model.state_dict().items()
+                             if not k.startswith("head.")}  # fmt: skip
+                    save_file(state, str(saved))
+                    saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
+                model = create_vit(num_classes=2, **arch)
+                model.load_state_dict(state, strict=False)
+            else:
+                model = create_vit(num_classes=2, **arch)
+            optim = OptimConfig(
+                lr=5e-4, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
+            )
+        teacher = None
+        if a.teacher and name != "cnn":
+            teacher = build_model(ModelConfig(name="cnn", width=32, depth=3),
+                                  image_config=train.config, num_classes=2)  # fmt: skip
+            to = OptimConfig(lr=2e-3, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0)
+            fit(teacher, train, None, TrainConfig(optim=to, data=DataConfig(augment=a.augment),
+                seed=a.seed), task="binary", out_dir=None)  # fmt: skip
+            teacher.eval()
+        data = DataConfig(augment=a.augment, detector_augment=a.detector_augment)
+        tc = TrainConfig(optim=optim, data=data, seed=a.seed,
+                         distill=DistillConfig(alpha=0.5, tau=2.0))  # fmt: skip
+        fit(model, train, None, tc, task="binary", out_dir=None, teacher=teacher)
+        s = _score(model.eval(), val, y_val, 2)
+        row = {"variant": name, "depth": a.depth, "n": a.n, "seed": a.seed, "epochs": a.epochs,
+               "pretrain_epochs": a.pretrain_epochs, "augment": a.augment,
+               "detector_augment": a.detector_augment, "teacher": a.teacher,
+               "src_val_macro_f1": src_f1, "val_proton_f1": s["proton_f1"],
+               "val_macro_f1": s["macro_f1"], "params": sum(p.numel() for p in model.parameters()),
+               "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        print(json.dumps(row), flush=True)
+        with a.out.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
