@@ -222,3 +222,38 @@ def test_bad_settings_are_one_line_errors():
         ImageConfig(views=("xy",), size=16, voxel_grid=0, structured_noise="rules"),
     )
     assert proj.n_removed[0] == 0
+
+
+def test_classify_cleans_a_run_as_preprocess_did(noisy_run, tmp_path):
+    """A model trained on cleaned features, given the raw run file, finds the run's hot
+    pads and applies the rules itself: its probabilities equal those on the preprocessed
+    (cleaned) features, which differ from the raw ones."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.cli import main
+    from data_prep.imagefile import read_images
+
+    path, _ = noisy_run
+    data, raw = tmp_path / "clean.h5", tmp_path / "raw.h5"
+    prep = ["--config", "configs/prep/features.yaml", "--quiet"]
+    assert main(["preprocess", str(path), "--out", str(raw), *prep]) == 0
+    assert main(["preprocess", str(path), "--out", str(data), *prep, "--set",
+                 "structured_noise=rules"]) == 0  # fmt: skip
+    run = tmp_path / "run"
+    train = ["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
+             str(run), "--quiet", f"data.val_path={data}", "model.max_iter=10"]  # fmt: skip
+    assert main(train) == 0
+    cleaned = read_images(data, features=True)
+    assert not np.allclose(cleaned.features, read_images(raw, features=True).features,
+                           equal_nan=True)  # fmt: skip
+    want = load_run(run, device="cpu").predict_proba(cleaned.images, features=cleaned.features)
+    out = tmp_path / "pred.csv"
+    assert main(["classify", str(run), str(path), "--out", str(out), "--quiet"]) == 0
+    got = np.genfromtxt(out, delimiter=",", names=True)
+    np.testing.assert_allclose(got["p_proton"], want[:, 0], atol=1e-5)
+    # the features classify computes from the raw file are the cleaned ones, hot pads too
+    from attpc_classify.predict import _event_batches
+
+    batches = _event_batches(Path(path), "auto", cleaned.config, 5, 0, None, skip_bad=False,
+                             on_skip=lambda *a: None, reader_options={})  # fmt: skip
+    features = np.concatenate([b.features for b in batches])
+    np.testing.assert_allclose(features, cleaned.features, rtol=1e-6, atol=1e-6)
