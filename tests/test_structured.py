@@ -235,9 +235,9 @@ def test_classify_cleans_a_run_as_preprocess_did(noisy_run, tmp_path):
     path, _ = noisy_run
     data, raw = tmp_path / "clean.h5", tmp_path / "raw.h5"
     prep = ["--config", "configs/prep/features.yaml", "--quiet"]
-    assert main(["preprocess", str(path), "--out", str(raw), *prep]) == 0
-    assert main(["preprocess", str(path), "--out", str(data), *prep, "--set",
-                 "structured_noise=rules"]) == 0  # fmt: skip
+    assert main(["preprocess", str(path), "--out", str(data), *prep]) == 0  # cleans
+    assert main(["preprocess", str(path), "--out", str(raw), *prep, "--set",
+                 "structured_noise=none"]) == 0  # fmt: skip
     run = tmp_path / "run"
     train = ["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
              str(run), "--quiet", f"data.val_path={data}", "model.max_iter=10"]  # fmt: skip
