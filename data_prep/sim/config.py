@@ -333,6 +333,8 @@ def _validate_randomize(rand: RandomizeConfig) -> None:
             raise InputError(f"config key {key!r} must hold integers")
         if knob == "dead_pad_fraction" and hi >= 1:
             raise InputError("config key 'randomize.dead_pad_fraction' must stay below 1")
+        if knob == "hot_pads" and hi > 1000:
+            raise InputError("config key 'randomize.hot_pads' must stay <= 1000 (of 10,240 pads)")
         if knob == "dead_chips" and hi > 160 - 1:
             raise InputError("config key 'randomize.dead_chips' must stay below 160 (all chips)")
         if knob == "adc_threshold" and hi >= 4095:
