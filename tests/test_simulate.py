@@ -260,6 +260,9 @@ def test_presets_load_and_differ():
         ("randomize.per=run", "randomize.per"),
         ("randomize.dead_pad_fraction=[0,1.5]", "dead_pad_fraction"),
         ("randomize.pressure_factor=[1,3]", "beam stops"),
+        ("randomize.hot_pads=[0,5]", "randomize.faults: file"),
+        ("randomize.faults=run", "randomize.faults"),
+        ("randomize.chip_rate=[-1,1]", "randomize.chip_rate"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(override, message, tmp_path, capsys):
