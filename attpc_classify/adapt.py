@@ -166,9 +166,10 @@ def target_images(
     (seeded)."""
     from attpc_classify.predict import check_image_file
     from data_prep.imagefile import is_image_file, read_images
-    from data_prep.images import project_arrays
+    from data_prep.images import project
     from data_prep.quantiles import for_run
     from data_prep.readers import open_events
+    from data_prep.structured import find_hot_pads
 
     config = trained.info.image_config
     # charge_norm=quantile: the point-cloud files together are the target run
@@ -183,11 +184,12 @@ def target_images(
             parts.append(read_images(path).images)
             continue
         with open_events(path, charge=config.charge_column) as reader:
+            hot = None
+            if config.structured_noise != "none":  # the run's own hot pads, as classify
+                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
             events = list(reader.iter_events(skip_bad=True))
         if events:
-            counts = np.array([len(e.points) for e in events], dtype=np.int64)
-            points = np.concatenate([e.points[:, :4] for e in events])
-            parts.append(project_arrays(points, counts, config).images)
+            parts.append(project(events, config, hot).images)
     images = np.concatenate(parts) if parts else np.zeros((0, config.n_channels, 1, 1))
     if len(images) > max_events:
         pick = np.random.default_rng(seed).choice(len(images), max_events, replace=False)

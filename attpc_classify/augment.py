@@ -23,7 +23,8 @@ import numpy as np
 from attpc_classify.train_config import DetectorAugment
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet
-from data_prep.images import ImageConfig, project_arrays
+from data_prep.images import ImageConfig, event_pads, project_arrays, remove_structured_noise
+from data_prep.structured import find_hot_pads
 
 
 @dataclass
@@ -71,11 +72,22 @@ def load_points(images: ImageSet) -> PointBank:
         if not path.exists():
             raise InputError("source run file of the image file not found (detector "
                              "augmentation re-reads the point clouds)", path=path)  # fmt: skip
-        with open_events(path, charge=images.config.charge_column) as reader:
+        config = images.config
+        with open_events(path, charge=config.charge_column) as reader:
+            hot = None
+            if config.structured_noise != "none":
+                # structured noise goes once, here, as preprocess removed it: the bank
+                # keeps no pad ids for the rules that need them
+                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
             for event in reader.iter_events(skip_bad=True):
                 i = wanted.get((int(event.run), int(event.event_id)))
                 if i is not None:
-                    found[i] = np.asarray(event.points[:, :4], dtype=np.float32)
+                    points = event.points
+                    if hot is not None:
+                        pads, on_hot = event_pads([event], hot)
+                        n = np.array([len(points)])
+                        points, _ = remove_structured_noise(points, n, config, pads, on_hot)
+                    found[i] = np.asarray(points[:, :4], dtype=np.float32)
     missing = [i for i, p in enumerate(found) if p is None]
     if missing:
         i = missing[0]

@@ -54,7 +54,8 @@ from data_prep.atomic import check_writable, remove_stale_temps, temp_path
 from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
-from data_prep.images import ImageConfig, project_arrays
+from data_prep.images import ImageConfig, project
+from data_prep.structured import find_hot_pads
 from data_prep.tasks import run_tasks
 
 if TYPE_CHECKING:  # torch-heavy; imported by callers that already hold a model
@@ -523,10 +524,10 @@ def _empty(images: np.ndarray, voxels: np.ndarray | None, features: np.ndarray |
     return _blank(voxels if voxels is not None else images)
 
 
-def _project_batch(events: list, config: ImageConfig) -> _Batch:
-    counts = np.fromiter((e.points.shape[0] for e in events), np.int64, len(events))
-    points = np.concatenate([e.points[:, :4] for e in events], axis=0)
-    proj = project_arrays(points, counts, config)
+def _project_batch(
+    events: list, config: ImageConfig, hot_pads: dict[int, np.ndarray] | None = None
+) -> _Batch:
+    proj = project(events, config, hot_pads)
     return _Batch(
         run=np.fromiter((e.run for e in events), np.int64, len(events)),
         event_id=np.fromiter((e.event_id for e in events), np.int64, len(events)),
@@ -552,14 +553,18 @@ def _event_batches(
     from data_prep.readers import open_events
 
     with open_events(path, format=format, **reader_options) as reader:
+        hot = None
+        if config.structured_noise != "none":
+            # the run's own hot pads, from the same seeded sample preprocessing uses
+            hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
         pending: list = []
         for event in reader.iter_events(start, stop, skip_bad=skip_bad, on_skip=on_skip):
             pending.append(event)
             if len(pending) == batch_size:
-                yield _project_batch(pending, config)
+                yield _project_batch(pending, config, hot)
                 pending = []
         if pending:
-            yield _project_batch(pending, config)
+            yield _project_batch(pending, config, hot)
 
 
 _DONE = object()

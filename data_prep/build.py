@@ -58,6 +58,7 @@ from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
 from data_prep.readers import EventReader, all_options, detect_format, open_events
+from data_prep.structured import find_hot_pads
 from data_prep.tasks import run_tasks
 
 PLAN_VERSION = 1
@@ -420,7 +421,7 @@ def run_task(
     def flush(writer: ImageWriter) -> None:
         nonlocal skipped_at_flush
         if batch:
-            proj = project(batch, config)
+            proj = project(batch, config, hot_pads)
             writer.append(
                 proj.images,
                 np.fromiter((e.event_id for e in batch), np.int64, len(batch)),
@@ -439,9 +440,15 @@ def run_task(
         skipped_at_flush = n_skipped
         batch.clear()
 
+    hot_pads: dict[int, np.ndarray] = {}  # run -> its hot pads (structured_noise="rules")
     with ImageWriter(part, config, class_names=task.class_names, extra_attrs=extra) as writer:
         for seg in task.segments:
             reader = _cached_reader(seg.path, seg.format, options)
+            if config.structured_noise != "none":
+                # from the whole file's sample, so a task sees what any other task sees
+                found = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
+                for run, pads in found.items():
+                    hot_pads[run] = np.union1d(hot_pads.get(run, pads), pads)
             events = reader.iter_events(seg.start, seg.stop, skip_bad=skip_bad, on_skip=on_skip)
             for event in events:
                 batch.append(event)

@@ -26,6 +26,7 @@ from data_prep.cluster import dbscan_noise
 from data_prep.errors import InputError
 from data_prep.events import Event
 from data_prep.features import FEATURE_SETS, event_features, feature_names
+from data_prep.structured import StructuredNoiseRules, pad_ids, structured_noise_mask
 
 #: view name -> (column on the image's horizontal axis, column on its vertical axis)
 VIEW_AXES: dict[str, tuple[int, int]] = {"xy": (0, 1), "zy": (2, 1), "zx": (2, 0)}
@@ -34,6 +35,7 @@ CHARGE_TRANSFORMS = ("log1p", "linear", "binary")
 PIXEL_VALUES = ("sum", "max", "occupancy")
 CHARGE_NORMS = ("none", "event", "quantile")
 DENOISE = ("none", "dbscan", "hdbscan")
+STRUCTURED_NOISE = ("none", "rules")
 #: probability levels of the point-charge quantiles that ``charge_norm=quantile`` matches
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 
@@ -81,6 +83,18 @@ class ImageConfig:
     # none | tracks_v1: also compute each event's physics features (data_prep.features,
     # from the raw points: the cleaning above does not touch them) for feature models
     features: str = "none"
+    # none | rules: first of all (before the features and the projection) drop structured
+    # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
+    # their run's events (from a seeded sample of hot_pad_sample events of each file),
+    # AGET chips with >= chip_min_pads points within +-chip_window_mm in z, isolated points
+    # in z slices (+-burst_window_mm) of >= burst_min_points points spread over the plane
+    structured_noise: str = "none"
+    hot_pad_fraction: float = 0.5
+    hot_pad_sample: int = 500
+    chip_min_pads: int = 48
+    chip_window_mm: float = 12.0
+    burst_min_points: int = 15
+    burst_window_mm: float = 12.5
 
     def __post_init__(self) -> None:
         self.views = tuple(self.views)
@@ -134,6 +148,25 @@ class ImageConfig:
                 )
         if self.features not in FEATURE_SETS:
             raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
+        if self.structured_noise not in STRUCTURED_NOISE:
+            raise InputError(f"structured_noise must be one of {STRUCTURED_NOISE}")
+        if not 0 < self.hot_pad_fraction < 1 or self.hot_pad_sample < 1:
+            raise InputError("hot_pad_fraction must be in (0, 1) and hot_pad_sample >= 1")
+        if self.chip_min_pads < 2 or self.burst_min_points < 2:
+            raise InputError("chip_min_pads and burst_min_points must be >= 2")
+        if self.chip_window_mm <= 0 or self.burst_window_mm <= 0:
+            raise InputError("chip_window_mm and burst_window_mm must be > 0")
+
+    @property
+    def rules(self) -> StructuredNoiseRules:
+        """The structured-noise thresholds of this config."""
+        return StructuredNoiseRules(
+            hot_pad_fraction=self.hot_pad_fraction,
+            chip_min_pads=self.chip_min_pads,
+            chip_window_mm=self.chip_window_mm,
+            burst_min_points=self.burst_min_points,
+            burst_window_mm=self.burst_window_mm,
+        )
 
     @property
     def n_channels(self) -> int:
@@ -143,7 +176,12 @@ class ImageConfig:
     @property
     def cleans(self) -> bool:
         """Whether points are removed or rescaled before projection."""
-        return self.beam_mask_mm > 0 or self.denoise != "none" or self.charge_norm != "none"
+        return (
+            self.beam_mask_mm > 0
+            or self.denoise != "none"
+            or self.charge_norm != "none"
+            or self.structured_noise != "none"
+        )
 
     @property
     def ranges(self) -> np.ndarray:
@@ -298,7 +336,13 @@ def _event_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return out
 
 
-def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
+def project_arrays(
+    points: np.ndarray,
+    counts: np.ndarray,
+    config: ImageConfig,
+    pads: np.ndarray | None = None,
+    hot: np.ndarray | None = None,
+) -> Projection:
     """Project a batch given as concatenated points.
 
     Parameters
@@ -309,6 +353,9 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
         ``(B,)`` number of points of each event, in order.
     config
         Views, size, ranges and charge transform.
+    pads, hot
+        ``(N,)`` pad id of each point (-1 unknown) and True where it is on a hot pad of
+        its run, for ``structured_noise="rules"`` (without them only the burst rule acts).
 
     Returns
     -------
@@ -329,12 +376,15 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
     n_chan = config.n_channels
     per_event = n_chan * size * size + g**3
     if batch > 1 and batch * per_event > _MAX_BUFFER:
-        return _project_in_slices(points, counts, config, max(1, _MAX_BUFFER // per_event))
+        step = max(1, _MAX_BUFFER // per_event)
+        return _project_in_slices(points, counts, config, step, pads, hot)
+    n_points = counts
+    if config.structured_noise != "none":
+        points, counts = remove_structured_noise(points, counts, config, pads, hot)
     features = None
     if config.features != "none":
         features = event_features(points, counts, config.features)
     if config.cleans:
-        n_points = counts
         points, counts = clean_points(points, counts, config)
         proj = _project(points, counts, config)
         proj.n_points, proj.n_removed = n_points, n_points - counts
@@ -342,6 +392,23 @@ def project_arrays(points: np.ndarray, counts: np.ndarray, config: ImageConfig) 
         proj = _project(points, counts, config)
     proj.features = features
     return proj
+
+
+def remove_structured_noise(
+    points: np.ndarray,
+    counts: np.ndarray,
+    config: ImageConfig,
+    pads: np.ndarray | None = None,
+    hot: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points and counts without what ``config``'s structured-noise rules drop."""
+    n = len(points)
+    pads = np.full(n, -1, dtype=np.int64) if pads is None else np.asarray(pads, np.int64)
+    hot = np.zeros(n, dtype=bool) if hot is None else np.asarray(hot, dtype=bool)
+    drop = structured_noise_mask(points, counts, pads, hot, config.rules)
+    event = np.repeat(np.arange(len(counts)), counts)
+    kept = np.bincount(event[~drop], minlength=len(counts)).astype(np.int64)
+    return points[~drop], kept
 
 
 def _project(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
@@ -456,7 +523,12 @@ def _max_at(flat: np.ndarray, weights: np.ndarray, size: int) -> np.ndarray:
 
 
 def _project_in_slices(
-    points: np.ndarray, counts: np.ndarray, config: ImageConfig, step: int
+    points: np.ndarray,
+    counts: np.ndarray,
+    config: ImageConfig,
+    step: int,
+    pads: np.ndarray | None = None,
+    hot: np.ndarray | None = None,
 ) -> Projection:
     ends = np.cumsum(counts)
     starts = ends - counts
@@ -464,7 +536,15 @@ def _project_in_slices(
     for lo in range(0, len(counts), step):
         hi = min(lo + step, len(counts))
         sl = slice(starts[lo], ends[hi - 1]) if hi > lo else slice(0, 0)
-        parts.append(project_arrays(points[sl], counts[lo:hi], config))
+        parts.append(
+            project_arrays(
+                points[sl],
+                counts[lo:hi],
+                config,
+                None if pads is None else pads[sl],
+                None if hot is None else hot[sl],
+            )
+        )
     return Projection(
         images=np.concatenate([p.images for p in parts]),
         voxels=None if parts[0].voxels is None else np.concatenate([p.voxels for p in parts]),
@@ -492,8 +572,13 @@ def _scale_values(q: np.ndarray, config: ImageConfig, *, occupancy: bool = False
     return np.rint(val * 255.0) if config.dtype == "uint8" else val
 
 
-def project(events: Sequence[Event], config: ImageConfig) -> Projection:
-    """Project a list of `Event` objects; see `project_arrays`."""
+def project(
+    events: Sequence[Event],
+    config: ImageConfig,
+    hot_pads: dict[int, np.ndarray] | None = None,
+) -> Projection:
+    """Project a list of `Event` objects; see `project_arrays`. ``hot_pads``: the hot pads
+    of each run (`data_prep.structured.find_hot_pads`) for ``structured_noise="rules"``."""
     if not events:
         shape = (0, config.n_channels, config.size, config.size)
         g = config.voxel_grid
@@ -509,4 +594,19 @@ def project(events: Sequence[Event], config: ImageConfig) -> Projection:
         )
     counts = np.array([e.points.shape[0] for e in events], dtype=np.int64)
     points = np.concatenate([e.points[:, :4] for e in events], axis=0)
-    return project_arrays(points, counts, config)
+    if config.structured_noise == "none":
+        return project_arrays(points, counts, config)
+    pads, hot = event_pads(events, hot_pads or {})
+    return project_arrays(points, counts, config, pads, hot)
+
+
+def event_pads(
+    events: Sequence[Event], hot_pads: dict[int, np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """(N,) pad id of every point of ``events`` (-1 unknown) and whether it is one of its
+    run's ``hot_pads``."""
+    pads = [pad_ids(e.points) for e in events]
+    hot = [
+        np.isin(p, hot_pads.get(e.run, ())) & (p >= 0) for e, p in zip(events, pads, strict=True)
+    ]
+    return np.concatenate(pads), np.concatenate(hot)

@@ -18,6 +18,7 @@ import dataclasses
 from pathlib import Path
 
 from attpc_classify.config import load_config
+from data_prep.sim.config import FAULT_KNOBS
 from data_prep.simulate import SimConfig, simulate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "sim"
@@ -37,11 +38,14 @@ def main() -> None:
     for knob in ranges.active:
         for end, value in zip(("low", "high"), getattr(ranges, knob), strict=True):
             out = args.out / f"{knob}_{end}"
-            pinned = dataclasses.replace(nominal.randomize, **{knob: (value, value)})
+            # a detector fault (hot pads, dead chips, gain spread) is drawn per run file
+            faults = "file" if knob in FAULT_KNOBS else nominal.randomize.faults
+            pinned = dataclasses.replace(nominal.randomize, faults=faults, **{knob: (value, value)})
             if args.dry_run:
+                extra = " --set randomize.faults=file" if faults == "file" else ""
                 print(f"attpc-classify simulate --config e15503b_nominal --events {args.events} "
                       f"--seed {args.seed} --workers {args.workers} --out {out} "
-                      f"--set 'randomize.{knob}=[{value},{value}]'")  # fmt: skip
+                      f"--set 'randomize.{knob}=[{value},{value}]'{extra}")  # fmt: skip
                 continue
             config = dataclasses.replace(nominal, name=f"e15503b_nominal {knob}={value}",
                                          randomize=pinned)  # fmt: skip

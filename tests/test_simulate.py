@@ -260,6 +260,9 @@ def test_presets_load_and_differ():
         ("randomize.per=run", "randomize.per"),
         ("randomize.dead_pad_fraction=[0,1.5]", "dead_pad_fraction"),
         ("randomize.pressure_factor=[1,3]", "beam stops"),
+        ("randomize.hot_pads=[0,5]", "randomize.faults: file"),
+        ("randomize.faults=run", "randomize.faults"),
+        ("randomize.chip_rate=[-1,1]", "randomize.chip_rate"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(override, message, tmp_path, capsys):
@@ -384,8 +387,6 @@ def test_randomized_preset_draws_stores_and_repeats(tmp_path):
             radius = np.hypot(points[:, 0], points[:, 1])
             assert np.all(radius >= row["beam_pad_radius_mm"] - 1e-3)
             assert np.all(points[:, 3] > row["adc_threshold"] - 1e-3)
-            if row["channel"] != b"noise":
-                assert row["n_noise"] <= row["noise_hits"]
 
 
 def test_randomize_per_file_holds_one_setting_per_file(tmp_path):
@@ -591,3 +592,51 @@ def test_attpcroot_frame_option_rotates_about_x(tmp_path):
         got = next(iter(reader)).points[:, :4]
     expected = points * [1, -1, -1, 1] + [0, 0, 900.0, 0]
     np.testing.assert_allclose(got, expected)
+
+
+def test_randomized_faults_differ_per_file_and_repeat_per_seed(tmp_path):
+    """With ``randomize.faults: file`` each run file is its own faulty detector: the
+    structured-noise knobs stay in their ranges, one fault setting holds a whole file, two
+    files get different hot pads (the pads that fire in every event of a file), the same
+    seed gives the same faults, and the nominal preset keeps its one fixed detector."""
+    config = load_config(
+        SimConfig,
+        CONFIGS / "e15503b_randomized.yaml",
+        # nothing else may hide a hot pad: no dead pads or chips, no blind core
+        [
+            "randomize.hot_pads=[6, 10]",
+            "randomize.noise_hits=[0, 5]",
+            "randomize.dead_pad_fraction=[]",
+            "randomize.beam_pad_radius_mm=[]",
+            "randomize.dead_chips=[0, 0]",
+        ],
+    )
+    check_config(config)
+    one = simulate(config, 8, tmp_path / "a", seed=3, events_per_file=4)
+    again = simulate(config, 8, tmp_path / "b", seed=3, events_per_file=4)
+    assert [_digest(p) for p in one.files] == [_digest(p) for p in again.files]
+    table = _table(one)
+    for knob in ("chip_rate", "burst_rate", "hot_pads", "dead_chips", "pad_gain_spread"):
+        lo, hi = getattr(config.randomize, knob)
+        assert np.all((table[knob] >= np.float32(lo)) & (table[knob] <= np.float32(hi))), knob
+    for knob in ("hot_pads", "dead_chips", "pad_gain_spread"):  # one detector per file
+        per_file = table[knob].reshape(2, 4)
+        assert np.all(per_file == per_file[:, :1]), knob
+    hot = []
+    for path, n_hot in zip(one.files, table["hot_pads"][::4], strict=True):
+        with h5py.File(path) as f:
+            sets = [
+                set(f[f"cloud/cloud_{e}"][()][:, 5].astype(int).tolist())
+                for e in f["events"]["event"]
+            ]
+        always = set.intersection(*sets)  # pads in every event of the file
+        assert len(always) >= n_hot
+        assert len(always) <= n_hot + 2  # beyond the hot pads, hardly a pad fires always
+        hot.append(always)
+    assert hot[0] != hot[1]
+    nominal = load_config(SimConfig, CONFIGS / "e15503b_nominal.yaml")
+    assert nominal.randomize.faults == "fixed"
+    with pytest.raises(InputError, match="faults: file"):
+        check_config(
+            load_config(SimConfig, CONFIGS / "e15503b_nominal.yaml", ["randomize.hot_pads=[0, 3]"])
+        )

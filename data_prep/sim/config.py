@@ -165,7 +165,19 @@ RANDOM_KNOBS: tuple[str, ...] = (
     "z_offset_mm",
     "beam_pad_radius_mm",
     "tilt_deg",
+    # structured noise: per event (or file) like the knobs above
+    "chip_rate",
+    "burst_rate",
+    # detector faults (`FAULT_KNOBS`): always one draw per run file, from the fault stream
+    "hot_pads",
+    "dead_chips",
+    "pad_gain_spread",
 )
+#: Knobs that describe a faulty detector for a whole run: drawn once per run file from
+#: ``[seed, FAULT_STREAM, file]`` together with the faulty pads themselves.
+FAULT_KNOBS: tuple[str, ...] = ("hot_pads", "dead_chips", "pad_gain_spread")
+#: Knobs drawn as integers (uniform, inclusive).
+INTEGER_KNOBS: tuple[str, ...] = ("noise_hits", "hot_pads", "dead_chips")
 
 
 @dataclass
@@ -179,6 +191,10 @@ class RandomizeConfig:
     """
 
     per: str = "event"  # "event": new values every event; "file": one set per run file
+    # where dead chips, hot pads and per-pad gains come from: "fixed" (one detector,
+    # DETECTOR_STREAM, the same in every run file) or "file" (a new faulty detector per run
+    # file, seeded from the simulation's seed and the file); ranges of FAULT_KNOBS need "file"
+    faults: str = "fixed"
     gain_factor: tuple[float, ...] = ()  # x detector.mpgd_gain, log-uniform (e.g. 0.3-3)
     adc_threshold: tuple[float, ...] = ()  # ADC, uniform
     pressure_factor: tuple[float, ...] = ()  # x gas.pressure_torr, uniform (e.g. 0.95-1.05)
@@ -191,6 +207,11 @@ class RandomizeConfig:
     z_offset_mm: tuple[float, ...] = ()  # mm, uniform
     beam_pad_radius_mm: tuple[float, ...] = ()  # mm, uniform
     tilt_deg: tuple[float, ...] = ()  # deg, E-B angle (shear of the side views), uniform
+    chip_rate: tuple[float, ...] = ()  # mean AGET chips firing per event, uniform
+    burst_rate: tuple[float, ...] = ()  # mean time-bunched bursts per event, uniform
+    hot_pads: tuple[int, ...] = ()  # hot pads of a run file, integer uniform (faults: file)
+    dead_chips: tuple[int, ...] = ()  # dead AGET chips of a run file, integer uniform
+    pad_gain_spread: tuple[float, ...] = ()  # lognormal sigma of the per-pad gain, uniform
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -273,12 +294,27 @@ _KNOB_LOW: dict[str, float | None] = {
     "z_offset_mm": None,
     "beam_pad_radius_mm": 0.0,
     "tilt_deg": None,
+    "chip_rate": 0.0,
+    "burst_rate": 0.0,
+    "hot_pads": 0.0,
+    "dead_chips": 0.0,
+    "pad_gain_spread": 0.0,
 }
 
 
 def _validate_randomize(rand: RandomizeConfig) -> None:
     if rand.per not in ("event", "file"):
         raise InputError(f"config key 'randomize.per' must be 'event' or 'file', got {rand.per!r}")
+    if rand.faults not in ("fixed", "file"):
+        raise InputError(
+            f"config key 'randomize.faults' must be 'fixed' or 'file', got {rand.faults!r}"
+        )
+    ranged = [k for k in FAULT_KNOBS if getattr(rand, k)]
+    if ranged and rand.faults != "file":
+        raise InputError(
+            f"config key 'randomize.{ranged[0]}' is a detector fault drawn per run file: "
+            "set randomize.faults: file"
+        )
     for knob in RANDOM_KNOBS:
         value = getattr(rand, knob)
         if not value:
@@ -293,10 +329,14 @@ def _validate_randomize(rand: RandomizeConfig) -> None:
                 raise InputError(f"config key {key!r} must be [min, max] with min <= max")
         else:
             lo, hi = _pair(key, value, low=low)
-        if knob == "noise_hits" and (lo != int(lo) or hi != int(hi)):
-            raise InputError("config key 'randomize.noise_hits' must hold integers")
+        if knob in INTEGER_KNOBS and (lo != int(lo) or hi != int(hi)):
+            raise InputError(f"config key {key!r} must hold integers")
         if knob == "dead_pad_fraction" and hi >= 1:
             raise InputError("config key 'randomize.dead_pad_fraction' must stay below 1")
+        if knob == "hot_pads" and hi > 1000:
+            raise InputError("config key 'randomize.hot_pads' must stay <= 1000 (of 10,240 pads)")
+        if knob == "dead_chips" and hi > 160 - 1:
+            raise InputError("config key 'randomize.dead_chips' must stay below 160 (all chips)")
         if knob == "adc_threshold" and hi >= 4095:
             raise InputError("config key 'randomize.adc_threshold' must stay below 4095 ADC")
 

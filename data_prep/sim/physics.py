@@ -30,6 +30,7 @@ from data_prep.sim.points import trace_points
 from data_prep.sim.randomize import (
     CHIP_CHANNELS,
     NUM_PADS,
+    DetectorFaults,
     Knobs,
     detector_faults,
     draw_knobs,
@@ -340,8 +341,6 @@ class EventGenerator:
         self.beam_pad = np.zeros(len(self.engine.pad_centers), dtype=bool)
         self.beam_pad[list(beam_pads)] = True
         self.faults = detector_faults(config, self.noise_pads)
-        self.dead_chip = np.zeros(len(self.engine.pad_centers), dtype=bool)
-        self.dead_chip[self.faults.dead_pads] = True
         # noise lives where physics can: the drift volume, inside the 512 sampled buckets
         self.noise_tb = (
             float(max(0, e.micromegas_tb)),
@@ -597,9 +596,9 @@ class EventGenerator:
             raw, labels = self.shear(raw, labels, knobs.tilt_deg, engine)
             if len(raw) == 0:
                 return np.empty((0, 8)), np.empty(0, dtype=np.int64)
-        if self.config.detector.pad_gain_spread > 0:
+        if knobs.pad_gain_spread > 0:
             raw = raw.copy()  # each pad's own gain (lognormal, fixed for the detector)
-            raw[:, 2] *= self.faults.pad_gain[raw[:, 0].astype(np.int64)]
+            raw[:, 2] *= self.faults_of(knobs).pad_gain[raw[:, 0].astype(np.int64)]
         e = self.config.electronics
         if e.point_formation == "bucket":
             cloud = convert_to_spyral(
@@ -728,10 +727,15 @@ class EventGenerator:
         inside = (raw[:, 1] >= self.noise_tb[0]) & (raw[:, 1] < self.noise_tb[1])
         return self.form(raw[inside], labels[inside], engine, knobs, rng)
 
+    def faults_of(self, knobs: Knobs) -> DetectorFaults:
+        """The detector of this event: its run file's own faults, or the fixed detector."""
+        return knobs.faults if knobs.faults is not None else self.faults
+
     def readable(self, pads: np.ndarray, knobs: Knobs) -> np.ndarray:
         """Mask of points on pads that read out: not dead, outside the beam-pad radius."""
         pads = pads.astype(np.int64)
-        ok = (self.pad_radius[pads] >= knobs.beam_pad_radius_mm) & ~self.dead_chip[pads]
+        dead_chip = self.faults_of(knobs).dead_mask
+        ok = (self.pad_radius[pads] >= knobs.beam_pad_radius_mm) & ~dead_chip[pads]
         if len(knobs.dead_pads):
             ok &= ~np.isin(pads, knobs.dead_pads)
         return ok
@@ -781,20 +785,14 @@ class EventGenerator:
         """Noise with structure: AGET chips whose 64 channels fire at one time, hot pads
         in every event, and time-bunched bursts on random pads."""
         n = self.config.noise
-        parts = [
-            self.hits(
-                self.faults.hot_pads,
-                rng.uniform(*self.noise_tb, size=len(self.faults.hot_pads)),
-                rng,
-                knobs,
-            )
-        ]
-        for _ in range(int(rng.poisson(n.chip_rate))):
+        hot = self.faults_of(knobs).hot_pads
+        parts = [self.hits(hot, rng.uniform(*self.noise_tb, size=len(hot)), rng, knobs)]
+        for _ in range(int(rng.poisson(knobs.chip_rate))):
             chip = int(rng.integers(NUM_PADS // CHIP_CHANNELS))
             pads = chip * CHIP_CHANNELS + np.arange(CHIP_CHANNELS)
             t0 = rng.uniform(*self.noise_tb)
             parts.append(self.hits(pads, t0 + rng.normal(0.0, 1.0, size=len(pads)), rng, knobs))
-        for _ in range(int(rng.poisson(n.burst_rate))):
+        for _ in range(int(rng.poisson(knobs.burst_rate))):
             size = int(rng.integers(int(n.burst_hits[0]), int(n.burst_hits[1]) + 1))
             pads = rng.choice(self.noise_pads, size=size, replace=False)
             t0 = rng.uniform(*self.noise_tb)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_prep.sim.config import RANDOM_KNOBS, SimConfig
+from data_prep.sim.config import FAULT_KNOBS, INTEGER_KNOBS, RANDOM_KNOBS, SimConfig
 
 #: Pads on the AT-TPC pad plane (attpc-engine's pad map).
 NUM_PADS = 10240
@@ -32,22 +32,66 @@ class DetectorFaults:
     dead_pads: np.ndarray  # pad ids of the dead chips
     hot_pads: np.ndarray  # pad ids that fire in every event
     pad_gain: np.ndarray  # (NUM_PADS,) relative gain, lognormal around 1
+    dead_mask: np.ndarray = field(init=False, repr=False)  # (NUM_PADS,) True on dead chips
+
+    def __post_init__(self) -> None:
+        self.dead_mask = np.zeros(NUM_PADS, dtype=bool)
+        self.dead_mask[self.dead_pads] = True
 
 
-def detector_faults(config: SimConfig, candidates: np.ndarray) -> DetectorFaults:
-    """Draw the fixed faults of the detector from `DETECTOR_STREAM` (same for every event).
+def detector_faults(
+    config: SimConfig,
+    candidates: np.ndarray,
+    rng: np.random.Generator | None = None,
+    counts: tuple[int, int, float] | None = None,
+) -> DetectorFaults:
+    """Draw the faults of a detector: ``dead_chips`` whole chips, ``hot_pads`` pads and a
+    lognormal gain per pad (sigma ``pad_gain_spread``).
 
-    ``candidates`` are the pads hot pads may be chosen from (not beam pads).
+    Without ``rng`` they come from `DETECTOR_STREAM` (one detector for every run file);
+    ``counts`` = (hot pads, dead chips, gain spread) overrides the config's values (the
+    per-file draw of `draw_faults`). ``candidates`` are the pads hot pads may be chosen
+    from (not beam pads).
     """
     d, n = config.detector, config.noise
-    rng = np.random.default_rng(DETECTOR_STREAM)
-    chips = rng.choice(NUM_PADS // CHIP_CHANNELS, size=int(d.dead_chips), replace=False)
+    hot_n, dead_n, sigma = counts or (int(n.hot_pads), int(d.dead_chips), float(d.pad_gain_spread))
+    rng = rng if rng is not None else np.random.default_rng(DETECTOR_STREAM)
+    chips = rng.choice(NUM_PADS // CHIP_CHANNELS, size=int(dead_n), replace=False)
     dead = (chips[:, None] * CHIP_CHANNELS + np.arange(CHIP_CHANNELS)).ravel()
-    hot = rng.choice(candidates, size=int(n.hot_pads), replace=False)
-    sigma = float(d.pad_gain_spread)
+    hot = rng.choice(candidates, size=int(hot_n), replace=False)
     # mean 1: the spread must not move the overall gain (that is gain_factor's job)
     gain = rng.lognormal(-0.5 * sigma**2, sigma, size=NUM_PADS) if sigma > 0 else np.ones(NUM_PADS)
     return DetectorFaults(np.sort(dead), np.sort(hot), gain)
+
+
+def draw_faults(
+    config: SimConfig, candidates: np.ndarray, rng: np.random.Generator
+) -> tuple[DetectorFaults, dict[str, float]]:
+    """A new faulty detector for one run file (``randomize.faults: file``): the ranged
+    `FAULT_KNOBS` drawn first (integers uniform inclusive, the gain spread uniform), then
+    the pads themselves, all from ``rng``. Returns the faults and the values used."""
+    d, n, rand = config.detector, config.noise, config.randomize
+    values: dict[str, float] = {
+        "hot_pads": int(n.hot_pads),
+        "dead_chips": int(d.dead_chips),
+        "pad_gain_spread": float(d.pad_gain_spread),
+    }
+    for name in FAULT_KNOBS:
+        span = getattr(rand, name)
+        if span:
+            values[name] = _draw(name, float(span[0]), float(span[1]), rng)
+    counts = (int(values["hot_pads"]), int(values["dead_chips"]), float(values["pad_gain_spread"]))
+    return detector_faults(config, candidates, rng, counts), values
+
+
+def _draw(name: str, lo: float, hi: float, rng: np.random.Generator) -> float:
+    """One value of knob ``name`` in [lo, hi]: gain log-uniform, counts integer uniform
+    (inclusive), the rest uniform."""
+    if name == "gain_factor":
+        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
+    if name in INTEGER_KNOBS:
+        return int(rng.integers(int(lo), int(hi) + 1))
+    return float(rng.uniform(lo, hi))
 
 
 @dataclass
@@ -66,6 +110,12 @@ class Knobs:
     z_offset_mm: float = 0.0  # mm
     beam_pad_radius_mm: float = 0.0  # mm
     tilt_deg: float = 0.0  # deg
+    chip_rate: float = 0.2  # mean AGET chips firing per event
+    burst_rate: float = 0.1  # mean bursts per event
+    hot_pads: int = 3  # hot pads of the detector used (table only; the pads: `faults`)
+    dead_chips: int = 0  # dead chips of the detector used (table only)
+    pad_gain_spread: float = 0.15  # per-pad gain sigma of the detector used (table only)
+    faults: DetectorFaults | None = None  # None: the generator's fixed detector
     dead_pads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
@@ -86,6 +136,11 @@ def fixed_knobs(config: SimConfig) -> Knobs:
         z_offset_mm=float(d.z_offset_mm),
         beam_pad_radius_mm=float(d.beam_pad_radius_mm),
         tilt_deg=float(d.tilt_deg),
+        chip_rate=float(config.noise.chip_rate),
+        burst_rate=float(config.noise.burst_rate),
+        hot_pads=int(config.noise.hot_pads),
+        dead_chips=int(d.dead_chips),
+        pad_gain_spread=float(d.pad_gain_spread),
     )
 
 
@@ -101,16 +156,9 @@ def draw_knobs(config: SimConfig, rng: np.random.Generator | None) -> Knobs:
     if rng is not None:
         for name in RANDOM_KNOBS:
             span = getattr(rand, name)
-            if not span:
+            if not span or name in FAULT_KNOBS:  # faults: `draw_faults`, once per file
                 continue
-            lo, hi = float(span[0]), float(span[1])
-            if name == "gain_factor":
-                value: float = math.exp(rng.uniform(math.log(lo), math.log(hi)))
-            elif name == "noise_hits":
-                value = int(rng.integers(int(lo), int(hi) + 1))
-            else:
-                value = float(rng.uniform(lo, hi))
-            setattr(knobs, name, value)
+            setattr(knobs, name, _draw(name, float(span[0]), float(span[1]), rng))
     n_dead = round(knobs.dead_pad_fraction * NUM_PADS)
     if n_dead:
         # a fixed fraction is a property of the detector: the same pads in every event

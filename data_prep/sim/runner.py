@@ -24,7 +24,7 @@ from data_prep.events import CLASS_NAMES
 from data_prep.sim.channels import CHANNEL_NAMES, plan_channels
 from data_prep.sim.config import SimConfig, validate_config
 from data_prep.sim.physics import EventGenerator, check_physics
-from data_prep.sim.randomize import draw_knobs
+from data_prep.sim.randomize import draw_faults, draw_knobs, fixed_knobs
 from data_prep.sim.runfile import (
     IDENTITY_ATTRS,
     PARTIAL_SUFFIX,
@@ -37,6 +37,7 @@ from data_prep.sim.runfile import (
 PLAN_STREAM = 0x5EED_0001
 EVENT_STREAM = 0x5EED_0002
 KNOB_STREAM = 0x5EED_0003
+FAULT_STREAM = 0x5EED_0004
 DEFAULT_EVENTS_PER_FILE = 100
 
 
@@ -50,6 +51,13 @@ def knob_rng(seed: int, event: int, first_event: int, per: str) -> np.random.Gen
     the file's first event, so the files of one simulation draw different settings)."""
     key = event if per == "event" else first_event
     return np.random.default_rng([seed, KNOB_STREAM, int(per == "file"), key])
+
+
+def fault_rng(seed: int, first_event: int) -> np.random.Generator:
+    """The generator of one run file's detector faults (``randomize.faults: file``): keyed
+    on the seed and the file's first event, so every file is its own faulty detector and
+    the same seed gives the same faults."""
+    return np.random.default_rng([seed, FAULT_STREAM, first_event])
 
 
 @dataclass
@@ -146,6 +154,12 @@ def _run_file(
     per = config.randomize.per
     randomised = bool(config.randomize.active)
     knobs = None
+    faults, fault_values = None, {}
+    if config.randomize.faults == "file":
+        faults, fault_values = draw_faults(
+            config, generator.noise_pads, fault_rng(seed, task.first_event)
+        )
+        knobs = fixed_knobs(config)
     if randomised and per == "file":
         knobs = draw_knobs(config, knob_rng(seed, task.first_event, task.first_event, per))
     with RunFileWriter(task.path, task.attrs) as writer:
@@ -153,6 +167,11 @@ def _run_file(
             event_id = task.first_event + offset
             if randomised and per == "event":
                 knobs = draw_knobs(config, knob_rng(seed, event_id, task.first_event, per))
+            if faults is not None:
+                # the run file's own detector (draws of the knobs above are unchanged)
+                knobs.faults = faults
+                for name, value in fault_values.items():
+                    setattr(knobs, name, value)
             event = generator.generate(CHANNEL_NAMES[channel_id], event_rng(seed, event_id), knobs)
             writer.write(event_id, event)
             if progress is not None:

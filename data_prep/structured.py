@@ -1,0 +1,190 @@
+"""Structured-noise cleaning: hot pads, firing AGET chips and time-bunched bursts.
+
+Rules a physicist can check by eye, blind to labels (docs/sim-to-real.md, "Structured
+noise"); each acts on a whole batch at once:
+
+- **hot pads**: a pad that fires in more than ``hot_pad_fraction`` of a run's events is
+  not following any track; the run's hot pads are found from the run itself
+  (`find_hot_pads`, a seeded sample of its events) and every point on them is dropped;
+- **chip fires**: an AGET chip (``chip_channels`` consecutive pad ids) with at least
+  ``chip_min_pads`` points within ±``chip_window_mm`` in z fired as a whole: its points
+  within twice that window of the fire's median z are dropped;
+- **bursts**: a z slice of ±``burst_window_mm`` holding at least ``burst_min_points``
+  points spread over the pad plane (rms distance from their centroid at least
+  ``burst_spread_mm``): the points of that slice with no other point within
+  ``burst_isolation_mm`` (3-D) are dropped; track points have neighbours and stay.
+
+Pad ids come from the point clouds (Spyral's column 5); formats without them (pytpc,
+ATTPCROOT exports) get only the burst rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from data_prep.cluster import dbscan_labels
+
+#: Spyral point-cloud column holding the pad id.
+PAD_COLUMN = 5
+#: Pads whose points lie within this radius of the beam axis are never called hot: the
+#: beam ions pass next to them in every event (physics, not electronics); the features and
+#: the robust images leave this core out anyway (data_prep.features.CORE_MM).
+HOT_PAD_CORE_MM = 30.0
+#: Events sampled per run to find its hot pads (seeded: the same sample every time).
+HOT_PAD_SEED = 0x5EED_0407
+
+
+@dataclass(frozen=True)
+class StructuredNoiseRules:
+    """Thresholds of the three rules (`data_prep.images.ImageConfig` holds them)."""
+
+    hot_pad_fraction: float = 0.5
+    chip_channels: int = 64
+    chip_min_pads: int = 48
+    chip_window_mm: float = 12.0
+    burst_window_mm: float = 12.5
+    burst_min_points: int = 15
+    burst_spread_mm: float = 120.0
+    burst_isolation_mm: float = 20.0
+
+
+def pad_ids(points: np.ndarray) -> np.ndarray:
+    """(N,) pad id of every point (column `PAD_COLUMN`), -1 where the format has none."""
+    if points.ndim == 2 and points.shape[1] > PAD_COLUMN:
+        return np.rint(points[:, PAD_COLUMN]).astype(np.int64)
+    return np.full(len(points), -1, dtype=np.int64)
+
+
+def hot_pads_from_events(pads_per_event: Iterable[np.ndarray], fraction: float) -> np.ndarray:
+    """Sorted pad ids that fire in more than ``fraction`` of the given events (one run).
+
+    A pad with several points in one event counts once for that event.
+    """
+    counts: dict[int, int] = {}
+    n = 0
+    for pads in pads_per_event:
+        n += 1
+        for pad in np.unique(pads[pads >= 0]).tolist():
+            counts[pad] = counts.get(pad, 0) + 1
+    if n == 0:
+        return np.empty(0, dtype=np.int64)
+    return np.array(sorted(p for p, c in counts.items() if c > fraction * n), dtype=np.int64)
+
+
+def sample_positions(n_events: int, n_sample: int, key: int) -> np.ndarray:
+    """Sorted positions of at most ``n_sample`` of ``n_events`` events, seeded by ``key``
+    (e.g. the file's index) so the same file always gives the same sample."""
+    if n_events <= n_sample:
+        return np.arange(n_events)
+    rng = np.random.default_rng([HOT_PAD_SEED, key])
+    return np.sort(rng.choice(n_events, size=n_sample, replace=False))
+
+
+def find_hot_pads(reader: Any, fraction: float, n_sample: int) -> dict[int, np.ndarray]:
+    """Hot pads of each run in an open reader's file, from a seeded sample of at most
+    ``n_sample`` of its events (`sample_positions`, keyed on the file's event count, so
+    preprocessing and classifying the same file find the same pads). Pads in the beam core
+    (`HOT_PAD_CORE_MM`) are left out; bad events are skipped; a file without pad ids
+    gives no hot pads."""
+    positions = sample_positions(len(reader), n_sample, len(reader))
+    by_run: dict[int, list[np.ndarray]] = {}
+    start = 0
+    while start < len(positions):
+        # read runs of consecutive positions at once (a reader streams ranges cheaply)
+        stop = start + 1
+        while stop < len(positions) and positions[stop] == positions[stop - 1] + 1:
+            stop += 1
+        first, last = int(positions[start]), int(positions[stop - 1]) + 1
+        for event in reader.iter_events(first, last, skip_bad=True):
+            pads = pad_ids(event.points)
+            core = np.hypot(event.points[:, 0], event.points[:, 1]) < HOT_PAD_CORE_MM
+            by_run.setdefault(int(event.run), []).append(pads[~core])
+        start = stop
+    return {run: hot_pads_from_events(pads, fraction) for run, pads in by_run.items()}
+
+
+def _window_counts(key: np.ndarray, half: float) -> np.ndarray:
+    """For sorted ``key``: how many keys lie within ±half of each."""
+    return np.searchsorted(key, key + half, "right") - np.searchsorted(key, key - half, "left")
+
+
+def _group_key(group: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """A sortable key (group first, then z) whose groups lie far apart: z spans < 1e5 mm."""
+    return group.astype(np.float64) * 1e5 + (z - z.min() if len(z) else z)
+
+
+def chip_fire_mask(
+    z: np.ndarray, pads: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules
+) -> np.ndarray:
+    """(N,) True for points of an AGET chip that fired as a whole (see module doc)."""
+    drop = np.zeros(len(z), dtype=bool)
+    known = np.flatnonzero(pads >= 0)
+    if not len(known):
+        return drop
+    chip = pads[known] // rules.chip_channels
+    group = event[known] * (int(pads.max()) // rules.chip_channels + 1) + chip
+    zk = z[known]
+    order = np.lexsort((zk, group))
+    counts = np.empty(len(known), dtype=np.int64)
+    counts[order] = _window_counts(_group_key(group[order], zk[order]), rules.chip_window_mm)
+    core = counts >= rules.chip_min_pads
+    if not core.any():
+        return drop
+    fired, inverse = np.unique(group[core], return_inverse=True)
+    centre = np.array([np.median(zk[core][inverse == i]) for i in range(len(fired))])
+    slot = np.searchsorted(fired, group)
+    slot = np.minimum(slot, len(fired) - 1)
+    in_fired = fired[slot] == group
+    near = np.abs(zk - centre[slot]) <= 2 * rules.chip_window_mm
+    drop[known[in_fired & near]] = True
+    return drop
+
+
+def burst_mask(
+    xyz: np.ndarray, counts: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules
+) -> np.ndarray:
+    """(N,) True for isolated points inside a dense, plane-wide z slice (see module doc)."""
+    n = len(xyz)
+    if n == 0:
+        return np.zeros(0, dtype=bool)
+    order = np.lexsort((xyz[:, 2], event))
+    key = _group_key(event[order], xyz[order, 2])
+    lo = np.searchsorted(key, key - rules.burst_window_mm, "left")
+    hi = np.searchsorted(key, key + rules.burst_window_mm, "right")
+    size = hi - lo
+    # rms distance of the slice's points from their centroid, from running sums
+    x, y = xyz[order, 0], xyz[order, 1]
+    sums = [np.concatenate([[0.0], np.cumsum(v)]) for v in (x, y, x * x, y * y)]
+    mean_x, mean_y, mean_xx, mean_yy = ((s[hi] - s[lo]) / size for s in sums)
+    spread = np.sqrt(np.maximum(mean_xx - mean_x**2 + mean_yy - mean_y**2, 0.0))
+    dense = np.zeros(n, dtype=bool)
+    dense[order] = (size >= rules.burst_min_points) & (spread >= rules.burst_spread_mm)
+    if not dense.any():
+        return dense
+    isolated = dbscan_labels(xyz, counts, rules.burst_isolation_mm, 2) < 0
+    return dense & isolated
+
+
+def structured_noise_mask(
+    points: np.ndarray,
+    counts: np.ndarray,
+    pads: np.ndarray,
+    hot: np.ndarray,
+    rules: StructuredNoiseRules,
+) -> np.ndarray:
+    """(N,) True for the points the three rules call structured noise.
+
+    ``pads`` are the points' pad ids (-1: unknown), ``hot`` is True for points on a pad
+    of their run's hot-pad list. Each event is judged on its own points only.
+    """
+    counts = np.asarray(counts, dtype=np.int64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    xyz = np.asarray(points[:, :3], dtype=np.float64)
+    drop = np.asarray(hot, dtype=bool).copy()
+    drop |= chip_fire_mask(xyz[:, 2], pads, event, rules)
+    drop |= burst_mask(xyz, counts, event, rules)
+    return drop

@@ -1,0 +1,259 @@
+"""Structured-noise cleaning (data_prep.structured): each rule on hand-made events whose
+noise points are known by construction, hot pads found from simulated run files against
+the simulation's own faults, and the option applied by preprocess before the features."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+
+from attpc_classify.config import load_config
+from data_prep.build import build_images
+from data_prep.errors import InputError
+from data_prep.features import event_features
+from data_prep.images import ImageConfig, project_arrays
+from data_prep.readers import open_events
+from data_prep.simulate import SimConfig, simulate
+from data_prep.structured import (
+    StructuredNoiseRules,
+    find_hot_pads,
+    hot_pads_from_events,
+    structured_noise_mask,
+)
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "sim"
+RULES = StructuredNoiseRules()
+
+
+def _track(n: int = 60) -> tuple[np.ndarray, np.ndarray]:
+    """A straight track from near the axis outwards and downstream: points 4 mm apart,
+    each on its own pad, at most 8 consecutive pads of one 64-pad chip."""
+    t = np.arange(n) * 4.0
+    xyz = np.column_stack([30 + 0.6 * t, 10 + 0.3 * t, 200 + 0.7 * t])
+    pads = 2000 + (np.arange(n) // 8) * 64 + np.arange(n) % 8
+    return xyz, pads
+
+
+def _rows(xyz: np.ndarray) -> np.ndarray:
+    return np.column_stack([xyz, np.full(len(xyz), 100.0)])
+
+
+def test_fired_chip_goes_and_the_track_stays():
+    rng = np.random.default_rng(0)
+    track, track_pads = _track()
+    # chip 40 (pads 2560-2623) fires at z = 600 (+- 1 bucket ~ 4 mm), anywhere on the plane
+    chip_pads = 40 * 64 + np.arange(64)
+    chip = np.column_stack(
+        [rng.uniform(-200, 200, 64), rng.uniform(-200, 200, 64), 600 + rng.normal(0, 4, 64)]
+    )
+    points = _rows(np.concatenate([track, chip]))
+    pads = np.concatenate([track_pads, chip_pads])
+    drop = structured_noise_mask(
+        points, np.array([len(points)]), pads, np.zeros(len(pads), bool), RULES
+    )
+    expected = np.r_[np.zeros(len(track), bool), np.ones(64, bool)]
+    np.testing.assert_array_equal(drop, expected)
+    # the same chip with a third of its channels silent (dead, under the beam): still a fire
+    some = np.sort(rng.choice(64, 50, replace=False))
+    points = _rows(np.concatenate([track, chip[some]]))
+    pads = np.concatenate([track_pads, chip_pads[some]])
+    drop = structured_noise_mask(
+        points, np.array([len(points)]), pads, np.zeros(len(pads), bool), RULES
+    )
+    np.testing.assert_array_equal(drop, np.r_[np.zeros(len(track), bool), np.ones(50, bool)])
+
+
+def test_track_along_one_chip_at_one_time_is_not_a_chip_fire():
+    """A track crossing the plane at one z lights up at most a few dozen pads of a chip:
+    below the 48 that call it a fire."""
+    x = np.linspace(20, 200, 40)
+    points = _rows(np.column_stack([x, np.zeros(40), np.full(40, 400.0)]))
+    pads = 64 * 10 + np.arange(40)
+    drop = structured_noise_mask(points, np.array([40]), pads, np.zeros(40, bool), RULES)
+    assert not drop.any()
+
+
+def test_burst_goes_and_a_track_in_the_same_slice_stays():
+    rng = np.random.default_rng(1)
+    # a track perpendicular to the beam in the burst's own z slice: 50 points 4 mm apart
+    r = 30 + 4.0 * np.arange(50)
+    track = np.column_stack([r * 0.8, r * 0.6, 300 + rng.normal(0, 1, 50)])
+    # a burst: 60 hits on random pads all over the plane within +- 3 buckets
+    radius = 275 * np.sqrt(rng.uniform(0.05, 1, 60))
+    phi = rng.uniform(0, 2 * np.pi, 60)
+    burst = np.column_stack(
+        [radius * np.cos(phi), radius * np.sin(phi), 300 + rng.normal(0, 12, 60)]
+    )
+    points = _rows(np.concatenate([track, burst]))
+    drop = structured_noise_mask(
+        points,
+        np.array([len(points)]),
+        np.full(len(points), -1),
+        np.zeros(len(points), bool),
+        RULES,
+    )
+    assert not drop[:50].any()
+    # a burst point with another burst point within 20 mm stays (kept by the isolation
+    # test, as a track point would be): count those by hand
+    gaps = np.linalg.norm(burst[:, None] - burst[None], axis=2) + np.eye(60) * 1e9
+    near_track = np.linalg.norm(burst[:, None] - track[None], axis=2).min(axis=1)
+    isolated = (gaps.min(axis=1) > 20) & (near_track > 20)
+    # ... and whose +-12.5 mm slice is dense (>= 15 points) and plane-wide (rms >= 120 mm)
+    all_xyz = np.concatenate([track, burst])
+    for i, z in enumerate(burst[:, 2]):
+        sl = all_xyz[np.abs(all_xyz[:, 2] - z) <= 12.5, :2]
+        rms = np.sqrt(((sl - sl.mean(axis=0)) ** 2).sum(axis=1).mean())
+        isolated[i] &= len(sl) >= 15 and rms >= 120
+    np.testing.assert_array_equal(drop[50:], isolated)
+    assert isolated.mean() > 0.7
+    # the same burst points spread over 20 events (a few per slice) are not a burst
+    counts = np.full(20, 3)
+    drop = structured_noise_mask(_rows(burst), counts, np.full(60, -1), np.zeros(60, bool), RULES)
+    assert not drop.any()
+
+
+def test_hot_pads_are_the_pads_firing_in_most_events():
+    events = [
+        np.array([7, 1234, 55, 1234]) if i < 5 else np.array([1234, 9, 10 + i]) for i in range(20)
+    ]
+    events[3] = np.array([9])  # 1234 misses one event: 19 of 20 > 0.5
+    # by hand: 1234 in 19 events, 9 in 16 (15 + event 3), 7 and 55 in 4, others once
+    np.testing.assert_array_equal(hot_pads_from_events(events, 0.5), [9, 1234])
+    np.testing.assert_array_equal(hot_pads_from_events(events, 0.9), [1234])
+    assert len(hot_pads_from_events([], 0.5)) == 0
+
+
+@pytest.fixture(scope="module")
+def noisy_run(tmp_path_factory):
+    """Tiny simulation whose only noise is 5 hot pads and 3 chip fires per event (no
+    random hits, no bursts), and the generator's own fixed faults as the truth."""
+    from data_prep.sim.physics import EventGenerator
+
+    config = load_config(
+        SimConfig,
+        CONFIGS / "tiny.yaml",
+        [
+            "noise.chip_rate=3",
+            "noise.hot_pads=5",
+            "noise.burst_rate=0",
+            "noise.hits_per_event=[0, 0]",
+            "noise.noise_event_hits=[0, 0]",
+        ],
+    )
+    out = tmp_path_factory.mktemp("noisy")
+    summary = simulate(config, 12, out, seed=4, events_per_file=12)
+    return summary.files[0], EventGenerator(config).faults.hot_pads
+
+
+def test_find_hot_pads_recovers_the_simulated_hot_pads(noisy_run):
+    """Exactly the generator's hot pads are found: the pads beside the beam, which fire in
+    most events too, are physics and left alone."""
+    path, truth = noisy_run
+    with open_events(path) as reader:
+        found = find_hot_pads(reader, 0.5, 500)
+        run = next(iter(reader.iter_events(0, 1))).run
+        assert list(found) == [run]
+        np.testing.assert_array_equal(found[run], np.sort(truth))
+        # a sample of 6 of the 12 events still finds them (seeded: the same 6 each time)
+        np.testing.assert_array_equal(find_hot_pads(reader, 0.5, 6)[run], np.sort(truth))
+
+
+def _sim_events(path):
+    with h5py.File(path) as f:
+        for e in f["events"]["event"]:
+            yield f[f"cloud/cloud_{e}"][()], f[f"cloud/labels_{e}"][()]
+
+
+def test_rules_remove_the_simulated_structured_noise(noisy_run):
+    """On simulated events whose only noise is hot pads and chip fires: every hot-pad
+    point and every point of a chip fire with >= 48 visible channels goes (by the
+    simulation's truth: noise label, the generator's hot pads), and hardly any track."""
+    path, truth = noisy_run
+    signal_lost = signal = 0
+    for pts, lab in _sim_events(path):
+        pads = pts[:, 5].astype(int)
+        noise = lab == -1
+        blocks, n = np.unique(pads[noise] // 64, return_counts=True)
+        fired = noise & np.isin(pads // 64, blocks[n >= 48])
+        expected = noise & (np.isin(pads, truth) | fired)
+        drop = structured_noise_mask(pts, np.array([len(pts)]), pads, np.isin(pads, truth), RULES)
+        np.testing.assert_array_equal(drop & noise, expected)
+        signal_lost += int((drop & ~noise).sum())
+        signal += int((~noise).sum())
+    assert signal_lost <= 0.005 * signal
+
+
+def test_preprocess_removes_structured_noise_before_the_features(noisy_run, tmp_path):
+    """The features preprocess stores with ``structured_noise: rules`` are those of the
+    events without the points the rules drop (hot pads found from the file itself)."""
+    path, truth = noisy_run
+    base = dict(views=("xy",), size=32, voxel_grid=0, features="tracks_v1")
+    build_images([path], tmp_path / "plain.h5", ImageConfig(**base))
+    build_images([path], tmp_path / "clean.h5", ImageConfig(**base, structured_noise="rules"))
+    with h5py.File(tmp_path / "plain.h5") as a, h5py.File(tmp_path / "clean.h5") as b:
+        assert '"structured_noise": "rules"' in b.attrs["image_config"]
+        plain, clean = a["features"][()], b["features"][()]
+    kept = []
+    for pts, _ in _sim_events(path):
+        pads = pts[:, 5].astype(int)
+        drop = structured_noise_mask(pts, np.array([len(pts)]), pads, np.isin(pads, truth), RULES)
+        kept.append(pts[~drop, :4])
+    want = event_features(np.concatenate(kept), np.array([len(k) for k in kept]), "tracks_v1")
+    np.testing.assert_allclose(clean, want, rtol=1e-5, atol=1e-4)
+    assert not np.allclose(plain, want, rtol=1e-4, atol=1e-3, equal_nan=True)
+
+
+def test_bad_settings_are_one_line_errors():
+    with pytest.raises(InputError, match="structured_noise"):
+        ImageConfig(structured_noise="yes")
+    with pytest.raises(InputError, match="hot_pad_fraction"):
+        ImageConfig(structured_noise="rules", hot_pad_fraction=1.5)
+    # without pad ids only the burst rule acts: a chip fire stays, nothing breaks
+    rng = np.random.default_rng(2)
+    chip = _rows(
+        np.column_stack([rng.uniform(-50, 50, 64), rng.uniform(-50, 50, 64), np.full(64, 500.0)])
+    )
+    proj = project_arrays(
+        chip,
+        np.array([64]),
+        ImageConfig(views=("xy",), size=16, voxel_grid=0, structured_noise="rules"),
+    )
+    assert proj.n_removed[0] == 0
+
+
+def test_classify_cleans_a_run_as_preprocess_did(noisy_run, tmp_path):
+    """A model trained on cleaned features, given the raw run file, finds the run's hot
+    pads and applies the rules itself: its probabilities equal those on the preprocessed
+    (cleaned) features, which differ from the raw ones."""
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.cli import main
+    from data_prep.imagefile import read_images
+
+    path, _ = noisy_run
+    data, raw = tmp_path / "clean.h5", tmp_path / "raw.h5"
+    prep = ["--config", "configs/prep/features.yaml", "--quiet"]
+    assert main(["preprocess", str(path), "--out", str(data), *prep]) == 0  # cleans
+    assert main(["preprocess", str(path), "--out", str(raw), *prep, "--set",
+                 "structured_noise=none"]) == 0  # fmt: skip
+    run = tmp_path / "run"
+    train = ["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
+             str(run), "--quiet", f"data.val_path={data}", "model.max_iter=10"]  # fmt: skip
+    assert main(train) == 0
+    cleaned = read_images(data, features=True)
+    assert not np.allclose(cleaned.features, read_images(raw, features=True).features,
+                           equal_nan=True)  # fmt: skip
+    want = load_run(run, device="cpu").predict_proba(cleaned.images, features=cleaned.features)
+    out = tmp_path / "pred.csv"
+    assert main(["classify", str(run), str(path), "--out", str(out), "--quiet"]) == 0
+    got = np.genfromtxt(out, delimiter=",", names=True)
+    np.testing.assert_allclose(got["p_proton"], want[:, 0], atol=1e-5)
+    # the features classify computes from the raw file are the cleaned ones, hot pads too
+    from attpc_classify.predict import _event_batches
+
+    batches = _event_batches(Path(path), "auto", cleaned.config, 5, 0, None, skip_bad=False,
+                             on_skip=lambda *a: None, reader_options={})  # fmt: skip
+    features = np.concatenate([b.features for b in batches])
+    np.testing.assert_allclose(features, cleaned.features, rtol=1e-6, atol=1e-6)
