@@ -94,28 +94,28 @@ def configure_logging(
     tty = getattr(stream, "isatty", lambda: False)()
     handler = TqdmHandler(stream) if tty else logging.StreamHandler(stream)
     handler.setFormatter(formatter or logging.Formatter("%(message)s"))
+    handler._attpc_classify = True  # type: ignore[attr-defined]
     remove_logging()
     for name in LOGGED_PACKAGES:
         logger = logging.getLogger(name)
         logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = False  # one line per record, whatever the root logger has
-    _installed.append(handler)
     return handler
 
 
-_installed: list[logging.Handler] = []
-
-
 def remove_logging() -> None:
-    """Undo `configure_logging` (the loggers go back to the root logger's handlers)."""
-    while _installed:
-        handler = _installed.pop()
-        for name in LOGGED_PACKAGES:
-            logger = logging.getLogger(name)
+    """Undo `configure_logging` (the loggers go back to the root logger's handlers).
+
+    The handlers are found on the loggers by their mark, not in a module-level list:
+    under ``python -m attpc_classify.cli`` this module is loaded twice (``__main__`` and
+    ``attpc_classify.cli``), and each copy must remove the other's handler too."""
+    for name in LOGGED_PACKAGES:
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if getattr(h, "_attpc_classify", False)]:
             logger.removeHandler(handler)
-            logger.setLevel(logging.NOTSET)
-            logger.propagate = True
+        logger.setLevel(logging.NOTSET)
+        logger.propagate = True
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

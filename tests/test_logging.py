@@ -61,3 +61,25 @@ def test_configure_twice_keeps_one_handler() -> None:
     finally:
         remove_logging()
     assert first.getvalue() == "" and second.getvalue() == "shown once\n"
+
+
+def test_a_second_copy_of_the_module_replaces_the_first_ones_handler() -> None:
+    """Under ``python -m attpc_classify.cli`` the module is loaded twice (``__main__`` and
+    ``attpc_classify.cli``); a command's own `configure_logging` from the other copy must
+    still leave one handler, or every line prints twice."""
+    import importlib.util
+
+    import attpc_classify.cli as cli
+
+    spec = importlib.util.spec_from_file_location("__main_copy__", cli.__file__)
+    copy = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(copy)
+    first, second = io.StringIO(), io.StringIO()
+    copy.configure_logging(first)
+    configure_logging(second)
+    try:
+        logging.getLogger("attpc_classify.x").info("once")
+    finally:
+        remove_logging()
+    assert first.getvalue() == "" and second.getvalue() == "once\n"
+    assert logging.getLogger("attpc_classify").handlers == []
