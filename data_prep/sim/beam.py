@@ -19,6 +19,8 @@ import math
 
 import numpy as np
 
+from data_prep.sim.config import NUM_TIME_BUCKETS
+
 #: Path step of a beam track [m]: 4 mm, about twice the diffusion width after 1 m.
 STEP_M = 0.004
 #: m: charge whose whole diffusion square (+-3 sigma) lies this close to the axis falls on
@@ -87,7 +89,13 @@ def straight_track(
     drift_tb = np.clip(track[:, 2] - engine.elec_params.micromegas_edge, 0.0, None)
     sigma = np.sqrt(2.0 * det.diffusion * engine.drift_velocity * drift_tb / det.efield)
     reach = np.hypot(track[:, 0], track[:, 1]) + 3.0 * math.sqrt(2.0) * sigma
-    track, electrons = track[reach >= BEAM_CORE_M], electrons[reach >= BEAM_CORE_M]
+    # Only charge that arrives inside the sampled buckets is transported. It is all that
+    # could be kept, and attpc-engine's transport needs a time >= 0: before the trigger its
+    # sigma_t = sqrt(... t) is NaN, NaN cast to a pad-grid index reads outside the grid,
+    # and the stray point that can make changed how many draws the event's generator gave
+    # (same seed, different events from one process to the next).
+    kept = (reach >= BEAM_CORE_M) & (track[:, 2] >= 0.0) & (track[:, 2] < NUM_TIME_BUCKETS)
+    track, electrons = track[kept], electrons[kept]
     points = Dict.empty(key_type=types.int64, value_type=types.Tuple([types.int64, types.int64]))
     transport_track(
         engine.pad_grid,
@@ -102,7 +110,7 @@ def straight_track(
     )
     raw, labels = dict_to_points(points)
     raw[:, 1] += rng.uniform(0.0, 1.0, size=len(raw))  # as attpc-engine's simulate
-    inside = (raw[:, 1] >= 0) & (raw[:, 1] < 512)
+    inside = (raw[:, 1] >= 0) & (raw[:, 1] < NUM_TIME_BUCKETS)
     return raw[inside], labels[inside]
 
 
