@@ -263,6 +263,10 @@ def test_presets_load_and_differ():
         ("randomize.hot_pads=[0,5]", "randomize.faults: file"),
         ("randomize.faults=run", "randomize.faults"),
         ("randomize.chip_rate=[-1,1]", "randomize.chip_rate"),
+        ("randomize.divergence_deg=[0,20]", "randomize.divergence_deg"),
+        ("randomize.extra_ions=[0,1.5]", "randomize.extra_ions"),
+        ("randomize.scattered_fraction=[0.5,2]", "randomize.scattered_fraction"),
+        ("randomize.spot_sigma_mm=[-1,2]", "randomize.spot_sigma_mm"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(override, message, tmp_path, capsys):
@@ -518,6 +522,36 @@ def test_beam_ion_before_the_trigger_keeps_only_charge_inside_the_window(monkeyp
     assert 0.35 < len(times) / len(np.arange(0.004, 1.0, 0.004)) < 0.5
     assert len(raw) > 0 and np.all((raw[:, 1] >= 0) & (raw[:, 1] < 512))
     assert set(np.floor(raw[:, 1]).astype(int)) <= set(np.floor(times).astype(int))
+
+
+def test_randomized_beam_spot_and_extra_ions_are_the_ones_used(tmp_path):
+    """The beam knobs drawn per event drive the physics: every vertex lies within a few of
+    its event's drawn spot sigmas of the spot centre (the config's fixed 2 mm would not),
+    and a noise event (no reacting ion) has beam points exactly when its drawn number of
+    extra ions is not 0 (the config's own range is [0, 0])."""
+    base = ["beam.spot_offset_mm=[30, 0]", "beam_axis.extra_ions=[0, 0]",
+            "electronics.point_formation=bucket", "randomize.divergence_deg=[0, 0]",
+            "randomize.scattered_fraction=[0, 0]", "mix.proton=0", "mix.carbon=0"]  # fmt: skip
+    spot_range = "randomize.spot_sigma_mm=[0.1, 0.3]"
+    spot = load_config(SimConfig, CONFIGS / "tiny.yaml", [*base, spot_range])
+    table = _table(simulate(spot, 8, tmp_path / "spot", seed=3))
+    assert np.all(table["divergence_deg"] == 0) and np.all(table["scattered_fraction"] == 0)
+    reacting = table[table["channel"] != b"noise"]
+    rho = np.hypot(reacting["vertex_x"] - 30.0, reacting["vertex_y"])
+    assert len(rho) >= 4 and np.all(rho <= 4.5 * reacting["spot_sigma_mm"] + 1e-3)
+    ions = load_config(
+        SimConfig,
+        CONFIGS / "tiny.yaml",
+        [*base, "randomize.extra_ions=[0, 3]", "mix.alpha_43cl=0", "mix.fusion_evap=0",
+         "mix.pileup=0"],
+    )  # fmt: skip
+    table = _table(simulate(ions, 16, tmp_path / "ions", seed=3))
+    assert np.all(table["channel"] == b"noise")
+    none = table["extra_ions"] == 0
+    assert 0 < none.sum() < len(table)
+    assert np.all(table["n_beam"][none] == 0)
+    # an ion arriving far from the trigger time can drift out of the window: most, not all
+    assert np.mean(table["n_beam"][~none] > 0) >= 0.75
 
 
 def test_structured_noise_hot_pads_chips_and_gains(tmp_path):

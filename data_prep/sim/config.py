@@ -172,12 +172,18 @@ RANDOM_KNOBS: tuple[str, ...] = (
     "hot_pads",
     "dead_chips",
     "pad_gain_spread",
+    # the beam: per event like the detector knobs (appended last so that configs without
+    # them draw exactly what they drew before)
+    "divergence_deg",
+    "spot_sigma_mm",
+    "extra_ions",
+    "scattered_fraction",
 )
 #: Knobs that describe a faulty detector for a whole run: drawn once per run file from
 #: ``[seed, FAULT_STREAM, file]`` together with the faulty pads themselves.
 FAULT_KNOBS: tuple[str, ...] = ("hot_pads", "dead_chips", "pad_gain_spread")
 #: Knobs drawn as integers (uniform, inclusive).
-INTEGER_KNOBS: tuple[str, ...] = ("noise_hits", "hot_pads", "dead_chips")
+INTEGER_KNOBS: tuple[str, ...] = ("noise_hits", "hot_pads", "dead_chips", "extra_ions")
 
 
 @dataclass
@@ -212,6 +218,10 @@ class RandomizeConfig:
     hot_pads: tuple[int, ...] = ()  # hot pads of a run file, integer uniform (faults: file)
     dead_chips: tuple[int, ...] = ()  # dead AGET chips of a run file, integer uniform
     pad_gain_spread: tuple[float, ...] = ()  # lognormal sigma of the per-pad gain, uniform
+    divergence_deg: tuple[float, ...] = ()  # deg, beam cone half-angle (beam.divergence_deg)
+    spot_sigma_mm: tuple[float, ...] = ()  # mm, beam spot 1-sigma radius (beam.spot_sigma_mm)
+    extra_ions: tuple[int, ...] = ()  # other beam ions in the event, integer uniform
+    scattered_fraction: tuple[float, ...] = ()  # share of them scattered, uniform in [0, 1]
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -299,6 +309,10 @@ _KNOB_LOW: dict[str, float | None] = {
     "hot_pads": 0.0,
     "dead_chips": 0.0,
     "pad_gain_spread": 0.0,
+    "divergence_deg": 0.0,
+    "spot_sigma_mm": 0.0,
+    "extra_ions": 0.0,
+    "scattered_fraction": 0.0,
 }
 
 
@@ -337,6 +351,12 @@ def _validate_randomize(rand: RandomizeConfig) -> None:
             raise InputError("config key 'randomize.hot_pads' must stay <= 1000 (of 10,240 pads)")
         if knob == "dead_chips" and hi > 160 - 1:
             raise InputError("config key 'randomize.dead_chips' must stay below 160 (all chips)")
+        if knob == "divergence_deg" and hi > 10:
+            raise InputError("config key 'randomize.divergence_deg' must stay <= 10 deg")
+        if knob == "scattered_fraction" and hi > 1:
+            raise InputError("config key 'randomize.scattered_fraction' must stay <= 1")
+        if knob == "extra_ions" and hi > 50:
+            raise InputError("config key 'randomize.extra_ions' must stay <= 50 ions")
         if knob == "adc_threshold" and hi >= 4095:
             raise InputError("config key 'randomize.adc_threshold' must stay below 4095 ADC")
 

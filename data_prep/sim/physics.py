@@ -445,17 +445,17 @@ class EventGenerator:
         energy = (knobs.beam_energy_mev_u - b.window_loss_mev_u) * self.beam_za[1]
         if b.energy_spread > 0:
             energy *= max(1.0 + b.energy_spread * rng.standard_normal(), 0.01)
-        rho = abs(rng.normal(0.0, b.spot_sigma_mm / 1000.0))
+        rho = abs(rng.normal(0.0, knobs.spot_sigma_mm / 1000.0))
         angle = rng.uniform(0.0, 2.0 * math.pi)
         z = rng.uniform(b.vertex_z_mm[0] / 1000.0, b.vertex_z_mm[1] / 1000.0)
         offset = np.asarray(b.spot_offset_mm, dtype=float) / 1000.0
         vertex = np.array([rho * math.cos(angle) + offset[0], rho * math.sin(angle) + offset[1], z])
         entry = np.array([vertex[0], vertex[1], 0.0])
         rotation = np.eye(3)
-        if b.divergence_deg > 0:
+        if knobs.divergence_deg > 0:
             # beam direction uniform in a cone; the products turn with it and the vertex
             # moves off axis by z * tan(theta) along the tilted beam line
-            theta = math.radians(b.divergence_deg) * math.sqrt(rng.uniform())
+            theta = math.radians(knobs.divergence_deg) * math.sqrt(rng.uniform())
             phi = rng.uniform(0.0, 2.0 * math.pi)
             rotation = _rotation_to(theta, phi)
             vertex[:2] += z * math.tan(theta) * np.array([math.cos(phi), math.sin(phi)])
@@ -684,11 +684,14 @@ class EventGenerator:
         length = self.config.detector.length_mm / 1000.0
         lo, hi = axis.extra_ions
         span = float(self.window_tb - self.config.electronics.micromegas_tb)
-        for _ in range(int(rng.integers(int(lo), int(hi) + 1))):
+        n_ions = int(rng.integers(int(lo), int(hi) + 1))  # drawn always: same stream
+        if knobs.extra_ions >= 0:
+            n_ions = knobs.extra_ions
+        for _ in range(n_ions):
             ion = self.start(rng, knobs)  # its own spot, direction and energy
             direction = ion.rotation @ np.array([0.0, 0.0, 1.0])
             shift = float(rng.uniform(-span, span))  # arrived before or after the trigger
-            if rng.uniform() < axis.scattered_fraction:
+            if rng.uniform() < knobs.scattered_fraction:
                 z_s = float(rng.uniform(0.0, length))
                 point = ion.entry + direction * z_s / direction[2]
                 theta = small_angle(rng, *axis.scattering_deg)

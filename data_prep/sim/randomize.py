@@ -115,6 +115,10 @@ class Knobs:
     hot_pads: int = 3  # hot pads of the detector used (table only; the pads: `faults`)
     dead_chips: int = 0  # dead chips of the detector used (table only)
     pad_gain_spread: float = 0.15  # per-pad gain sigma of the detector used (table only)
+    divergence_deg: float = 0.5  # deg, beam cone half-angle
+    spot_sigma_mm: float = 2.0  # mm, beam spot 1-sigma radius
+    extra_ions: int = -1  # other beam ions in the event; -1: draw from beam_axis.extra_ions
+    scattered_fraction: float = 0.5  # share of the extra ions scattered on the way
     faults: DetectorFaults | None = None  # None: the generator's fixed detector
     dead_pads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
@@ -141,6 +145,9 @@ def fixed_knobs(config: SimConfig) -> Knobs:
         hot_pads=int(config.noise.hot_pads),
         dead_chips=int(d.dead_chips),
         pad_gain_spread=float(d.pad_gain_spread),
+        divergence_deg=float(config.beam.divergence_deg),
+        spot_sigma_mm=float(config.beam.spot_sigma_mm),
+        scattered_fraction=float(config.beam_axis.scattered_fraction),
     )
 
 
