@@ -97,7 +97,7 @@ class DemoConfig:
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)
     seed: int = 0  # simulation, training split, initialisation and bootstrap
-    workers: int = 2  # simulation / preprocessing processes
+    workers: int = 2  # simulation / preprocessing / training processes
     views: tuple[str, ...] = ("xy", "zy")  # image channels
     size: int = 64  # pixels per side
     models: dict[str, DemoModel] = field(default_factory=_default_models)
@@ -339,14 +339,17 @@ def _train(
     d: _Demo, prep_key: dict[str, Any], train_h5: Path
 ) -> tuple[dict[str, Path], dict[str, Any]]:
     """Stage 3: one run per model x task under ``runs/``; run directories and (model,
-    task) per run name."""
+    task) per run name. With ``workers`` > 1 the runs train side by side, one process
+    each with its share of the CPUs (`predict.worker_pool`): on 2 cores two one-thread
+    runs keep both busy, where one two-thread run waits on its slower thread whenever
+    anything else wants a core."""
     from attpc_classify.config import load_config
-    from attpc_classify.engine import train_run
     from attpc_classify.train_config import TrainConfig
 
     cfg = d.cfg
     runs: dict[str, Path] = {}
     train_cfgs: dict[str, Any] = {}
+    todo: list[tuple[str, Any, dict[str, Any]]] = []
     for model_name, model in cfg.models.items():
         for task in cfg.tasks:
             name = f"{model_name}_{task}"
@@ -372,10 +375,36 @@ def _train(
                 f"[3/6] train {name} ({model.preset} + {' '.join(model.overrides)}, "
                 + ("trees)" if _is_trees(model) else f"{cfg.epochs} epochs)")
             )
-            t_run = time.perf_counter()
-            train_run(tcfg, progress=d.progress(f"train {name}", None))
-            d.stamps.stamp(f"train_{name}", key, seconds=time.perf_counter() - t_run)
+            todo.append((name, tcfg, key))
+    if cfg.workers > 1 and len(todo) > 1:
+        from concurrent.futures import as_completed
+
+        from attpc_classify.predict import worker_pool
+
+        with worker_pool(min(cfg.workers, len(todo))) as pool:
+            jobs = {pool.submit(_fit, tcfg, None, True): (name, key) for name, tcfg, key in todo}
+            for job in as_completed(jobs):
+                name, key = jobs[job]
+                seconds = job.result()
+                logger.info(f"[3/6] trained {name} in {seconds:.0f} s")
+                d.stamps.stamp(f"train_{name}", key, seconds=seconds)
+    else:
+        for name, tcfg, key in todo:
+            seconds = _fit(tcfg, d.progress(f"train {name}", None), False)
+            d.stamps.stamp(f"train_{name}", key, seconds=seconds)
     return runs, train_cfgs
+
+
+def _fit(tcfg: Any, progress: Callable[[int], None] | None, quiet: bool) -> float:
+    """Train one run (in this process or a pool's); its wall time in seconds. ``quiet``:
+    no per-epoch log lines (runs trained side by side would interleave them)."""
+    from attpc_classify.engine import train_run
+
+    if quiet:
+        logging.getLogger("attpc_classify.engine").setLevel(logging.WARNING)
+    t0 = time.perf_counter()
+    train_run(tcfg, progress=progress)
+    return time.perf_counter() - t0
 
 
 def _evaluate(

@@ -84,13 +84,15 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     reported = gbt_metrics["tasks"]["binary"]["per_class"]["proton"]["f1"]["value"] or 0.0
     assert reported == pytest.approx(expected, abs=1e-6)
 
-    # same data settings, one more task: earlier stages reused, only the new model trained
-    again = run_demo(out, _tiny(tasks=("multiclass", "binary")))
+    # same data settings, one more task: earlier stages reused, only the new models
+    # trained, side by side in two worker processes
+    again = run_demo(out, _tiny(tasks=("multiclass", "binary"), workers=2))
     assert {"simulate", "preprocess", "train cnn_multiclass", "train gbt_multiclass"} <= set(
         again.reused
     )
     assert "train cnn_binary" not in again.reused
     assert (out / "runs/cnn_binary/model.safetensors").exists()
+    assert (out / "runs/gbt_binary/model.safetensors").exists()
     assert "| cnn_binary | binary |" in again.report.read_text()
 
 

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--workers",
         type=int,
         default=d.workers,
-        help=f"simulation / preprocessing processes (default {d.workers})",
+        help=f"simulation / preprocessing / training processes (default {d.workers})",
     )
     parser.add_argument("--seed", type=int, default=d.seed, help=f"seed (default {d.seed})")
     parser.add_argument(
