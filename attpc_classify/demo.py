@@ -398,12 +398,18 @@ def _train(
 def _fit(tcfg: Any, progress: Callable[[int], None] | None, quiet: bool) -> float:
     """Train one run (in this process or a pool's); its wall time in seconds. ``quiet``:
     no per-epoch log lines (runs trained side by side would interleave them)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
     from attpc_classify.engine import train_run
 
     if quiet:
         logging.getLogger("attpc_classify.engine").setLevel(logging.WARNING)
     t0 = time.perf_counter()
-    train_run(tcfg, progress=progress)
+    # scikit-learn's OpenMP pool (the trees) to the same share of the CPUs as torch's: its
+    # default is every core, which two runs side by side would oversubscribe
+    with threadpool_limits(limits=torch.get_num_threads()):
+        train_run(tcfg, progress=progress)
     return time.perf_counter() - t0
 
 
