@@ -8,6 +8,9 @@ first pre-trained 3-class on the source (the benchmark's source images, its seed
 
     OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
         --variants p8,p4,stem8,stem4,cnn --pretrain-epochs 0
+    # DeiT distillation token learning the CNN's hard labels, after source pre-training
+    OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
+        --variants p8 --pretrain-epochs 10 --teacher --token --kind hard
 """
 
 from __future__ import annotations
@@ -63,6 +66,18 @@ def main() -> None:
     ap.add_argument("--augment", default="rotate")
     ap.add_argument("--detector-augment", action="store_true", help="on the target fine-tuning")
     ap.add_argument("--teacher", action="store_true", help="CNN soft targets (alpha .5, tau 2)")
+    ap.add_argument("--teacher-epochs", type=int, default=0, help="0: --epochs")
+    ap.add_argument(
+        "--token",
+        action="store_true",
+        help="DeiT distillation token; with --teacher it learns the CNN (--kind)",
+    )
+    ap.add_argument(
+        "--kind",
+        choices=("hard", "soft"),
+        default="hard",
+        help="what the token learns from the teacher (DeiT: hard labels best)",
+    )
     ap.add_argument("--out", type=Path, default=Path("/tmp/vitp/pilot.jsonl"))
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -97,6 +112,7 @@ def main() -> None:
             patch, stem = VARIANTS[name]
             arch = dict(img_size=32, patch_size=patch, in_chans=2, embed_dim=96, depth=a.depth,
                         num_heads=3, stem_width=stem, seed=a.seed)  # fmt: skip
+            tok = {"distill_token": a.token}  # fine-tuned model only: pre-training has none
             src_f1 = None
             if src is not None:
                 # the pre-trained model is kept, so fine-tuning variants reuse it
@@ -115,10 +131,10 @@ def main() -> None:
                              if not k.startswith("head.")}  # fmt: skip
                     save_file(state, str(saved))
                     saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
-                model = create_vit(num_classes=2, **arch)
-                model.load_state_dict(state, strict=False)
+                model = create_vit(num_classes=2, **arch, **tok)
+                model.load_state_dict(state, strict=False)  # the token and heads stay fresh
             else:
-                model = create_vit(num_classes=2, **arch)
+                model = create_vit(num_classes=2, **arch, **tok)
             optim = OptimConfig(
                 lr=5e-4, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
             )
@@ -126,18 +142,29 @@ def main() -> None:
         if a.teacher and name != "cnn":
             teacher = build_model(ModelConfig(name="cnn", width=32, depth=3),
                                   image_config=train.config, num_classes=2)  # fmt: skip
-            to = OptimConfig(lr=2e-3, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0)
-            fit(teacher, train, None, TrainConfig(optim=to, data=DataConfig(augment=a.augment),
-                seed=a.seed), task="binary", out_dir=None)  # fmt: skip
+            # the teacher is kept too: every student of one (n, seed, epochs) learns the same
+            t_epochs = a.teacher_epochs or a.epochs
+            t_path = a.out.parent / f"teacher_cnn_n{a.n}_s{a.seed}_e{t_epochs}.safetensors"
+            if t_path.exists():
+                teacher.load_state_dict(load_file(str(t_path)))
+            else:
+                to = OptimConfig(lr=2e-3, epochs=t_epochs, warmup_epochs=1, batch_size=32,
+                                 patience=0)  # fmt: skip
+                fit(teacher, train, None, TrainConfig(optim=to, data=DataConfig(
+                    augment=a.augment), seed=a.seed), task="binary", out_dir=None)  # fmt: skip
+                save_file({k: v.contiguous() for k, v in teacher.state_dict().items()},
+                          str(t_path))  # fmt: skip
             teacher.eval()
         data = DataConfig(augment=a.augment, detector_augment=a.detector_augment)
         tc = TrainConfig(optim=optim, data=data, seed=a.seed,
-                         distill=DistillConfig(alpha=0.5, tau=2.0))  # fmt: skip
+                         distill=DistillConfig(alpha=0.5, tau=2.0, kind=a.kind))  # fmt: skip
         fit(model, train, None, tc, task="binary", out_dir=None, teacher=teacher)
         s = _score(model.eval(), val, y_val, 2)
         row = {"variant": name, "depth": a.depth, "n": a.n, "seed": a.seed, "epochs": a.epochs,
                "pretrain_epochs": a.pretrain_epochs, "augment": a.augment,
                "detector_augment": a.detector_augment, "teacher": a.teacher,
+               "token": a.token and name != "cnn",
+               "kind": a.kind if a.token and a.teacher else None,
                "src_val_macro_f1": src_f1, "val_proton_f1": s["proton_f1"],
                "val_macro_f1": s["macro_f1"], "params": sum(p.numel() for p in model.parameters()),
                "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
