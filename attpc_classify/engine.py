@@ -8,6 +8,7 @@ The loop, in the order it runs::
             lr = warm-up then cosine(step)
             x = augment(batch)       # exact detector symmetries only (data.augment_batch)
             loss = (1-a) CE(label smoothing, class weights) + a tau^2 KL(teacher || student)
+                   (a ViT with a distillation token: learngene.distill.deit_loss, DeiT's)
             AdamW step (grad clip, AMP)
         validate -> macro-F1; keep the best weights; stop after `patience` flat epochs
         write metrics.jsonl, model.* (if best), last.* (for --resume)

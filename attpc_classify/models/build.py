@@ -110,6 +110,8 @@ def _descendant(
             class_names=output_names,
             drop_path_rate=args["drop_path_rate"],
             drop_rate=args["drop_rate"],
+            # true: a DeiT token (fresh if the learngene has none); false: the learngene's
+            distill_token=True if cfg.distill_token else None,
         )
         arch = learngene.vit_arch(model)
     except (learngene.LearngeneError, ValueError) as err:
