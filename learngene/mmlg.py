@@ -210,7 +210,7 @@ class MultiViewViT(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         """Position embeddings, as timm's ViT (the engine skips these names)."""
-        return {f"encoders.{v}.pos_embed" for v in self.views}
+        return {f"encoders.{v}.{k}" for v in self.views for k in ("pos_embed", "dist_token")}
 
 
 def build(
@@ -329,7 +329,8 @@ class MMLGAuxNet(AuxNet):
         return out
 
     def no_weight_decay(self) -> set[str]:
-        return {f"embed.{v}.pos_embed" for v in self.view_names} | {"alpha", "beta"}
+        tokens = {f"embed.{v}.{k}" for v in self.view_names for k in ("pos_embed", "dist_token")}
+        return tokens | {"alpha", "beta"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.learngene_tensors()
