@@ -82,22 +82,25 @@ def main() -> int:
 
 def fit_cnns(args, sims: dict[str, Path], out: Path) -> dict[str, dict]:
     """The small CNN of docs/sim-to-real.md (feature_model's settings, robust inputs, no
-    cleaning) trained on each simulation and scored on every test set."""
+    cleaning) trained on each simulation and scored on every test set, each test set
+    preprocessed with that training file as ``--reference`` (its charge quantiles)."""
     data = out / "robust"
     data.mkdir(parents=True, exist_ok=True)
-    for name, sim in [*sims.items(), ("before", args.before), ("after", args.after)]:
-        dst = data / f"{name}.h5"
-        fm.sh(["preprocess", sim, "--out", dst, *fm.ROBUST, "--workers", 2, "--quiet"], dst)
     fits = {}
-    for stem in ("before", "after"):
+    for stem, sim in (("before", args.before), ("after", args.after)):
+        train = data / f"{stem}.h5"
+        fm.sh(["preprocess", sim, "--out", train, *fm.ROBUST, "--workers", 2, "--quiet"], train)
         run = out / "runs" / f"cnn_{stem}"
-        fm.sh(["train", *fm.CNN, "--data", data / f"{stem}.h5", "--out", run],
-              run / "model.json")  # fmt: skip
+        fm.sh(["train", *fm.CNN, "--data", train, "--out", run], run / "model.json")
         rows = {}
-        for name in sims:
+        for name, src in sims.items():
+            dst = data / stem / f"{name}.h5"
+            dst.parent.mkdir(exist_ok=True)
+            fm.sh(["preprocess", src, "--out", dst, *fm.ROBUST, "--reference", train,
+                   "--workers", 2, "--quiet"], dst)  # fmt: skip
             ev = run / "eval" / name
-            fm.sh(["evaluate", run, "--data", data / f"{name}.h5", "--out", ev, "--n-boot",
-                   args.n_boot, "--quiet"], ev / "metrics.json")  # fmt: skip
+            fm.sh(["evaluate", run, "--data", dst, "--out", ev, "--n-boot", args.n_boot,
+                   "--quiet"], ev / "metrics.json")  # fmt: skip
             rows[name] = fm.metrics(ev / "metrics.json")
         val = json.loads((run / "model.json").read_text())["metrics"]["val_macro_f1"]
         fits[f"CNN {stem}"] = {"rows": rows, "val_f1": {"cnn": val}}
