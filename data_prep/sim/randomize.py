@@ -2,8 +2,9 @@
 
 Without a ``randomize:`` range every knob takes the config's fixed value; with one it is
 drawn, per event or per run file, from a generator of its own stream, so the physics
-draws of an event do not change when randomisation is switched on. `Knobs.row` is what
-the event table stores.
+draws of an event do not change when randomisation is switched on. The electronics
+(point formation, GET shaping time) are picked per run file among listed choices
+(`draw_electronics`). `Knobs.row` is what the event table stores.
 """
 
 from __future__ import annotations
