@@ -8,6 +8,7 @@ The loop, in the order it runs::
             lr = warm-up then cosine(step)
             x = augment(batch)       # exact detector symmetries only (data.augment_batch)
             loss = (1-a) CE(label smoothing, class weights) + a tau^2 KL(teacher || student)
+                   (a ViT with a distillation token: learngene.distill.deit_loss, DeiT's)
             AdamW step (grad clip, AMP)
         validate -> macro-F1; keep the best weights; stop after `patience` flat epochs
         write metrics.jsonl, model.* (if best), last.* (for --resume)
@@ -56,6 +57,7 @@ from attpc_classify.train_config import OptimConfig, TrainConfig
 from data_prep.atomic import atomic_path, check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, read_images
+from learngene.distill import deit_loss
 
 logger = logging.getLogger(__name__)
 Progress = Callable[[int], None]
@@ -569,11 +571,18 @@ def _train_step(run: _Run, idx: torch.Tensor, gen: torch.Generator, epoch: int, 
         if run.teacher is not None:
             with torch.no_grad():
                 t_logits = run.teacher(xb)
-        loss = distillation_loss(
-            logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
-            weight=run.weight, label_smoothing=o.label_smoothing,
-            ce_scale=ce_scale, kl_scale=kl_scale,
-        )  # fmt: skip
+        if isinstance(logits, tuple):  # a ViT with a distillation token: (class, dist)
+            loss = deit_loss(
+                *logits, yb, t_logits, kind=cfg.distill.kind, alpha=cfg.distill.alpha,
+                tau=cfg.distill.tau, weight=run.weight, label_smoothing=o.label_smoothing,
+                ce_scale=ce_scale, kl_scale=kl_scale,
+            )  # fmt: skip
+        else:
+            loss = distillation_loss(
+                logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
+                weight=run.weight, label_smoothing=o.label_smoothing,
+                ce_scale=ce_scale, kl_scale=kl_scale,
+            )  # fmt: skip
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if o.grad_clip:

@@ -47,6 +47,9 @@ class ModelConfig:
     # vit: 0 = timm's one-conv patch embedding; > 0 = a convolutional stem (log2(patch)
     # stride-2 3x3 convs, this many channels in the first; learngene.vit.ConvStem)
     stem_width: int = 0
+    # vit: DeiT's distillation token and its own head (learngene.vit.DistilledViT); with a
+    # teacher it learns the teacher (distill.kind), without one the labels
+    distill_token: bool = False
     mlp_ratio: float = 4.0  # vit: MLP hidden / embed dim
     drop_path: float = 0.0  # vit and timm CNNs that take drop_path_rate
     dropout: float = 0.0  # before the classifier head
@@ -122,10 +125,15 @@ class DistillConfig:
 
     alpha: float = 0.5  # weight of the KL term; (1 - alpha) on the labels
     tau: float = 2.0  # softmax temperature of both teacher and student
+    # a ViT with a distillation token (model.distill_token): its head learns the teacher's
+    # argmax (hard, DeiT's best) or its softened softmax (soft); the class head the labels
+    kind: str = "hard"
 
     def __post_init__(self) -> None:
         if not 0 <= self.alpha <= 1 or self.tau <= 0:
             raise InputError("distill.alpha must be in [0, 1] and distill.tau > 0")
+        if self.kind not in ("hard", "soft"):
+            raise InputError(f"distill.kind must be hard or soft, got {self.kind!r}")
 
 
 @dataclass

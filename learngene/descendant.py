@@ -11,7 +11,7 @@ import torch
 from learngene import inherit, ldr, lets, mmlg, pool, tleg
 from learngene.gene import Learngene, LearngeneError, arch_from_meta
 from learngene.io import load_learngene
-from learngene.vit import ARCH_KEYS, HEAD_KEYS, create_vit
+from learngene.vit import ARCH_KEYS, DIST_HEAD_KEYS, DIST_TOKEN, create_vit, head_keys
 
 if TYPE_CHECKING:
     from timm.models.vision_transformer import VisionTransformer
@@ -122,7 +122,9 @@ def build_descendant(
     seed
         Seeds timm's initialisation of whatever the learngene does not provide.
     **kw
-        Training-only `VisionTransformer` options (``drop_path_rate``, ``drop_rate``, ...).
+        Training-only `VisionTransformer` options (``drop_path_rate``, ``drop_rate``, ...)
+        and ``distill_token``: ``None`` (default) as the learngene, ``True`` a DeiT token
+        (freshly initialised when the learngene has none), ``False`` none.
 
     Examples
     --------
@@ -138,6 +140,7 @@ def build_descendant(
     """
     learngene = path if isinstance(path, Learngene) else load_learngene(path)
     meta = learngene.meta
+    token = kw.pop("distill_token", None)
     clash = sorted(set(kw) & {*ARCH_KEYS, "class_token", "global_pool"})
     if clash:
         raise LearngeneError(f"the learngene fixes {clash[0]!r}; it cannot be overridden")
@@ -174,9 +177,16 @@ def build_descendant(
         except ValueError as err:
             raise LearngeneError(f"pool learngene: {err}") from None
     arch.update(num_classes=num_classes, embed_dim=width, depth=depth, num_heads=width // head_dim)
+    fresh_token = bool(token) and not arch["distill_token"]
+    if token is not None:  # True: a token (fresh unless the learngene has one); False: none
+        arch["distill_token"] = bool(token)
+        if not token:
+            state = {k: v for k, v in state.items() if k not in (DIST_TOKEN, *DIST_HEAD_KEYS)}
     model = create_vit(**arch, seed=seed, **kw)
 
-    allowed = set() if keep_head else set(HEAD_KEYS)
+    allowed = set() if keep_head else set(head_keys(model.state_dict()))
+    if fresh_token:  # the learngene has no token: the descendant's own initialisation
+        allowed.update((DIST_TOKEN, *DIST_HEAD_KEYS))
     if learngene.method == "inherit":
         for i in inherit.random_blocks(learngene, depth):
             allowed.update(k for k in model.state_dict() if k.startswith(f"blocks.{i}."))

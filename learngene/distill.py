@@ -57,3 +57,55 @@ def distill_loss(
             )
             loss = loss + (1.0 - alpha) * ce
     return loss
+
+
+#: how a distillation token learns from the teacher (DeiT's ``--distillation-type``)
+TOKEN_KINDS = ("hard", "soft")
+
+
+def deit_loss(
+    cls_logits: torch.Tensor,
+    dist_logits: torch.Tensor,
+    targets: torch.Tensor,
+    teacher_logits: torch.Tensor | None,
+    *,
+    kind: str = "hard",
+    alpha: float = 0.5,
+    tau: float = 1.0,
+    weight: torch.Tensor | None = None,
+    label_smoothing: float = 0.0,
+    ce_scale: float = 1.0,
+    kl_scale: float = 1.0,
+) -> torch.Tensor:
+    """DeiT's ``DistillationLoss`` for a model with a distillation token.
+
+        loss = (1 − α) · CE(class head, labels) + α · D(distillation head, teacher)
+
+    ``kind="hard"`` (DeiT's best): D = CE against the teacher's argmax; ``"soft"``:
+    D = τ² · KL(softmax(t/τ) ‖ softmax(s/τ)), averaged over the batch (DeiT's code
+    divides the summed KL by batch × classes instead, its "legacy" choice). Without a
+    teacher (ours) the distillation head learns the labels too: D = CE(dist head, labels).
+    ``weight`` and ``label_smoothing`` apply to the label terms only (the teacher's terms
+    are DeiT's plain ones); ``ce_scale`` / ``kl_scale`` multiply the label and teacher
+    means (a data-parallel rank's share of the batch).
+    """
+    if kind not in TOKEN_KINDS:
+        raise ValueError(f"distillation kind must be one of {TOKEN_KINDS}, got {kind!r}")
+    if not 0.0 <= alpha <= 1.0 or tau <= 0:
+        raise ValueError(f"need 0 <= alpha <= 1 and tau > 0, got alpha={alpha}, tau={tau}")
+
+    def label_ce(logits: torch.Tensor) -> torch.Tensor:
+        ce = F.cross_entropy(
+            logits.float(), targets, weight=weight, label_smoothing=label_smoothing
+        )
+        return ce * ce_scale
+
+    base = label_ce(cls_logits)
+    if teacher_logits is None:
+        dist = label_ce(dist_logits)
+    elif kind == "hard":
+        dist = F.cross_entropy(dist_logits.float(), teacher_logits.detach().argmax(-1))
+        dist = dist * kl_scale
+    else:
+        dist = tau**2 * kd_kl(dist_logits.float(), teacher_logits.float(), tau) * kl_scale
+    return (1.0 - alpha) * base + alpha * dist

@@ -67,6 +67,7 @@ def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"embed_dim {arch['embed_dim']} / num_heads {arch['num_heads']}")
     if not isinstance(arch["mlp_ratio"], (int, float)) or arch["mlp_ratio"] <= 0:
         raise ValueError(f"mlp_ratio must be a positive number, got {arch['mlp_ratio']!r}")
+    arch["distill_token"] = bool(arch["distill_token"])  # absent (0): no token
     if not isinstance(arch["qkv_bias"], bool):
         raise ValueError(f"qkv_bias must be true or false, got {arch['qkv_bias']!r}")
     size = arch["img_size"]
@@ -91,7 +92,11 @@ class AuxNet(nn.Module):
         """Record the `vit.ARCH_KEYS` and the method's `METHOD_KEYS` from ``args``."""
         if args.get("kw", {}).get("drop_path_rate"):
             raise ValueError(f"the {self.method} Aux-Net does not support drop_path_rate")
-        self.arch = {k: args[k] for k in ARCH_KEYS}
+        # optional keys an Aux-Net does not name in its signature (``distill_token``) come
+        # through ``**kw``; popped, so that ``kw`` can still go to `create_vit` alongside
+        kw = args.get("kw", {})
+        self.arch = {k: args[k] if k in args else kw.pop(k, 0) for k in ARCH_KEYS}
+        self.arch["distill_token"] = bool(self.arch["distill_token"])
         self.method_args = {k: args[k] for k in METHOD_KEYS[self.method]}
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from learngene.gene import Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, narrow, shared_keys, split_blocks, vit_shapes
+from learngene.vit import head_keys, narrow, shared_keys, split_blocks, vit_shapes
 
 
 def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -77,7 +77,7 @@ def inherit_layers(
         raise ValueError(f"block indices {source} outside 0..{depth - 1}")
     blocks, rest = split_blocks(ancestry_state)
     tensors = {f"blocks.{i}.{n}": v for i, s in enumerate(source) for n, v in blocks[s].items()}
-    tensors.update({key: rest[key] for key in (*shared_keys(rest), *HEAD_KEYS)})
+    tensors.update({key: rest[key] for key in (*shared_keys(rest), *head_keys(rest))})
     meta = {"method": "inherit", **_json_arch(ancestry_cfg)}
     meta.update(learngene_depth=k, source_blocks=source)
     return Learngene(meta=meta, tensors={key: v.detach().clone() for key, v in tensors.items()})
@@ -108,7 +108,7 @@ def expand(
         for t in range(kept)
         for name, v in blocks[k - kept + t].items()
     }
-    keys = (*shared_keys(rest), *HEAD_KEYS) if include_head else shared_keys(rest)
+    keys = (*shared_keys(rest), *head_keys(rest)) if include_head else shared_keys(rest)
     out.update({key: rest[key] for key in keys})
     return _narrow(out, learngene.meta, width)
 
@@ -137,7 +137,7 @@ def weight_select(
         )
     blocks, rest = split_blocks(ancestry_state)
     out = {f"blocks.{i}.{name}": v for i in range(depth) for name, v in blocks[i].items()}
-    keys = (*shared_keys(rest), *HEAD_KEYS) if include_head else shared_keys(rest)
+    keys = (*shared_keys(rest), *head_keys(rest)) if include_head else shared_keys(rest)
     out.update({key: rest[key] for key in keys})
     return _narrow(out, ancestry_cfg, width)
 

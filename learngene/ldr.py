@@ -27,7 +27,7 @@ import torch
 from torch.func import functional_call
 
 from learngene.gene import AuxNet, Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, block_shapes, create_vit, shared_keys, skeleton, vit_shapes
+from learngene.vit import block_shapes, create_vit, head_keys, shared_keys, skeleton, vit_shapes
 
 BASES = ("chebyshev", "taylor")
 
@@ -72,7 +72,7 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     block = block_shapes(**arch)
     full = vit_shapes(**{**arch, "depth": 0})
     shapes = {f"component.{c}.{name}": s for c in range(k) for name, s in block.items()}
-    shapes.update({name: full[name] for name in (*shared_keys(full), *HEAD_KEYS)})
+    shapes.update({name: full[name] for name in (*shared_keys(full), *head_keys(full))})
     return shapes
 
 
@@ -117,7 +117,7 @@ def _expand(
             out[f"blocks.{layer}.{name}"] = sum(
                 c * g[name] for c, g in zip(coeff, comps, strict=True)
             )
-    keys = (*shared_keys(tensors), *HEAD_KEYS) if include_head else shared_keys(tensors)
+    keys = (*shared_keys(tensors), *head_keys(tensors)) if include_head else shared_keys(tensors)
     out.update({name: tensors[name] for name in keys})
     return out
 
@@ -156,7 +156,8 @@ class LDRAuxNet(AuxNet):
         super().__init__()
         self._set_arch(locals())
         self.k, self.kind = _meta_sizes({"components": components, "basis": basis})
-        keep = (*shared_keys(vit_shapes(**{**self.arch, "depth": 0})), *HEAD_KEYS)
+        names = vit_shapes(**{**self.arch, "depth": 0})
+        keep = (*shared_keys(names), *head_keys(names))
         self.vit = skeleton(keep=keep, seed=seed, **self.arch, **kw)
         blocks = create_vit(
             **{**self.arch, "depth": self.k}, seed=None if seed is None else seed + 1
@@ -190,7 +191,7 @@ class LDRAuxNet(AuxNet):
 
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimiser should not decay (timm's convention)."""
-        return {"vit.pos_embed"}
+        return {"vit.pos_embed", "vit.dist_token"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = _expand(

@@ -48,6 +48,11 @@ picks rows by L1/L2 norm instead: residual channels by F_e rows (the same in F_c
 ``pos_embed``), whole attention heads by their q, k, v rows, MLP units by F_ffn rows, each
 layer's score weighted by ``|c_w|`` of its window. Widths below ``w`` keep the learngene's
 first channels.
+
+A distillation token (``distill_token``, ours: the official code has none) is carried as
+``pos_embed``: ``dist_token`` W wide outside the learngene proper, descendants take the
+same channels; ``head_dist.*`` sits in the small ViT next to ``head.*`` and is expanded by
+F_cls like it.
 """
 
 from __future__ import annotations
@@ -61,7 +66,7 @@ from torch import nn
 from torch.func import functional_call
 
 from learngene.gene import AuxNet, Learngene, arch_from_meta
-from learngene.vit import create_vit, skeleton, split_blocks, stem_keys, vit_shapes
+from learngene.vit import DIST_TOKEN, create_vit, skeleton, split_blocks, stem_keys, vit_shapes
 
 #: per-layer width matrices
 LAYER_MATRICES = ("q", "k", "v", "ffn")
@@ -214,6 +219,8 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     shapes = vit_shapes(**a.learngene_arch(meta))
     n_tokens = shapes["pos_embed"][1]
     shapes["pos_embed"] = (1, n_tokens, a.W)
+    if DIST_TOKEN in shapes:  # carried as the position embedding: W wide, sliced
+        shapes[DIST_TOKEN] = (1, 1, a.W)
     shapes["width.embed"] = (a.W - a.w, a.w)
     shapes["width.head"] = (a.W - a.w, a.w)
     for i in range(a.k):
@@ -310,12 +317,17 @@ def _expand(
     out["patch_embed.proj.bias"] = p_res @ rest["patch_embed.proj.bias"]
     out.update({k: rest[k] for k in stem_keys(rest)})  # width-independent: copied as is
     out["pos_embed"] = rest["pos_embed"][..., channels]
+    if DIST_TOKEN in rest:  # the same channels as the position embedding
+        out[DIST_TOKEN] = rest[DIST_TOKEN][..., channels]
     out["fc_norm.weight"] = p_res @ rest["fc_norm.weight"]
     out["fc_norm.bias"] = p_res @ rest["fc_norm.bias"]
     if include_head:
         p_cls = _projection(tensors["width.head"], res_rows, a.w, width)
         out["head.weight"] = rest["head.weight"] @ p_cls.T
         out["head.bias"] = rest["head.bias"]
+        if "head_dist.weight" in rest:  # the distillation head reads the same features
+            out["head_dist.weight"] = rest["head_dist.weight"] @ p_cls.T
+            out["head_dist.bias"] = rest["head_dist.bias"]
     return out
 
 
@@ -472,9 +484,13 @@ class LeTsAuxNet(AuxNet):
         self._set_arch(locals())
         meta = self.learngene_meta()
         a = self.sizes = LeTsArch.from_meta(meta)
-        self.vit = skeleton(keep=("pos_embed",), seed=seed, **self.arch, **kw)
+        token = (DIST_TOKEN,) if self.arch["distill_token"] else ()
+        self.vit = skeleton(keep=("pos_embed", *token), seed=seed, **self.arch, **kw)
         self.core = create_vit(**a.learngene_arch(meta), seed=seed, **kw)
-        self.core.pos_embed = None  # the learngene's position embedding is the W-wide one
+        # the learngene's position embedding (and distillation token) are the W-wide ones
+        self.core.pos_embed = None
+        if token:
+            self.core.dist_token = None
         generator = None if seed is None else torch.Generator().manual_seed(seed)
         self.widths = nn.ParameterDict()
         for name, shape in learngene_shapes(meta).items():
@@ -489,6 +505,8 @@ class LeTsAuxNet(AuxNet):
         """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
         out = dict(self.core.named_parameters())
         out["pos_embed"] = self.vit.pos_embed
+        if self.arch["distill_token"]:
+            out[DIST_TOKEN] = self.vit.dist_token
         for key, p in self.widths.items():
             out["width." + key.replace("_", ".")] = p
         out["depth.weight"] = self.depth_weight
@@ -498,7 +516,7 @@ class LeTsAuxNet(AuxNet):
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimiser should not decay (timm's convention); decaying the depth
         coefficients would pull every Aux-Net layer towards zero."""
-        return {"vit.pos_embed", "depth_weight", "depth_bias"}
+        return {"vit.pos_embed", "vit.dist_token", "depth_weight", "depth_bias"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         a = self.sizes

@@ -38,10 +38,11 @@ from learngene import tleg
 from learngene.gene import AuxNet, Learngene, arch_from_meta
 from learngene.vit import (
     ARCH_KEYS,
-    HEAD_KEYS,
     OPTIONAL_ARCH_KEYS,
+    average_heads,
     block_shapes,
     create_vit,
+    head_keys,
     seeded,
     shared_keys,
     skeleton,
@@ -81,7 +82,7 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
         shapes.update({f"um.{v}.{ab}.{k}": s for ab in "ab" for k, s in block.items()})
         shapes.update({f"embed.{v}.{k}": enc[k] for k in shared_keys(enc)})
     shapes.update({"alpha": (len(views),), "beta": (len(views),)})
-    shapes.update({k: head[k] for k in HEAD_KEYS})
+    shapes.update({k: head[k] for k in head_keys(head)})
     return shapes
 
 
@@ -133,7 +134,7 @@ def expand(
         for k, w in _encoder_state(t, all_views, v, depth).items()
     }
     if include_head:
-        out.update({k: t[k] for k in HEAD_KEYS})
+        out.update({k: t[k] for k in head_keys(t)})
     return out
 
 
@@ -155,7 +156,10 @@ class MultiViewViT(nn.Module):
 
     Reads the full multi-view image ``(B, V·c, H, W)`` and uses the channels of its own
     ``views`` only (``all_views`` gives the channel layout), so a pad-plane-only model
-    runs on the same image files as a multi-view one.
+    runs on the same image files as a multi-view one. With a distillation token
+    (``distill_token``) every encoder has its own; their features are averaged over the
+    views like the pooled ones and one ``head_dist`` reads them (`vit.DistilledViT`'s
+    outputs: a pair in training, the heads' averaged softmax in eval mode).
     """
 
     input_kind = "images"
@@ -187,26 +191,26 @@ class MultiViewViT(nn.Module):
                 for i, v in enumerate(self.views)
             }
         )
-        with seeded(seed):
-            self.head = nn.Linear(arch["embed_dim"], num_classes)
-            nn.init.trunc_normal_(self.head.weight, std=0.02)  # timm's head initialisation
-            nn.init.zeros_(self.head.bias)
+        self.head = _linear_head(arch["embed_dim"], num_classes, seed)
+        self.head_dist = None
+        if enc.get("distill_token"):
+            self.head_dist = _linear_head(arch["embed_dim"], num_classes, seed, 1)
 
     def channels(self, view: str) -> slice:
         i = self.all_views.index(view)
         return slice(i * self.view_channels, (i + 1) * self.view_channels)
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features averaged over the model's views, ``(B, embed_dim)``."""
-        feats = [enc(x[:, self.channels(v)]) for v, enc in self.encoders.items()]
-        return torch.stack(feats).mean(0)
+    def features(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        """Pooled features averaged over the model's views, ``(B, embed_dim)`` (with a
+        distillation token: the pair pooled, token features)."""
+        return _view_mean([enc(x[:, self.channels(v)]) for v, enc in self.encoders.items()])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        return _heads(self, self.features(x))
 
     def no_weight_decay(self) -> set[str]:
         """Position embeddings, as timm's ViT (the engine skips these names)."""
-        return {f"encoders.{v}.pos_embed" for v in self.views}
+        return {f"encoders.{v}.{k}" for v in self.views for k in ("pos_embed", "dist_token")}
 
 
 def build(
@@ -226,7 +230,7 @@ def build(
         arch_from_meta(learngene.meta), all_views, c, views, depth, num_classes, seed=seed, **kw
     )
     result = model.load_state_dict(state, strict=False)
-    allowed = set() if include_head else set(HEAD_KEYS)
+    allowed = set() if include_head else set(head_keys(model.state_dict()))
     if set(result.missing_keys) - allowed or result.unexpected_keys:
         raise RuntimeError(f"mmlg state does not fit: {result}")  # a bug, not a user error
     return model
@@ -297,12 +301,14 @@ class MMLGAuxNet(AuxNet):
             vit = create_vit(**{**enc, "depth": 0}, seed=None if seed is None else seed + 100 + i)
             self.embed[v] = nn.ModuleDict({"patch_embed": vit.patch_embed, "fc_norm": vit.fc_norm})
             self.embed[v].pos_embed = vit.pos_embed
+            if self.arch["distill_token"]:  # each view's own, carried like pos_embed
+                self.embed[v].dist_token = vit.dist_token
         self.alpha = nn.Parameter(torch.ones(len(views)))
         self.beta = nn.Parameter(torch.ones(len(views)))
-        with seeded(seed):
-            self.head = nn.Linear(embed_dim, num_classes)
-            nn.init.trunc_normal_(self.head.weight, std=0.02)
-            nn.init.zeros_(self.head.bias)
+        self.head = _linear_head(embed_dim, num_classes, seed)
+        self.head_dist = None
+        if self.arch["distill_token"]:
+            self.head_dist = _linear_head(embed_dim, num_classes, seed, 1)
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:
         """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
@@ -318,10 +324,13 @@ class MMLGAuxNet(AuxNet):
             out.update({f"embed.{v}.{k}": p for k, p in mods.named_parameters()})
         out.update(alpha=self.alpha, beta=self.beta)
         out.update({f"head.{k}": p for k, p in self.head.named_parameters()})
+        if self.head_dist is not None:
+            out.update({f"head_dist.{k}": p for k, p in self.head_dist.named_parameters()})
         return out
 
     def no_weight_decay(self) -> set[str]:
-        return {f"embed.{v}.pos_embed" for v in self.view_names} | {"alpha", "beta"}
+        tokens = {f"embed.{v}.{k}" for v in self.view_names for k in ("pos_embed", "dist_token")}
+        return tokens | {"alpha", "beta"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.learngene_tensors()
@@ -337,4 +346,29 @@ class MMLGAuxNet(AuxNet):
             )
             for i, v in views
         ]
-        return self.head(torch.stack(feats).mean(0))
+        return _heads(self, _view_mean(feats))
+
+
+def _linear_head(width: int, num_classes: int, seed: int | None, offset: int = 0) -> nn.Linear:
+    """A classifier initialised as timm's ViT head (trunc-normal 0.02, bias 0)."""
+    with seeded(None if seed is None else seed + offset):
+        head = nn.Linear(width, num_classes)
+        nn.init.trunc_normal_(head.weight, std=0.02)
+        nn.init.zeros_(head.bias)
+    return head
+
+
+def _view_mean(feats: list) -> torch.Tensor | tuple[torch.Tensor, ...]:
+    """The encoders' outputs averaged over the views (element-wise for token pairs)."""
+    if isinstance(feats[0], tuple):
+        return tuple(torch.stack(f).mean(0) for f in zip(*feats, strict=True))
+    return torch.stack(feats).mean(0)
+
+
+def _heads(model: nn.Module, feats: torch.Tensor | tuple[torch.Tensor, ...]):
+    """Class head on pooled features; with a token also ``head_dist`` on its features:
+    the pair in training, `vit.average_heads` in eval mode (as `vit.DistilledViT`)."""
+    if model.head_dist is None:
+        return model.head(feats)
+    cls, dist = model.head(feats[0]), model.head_dist(feats[1])
+    return (cls, dist) if model.training else average_heads(cls, dist)

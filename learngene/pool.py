@@ -37,7 +37,15 @@ import torch
 from torch import nn
 
 from learngene.gene import Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, create_vit, split_blocks, stem_keys, vit_shapes
+from learngene.vit import (
+    DIST_TOKEN,
+    average_heads,
+    create_vit,
+    head_keys,
+    split_blocks,
+    stem_keys,
+    vit_shapes,
+)
 
 #: a path: (instance index, block indices of that instance) per segment
 Path = list[tuple[int, list[int]]]
@@ -128,7 +136,10 @@ class StitchedViT(nn.Module):
     """A ViT made of segments of different widths joined by linear stitches.
 
     ``forward`` is timm's ViT forward (patch embedding + position embedding, blocks, token
-    average, ``fc_norm``, head) with a stitch ``Linear`` between segments.
+    average, ``fc_norm``, head) with a stitch ``Linear`` between segments. With a
+    distillation token (``distill_token`` in the archs) it is `vit.DistilledViT`'s: the
+    first instance's token before the patch tokens, crossing the stitches with them, the
+    last instance's ``head_dist`` on it.
     """
 
     def __init__(
@@ -157,22 +168,32 @@ class StitchedViT(nn.Module):
             **{**segment_archs[-1], "depth": 0, "num_classes": num_classes}, seed=seed
         )
         self.fc_norm, self.head = last.fc_norm, last.head
+        self.dist_token = getattr(first, DIST_TOKEN, None)
+        self.head_dist = getattr(last, "head_dist", None)
         self.num_classes = num_classes
         self.input_kind = "images"
 
     def no_weight_decay(self) -> set[str]:
-        return {"pos_embed"}
+        return {"pos_embed", DIST_TOKEN}
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens leaving the last segment (the distillation token first, if any)."""
         x = self.pos_drop(self.patch_embed(x) + self.pos_embed)
+        if self.dist_token is not None:
+            x = torch.cat([self.dist_token.expand(x.shape[0], -1, -1), x], dim=1)
         for s, blocks in enumerate(self.segments):
             if s:
                 x = self.stitches[s - 1](x)
             x = blocks(x)
-        return self.fc_norm(x.mean(dim=1))
+        return x
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        x = self.forward_features(x)
+        if self.dist_token is None:
+            return self.head(self.fc_norm(x.mean(dim=1)))
+        cls = self.head(self.fc_norm(x[:, 1:].mean(dim=1)))
+        dist = self.head_dist(self.fc_norm(x[:, 0]))
+        return (cls, dist) if self.training else average_heads(cls, dist)
 
 
 def expand(
@@ -197,8 +218,11 @@ def expand(
     prefix = f"instance.{first}."  # a conv stem comes with the first instance's embedding
     own = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     out |= {k: own[k] for k in stem_keys(own)}
-    if include_head:
-        out |= {k: tensors[f"instance.{last}.{k}"] for k in HEAD_KEYS}
+    if DIST_TOKEN in own:  # the distillation token enters with the first instance's embedding
+        out[DIST_TOKEN] = own[DIST_TOKEN]
+    if include_head:  # head (and distillation head) of the last instance
+        top = {k[len(f"instance.{last}.") :] for k in tensors if k.startswith(f"instance.{last}.")}
+        out |= {k: tensors[f"instance.{last}.{k}"] for k in head_keys(top)}
     for s, (n, blocks) in enumerate(path):
         inst = {
             k[len(f"instance.{n}.") :]: v
@@ -235,7 +259,7 @@ def build_stitched(
     )
     state = expand(learngene, path, include_head=include_head)
     result = model.load_state_dict(state, strict=False)
-    allowed = set() if include_head else set(HEAD_KEYS)
+    allowed = set() if include_head else set(head_keys(model.state_dict()))
     if set(result.missing_keys) - allowed or result.unexpected_keys:
         raise RuntimeError(f"pool state does not fit: {result}")
     return model
@@ -252,6 +276,7 @@ def pool_meta(arch: Mapping[str, Any], widths: Sequence[int], depth: int) -> dic
         **{k: arch[k] for k in ("img_size", "patch_size", "in_chans", "num_classes", "mlp_ratio")},
         "qkv_bias": arch.get("qkv_bias", True),
         "stem_width": arch.get("stem_width", 0),
+        "distill_token": bool(arch.get("distill_token", False)),
         "embed_dim": max(widths),
         "num_heads": max(widths) // head_dim,
         "depth": depth,
@@ -267,7 +292,7 @@ def pool_meta(arch: Mapping[str, Any], widths: Sequence[int], depth: int) -> dic
 @torch.no_grad()
 def _features(vit: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     """Token features entering block 0, 1, …, D−1 of a timm ViT (``(B·N, C)`` each)."""
-    h = vit.pos_drop(vit.patch_embed(x) + vit.pos_embed)
+    h = vit._pos_embed(vit.patch_embed(x))  # timm's: position embedding (+ token)
     out = []
     for block in vit.blocks:
         out.append(h.reshape(-1, h.shape[-1]))
@@ -354,15 +379,14 @@ class PoolAuxNet(nn.Module):
         path = random_path(self.meta, self.rng) if self.training else self.eval_path
         (first, _), (last, _) = path[0], path[-1]
         vit = self.instances[first]
-        h = vit.pos_drop(vit.patch_embed(x) + vit.pos_embed)
+        h = vit._pos_embed(vit.patch_embed(x))  # timm's: position embedding (+ token)
         for s, (n, blocks) in enumerate(path):
             if s:
                 key = f"stitch_{path[s - 1][0]}_{n}_{blocks[0]}"
                 h = h @ self.stitches[key + "_weight"].T + self.stitches[key + "_bias"]
             for b in blocks:
                 h = self.instances[n].blocks[b](h)
-        top = self.instances[last]
-        return top.head(top.fc_norm(h.mean(dim=1)))
+        return self.instances[last].forward_head(h)  # timm's pool, fc_norm, head(s)
 
 
 def pool_learngene(

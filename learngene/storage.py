@@ -13,7 +13,7 @@ from typing import Any
 
 from learngene.io import expected_shapes
 from learngene.mmlg import encoder_arch
-from learngene.vit import HEAD_KEYS, vit_shapes
+from learngene.vit import head_keys, vit_shapes
 
 METHODS = (
     "tleg",
@@ -90,7 +90,7 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
         head = vit_shapes(**{**base, "depth": 0})
         per_size = [
             len(views) * _count(vit_shapes(**encoder_arch({**base, "embed_dim": w}, c, d)))
-            + _count({k: head[k] for k in HEAD_KEYS})
+            + _count({k: head[k] for k in head_keys(head)})
             for d, w in pairs
         ]
         if any(w != arch["embed_dim"] for _, w in pairs):

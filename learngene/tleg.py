@@ -25,7 +25,7 @@ import torch
 from torch.func import functional_call
 
 from learngene.gene import AuxNet, Learngene, arch_from_meta
-from learngene.vit import HEAD_KEYS, block_shapes, create_vit, shared_keys, skeleton, vit_shapes
+from learngene.vit import block_shapes, create_vit, head_keys, shared_keys, skeleton, vit_shapes
 
 
 def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -34,7 +34,7 @@ def learngene_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
     block = block_shapes(**arch)
     full = vit_shapes(**{**arch, "depth": 0})
     shapes = {f"theta_{ab}.{k}": s for ab in "ab" for k, s in block.items()}
-    shapes.update({k: full[k] for k in (*shared_keys(full), *HEAD_KEYS)})
+    shapes.update({k: full[k] for k in (*shared_keys(full), *head_keys(full))})
     return shapes
 
 
@@ -67,7 +67,7 @@ def expand(
         for layer in range(depth)
         for name in theta_a
     }
-    keys = (*shared_keys(tensors), *HEAD_KEYS) if include_head else shared_keys(tensors)
+    keys = (*shared_keys(tensors), *head_keys(tensors)) if include_head else shared_keys(tensors)
     out.update({k: tensors[k] for k in keys})
     return out
 
@@ -105,7 +105,8 @@ class TLEGAuxNet(AuxNet):
     ) -> None:
         super().__init__()
         self._set_arch(locals())
-        keep = (*shared_keys(vit_shapes(**{**self.arch, "depth": 0})), *HEAD_KEYS)
+        names = vit_shapes(**{**self.arch, "depth": 0})
+        keep = (*shared_keys(names), *head_keys(names))
         self.vit = skeleton(keep=keep, seed=seed, **self.arch, **kw)
         pair = create_vit(**{**self.arch, "depth": 2}, seed=None if seed is None else seed + 1)
         self.theta_a, self.theta_b = pair.blocks[0], pair.blocks[1]
@@ -123,7 +124,7 @@ class TLEGAuxNet(AuxNet):
 
     def no_weight_decay(self) -> set[str]:
         """Parameters an optimiser should not decay (timm's convention)."""
-        return {"vit.pos_embed"}
+        return {"vit.pos_embed", "vit.dist_token"}
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weights = expand(self.learngene_tensors(), self.arch["depth"])

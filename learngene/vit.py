@@ -36,9 +36,10 @@ ARCH_KEYS = (
     "mlp_ratio",
     "qkv_bias",
     "stem_width",  # 0 = timm's one-conv patch embedding, else `ConvStem` channels
+    "distill_token",  # a DeiT distillation token with its own head (`DistilledViT`)
 )
 #: `ARCH_KEYS` that metadata may omit (learngenes written before the key existed): 0
-OPTIONAL_ARCH_KEYS = ("stem_width",)
+OPTIONAL_ARCH_KEYS = ("stem_width", "distill_token")
 #: parameters outside the blocks that every descendant copies from the learngene
 SHARED_KEYS = (
     "patch_embed.proj.weight",
@@ -49,6 +50,10 @@ SHARED_KEYS = (
 )
 #: classifier parameters, copied only when the label space matches
 HEAD_KEYS = ("head.weight", "head.bias")
+#: a `DistilledViT`'s distillation token (width-dependent, carried like ``pos_embed``)
+DIST_TOKEN = "dist_token"
+#: a `DistilledViT`'s second classifier, on the distillation token (carried like the head)
+DIST_HEAD_KEYS = ("head_dist.weight", "head_dist.bias")
 
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
 #: parameters of a convolutional stem's early convolutions (not ``patch_embed.proj``): they
@@ -119,9 +124,77 @@ def stem_keys(names: Iterable[str]) -> tuple[str, ...]:
 
 
 def shared_keys(names: Iterable[str]) -> tuple[str, ...]:
-    """`SHARED_KEYS` plus `stem_keys` of ``names`` (a state dict or shape dict): the
-    non-block, non-head parameters every descendant takes from its learngene."""
-    return (*SHARED_KEYS, *stem_keys(names))
+    """`SHARED_KEYS` plus `stem_keys` and the distillation token of ``names`` (a state
+    dict or shape dict): the non-block, non-head parameters every descendant takes from
+    its learngene."""
+    names = tuple(names)
+    return (*SHARED_KEYS, *stem_keys(names), *((DIST_TOKEN,) if DIST_TOKEN in names else ()))
+
+
+def head_keys(names: Iterable[str]) -> tuple[str, ...]:
+    """`HEAD_KEYS` plus the distillation head's when ``names`` has them: the classifier
+    parameters, copied only when the label space matches."""
+    names = tuple(names)
+    return (*HEAD_KEYS, *(k for k in DIST_HEAD_KEYS if k in names))
+
+
+@functools.cache
+def distilled_vit_class() -> type:
+    """`DistilledViT`, made on first use (timm is imported lazily)."""
+    base = import_timm().models.vision_transformer.VisionTransformer
+
+    class DistilledViT(base):
+        """A learngene-layout ViT with DeiT's distillation token (Touvron et al. 2021).
+
+        One learnable token ``dist_token`` (1 × 1 × width) is put before the patch tokens
+        after their position embedding; it attends with them through every block. The
+        class head (``head``) reads the average of the patch tokens as before (the token is
+        a prefix token, left out of the pool); the distillation head ``head_dist`` reads
+        the token. Both go through the same ``fc_norm``, as DeiT's two tokens go through
+        its one final norm. Training mode returns ``(class_logits, dist_logits)`` (as
+        DeiT's code); eval mode returns `average_heads` of the two: log of the mean of
+        their softmaxes (DeiT's paper; its code averages the logits). Without classes
+        (``num_classes=0``, an encoder) both heads are identities and every mode returns
+        ``(pooled features, token features)``.
+
+        The token has no position embedding of its own: DeiT adds a learned one to it,
+        which is a learned constant added to a learned constant, so leaving it out changes
+        nothing the model can express and keeps ``pos_embed`` one row per patch in every
+        method. Initialisation as DeiT: token and head trunc-normal, std 0.02, bias 0.
+        """
+
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.dist_token = nn.Parameter(torch.zeros(1, 1, self.embed_dim))
+            nn.init.trunc_normal_(self.dist_token, std=0.02)
+            self.head_dist = nn.Identity()  # as DeiT: no head without classes
+            if self.num_classes:
+                self.head_dist = nn.Linear(self.embed_dim, self.num_classes)
+                nn.init.trunc_normal_(self.head_dist.weight, std=0.02)
+                nn.init.zeros_(self.head_dist.bias)
+            self.num_prefix_tokens += 1  # timm's average pool skips prefix tokens
+
+        def _pos_embed(self, x: torch.Tensor) -> torch.Tensor:
+            x = super()._pos_embed(x)
+            return torch.cat([self.dist_token.expand(x.shape[0], -1, -1), x], dim=1)
+
+        def forward_head(self, x: torch.Tensor, pre_logits: bool = False):
+            cls = super().forward_head(x, pre_logits)
+            if pre_logits:
+                return cls
+            dist = self.head_dist(self.head_drop(self.fc_norm(x[:, 0])))
+            if self.training or not self.num_classes:  # head-less: both features, always
+                return cls, dist
+            return average_heads(cls, dist)
+
+    return DistilledViT
+
+
+def average_heads(cls_logits: torch.Tensor, dist_logits: torch.Tensor) -> torch.Tensor:
+    """``log((softmax(a) + softmax(b)) / 2)``: logits whose softmax is the average of the
+    two heads' probabilities (DeiT's inference; argmax = the averaged prediction)."""
+    pair = torch.stack([cls_logits.float().log_softmax(-1), dist_logits.float().log_softmax(-1)])
+    return torch.logsumexp(pair, dim=0) - math.log(2.0)
 
 
 def create_vit(
@@ -135,6 +208,7 @@ def create_vit(
     mlp_ratio: float = 4.0,
     *,
     stem_width: int = 0,
+    distill_token: bool = False,
     seed: int | None = None,
     **kw,
 ) -> VisionTransformer:
@@ -147,6 +221,9 @@ def create_vit(
     stem_width
         0: timm's patch embedding (one ``patch_size`` convolution); > 0: a `ConvStem`
         whose first convolution has this many channels.
+    distill_token
+        A `DistilledViT` (DeiT's distillation token and second head) instead of timm's
+        `VisionTransformer`.
     seed
         Seeds timm's initialisation inside `torch.random.fork_rng`, so the caller's global
         RNG state is left untouched. ``None`` draws from the current global state.
@@ -155,7 +232,10 @@ def create_vit(
     """
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not a multiple of num_heads {num_heads}")
-    vit_class = import_timm().models.vision_transformer.VisionTransformer
+    if distill_token:
+        vit_class = distilled_vit_class()
+    else:
+        vit_class = import_timm().models.vision_transformer.VisionTransformer
     if stem_width:
         kw["embed_layer"] = functools.partial(ConvStem, stem_width=stem_width)
     with seeded(seed):
@@ -216,6 +296,7 @@ def vit_arch(model: VisionTransformer) -> dict:
         "mlp_ratio": block.mlp.fc1.out_features / model.embed_dim,
         "qkv_bias": block.attn.qkv.bias is not None,
         "stem_width": int(embed.stem[0].out_channels) if stem else 0,
+        "distill_token": hasattr(model, "dist_token"),
     }
 
 
@@ -282,9 +363,10 @@ def narrow(
             v = v[:width, : v.shape[1] * width // embed_dim]
         elif name == "attn.proj.weight":
             v = v[:width, :width]
-        elif name in ("pos_embed", "head.weight"):  # channels along the last dim
+        elif name in ("pos_embed", "head.weight", DIST_TOKEN, "head_dist.weight"):
+            # channels along the last dim
             v = v[..., :width]
-        elif name == "head.bias":
+        elif name in ("head.bias", "head_dist.bias"):
             pass
         else:  # every other tensor is indexed by residual channel along dim 0
             v = v[:width]

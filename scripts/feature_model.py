@@ -237,9 +237,6 @@ def fit_cnns(args, sims: dict[str, Path], out: Path) -> dict:
     ):
         data = out / ("robust_clean" if prep is ROBUST_CLEAN else "robust")
         data.mkdir(exist_ok=True)
-        for name in TESTS:
-            dst = data / f"{name}.h5"
-            sh(["preprocess", sims[name], "--out", dst, *prep, "--workers", 2, "--quiet"], dst)
         if train_dir is None:
             run, evals = base, out / "runs" / "cnn_first" / "eval"
         else:
@@ -251,8 +248,13 @@ def fit_cnns(args, sims: dict[str, Path], out: Path) -> dict:
             evals = run / "eval"
         rows = {}
         for name in TESTS:
+            # per-run charge quantiles: each test set lands on this model's training quantiles
+            dst = data / run.name / f"{name}.h5"
+            dst.parent.mkdir(exist_ok=True)
+            sh(["preprocess", sims[name], "--out", dst, *prep, "--reference", run,
+                "--workers", 2, "--quiet"], dst)  # fmt: skip
             ev = evals / name
-            sh(["evaluate", run, "--data", data / f"{name}.h5", "--out", ev, "--n-boot",
+            sh(["evaluate", run, "--data", dst, "--out", ev, "--n-boot",
                 args.n_boot, "--quiet"], ev / "metrics.json")  # fmt: skip
             rows[name] = metrics(ev / "metrics.json")
         trained = json.loads((run / "model.json").read_text())["metrics"]

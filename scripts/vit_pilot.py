@@ -8,6 +8,12 @@ first pre-trained 3-class on the source (the benchmark's source images, its seed
 
     OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
         --variants p8,p4,stem8,stem4,cnn --pretrain-epochs 0
+    # DeiT distillation token learning the CNN's hard labels, after source pre-training
+    OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
+        --variants p8 --pretrain-epochs 10 --teacher --token --kind hard
+    # ... and the token in source pre-training too, learning a CNN trained on the source
+    OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
+        --variants p8 --pretrain-epochs 10 --pretrain-token --teacher --token --kind hard
 """
 
 from __future__ import annotations
@@ -51,6 +57,20 @@ def _score(model, images, y, k) -> dict:
     return f1_scores(y, logits.argmax(1).numpy(), k)
 
 
+def _cnn_teacher(train, task: str, k: int, epochs: int, path: Path, augment: str, seed: int):
+    """The small CNN trained on ``train`` (kept in ``path``: every student shares it)."""
+    teacher = build_model(ModelConfig(name="cnn", width=32, depth=3),
+                          image_config=train.config, num_classes=k)  # fmt: skip
+    if path.exists():
+        teacher.load_state_dict(load_file(str(path)))
+    else:
+        to = OptimConfig(lr=2e-3, epochs=epochs, warmup_epochs=1, batch_size=32, patience=0)
+        fit(teacher, train, None, TrainConfig(optim=to, data=DataConfig(augment=augment),
+            seed=seed), task=task, out_dir=None)  # fmt: skip
+        save_file({k: v.contiguous() for k, v in teacher.state_dict().items()}, str(path))
+    return teacher.eval()
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", type=Path, required=True)
@@ -63,6 +83,20 @@ def main() -> None:
     ap.add_argument("--augment", default="rotate")
     ap.add_argument("--detector-augment", action="store_true", help="on the target fine-tuning")
     ap.add_argument("--teacher", action="store_true", help="CNN soft targets (alpha .5, tau 2)")
+    ap.add_argument("--teacher-epochs", type=int, default=0, help="0: --epochs")
+    ap.add_argument(
+        "--token",
+        action="store_true",
+        help="DeiT distillation token; with --teacher it learns the CNN (--kind)",
+    )
+    ap.add_argument(
+        "--kind",
+        choices=("hard", "soft"),
+        default="hard",
+        help="what the token learns from the teacher (DeiT: hard labels best)",
+    )
+    ap.add_argument("--pretrain-token", action="store_true",
+                    help="the token in source pre-training too, learning a source CNN")  # fmt: skip
     ap.add_argument("--out", type=Path, default=Path("/tmp/vitp/pilot.jsonl"))
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -97,47 +131,58 @@ def main() -> None:
             patch, stem = VARIANTS[name]
             arch = dict(img_size=32, patch_size=patch, in_chans=2, embed_dim=96, depth=a.depth,
                         num_heads=3, stem_width=stem, seed=a.seed)  # fmt: skip
+            tok = {"distill_token": a.token}
             src_f1 = None
             if src is not None:
                 # the pre-trained model is kept, so fine-tuning variants reuse it
-                saved = a.out.parent / f"pre_{name}_d{a.depth}_e{a.pretrain_epochs}.safetensors"
+                tag = "_tok" if a.pretrain_token else ""
+                saved = (
+                    a.out.parent / f"pre_{name}_d{a.depth}_e{a.pretrain_epochs}{tag}.safetensors"
+                )
                 if saved.exists():
                     state = load_file(str(saved))
                     src_f1 = float(json.loads(saved.with_suffix(".json").read_text())["f1"])
                 else:
-                    model = create_vit(num_classes=3, **arch)
+                    model = create_vit(num_classes=3, **arch, distill_token=a.pretrain_token)
                     po = OptimConfig(lr=1e-3, epochs=a.pretrain_epochs, warmup_epochs=1,
                                      batch_size=64, patience=0)  # fmt: skip
-                    tc = TrainConfig(optim=po, data=DataConfig(augment=a.augment), seed=0)
-                    r = fit(model, src[0], src[1], tc, task="multiclass", out_dir=None)
+                    dc = DistillConfig(alpha=0.5, tau=2.0, kind=a.kind)
+                    tc = TrainConfig(optim=po, data=DataConfig(augment=a.augment), seed=0,
+                                     distill=dc)  # fmt: skip
+                    src_teacher = None
+                    if a.pretrain_token:  # DeiT's setting: the token learns a CNN throughout
+                        t_path = a.out.parent / f"teacher_src_cnn_e{a.pretrain_epochs}.safetensors"
+                        src_teacher = _cnn_teacher(src[0], "multiclass", 3, a.pretrain_epochs,
+                                                   t_path, a.augment, 0)  # fmt: skip
+                    r = fit(model, src[0], src[1], tc, task="multiclass", out_dir=None,
+                            teacher=src_teacher)  # fmt: skip
                     src_f1 = r.best_metric
                     state = {k: v.contiguous() for k, v in model.state_dict().items()
-                             if not k.startswith("head.")}  # fmt: skip
+                             if not k.startswith(("head.", "head_dist."))}  # fmt: skip
                     save_file(state, str(saved))
                     saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
-                model = create_vit(num_classes=2, **arch)
-                model.load_state_dict(state, strict=False)
+                model = create_vit(num_classes=2, **arch, **tok)
+                model.load_state_dict(state, strict=False)  # heads fresh, token only if pre-trained
             else:
-                model = create_vit(num_classes=2, **arch)
+                model = create_vit(num_classes=2, **arch, **tok)
             optim = OptimConfig(
                 lr=5e-4, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
             )
         teacher = None
         if a.teacher and name != "cnn":
-            teacher = build_model(ModelConfig(name="cnn", width=32, depth=3),
-                                  image_config=train.config, num_classes=2)  # fmt: skip
-            to = OptimConfig(lr=2e-3, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0)
-            fit(teacher, train, None, TrainConfig(optim=to, data=DataConfig(augment=a.augment),
-                seed=a.seed), task="binary", out_dir=None)  # fmt: skip
-            teacher.eval()
+            t_epochs = a.teacher_epochs or a.epochs
+            t_path = a.out.parent / f"teacher_cnn_n{a.n}_s{a.seed}_e{t_epochs}.safetensors"
+            teacher = _cnn_teacher(train, "binary", 2, t_epochs, t_path, a.augment, a.seed)
         data = DataConfig(augment=a.augment, detector_augment=a.detector_augment)
         tc = TrainConfig(optim=optim, data=data, seed=a.seed,
-                         distill=DistillConfig(alpha=0.5, tau=2.0))  # fmt: skip
+                         distill=DistillConfig(alpha=0.5, tau=2.0, kind=a.kind))  # fmt: skip
         fit(model, train, None, tc, task="binary", out_dir=None, teacher=teacher)
         s = _score(model.eval(), val, y_val, 2)
         row = {"variant": name, "depth": a.depth, "n": a.n, "seed": a.seed, "epochs": a.epochs,
                "pretrain_epochs": a.pretrain_epochs, "augment": a.augment,
                "detector_augment": a.detector_augment, "teacher": a.teacher,
+               "token": a.token and name != "cnn", "pretrain_token": a.pretrain_token,
+               "kind": a.kind if a.token and a.teacher else None,
                "src_val_macro_f1": src_f1, "val_proton_f1": s["proton_f1"],
                "val_macro_f1": s["macro_f1"], "params": sum(p.numel() for p in model.parameters()),
                "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip

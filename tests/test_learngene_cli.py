@@ -65,6 +65,25 @@ def test_tleg_learngene_then_descendant_run(teacher, capsys):
     assert "already there" in capsys.readouterr().err
 
 
+def test_token_teacher_gives_token_learngene_and_descendant(teacher):
+    root, data, _ = teacher
+    run = root / "token_teacher"
+    token = [*VIT, "model.distill_token=true"]
+    assert main(["train", "--data", str(data), "--out", str(run), "--quiet", *token,
+                 "model.depth=1", *TINY]) == 0  # fmt: skip
+    out = root / "genes" / "tleg_token"
+    assert main(["learngene", "train", "--method", "tleg", "--teacher", str(run), "--data",
+                 str(data), "--config", str(CONFIGS / "tleg.yaml"), "--out", str(out),
+                 "--quiet", "learngene.depth=2", *TINY]) == 0  # fmt: skip
+    gene = lg.load_learngene(out)
+    assert gene.meta["distill_token"] is True and "dist_token" in gene.tensors
+    child = root / "token_child"
+    assert main(["train", "--data", str(data), "--out", str(child), "--quiet", *VIT,
+                 f"model.init=learngene:{out}", "model.depth=3", *TINY]) == 0  # fmt: skip
+    spec = json.loads((child / "model.json").read_text())["model"]["args"]
+    assert spec["distill_token"] is True  # the learngene's token is kept
+
+
 def test_lets_and_inherit_learngenes_initialise_descendants(teacher, capsys):
     root, data, run = teacher
     lets = root / "genes" / "lets"

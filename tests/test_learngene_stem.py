@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from _learngene_helpers import ancestry_descendants, saved_aux_is_its_descendant, two_instance_pool
 
 import learngene as lg
-from learngene import pool
 from learngene.vit import ConvStem, num_parameters
 
 ARCH = dict(img_size=16, patch_size=4, in_chans=2, num_classes=3, embed_dim=32, num_heads=4)
@@ -81,13 +81,8 @@ def test_aux_net_with_stem_is_its_descendant(method, tmp_path):
                 p.add_(0.1)
     aux(_images()).sum().backward()  # the stem is trained with the learngene
     assert all(p.grad is not None for n, p in aux.named_parameters() if "stem" in n)
-    gene = aux.learngene()
+    gene, path = saved_aux_is_its_descendant(aux, tmp_path, method)
     assert gene.meta["stem_width"] == 8
-    path = lg.save_learngene(tmp_path / method, gene.tensors, gene.meta)
-    full = lg.build_descendant(path, depth=aux.arch["depth"], num_classes=3)
-    aux.eval()
-    with torch.no_grad():
-        torch.testing.assert_close(full.eval()(_images()), aux(_images()), rtol=1e-5, atol=1e-5)
     # a smaller descendant (LeTs also narrower) carries the same stem convolutions
     width = 16 if method == "lets" else None
     small = lg.build_descendant(path, depth=2, num_classes=5, width=width)
@@ -97,28 +92,16 @@ def test_aux_net_with_stem_is_its_descendant(method, tmp_path):
 
 
 def test_inherit_weight_select_and_pool_carry_the_stem(tmp_path):
-    ancestry = lg.create_vit(**STEM, depth=3, seed=0)
-    state = ancestry.state_dict()
-    arch = lg.vit_arch(ancestry)
+    state, arch, descendants = ancestry_descendants(STEM, tmp_path)
     assert arch["stem_width"] == 8 and arch["in_chans"] == 2
-    for gene in (
-        lg.inherit.inherit_layers(state, arch, 1),
-        lg.inherit.weight_select_learngene(state, arch),
-    ):
-        path = lg.save_learngene(tmp_path / gene.method, gene.tensors, gene.meta)
-        # narrower weight selection keeps the stem whole (its channels are not the ViT's)
-        width = 16 if gene.method == "weight_select" else None
-        model = lg.build_descendant(path, depth=2, num_classes=3, width=width)
+    # narrower weight selection keeps the stem whole (its channels are not the ViT's)
+    for method, _, model in descendants:
         for k, v in _stem_state(model).items():
-            assert torch.equal(v, state[k]), (gene.method, k)
-    meta = pool.pool_meta(dict(STEM, mlp_ratio=4.0), [16, 32], 2)
-    vits = [lg.create_vit(**pool.instance_arch(meta, n), seed=n).eval() for n in (0, 1)]
-    stitches = pool.init_stitches(vits, _images(8, seed=5), meta)
-    gene = pool.pool_learngene(vits, stitches, meta)
+            assert torch.equal(v, state[k]), (method, k)
+    gene, vits, path = two_instance_pool(STEM, tmp_path)
     assert num_parameters(gene.tensors) == lg.parameters_stored(
         "pool", [2], **STEM, pool_widths=[16, 32], pool_depth=2
     )
-    path = lg.save_learngene(tmp_path / "pool", gene.tensors, gene.meta)
     whole = lg.build_descendant(path, depth=2, num_classes=3, pool_path=[(0, [0, 1])])
     with torch.no_grad():
         torch.testing.assert_close(whole.eval()(_images()), vits[0](_images()))

@@ -267,6 +267,10 @@ def test_presets_load_and_differ():
         ("randomize.extra_ions=[0,1.5]", "randomize.extra_ions"),
         ("randomize.scattered_fraction=[0.5,2]", "randomize.scattered_fraction"),
         ("randomize.spot_sigma_mm=[-1,2]", "randomize.spot_sigma_mm"),
+        ("randomize.point_formation=[bucket]", "randomize.point_formation"),
+        ("randomize.point_formation=[peak]", "randomize.point_formation"),
+        ("randomize.shaping_time_ns=[232, -5]", "randomize.shaping_time_ns"),
+        ("randomize.shaping_time_ns=[1e6]", "randomize.shaping_time_ns"),
     ],
 )
 def test_bad_config_is_one_line_exit_2(override, message, tmp_path, capsys):

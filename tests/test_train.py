@@ -270,6 +270,27 @@ def test_distillation_with_teacher(run_dir, data) -> None:
     assert seen == [(1, result.train_images)]
 
 
+def test_distillation_token_vit_learns_the_teacher(run_dir, data, tmp_path) -> None:
+    teacher = load_run(run_dir).model
+    images = read_images(data)
+    vit = ["model.name=vit", "model.width=16", "model.heads=2", "model.depth=1",
+           "model.patch=8", "model.distill_token=true", "optim.epochs=1"]  # fmt: skip
+    cfg = _cfg(data, tmp_path / "vit", *vit)
+    student = build_model(cfg.model, image_config=images.config, num_classes=3)
+    before = student.head_dist.weight.detach().clone()
+    fit(student, images, None, cfg, task="multiclass", out_dir=None, teacher=teacher)
+    assert not torch.equal(before, student.head_dist.weight)  # the token's head learned
+    x = torch.from_numpy(np.ascontiguousarray(images.images[:5]))
+    logits = predict_logits(student, x, device=torch.device("cpu"), dtype=None)
+    # eval: log of the two heads' averaged softmax, so the exponentials sum to one
+    torch.testing.assert_close(logits.exp().sum(-1), torch.ones(5))
+    run = train_run(_cfg(data, tmp_path / "run", *vit, "distill.kind=soft"))
+    again = load_run(run).model
+    assert hasattr(again, "dist_token") and again.model_spec["args"]["distill_token"] is True
+    with pytest.raises(InputError, match=r"distill\.kind"):
+        _cfg(data, tmp_path / "x", "distill.kind=medium")
+
+
 def test_split_and_schedule() -> None:
     labels = np.repeat([0, 1, 2], [50, 20, 3])
     tr, va = stratified_split(labels, 0.2, np.random.default_rng(0))

@@ -110,6 +110,8 @@ def _descendant(
             class_names=output_names,
             drop_path_rate=args["drop_path_rate"],
             drop_rate=args["drop_rate"],
+            # true: a DeiT token (fresh if the learngene has none); false: the learngene's
+            distill_token=True if cfg.distill_token else None,
         )
         arch = learngene.vit_arch(model)
     except (learngene.LearngeneError, ValueError) as err:
@@ -120,7 +122,8 @@ def _descendant(
                 f"learngene was made for {key}={arch[key]}, the images have {want}", path=path
             )
     spec = {k: arch[k] for k in ("img_size", "in_chans", "num_classes", "embed_dim", "depth",
-                                 "num_heads", "mlp_ratio", "qkv_bias", "stem_width")}  # fmt: skip
+                                 "num_heads", "mlp_ratio", "qkv_bias", "stem_width",
+                                 "distill_token")}  # fmt: skip
     spec |= {"patch_size": arch["patch_size"], "drop_path_rate": args["drop_path_rate"],
              "drop_rate": args["drop_rate"]}  # fmt: skip
     model.model_spec = {"name": "vit", "args": spec}

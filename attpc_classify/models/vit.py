@@ -52,6 +52,7 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
         "mlp_ratio": float(cfg.mlp_ratio),
         "qkv_bias": True,
         "stem_width": int(cfg.stem_width),
+        "distill_token": bool(cfg.distill_token),
         "drop_path_rate": float(cfg.drop_path),
         "drop_rate": float(cfg.dropout),
     }

@@ -47,6 +47,7 @@ from attpc_classify.transfer.grid import (
 from attpc_classify.transfer.report import write_report
 from attpc_classify.transfer.results import ResultsFile, read_rows
 from attpc_classify.transfer.stages import (
+    distill_key,
     images_stage,
     learngene_stage,
     pretrain_stage,
@@ -92,6 +93,8 @@ def _grid_hash(cfg: BenchConfig) -> str:
     data.pop("name")
     for key in ("threads", "grid_workers", "worker_threads"):
         data.pop(key)
+    for part in ("finetune", "learngene"):  # as the stage keys (`stages.distill_key`)
+        data[part]["distill"] = distill_key(getattr(cfg, part).distill)
     return config_hash(data)
 
 

@@ -116,12 +116,23 @@ def _source_split(cfg: BenchConfig, path: str, seed: int):
     return load_datasets(tc, "images")
 
 
+def distill_key(distill) -> dict[str, Any]:
+    """A `DistillConfig` for a key, without ``kind``: it acts on ViTs with a distillation
+    token only, which the benchmark does not build, so keys (and caches, resumable output
+    folders) stay those from before the option existed."""
+    key = to_dict(distill)
+    key.pop("kind", None)
+    return key
+
+
 def _model_key(model_cfg) -> dict[str, Any]:
-    """A model config for a stage key; ``stem_width`` only when set, so the keys (and
-    caches) of stem-less ViTs are those from before the option existed."""
+    """A model config for a stage key; ``stem_width`` and ``distill_token`` only when set,
+    so the keys (and caches) of ViTs without them are those from before the options
+    existed."""
     key = to_dict(model_cfg)
-    if not key.get("stem_width"):
-        key.pop("stem_width", None)
+    for option in ("stem_width", "distill_token"):
+        if not key.get(option):
+            key.pop(option, None)
     return key
 
 
@@ -247,7 +258,7 @@ def learngene_stage(
     if trains:
         key |= {
             "optim": to_dict(lg_cfg.optim),
-            "distill": to_dict(lg_cfg.distill),
+            "distill": distill_key(lg_cfg.distill),
             "seed": g.seed,
             "augment": cfg.finetune.augment,
         }

@@ -184,6 +184,13 @@ RANDOM_KNOBS: tuple[str, ...] = (
 FAULT_KNOBS: tuple[str, ...] = ("hot_pads", "dead_chips", "pad_gain_spread")
 #: Knobs drawn as integers (uniform, inclusive).
 INTEGER_KNOBS: tuple[str, ...] = ("noise_hits", "hot_pads", "dead_chips", "extra_ions")
+#: Electronics settings drawn once per run file as choices (a run is processed with one
+#: tool at one GET setting), from ``[seed, ELECTRONICS_STREAM, file]``: not ranges.
+ELECTRONICS_KNOBS: tuple[str, ...] = ("point_formation", "shaping_time_ns")
+#: Point formations a run file may draw (``bucket`` stays an explicit config value).
+DRAWN_POINT_MODES: tuple[str, ...] = ("peaks", "pad")
+#: Columns of the event table that record the settings used, in order.
+TABLE_KNOBS: tuple[str, ...] = RANDOM_KNOBS + ELECTRONICS_KNOBS
 
 
 @dataclass
@@ -222,11 +229,19 @@ class RandomizeConfig:
     spot_sigma_mm: tuple[float, ...] = ()  # mm, beam spot 1-sigma radius (beam.spot_sigma_mm)
     extra_ions: tuple[int, ...] = ()  # other beam ions in the event, integer uniform
     scattered_fraction: tuple[float, ...] = ()  # share of them scattered, uniform in [0, 1]
+    # per run file, one of the listed choices with equal probability (`ELECTRONICS_KNOBS`)
+    point_formation: tuple[str, ...] = ()  # among "peaks" (Spyral), "pad" (pytpc peaks_only)
+    shaping_time_ns: tuple[float, ...] = ()  # ns, GET shaping times (e.g. 232, 502, 1014)
 
     @property
     def active(self) -> tuple[str, ...]:
         """Names of the knobs with a range."""
         return tuple(k for k in RANDOM_KNOBS if getattr(self, k))
+
+    @property
+    def electronics(self) -> tuple[str, ...]:
+        """Names of the electronics settings drawn per run file (`ELECTRONICS_KNOBS`)."""
+        return tuple(k for k in ELECTRONICS_KNOBS if getattr(self, k))
 
 
 @dataclass
@@ -359,6 +374,25 @@ def _validate_randomize(rand: RandomizeConfig) -> None:
             raise InputError("config key 'randomize.extra_ions' must stay <= 50 ions")
         if knob == "adc_threshold" and hi >= 4095:
             raise InputError("config key 'randomize.adc_threshold' must stay below 4095 ADC")
+    _validate_electronics_choices(rand)
+
+
+def _validate_electronics_choices(rand: RandomizeConfig) -> None:
+    """Point formations among `DRAWN_POINT_MODES`; shaping times positive, <= 10 us."""
+    for mode in rand.point_formation:
+        if mode not in DRAWN_POINT_MODES:
+            raise InputError(
+                "config key 'randomize.point_formation' must list choices among "
+                f"{', '.join(DRAWN_POINT_MODES)} (bucket: set electronics.point_formation), "
+                f"got {mode!r}"
+            )
+    for value in rand.shaping_time_ns:
+        _number("randomize.shaping_time_ns", value, low=0, strict=True)
+        if value > 10000:
+            raise InputError(
+                f"config key 'randomize.shaping_time_ns' lists GET shaping times in ns "
+                f"(<= 10000), got {value!r}"
+            )
 
 
 def validate_config(config: SimConfig) -> None:
@@ -452,6 +486,8 @@ def _check_electronics(config: SimConfig) -> None:
     _number("electronics.clock_mhz", e.clock_mhz, low=0, strict=True)
     _number("electronics.amplifier_range_fc", e.amplifier_range_fc, low=0, strict=True)
     _number("electronics.shaping_time_ns", e.shaping_time_ns, low=0, strict=True)
+    if e.shaping_time_ns > 10000:
+        raise InputError("config key 'electronics.shaping_time_ns' must be <= 10000 ns")
     _number("electronics.micromegas_tb", e.micromegas_tb, low=0)
     _number("electronics.adc_threshold", e.adc_threshold, low=0)
     if e.point_formation not in POINT_MODES:

@@ -123,7 +123,7 @@ def check_physics(config: SimConfig) -> None:
             f"beam.vertex_z_mm reaches {hi:g} mm but the beam stops after {reach:.0f} mm "
             "in this gas; lower it or the pressure"
         )
-    if config.electronics.point_formation == "peaks":
+    if "peaks" in (config.electronics.point_formation, *rand.point_formation):
         try:
             import spyral.trace.get_trace  # noqa: F401
         except ImportError:
@@ -330,9 +330,9 @@ class EventGenerator:
             "peak_prominence": e.peak_prominence,
             "peak_max_width": e.peak_max_width,
         }
-        self.response = get_response(self.engine).copy()
-        # a noise hit must look like a real point: same pulse shape, so same integral/amplitude
-        self.integral_ratio = float(self.response.sum() / self.response.max())
+        self._get_response = get_response
+        self._responses: dict[float, tuple[np.ndarray, float]] = {}
+        self.response, self.integral_ratio = self.pulse(float(e.shaping_time_ns))
         self.pad_radius = np.hypot(*self.engine.pad_centers.T)
         beam_pads = set(BEAM_PADS_ARRAY.tolist())
         self.noise_pads = np.array(
@@ -415,6 +415,18 @@ class EventGenerator:
                 )
             )
         return self._gases[key]
+
+    def pulse(self, shaping_time_ns: float) -> tuple[np.ndarray, float]:
+        """attpc-engine's GET response at ``shaping_time_ns`` and its integral/amplitude
+        ratio (a noise hit must look like a real point: same pulse shape, so the same
+        ratio); one per setting, cached (a run file draws one of a few settings)."""
+        key = float(shaping_time_ns)
+        if key not in self._responses:
+            engine = copy.copy(self.engine)
+            engine.elec_params = dataclasses.replace(self.engine.elec_params, shaping_time=key)
+            response = self._get_response(engine).copy()
+            self._responses[key] = (response, float(response.sum() / response.max()))
+        return self._responses[key]
 
     def engine_for(self, knobs: Knobs):
         """attpc-engine's `Config` with the knobs' gain, field, diffusion and gas."""
@@ -600,13 +612,14 @@ class EventGenerator:
             raw = raw.copy()  # each pad's own gain (lognormal, fixed for the detector)
             raw[:, 2] *= self.faults_of(knobs).pad_gain[raw[:, 0].astype(np.int64)]
         e = self.config.electronics
-        if e.point_formation == "bucket":
+        response = self.pulse(knobs.shaping_time_ns)[0]
+        if knobs.point_mode == "bucket":
             cloud = convert_to_spyral(
                 raw,
                 int(self.window_tb),
                 int(e.micromegas_tb),
                 engine.det_params.length,
-                self.response,
+                response,
                 engine.pad_centers,
                 engine.pad_sizes,
             )
@@ -614,8 +627,8 @@ class EventGenerator:
             rows, labels = trace_points(
                 raw,
                 labels,
-                self.response,
-                mode=e.point_formation,
+                response,
+                mode=knobs.point_mode,
                 threshold=knobs.adc_threshold,
                 spyral=self.peak_params,
                 rng=rng,
@@ -780,7 +793,7 @@ class EventGenerator:
             knobs.adc_threshold + rng.exponential(self.config.noise.amplitude_adc, size=len(pads)),
             _ADC_MAX,
         )
-        rows = self.spyral_rows(pads, tb, amp, amp * self.integral_ratio)
+        rows = self.spyral_rows(pads, tb, amp, amp * self.pulse(knobs.shaping_time_ns)[1])
         inside = (tb >= self.noise_tb[0]) & (tb < self.noise_tb[1]) & ~self.beam_pad[pads]
         return rows[inside & self.readable(pads, knobs)]
 

@@ -2,8 +2,9 @@
 
 Without a ``randomize:`` range every knob takes the config's fixed value; with one it is
 drawn, per event or per run file, from a generator of its own stream, so the physics
-draws of an event do not change when randomisation is switched on. `Knobs.row` is what
-the event table stores.
+draws of an event do not change when randomisation is switched on. The electronics
+(point formation, GET shaping time) are picked per run file among listed choices
+(`draw_electronics`). `Knobs.row` is what the event table stores.
 """
 
 from __future__ import annotations
@@ -13,7 +14,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from data_prep.sim.config import FAULT_KNOBS, INTEGER_KNOBS, RANDOM_KNOBS, SimConfig
+from data_prep.sim.config import (
+    FAULT_KNOBS,
+    INTEGER_KNOBS,
+    RANDOM_KNOBS,
+    TABLE_KNOBS,
+    SimConfig,
+)
+from data_prep.sim.points import POINT_MODES
 
 #: Pads on the AT-TPC pad plane (attpc-engine's pad map).
 NUM_PADS = 10240
@@ -119,13 +127,22 @@ class Knobs:
     spot_sigma_mm: float = 2.0  # mm, beam spot 1-sigma radius
     extra_ions: int = -1  # other beam ions in the event; -1: draw from beam_axis.extra_ions
     scattered_fraction: float = 0.5  # share of the extra ions scattered on the way
+    # electronics of the run file: point formation as its index in POINT_MODES
+    # (0 peaks, 1 pad, 2 bucket), GET shaping time in ns
+    point_formation: int = 0
+    shaping_time_ns: float = 502.0
     faults: DetectorFaults | None = None  # None: the generator's fixed detector
     dead_pads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
     @property
     def row(self) -> tuple[float, ...]:
-        """Values in `RANDOM_KNOBS` order, for the event table."""
-        return tuple(getattr(self, k) for k in RANDOM_KNOBS)
+        """Values in `TABLE_KNOBS` order, for the event table."""
+        return tuple(getattr(self, k) for k in TABLE_KNOBS)
+
+    @property
+    def point_mode(self) -> str:
+        """The point formation's name ("peaks", "pad" or "bucket")."""
+        return POINT_MODES[self.point_formation]
 
 
 def fixed_knobs(config: SimConfig) -> Knobs:
@@ -148,7 +165,29 @@ def fixed_knobs(config: SimConfig) -> Knobs:
         divergence_deg=float(config.beam.divergence_deg),
         spot_sigma_mm=float(config.beam.spot_sigma_mm),
         scattered_fraction=float(config.beam_axis.scattered_fraction),
+        point_formation=POINT_MODES.index(config.electronics.point_formation),
+        shaping_time_ns=float(config.electronics.shaping_time_ns),
     )
+
+
+def draw_electronics(config: SimConfig, rng: np.random.Generator) -> dict[str, float]:
+    """The electronics of one run file (``randomize.point_formation``, ``shaping_time_ns``):
+    each listed setting picked with equal probability from ``rng``, point formation first;
+    an empty list keeps the config's value. Returns the `Knobs` values (point formation as
+    its `POINT_MODES` index)."""
+    e, rand = config.electronics, config.randomize
+    values: dict[str, float] = {
+        "point_formation": POINT_MODES.index(e.point_formation),
+        "shaping_time_ns": float(e.shaping_time_ns),
+    }
+    if rand.point_formation:
+        pick = rand.point_formation[int(rng.integers(len(rand.point_formation)))]
+        values["point_formation"] = POINT_MODES.index(pick)
+    if rand.shaping_time_ns:
+        values["shaping_time_ns"] = float(
+            rand.shaping_time_ns[int(rng.integers(len(rand.shaping_time_ns)))]
+        )
+    return values
 
 
 def draw_knobs(config: SimConfig, rng: np.random.Generator | None) -> Knobs:

@@ -26,7 +26,7 @@ import numpy as np
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES
 from data_prep.sim.channels import CHANNELS
-from data_prep.sim.config import RANDOM_KNOBS
+from data_prep.sim.config import TABLE_KNOBS
 from data_prep.sim.physics import BEAM_POINT_LABEL, NOISE_POINT_LABEL, SimEvent
 
 FORMAT = "attpc-classify-sim"
@@ -47,8 +47,9 @@ EVENT_DTYPE = np.dtype(
         ("vertex_x", "<f4"),  # mm, first reaction vertex (NaN for noise-only)
         ("vertex_y", "<f4"),
         ("vertex_z", "<f4"),
-        # detector and beam settings used (randomised or fixed; data_prep.sim.randomize)
-        *((name, "<f4") for name in RANDOM_KNOBS),
+        # detector, beam and electronics settings used (randomised or fixed;
+        # data_prep.sim.randomize); point_formation is a code: 0 peaks, 1 pad, 2 bucket
+        *((name, "<f4") for name in TABLE_KNOBS),
     ]
 )
 

@@ -24,7 +24,7 @@ from data_prep.events import CLASS_NAMES
 from data_prep.sim.channels import CHANNEL_NAMES, plan_channels
 from data_prep.sim.config import SimConfig, validate_config
 from data_prep.sim.physics import EventGenerator, check_physics
-from data_prep.sim.randomize import draw_faults, draw_knobs, fixed_knobs
+from data_prep.sim.randomize import draw_electronics, draw_faults, draw_knobs, fixed_knobs
 from data_prep.sim.runfile import (
     IDENTITY_ATTRS,
     PARTIAL_SUFFIX,
@@ -38,6 +38,7 @@ PLAN_STREAM = 0x5EED_0001
 EVENT_STREAM = 0x5EED_0002
 KNOB_STREAM = 0x5EED_0003
 FAULT_STREAM = 0x5EED_0004
+ELECTRONICS_STREAM = 0x5EED_0005
 DEFAULT_EVENTS_PER_FILE = 100
 
 
@@ -58,6 +59,12 @@ def fault_rng(seed: int, first_event: int) -> np.random.Generator:
     on the seed and the file's first event, so every file is its own faulty detector and
     the same seed gives the same faults."""
     return np.random.default_rng([seed, FAULT_STREAM, first_event])
+
+
+def electronics_rng(seed: int, first_event: int) -> np.random.Generator:
+    """The generator of one run file's electronics (point formation, shaping time): its
+    own stream, so drawing them moves neither the physics nor the other knobs."""
+    return np.random.default_rng([seed, ELECTRONICS_STREAM, first_event])
 
 
 @dataclass
@@ -154,11 +161,15 @@ def _run_file(
     per = config.randomize.per
     randomised = bool(config.randomize.active)
     knobs = None
-    faults, fault_values = None, {}
+    faults = None
+    file_values: dict[str, float] = {}  # settings of the whole run file
     if config.randomize.faults == "file":
-        faults, fault_values = draw_faults(
+        faults, file_values = draw_faults(
             config, generator.noise_pads, fault_rng(seed, task.first_event)
         )
+    if config.randomize.electronics:
+        file_values.update(draw_electronics(config, electronics_rng(seed, task.first_event)))
+    if file_values:
         knobs = fixed_knobs(config)
     if randomised and per == "file":
         knobs = draw_knobs(config, knob_rng(seed, task.first_event, task.first_event, per))
@@ -168,10 +179,10 @@ def _run_file(
             if randomised and per == "event":
                 knobs = draw_knobs(config, knob_rng(seed, event_id, task.first_event, per))
             if faults is not None:
-                # the run file's own detector (draws of the knobs above are unchanged)
-                knobs.faults = faults
-                for name, value in fault_values.items():
-                    setattr(knobs, name, value)
+                knobs.faults = faults  # the run file's own detector
+            # the run file's own settings (draws of the knobs above are unchanged)
+            for name, value in file_values.items():
+                setattr(knobs, name, value)
             event = generator.generate(CHANNEL_NAMES[channel_id], event_rng(seed, event_id), knobs)
             writer.write(event_id, event)
             if progress is not None:
