@@ -103,7 +103,7 @@ class DemoConfig:
     models: dict[str, DemoModel] = field(default_factory=_default_models)
     # models trained on each task; 3-class models are also scored on the binary task
     tasks: tuple[str, ...] = ("multiclass", "binary")
-    epochs: int = 12  # network epochs (no early stopping: same work every run)
+    epochs: int = 10  # network epochs (no early stopping: same work every run)
     batch_size: int = 32  # events per step
     n_boot: int = 1000  # bootstrap resamples of the 95 % intervals
 
