@@ -17,7 +17,10 @@ beam line and the vertex on it instead. Here, event by event:
 4. every point of the event within ``radius_mm`` of the line *between its first and last
    inlier in z* is marked (so the line stops at the vertex: a track leaving the vertex
    forward is not cut beyond it); the marked points leave the candidates and the search
-   repeats, up to ``max_lines`` ions.
+   repeats, up to ``max_lines`` ions. With ``stop_at_vertex`` the line also stops at the
+   first track that leaves it (`_vertex_z`): the reacting ion ends at the vertex, and a
+   forward product along it (a heavy residual, a recoil at a few degrees) is kept; an
+   extra ion passing the vertex is then cut there too.
 
 A track leaving the vertex at more than ``max_angle_deg`` to z is never a line here
 (tested by hand in tests/test_beamline.py); one within it and near the axis is, as it
@@ -44,6 +47,7 @@ def beam_line_points(
     min_length_mm: float,
     max_lines: int,
     max_start_mm: float = np.inf,
+    stop_at_vertex: bool = False,
 ) -> np.ndarray:
     """(N,) True for the points on a fitted beam line of their event (see module doc).
 
@@ -61,7 +65,7 @@ def beam_line_points(
             continue
         beam[start:stop] = _event_lines(
             xyz[start:stop], near[start:stop], radius_mm, tan_max, min_points,
-            min_length_mm, max_lines, max_start_mm,
+            min_length_mm, max_lines, max_start_mm, stop_at_vertex,
         )  # fmt: skip
     return beam
 
@@ -75,6 +79,7 @@ def _event_lines(
     min_length: float,
     max_lines: int,
     max_start: float,
+    stop_at_vertex: bool,
 ) -> np.ndarray:
     rng = np.random.default_rng(0)  # per event: the answer does not depend on the batch
     beam = np.zeros(len(xyz), dtype=bool)
@@ -106,9 +111,24 @@ def _event_lines(
         # the segment of the line the ion covers (its first to last inlier in z), widened
         # by the radius: a point beyond the vertex is not beam
         lo, hi = z.min() - radius, z.max() + radius
-        on = (_distance(xyz, origin, direction) <= radius) & (xyz[:, 2] >= lo) & (xyz[:, 2] <= hi)
+        dist = _distance(xyz, origin, direction)
+        on = (dist <= radius) & (xyz[:, 2] >= lo) & (xyz[:, 2] <= hi)
+        if stop_at_vertex:
+            on &= xyz[:, 2] <= _vertex_z(xyz[:, 2], dist, on | beam, radius) + radius
         beam |= on
     return beam
+
+
+def _vertex_z(z: np.ndarray, dist: np.ndarray, taken: np.ndarray, radius: float) -> float:
+    """z of the first track leaving the line: the smallest z at which three points off it
+    (``taken`` False) but within 3 radii of it lie within 2 radii of z of each other (a
+    track's start, not a stray hit); +inf when there is none. Products move downstream
+    (+z) from the vertex, so everything on the line beyond it is not the reacting ion."""
+    zs = np.sort(z[~taken & (dist <= 3.0 * radius)])
+    if len(zs) < 3:
+        return np.inf
+    starts = np.flatnonzero(zs[2:] - zs[:-2] <= 2.0 * radius)
+    return float(zs[starts[0]]) if len(starts) else np.inf
 
 
 def _ransac(

@@ -87,6 +87,7 @@ class ImageConfig:
     beam_line_min_length_mm: float = 100.0
     beam_line_max_lines: int = 5
     beam_line_max_start_mm: float = 1000.0
+    beam_line_stop_at_vertex: bool = False  # the line ends where a track leaves it
     # none | dbscan | hdbscan: drop the points DBSCAN calls noise (fewer than
     # denoise_min_samples points, itself included, within denoise_eps_mm, and none such
     # within reach), the way Spyral's clustering phase drops stray pad hits; or those
@@ -172,6 +173,8 @@ class ImageConfig:
             raise InputError("beam_line_search_mm, beam_line_radius_mm and "
                              "beam_line_min_length_mm must be > 0, "
                              "beam_line_max_angle_deg in (0, 45)")  # fmt: skip
+        if not isinstance(self.beam_line_stop_at_vertex, bool):
+            raise InputError("beam_line_stop_at_vertex must be true or false")
         if self.beam_line_min_points < 2 or self.beam_line_max_lines < 1:
             raise InputError("beam_line_min_points must be >= 2, beam_line_max_lines >= 1")
         if self.features not in FEATURE_SETS:
@@ -226,6 +229,7 @@ class ImageConfig:
             min_length_mm=self.beam_line_min_length_mm,
             max_lines=self.beam_line_max_lines,
             max_start_mm=self.beam_line_max_start_mm,
+            stop_at_vertex=self.beam_line_stop_at_vertex,
         )
 
     @property

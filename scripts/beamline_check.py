@@ -32,6 +32,19 @@ VARIANTS = {
     "cylinder": [],
     "line": ["--set", "beam_line=ransac"],
     "line_start300": ["--set", "beam_line=ransac", "--set", "beam_line_max_start_mm=300"],
+    # vertex-aware: each line stops where the first track leaves it
+    "line_vertex": ["--set", "beam_line=ransac", "--set", "beam_line_stop_at_vertex=true"],
+    # narrower and straighter: fewer forward reaction points taken with the beam
+    "line_narrow": [
+        "--set",
+        "beam_line=ransac",
+        "--set",
+        "beam_line_max_start_mm=300",
+        "--set",
+        "beam_line_radius_mm=6",
+        "--set",
+        "beam_line_max_angle_deg=5",
+    ],
 }
 BEAM_TOP = ["beam.divergence_deg=2.5", "beam.spot_sigma_mm=6.0", "beam_axis.extra_ions=[4,4]",
             "beam_axis.scattered_fraction=0.8"]  # fmt: skip
@@ -43,6 +56,18 @@ MASKS = {
         "beam_mask_mm": 30.0,
         "beam_line": "ransac",
         "beam_line_max_start_mm": 300.0,
+    },
+    "cylinder 30 mm + narrow beam line (6 mm, 5 deg, z <= 300 mm)": {
+        "beam_mask_mm": 30.0,
+        "beam_line": "ransac",
+        "beam_line_max_start_mm": 300.0,
+        "beam_line_radius_mm": 6.0,
+        "beam_line_max_angle_deg": 5.0,
+    },
+    "cylinder 30 mm + beam line stopping at the vertex": {
+        "beam_mask_mm": 30.0,
+        "beam_line": "ransac",
+        "beam_line_stop_at_vertex": True,
     },
     "beam line only": {"beam_line": "ransac"},
 }

@@ -99,6 +99,35 @@ def test_a_line_starting_downstream_is_not_beam_with_max_start() -> None:
     assert not late.beam_points(fwd, counts).any()
 
 
+def test_stop_at_vertex_keeps_forward_products_along_the_beam() -> None:
+    # the beam along z on the axis up to the vertex at z = 500 (one point per 4 mm, z = 0
+    # ... 496); two forward products at 5 deg on either side in x (every 10 mm for 400 mm;
+    # symmetric, so they do not pull the fit) and a proton at 60 deg along +y (every 5 mm)
+    beam = line([0.0, 0.0, 0.0], [0, 0, 1], 496.0, 4.0)
+    fwd = [line([0.0, 0.0, 500.0], polar(5.0, phi), 400.0, 10.0) for phi in (0.0, 180.0)]
+    proton = line([0.0, 0.0, 500.0], polar(60.0), 200.0, 5.0)
+    pts = np.concatenate([beam, *fwd, proton])
+    counts = np.array([len(pts)])
+    n_b, n_f = len(beam), 2 * len(fwd[0])
+    # max_start: a product, a line from z = 500, is not taken as a second ion
+    whole = ImageConfig(beam_line="ransac", beam_line_max_start_mm=300.0)
+    stop = ImageConfig(beam_line="ransac", beam_line_max_start_mm=300.0,
+                       beam_line_stop_at_vertex=True)  # fmt: skip
+    whole, stop = whole.beam_points(pts, counts), stop.beam_points(pts, counts)
+    assert whole[:n_b].all() and stop[:n_b].all()
+    # without the stop the line runs on through the products: a product's point at t mm
+    # lies t sin 5 deg = 0.087 t from the z axis, within 12 mm up to t = 130 (14 points
+    # each); a fit leaning towards one product trades them, but dozens go either way
+    assert whole[n_b : n_b + n_f].sum() >= 28
+    # with it: the proton's points at t = 5, 10 mm (4.3, 8.7 mm off the axis) are on it;
+    # its next three (13.0, 17.3, 21.7 mm, within 3 radii) start a track at z = 500 + 15
+    # cos 60 deg = 507.5; the line ends 12 mm further, at z = 519.5: of each product only
+    # t = 0, 10 (z = 500, 510) go
+    assert stop[n_b : n_b + n_f].sum() == 4
+    # and of the proton at most those 3 (how the fit leans decides the one at 8.7 mm)
+    assert set(np.flatnonzero(stop[n_b + n_f :])) <= {0, 1, 2}
+
+
 def test_features_count_beam_line_points_as_beam_not_as_a_track() -> None:
     # a beam entering at (20, 0, 0), 2.5 deg off z towards +x: it leaves the 30 mm core at
     # z = 10 / tan(2.5 deg) = 229 mm and reaches the vertex at x = 41.8 mm, z = 500; a
@@ -138,6 +167,7 @@ def test_features_count_beam_line_points_as_beam_not_as_a_track() -> None:
         {"beam_line_min_points": 1},
         {"beam_line_max_lines": 0},
         {"beam_line_search_mm": -5.0},
+        {"beam_line_stop_at_vertex": "yes"},
     ],
 )
 def test_beam_line_config_is_validated(bad: dict) -> None:
