@@ -14,7 +14,9 @@ quantities that a change of detector conditions leaves alone:
 * **stray noise hits**: DBSCAN (scikit-learn's definition, `dbscan_labels`) drops them,
   and the clusters it finds are the tracks;
 * **beam**: points within ``CORE_MM`` of the axis (beam ions, beam pads) are counted,
-  never clustered, so a beam track does not merge with the tracks leaving the vertex.
+  never clustered, so a beam track does not merge with the tracks leaving the vertex;
+  so are the points on fitted beam lines when the image config has ``beam_line``
+  (`data_prep.beamline`: ions that diverge, enter off centre or scatter out of the core).
 
 The feature set is versioned (`FEATURE_SETS`): ``tracks_v1`` fixes every parameter
 below, so a name in a model's image config means exactly these numbers.
@@ -77,7 +79,10 @@ def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
 
 
 def event_features(
-    points: np.ndarray, counts: np.ndarray, feature_set: str = "tracks_v1"
+    points: np.ndarray,
+    counts: np.ndarray,
+    feature_set: str = "tracks_v1",
+    beam: np.ndarray | None = None,
 ) -> np.ndarray:
     """``(B, F)`` float32 features (`feature_names`) of a batch of point clouds.
 
@@ -89,6 +94,9 @@ def event_features(
         ``(B,)`` points of each event, in order.
     feature_set
         One of `FEATURE_SETS` other than "none".
+    beam
+        ``(N,)`` True for points on a fitted beam line (`data_prep.beamline`, the image
+        config's ``beam_line``): counted with the beam core, never clustered as a track.
 
     NaN marks a feature that does not exist for the event (no second track, say);
     gradient-boosted trees route NaN on their own.
@@ -99,6 +107,8 @@ def event_features(
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
     off = r >= CORE_MM
+    if beam is not None:
+        off &= ~np.asarray(beam, dtype=bool)
     event = np.repeat(np.arange(len(counts)), counts)
     labels = np.full(len(pts), -1, dtype=np.int64)
     n_off = np.bincount(event[off], minlength=len(counts))

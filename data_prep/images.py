@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from data_prep.beamline import beam_line_points
 from data_prep.cluster import dbscan_noise
 from data_prep.errors import InputError
 from data_prep.events import Event
@@ -36,6 +37,7 @@ PIXEL_VALUES = ("sum", "max", "occupancy")
 CHARGE_NORMS = ("none", "event", "quantile")
 DENOISE = ("none", "dbscan", "hdbscan")
 STRUCTURED_NOISE = ("none", "rules")
+BEAM_LINE = ("none", "ransac")
 #: probability levels of the point-charge quantiles that ``charge_norm=quantile`` matches
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 
@@ -71,6 +73,21 @@ class ImageConfig:
     # ... and those of the run being projected (set per run; not part of the model)
     run_quantiles: tuple[float, ...] = ()
     beam_mask_mm: float = 0.0  # drop points within this radius of the beam axis; 0 = keep
+    # none | ransac: also drop the beam ions found as lines (data_prep.beamline): among
+    # the points within beam_line_search_mm of the axis, RANSAC lines within
+    # beam_line_max_angle_deg of z with >= beam_line_min_points points within
+    # beam_line_radius_mm spanning >= beam_line_min_length_mm in z; each line's points
+    # from its first to its last inlier (it stops at the vertex) go, up to
+    # beam_line_max_lines ions. The features count them as beam, never as tracks.
+    beam_line: str = "none"
+    beam_line_search_mm: float = 60.0
+    beam_line_radius_mm: float = 12.0
+    beam_line_max_angle_deg: float = 8.0
+    beam_line_min_points: int = 8
+    beam_line_min_length_mm: float = 100.0
+    beam_line_max_lines: int = 5
+    beam_line_max_start_mm: float = 1000.0
+    beam_line_stop_at_vertex: bool = False  # the line ends where a track leaves it
     # none | dbscan | hdbscan: drop the points DBSCAN calls noise (fewer than
     # denoise_min_samples points, itself included, within denoise_eps_mm, and none such
     # within reach), the way Spyral's clustering phase drops stray pad hits; or those
@@ -146,6 +163,20 @@ class ImageConfig:
                     f"{name} must be {len(QUANTILE_LEVELS)} non-decreasing charges "
                     f"(at QUANTILE_LEVELS), got {len(q)}"
                 )
+        if self.beam_line not in BEAM_LINE:
+            raise InputError(f"beam_line must be one of {BEAM_LINE}, got {self.beam_line!r}")
+        if (
+            min(self.beam_line_search_mm, self.beam_line_radius_mm, self.beam_line_min_length_mm)
+            <= 0
+            or not 0 < self.beam_line_max_angle_deg < 45
+        ):
+            raise InputError("beam_line_search_mm, beam_line_radius_mm and "
+                             "beam_line_min_length_mm must be > 0, "
+                             "beam_line_max_angle_deg in (0, 45)")  # fmt: skip
+        if not isinstance(self.beam_line_stop_at_vertex, bool):
+            raise InputError("beam_line_stop_at_vertex must be true or false")
+        if self.beam_line_min_points < 2 or self.beam_line_max_lines < 1:
+            raise InputError("beam_line_min_points must be >= 2, beam_line_max_lines >= 1")
         if self.features not in FEATURE_SETS:
             raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if self.structured_noise not in STRUCTURED_NOISE:
@@ -178,9 +209,27 @@ class ImageConfig:
         """Whether points are removed or rescaled before projection."""
         return (
             self.beam_mask_mm > 0
+            or self.beam_line != "none"
             or self.denoise != "none"
             or self.charge_norm != "none"
             or self.structured_noise != "none"
+        )
+
+    def beam_points(self, points: np.ndarray, counts: np.ndarray) -> np.ndarray | None:
+        """(N,) True for the points on a fitted beam line (``beam_line``), or None."""
+        if self.beam_line == "none":
+            return None
+        return beam_line_points(
+            points,
+            counts,
+            search_mm=self.beam_line_search_mm,
+            radius_mm=self.beam_line_radius_mm,
+            max_angle_deg=self.beam_line_max_angle_deg,
+            min_points=self.beam_line_min_points,
+            min_length_mm=self.beam_line_min_length_mm,
+            max_lines=self.beam_line_max_lines,
+            max_start_mm=self.beam_line_max_start_mm,
+            stop_at_vertex=self.beam_line_stop_at_vertex,
         )
 
     @property
@@ -235,10 +284,16 @@ class Projection:
 
 
 def clean_points(
-    points: np.ndarray, counts: np.ndarray, config: ImageConfig, *, normalise: bool = True
+    points: np.ndarray,
+    counts: np.ndarray,
+    config: ImageConfig,
+    *,
+    normalise: bool = True,
+    beam: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Apply the beam mask, denoising and charge normalisation of ``config``.
+    """Apply the beam masks, denoising and charge normalisation of ``config``.
 
+    ``beam``: `ImageConfig.beam_points` of these points when the caller has it already.
     Returns the kept points (x, y, z, charge; charge rescaled for ``charge_norm`` event or
     quantile, the latter only with ``normalise``) and their counts per event. Each step
     acts on one event at a time (the quantile map is fixed per run), so an event's image
@@ -250,6 +305,8 @@ def clean_points(
     keep = np.ones(len(pts), dtype=bool)
     if config.beam_mask_mm > 0:
         keep &= np.hypot(pts[:, 0], pts[:, 1]) >= config.beam_mask_mm
+    if config.beam_line != "none":
+        keep &= ~(config.beam_points(pts, counts) if beam is None else beam)
     if config.denoise != "none":
         sub = np.bincount(event[keep], minlength=len(counts))
         if config.denoise == "dbscan":
@@ -382,10 +439,11 @@ def project_arrays(
     if config.structured_noise != "none":
         points, counts = remove_structured_noise(points, counts, config, pads, hot)
     features = None
+    beam = config.beam_points(points, counts)
     if config.features != "none":
-        features = event_features(points, counts, config.features)
+        features = event_features(points, counts, config.features, beam=beam)
     if config.cleans:
-        points, counts = clean_points(points, counts, config)
+        points, counts = clean_points(points, counts, config, beam=beam)
         proj = _project(points, counts, config)
         proj.n_points, proj.n_removed = n_points, n_points - counts
     else:

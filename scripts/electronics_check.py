@@ -80,23 +80,29 @@ def main() -> int:
     return 0
 
 
-def fit_cnns(args, sims: dict[str, Path], out: Path) -> dict[str, dict]:
+def fit_cnns(
+    args, sims: dict[str, Path], out: Path, trainings: dict[str, tuple[Path, list]] | None = None
+) -> dict[str, dict]:
     """The small CNN of docs/sim-to-real.md (feature_model's settings, robust inputs, no
     cleaning) trained on each simulation and scored on every test set, each test set
-    preprocessed with that training file as ``--reference`` (its charge quantiles)."""
+    preprocessed with that training file as ``--reference`` (its charge quantiles).
+    ``trainings``: name -> (simulation, prep arguments); default ``--before`` and
+    ``--after`` with the robust prep."""
     data = out / "robust"
     data.mkdir(parents=True, exist_ok=True)
     fits = {}
-    for stem, sim in (("before", args.before), ("after", args.after)):
+    if trainings is None:
+        trainings = {"before": (args.before, fm.ROBUST), "after": (args.after, fm.ROBUST)}
+    for stem, (sim, prep) in trainings.items():
         train = data / f"{stem}.h5"
-        fm.sh(["preprocess", sim, "--out", train, *fm.ROBUST, "--workers", 2, "--quiet"], train)
+        fm.sh(["preprocess", sim, "--out", train, *prep, "--workers", 2, "--quiet"], train)
         run = out / "runs" / f"cnn_{stem}"
         fm.sh(["train", *fm.CNN, "--data", train, "--out", run], run / "model.json")
         rows = {}
         for name, src in sims.items():
             dst = data / stem / f"{name}.h5"
             dst.parent.mkdir(exist_ok=True)
-            fm.sh(["preprocess", src, "--out", dst, *fm.ROBUST, "--reference", train,
+            fm.sh(["preprocess", src, "--out", dst, *prep, "--reference", train,
                    "--workers", 2, "--quiet"], dst)  # fmt: skip
             ev = run / "eval" / name
             fm.sh(["evaluate", run, "--data", dst, "--out", ev, "--n-boot", args.n_boot,
