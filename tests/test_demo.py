@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import logging
 
+import numpy as np
 import pytest
+from sklearn.metrics import f1_score
 
 from attpc_classify.cli import main
 from attpc_classify.demo import DemoConfig, DemoModel, run_demo
 from attpc_classify.predict import read_predictions
 from data_prep.errors import InputError
+from data_prep.imagefile import read_images
 
 
 def _tiny(**changes) -> DemoConfig:
@@ -21,7 +24,10 @@ def _tiny(**changes) -> DemoConfig:
         test_files=1,
         workers=1,
         size=32,
-        models={"cnn": DemoModel("cnn_small", ("model.width=4", "model.depth=2"))},
+        models={
+            "cnn": DemoModel("cnn_small", ("model.width=4", "model.depth=2")),
+            "gbt": DemoModel("gbt", ("model.max_iter=20",)),
+        },
         tasks=("multiclass",),
         epochs=1,
         batch_size=8,
@@ -39,10 +45,14 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     lines = caplog.messages
     report = result.report.read_text()
     assert result.report == out / "report.md"
-    assert set(result.runs) == {"cnn_multiclass"}
+    assert set(result.runs) == {"cnn_multiclass", "gbt_multiclass"}
     metrics = json.loads((out / "runs/cnn_multiclass/eval/test/metrics.json").read_text())
     assert metrics["n_labelled"] == 8 and set(metrics["tasks"]) == {"multiclass", "binary"}
-    assert "| cnn_multiclass | 3-class |" in report
+    assert "| cnn_multiclass | 3-class |" in report and "| gbt_multiclass | 3-class |" in report
+    # the trees are fitted once: no epochs or batches on their train command line
+    gbt_train = next(line for line in report.splitlines() if "--config gbt " in line)
+    assert "optim.epochs" not in gbt_train and "seed=0" in gbt_train
+    assert "--set structured_noise=rules" in report and "--set features=tracks_v1" in report
     assert "attpc-classify simulate --config tiny --events 24" in report
     assert "Errors of `cnn_multiclass` per simulated channel" in report
     assert sum(r["n"] for r in metrics["by_channel"]["binary"].values()) == 8
@@ -52,11 +62,37 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     assert len(predictions["event_id"]) == 8  # the raw test run file, classified
     assert any(line.startswith("[1/6] simulate") for line in lines)
 
-    # same data settings, one more task: earlier stages reused, only the new model trained
-    again = run_demo(out, _tiny(tasks=("multiclass", "binary")))
-    assert {"simulate", "preprocess", "train cnn_multiclass"} <= set(again.reused)
+    # the demo's trees classify a raw run file (features computed on the fly, structured
+    # noise found in the run itself) as they do the preprocessed test file; the binary
+    # proton F1 that evaluate reported is scikit-learn's on those calls
+    raw = out / "sim" / "run_0002.h5"
+    assert main(["classify", str(out / "runs/gbt_multiclass"), str(raw), "--out",
+                 str(tmp_path / "gbt.csv"), "--quiet"]) == 0  # fmt: skip
+    assert main(["classify", str(out / "runs/gbt_multiclass"), str(out / "data/test.h5"),
+                 "--out", str(tmp_path / "gbt_images.csv"), "--quiet"]) == 0  # fmt: skip
+    on_raw, on_images = (
+        read_predictions(tmp_path / "gbt.csv"),
+        read_predictions(tmp_path / "gbt_images.csv"),
+    )
+    np.testing.assert_array_equal(on_raw["event_id"], on_images["event_id"])
+    np.testing.assert_array_equal(on_raw["label"], on_images["label"])
+    truth = read_images(out / "data/test.h5")
+    assert truth.event_id.tolist() == on_raw["event_id"].tolist()
+    is_proton = np.asarray(truth.class_names)[truth.label] == "proton"
+    gbt_metrics = json.loads((out / "runs/gbt_multiclass/eval/test/metrics.json").read_text())
+    expected = f1_score(is_proton, on_raw["label"] == "proton", zero_division=0)
+    reported = gbt_metrics["tasks"]["binary"]["per_class"]["proton"]["f1"]["value"] or 0.0
+    assert reported == pytest.approx(expected, abs=1e-6)
+
+    # same data settings, one more task: earlier stages reused, only the new models
+    # trained, side by side in two worker processes
+    again = run_demo(out, _tiny(tasks=("multiclass", "binary"), workers=2))
+    assert {"simulate", "preprocess", "train cnn_multiclass", "train gbt_multiclass"} <= set(
+        again.reused
+    )
     assert "train cnn_binary" not in again.reused
     assert (out / "runs/cnn_binary/model.safetensors").exists()
+    assert (out / "runs/gbt_binary/model.safetensors").exists()
     assert "| cnn_binary | binary |" in again.report.read_text()
 
 
