@@ -95,9 +95,6 @@ def _grid_hash(cfg: BenchConfig) -> str:
         data.pop(key)
     for part in ("finetune", "learngene"):  # as the stage keys (`stages.distill_key`)
         data[part]["distill"] = distill_key(getattr(cfg, part).distill)
-    if not cfg.data.target_unlabelled:  # hashes from before the option existed
-        data["data"].pop("target_unlabelled")
-        data["data"].pop("target_unlabelled_seed")
     return config_hash(data)
 
 
@@ -139,13 +136,11 @@ def prepare(
     ``pool`` (worker processes) when one is given."""
     d = cfg.data
     specs = {"source": d.source, "target_train": d.target_train, "target_test": d.target_test}
-    if d.unlabelled_spec() is not None:
-        specs["target_unlabelled"] = d.unlabelled_spec()
     seeds = [(s.preset, s.seed, tuple(s.overrides)) for s in specs.values()]
     if len({s[1] for s in seeds}) < len(seeds):
         raise InputError(
-            "data.source, target_train, target_test (and target_unlabelled) need different "
-            "seeds (one seed gives the same random events)"
+            "data.source, target_train and target_test need different seeds "
+            "(one seed gives the same random events)"
         )
     stages: dict[str, Stage] = {}
     for role, spec in specs.items():

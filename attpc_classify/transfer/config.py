@@ -91,11 +91,6 @@ class DataSpec:
         default_factory=lambda: SimSpec("e15503b_shifted", events=2000, seed=3)
     )
     train_sizes: tuple[int, ...] = (250, 1000, 2689)  # labelled target events per cell
-    # unlabelled target events (target_train's preset and overrides, their own seed; the
-    # labels are never read): a teacher labels them for semi-supervised distillation
-    # (finetune.self_train, attpc_classify/transfer/semi.py); 0 = none simulated
-    target_unlabelled: int = 0
-    target_unlabelled_seed: int = 4
     image: ImageConfig = field(default_factory=lambda: ImageConfig(size=48, voxel_grid=20))
     source_val_fraction: float = 0.15  # source hold-out: best epoch of pre-training, Aux-Nets
     sim_workers: int = 2  # simulation processes
@@ -111,16 +106,6 @@ class DataSpec:
             )
         if not 0 < self.source_val_fraction < 1:
             raise InputError("data.source_val_fraction must be in (0, 1)")
-        if self.target_unlabelled < 0 or self.target_unlabelled_seed < 0:
-            raise InputError("data.target_unlabelled and its seed must be >= 0")
-
-    def unlabelled_spec(self) -> SimSpec | None:
-        """The unlabelled target set as a simulation spec (None when there is none)."""
-        if not self.target_unlabelled:
-            return None
-        t = self.target_train
-        return SimSpec(t.preset, self.target_unlabelled, self.target_unlabelled_seed,
-                       list(t.overrides))  # fmt: skip
 
 
 @dataclass
