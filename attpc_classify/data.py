@@ -231,3 +231,62 @@ def augment_batch(
             else apply_transform_voxels(part, t)
         )
     return out
+
+
+# --------------------------------------------------------------------------- Mixup / CutMix
+
+
+def mixup(x: torch.Tensor, lam: float, perm: torch.Tensor) -> torch.Tensor:
+    """Mixup (Zhang et al., 2018): ``lam * x + (1 - lam) * x[perm]``."""
+    return lam * x + (1.0 - lam) * x[perm]
+
+
+def cutmix_box(height: int, width: int, lam: float, cy: int, cx: int) -> tuple[int, ...]:
+    """CutMix's box ``(y0, y1, x0, x1)`` centred on pixel ``(cy, cx)``, clipped to the image.
+
+    As timm's ``rand_bbox``: sides ``int(side * sqrt(1 - lam))``, half of each on either
+    side of the centre (integer halves).
+    """
+    cut = (1.0 - lam) ** 0.5
+    ch, cw = int(height * cut), int(width * cut)
+    y0, y1 = min(max(cy - ch // 2, 0), height), min(max(cy + ch // 2, 0), height)
+    x0, x1 = min(max(cx - cw // 2, 0), width), min(max(cx + cw // 2, 0), width)
+    return y0, y1, x0, x1
+
+
+def cutmix(x: torch.Tensor, box: tuple[int, ...], perm: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """CutMix (Yun et al., 2019): the ``box`` of every image (all channels) taken from
+    ``x[perm]``; returns the images and the share of each image that is its own (the
+    label weight, 1 - box area / image area)."""
+    y0, y1, x0, x1 = box
+    out = x.clone()
+    out[..., y0:y1, x0:x1] = x[perm][..., y0:y1, x0:x1]
+    return out, 1.0 - (y1 - y0) * (x1 - x0) / (x.shape[-2] * x.shape[-1])
+
+
+def mix_batch(
+    x: torch.Tensor, generator: torch.Generator, *, mixup_alpha: float, cutmix_alpha: float
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """One Mixup or CutMix draw for the whole batch, as DeiT's recipe: mixing weight
+    ~ Beta(α, α), CutMix or Mixup with probability 1/2 when both α > 0 (timm's ``Mixup``,
+    which pairs each image with the batch reversed; here a random permutation).
+
+    Returns ``(mixed images, perm, lam)``: the mixed image ``i`` is ``lam`` of event ``i``
+    and ``1 - lam`` of event ``perm[i]``; its label target is the same mix of the two
+    labels, and a teacher labels the mixed image itself. The draws come from
+    ``generator``, so a seed fixes them.
+    """
+    if mixup_alpha <= 0 and cutmix_alpha <= 0:
+        raise ValueError("mix_batch needs mixup_alpha > 0 or cutmix_alpha > 0")
+    seed = int(torch.randint(2**62, (1,), generator=generator))
+    rng = np.random.default_rng(seed)
+    perm = torch.from_numpy(rng.permutation(x.shape[0])).to(x.device)
+    use_cut = cutmix_alpha > 0 and (mixup_alpha <= 0 or rng.random() < 0.5)
+    if not use_cut:
+        lam = float(rng.beta(mixup_alpha, mixup_alpha))
+        return mixup(x, lam, perm), perm, lam
+    h, w = x.shape[-2:]
+    lam = float(rng.beta(cutmix_alpha, cutmix_alpha))
+    box = cutmix_box(h, w, lam, int(rng.integers(h)), int(rng.integers(w)))
+    out, lam = cutmix(x, box, perm)
+    return out, perm, lam

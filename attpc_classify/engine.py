@@ -43,6 +43,7 @@ from attpc_classify.data import (
     augment_batch,
     class_weights,
     labelled,
+    mix_batch,
     model_inputs,
     output_names,
     sample_weights,
@@ -561,28 +562,39 @@ def _train_step(run: _Run, idx: torch.Tensor, gen: torch.Generator, epoch: int, 
         xb = xb.to(run.device)
     xb = augment_batch(xb, run.transforms, gen, views=run.views)
     yb = run.y_tr[idx]
+    yb_mix, lam = yb, 1.0
+    if cfg.data.mixup > 0 or cfg.data.cutmix > 0:  # DeiT: the teacher sees the mixed images
+        xb, perm, lam = mix_batch(xb, gen, mixup_alpha=cfg.data.mixup,
+                                  cutmix_alpha=cfg.data.cutmix)  # fmt: skip
+        yb_mix = yb[perm]
     # DDP: every rank drew the same order and augmentation; keep this rank's rows of the
     # global batch, its loss weighted by its share
     ce_scale, kl_scale = distributed.loss_shares(yb, run.env, run.weight)
     xb, yb = distributed.shard(xb, run.env), distributed.shard(yb, run.env)
+    yb_mix = distributed.shard(yb_mix, run.env)
     with autocast(run.device, run.dtype):
         logits = run.train_model(xb)
         t_logits = None
         if run.teacher is not None:
             with torch.no_grad():
                 t_logits = run.teacher(xb)
-        if isinstance(logits, tuple):  # a ViT with a distillation token: (class, dist)
-            loss = deit_loss(
-                *logits, yb, t_logits, kind=cfg.distill.kind, alpha=cfg.distill.alpha,
-                tau=cfg.distill.tau, weight=run.weight, label_smoothing=o.label_smoothing,
-                ce_scale=ce_scale, kl_scale=kl_scale,
-            )  # fmt: skip
-        else:
-            loss = distillation_loss(
-                logits, yb, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
+
+        def loss_for(labels: torch.Tensor) -> torch.Tensor:
+            if isinstance(logits, tuple):  # a ViT with a distillation token: (class, dist)
+                return deit_loss(
+                    *logits, labels, t_logits, kind=cfg.distill.kind, alpha=cfg.distill.alpha,
+                    tau=cfg.distill.tau, weight=run.weight, label_smoothing=o.label_smoothing,
+                    ce_scale=ce_scale, kl_scale=kl_scale,
+                )  # fmt: skip
+            return distillation_loss(
+                logits, labels, t_logits, alpha=cfg.distill.alpha, tau=cfg.distill.tau,
                 weight=run.weight, label_smoothing=o.label_smoothing,
                 ce_scale=ce_scale, kl_scale=kl_scale,
             )  # fmt: skip
+
+        # the losses are linear in the label term, so the mixed label target is the mix of
+        # the two losses (the teacher's term, on the mixed image, is the same in both)
+        loss = loss_for(yb) if lam == 1.0 else lam * loss_for(yb) + (1 - lam) * loss_for(yb_mix)
     run.optimizer.zero_grad(set_to_none=True)
     run.scaler.scale(loss).backward()
     if o.grad_clip:

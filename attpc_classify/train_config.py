@@ -181,6 +181,11 @@ class DataConfig:
     # (data.detector: rotation, z scale/shift, gain, threshold, dead pads, noise hits)
     detector_augment: bool = False
     detector: DetectorAugment = field(default_factory=DetectorAugment)
+    # DeiT's Mixup / CutMix on training batches: Beta(α, α) mixing weights, 0 = off (both
+    # > 0: one or the other per batch); the labels are mixed alike and a teacher labels
+    # the mixed images (attpc_classify.data.mix_batch)
+    mixup: float = 0.0
+    cutmix: float = 0.0
 
     def __post_init__(self) -> None:
         # YAML `augment: false` / `true` reads as a bool; map it onto the named modes
@@ -192,6 +197,8 @@ class DataConfig:
         _choice(self.task, TASKS, "data.task")
         if not 0 < self.val_fraction < 1:
             raise InputError("data.val_fraction must be in (0, 1)")
+        if self.mixup < 0 or self.cutmix < 0:
+            raise InputError("data.mixup and data.cutmix must be >= 0 (0 = off)")
 
 
 @dataclass

@@ -14,6 +14,12 @@ first pre-trained 3-class on the source (the benchmark's source images, its seed
     # ... and the token in source pre-training too, learning a CNN trained on the source
     OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
         --variants p8 --pretrain-epochs 10 --pretrain-token --teacher --token --kind hard
+    # semi-supervised distillation: the CNN labels half of the pool events outside the
+    # draw (never validated on) and the student trains on them too; the cnn self-trains
+    OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /tmp/lgbench/cache \
+        --variants cnn,p8 --pretrain-epochs 10 --unlabelled-fraction 0.5 --self-train
+    # ... on 4,000 newly simulated unlabelled target events instead; Mixup / CutMix
+    ... --unlabelled-sim 4000 --self-train;  ... --teacher --token --mixup 0.8 --cutmix 1.0
 """
 
 from __future__ import annotations
@@ -39,6 +45,7 @@ from attpc_classify.train_config import (
     TrainConfig,
 )
 from attpc_classify.transfer.grid import train_subset
+from attpc_classify.transfer.semi import split_left_out, teacher_labels, with_pseudo_labels
 from data_prep.imagefile import read_images
 from learngene.vit import create_vit
 
@@ -71,6 +78,25 @@ def _cnn_teacher(train, task: str, k: int, epochs: int, path: Path, augment: str
     return teacher.eval()
 
 
+def _simulated_unlabelled(cache: Path, events: int, seed: int = 4):
+    """``events`` new target events, labels set to -1: the CPU config's target preset
+    and images, simulation seed ``seed`` (the pool has 2, the test set 3), built by the
+    benchmark's own stages in ``cache``."""
+    from attpc_classify.config import load_config
+    from attpc_classify.stagecache import StageCache
+    from attpc_classify.transfer.config import BenchConfig, SimSpec
+    from attpc_classify.transfer.stages import images_stage, simulate_stage
+
+    cfg = load_config(BenchConfig, "configs/benchmark/transfer_cpu.yaml", ["data.sim_workers=1"])
+    t = cfg.data.target_train
+    spec = SimSpec(t.preset, events, seed, list(t.overrides))
+    st = StageCache(cache)
+    sim = simulate_stage(st, cfg, "target_unlabelled", spec)
+    images = read_images(images_stage(st, cfg, sim).info["file"])
+    images.label = np.full(len(images), -1, dtype=images.label.dtype)  # never read
+    return images
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cache", type=Path, required=True)
@@ -97,6 +123,24 @@ def main() -> None:
     )
     ap.add_argument("--pretrain-token", action="store_true",
                     help="the token in source pre-training too, learning a source CNN")  # fmt: skip
+    ap.add_argument("--unlabelled-fraction", type=float, default=0.0,
+                    help="share of the pool events outside the draw held as unlabelled "
+                    "(never validated on); the rest is validation")  # fmt: skip
+    ap.add_argument(
+        "--self-train",
+        action="store_true",
+        help="train on the draw + the unlabelled events with the CNN teacher's hard labels "
+        "(semi-supervised distillation; the cnn variant self-trains)",
+    )
+    ap.add_argument(
+        "--unlabelled-sim",
+        type=int,
+        default=0,
+        help="simulate this many unlabelled target events (seed 4) as the unlabelled set; "
+        "validation is then every pool event outside the draw",
+    )
+    ap.add_argument("--mixup", type=float, default=0.0, help="fine-tuning Mixup α (DeiT 0.8)")
+    ap.add_argument("--cutmix", type=float, default=0.0, help="fine-tuning CutMix α (DeiT 1)")
     ap.add_argument("--out", type=Path, default=Path("/tmp/vitp/pilot.jsonl"))
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -104,11 +148,17 @@ def main() -> None:
     pool_path = _one(a.cache, "images_target_train")
     pool = labelled(read_images(str(pool_path)))
     train = train_subset(pool, a.n, a.seed, data_seed=0)
-    picked = set(zip(train.run.tolist(), train.event_id.tolist(), strict=True))
-    rest = [i for i, p in enumerate(zip(pool.run.tolist(), pool.event_id.tolist(), strict=True))
-            if p not in picked]  # fmt: skip
-    val = pool.subset(np.asarray(rest))
+    # the pool events outside the draw: unlabelled (their labels never read) + validation
+    unlab, val = split_left_out(pool, train, a.unlabelled_fraction, a.seed)
+    if a.unlabelled_sim:  # a simulated unlabelled target set instead (labels dropped)
+        unlab = _simulated_unlabelled(a.cache, a.unlabelled_sim)
     y_val = task_labels(val.label, "binary")
+    t_epochs = a.teacher_epochs or a.epochs
+    t_path = a.out.parent / f"teacher_cnn_n{a.n}_s{a.seed}_e{t_epochs}.safetensors"
+    labelled_train = train
+    if a.self_train:  # the CNN teacher labels the unlabelled events; everyone trains on them
+        cnn = _cnn_teacher(train, "binary", 2, t_epochs, t_path, a.augment, a.seed)
+        train = with_pseudo_labels(train, unlab, teacher_labels(cnn, unlab), "binary")
 
     src = None
     if a.pretrain_epochs:
@@ -169,22 +219,29 @@ def main() -> None:
                 lr=5e-4, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
             )
         teacher = None
-        if a.teacher and name != "cnn":
-            t_epochs = a.teacher_epochs or a.epochs
-            t_path = a.out.parent / f"teacher_cnn_n{a.n}_s{a.seed}_e{t_epochs}.safetensors"
-            teacher = _cnn_teacher(train, "binary", 2, t_epochs, t_path, a.augment, a.seed)
-        data = DataConfig(augment=a.augment, detector_augment=a.detector_augment)
+        if a.teacher and name != "cnn":  # trained on the labelled events only
+            teacher = _cnn_teacher(labelled_train, "binary", 2, t_epochs, t_path, a.augment,
+                                   a.seed)  # fmt: skip
+        data = DataConfig(augment=a.augment, detector_augment=a.detector_augment,
+                          mixup=a.mixup, cutmix=a.cutmix)  # fmt: skip
         tc = TrainConfig(optim=optim, data=data, seed=a.seed,
                          distill=DistillConfig(alpha=0.5, tau=2.0, kind=a.kind))  # fmt: skip
         fit(model, train, None, tc, task="binary", out_dir=None, teacher=teacher)
         s = _score(model.eval(), val, y_val, 2)
+        # on its own labelled events: does the model fit them (under- vs over-fitting)?
+        s_tr = _score(model, labelled_train, task_labels(labelled_train.label, "binary"), 2)
         row = {"variant": name, "depth": a.depth, "n": a.n, "seed": a.seed, "epochs": a.epochs,
                "pretrain_epochs": a.pretrain_epochs, "augment": a.augment,
                "detector_augment": a.detector_augment, "teacher": a.teacher,
                "token": a.token and name != "cnn", "pretrain_token": a.pretrain_token,
                "kind": a.kind if a.token and a.teacher else None,
+               "unlabelled_fraction": a.unlabelled_fraction,
+               "unlabelled_sim": a.unlabelled_sim,
+               "self_train": a.self_train, "mixup": a.mixup, "cutmix": a.cutmix,
+               "n_train": len(train), "n_val": len(val),
                "src_val_macro_f1": src_f1, "val_proton_f1": s["proton_f1"],
-               "val_macro_f1": s["macro_f1"], "params": sum(p.numel() for p in model.parameters()),
+               "val_macro_f1": s["macro_f1"], "train_proton_f1": s_tr["proton_f1"],
+               "params": sum(p.numel() for p in model.parameters()),
                "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
         print(json.dumps(row), flush=True)
         with a.out.open("a") as f:
