@@ -50,8 +50,8 @@ class DemoModel:
 #: the demo stays under 4 minutes on 2 cores. A 16-channel CNN (72 k parameters) on
 #: the robust images; the trees on physics features (configs/train/gbt.yaml, a 15-leaf,
 #: class-balanced setting: README, "Recommended model"), fitted in seconds; a 2-block ViT
-#: of width 96 (0.24 M), not in the default set: at this size it calls protons worse than
-#: both (README, "Demo").
+#: of width 96 (0.24 M), the demo's transformer (at this size it calls protons worse than
+#: both: README, "Demo").
 DEMO_MODELS: dict[str, DemoModel] = {
     "cnn": DemoModel("cnn_small", ("model.width=16",)),
     "gbt": DemoModel(
@@ -69,7 +69,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
         ),
     ),
 }
-DEFAULT_MODELS = ("cnn", "gbt")
+DEFAULT_MODELS = ("cnn", "vit", "gbt")
 
 
 def _default_models() -> dict[str, DemoModel]:
@@ -92,8 +92,8 @@ class DemoConfig:
         default_factory=lambda: {"structured_noise": "rules", "features": "tracks_v1"}
     )
     # simulated events in total (class mix of the preset): the trees gain most from more
-    # events, and cost seconds; the simulation costs about 24 s per 1,000 on 2 workers
-    events: int = 2500
+    # events, and cost seconds; the simulation costs about 23 s per 1,000 on 2 workers
+    events: int = 2000
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)
     seed: int = 0  # simulation, training split, initialisation and bootstrap

@@ -542,8 +542,8 @@ intervals); more epochs help the CNN (10 -> 20: validation +0.024), and the ViT 
 both by 0.1-0.2 at this size. So the demo trains the CNN and the 15-leaf balanced trees
 (above `gbt.yaml`'s settings on all 7 knob and nominal sets in proton F1, two of them by
 less than 0.01, at a validation macro-F1 0.018 lower here and 0.019 higher with 3,200
-training events) on one cleaned file with features, and leaves the ViT to `--models
-vit`. At equal training data of 4,000 events the trees are
+training events) on one cleaned file with features, and the ViT (the demo shows each
+model family). At equal training data of 4,000 events the trees are
 also the README's recommended model (README, "Recommended model": validation macro-F1
 0.779 against the CNN's 0.636, and ahead on every knob).
 
