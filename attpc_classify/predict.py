@@ -525,15 +525,25 @@ def _empty(images: np.ndarray, voxels: np.ndarray | None, features: np.ndarray |
 
 
 def _project_batch(
-    events: list, config: ImageConfig, hot_pads: dict[int, np.ndarray] | None = None
+    events: list,
+    config: ImageConfig,
+    hot_pads: dict[int, np.ndarray] | None = None,
+    kind: str = "images",
 ) -> _Batch:
+    """One batch projected from raw events for a model reading ``kind``; blank exactly as
+    `_image_batches` calls it on the image file of the same events (a CNN whose run also
+    stores features still sees blank images)."""
     proj = project(events, config, hot_pads)
     return _Batch(
         run=np.fromiter((e.run for e in events), np.int64, len(events)),
         event_id=np.fromiter((e.event_id for e in events), np.int64, len(events)),
         images=proj.images,
         voxels=proj.voxels,
-        empty=proj.empty if proj.features is None else _empty(proj.images, None, proj.features),
+        empty=_empty(
+            proj.images,
+            proj.voxels if kind == "voxels" else None,
+            proj.features if kind == "features" else None,
+        ),
         features=proj.features,
     )
 
@@ -549,6 +559,7 @@ def _event_batches(
     skip_bad: bool,
     on_skip: Callable[[int, str], None],
     reader_options: dict,
+    kind: str = "images",
 ) -> Iterator[_Batch]:
     from data_prep.readers import open_events
 
@@ -561,10 +572,10 @@ def _event_batches(
         for event in reader.iter_events(start, stop, skip_bad=skip_bad, on_skip=on_skip):
             pending.append(event)
             if len(pending) == batch_size:
-                yield _project_batch(pending, config, hot)
+                yield _project_batch(pending, config, hot, kind)
                 pending = []
         if pending:
-            yield _project_batch(pending, config, hot)
+            yield _project_batch(pending, config, hot, kind)
 
 
 _DONE = object()
@@ -733,6 +744,7 @@ def _task_batches(
         yield from _event_batches(
             path, task.format, config, batch_size, task.start, task.stop,
             skip_bad=skip_bad, on_skip=on_skip, reader_options=reader_options,
+            kind=info.input,
         )  # fmt: skip
 
 

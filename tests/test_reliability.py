@@ -123,6 +123,23 @@ def test_classify_calls_a_blank_event_empty_not_a_class(trained, tmp_path, capsy
     assert f"{n_neg} non-positive charge points ignored" in line
 
 
+def test_blank_means_the_same_from_raw_events_as_from_the_image_file():
+    """A run whose image file also stores physics features (the demo's one shared file):
+    for its CNN an event whose charge is all <= 0 is blank from raw events as from the
+    image file; for its trees, which read the features, no event is blank."""
+    from attpc_classify.predict import _blank, _project_batch
+
+    rng = np.random.default_rng(11)
+    events = make_events(rng, 4, run=2)
+    events[1] = Event(run=2, event_id=1, points=events[1].points * [1, 1, 1, -1], label=0)
+    cfg = ImageConfig(views=("xy", "zy"), size=16, voxel_grid=0, features="tracks_v1")
+    images = _project_batch(events, cfg, None, "images")
+    assert images.features is not None  # the features are there, the CNN does not read them
+    assert images.empty.tolist() == [False, True, False, False]
+    assert images.empty.tolist() == _blank(images.images).tolist()  # the image file's rule
+    assert not _project_batch(events, cfg, None, "features").empty.any()
+
+
 # -- 3. model.json is sealed -----------------------------------------------------------------
 
 
