@@ -98,16 +98,7 @@ def fit_cnns(
         fm.sh(["preprocess", sim, "--out", train, *prep, "--workers", 2, "--quiet"], train)
         run = out / "runs" / f"cnn_{stem}"
         fm.sh(["train", *fm.CNN, "--data", train, "--out", run], run / "model.json")
-        rows = {}
-        for name, src in sims.items():
-            dst = data / stem / f"{name}.h5"
-            dst.parent.mkdir(exist_ok=True)
-            fm.sh(["preprocess", src, "--out", dst, *prep, "--reference", train,
-                   "--workers", 2, "--quiet"], dst)  # fmt: skip
-            ev = run / "eval" / name
-            fm.sh(["evaluate", run, "--data", dst, "--out", ev, "--n-boot", args.n_boot,
-                   "--quiet"], ev / "metrics.json")  # fmt: skip
-            rows[name] = fm.metrics(ev / "metrics.json")
+        rows = fm.score_on_tests(run, sims, prep, train, data / stem, run / "eval", args.n_boot)
         val = json.loads((run / "model.json").read_text())["metrics"]["val_macro_f1"]
         fits[f"CNN {stem}"] = {"rows": rows, "val_f1": {"cnn": val}}
     return fits

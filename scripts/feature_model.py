@@ -224,6 +224,31 @@ def main() -> int:
     return 0
 
 
+def score_on_tests(
+    run: Path,
+    tests: dict[str, Path],
+    prep: list,
+    reference: Path,
+    data: Path,
+    evals: Path,
+    n_boot: int,
+) -> dict:
+    """``run`` scored on each test simulation, preprocessed with ``prep`` and
+    ``--reference`` (per-run charge quantiles: each test set lands on the training
+    quantiles) into ``data/<name>.h5``, evaluated into ``evals/<name>``."""
+    data.mkdir(parents=True, exist_ok=True)
+    rows = {}
+    for name, src in tests.items():
+        dst = data / f"{name}.h5"
+        sh(["preprocess", src, "--out", dst, *prep, "--reference", reference,
+            "--workers", 2, "--quiet"], dst)  # fmt: skip
+        ev = evals / name
+        sh(["evaluate", run, "--data", dst, "--out", ev, "--n-boot", n_boot, "--quiet"],
+           ev / "metrics.json")  # fmt: skip
+        rows[name] = metrics(ev / "metrics.json")
+    return rows
+
+
 def fit_cnns(args, sims: dict[str, Path], out: Path) -> dict:
     """The small CNN on robust inputs: docs/sim-to-real.md's model (first randomised set)
     scored on the new test set, then trained on the structured-noise simulation without
@@ -246,17 +271,8 @@ def fit_cnns(args, sims: dict[str, Path], out: Path) -> dict:
             run = out / "runs" / ("cnn_sn_clean" if prep is ROBUST_CLEAN else "cnn_sn")
             sh(["train", *CNN, "--data", train, "--out", run], run / "model.json")
             evals = run / "eval"
-        rows = {}
-        for name in TESTS:
-            # per-run charge quantiles: each test set lands on this model's training quantiles
-            dst = data / run.name / f"{name}.h5"
-            dst.parent.mkdir(exist_ok=True)
-            sh(["preprocess", sims[name], "--out", dst, *prep, "--reference", run,
-                "--workers", 2, "--quiet"], dst)  # fmt: skip
-            ev = evals / name
-            sh(["evaluate", run, "--data", dst, "--out", ev, "--n-boot",
-                args.n_boot, "--quiet"], ev / "metrics.json")  # fmt: skip
-            rows[name] = metrics(ev / "metrics.json")
+        tests = {name: sims[name] for name in TESTS}
+        rows = score_on_tests(run, tests, prep, run, data / run.name, evals, args.n_boot)
         trained = json.loads((run / "model.json").read_text())["metrics"]
         fits[stem] = {"rows": rows, "n_train": trained["n_train"],
                       "val_f1": trained["val_macro_f1"]}  # fmt: skip

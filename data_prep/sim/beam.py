@@ -89,11 +89,11 @@ def straight_track(
     drift_tb = np.clip(track[:, 2] - engine.elec_params.micromegas_edge, 0.0, None)
     sigma = np.sqrt(2.0 * det.diffusion * engine.drift_velocity * drift_tb / det.efield)
     reach = np.hypot(track[:, 0], track[:, 1]) + 3.0 * math.sqrt(2.0) * sigma
-    # Only charge that arrives inside the sampled buckets is transported. It is all that
-    # could be kept, and attpc-engine's transport needs a time >= 0: before the trigger its
-    # sigma_t = sqrt(... t) is NaN, NaN cast to a pad-grid index reads outside the grid,
-    # and the stray point that can make changed how many draws the event's generator gave
-    # (same seed, different events from one process to the next).
+    # Only charge that arrives inside the sampled buckets is transported: it is all that
+    # could be kept, and attpc-engine's transport needs a time >= 0. Before the trigger its
+    # sigma_t = sqrt(... t) is NaN, a NaN pad-grid index reads outside the grid, and a
+    # stray point from that read changes how many draws the event's generator makes
+    # (one seed, different events from one process to the next).
     kept = (reach >= BEAM_CORE_M) & (track[:, 2] >= 0.0) & (track[:, 2] < NUM_TIME_BUCKETS)
     track, electrons = track[kept], electrons[kept]
     points = Dict.empty(key_type=types.int64, value_type=types.Tuple([types.int64, types.int64]))
