@@ -405,6 +405,26 @@ def test_randomize_per_file_holds_one_setting_per_file(tmp_path):
     assert np.all(gain[:, 0] == gain[:, 1]) and gain[0, 0] != gain[1, 0]
 
 
+def test_per_run_knobs_hold_one_value_per_file_and_leave_the_rest_per_event(tmp_path):
+    """randomize.per_run: [tilt_deg]: one tilt per run file (files differ), while the other
+    knobs keep exactly the per-event draws they have without it."""
+    sets = ["randomize.extra_ions=[0,0]", "randomize.noise_hits=[0,5]"]
+    per_event = load_config(SimConfig, CONFIGS / "e15503b_randomized.yaml", sets)
+    per_run = load_config(
+        SimConfig, CONFIGS / "e15503b_randomized.yaml", [*sets, "randomize.per_run=[tilt_deg]"]
+    )
+    a = _table(simulate(per_event, 4, tmp_path / "a", seed=5, events_per_file=2))
+    b = _table(simulate(per_run, 4, tmp_path / "b", seed=5, events_per_file=2))
+    tilt = b["tilt_deg"].reshape(2, 2)
+    assert np.all(tilt[:, 0] == tilt[:, 1]) and tilt[0, 0] != tilt[1, 0]
+    assert len(set(a["tilt_deg"].tolist())) == 4  # without it: a tilt per event
+    for name in ("gain_factor", "adc_threshold", "z_offset_mm", "divergence_deg"):
+        assert np.array_equal(a[name], b[name])
+    faulty = ["randomize.per_run=[hot_pads]"]
+    with pytest.raises(InputError, match="per_run"):
+        check_config(load_config(SimConfig, CONFIGS / "e15503b_randomized.yaml", faulty))
+
+
 def test_standin_preset_differs_structurally(tmp_path):
     nominal = SimConfig()
     standin = load_config(SimConfig, CONFIGS / "e15503b_standin.yaml")
@@ -595,15 +615,43 @@ def test_tilt_shears_the_side_view_by_tan_tilt():
     from data_prep.sim.runner import event_rng
 
     quiet = ["electronics.point_formation=bucket", "beam_axis.extra_ions=[0,0]"]
-    slopes = []
+    protons = []
     for tilt in (0, 6):
         config = load_config(
             SimConfig, CONFIGS / "tiny.yaml", [*quiet, f"detector.tilt_deg={tilt}"]
         )
         event = EventGenerator(config).generate("p_elastic", event_rng(1, 1))
-        proton = event.points[event.point_labels == 2]
-        slopes.append(np.polyfit(1000.0 - proton[:, 2], proton[:, 1], 1)[0])
+        protons.append(event.points[event.point_labels == 2])
+    # the depths both show: tilted, the start of the track leaves the beam pads too
+    lo = max(p[:, 2].min() for p in protons) + 5.0
+    slopes = [np.polyfit(1000.0 - p[p[:, 2] > lo, 2], p[p[:, 2] > lo, 1], 1)[0] for p in protons]
     assert abs((slopes[1] - slopes[0]) - np.tan(np.radians(6))) < 0.03
+
+
+def test_tilt_moves_the_beam_on_the_axis_off_the_beam_pads():
+    """An ion exactly on the axis drops all its charge on the beam pads, unless the drift is
+    tilted: then its electrons land (depth) x tan(6 deg) off the axis, and the line shows
+    wherever that clears the beam pads (their outer edge 22 mm out), as in real data."""
+    from data_prep.sim.physics import EventGenerator
+    from data_prep.sim.runner import event_rng
+
+    on_axis = ["beam_axis.extra_ions=[0,0]", "beam.spot_sigma_mm=0.0", "beam.divergence_deg=0.0"]
+    beam = {}
+    for tilt in (0, 6):
+        config = load_config(
+            SimConfig, CONFIGS / "tiny.yaml", [*on_axis, f"detector.tilt_deg={tilt}"]
+        )
+        event = EventGenerator(config).generate("p_elastic", event_rng(1, 1))
+        beam[tilt] = event.points[event.point_labels == -2]
+        vertex_z = event.vertex[2]
+    assert len(beam[0]) == 0  # all of it on the beam pads
+    b = beam[6]
+    depth = 1000.0 - b[:, 2]
+    expected = depth * np.tan(np.radians(6))
+    assert len(b) > 50
+    assert np.median(np.abs(np.hypot(b[:, 0], b[:, 1]) - expected)) < 4.0  # pads ~5-10 mm
+    assert expected.min() > 20.0  # nothing from where the shear leaves it on the beam pads
+    assert b[:, 2].max() < vertex_z + 10.0  # the incoming ion stops at the vertex
 
 
 def _turning(points: np.ndarray, travel_up: bool) -> float:
@@ -675,8 +723,10 @@ def test_randomized_faults_differ_per_file_and_repeat_per_seed(tmp_path):
     config = load_config(
         SimConfig,
         CONFIGS / "e15503b_randomized.yaml",
-        # nothing else may hide a hot pad: no dead pads or chips, no blind core
+        # nothing else may hide a hot pad: no dead pads or chips, no blind core; and no
+        # drift tilt, which shows the beam on the same pads in every event
         [
+            "randomize.tilt_deg=[]",
             "randomize.hot_pads=[6, 10]",
             "randomize.noise_hits=[0, 5]",
             "randomize.dead_pad_fraction=[]",

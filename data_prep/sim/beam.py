@@ -40,6 +40,7 @@ def straight_track(
     tb_shift: float,
     rng: np.random.Generator,
     label: int,
+    core_m: float = BEAM_CORE_M,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Raw ``[pad, tb, electrons]`` points of an ion on a straight line.
 
@@ -57,6 +58,9 @@ def straight_track(
         z [m] where the track ends (the vertex, or the end of the drift volume).
     tb_shift
         Added to every time bucket (an ion arriving before or after the trigger).
+    core_m
+        Charge that cannot reach past this radius is not transported (`BEAM_CORE_M`);
+        0 when the beam pads are seen through (a drift shear moves charge off them later).
     """
     from attpc_engine.detector.simulator import dict_to_points
     from attpc_engine.detector.transporter import transport_track
@@ -94,7 +98,7 @@ def straight_track(
     # sigma_t = sqrt(... t) is NaN, a NaN pad-grid index reads outside the grid, and a
     # stray point from that read changes how many draws the event's generator makes
     # (one seed, different events from one process to the next).
-    kept = (reach >= BEAM_CORE_M) & (track[:, 2] >= 0.0) & (track[:, 2] < NUM_TIME_BUCKETS)
+    kept = (reach >= core_m) & (track[:, 2] >= 0.0) & (track[:, 2] < NUM_TIME_BUCKETS)
     track, electrons = track[kept], electrons[kept]
     points = Dict.empty(key_type=types.int64, value_type=types.Tuple([types.int64, types.int64]))
     transport_track(

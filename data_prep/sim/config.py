@@ -208,6 +208,10 @@ class RandomizeConfig:
     # DETECTOR_STREAM, the same in every run file) or "file" (a new faulty detector per run
     # file, seeded from the simulation's seed and the file); ranges of FAULT_KNOBS need "file"
     faults: str = "fixed"
+    # with per: event, knobs drawn once per run file all the same: what is fixed for a run
+    # (e.g. tilt_deg: the E-B angle is set by the fields), so that what a run shares can
+    # be measured from the run (the beam line a preprocessing fits per run file)
+    per_run: tuple[str, ...] = ()
     gain_factor: tuple[float, ...] = ()  # x detector.mpgd_gain, log-uniform (e.g. 0.3-3)
     adc_threshold: tuple[float, ...] = ()  # ADC, uniform
     pressure_factor: tuple[float, ...] = ()  # x gas.pressure_torr, uniform (e.g. 0.95-1.05)
@@ -337,6 +341,12 @@ def _validate_randomize(rand: RandomizeConfig) -> None:
     if rand.faults not in ("fixed", "file"):
         raise InputError(
             f"config key 'randomize.faults' must be 'fixed' or 'file', got {rand.faults!r}"
+        )
+    bad = [k for k in rand.per_run if k not in RANDOM_KNOBS or k in FAULT_KNOBS]
+    if bad:
+        raise InputError(
+            f"config key 'randomize.per_run' lists {bad[0]!r}: name knobs of RANDOM_KNOBS "
+            "other than the detector faults (drawn per file already)"
         )
     ranged = [k for k in FAULT_KNOBS if getattr(rand, k)]
     if ranged and rand.faults != "file":

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from data_prep.errors import InputError
-from data_prep.sim.beam import small_angle, straight_track
+from data_prep.sim.beam import BEAM_CORE_M, small_angle, straight_track
 from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
 from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
 from data_prep.sim.evaporation import fusion_evaporation
@@ -45,6 +45,9 @@ PILEUP_OFFSET = 10
 #: Nuclei attpc-engine tracks for a one-step reaction: ejectile and residual.
 _PRODUCTS = [2, 3]
 _ADC_MAX = 4095.0
+#: Added to a beam pad's id by `EventGenerator.see_through` (pad ids < 10,240 + this fit
+#: the engine's int16 pad grid).
+SEE_THROUGH_OFFSET = 16384
 #: Refused reaction draws at one start (vertex, beam energy) before a new start is drawn.
 VERTEX_TRIES = 50
 
@@ -340,6 +343,7 @@ class EventGenerator:
         )
         self.beam_pad = np.zeros(len(self.engine.pad_centers), dtype=bool)
         self.beam_pad[list(beam_pads)] = True
+        self._see_through_grid: np.ndarray | None = None
         self.faults = detector_faults(config, self.noise_pads)
         # noise lives where physics can: the drift volume, inside the 512 sampled buckets
         self.noise_tb = (
@@ -448,6 +452,21 @@ class EventGenerator:
             gas_target=self.gas(knobs.pressure_factor),
         )
         return engine
+
+    def see_through(self, engine):
+        """``engine`` whose transport keeps the charge that lands on beam pads, under pad ids
+        offset by `SEE_THROUGH_OFFSET` (`form` maps them back). attpc-engine drops that
+        charge where the electrons are made; with a drift shear (`tilt_deg`) they land
+        elsewhere, so the drop must wait for the shear: an ion on the axis then shows as a
+        line leaving the axis with the drift length, as the beam does in real data."""
+        if self._see_through_grid is None:
+            grid = self.engine.pad_grid.copy()  # int16, as the engine's numba code expects
+            on_beam = self.beam_pad[np.clip(grid, 0, None)] & (grid >= 0)
+            grid[on_beam] += SEE_THROUGH_OFFSET
+            self._see_through_grid = grid
+        seen = copy.copy(engine)  # parameters shared, the grid replaced
+        seen.pad_grid = self._see_through_grid
+        return seen
 
     # -- kinematics ---------------------------------------------------------------------
 
@@ -585,6 +604,8 @@ class EventGenerator:
         from attpc_engine.detector.simulator import simulate as detector_step
 
         engine = self.engine_for(knobs)
+        if knobs.tilt_deg != 0:
+            engine = self.see_through(engine)
         raw, labels = detector_step(
             products.momenta, start.vertex, products.z, products.a, engine, rng, products.indices
         )
@@ -605,7 +626,9 @@ class EventGenerator:
         if len(raw) == 0:
             return np.empty((0, 8)), np.empty(0, dtype=np.int64)
         if knobs.tilt_deg != 0:
-            raw, labels = self.shear(raw, labels, knobs.tilt_deg, engine)
+            raw = raw.copy()  # beam-pad charge kept by `see_through`: its real pad ids
+            raw[raw[:, 0] >= SEE_THROUGH_OFFSET, 0] -= SEE_THROUGH_OFFSET
+            raw, labels = self.shear(raw, labels, knobs.tilt_deg)
             if len(raw) == 0:
                 return np.empty((0, 8)), np.empty(0, dtype=np.int64)
         if knobs.pad_gain_spread > 0:
@@ -640,7 +663,7 @@ class EventGenerator:
         return cloud[keep], labels[keep].astype(np.int64)
 
     def shear(
-        self, raw: np.ndarray, labels: np.ndarray, tilt_deg: float, engine
+        self, raw: np.ndarray, labels: np.ndarray, tilt_deg: float
     ) -> tuple[np.ndarray, np.ndarray]:
         """Move each charge to the pad it reaches when the drift is ``tilt_deg`` off the
         detector axis: ``drift length x tan(tilt)`` along ``tilt_azimuth_deg``. Charge
@@ -653,6 +676,7 @@ class EventGenerator:
         xy = self.engine.pad_centers[raw[:, 0].astype(np.int64)]
         x = np.floor(xy[:, 0] + shift * math.cos(azimuth))
         y = np.floor(xy[:, 1] + shift * math.sin(azimuth))
+        engine = self.engine  # the real pad map (not `see_through`'s)
         low, high, step = (float(v) for v in engine.pad_grid_edges)
         on_grid = (x >= low) & (x < high) & (y >= low) & (y < high)
         ix = ((np.where(on_grid, x, low) - low) / step).astype(np.int64)
@@ -689,6 +713,9 @@ class EventGenerator:
         window, a share of them scattered by a small angle somewhere on the way."""
         axis = self.config.beam_axis
         engine = self.engine_for(knobs)
+        core_m = BEAM_CORE_M
+        if knobs.tilt_deg != 0:  # the shear moves charge off the beam pads: transport it all
+            engine, core_m = self.see_through(engine), 0.0
         gas = self.gas(knobs.pressure_factor)
         segments: list[tuple[np.ndarray, np.ndarray, float, float, float]] = []
         if axis.incoming and start is not None:
@@ -731,6 +758,7 @@ class EventGenerator:
                 shift,
                 rng,
                 BEAM_POINT_LABEL,
+                core_m,
             )
             for entry, direction, energy, z_end, shift in segments
         ]

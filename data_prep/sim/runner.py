@@ -173,6 +173,11 @@ def _run_file(
         knobs = fixed_knobs(config)
     if randomised and per == "file":
         knobs = draw_knobs(config, knob_rng(seed, task.first_event, task.first_event, per))
+    elif randomised and config.randomize.per_run:
+        # the file's draw (the stream per: file would use), kept for the listed knobs; the
+        # events' own draws are made as before and overwritten
+        run = draw_knobs(config, knob_rng(seed, task.first_event, task.first_event, "file"))
+        file_values.update({k: getattr(run, k) for k in config.randomize.per_run})
     with RunFileWriter(task.path, task.attrs) as writer:
         for offset, channel_id in enumerate(task.channels):
             event_id = task.first_event + offset
