@@ -46,6 +46,27 @@ def sample_positions(lengths: Sequence[int], n_events: int, seed: int) -> list[n
     return [pick[(pick >= s) & (pick < s + n)] - s for s, n in zip(starts, lengths, strict=True)]
 
 
+def sample_points(
+    readers: Sequence, n_events: int, seed: int, axes: Sequence[Sequence[float]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (x, y, z, charge) and per-event counts of a seeded uniform sample of at most
+    ``n_events`` events of the open ``readers`` together (bad events are skipped); with
+    ``axes``, each reader's points centred on its run's beam axis (`data_prep.beamaxis`)."""
+    from data_prep.beamaxis import centre_on_beam
+
+    positions = sample_positions([len(r) for r in readers], n_events, seed)
+    points, counts = [], []
+    for k, (reader, pos) in enumerate(zip(readers, positions, strict=True)):
+        for i in pos:
+            for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
+                pts = event.points[:, :4]
+                points.append(pts if axes is None else centre_on_beam(pts, axes[k]))
+                counts.append(len(event.points))
+    if not counts:
+        return np.empty((0, 4)), np.zeros(0, np.int64)
+    return np.concatenate(points), np.array(counts, np.int64)
+
+
 def run_quantiles(
     paths: Sequence[str | Path],
     config: ImageConfig,
@@ -54,28 +75,25 @@ def run_quantiles(
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
     seed: int = SAMPLE_SEED,
+    axes: dict[str, Sequence[float]] | None = None,
 ) -> np.ndarray:
     """Charge quantiles of the run made of the point-cloud files ``paths`` (one sample
-    across all of them; bad events are skipped)."""
+    across all of them; bad events are skipped). ``axes``: each file's beam axis (by
+    ``str(path)``) for ``beam_axis=run``."""
     from data_prep.readers import open_events
 
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
     readers = [open_events(p, format=format, **options) for p in paths]
     try:
-        positions = sample_positions([len(r) for r in readers], n_events, seed)
-        points, counts = [], []
-        for reader, pos in zip(readers, positions, strict=True):
-            for i in pos:
-                for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
-                    points.append(event.points[:, :4])
-                    counts.append(len(event.points))
+        shifts = None if axes is None else [axes[str(p)] for p in paths]
+        points, counts = sample_points(readers, n_events, seed, shifts)
     finally:
         for r in readers:
             r.close()
-    if not counts:
+    if not len(counts):
         raise InputError("charge_norm=quantile: no readable event in the run", path=paths[0])
-    return charge_quantiles(np.concatenate(points), np.array(counts, np.int64), config)
+    return charge_quantiles(points, counts, config)
 
 
 def for_run(
@@ -84,13 +102,16 @@ def for_run(
     *,
     format: str = "auto",
     reader_options: dict | None = None,
+    axes: dict[str, Sequence[float]] | None = None,
 ) -> ImageConfig:
     """``config`` ready to project the run ``paths``: its ``run_quantiles`` set; where the
     config has no reference yet (preprocessing a training set), the run is the reference.
+    ``axes``: each file's beam axis (`data_prep.beamaxis.for_files`) for ``beam_axis=run``.
     Any other ``charge_norm`` returns ``config`` unchanged."""
     if config.charge_norm != "quantile" or not paths:
         return config
-    q = tuple(
-        float(v) for v in run_quantiles(paths, config, format=format, reader_options=reader_options)
+    found = run_quantiles(
+        paths, config, format=format, reader_options=reader_options, axes=axes or None
     )
+    q = tuple(float(v) for v in found)
     return replace(config, run_quantiles=q, charge_quantiles=config.charge_quantiles or q)
