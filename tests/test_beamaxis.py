@@ -4,7 +4,6 @@ preprocess, and by classify and adapt exactly as preprocess does."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +129,7 @@ def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
 def test_preprocess_fits_and_records_each_files_own_line(two_runs):
     a, b, img = two_runs
     info = read_info(img)
-    axes = json.loads(info["beam_axes"])
+    axes = info["beam_axes"]
     assert _distance(axes[str(a)], SHEARED) < TOLERANCE_MM
     assert _distance(axes[str(b)], OTHER) < TOLERANCE_MM
     assert info["image_config"].beam_axis == "run" and not info["image_config"].run_beam_axis
@@ -177,3 +176,17 @@ def test_classify_and_adapt_centre_raw_files_as_preprocess_did(two_runs, tmp_pat
     np.testing.assert_allclose(got["p_proton"], want["p_proton"], atol=1e-5)
     images = target_images(load_run(run), [str(a), str(b)], max_events=1000, seed=0)
     np.testing.assert_array_equal(images, read_images(img).images)
+
+
+def test_detector_augmentation_centres_the_source_points_on_their_line(two_runs):
+    """The point bank behind detector augmentation, projected without augmenting, gives
+    the stored images: each source file's points were centred on its recorded line."""
+    from attpc_classify.augment import augmented_images, load_points
+    from attpc_classify.train_config import DetectorAugment
+
+    images = read_images(two_runs[2])
+    bank = load_points(images)
+    idx = np.arange(len(images))
+    off = DetectorAugment(probability=0.0)
+    got = augmented_images(bank, idx, off, images.config, np.random.default_rng(0))
+    np.testing.assert_array_equal(got, images.images)
