@@ -166,17 +166,16 @@ def target_images(
     their quantiles). At most ``max_events``, drawn at random
     (seeded)."""
     from attpc_classify.predict import check_image_file
-    from data_prep.beamaxis import for_files
     from data_prep.imagefile import is_image_file, read_images
     from data_prep.images import project
-    from data_prep.quantiles import for_run
+    from data_prep.quantiles import beam_axes, for_run
     from data_prep.readers import open_events
     from data_prep.structured import find_hot_pads
 
     config = trained.info.image_config
     events = [str(p) for p in paths if Path(p).exists() and not is_image_file(p)]
     # beam_axis=run: each point-cloud file is a run with its own beam line
-    axes = {p: fit.axis for p, fit in for_files(config, events).items()}
+    axes = {p: fit.axis for p, fit in beam_axes(config, events).items()}
     # charge_norm=quantile: the point-cloud files together are the target run
     config = for_run(config, events, axes=axes)
     parts = []

@@ -49,7 +49,7 @@ import h5py
 import numpy as np
 
 from attpc_classify.decision import decide
-from data_prep import beamaxis, quantiles
+from data_prep import quantiles
 from data_prep.atomic import check_writable, remove_stale_temps, temp_path
 from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
@@ -413,13 +413,13 @@ def with_run_settings(
     tasks: list[ClassifyTask], info: RunInfo, sources: Sequence[Source], reader_options: dict
 ) -> list[ClassifyTask]:
     """What each point-cloud task projects with, as preprocess does: for a
-    ``beam_axis=run`` model its file's fitted beam axis (`data_prep.beamaxis`); for a
+    ``beam_axis=run`` model its file's fitted beam axis (`quantiles.beam_axes`); for a
     ``charge_norm=quantile`` model the charge quantiles (a seeded sample,
     `data_prep.quantiles`) of the run that the point-cloud inputs taken together make up.
     Image-file inputs were centred and normalised when preprocessed."""
     files = [str(s.path) for s in sources if s.kind == "events"]
     config = model_config(info)
-    fits = beamaxis.for_files(config, files, reader_options=reader_options)
+    fits = quantiles.beam_axes(config, files, reader_options=reader_options)
     axes = {p: fit.axis for p, fit in fits.items()}
     q = quantiles.for_run(config, files, reader_options=reader_options, axes=axes).run_quantiles
     return [

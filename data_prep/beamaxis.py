@@ -14,21 +14,18 @@ shrinking search radius (`RADII_MM`): in each of `N_SLICES` z slices, the charge
 median x and y of the points within the radius of the current line; then a weighted
 least-squares line through those medians (weight: points in the slice). A run without
 a visible beam (too few slices hold points near the line) gets `NO_AXIS`, the detector
-axis, as before this option.
+axis, as before this option. Pure numpy; `data_prep.quantiles.beam_axes` fits each file
+of a run from a seeded sample of its events.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
 from data_prep.errors import InputError
-
-if TYPE_CHECKING:
-    from data_prep.images import ImageConfig
 
 #: (x0, ax, y0, ay) of the detector axis
 NO_AXIS: tuple[float, float, float, float] = (0.0, 0.0, 0.0, 0.0)
@@ -46,7 +43,7 @@ MIN_CONTRAST = 3.0
 MIN_SLICES = 5
 #: the largest slope (mm per mm of z) a beam line may have; `ImageConfig` enforces it
 MAX_SLOPE = 0.3
-#: events sampled per file (seeded, `data_prep.quantiles.sample_positions`)
+#: events sampled per file (seeded; `data_prep.quantiles.file_beam_axis` reads them)
 SAMPLE_EVENTS = 500
 SAMPLE_SEED = 0
 
@@ -148,46 +145,6 @@ def fit_beam_axis(
     if max(abs(axis[1]), abs(axis[3])) >= MAX_SLOPE:
         return NO_AXIS, f"fitted slope beyond {MAX_SLOPE} mm/mm: detector axis"
     return axis, f"fitted on {len(z)} z slices"
-
-
-def file_beam_axis(
-    path: str | Path,
-    config: ImageConfig,
-    *,
-    format: str = "auto",
-    reader_options: dict | None = None,
-    n_events: int = SAMPLE_EVENTS,
-    seed: int = SAMPLE_SEED,
-) -> FileAxis:
-    """`fit_beam_axis` on a seeded sample of at most ``n_events`` events of one run file
-    (bad events are skipped)."""
-    from data_prep.quantiles import sample_points
-    from data_prep.readers import open_events
-
-    options = dict(reader_options or {})
-    options.setdefault("charge", config.charge_column)
-    with open_events(path, format=format, **options) as reader:
-        points, _ = sample_points([reader], n_events, seed)
-    if not len(points):
-        return FileAxis(NO_AXIS, "no readable event: detector axis")
-    return FileAxis(*fit_beam_axis(points, config.z_range))
-
-
-def for_files(
-    config: ImageConfig,
-    paths: Sequence[str | Path],
-    *,
-    format: str = "auto",
-    reader_options: dict | None = None,
-) -> dict[str, FileAxis]:
-    """Per file (keyed by ``str(path)``), its fitted beam axis and how it was found; empty
-    unless ``config.beam_axis == "run"``."""
-    if config.beam_axis != "run":
-        return {}
-    return {
-        str(p): file_beam_axis(p, config, format=format, reader_options=reader_options)
-        for p in paths
-    }
 
 
 def check_axis(axis: Sequence[float]) -> None:

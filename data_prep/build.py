@@ -51,7 +51,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from data_prep import beamaxis, quantiles
+from data_prep import quantiles
 from data_prep.atomic import atomic_path, check_writable, temp_path
 from data_prep.beamaxis import FileAxis
 from data_prep.errors import InputError, plural
@@ -975,7 +975,7 @@ def build_images(
     inputs = _check_build(inputs, out, config, batch_size=batch_size, workers=workers)
     options = reader_options_for(config, reader_options)
     # beam_axis=run: each input file is a run with its own beam line
-    fits = beamaxis.for_files(config, inputs, format=format, reader_options=options)
+    fits = quantiles.beam_axes(config, inputs, format=format, reader_options=options)
     axes = {p: fit.axis for p, fit in fits.items()}
     # charge_norm=quantile: the inputs are one run; its quantiles go into the file's config
     config = quantiles.for_run(config, inputs, format=format, reader_options=options, axes=axes)

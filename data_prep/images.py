@@ -474,7 +474,7 @@ def centred_points(points: np.ndarray, config: ImageConfig) -> np.ndarray:
     if not config.run_beam_axis:
         raise InputError(
             "beam_axis=run needs the run file's fitted beam axis, run_beam_axis "
-            "(data_prep.beamaxis.for_files)"
+            "(data_prep.quantiles.beam_axes)"
         )
     return centre_on_beam(points, config.run_beam_axis)
 

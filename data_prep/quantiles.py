@@ -1,4 +1,6 @@
-"""Per-run charge quantiles for ``ImageConfig.charge_norm = "quantile"``.
+"""Per-run values measured on a seeded sample of the run's events: the charge quantiles
+for ``ImageConfig.charge_norm = "quantile"`` and each run file's beam axis for
+``ImageConfig.beam_axis = "run"`` (`beam_axes`, fitted by `data_prep.beamaxis`).
 
 A run's point-charge distribution (after the beam mask and denoising) is summarised by
 its quantiles at `data_prep.images.QUANTILE_LEVELS`, computed on a seeded random sample
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep import beamaxis
+from data_prep.beamaxis import FileAxis
 from data_prep.errors import InputError
 from data_prep.images import QUANTILE_LEVELS, ImageConfig, clean_points
 
@@ -52,15 +56,13 @@ def sample_points(
     """Points (x, y, z, charge) and per-event counts of a seeded uniform sample of at most
     ``n_events`` events of the open ``readers`` together (bad events are skipped); with
     ``axes``, each reader's points centred on its run's beam axis (`data_prep.beamaxis`)."""
-    from data_prep.beamaxis import centre_on_beam
-
     positions = sample_positions([len(r) for r in readers], n_events, seed)
     points, counts = [], []
     for k, (reader, pos) in enumerate(zip(readers, positions, strict=True)):
         for i in pos:
             for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
                 pts = event.points[:, :4]
-                points.append(pts if axes is None else centre_on_beam(pts, axes[k]))
+                points.append(pts if axes is None else beamaxis.centre_on_beam(pts, axes[k]))
                 counts.append(len(event.points))
     if not counts:
         return np.empty((0, 4)), np.zeros(0, np.int64)
@@ -106,7 +108,7 @@ def for_run(
 ) -> ImageConfig:
     """``config`` ready to project the run ``paths``: its ``run_quantiles`` set; where the
     config has no reference yet (preprocessing a training set), the run is the reference.
-    ``axes``: each file's beam axis (`data_prep.beamaxis.for_files`) for ``beam_axis=run``.
+    ``axes``: each file's beam axis (`beam_axes`) for ``beam_axis=run``.
     Any other ``charge_norm`` returns ``config`` unchanged."""
     if config.charge_norm != "quantile" or not paths:
         return config
@@ -115,3 +117,42 @@ def for_run(
     )
     q = tuple(float(v) for v in found)
     return replace(config, run_quantiles=q, charge_quantiles=config.charge_quantiles or q)
+
+
+def file_beam_axis(
+    path: str | Path,
+    config: ImageConfig,
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+    n_events: int = beamaxis.SAMPLE_EVENTS,
+    seed: int = beamaxis.SAMPLE_SEED,
+) -> FileAxis:
+    """`data_prep.beamaxis.fit_beam_axis` on a seeded sample of at most ``n_events``
+    events of one run file (bad events are skipped)."""
+    from data_prep.readers import open_events
+
+    options = dict(reader_options or {})
+    options.setdefault("charge", config.charge_column)
+    with open_events(path, format=format, **options) as reader:
+        points, _ = sample_points([reader], n_events, seed)
+    if not len(points):
+        return FileAxis(beamaxis.NO_AXIS, "no readable event: detector axis")
+    return FileAxis(*beamaxis.fit_beam_axis(points, config.z_range))
+
+
+def beam_axes(
+    config: ImageConfig,
+    paths: Sequence[str | Path],
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+) -> dict[str, FileAxis]:
+    """Per file (keyed by ``str(path)``), its fitted beam axis and how it was found; empty
+    unless ``config.beam_axis == "run"``."""
+    if config.beam_axis != "run":
+        return {}
+    return {
+        str(p): file_beam_axis(p, config, format=format, reader_options=reader_options)
+        for p in paths
+    }

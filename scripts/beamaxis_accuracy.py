@@ -24,8 +24,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from test_beamaxis import OTHER, SHEARED, _distance, _run
 
-from data_prep.beamaxis import NO_AXIS, SAMPLE_EVENTS, file_beam_axis
+from data_prep.beamaxis import NO_AXIS, SAMPLE_EVENTS
 from data_prep.images import ImageConfig
+from data_prep.quantiles import file_beam_axis
 
 LINES = {
     "e15503b shear (4, 0, 108.6, -0.109)": SHEARED,

@@ -11,11 +11,12 @@ import pytest
 import torch
 from _formats import write_spyral
 
-from data_prep.beamaxis import NO_AXIS, centre_on_beam, file_beam_axis, line_xy
+from data_prep.beamaxis import NO_AXIS, centre_on_beam, line_xy
 from data_prep.errors import InputError
 from data_prep.events import Event
 from data_prep.imagefile import read_images, read_info
 from data_prep.images import ImageConfig, project_arrays
+from data_prep.quantiles import file_beam_axis
 
 #: the e15503b shear: 6.2 deg along +y, from (1000 mm - z) of drift
 SHEAR = float(np.tan(np.radians(6.2)))

@@ -51,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
 
     from attpc_classify.display import describe_event, save_event_png
     from data_prep.atomic import check_writable
-    from data_prep.beamaxis import file_beam_axis
     from data_prep.build import check_memory
     from data_prep.errors import InputError, plural
     from data_prep.events import CLASS_NAMES
     from data_prep.images import project
+    from data_prep.quantiles import file_beam_axis
     from data_prep.readers import detect_format, open_events
 
     out = args.out or Path(f"{args.file.stem}_event{args.event}.png")

@@ -23,10 +23,10 @@ import numpy as np
 from attpc_classify.decision import decide
 from attpc_classify.label import ranking
 from attpc_classify.label.store import LabelStore
-from data_prep.beamaxis import file_beam_axis
 from data_prep.errors import BadEventError, InputError
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.images import ImageConfig, project, project_arrays
+from data_prep.quantiles import file_beam_axis
 
 #: the three views the page always shows (the model may see fewer)
 VIEWS: tuple[str, ...] = ("xy", "zy", "zx")
