@@ -191,3 +191,27 @@ def test_detector_augmentation_centres_the_source_points_on_their_line(two_runs)
     off = DetectorAugment(probability=0.0)
     got = augmented_images(bank, idx, off, images.config, np.random.default_rng(0))
     np.testing.assert_array_equal(got, images.images)
+
+
+def test_pads_along_the_sheared_beam_are_not_hot_pads(tmp_path):
+    """The beam core that hot-pad finding leaves out follows the file's beam line: pads
+    the sheared beam crosses in every event (Spyral writer: the i-th point of each event
+    is on pad i, so the beam is on pads 0-9) are hot about the detector axis, not about
+    the beam."""
+    from data_prep.readers import open_events
+    from data_prep.structured import find_hot_pads
+
+    rng = np.random.default_rng(5)
+    z = np.linspace(50.0, 500.0, 10)  # 54-103 mm off the detector axis
+    events = []
+    for i in range(40):
+        beam = np.column_stack([*line_xy(SHEARED, z), z, np.full(10, 300.0)])
+        other = np.column_stack([rng.uniform(-250, 250, (30, 2)), rng.uniform(0, 1000, 30),
+                                 np.full(30, 50.0)])  # fmt: skip
+        events.append(Event(run=9, event_id=i, points=np.vstack([beam, other]), label=0))
+    path = write_spyral(tmp_path / "run_0009.h5", events)
+    with open_events(path) as reader:
+        about_axis = find_hot_pads(reader, 0.5, 500)[9]
+        about_beam = find_hot_pads(reader, 0.5, 500, SHEARED)[9]
+    assert set(range(10)) <= set(about_axis.tolist())
+    assert not set(range(10)) & set(about_beam.tolist())
