@@ -135,9 +135,11 @@ def fit_beam_axis(
             contrast = MIN_CONTRAST if radius == RADII_MM[-1] else 0.0
             z, mx, my, n = slice_medians(pts, axis, radius, z_range, contrast)
             if len(z) < MIN_SLICES:
+                dense = f", {contrast:g} x their surroundings" if contrast else ""
                 return NO_AXIS, (
-                    f"no visible beam ({len(z)} of {N_SLICES} z slices hold "
-                    f">= {MIN_SLICE_POINTS} points within {radius:g} mm of the line): detector axis"
+                    f"no visible beam ({len(z)} of {N_SLICES} z slices hold >= "
+                    f"{MIN_SLICE_POINTS} points within {radius:g} mm of the line{dense}): "
+                    "detector axis"
                 )
             x0, ax = fit_line(z, mx, n)
             y0, ay = fit_line(z, my, n)

@@ -405,7 +405,7 @@ def run_task(
     progress
         Called with the number of events read (written or skipped) after each batch.
     beam_axes
-        ``beam_axis=run``: each input file's beam axis (by path, `data_prep.beamaxis`).
+        ``beam_axis=run``: each input file's beam axis (by path, `quantiles.beam_axes`).
 
     Returns
     -------

@@ -107,7 +107,8 @@ class ImageConfig:
     denoise_min_samples: int = 4
     denoise_min_cluster: int = 10  # hdbscan: smallest group of points that is a track
     # none | tracks_v1: also compute each event's physics features (data_prep.features,
-    # from the raw points: the cleaning above does not touch them) for feature models
+    # from the raw points, centred with beam_axis=run: the cleaning above does not touch
+    # them) for feature models
     features: str = "none"
     # none | rules: first of all (before the features and the projection) drop structured
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of

@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.quiet:
         for path, (axis, note) in summary.beam_axes.items():
             x0, ax, y0, ay = axis
-            print(f"beam axis of {path}: x = {x0:.1f} + {ax:.4f} z, y = {y0:.1f} + {ay:.4f} z "
+            print(f"beam axis of {path}: x = {x0:.1f} {ax:+.4f} z, y = {y0:.1f} {ay:+.4f} z "
                   f"(mm; {note})", file=sys.stderr)  # fmt: skip
     print(summary.describe())
     return 0
