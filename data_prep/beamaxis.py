@@ -35,6 +35,10 @@ PASSES_PER_RADIUS = 2
 N_SLICES = 20
 #: a slice needs this many points near the line to give a median
 MIN_SLICE_POINTS = 20
+#: only points of events with at least this many points near the line count: a beam ion
+#: leaves a line of points in its event, a hot pad (one pad firing in every event, at
+#: any z) one point, so a hot pad near the axis does not pass for a beam
+MIN_EVENT_POINTS = 3
 #: ... and, at the last radius r, this many times the points that the ring from r to 3r
 #: around the line puts in a disc of radius r: a line of beam points, not a spread of
 #: track and noise points that happens to be there
@@ -79,18 +83,21 @@ def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
 
 def slice_medians(
     points: np.ndarray,
+    event: np.ndarray,
     axis: Sequence[float],
     radius: float,
     z_range: Sequence[float],
     contrast: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per z slice with at least `MIN_SLICE_POINTS` points within ``radius`` of the line
-    (and ``contrast`` times the points the ring from ``radius`` to 3 ``radius`` puts in
-    a disc of that radius): the slice's median z, charge-weighted median x and y, and its
-    number of points."""
+    from events with `MIN_EVENT_POINTS` such points (``event``: each point's event), and
+    ``contrast`` times the points the ring from ``radius`` to 3 ``radius`` puts in a disc
+    of that radius: the slice's median z, charge-weighted median x and y, and its number
+    of points."""
     x, y = line_xy(axis, points[:, 2])
     r = np.hypot(points[:, 0] - x, points[:, 1] - y)
     near = r < radius
+    near &= np.bincount(event[near], minlength=event.max() + 1)[event] >= MIN_EVENT_POINTS
     edges = np.linspace(z_range[0], z_range[1], N_SLICES + 1)
     which = np.digitize(points[:, 2], edges) - 1
     # ring points per slice, scaled to the disc's area (the ring's is 8 times larger)
@@ -121,19 +128,24 @@ def fit_line(z: np.ndarray, v: np.ndarray, weights: np.ndarray) -> tuple[float, 
 
 
 def fit_beam_axis(
-    points: np.ndarray, z_range: Sequence[float] = (0.0, 1000.0)
+    points: np.ndarray, counts: np.ndarray, z_range: Sequence[float] = (0.0, 1000.0)
 ) -> tuple[tuple[float, float, float, float], str]:
-    """The beam line ``(x0, ax, y0, ay)`` that the points (x, y, z, charge; many events
-    together) pile up along, and a word on how it was found. `NO_AXIS` when too few z
-    slices hold points near the line, or the fitted slope is beyond `MAX_SLOPE`."""
+    """The beam line ``(x0, ax, y0, ay)`` that the points (x, y, z, charge) of many events
+    (``counts`` points each, in order) pile up along, and a word on how it was found.
+    `NO_AXIS` when too few z slices hold points near the line, or the fitted slope is
+    beyond `MAX_SLOPE`."""
     pts = np.asarray(points[:, :4], dtype=np.float64)
-    pts = pts[pts[:, 3] > 0]  # the charge weights the medians
+    event = np.repeat(np.arange(len(counts)), counts)
+    positive = pts[:, 3] > 0  # the charge weights the medians
+    pts, event = pts[positive], event[positive]
+    if not len(pts):
+        return NO_AXIS, "no point of positive charge: detector axis"
     axis = NO_AXIS
     for radius in RADII_MM:
         for _ in range(PASSES_PER_RADIUS):
             # the last radius keeps only slices where the beam stands out of its ring
             contrast = MIN_CONTRAST if radius == RADII_MM[-1] else 0.0
-            z, mx, my, n = slice_medians(pts, axis, radius, z_range, contrast)
+            z, mx, my, n = slice_medians(pts, event, axis, radius, z_range, contrast)
             if len(z) < MIN_SLICES:
                 dense = f", {contrast:g} x their surroundings" if contrast else ""
                 return NO_AXIS, (

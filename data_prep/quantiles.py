@@ -135,10 +135,10 @@ def file_beam_axis(
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
     with open_events(path, format=format, **options) as reader:
-        points, _ = sample_points([reader], n_events, seed)
-    if not len(points):
+        points, counts = sample_points([reader], n_events, seed)
+    if not len(counts):
         return FileAxis(beamaxis.NO_AXIS, "no readable event: detector axis")
-    return FileAxis(*beamaxis.fit_beam_axis(points, config.z_range))
+    return FileAxis(*beamaxis.fit_beam_axis(points, counts, config.z_range))
 
 
 def beam_axes(

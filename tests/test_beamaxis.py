@@ -27,11 +27,16 @@ OTHER = (-6.0, 0.02, 5.0, 0.1)
 TOLERANCE_MM = 3.0
 
 
+#: a hot pad near the detector axis (one point at any z in every event)
+HOT_PAD_XY = (15.0, 10.0)
+
+
 def _event(rng: np.random.Generator, axis, event_id: int, *, beam: bool = True) -> Event:
     """One event in the detector's frame: the beam ion along ``axis`` (spot sigma 3 mm)
     up to a vertex on it, blind within 20 mm of the detector axis (its beam pads); a
     reaction track from the vertex, always into the +x half plane (the worst case for a
-    bias); 5-40 noise hits. Without ``beam``, the track starts anywhere."""
+    bias); 5-40 noise hits and one hit of a hot pad at `HOT_PAD_XY`. Without ``beam``,
+    the track starts anywhere."""
     parts = []
     vz = rng.uniform(100, 900)
     if beam:
@@ -49,6 +54,7 @@ def _event(rng: np.random.Generator, axis, event_id: int, *, beam: bool = True) 
     m = int(rng.integers(5, 40))
     noise = rng.uniform([-250, -250, 0], [250, 250, 1000], (m, 3))
     parts.append(np.column_stack([noise, rng.exponential(50, m)]))
+    parts.append(np.array([[*HOT_PAD_XY, rng.uniform(0, 1000), 80.0]]))
     return Event(run=1, event_id=event_id, points=np.concatenate(parts), label=event_id % 3)
 
 
@@ -75,7 +81,9 @@ def test_fit_recovers_the_beam_line_despite_tracks_and_noise(tmp_path, axis):
 
 
 def test_a_run_without_a_visible_beam_keeps_the_detector_axis(tmp_path):
-    path = _run(tmp_path / "run_0002.h5", SHEARED, 300, seed=2, beam=False)
+    """... and the hot pad near the axis, a line of points at one place over all z
+    (one per event), does not pass for a beam."""
+    path = _run(tmp_path / "run_0002.h5", SHEARED, 500, seed=2, beam=False)
     fit = file_beam_axis(path, ImageConfig())
     assert fit.axis == NO_AXIS and "no visible beam" in fit.note
 
