@@ -15,7 +15,7 @@ from data_prep.beamaxis import NO_AXIS, centre_on_beam, line_xy
 from data_prep.errors import InputError
 from data_prep.events import Event
 from data_prep.imagefile import read_images, read_info
-from data_prep.images import ImageConfig, project_arrays
+from data_prep.images import QUANTILE_LEVELS, ImageConfig, project_arrays
 from data_prep.quantiles import file_beam_axis
 
 #: the e15503b shear: 6.2 deg along +y, from (1000 mm - z) of drift
@@ -117,12 +117,14 @@ def test_bad_settings_are_one_line_errors():
 
 PREP = ["--size", "16", "--set", "voxel_grid=0", "--set", "dtype=float16", "--set",
         "beam_axis=run", "--set", "beam_mask_mm=30", "--set", "features=tracks_v1",
+        "--set", "charge_norm=quantile",
         "--quiet", "--workers", "1"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
-    """Two run files with other beam lines, and their image file (beam_axis: run)."""
+    """Two run files with other beam lines, and their image file (beam_axis: run; the
+    charge quantiles of the two together, from their beam-centred points)."""
     from attpc_classify.cli import main
 
     d = tmp_path_factory.mktemp("beamaxis")
@@ -148,7 +150,7 @@ def test_preprocess_fits_and_records_each_files_own_line(two_runs):
 
     data = read_images(img, features=True)
     plain = ImageConfig.from_dict({**info["image_config"].to_dict(), "beam_axis": "none"})
-    row = 0
+    row, charges = 0, []
     for path in (a, b):
         x0, ax, y0, ay = axes[str(path)]
         with open_events(path) as reader:
@@ -156,11 +158,15 @@ def test_preprocess_fits_and_records_each_files_own_line(two_runs):
         pts = np.concatenate([e.points[:, :4] for e in events])
         pts[:, 0] -= x0 + ax * pts[:, 2]
         pts[:, 1] -= y0 + ay * pts[:, 2]
+        # the quantiles see what the images see: the charges outside 30 mm of the beam
+        charges.append(pts[(np.hypot(pts[:, 0], pts[:, 1]) >= 30) & (pts[:, 3] > 0), 3])
         proj = project_arrays(pts, np.array([len(e.points) for e in events]), plain)
         rows = slice(row, row + len(events))
         np.testing.assert_array_equal(proj.images, data.images[rows])
         np.testing.assert_allclose(proj.features, data.features[rows], rtol=1e-6)
         row += len(events)
+    want = np.quantile(np.concatenate(charges), QUANTILE_LEVELS)  # 400 events: all sampled
+    np.testing.assert_allclose(info["image_config"].charge_quantiles, want)
 
 
 def test_classify_and_adapt_centre_raw_files_as_preprocess_did(two_runs, tmp_path):
