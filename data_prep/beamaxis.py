@@ -12,9 +12,11 @@ and the images are then centred on the beam).
 The fit (`fit_beam_axis`) starts from the detector axis and refines the line with a
 shrinking search radius (`RADII_MM`): in each of `N_SLICES` z slices, the charge-weighted
 median x and y of the points within the radius of the current line; then a weighted
-least-squares line through those medians (weight: points in the slice). A run without
-a visible beam (too few slices hold points near the line) gets `NO_AXIS`, the detector
-axis, as before this option. Pure numpy; `data_prep.quantiles.beam_axes` fits each file
+least-squares line through those medians (weight: points in the slice). Only points of
+events with a few points near the line count (a beam ion leaves a line in its event, a
+hot pad a point), and at the last radius only slices where the points stand out of
+their surroundings. A run without a visible beam (too few such slices) gets `NO_AXIS`,
+the detector axis, as before this option. Pure numpy; `data_prep.quantiles.beam_axes` fits each file
 of a run from a seeded sample of its events.
 """
 
@@ -35,16 +37,16 @@ PASSES_PER_RADIUS = 2
 N_SLICES = 20
 #: a slice needs this many points near the line to give a median
 MIN_SLICE_POINTS = 20
-#: only points of events with at least this many points near the line count: a beam ion
-#: leaves a line of points in its event, a hot pad (one pad firing in every event, at
-#: any z) one point, so a hot pad near the axis does not pass for a beam
-MIN_EVENT_POINTS = 3
 #: ... and, at the last radius r, this many times the points that the ring from r to 3r
 #: around the line puts in a disc of radius r: a line of beam points, not a spread of
 #: track and noise points that happens to be there
 MIN_CONTRAST = 3.0
 #: and the line needs this many such slices
 MIN_SLICES = 5
+#: only points of events with at least this many points near the line count: a beam ion
+#: leaves a line of points in its event, a hot pad (one pad firing in every event, at
+#: any z) one point, so a hot pad near the axis does not pass for a beam
+MIN_EVENT_POINTS = 3
 #: the largest slope (mm per mm of z) a beam line may have; `ImageConfig` enforces it
 MAX_SLOPE = 0.3
 #: events sampled per file (seeded; `data_prep.quantiles.file_beam_axis` reads them)
