@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -161,20 +161,23 @@ def target_images(
 ) -> np.ndarray:
     """Images of the target events, made with the run's preprocessing: image files are
     checked against it (`predict.check_image_file`), point-cloud files (any supported
-    format) are projected with it (with ``charge_norm=quantile``, all of them together
-    are one run, normalised by their quantiles). At most ``max_events``, drawn at random
+    format) are projected with it (with ``beam_axis=run`` each centred on its own beam
+    line; with ``charge_norm=quantile``, all of them together are one run, normalised by
+    their quantiles). At most ``max_events``, drawn at random
     (seeded)."""
     from attpc_classify.predict import check_image_file
     from data_prep.imagefile import is_image_file, read_images
     from data_prep.images import project
-    from data_prep.quantiles import for_run
+    from data_prep.quantiles import beam_axes, for_run
     from data_prep.readers import open_events
     from data_prep.structured import find_hot_pads
 
     config = trained.info.image_config
+    events = [str(p) for p in paths if Path(p).exists() and not is_image_file(p)]
+    # beam_axis=run: each point-cloud file is a run with its own beam line
+    axes = {p: fit.axis for p, fit in beam_axes(config, events).items()}
     # charge_norm=quantile: the point-cloud files together are the target run
-    events = [p for p in paths if Path(p).exists() and not is_image_file(p)]
-    config = for_run(config, events)
+    config = for_run(config, events, axes=axes)
     parts = []
     for path in paths:
         if not Path(path).exists():
@@ -183,13 +186,16 @@ def target_images(
             check_image_file(path, trained)
             parts.append(read_images(path).images)
             continue
+        file_config = replace(config, run_beam_axis=axes.get(str(path), ()))
         with open_events(path, charge=config.charge_column) as reader:
             hot = None
             if config.structured_noise != "none":  # the run's own hot pads, as classify
-                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
+                hot = find_hot_pads(
+                    reader, config.hot_pad_fraction, config.hot_pad_sample, axes.get(str(path))
+                )
             events = list(reader.iter_events(skip_bad=True))
         if events:
-            parts.append(project(events, config, hot).images)
+            parts.append(project(events, file_config, hot).images)
     images = np.concatenate(parts) if parts else np.zeros((0, config.n_channels, 1, 1))
     if len(images) > max_events:
         pick = np.random.default_rng(seed).choice(len(images), max_events, replace=False)

@@ -15,12 +15,13 @@ reproducible and a resumed run draws what an uninterrupted one does.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from attpc_classify.train_config import DetectorAugment
+from data_prep.beamaxis import centre_on_beam
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet
 from data_prep.images import ImageConfig, event_pads, project_arrays, remove_structured_noise
@@ -67,7 +68,12 @@ def load_points(images: ImageSet) -> PointBank:
     pairs = zip(images.run.tolist(), images.event_id.tolist(), strict=True)
     wanted = {pair: i for i, pair in enumerate(pairs)}
     found: list[np.ndarray | None] = [None] * len(images)
+    axes = images.attrs.get("beam_axes") or {}
     for source in sources:
+        axis = axes.get(str(source))  # beam_axis=run: the file's line, as preprocess fitted
+        if images.config.beam_axis == "run" and axis is None:
+            raise InputError(f"the image file records no beam axis for its source {source}",
+                             path=images.path)  # fmt: skip
         path = _source_path(str(source), images.path)
         if not path.exists():
             raise InputError("source run file of the image file not found (detector "
@@ -78,11 +84,12 @@ def load_points(images: ImageSet) -> PointBank:
             if config.structured_noise != "none":
                 # structured noise goes once, here, as preprocess removed it: the bank
                 # keeps no pad ids for the rules that need them
-                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
+                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample, axis)
             for event in reader.iter_events(skip_bad=True):
                 i = wanted.get((int(event.run), int(event.event_id)))
                 if i is not None:
-                    points = event.points
+                    # centred on the beam first of all, as project_arrays does
+                    points = event.points if axis is None else centre_on_beam(event.points, axis)
                     if hot is not None:
                         pads, on_hot = event_pads([event], hot)
                         n = np.array([len(points)])
@@ -164,4 +171,6 @@ def augmented_images(
     through its own random detector."""
     points, counts = bank.gather(np.asarray(index))
     points, counts = augment_points(points, counts, aug, config, rng)
+    if config.beam_axis == "run":  # the bank's points are centred on their beam already
+        config = replace(config, beam_axis="none", run_beam_axis=())
     return project_arrays(points, counts, config).images

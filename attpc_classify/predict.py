@@ -304,9 +304,9 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
 def _config_differences(have: ImageConfig, want: ImageConfig, *, kind: str) -> list[str]:
     have_d, want_d = have.to_dict(), want.to_dict()
     skip = set() if kind == "voxels" else {"voxel_grid"}  # voxels matter to voxel models only
-    skip.add("run_quantiles")  # each run has its own; the reference (charge_quantiles) counts
-    if kind == "features":  # features come from the raw points: the images do not matter
-        skip = set(want_d) - {"features", "charge_column"}
+    skip |= {"run_quantiles", "run_beam_axis"}  # each run has its own
+    if kind == "features":  # features come from the (beam-centred) points: not the images
+        skip = set(want_d) - {"features", "charge_column", "beam_axis"}
     return [
         f"{k} {have_d[k]} (model: {want_d[k]})"
         for k in want_d
@@ -409,17 +409,23 @@ def prepare_inputs(
     return _resolve_inputs(trained, inputs, format, reader_options), reader_options
 
 
-def with_run_quantiles(
+def with_run_settings(
     tasks: list[ClassifyTask], info: RunInfo, sources: Sequence[Source], reader_options: dict
 ) -> list[ClassifyTask]:
-    """For a ``charge_norm=quantile`` model: the point-cloud inputs taken together are one
-    run, whose charge quantiles (a seeded sample, `data_prep.quantiles`) every task of
-    theirs projects with. Image-file inputs were normalised when preprocessed."""
+    """What each point-cloud task projects with, as preprocess does: for a
+    ``beam_axis=run`` model its file's fitted beam axis (`quantiles.beam_axes`); for a
+    ``charge_norm=quantile`` model the charge quantiles (a seeded sample,
+    `data_prep.quantiles`) of the run that the point-cloud inputs taken together make up.
+    Image-file inputs were centred and normalised when preprocessed."""
     files = [str(s.path) for s in sources if s.kind == "events"]
-    if info.image_config.charge_norm != "quantile" or not files:
-        return tasks
-    q = quantiles.for_run(model_config(info), files, reader_options=reader_options).run_quantiles
-    return [replace(t, run_quantiles=q) if t.kind == "events" else t for t in tasks]
+    config = model_config(info)
+    fits = quantiles.beam_axes(config, files, reader_options=reader_options)
+    axes = {p: fit.axis for p, fit in fits.items()}
+    q = quantiles.for_run(config, files, reader_options=reader_options, axes=axes).run_quantiles
+    return [
+        replace(t, run_quantiles=q, run_beam_axis=axes.get(t.path, ())) if t.kind == "events" else t
+        for t in tasks
+    ]
 
 
 def model_config(info: RunInfo) -> ImageConfig:
@@ -567,7 +573,9 @@ def _event_batches(
         hot = None
         if config.structured_noise != "none":
             # the run's own hot pads, from the same seeded sample preprocessing uses
-            hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
+            hot = find_hot_pads(
+                reader, config.hot_pad_fraction, config.hot_pad_sample, config.run_beam_axis
+            )
         pending: list = []
         for event in reader.iter_events(start, stop, skip_bad=skip_bad, on_skip=on_skip):
             pending.append(event)
@@ -640,6 +648,8 @@ class ClassifyTask:
     stop: int | None
     # charge_norm=quantile: the charge quantiles of the run all inputs make up
     run_quantiles: tuple[float, ...] = ()
+    # beam_axis=run: the file's beam line (x0, ax, y0, ay)
+    run_beam_axis: tuple[float, ...] = ()
 
 
 @dataclass
@@ -741,6 +751,8 @@ def _task_batches(
         config = model_config(info)
         if task.run_quantiles:
             config = replace(config, run_quantiles=task.run_quantiles)
+        if task.run_beam_axis:
+            config = replace(config, run_beam_axis=task.run_beam_axis)
         yield from _event_batches(
             path, task.format, config, batch_size, task.start, task.stop,
             skip_bad=skip_bad, on_skip=on_skip, reader_options=reader_options,
@@ -903,7 +915,7 @@ def run_classification(
     info = trained.info
     out = Path(out)
     tasks = plan_classify(sources, events_per_task=events_per_task, batch_size=batch_size)
-    tasks = with_run_quantiles(tasks, info, sources, reader_options)
+    tasks = with_run_settings(tasks, info, sources, reader_options)
     options = dict(precision=precision, batch_size=batch_size, skip_bad=skip_bad,
                    reader_options=reader_options, prefetch=prefetch)  # fmt: skip
     start = time.perf_counter()

@@ -44,7 +44,7 @@ import time
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +53,7 @@ import numpy as np
 
 from data_prep import quantiles
 from data_prep.atomic import atomic_path, check_writable, temp_path
+from data_prep.beamaxis import FileAxis
 from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
@@ -122,6 +123,8 @@ class BuildSummary:
     tasks: int = 0
     reused_tasks: int = 0  # finished parts taken over from an interrupted run (resume)
     discarded_parts: int = 0  # finished parts of an earlier run deleted (no resume)
+    # beam_axis=run: per input file, its fitted beam line (x0, ax, y0, ay) and how found
+    beam_axes: dict[str, FileAxis] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -381,6 +384,7 @@ def run_task(
     reader_options: dict[str, Any] | None = None,
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
+    beam_axes: dict[str, Sequence[float]] | None = None,
 ) -> TaskResult:
     """Read, project and write one task's events into its part file (atomically).
 
@@ -400,6 +404,8 @@ def run_task(
         Events projected at once.
     progress
         Called with the number of events read (written or skipped) after each batch.
+    beam_axes
+        ``beam_axis=run``: each input file's beam axis (by path, `quantiles.beam_axes`).
 
     Returns
     -------
@@ -417,11 +423,12 @@ def run_task(
     part = part_path(parts_dir, task.index)
     extra = {"task": json.dumps(task.to_json()), "task_index": task.index}
     batch: list[Event] = []
+    file_config = config  # the config of the file being read (its beam axis)
 
     def flush(writer: ImageWriter) -> None:
         nonlocal skipped_at_flush
         if batch:
-            proj = project(batch, config, hot_pads)
+            proj = project(batch, file_config, hot_pads)
             writer.append(
                 proj.images,
                 np.fromiter((e.event_id for e in batch), np.int64, len(batch)),
@@ -444,9 +451,13 @@ def run_task(
     with ImageWriter(part, config, class_names=task.class_names, extra_attrs=extra) as writer:
         for seg in task.segments:
             reader = _cached_reader(seg.path, seg.format, options)
+            if config.beam_axis == "run":
+                flush(writer)  # a batch is of one file: the events share its beam axis
+                file_config = replace(config, run_beam_axis=(beam_axes or {})[seg.path])
+            axis = file_config.run_beam_axis
             if config.structured_noise != "none":
                 # from the whole file's sample, so a task sees what any other task sees
-                found = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
+                found = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample, axis)
                 for run, pads in found.items():
                     hot_pads[run] = np.union1d(hot_pads.get(run, pads), pads)
             events = reader.iter_events(seg.start, seg.stop, skip_bad=skip_bad, on_skip=on_skip)
@@ -580,12 +591,14 @@ def merge_parts(
     summary: dict[str, Any] | None = None,
     executor: Executor | None = None,
     scratch_dir: str | Path | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> Path:
     """Concatenate part files (in task order) into the image file ``out``, atomically.
 
     Output chunks that line up with a part's chunks are copied as stored (compressed)
     bytes; the others are rebuilt by `rebuild_rows` (on ``executor`` when given) into
-    scratch files under ``scratch_dir`` and copied from there.
+    scratch files under ``scratch_dir`` and copied from there. ``attrs``: more root
+    attributes of the image file.
     """
     out = Path(out)
     scratch = Path(scratch_dir) if scratch_dir is not None else out.parent
@@ -594,7 +607,7 @@ def merge_parts(
     total = offsets[-1]
     chunk = chunk_events(config)
     rebuilt: list[str] = []
-    with ImageWriter(out, config, class_names=class_names) as writer:
+    with ImageWriter(out, config, class_names=class_names, extra_attrs=attrs) as writer:
         writer.resize(total)
         dst = writer.file
         names = [n for n in _PER_EVENT if n in dst]
@@ -961,8 +974,11 @@ def build_images(
     out = Path(out)
     inputs = _check_build(inputs, out, config, batch_size=batch_size, workers=workers)
     options = reader_options_for(config, reader_options)
+    # beam_axis=run: each input file is a run with its own beam line
+    fits = quantiles.beam_axes(config, inputs, format=format, reader_options=options)
+    axes = {p: fit.axis for p, fit in fits.items()}
     # charge_norm=quantile: the inputs are one run; its quantiles go into the file's config
-    config = quantiles.for_run(config, inputs, format=format, reader_options=options)
+    config = quantiles.for_run(config, inputs, format=format, reader_options=options, axes=axes)
     parts_dir: Path | None = None  # set once planning succeeded: then this run owns it
     try:
         tasks = plan_tasks(
@@ -987,9 +1003,13 @@ def build_images(
 
         todo = [t for t in tasks if t.index not in results]
         kwargs = dict(skip_bad=skip_bad, reader_options=options, batch_size=batch_size)
+        if axes:
+            kwargs["beam_axes"] = axes
         merge = dict(
             class_names=class_names, sources=[str(p) for p in inputs], scratch_dir=parts_dir
         )
+        if axes:  # for the physicist: which line each file's images are centred on
+            merge["attrs"] = {"beam_axes": json.dumps({p: list(a) for p, a in axes.items()})}
         with _task_executor(executor, workers, len(todo), parts_dir) as (pool, progress_queue):
             if pool is None:  # in this process, with the readers planning opened
                 for t in todo:
@@ -1016,6 +1036,7 @@ def build_images(
         tasks=len(tasks),
         reused_tasks=reused,
         discarded_parts=discarded,
+        beam_axes=fits,
         **counts,
     )
 

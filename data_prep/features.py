@@ -13,7 +13,9 @@ quantities that a change of detector conditions leaves alone:
   much;
 * **stray noise hits**: DBSCAN (scikit-learn's definition, `dbscan_labels`) drops them,
   and the clusters it finds are the tracks;
-* **beam**: points within ``CORE_MM`` of the axis (beam ions, beam pads) are counted,
+* **beam**: points within ``CORE_MM`` of the axis (beam ions, beam pads; the run's
+  fitted beam line when the image config has ``beam_axis: run``, `data_prep.beamaxis`,
+  whose points arrive centred on it) are counted,
   never clustered, so a beam track does not merge with the tracks leaving the vertex;
   so are the points on fitted beam lines when the image config has ``beam_line``
   (`data_prep.beamline`: ions that diverge, enter off centre or scatter out of the core).

@@ -324,7 +324,7 @@ def read_info(path: str | Path) -> dict[str, Any]:
         raise InputError(f"image file lacks {', '.join(missing)} (damaged or edited)", path=path)
     if len(set(lengths.values())) > 1:
         raise InputError(f"image file datasets differ in length: {lengths}", path=path)
-    for key in ("class_names", "views", "sources", "summary"):
+    for key in ("class_names", "views", "sources", "summary", "beam_axes"):
         if key in attrs and isinstance(attrs[key], str):
             attrs[key] = json.loads(attrs[key])
     attrs["image_config"] = ImageConfig.from_json(attrs["image_config"])

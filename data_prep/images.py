@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
+from data_prep.beamaxis import centre_on_beam, check_axis
 from data_prep.beamline import beam_line_points
 from data_prep.cluster import dbscan_noise
 from data_prep.errors import InputError
@@ -38,6 +39,7 @@ CHARGE_NORMS = ("none", "event", "quantile")
 DENOISE = ("none", "dbscan", "hdbscan")
 STRUCTURED_NOISE = ("none", "rules")
 BEAM_LINE = ("none", "ransac")
+BEAM_AXIS = ("none", "run")
 #: probability levels of the point-charge quantiles that ``charge_norm=quantile`` matches
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 
@@ -72,6 +74,13 @@ class ImageConfig:
     charge_quantiles: tuple[float, ...] = ()
     # ... and those of the run being projected (set per run; not part of the model)
     run_quantiles: tuple[float, ...] = ()
+    # none | run: first of all, every point's x, y are measured from the run's beam line
+    # (x0 + ax z, y0 + ay z), fitted per run file (data_prep.beamaxis), so the beam mask,
+    # the features' beam core and the images are centred on the beam, not on the detector
+    # axis (the E-B angle shears the beam off it by up to ~100 mm)
+    beam_axis: str = "none"
+    # ... and that line, (x0, ax, y0, ay) in mm and mm/mm (set per file; not part of the model)
+    run_beam_axis: tuple[float, ...] = ()
     beam_mask_mm: float = 0.0  # drop points within this radius of the beam axis; 0 = keep
     # none | ransac: also drop the beam ions found as lines (data_prep.beamline): among
     # the points within beam_line_search_mm of the axis, RANSAC lines within
@@ -98,7 +107,8 @@ class ImageConfig:
     denoise_min_samples: int = 4
     denoise_min_cluster: int = 10  # hdbscan: smallest group of points that is a track
     # none | tracks_v1: also compute each event's physics features (data_prep.features,
-    # from the raw points: the cleaning above does not touch them) for feature models
+    # from the raw points, centred with beam_axis=run: the cleaning above does not touch
+    # them) for feature models
     features: str = "none"
     # none | rules: first of all (before the features and the projection) drop structured
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
@@ -121,6 +131,7 @@ class ImageConfig:
         self.z_range = tuple(float(v) for v in self.z_range)
         self.charge_quantiles = tuple(float(v) for v in self.charge_quantiles)
         self.run_quantiles = tuple(float(v) for v in self.run_quantiles)
+        self.run_beam_axis = tuple(self.run_beam_axis)
         self.validate()
 
     def validate(self) -> None:
@@ -163,6 +174,11 @@ class ImageConfig:
                     f"{name} must be {len(QUANTILE_LEVELS)} non-decreasing charges "
                     f"(at QUANTILE_LEVELS), got {len(q)}"
                 )
+        if self.beam_axis not in BEAM_AXIS:
+            raise InputError(f"beam_axis must be one of {BEAM_AXIS}, got {self.beam_axis!r}")
+        if self.run_beam_axis:
+            check_axis(self.run_beam_axis)
+            self.run_beam_axis = tuple(float(v) for v in self.run_beam_axis)
         if self.beam_line not in BEAM_LINE:
             raise InputError(f"beam_line must be one of {BEAM_LINE}, got {self.beam_line!r}")
         if (
@@ -436,6 +452,8 @@ def project_arrays(
         step = max(1, _MAX_BUFFER // per_event)
         return _project_in_slices(points, counts, config, step, pads, hot)
     n_points = counts
+    if config.beam_axis == "run":
+        points = centred_points(points, config)
     if config.structured_noise != "none":
         points, counts = remove_structured_noise(points, counts, config, pads, hot)
     features = None
@@ -450,6 +468,16 @@ def project_arrays(
         proj = _project(points, counts, config)
     proj.features = features
     return proj
+
+
+def centred_points(points: np.ndarray, config: ImageConfig) -> np.ndarray:
+    """``points`` with x, y measured from the run's beam line (``beam_axis=run``)."""
+    if not config.run_beam_axis:
+        raise InputError(
+            "beam_axis=run needs the run file's fitted beam axis, run_beam_axis "
+            "(data_prep.quantiles.beam_axes)"
+        )
+    return centre_on_beam(points, config.run_beam_axis)
 
 
 def remove_structured_noise(

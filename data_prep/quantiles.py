@@ -1,4 +1,6 @@
-"""Per-run charge quantiles for ``ImageConfig.charge_norm = "quantile"``.
+"""Per-run values measured on a seeded sample of the run's events: the charge quantiles
+for ``ImageConfig.charge_norm = "quantile"`` and each run file's beam axis for
+``ImageConfig.beam_axis = "run"`` (`beam_axes`, fitted by `data_prep.beamaxis`).
 
 A run's point-charge distribution (after the beam mask and denoising) is summarised by
 its quantiles at `data_prep.images.QUANTILE_LEVELS`, computed on a seeded random sample
@@ -16,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from data_prep import beamaxis
+from data_prep.beamaxis import FileAxis
 from data_prep.errors import InputError
 from data_prep.images import QUANTILE_LEVELS, ImageConfig, clean_points
 
@@ -46,6 +50,25 @@ def sample_positions(lengths: Sequence[int], n_events: int, seed: int) -> list[n
     return [pick[(pick >= s) & (pick < s + n)] - s for s, n in zip(starts, lengths, strict=True)]
 
 
+def sample_points(
+    readers: Sequence, n_events: int, seed: int, axes: Sequence[Sequence[float]] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points (x, y, z, charge) and per-event counts of a seeded uniform sample of at most
+    ``n_events`` events of the open ``readers`` together (bad events are skipped); with
+    ``axes``, each reader's points centred on its run's beam axis (`data_prep.beamaxis`)."""
+    positions = sample_positions([len(r) for r in readers], n_events, seed)
+    points, counts = [], []
+    for k, (reader, pos) in enumerate(zip(readers, positions, strict=True)):
+        for i in pos:
+            for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
+                pts = event.points[:, :4]
+                points.append(pts if axes is None else beamaxis.centre_on_beam(pts, axes[k]))
+                counts.append(len(event.points))
+    if not counts:
+        return np.empty((0, 4)), np.zeros(0, np.int64)
+    return np.concatenate(points), np.array(counts, np.int64)
+
+
 def run_quantiles(
     paths: Sequence[str | Path],
     config: ImageConfig,
@@ -54,28 +77,25 @@ def run_quantiles(
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
     seed: int = SAMPLE_SEED,
+    axes: dict[str, Sequence[float]] | None = None,
 ) -> np.ndarray:
     """Charge quantiles of the run made of the point-cloud files ``paths`` (one sample
-    across all of them; bad events are skipped)."""
+    across all of them; bad events are skipped). ``axes``: each file's beam axis (by
+    ``str(path)``) for ``beam_axis=run``."""
     from data_prep.readers import open_events
 
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
     readers = [open_events(p, format=format, **options) for p in paths]
     try:
-        positions = sample_positions([len(r) for r in readers], n_events, seed)
-        points, counts = [], []
-        for reader, pos in zip(readers, positions, strict=True):
-            for i in pos:
-                for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
-                    points.append(event.points[:, :4])
-                    counts.append(len(event.points))
+        shifts = None if axes is None else [axes[str(p)] for p in paths]
+        points, counts = sample_points(readers, n_events, seed, shifts)
     finally:
         for r in readers:
             r.close()
-    if not counts:
+    if not len(counts):
         raise InputError("charge_norm=quantile: no readable event in the run", path=paths[0])
-    return charge_quantiles(np.concatenate(points), np.array(counts, np.int64), config)
+    return charge_quantiles(points, counts, config)
 
 
 def for_run(
@@ -84,13 +104,55 @@ def for_run(
     *,
     format: str = "auto",
     reader_options: dict | None = None,
+    axes: dict[str, Sequence[float]] | None = None,
 ) -> ImageConfig:
     """``config`` ready to project the run ``paths``: its ``run_quantiles`` set; where the
     config has no reference yet (preprocessing a training set), the run is the reference.
+    ``axes``: each file's beam axis (`beam_axes`) for ``beam_axis=run``.
     Any other ``charge_norm`` returns ``config`` unchanged."""
     if config.charge_norm != "quantile" or not paths:
         return config
-    q = tuple(
-        float(v) for v in run_quantiles(paths, config, format=format, reader_options=reader_options)
+    found = run_quantiles(
+        paths, config, format=format, reader_options=reader_options, axes=axes or None
     )
+    q = tuple(float(v) for v in found)
     return replace(config, run_quantiles=q, charge_quantiles=config.charge_quantiles or q)
+
+
+def file_beam_axis(
+    path: str | Path,
+    config: ImageConfig,
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+    n_events: int = beamaxis.SAMPLE_EVENTS,
+    seed: int = beamaxis.SAMPLE_SEED,
+) -> FileAxis:
+    """`data_prep.beamaxis.fit_beam_axis` on a seeded sample of at most ``n_events``
+    events of one run file (bad events are skipped)."""
+    from data_prep.readers import open_events
+
+    options = dict(reader_options or {})
+    options.setdefault("charge", config.charge_column)
+    with open_events(path, format=format, **options) as reader:
+        points, counts = sample_points([reader], n_events, seed)
+    if not len(counts):
+        return FileAxis(beamaxis.NO_AXIS, "no readable event: detector axis")
+    return FileAxis(*beamaxis.fit_beam_axis(points, counts, config.z_range))
+
+
+def beam_axes(
+    config: ImageConfig,
+    paths: Sequence[str | Path],
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+) -> dict[str, FileAxis]:
+    """Per file (keyed by ``str(path)``), its fitted beam axis and how it was found; empty
+    unless ``config.beam_axis == "run"``."""
+    if config.beam_axis != "run":
+        return {}
+    return {
+        str(p): file_beam_axis(p, config, format=format, reader_options=reader_options)
+        for p in paths
+    }

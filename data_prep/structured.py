@@ -20,12 +20,13 @@ ATTPCROOT exports) get only the burst rule.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from data_prep.beamaxis import NO_AXIS, line_xy
 from data_prep.cluster import dbscan_labels
 
 #: Spyral point-cloud column holding the pad id.
@@ -84,12 +85,16 @@ def sample_positions(n_events: int, n_sample: int, key: int) -> np.ndarray:
     return np.sort(rng.choice(n_events, size=n_sample, replace=False))
 
 
-def find_hot_pads(reader: Any, fraction: float, n_sample: int) -> dict[int, np.ndarray]:
+def find_hot_pads(
+    reader: Any, fraction: float, n_sample: int, axis: Sequence[float] | None = None
+) -> dict[int, np.ndarray]:
     """Hot pads of each run in an open reader's file, from a seeded sample of at most
     ``n_sample`` of its events (`sample_positions`, keyed on the file's event count, so
     preprocessing and classifying the same file find the same pads). Pads in the beam core
-    (`HOT_PAD_CORE_MM`) are left out; bad events are skipped; a file without pad ids
+    (`HOT_PAD_CORE_MM` of the detector axis, or of the file's beam line ``axis``,
+    `data_prep.beamaxis`) are left out; bad events are skipped; a file without pad ids
     gives no hot pads."""
+    axis = axis or NO_AXIS
     positions = sample_positions(len(reader), n_sample, len(reader))
     by_run: dict[int, list[np.ndarray]] = {}
     start = 0
@@ -101,7 +106,8 @@ def find_hot_pads(reader: Any, fraction: float, n_sample: int) -> dict[int, np.n
         first, last = int(positions[start]), int(positions[stop - 1]) + 1
         for event in reader.iter_events(first, last, skip_bad=True):
             pads = pad_ids(event.points)
-            core = np.hypot(event.points[:, 0], event.points[:, 1]) < HOT_PAD_CORE_MM
+            x, y = line_xy(axis, event.points[:, 2])
+            core = np.hypot(event.points[:, 0] - x, event.points[:, 1] - y) < HOT_PAD_CORE_MM
             by_run.setdefault(int(event.run), []).append(pads[~core])
         start = stop
     return {run: hot_pads_from_events(pads, fraction) for run, pads in by_run.items()}

@@ -45,6 +45,8 @@ def _image_settings_given(args: argparse.Namespace) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     import numpy as np
 
     from attpc_classify.display import describe_event, save_event_png
@@ -53,6 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from data_prep.errors import InputError, plural
     from data_prep.events import CLASS_NAMES
     from data_prep.images import project
+    from data_prep.quantiles import file_beam_axis
     from data_prep.readers import detect_format, open_events
 
     out = args.out or Path(f"{args.file.stem}_event{args.event}.png")
@@ -93,6 +96,9 @@ def run(args: argparse.Namespace) -> int:
         with open_events(args.file, fmt, **options) as reader:
             event = reader.read_event(args.event)
             names = reader.class_names or CLASS_NAMES
+        if config.beam_axis == "run":  # the file's own beam line, as preprocess fits it
+            fit = file_beam_axis(args.file, config, format=fmt, reader_options=options)
+            config = replace(config, run_beam_axis=fit.axis)
         proj = project([event], config)
         what = describe_event(event.run, event.event_id, event.label, names)
         outside, nonpositive = int(proj.n_outside[0]), int(proj.n_nonpositive[0])

@@ -14,7 +14,7 @@ import base64
 import io
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from attpc_classify.label.store import LabelStore
 from data_prep.errors import BadEventError, InputError
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.images import ImageConfig, project, project_arrays
+from data_prep.quantiles import file_beam_axis
 
 #: the three views the page always shows (the model may see fewer)
 VIEWS: tuple[str, ...] = ("xy", "zy", "zx")
@@ -40,6 +41,7 @@ class _File:
     format: str
     reader: Any  # an open EventReader
     positions: dict[int, int] = field(default_factory=dict)  # event id -> position
+    beam_axis: tuple[float, ...] = ()  # beam_axis=run: the file's fitted line
 
 
 @dataclass
@@ -138,6 +140,11 @@ class Session:
             entry = _File(path, fmt, reader)
             self.files.append(entry)
             entry.positions = {int(e): p for p, e in enumerate(reader.event_ids().tolist())}
+            file_cfg = model_cfg if trained is not None else self.display_config
+            if fmt != "images" and file_cfg.beam_axis == "run":  # as preprocess fits it
+                fit = file_beam_axis(path, file_cfg, format=fmt, reader_options=reader_options)
+                entry.beam_axis = fit.axis
+                file_cfg = replace(file_cfg, run_beam_axis=fit.axis)
             for batch in _batches(reader.iter_events(skip_bad=s.skip_bad, on_skip=on_skip)):
                 runs.append(np.fromiter((e.run for e in batch), np.int64, len(batch)))
                 ids.append(np.fromiter((e.event_id for e in batch), np.int64, len(batch)))
@@ -150,7 +157,7 @@ class Session:
                     else:
                         counts = np.fromiter((e.n_points for e in batch), np.int64, len(batch))
                         pts = np.concatenate([e.points[:, :4] for e in batch], axis=0)
-                        proj = project_arrays(pts, counts, model_cfg)
+                        proj = project_arrays(pts, counts, file_cfg)
                         images, voxels, features = proj.images, proj.voxels, proj.features
                     probas.append(trained.predict_proba(images, voxels, features=features))
                 if progress:
@@ -249,6 +256,8 @@ class Session:
                 )
             else:
                 config = self.display_config
+                if entry.beam_axis:
+                    config = replace(config, run_beam_axis=entry.beam_axis)
                 images = project([event], config).images[0]
                 points = event.points[:, :4]
         out["views_png"] = _views_png(images, config)

@@ -1,0 +1,231 @@
+"""The run's beam axis (data_prep.beamaxis, ``beam_axis: run``): fitted per run file on
+hand-made runs whose beam line is known by construction, applied first of all by
+preprocess, and by classify and adapt exactly as preprocess does."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from _formats import write_spyral
+
+from data_prep.beamaxis import NO_AXIS, centre_on_beam, line_xy
+from data_prep.errors import InputError
+from data_prep.events import Event
+from data_prep.imagefile import read_images, read_info
+from data_prep.images import QUANTILE_LEVELS, ImageConfig, project_arrays
+from data_prep.quantiles import file_beam_axis
+
+#: the e15503b shear: 6.2 deg along +y, from (1000 mm - z) of drift
+SHEAR = float(np.tan(np.radians(6.2)))
+SHEARED = (4.0, 0.0, 1000 * SHEAR, -SHEAR)
+OTHER = (-6.0, 0.02, 5.0, 0.1)
+#: the fit's promise on these runs: the fitted line within this distance of the true one
+#: at every depth 0-1000 mm (the beam mask is 30 mm)
+TOLERANCE_MM = 3.0
+
+
+#: a hot pad near the detector axis (one point at any z in every event)
+HOT_PAD_XY = (15.0, 10.0)
+
+
+def _event(rng: np.random.Generator, axis, event_id: int, *, beam: bool = True) -> Event:
+    """One event in the detector's frame: the beam ion along ``axis`` (spot sigma 3 mm)
+    up to a vertex on it, blind within 20 mm of the detector axis (its beam pads); a
+    reaction track from the vertex, always into the +x half plane (the worst case for a
+    bias); 5-40 noise hits and one hit of a hot pad at `HOT_PAD_XY`. Without ``beam``,
+    the track starts anywhere."""
+    parts = []
+    vz = rng.uniform(100, 900)
+    if beam:
+        z = np.arange(0.0, vz, 4.0) + rng.uniform(0, 4)
+        x, y = line_xy(axis, z)
+        b = np.column_stack([x + rng.normal(0, 3), y + rng.normal(0, 3), z, np.full_like(z, 200)])
+        b[:, :2] += rng.normal(0, 1.5, (len(z), 2))
+        parts.append(b[np.hypot(b[:, 0], b[:, 1]) >= 20])
+    vertex = np.array([*line_xy(axis, vz), vz]) if beam else rng.uniform(-200, 200, 3) + 500
+    theta, phi = rng.uniform(0.3, 1.4), rng.uniform(-np.pi / 2, np.pi / 2)
+    d = np.array([np.sin(theta) * np.cos(phi), np.sin(theta) * np.sin(phi), np.cos(theta)])
+    t = rng.uniform(0, rng.uniform(50, 300), int(rng.integers(40, 150)))
+    track = vertex + t[:, None] * d + rng.normal(0, 2, (len(t), 3))
+    parts.append(np.column_stack([track, rng.exponential(100, len(t))]))
+    m = int(rng.integers(5, 40))
+    noise = rng.uniform([-250, -250, 0], [250, 250, 1000], (m, 3))
+    parts.append(np.column_stack([noise, rng.exponential(50, m)]))
+    parts.append(np.array([[*HOT_PAD_XY, rng.uniform(0, 1000), 80.0]]))
+    return Event(run=1, event_id=event_id, points=np.concatenate(parts), label=event_id % 3)
+
+
+def _run(path: Path, axis, n: int, seed: int, *, run: int = 1, beam: bool = True) -> Path:
+    rng = np.random.default_rng(seed)
+    events = [_event(rng, axis, i, beam=beam) for i in range(n)]
+    events = [Event(run=run, event_id=e.event_id, points=e.points, label=e.label) for e in events]
+    return write_spyral(path, events)
+
+
+def _distance(fit, true) -> float:
+    """Largest distance in x or y between two lines over z in [0, 1000] mm."""
+    z = np.linspace(0, 1000, 101)
+    (fx, fy), (tx, ty) = line_xy(fit, z), line_xy(true, z)
+    return float(max(np.abs(fx - tx).max(), np.abs(fy - ty).max()))
+
+
+@pytest.mark.parametrize("axis", [SHEARED, OTHER])
+def test_fit_recovers_the_beam_line_despite_tracks_and_noise(tmp_path, axis):
+    path = _run(tmp_path / "run_0001.h5", axis, 300, seed=1)
+    fit = file_beam_axis(path, ImageConfig())
+    assert fit.note.startswith("fitted"), fit.note
+    assert _distance(fit.axis, axis) < TOLERANCE_MM, (fit.axis, axis)
+
+
+def test_a_run_without_a_visible_beam_keeps_the_detector_axis(tmp_path):
+    """... and the hot pad near the axis, a line of points at one place over all z
+    (one per event), does not pass for a beam."""
+    path = _run(tmp_path / "run_0002.h5", SHEARED, 500, seed=2, beam=False)
+    fit = file_beam_axis(path, ImageConfig())
+    assert fit.axis == NO_AXIS and "no visible beam" in fit.note
+
+
+def test_points_are_measured_from_the_beam_line():
+    axis = (2.0, 0.1, -3.0, -0.05)
+    # at z = 400 the line is at (42, -23): a point 5 mm right of it and 7 mm below
+    pts = np.array([[47.0, -30.0, 400.0, 10.0, 99.0]])
+    np.testing.assert_allclose(centre_on_beam(pts, axis), [[5.0, -7.0, 400.0, 10.0, 99.0]])
+    # so the beam mask drops it (within 30 mm of the beam, 55 mm off the detector axis)
+    cfg = ImageConfig(views=("xy",), size=10, voxel_grid=0, x_range=(-50, 50), y_range=(-50, 50),
+                      beam_mask_mm=30.0, beam_axis="run", run_beam_axis=axis)  # fmt: skip
+    assert project_arrays(pts[:, :4], np.array([1]), cfg).n_removed[0] == 1
+    # and keeps one 40 mm off the beam, 23 mm off the detector axis, at (-40, 0) from it:
+    # column 1 (x in [-40, -30)), row 5 (y in [0, 10))
+    kept = project_arrays(np.array([[2.0, -23.0, 400.0, 10.0]]), np.array([1]), cfg)
+    assert kept.n_removed[0] == 0
+    assert kept.images[0, 0, 5, 1] > 0 and kept.images.sum() == kept.images[0, 0, 5, 1]
+
+
+def test_bad_settings_are_one_line_errors():
+    for bad in ({"beam_axis": "fit"}, {"run_beam_axis": (0, 0.5, 0, 0)},
+                {"run_beam_axis": (0, 0, float("nan"), 0)}, {"run_beam_axis": (1, 2)},
+                {"run_beam_axis": ("a", 0, 0, 0)}):  # fmt: skip
+        with pytest.raises(InputError) as err:
+            ImageConfig(**bad)
+        assert "\n" not in str(err.value)
+    with pytest.raises(InputError, match="run_beam_axis"):  # run without its line
+        project_arrays(np.zeros((1, 4)), np.array([1]), ImageConfig(beam_axis="run"))
+
+
+PREP = ["--size", "16", "--set", "voxel_grid=0", "--set", "dtype=float16", "--set",
+        "beam_axis=run", "--set", "beam_mask_mm=30", "--set", "features=tracks_v1",
+        "--set", "charge_norm=quantile",
+        "--quiet", "--workers", "1"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Two run files with other beam lines, and their image file (beam_axis: run; the
+    charge quantiles of the two together, from their beam-centred points)."""
+    from attpc_classify.cli import main
+
+    d = tmp_path_factory.mktemp("beamaxis")
+    a = _run(d / "run_0003.h5", SHEARED, 200, seed=3, run=3)
+    b = _run(d / "run_0004.h5", OTHER, 200, seed=4, run=4)
+    img = d / "train.h5"
+    # two tasks per file and a task spanning both: a batch must not mix their lines
+    assert main(["preprocess", str(a), str(b), "--out", str(img), *PREP,
+                 "--events-per-task", "150", "--batch-size", "64"]) == 0  # fmt: skip
+    return a, b, img
+
+
+def test_preprocess_fits_and_records_each_files_own_line(two_runs):
+    a, b, img = two_runs
+    info = read_info(img)
+    axes = info["beam_axes"]
+    assert _distance(axes[str(a)], SHEARED) < TOLERANCE_MM
+    assert _distance(axes[str(b)], OTHER) < TOLERANCE_MM
+    assert info["image_config"].beam_axis == "run" and not info["image_config"].run_beam_axis
+    # each file's events, centred by hand on its recorded line and projected without
+    # the option, give the stored images and features
+    from data_prep.readers import open_events
+
+    data = read_images(img, features=True)
+    plain = ImageConfig.from_dict({**info["image_config"].to_dict(), "beam_axis": "none"})
+    row, charges = 0, []
+    for path in (a, b):
+        x0, ax, y0, ay = axes[str(path)]
+        with open_events(path) as reader:
+            events = list(reader.iter_events())
+        pts = np.concatenate([e.points[:, :4] for e in events])
+        pts[:, 0] -= x0 + ax * pts[:, 2]
+        pts[:, 1] -= y0 + ay * pts[:, 2]
+        # the quantiles see what the images see: the charges outside 30 mm of the beam
+        charges.append(pts[(np.hypot(pts[:, 0], pts[:, 1]) >= 30) & (pts[:, 3] > 0), 3])
+        proj = project_arrays(pts, np.array([len(e.points) for e in events]), plain)
+        rows = slice(row, row + len(events))
+        np.testing.assert_array_equal(proj.images, data.images[rows])
+        np.testing.assert_allclose(proj.features, data.features[rows], rtol=1e-6)
+        row += len(events)
+    want = np.quantile(np.concatenate(charges), QUANTILE_LEVELS)  # 400 events: all sampled
+    np.testing.assert_allclose(info["image_config"].charge_quantiles, want)
+
+
+def test_classify_and_adapt_centre_raw_files_as_preprocess_did(two_runs, tmp_path):
+    """A model given the raw run files fits each file's line itself: its probabilities
+    equal those on the image file; adapt's target images equal the file's images."""
+    from attpc_classify.adapt import target_images
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.cli import main
+    from attpc_classify.predict import read_predictions
+
+    torch.set_num_threads(1)
+    a, b, img = two_runs
+    run = tmp_path / "run"
+    assert main(["train", "--quiet", "--data", str(img), "--out", str(run), "model.width=4",
+                 "model.depth=2", "optim.epochs=1", "optim.batch_size=32"]) == 0  # fmt: skip
+    raw, stored = tmp_path / "raw.csv", tmp_path / "stored.csv"
+    opts = ["--quiet", "--device", "cpu", "--precision", "fp32"]
+    assert main(["classify", str(run), str(a), str(b), "--out", str(raw), *opts]) == 0
+    assert main(["classify", str(run), str(img), "--out", str(stored), *opts]) == 0
+    got, want = read_predictions(raw), read_predictions(stored)
+    np.testing.assert_array_equal(got["event_id"], want["event_id"])
+    np.testing.assert_allclose(got["p_proton"], want["p_proton"], atol=1e-5)
+    images = target_images(load_run(run), [str(a), str(b)], max_events=1000, seed=0)
+    np.testing.assert_array_equal(images, read_images(img).images)
+
+
+def test_detector_augmentation_centres_the_source_points_on_their_line(two_runs):
+    """The point bank behind detector augmentation, projected without augmenting, gives
+    the stored images: each source file's points were centred on its recorded line."""
+    from attpc_classify.augment import augmented_images, load_points
+    from attpc_classify.train_config import DetectorAugment
+
+    images = read_images(two_runs[2])
+    bank = load_points(images)
+    idx = np.arange(len(images))
+    off = DetectorAugment(probability=0.0)
+    got = augmented_images(bank, idx, off, images.config, np.random.default_rng(0))
+    np.testing.assert_array_equal(got, images.images)
+
+
+def test_pads_along_the_sheared_beam_are_not_hot_pads(tmp_path):
+    """The beam core that hot-pad finding leaves out follows the file's beam line: pads
+    the sheared beam crosses in every event (Spyral writer: the i-th point of each event
+    is on pad i, so the beam is on pads 0-9) are hot about the detector axis, not about
+    the beam."""
+    from data_prep.readers import open_events
+    from data_prep.structured import find_hot_pads
+
+    rng = np.random.default_rng(5)
+    z = np.linspace(50.0, 500.0, 10)  # 54-103 mm off the detector axis
+    events = []
+    for i in range(40):
+        beam = np.column_stack([*line_xy(SHEARED, z), z, np.full(10, 300.0)])
+        other = np.column_stack([rng.uniform(-250, 250, (30, 2)), rng.uniform(0, 1000, 30),
+                                 np.full(30, 50.0)])  # fmt: skip
+        events.append(Event(run=9, event_id=i, points=np.vstack([beam, other]), label=0))
+    path = write_spyral(tmp_path / "run_0009.h5", events)
+    with open_events(path) as reader:
+        about_axis = find_hot_pads(reader, 0.5, 500)[9]
+        about_beam = find_hot_pads(reader, 0.5, 500, SHEARED)[9]
+    assert set(range(10)) <= set(about_axis.tolist())
+    assert not set(range(10)) & set(about_beam.tolist())
