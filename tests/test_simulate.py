@@ -409,7 +409,9 @@ def test_per_run_knobs_hold_one_value_per_file_and_leave_the_rest_per_event(tmp_
     """randomize.per_run: [tilt_deg]: one tilt per run file (files differ), while the other
     knobs keep exactly the per-event draws they have without it."""
     sets = ["randomize.extra_ions=[0,0]", "randomize.noise_hits=[0,5]"]
-    per_event = load_config(SimConfig, CONFIGS / "e15503b_randomized.yaml", sets)
+    per_event = load_config(
+        SimConfig, CONFIGS / "e15503b_randomized.yaml", [*sets, "randomize.per_run=[]"]
+    )
     per_run = load_config(
         SimConfig, CONFIGS / "e15503b_randomized.yaml", [*sets, "randomize.per_run=[tilt_deg]"]
     )

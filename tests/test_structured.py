@@ -4,6 +4,7 @@ the simulation's own faults, and the option applied by preprocess before the fea
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -252,8 +253,12 @@ def test_classify_cleans_a_run_as_preprocess_did(noisy_run, tmp_path):
     np.testing.assert_allclose(got["p_proton"], want[:, 0], atol=1e-5)
     # the features classify computes from the raw file are the cleaned ones, hot pads too
     from attpc_classify.predict import _event_batches
+    from data_prep.quantiles import beam_axes
 
-    batches = _event_batches(Path(path), "auto", cleaned.config, 5, 0, None, skip_bad=False,
+    # the run file's own beam line (features.yaml centres on it), as classify fits it
+    axis = beam_axes(cleaned.config, [str(path)])[str(path)].axis
+    config = replace(cleaned.config, run_beam_axis=axis)
+    batches = _event_batches(Path(path), "auto", config, 5, 0, None, skip_bad=False,
                              on_skip=lambda *a: None, reader_options={})  # fmt: skip
     features = np.concatenate([b.features for b in batches])
     np.testing.assert_allclose(features, cleaned.features, rtol=1e-6, atol=1e-6)
