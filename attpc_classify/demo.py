@@ -530,8 +530,9 @@ def _write_report(
         f"{list(image_config.z_range)} mm, charge {image_config.charge_transform}"
         f"(q) / {image_config.charge_transform}({image_config.charge_scale:g} ADC), "
         f"{image_config.dtype}; robust inputs (`{_prep_path_text(cfg)}`): pixel values "
-        f"{', '.join(image_config.pixel_values)}, denoise {image_config.denoise}, beam-axis "
-        f"mask {image_config.beam_mask_mm:g} mm, charge normalisation "
+        f"{', '.join(image_config.pixel_values)}, denoise {image_config.denoise}, beam_axis "
+        f"{image_config.beam_axis} (mask {image_config.beam_mask_mm:g} mm about it), charge "
+        f"normalisation "
         f"{image_config.charge_norm}, structured noise {image_config.structured_noise}"
         + (
             f"; physics features `{image_config.features}` for the trees"
