@@ -541,9 +541,12 @@ are about +-0.08.
 
 Before the fix the beam was the gap: beam ions outside the 30 mm cylinder about the
 detector axis (stand-in median 26 per event, 42 % of events with >= 40; training median
-0, 14 %), which the models read as tracks. That led to the simulation fix below (the
-beam pads drop charge after the shear, so the sheared beam shows) and to `beam_axis:
-run`. After both, the beam optics are still the largest single setting (+0.09): ions
+0, 14 %), which the models read as tracks. That led to a simulation fix
+(docs/simulation.md, "Geometry": the beam pads drop charge after the shear, so the
+sheared beam shows) and to `beam_axis: run` (below). "Before": the previous stop's demo
+models (2,000 events, simulated before the fix); "after": 3,000 randomised events of the
+fixed simulation with the run's beam line (the models of the table in the next
+section). After both, the beam optics are still the largest single setting (+0.09): ions
 2 deg off the line leave the 30 mm cylinder about it. Tried against that and not kept:
 RANSAC beam lines on top of the run's line (`beam_line: ransac`, trees validation
 macro-F1 0.595 against 0.678, stand-in 0.65 against 0.67), and a feature rule that
