@@ -21,7 +21,21 @@ quantities that a change of detector conditions leaves alone:
   (`data_prep.beamline`: ions that diverge, enter off centre or scatter out of the core).
 
 The feature set is versioned (`FEATURE_SETS`): ``tracks_v1`` fixes every parameter
-below, so a name in a model's image config means exactly these numbers.
+below, so a name in a model's image config means exactly these numbers. ``tracks_v2`` is
+``tracks_v1`` plus each track read as a helix from the beam axis (`_helix`): a charged
+particle leaving a vertex on the axis in the solenoid's field draws a circle through the
+axis on the pad plane, and climbs in z in proportion to its turning angle. From it:
+
+* **rigidity**: the circle's radius R (the transverse momentum over charge, p_T = qBR);
+* **polar angle**: cot(theta) = dz / ds along the circle (s = R x turning angle), read on
+  the first half turn, before the particle has lost much energy;
+* **elastic invariant**: in two-body elastic scattering on a target at rest the recoil's
+  momentum is proportional to cos(theta) (E = k E_beam cos^2 theta), and p = qBR / sin
+  theta; so R / (sin theta cos theta) is one number per target and charge (the proton's
+  and the carbon's differ by ~1.6 at any angle), where evaporation and alpha tracks are
+  spread. Only the field and beam energy set its scale: not gain, threshold or noise.
+* **vertex**: the z where the helix meets the axis; two tracks whose vertices differ are
+  two reactions (pile-up). Only differences of vertex z are features (z offsets).
 """
 
 from __future__ import annotations
@@ -31,7 +45,7 @@ import numpy as np
 from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
-FEATURE_SETS = ("none", "tracks_v1")
+FEATURE_SETS = ("none", "tracks_v1", "tracks_v2")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
@@ -68,6 +82,25 @@ EVENT_FEATURES = (
     "cos_12",  # between the two largest tracks' oriented principal axes
     "dz_inner_12_mm",  # |z difference| of their inner ends: one vertex or two
 )
+#: tracks_v2: per-track helix features, for track k = 1..N_TRACKS (`_helix`)
+HELIX_FEATURES = (
+    "helix_log10_radius_mm",  # circle through the axis fitted on the pad plane
+    "helix_cot_polar",  # dz / ds on the first half turn (signed: forward or backward)
+    "helix_log10_invariant",  # log10 R (1 + cot^2) / |cot| = R / (sin cos): elastic line
+    "helix_rms_mm",  # distance of the points from the fitted circle: is it one helix
+)
+#: tracks_v2: per-event vertex features
+VERTEX_FEATURES = (
+    "vertex_dz_max_mm",  # largest |vertex z difference| among the described tracks
+    "vertex_dz_12_mm",  # between the two largest tracks
+)
+MIN_HELIX_POINTS = 5
+MIN_HELIX_SPAN_MM = 10.0  # a cluster shorter than this on the pad plane has no circle
+MAX_RADIUS_MM = 1.0e4  # a straight track: radius capped (log10 = 4)
+#: a track's vertex counts only when the track leaves the axis at more than ~14 deg
+#: (|cot| < 4): a beam-like line (a scattered or late beam ion, |cot| large) meets the
+#: axis nowhere in particular
+MAX_VERTEX_COT = 4.0
 
 
 def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
@@ -77,7 +110,10 @@ def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {feature_set!r}; one of {FEATURE_SETS}")
     tracks = tuple(f"t{k}_{n}" for k in range(1, N_TRACKS + 1) for n in TRACK_FEATURES)
-    return EVENT_FEATURES + tracks
+    if feature_set == "tracks_v1":
+        return EVENT_FEATURES + tracks
+    helix = tuple(f"t{k}_{n}" for k in range(1, N_TRACKS + 1) for n in HELIX_FEATURES)
+    return EVENT_FEATURES + tracks + VERTEX_FEATURES + helix
 
 
 def event_features(
@@ -118,12 +154,18 @@ def event_features(
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
-                            labels[start:stop], len(names))  # fmt: skip
+                            labels[start:stop], len(names),
+                            helix=feature_set == "tracks_v2")  # fmt: skip
     return out
 
 
 def _one_event(
-    pts: np.ndarray, r: np.ndarray, off: np.ndarray, labels: np.ndarray, n_features: int
+    pts: np.ndarray,
+    r: np.ndarray,
+    off: np.ndarray,
+    labels: np.ndarray,
+    n_features: int,
+    helix: bool = False,
 ) -> np.ndarray:
     row = np.full(n_features, np.nan)
     q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
@@ -152,7 +194,9 @@ def _one_event(
     q_clustered = q[clustered].sum()
     n_event = len(EVENT_FEATURES)
     n_track = len(TRACK_FEATURES)
-    axes, inner_z = [], []
+    axes, inner_z, vertex_z = [], [], []
+    n_v1 = n_event + N_TRACKS * n_track
+    n_helix = len(HELIX_FEATURES)
     # largest first; equal sizes by cluster id, so the order is reproducible
     for k, c in enumerate(ids[np.lexsort((ids, -sizes))][:N_TRACKS]):
         sel = labels == c
@@ -162,10 +206,88 @@ def _one_event(
         row[n_event + k * n_track : n_event + (k + 1) * n_track] = feats
         axes.append(axis)
         inner_z.append(z_in)
+        if helix:
+            hf, z_v = _helix(pts[sel, :3])
+            start = n_v1 + len(VERTEX_FEATURES) + k * n_helix
+            row[start : start + n_helix] = hf
+            vertex_z.append(z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
     if len(axes) >= 2:
         row[7] = float(axes[0] @ axes[1])
         row[8] = abs(inner_z[0] - inner_z[1])
+    if helix:
+        vz = np.array(vertex_z)
+        fitted = vz[np.isfinite(vz)]
+        if len(fitted) >= 2:
+            row[n_v1] = np.ptp(fitted)
+        if len(vz) >= 2 and np.isfinite(vz[:2]).all():
+            row[n_v1 + 1] = abs(vz[0] - vz[1])
     return row
+
+
+def circle_through_origin(xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and radius (inf for a line) of the circle through (0, 0) that fits ``xy``.
+
+    A circle through the origin with curvature k and unit normal n there is
+    ``k |p|^2 - 2 n.p = 0``; k -> 0 leaves the line ``n.p = 0``, so a straight track
+    that leaves the axis radially fits too (Kasa's ``x^2 + y^2 + D x + E y = 0`` would
+    force a small circle on it). Least squares in (k, n) with |n| = 1: k is linear given
+    n, and n is the smallest eigenvector of the 2 x 2 form that remains.
+    """
+    r2 = (xy**2).sum(axis=1)
+    p = 2.0 * xy
+    r4 = float(r2 @ r2)
+    if r4 == 0.0:
+        return np.zeros(2), np.inf
+    pr = p.T @ r2
+    form = p.T @ p - np.outer(pr, pr) / r4
+    n = np.linalg.eigh(form)[1][:, 0]
+    k = float(pr @ n) / r4  # k |p|^2 = 2 n.p in the least-squares sense
+    if k == 0.0:
+        return np.zeros(2), np.inf
+    return n / k, 1.0 / abs(k)
+
+
+def _helix(xyz: np.ndarray) -> tuple[np.ndarray, float]:
+    """One cluster's `HELIX_FEATURES` and the z where its helix meets the beam axis.
+
+    The vertex is on the beam axis (x = y = 0 after the beam-axis centring), so the pad
+    plane shows a circle through the origin. Turning angle phi about the centre, counted
+    from the origin in the track's own sense of rotation; on the first half turn
+    (0 < phi < pi) z is linear in the arc length R phi: slope cot(theta), intercept the
+    vertex z. NaN where the cluster is too small or too short on the pad plane.
+    """
+    f = np.full(len(HELIX_FEATURES), np.nan)
+    xy = xyz[:, :2]
+    if len(xyz) < MIN_HELIX_POINTS or np.ptp(np.hypot(xy[:, 0], xy[:, 1])) < MIN_HELIX_SPAN_MM:
+        return f, np.nan
+    centre, radius = circle_through_origin(xy)
+    if radius > MAX_RADIUS_MM:
+        # (near) straight on the pad plane: no turning angle to measure; the track's
+        # radial distance is its arc length
+        radius = MAX_RADIUS_MM
+        s = np.hypot(xy[:, 0], xy[:, 1])
+        rms = np.nan
+    else:
+        rel = xy - centre
+        rms = float(np.sqrt(np.mean((np.hypot(rel[:, 0], rel[:, 1]) - radius) ** 2)))
+        phi = np.arctan2(rel[:, 1], rel[:, 0]) - np.arctan2(-centre[1], -centre[0])
+        phi = (phi + np.pi) % (2.0 * np.pi) - np.pi  # (-pi, pi]
+        if np.median(phi) < 0:  # rotation sense of this track
+            phi = -phi
+        s = radius * phi
+        keep = (phi > 0) & (phi < np.pi)
+        if keep.sum() < MIN_HELIX_POINTS:
+            f[0], f[3] = np.log10(radius), rms
+            return f, np.nan
+        s, xyz = s[keep], xyz[keep]
+    if np.ptp(s) < MIN_HELIX_SPAN_MM:
+        f[0], f[3] = np.log10(radius), rms
+        return f, np.nan
+    cot, z0 = np.polyfit(s, xyz[:, 2], 1)
+    f[0], f[1], f[3] = np.log10(radius), cot, rms
+    if cot != 0:
+        f[2] = np.log10(radius * (1.0 + cot**2) / abs(cot))
+    return f, float(z0)
 
 
 def _track(

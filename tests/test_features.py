@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from data_prep.features import CORE_MM, event_features, feature_names
+from data_prep.features import CORE_MM, MAX_RADIUS_MM, event_features, feature_names
 
 NAMES = feature_names("tracks_v1")
+NAMES_V2 = feature_names("tracks_v2")
 
 
 def col(row: np.ndarray, name: str) -> float:
@@ -102,19 +103,83 @@ def _cloud(rng: np.random.Generator) -> np.ndarray:
     return np.concatenate([*parts, noise])
 
 
-def test_invariant_under_rotation_charge_scale_and_z_shift() -> None:
+def helix(
+    z0: float,
+    radius: float,
+    theta_deg: float,
+    azimuth_deg: float,
+    sense: int,
+    phi_max: float = 2.5,
+    step_mm: float = 4.0,
+    charge: float = 100.0,
+) -> np.ndarray:
+    """Points of a helix leaving the beam axis at z0: a circle of ``radius`` through the
+    origin on the pad plane (centre at ``azimuth_deg``), turning ``sense`` (+1 / -1), z
+    rising by ``radius x turn x cot(theta)``; every ``step_mm`` of pad-plane arc."""
+    a = np.deg2rad(azimuth_deg)
+    centre = radius * np.array([np.cos(a), np.sin(a)])
+    phi = np.arange(step_mm / radius, phi_max, step_mm / radius)
+    start = np.arctan2(-centre[1], -centre[0])  # direction from the centre to the origin
+    x = centre[0] + radius * np.cos(start + sense * phi)
+    y = centre[1] + radius * np.sin(start + sense * phi)
+    z = z0 + radius * phi / np.tan(np.deg2rad(theta_deg))
+    return np.column_stack([x, y, z, np.full(len(phi), charge)])
+
+
+@pytest.mark.parametrize("sense", [1, -1])
+def test_helix_features_by_hand(sense: int) -> None:
+    radius, theta = 150.0, 50.0
+    track = helix(300.0, radius, theta, azimuth_deg=35.0, sense=sense)
+    (v2,) = event_features(track, np.array([len(track)]), "tracks_v2")
+    (v1,) = event_features(track, np.array([len(track)]), "tracks_v1")
+    np.testing.assert_array_equal(v2[: len(NAMES)], v1)  # tracks_v2 extends tracks_v1
+    got = dict(zip(NAMES_V2, v2, strict=True))
+    cot = 1.0 / np.tan(np.deg2rad(theta))
+    sin, cos = np.sin(np.deg2rad(theta)), np.cos(np.deg2rad(theta))
+    assert got["n_tracks"] == 1
+    assert got["t1_helix_log10_radius_mm"] == pytest.approx(np.log10(radius), abs=1e-6)
+    assert got["t1_helix_cot_polar"] == pytest.approx(cot, rel=1e-6)
+    # the elastic invariant R / (sin theta cos theta), by the hand formula
+    assert got["t1_helix_log10_invariant"] == pytest.approx(np.log10(radius / (sin * cos)))
+    assert got["t1_helix_rms_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(got["vertex_dz_max_mm"]) and np.isnan(got["t2_helix_cot_polar"])
+
+
+def test_two_vertices_and_a_beam_like_line() -> None:
+    # pile-up: a proton-like helix from z = 300 and a carbon-like one from z = 520;
+    # a straight line at 5 deg to the axis (a scattered beam ion) meets the axis nowhere
+    # in particular and gives no vertex
+    first = helix(300.0, 150.0, 50.0, azimuth_deg=35.0, sense=1)
+    second = helix(520.0, 250.0, 70.0, azimuth_deg=200.0, sense=1, phi_max=1.0)
+    beam_ion = line([0.0, -40.0, 100.0], [0.0, -np.sin(np.deg2rad(5)), np.cos(np.deg2rad(5))],
+                    400.0)  # fmt: skip
+    cloud = np.concatenate([first, second, beam_ion])
+    (row,) = event_features(cloud, np.array([len(cloud)]), "tracks_v2")
+    got = dict(zip(NAMES_V2, row, strict=True))
+    assert got["n_tracks"] == 3
+    assert got["vertex_dz_max_mm"] == pytest.approx(220.0, abs=1e-6)
+    straight = [
+        k for k in (1, 2, 3) if got[f"t{k}_helix_log10_radius_mm"] == np.log10(MAX_RADIUS_MM)
+    ]
+    assert len(straight) == 1  # the beam ion: capped radius, its cot ~ 11.4 (5 deg)
+    assert abs(got[f"t{straight[0]}_helix_cot_polar"]) > 4.0
+
+
+@pytest.mark.parametrize("feature_set", ["tracks_v1", "tracks_v2"])
+def test_invariant_under_rotation_charge_scale_and_z_shift(feature_set: str) -> None:
     rng = np.random.default_rng(3)
     clouds = [_cloud(rng) for _ in range(6)]
+    clouds[0] = np.concatenate([clouds[0], helix(400.0, 120.0, 60.0, 80.0, -1)])
     counts = np.array([len(c) for c in clouds])
     points = np.concatenate(clouds)
-    before = event_features(points, counts)
+    before = event_features(points, counts, feature_set)
     a = 1.234  # rad, about the beam axis
     moved = points.copy()
     moved[:, 0] = np.cos(a) * points[:, 0] - np.sin(a) * points[:, 1]
     moved[:, 1] = np.sin(a) * points[:, 0] + np.cos(a) * points[:, 1]
     moved[:, 2] += 17.5  # z offset
     moved[:, 3] *= 2.7  # gain
-    after = event_features(moved, counts)
+    after = event_features(moved, counts, feature_set)
     assert np.isfinite(before[:, NAMES.index("t2_length_mm")]).all()  # two tracks found
     np.testing.assert_allclose(after, before, rtol=1e-4, atol=1e-4, equal_nan=True)
 
