@@ -489,7 +489,8 @@ def test_spyral_point_formation_gives_few_points_per_pad(tiny_run):
 
 def test_incoming_beam_runs_from_window_to_vertex(tmp_path):
     """With the beam spot moved 30 mm off axis (past the beam pads) the reacting ion's own
-    track is read out: on the beam line (x ~ 30 mm), upstream of the vertex only."""
+    track is read out: on the beam line (x ~ 30 mm), upstream of the vertex only; a noise
+    event's triggering ion, unreacted, on the same line past every vertex."""
     config = load_config(
         SimConfig,
         CONFIGS / "tiny.yaml",
@@ -499,20 +500,23 @@ def test_incoming_beam_runs_from_window_to_vertex(tmp_path):
     # bucket points: along z a pad under the beam sees one long pulse, which Spyral's
     # peak finder (max width 50 buckets) mostly does not call a peak
     summary = simulate(config, 3, tmp_path, seed=4)
+    channels = []
     with h5py.File(summary.files[0]) as f:
         for row in f["events"][()]:
             points = f[f"cloud/cloud_{row['event']}"][()]
             beam = points[f[f"cloud/labels_{row['event']}"][()] == -2]
-            if row["channel"] == b"noise":
-                assert len(beam) == 0  # no reacting ion, no extra ions
-                continue
+            channels.append(row["channel"])
             assert len(beam) > 10
             pad_pitch = 12.0  # mm, largest pad size, plus the 2 mm spot and diffusion
             assert np.all(np.abs(beam[:, 0] - 30) < pad_pitch) and np.all(
                 np.abs(beam[:, 1]) < pad_pitch
             )
+            if row["channel"] == b"noise":  # no reaction: past the last possible vertex
+                assert beam[:, 2].max() > config.beam.vertex_z_mm[1] - 50.0
+                continue
             assert beam[:, 2].max() < row["vertex_z"] + 15.0  # a few buckets of pulse width
             assert beam[:, 2].max() > row["vertex_z"] - 50.0
+    assert b"noise" in channels and len(set(channels)) > 1
 
 
 def test_beam_ion_before_the_trigger_keeps_only_charge_inside_the_window(monkeypatch):
@@ -553,8 +557,9 @@ def test_beam_ion_before_the_trigger_keeps_only_charge_inside_the_window(monkeyp
 def test_randomized_beam_spot_and_extra_ions_are_the_ones_used(tmp_path):
     """The beam knobs drawn per event drive the physics: every vertex lies within a few of
     its event's drawn spot sigmas of the spot centre (the config's fixed 2 mm would not),
-    and a noise event (no reacting ion) has beam points exactly when its drawn number of
-    extra ions is not 0 (the config's own range is [0, 0])."""
+    and a noise event (its triggering ion switched off: `beam_axis.incoming`) has beam
+    points exactly when its drawn number of extra ions is not 0 (the config's own range is
+    [0, 0])."""
     base = ["beam.spot_offset_mm=[30, 0]", "beam_axis.extra_ions=[0, 0]",
             "electronics.point_formation=bucket", "randomize.divergence_deg=[0, 0]",
             "randomize.scattered_fraction=[0, 0]", "mix.proton=0", "mix.carbon=0"]  # fmt: skip
@@ -569,7 +574,7 @@ def test_randomized_beam_spot_and_extra_ions_are_the_ones_used(tmp_path):
         SimConfig,
         CONFIGS / "tiny.yaml",
         [*base, "randomize.extra_ions=[0, 3]", "mix.alpha_43cl=0", "mix.fusion_evap=0",
-         "mix.pileup=0"],
+         "mix.pileup=0", "beam_axis.incoming=false"],
     )  # fmt: skip
     table = _table(simulate(ions, 16, tmp_path / "ions", seed=3))
     assert np.all(table["channel"] == b"noise")
@@ -765,3 +770,41 @@ def test_randomized_faults_differ_per_file_and_repeat_per_seed(tmp_path):
         check_config(
             load_config(SimConfig, CONFIGS / "e15503b_nominal.yaml", ["randomize.hot_pads=[0, 3]"])
         )
+
+
+def _carbon_points_off_the_beam(config, tmp_path, seed: int) -> list[int]:
+    """Per carbon event: its carbon points (label 2) >= 30 mm from the reacting ion's line,
+    by hand: the beam is straight along z through the stored vertex (no divergence), and a
+    drift shear moves every point by (drift length) x tan(tilt) along the tilt azimuth."""
+    d = config.detector
+    azimuth, slope = np.deg2rad(d.tilt_azimuth_deg), np.tan(np.deg2rad(d.tilt_deg))
+    summary = simulate(config, 8, tmp_path, seed=seed)
+    counts = []
+    for path in summary.files:
+        with h5py.File(path) as f:
+            for row in f["events"][()]:
+                if row["channel"] != b"c12_elastic":
+                    continue
+                points = f[f"cloud/cloud_{row['event']}"][()]
+                carbon = points[f[f"cloud/labels_{row['event']}"][()] == 2]
+                shift = (d.length_mm - carbon[:, 2]) * slope  # z = 0 at the window
+                x = carbon[:, 0] - row["vertex_x"] - shift * np.cos(azimuth)
+                y = carbon[:, 1] - row["vertex_y"] - shift * np.sin(azimuth)
+                counts.append(int(np.sum(np.hypot(x, y) >= 30.0)))
+    return counts
+
+
+@pytest.mark.parametrize("tilt", [0.0, 6.2])
+def test_a_reaction_must_show_outside_the_beams_core(tmp_path, tilt):
+    """With `min_signal_radius_mm` 30 every carbon event has >= `min_signal_points` carbon
+    points 30 mm or more from the beam, sheared or not; with 0 (points anywhere count) some
+    do not: a carbon hidden in the beam's core, which no reader can tell from noise."""
+    base = ["beam.divergence_deg=0", "beam.spot_sigma_mm=0.5", f"detector.tilt_deg={tilt}",
+            "mix.proton=0", "mix.other=0", "mix.carbon=1"]  # fmt: skip
+    kept = load_config(SimConfig, CONFIGS / "tiny.yaml", base)
+    assert kept.min_signal_radius_mm == 30.0
+    counts = _carbon_points_off_the_beam(kept, tmp_path / "kept", seed=5)
+    assert len(counts) == 8 and min(counts) >= kept.min_signal_points
+    anywhere = load_config(SimConfig, CONFIGS / "tiny.yaml", [*base, "min_signal_radius_mm=0"])
+    counts = _carbon_points_off_the_beam(anywhere, tmp_path / "anywhere", seed=5)
+    assert min(counts) < anywhere.min_signal_points

@@ -611,6 +611,33 @@ class EventGenerator:
         )
         return self.form(raw, labels + products.label_offset, engine, knobs, rng)
 
+    def visible_points(
+        self,
+        candidate: tuple[np.ndarray, np.ndarray],
+        products: Products,
+        start: Start,
+        knobs: Knobs,
+    ) -> int:
+        """Points of the reaction's light products (not the heavy residue, which follows
+        the beam) at least ``min_signal_radius_mm`` from the reacting ion's line at their
+        depth, the drift shear included: what shows outside the beam's own charge."""
+        points, labels = candidate
+        radius = self.config.min_signal_radius_mm
+        if radius <= 0 or len(points) == 0:
+            return len(points)
+        heaviest = max(products.indices, key=lambda i: products.a[i])
+        light = labels != heaviest + products.label_offset
+        direction = start.rotation @ np.array([0.0, 0.0, 1.0])
+        depth = points[:, 2]
+        line = start.entry[:2] * 1000.0 + np.outer(depth / direction[2], direction[:2])
+        if knobs.tilt_deg != 0:  # the shear of `shear`: drift length (L - z) x tan(tilt)
+            d = self.config.detector
+            az = math.radians(d.tilt_azimuth_deg)
+            shift = (d.length_mm - depth) * math.tan(math.radians(knobs.tilt_deg))
+            line = line + np.outer(shift, [math.cos(az), math.sin(az)])
+        far = np.hypot(*(points[:, :2] - line).T) >= radius
+        return int(np.sum(light & far))
+
     def form(
         self,
         raw: np.ndarray,
@@ -709,8 +736,10 @@ class EventGenerator:
         self, rng: np.random.Generator, knobs: Knobs, start: Start | None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Points of the beam along the axis (`data_prep.sim.beam`): the reacting ion from
-        the window to ``start``'s vertex, and ``extra_ions`` other ions of the readout
-        window, a share of them scattered by a small angle somewhere on the way."""
+        the window to ``start``'s vertex (no ``start``, a noise event: the ion that
+        triggered, unreacted, through the whole drift length), and ``extra_ions`` other
+        ions of the readout window, a share of them scattered by a small angle somewhere
+        on the way."""
         axis = self.config.beam_axis
         engine = self.engine_for(knobs)
         core_m = BEAM_CORE_M
@@ -718,10 +747,16 @@ class EventGenerator:
             engine, core_m = self.see_through(engine), 0.0
         gas = self.gas(knobs.pressure_factor)
         segments: list[tuple[np.ndarray, np.ndarray, float, float, float]] = []
-        if axis.incoming and start is not None:
-            direction = start.rotation @ np.array([0.0, 0.0, 1.0])
-            segments.append((start.entry, direction, start.window_energy, start.vertex[2], 0.0))
         length = self.config.detector.length_mm / 1000.0
+        if axis.incoming:
+            # Every trigger comes with a beam ion, so every class shows one: a noise event
+            # without it made "visible beam" mean "a reaction" (REAL_DATA.md: a beam region
+            # that only some classes populate is a shortcut), and its beam-like clusters
+            # were called carbon.
+            ion = start if start is not None else self.start(rng, knobs)
+            end = start.vertex[2] if start is not None else length
+            direction = ion.rotation @ np.array([0.0, 0.0, 1.0])
+            segments.append((ion.entry, direction, ion.window_energy, end, 0.0))
         lo, hi = axis.extra_ions
         span = float(self.window_tb - self.config.electronics.micromegas_tb)
         n_ions = int(rng.integers(int(lo), int(hi) + 1))  # drawn always: same stream
@@ -887,7 +922,10 @@ class EventGenerator:
                         part = (np.empty((0, 8)), np.empty(0, dtype=np.int64))
                         break
                     candidate = self.detect(products, start, knobs, rng)
-                    if len(candidate[0]) >= cfg.min_signal_points:
+                    if (
+                        self.visible_points(candidate, products, start, knobs)
+                        >= cfg.min_signal_points
+                    ):
                         part = candidate
                         break
             parts.append(part)
