@@ -93,7 +93,7 @@ class DemoConfig:
     # removed first, as configs/prep/features.yaml does, and the physics features the
     # trees read stored beside the images, so that one file serves every model
     prep_settings: dict[str, Any] = field(
-        default_factory=lambda: {"structured_noise": "rules", "features": "tracks_v1"}
+        default_factory=lambda: {"structured_noise": "rules", "features": "tracks_v2"}
     )
     # simulated events in total (class mix of the preset): the trees gain most from more
     # events, and cost seconds; the simulation costs about 23 s per 1,000 on 2 workers

@@ -366,7 +366,7 @@ def read_images(
             )
         if features and "features" not in f:
             raise InputError(
-                "image file has no /features (preprocess with features: tracks_v1)", path=path
+                "image file has no /features (preprocess with features: tracks_v2)", path=path
             )
         return ImageSet(
             images=f["images"][sel],

@@ -71,7 +71,7 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
                 "dropout": float(cfg.dropout)}  # fmt: skip
     if name in FEATURE_MODELS:
         if image_config.features == "none":
-            raise InputError(f"model {name} needs features: preprocess with features=tracks_v1")
+            raise InputError(f"model {name} needs features: preprocess with features=tracks_v2")
         from data_prep.features import feature_names
 
         names = list(feature_names(image_config.features))
