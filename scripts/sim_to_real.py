@@ -160,6 +160,91 @@ ABLATION_TABLE = md_table(
      ("gas and fields (pressure, field, diffusion, tilt)", "0.73", "0.66", "-", "-", "-")],
 )  # fmt: skip
 
+#: trees (9,000 randomised events, 15 leaves, balanced; features of configs/prep/features.yaml
+#: with the set named) trained on three versions of the simulation, scored on the stand-in
+#: and test sets of each (measured outside this script, /work/exp5 scripts named in the text)
+LABELS_TABLE = md_table(
+    (
+        "training simulation",
+        "features",
+        "validation (3-fold, own simulation)",
+        "stand-in, previous",
+        "stand-in, + beam in noise",
+        "stand-in, current",
+        "randomised, current",
+        "nominal, current",
+        "nominal tilt 6.2°, current",
+    ),
+    [
+        (
+            "previous simulation",
+            "`tracks_v1`",
+            "0.75 / 0.68",
+            "0.77 / 0.71",
+            "0.76 / 0.64",
+            "0.82 / 0.67",
+            "0.78 / 0.78",
+            "0.83 / 0.87",
+            "0.89 / 0.71",
+        ),
+        (
+            "previous simulation",
+            "`tracks_v2`",
+            "0.75 / 0.68",
+            "0.79 / 0.71",
+            "0.77 / 0.65",
+            "0.84 / 0.69",
+            "0.77 / 0.79",
+            "0.85 / 0.88",
+            "0.92 / 0.73",
+        ),
+        (
+            "+ beam ion in noise events",
+            "`tracks_v1`",
+            "0.74 / 0.68",
+            "0.75 / 0.70",
+            "0.74 / 0.66",
+            "0.82 / 0.71",
+            "0.77 / 0.75",
+            "0.78 / 0.80",
+            "0.89 / 0.86",
+        ),
+        (
+            "+ beam ion in noise events",
+            "`tracks_v2`",
+            "0.75 / 0.68",
+            "0.75 / 0.69",
+            "0.76 / 0.66",
+            "0.82 / 0.71",
+            "0.77 / 0.77",
+            "0.79 / 0.80",
+            "0.89 / 0.86",
+        ),
+        (
+            "+ reaction shows >= 30 mm from the beam (current)",
+            "`tracks_v1`",
+            "0.81 / 0.83",
+            "0.74 / 0.69",
+            "0.75 / 0.69",
+            "0.83 / 0.83",
+            "0.80 / 0.84",
+            "0.79 / 0.86",
+            "0.92 / 0.94",
+        ),
+        (
+            "+ reaction shows >= 30 mm from the beam (current)",
+            "`tracks_v2`",
+            "**0.81 / 0.84**",
+            "0.76 / 0.70",
+            "0.76 / 0.71",
+            "**0.85 / 0.85**",
+            "**0.84 / 0.86**",
+            "**0.84 / 0.89**",
+            "**0.94 / 0.95**",
+        ),
+    ],
+)
+
 NORM_TABLE = static_table("charge_norm", NORM_COLUMNS, NORM_VALUES)
 
 #: the demo's models at demo scale, measured to choose them (README, "Demo"): 2,000
@@ -556,6 +641,48 @@ consistent gain; the code was not kept). A wider mask about the line (`beam_mask
 gives the small CNN the same validation macro-F1 (0.737 against 0.734) and lower proton
 F1 on nominal, nominal with tilt and the stand-in (0.64 / 0.65 / 0.59 against 0.70 /
 0.67 / 0.61), so the mask stays at 30 mm.
+
+## Labels that say what shows, and helix features (`tracks_v2`)
+
+Measured outside this script (2026-12-02, second stop). Per simulated channel the trees'
+largest errors were noise events called carbon (38 % of the randomised noise events) and
+carbon events called other. Both came from the simulation's labels, not from the
+detector: (1) a noise event had no beam ion of its own, so a visible beam meant "a
+reaction"; (2) a reaction counted as seen with 10 points anywhere off the beam pads,
+while the beam's charge fills the 30 mm about its line for every reader (and our
+features' and images' core): 22 % of carbon events showed no track beyond it and looked
+like noise events under another label. The simulation now gives every noise event its
+triggering ion and redraws a reaction until its light products show 10 points >= 30 mm
+from the reacting ion's line (docs/simulation.md, "Two label shortcuts removed"). Beside
+it, the features gained a helix reading of each track (`tracks_v2`, `data_prep.features`:
+the circle through the beam axis on the pad plane, cot theta on the first half turn, the
+elastic invariant R / (sin theta cos theta) that is one number per target for elastic
+recoils, and vertex-z differences between tracks for pile-up).
+
+The trees of the recommended recipe (9,000 randomised events, 15 leaves, balanced) on each
+simulation; the test sets of each simulation are 2,000 stand-in events (seed 99, runs
+5000+), 500 randomised (seed 98), 500 nominal (seed 97), 500 nominal with a 6.2° tilt
+(seed 96), made with the same settings. Proton F1 (binary reading of the 3-class call) /
+3-class macro-F1; with 493 stand-in protons the proton intervals are about +-0.03 (bootstrap,
+1,000 resamples: current trees on the current stand-in 0.850 [0.827, 0.871], on the
+previous one 0.765 [0.737, 0.793]; previous trees on the previous stand-in 0.786 [0.758,
+0.813]):
+
+{LABELS_TABLE}
+
+What it says. The helix features add ~0.01-0.03 proton F1 on almost every set (13 of 15
+sets of the previous simulation, measured beside this table). The beam ion in noise
+events makes the task harder (validation 0.75 -> 0.74) but removes the shortcut: trees
+trained without it lose 0.06-0.07 macro-F1 on the stand-in with it (0.71 -> 0.64/0.65).
+With labels that say what shows, the validation macro-F1 jumps (0.68 -> 0.84) and so
+does every test set made the same way: on the current stand-in 0.85 proton F1 and 0.85
+macro-F1, the issue's macro-F1 target, though not its 0.90 proton F1. Read this plainly:
+part of the jump is the task, not the model. The events whose reaction hides in the
+beam's core are gone from the current sets; on the previous stand-in, which keeps them
+(labelled carbon or proton), the current trees score 0.76 / 0.70 against the previous
+trees' 0.79 / 0.71: such events are not found by any of these models (nor by a reader).
+A real run labelled by hand will not count a carbon nobody can see, so the current
+definition is the one a hand-labelled run is closer to.
 
 ## Beam axis per run file (`beam_axis: run`, on in the recipe)
 

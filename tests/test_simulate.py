@@ -557,7 +557,7 @@ def test_beam_ion_before_the_trigger_keeps_only_charge_inside_the_window(monkeyp
 def test_randomized_beam_spot_and_extra_ions_are_the_ones_used(tmp_path):
     """The beam knobs drawn per event drive the physics: every vertex lies within a few of
     its event's drawn spot sigmas of the spot centre (the config's fixed 2 mm would not),
-    and a noise event (its triggering ion switched off: `beam_axis.incoming`) has beam
+    and a noise event (its triggering ion switched off: `beam_axis.trigger_ion`) has beam
     points exactly when its drawn number of extra ions is not 0 (the config's own range is
     [0, 0])."""
     base = ["beam.spot_offset_mm=[30, 0]", "beam_axis.extra_ions=[0, 0]",
@@ -574,7 +574,7 @@ def test_randomized_beam_spot_and_extra_ions_are_the_ones_used(tmp_path):
         SimConfig,
         CONFIGS / "tiny.yaml",
         [*base, "randomize.extra_ions=[0, 3]", "mix.alpha_43cl=0", "mix.fusion_evap=0",
-         "mix.pileup=0", "beam_axis.incoming=false"],
+         "mix.pileup=0", "beam_axis.trigger_ion=false"],
     )  # fmt: skip
     table = _table(simulate(ions, 16, tmp_path / "ions", seed=3))
     assert np.all(table["channel"] == b"noise")

@@ -145,9 +145,10 @@ class ClassMixConfig:
 class BeamAxisConfig:
     """Beam ions along the axis, in every event of every class (data_prep/sim/beam.py)."""
 
-    # the reacting ion's own track from the window to the vertex; in a noise event the
-    # ion that triggered, unreacted, through the drift volume
-    incoming: bool = True
+    incoming: bool = True  # the reacting ion's own track from the window to the vertex
+    # a noise event's triggering ion, unreacted, through the drift volume (false: the
+    # simulation before 2026-12-02's second stop, when noise events had no ion of their own)
+    trigger_ion: bool = True
     extra_ions: tuple[int, int] = (0, 2)  # other beam ions in the readout window, uniform
     scattered_fraction: float = 0.5  # share of the extra ions scattered on the way
     scattering_deg: tuple[float, float] = (1.0, 8.0)  # deg, lab; small-angle Rutherford

@@ -748,7 +748,7 @@ class EventGenerator:
         gas = self.gas(knobs.pressure_factor)
         segments: list[tuple[np.ndarray, np.ndarray, float, float, float]] = []
         length = self.config.detector.length_mm / 1000.0
-        if axis.incoming:
+        if axis.incoming and (start is not None or axis.trigger_ion):
             # Every trigger comes with a beam ion, so every class shows one: a noise event
             # without it made "visible beam" mean "a reaction" (REAL_DATA.md: a beam region
             # that only some classes populate is a shortcut), and its beam-like clusters
