@@ -548,6 +548,12 @@ def write_doc(
         "radius, z extent, angle and vertex-z gap between the two largest tracks. "
         "No absolute charge, no x or y, no absolute z.",
         "",
+        "The measurements below use `tracks_v1`. Since 2026-12-02 (second stop) "
+        "`configs/prep/features.yaml` and the demo use `tracks_v2` = `tracks_v1` + each "
+        "track read as a helix from the beam axis (radius, cot theta, the elastic invariant, "
+        "vertex-z differences; 71 numbers), measured against `tracks_v1` in "
+        'docs/sim-to-real.md, "Labels that say what shows" (`scripts/label_shortcuts.py`).',
+        "",
         "`preprocess --config configs/prep/features.yaml` stores them in the image file "
         "(`/features`, names in its attributes, the set in `image_config.features`); "
         "`train --config configs/train/gbt.yaml` fits scikit-learn's "
