@@ -82,7 +82,7 @@ def _default_models() -> dict[str, DemoModel]:
 
 @dataclass
 class DemoConfig:
-    """Sizes and seeds of the demo (defaults: about 2.5 minutes on 2 quiet cores, the
+    """Sizes and seeds of the demo (defaults: about 3 minutes on 2 quiet cores, the
     simulation and the CNNs' epochs taking most of it; README, "Demo")."""
 
     # domain-randomised simulation and robust inputs (docs/sim-to-real.md): models that
@@ -96,7 +96,7 @@ class DemoConfig:
         default_factory=lambda: {"structured_noise": "rules", "features": "tracks_v2"}
     )
     # simulated events in total (class mix of the preset): the trees gain most from more
-    # events, and cost seconds; the simulation costs about 23 s per 1,000 on 2 workers
+    # events, and cost seconds; the simulation costs about 50 s per 1,000 on 2 workers
     events: int = 2000
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)
