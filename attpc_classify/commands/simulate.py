@@ -97,7 +97,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"channels: {channels}")
     print(
         "rejected = reaction draws redrawn for fewer than "
-        f"{config.min_signal_points} points above threshold"
+        f"{config.min_signal_points} points above threshold "
+        f">= {config.min_signal_radius_mm:g} mm from the beam"
     )
     if args.stats:
         from data_prep.sim.stats import class_statistics

@@ -912,8 +912,9 @@ class EventGenerator:
                     if draws > cfg.max_draws:
                         raise InputError(
                             f"channel {channel!r}: no event with >= {cfg.min_signal_points} "
-                            f"points above threshold in {cfg.max_draws} draws; raise "
-                            "detector.mpgd_gain or lower electronics.adc_threshold"
+                            f"points above threshold >= {cfg.min_signal_radius_mm:g} mm from "
+                            f"the beam in {cfg.max_draws} draws; raise detector.mpgd_gain or "
+                            "lower electronics.adc_threshold or min_signal_radius_mm"
                         )
                     products = self.kinematics(name, start, rng)
                     if products is None:
