@@ -266,25 +266,20 @@ def _helix(xyz: np.ndarray) -> tuple[np.ndarray, float]:
         # radial distance is its arc length
         radius = MAX_RADIUS_MM
         s = np.hypot(xy[:, 0], xy[:, 1])
-        rms = np.nan
     else:
         rel = xy - centre
-        rms = float(np.sqrt(np.mean((np.hypot(rel[:, 0], rel[:, 1]) - radius) ** 2)))
+        f[3] = np.sqrt(np.mean((np.hypot(rel[:, 0], rel[:, 1]) - radius) ** 2))
         phi = np.arctan2(rel[:, 1], rel[:, 0]) - np.arctan2(-centre[1], -centre[0])
         phi = (phi + np.pi) % (2.0 * np.pi) - np.pi  # (-pi, pi]
         if np.median(phi) < 0:  # rotation sense of this track
             phi = -phi
-        s = radius * phi
         keep = (phi > 0) & (phi < np.pi)
-        if keep.sum() < MIN_HELIX_POINTS:
-            f[0], f[3] = np.log10(radius), rms
-            return f, np.nan
-        s, xyz = s[keep], xyz[keep]
-    if np.ptp(s) < MIN_HELIX_SPAN_MM:
-        f[0], f[3] = np.log10(radius), rms
+        s, xyz = radius * phi[keep], xyz[keep]
+    f[0] = np.log10(radius)
+    if len(s) < MIN_HELIX_POINTS or np.ptp(s) < MIN_HELIX_SPAN_MM:
         return f, np.nan
     cot, z0 = np.polyfit(s, xyz[:, 2], 1)
-    f[0], f[1], f[3] = np.log10(radius), cot, rms
+    f[1] = cot
     if cot != 0:
         f[2] = np.log10(radius * (1.0 + cot**2) / abs(cot))
     return f, float(z0)
