@@ -1,0 +1,189 @@
+"""The recommended trees against the number of simulated training events and tree size.
+
+    .venv/bin/python scripts/training_size.py --out training_size [--workers 2]
+
+Everything goes through the application, as README "Recommended model" runs it:
+``simulate --config e15503b_randomized`` in three parts (9,000 events seed 1 runs 0+,
+27,000 seed 2 runs 1000+, 36,000 seed 3 runs 2000+), so the training sets are the first
+part (9,000), the first two (36,000) and all three (72,000); test sets as in
+scripts/label_shortcuts.py: a stand-in (2,000 events, seed 99, runs 5000+), randomised
+(1,000, seed 98, runs 5100+) and nominal (500, seed 97, runs 5200+) simulations.
+``preprocess --config configs/prep/features.yaml``; ``train --config
+configs/train/gbt.yaml optim.balance=weights model.learning_rate=0.1
+model.max_leaf_nodes=L`` (early stopping on its 20 % validation split, seed 0);
+``evaluate --n-boot 1000 --sim`` on each test set. The tree size is chosen on the
+validation macro-F1, never on a test set.
+
+Printed: a Markdown table (validation macro-F1; proton F1 [95 % interval] of the binary
+reading / 3-class macro-F1 per test set), the errors per simulated channel of the
+validation-chosen model on the randomised test set, its pile-up errors by how much the
+weaker of the two reactions shows, and a last JSON line. Steps whose output exists are
+skipped. Runtime here: ~50 min on 2 cores, most of it the simulation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "attpc_classify.cli"]
+#: training parts: name -> (events, seed, first run); sizes are cumulative
+PARTS = {"a": (9000, 1, 0), "b": (27000, 2, 1000), "c": (36000, 3, 2000)}
+SIZES = {9000: ("a",), 36000: ("a", "b"), 72000: ("a", "b", "c")}
+TESTS = {
+    "standin": ("e15503b_standin", 2000, 99, 5000),
+    "randomised": ("e15503b_randomized", 1000, 98, 5100),
+    "nominal": ("e15503b_nominal", 500, 97, 5200),
+}
+LEAVES = (15, 63, 127)
+#: points >= this far from the run's beam line count as "shown" (the simulation's
+#: min_signal_radius_mm and the features' beam core)
+SHOWN_MM = 30.0
+
+
+def cli(*args: object) -> None:
+    subprocess.run([*CLI, *map(str, args)], check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+
+
+def simulate(out: Path, preset: str, events: int, seed: int, first: int, workers: int) -> None:
+    # --resume: finished run files are kept, an interrupted one is simulated again
+    cli("simulate", "--config", preset, "--events", events, "--seed", seed, "--first-run",
+        first, "--out", out, "--workers", workers, "--quiet", "--resume")  # fmt: skip
+
+
+def preprocess(inputs: list[Path], out: Path, workers: int) -> None:
+    if not out.exists():
+        cli("preprocess", *inputs, "--out", out, "--config", "configs/prep/features.yaml",
+            "--workers", workers, "--quiet")  # fmt: skip
+
+
+def train(data: Path, run: Path, leaves: int) -> float:
+    """Fit (once) and return the validation macro-F1 of the last history row."""
+    if not (run / "model.safetensors").exists():
+        cli("train", "--config", "configs/train/gbt.yaml", "--data", data, "--out", run,
+            "--quiet", "optim.balance=weights", "model.learning_rate=0.1",
+            f"model.max_leaf_nodes={leaves}")  # fmt: skip
+    rows = (run / "metrics.jsonl").read_text().splitlines()
+    return float(json.loads(rows[-1])["val_macro_f1"])
+
+
+def evaluate(run: Path, data: Path, sim: Path) -> dict:
+    out = run / "eval" / data.stem
+    if not (out / "metrics.json").exists():
+        cli("evaluate", run, "--data", data, "--sim", sim, "--n-boot", 1000, "--no-figures",
+            "--quiet", "--out", out)  # fmt: skip
+    return json.loads((out / "metrics.json").read_text())
+
+
+def shown_points(sim: Path) -> dict[tuple[int, int], int]:
+    """Pile-up events of ``sim``: (run, event) -> points the weaker reaction shows
+    ``SHOWN_MM`` or more from the run's beam line (its light and heavy products)."""
+    import yaml
+
+    from data_prep.beamaxis import centre_on_beam
+    from data_prep.images import ImageConfig
+    from data_prep.quantiles import file_beam_axis
+    from data_prep.sim.physics import PILEUP_OFFSET
+
+    cfg = ImageConfig.from_dict(yaml.safe_load((ROOT / "configs/prep/features.yaml").read_text()))
+    out = {}
+    for path in sorted(sim.glob("run_*.h5")):
+        axis = file_beam_axis(path, cfg).axis
+        with h5py.File(path) as f:
+            run = int(f.attrs["run"])
+            for row in f["events"][()]:
+                if row["channel"] != b"pileup":
+                    continue
+                e = int(row["event"])
+                xyz = centre_on_beam(f["cloud"][f"cloud_{e}"][()][:, :3], axis)
+                lab = f["cloud"][f"labels_{e}"][()]
+                far = np.hypot(xyz[:, 0], xyz[:, 1]) >= SHOWN_MM
+                second = lab >= PILEUP_OFFSET
+                out[(run, e)] = int(min((far & (lab >= 0) & ~second).sum(), (far & second).sum()))
+    return out
+
+
+def pileup_by_shown(run: Path, data: Path, sim: Path, out: Path) -> list[tuple[str, int, int]]:
+    """(bin, events, wrong) of the pile-up events of ``data`` by `shown_points`."""
+    from attpc_classify.predict import read_predictions
+
+    csv = out / f"{data.stem}_predictions.csv"
+    if not csv.exists():
+        cli("classify", run, data, "--out", csv, "--quiet")
+    pred = read_predictions(csv)
+    shown = shown_points(sim)
+    rows = []
+    for lo, hi in ((0, 20), (20, 40), (40, 80), (80, 10**9)):
+        n = wrong = 0
+        for run_no, event, call in zip(pred["run"], pred["event_id"], pred["label"], strict=True):
+            k = shown.get((int(run_no), int(event)))
+            if k is not None and lo <= k < hi:
+                n += 1
+                wrong += str(call) != "other"  # a pile-up event is "other"
+        rows.append((f"{lo}-{hi - 1}" if hi < 10**9 else f">= {lo}", n, wrong))
+    return rows
+
+
+def cell(m: dict) -> str:
+    f = m["tasks"]["binary"]["per_class"]["proton"]["f1"]
+    macro = m["tasks"]["multiclass"]["macro_f1"]["value"]
+    return f"{f['value']:.2f} [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}] / {macro:.2f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    sim, data, runs = args.out / "sim", args.out / "data", args.out / "runs"
+    data.mkdir(parents=True, exist_ok=True)
+    for name, (events, seed, first) in PARTS.items():
+        simulate(sim / name, "e15503b_randomized", events, seed, first, args.workers)
+    for name, (preset, events, seed, first) in TESTS.items():
+        simulate(sim / name, preset, events, seed, first, args.workers)
+        preprocess([sim / name], data / f"{name}.h5", args.workers)
+    results: dict[str, dict] = {}
+    for size, parts in SIZES.items():
+        train_file = data / f"train_{size}.h5"
+        preprocess([sim / p for p in parts], train_file, args.workers)
+        for leaves in LEAVES:
+            run = runs / f"{size}_{leaves}"
+            row: dict = {"validation": train(train_file, run, leaves)}
+            for name in TESTS:
+                row[name] = evaluate(run, data / f"{name}.h5", sim / name)
+            results[f"{size}_{leaves}"] = row
+            print(f"{size} events, {leaves} leaves:", f"{row['validation']:.3f}",
+                  *(cell(row[n]) for n in TESTS), flush=True)  # fmt: skip
+    print("| training events | leaves | validation macro-F1 | " + " | ".join(TESTS) + " |")
+    print("|---" * (3 + len(TESTS)) + "|")
+    for key, row in results.items():
+        size, leaves = key.split("_")
+        cells = " | ".join(cell(row[n]) for n in TESTS)
+        print(f"| {int(size):,} | {leaves} | {row['validation']:.3f} | {cells} |")
+    largest = [f"{max(SIZES)}_{leaves}" for leaves in LEAVES]
+    best = max(largest, key=lambda k: results[k]["validation"])
+    print(f"\nchosen on validation at the largest size: {best}")
+    by_channel = results[best]["randomised"]["by_channel"]["multiclass"]
+    print("| channel | wrong / events | called |\n|---|---|---|")
+    for channel, r in by_channel.items():
+        called = ", ".join(f"{k} {v}" for k, v in r["called"].items())
+        print(f"| {channel} | {r['wrong']} / {r['n']} | {called} |")
+    shown = pileup_by_shown(runs / best, data / "randomised.h5", sim / "randomised", args.out)
+    print("| weaker reaction's points >= 30 mm | pile-up events | called proton or carbon |")
+    print("|---|---|---|")
+    for label, n, wrong in shown:
+        print(f"| {label} | {n} | {wrong} ({wrong / max(n, 1):.0%}) |")
+    summary = {k: {"validation": r["validation"], **{n: cell(r[n]) for n in TESTS}}
+               for k, r in results.items()}  # fmt: skip
+    print(json.dumps({"chosen": best, "results": summary, "pileup_by_shown": shown}))
+
+
+if __name__ == "__main__":
+    main()
