@@ -552,7 +552,11 @@ def write_doc(
         "`configs/prep/features.yaml` and the demo use `tracks_v2` = `tracks_v1` + each "
         "track read as a helix from the beam axis (radius, cot theta, the elastic invariant, "
         "vertex-z differences; 71 numbers), measured against `tracks_v1` in "
-        'docs/sim-to-real.md, "Labels that say what shows" (`scripts/label_shortcuts.py`).',
+        'docs/sim-to-real.md, "Labels that say what shows" (`scripts/label_shortcuts.py`). '
+        "The settings chosen below were chosen at 1,600-4,800 training events; with "
+        "36,000-72,000 events larger trees win (127 leaves, class-balanced, learning rate "
+        "0.1: the README's recommended model; docs/sim-to-real.md, \"More simulated events "
+        'and larger trees", `scripts/training_size.py`).',
         "",
         "`preprocess --config configs/prep/features.yaml` stores them in the image file "
         "(`/features`, names in its attributes, the set in `image_config.features`); "
