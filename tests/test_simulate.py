@@ -213,10 +213,18 @@ def test_resume_rewrites_only_missing_files(tiny_run, tiny_config, tmp_path):
     assert not list(work.glob("*.partial"))
 
 
-def test_class_statistics_follow_physics(tiny_run):
+@pytest.fixture(scope="module")
+def stats_run(tiny_config, tmp_path_factory):
+    """40 events (~13 per class): medians of 4 events per class (``tiny_run``) swing with
+    one long forward carbon recoil (a 12C of tens of MeV runs tens of cm)."""
+    out = tmp_path_factory.mktemp("sim") / "stats"
+    simulate(tiny_config, 40, out, seed=SEED, events_per_file=20)
+    return out
+
+
+def test_class_statistics_follow_physics(stats_run):
     """Protons: long tracks, little charge per mm. Carbon recoils: short, dense."""
-    out, _ = tiny_run
-    stats = class_statistics(sorted(out.glob("run_*.h5")))
+    stats = class_statistics(sorted(stats_run.glob("run_*.h5")))
     proton, carbon = stats["proton"], stats["carbon"]
     assert proton["median_track_mm"] > 150  # hundreds of mm
     assert carbon["median_track_mm"] < 120
