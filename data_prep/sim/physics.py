@@ -630,11 +630,9 @@ class EventGenerator:
         direction = start.rotation @ np.array([0.0, 0.0, 1.0])
         depth = points[:, 2]
         line = start.entry[:2] * 1000.0 + np.outer(depth / direction[2], direction[:2])
-        if knobs.tilt_deg != 0:  # the shear of `shear`: drift length (L - z) x tan(tilt)
-            d = self.config.detector
-            az = math.radians(d.tilt_azimuth_deg)
-            shift = (d.length_mm - depth) * math.tan(math.radians(knobs.tilt_deg))
-            line = line + np.outer(shift, [math.cos(az), math.sin(az)])
+        if knobs.tilt_deg != 0:  # the shear of `shear`: drift length L - z
+            drift = self.config.detector.length_mm - depth
+            line = line + self.shear_offset(drift, knobs.tilt_deg)
         far = np.hypot(*(points[:, :2] - line).T) >= radius
         return int(np.sum(light & far))
 
@@ -698,11 +696,10 @@ class EventGenerator:
         d, e = self.config.detector, self.config.electronics
         mm_per_tb = d.length_mm / float(self.window_tb - e.micromegas_tb)
         drift = np.clip(raw[:, 1] - e.micromegas_tb, 0.0, None) * mm_per_tb
-        azimuth = math.radians(d.tilt_azimuth_deg)
-        shift = drift * math.tan(math.radians(tilt_deg))
+        offset = self.shear_offset(drift, tilt_deg)
         xy = self.engine.pad_centers[raw[:, 0].astype(np.int64)]
-        x = np.floor(xy[:, 0] + shift * math.cos(azimuth))
-        y = np.floor(xy[:, 1] + shift * math.sin(azimuth))
+        x = np.floor(xy[:, 0] + offset[:, 0])
+        y = np.floor(xy[:, 1] + offset[:, 1])
         engine = self.engine  # the real pad map (not `see_through`'s)
         low, high, step = (float(v) for v in engine.pad_grid_edges)
         on_grid = (x >= low) & (x < high) & (y >= low) & (y < high)
@@ -714,6 +711,14 @@ class EventGenerator:
         moved = raw[keep].copy()
         moved[:, 0] = pads[keep]
         return moved, labels[keep]
+
+    def shear_offset(self, drift_mm: np.ndarray, tilt_deg: float) -> np.ndarray:
+        """``(N, 2)`` mm: how far charge that drifts ``drift_mm`` lands from where it was
+        made when the drift is ``tilt_deg`` off the detector axis (along
+        ``tilt_azimuth_deg``)."""
+        azimuth = math.radians(self.config.detector.tilt_azimuth_deg)
+        shift = np.asarray(drift_mm, dtype=np.float64) * math.tan(math.radians(tilt_deg))
+        return np.outer(shift, [math.cos(azimuth), math.sin(azimuth)])
 
     def spyral_rows(
         self, pads: np.ndarray, tb: np.ndarray, amplitude: np.ndarray, integral: np.ndarray
