@@ -723,7 +723,8 @@ circle through the beam axis on the pad plane, cot theta on the first half turn,
 elastic invariant R / (sin theta cos theta) that is one number per target for elastic
 recoils, and vertex-z differences between tracks for pile-up).
 
-The trees of the recommended recipe (9,000 randomised events, seed 1, 15 leaves, balanced)
+The trees of the recipe then recommended (9,000 randomised events, seed 1, 15 leaves,
+balanced)
 trained on each version and scored on every version's sets: 2,000 stand-in events (seed
 99, runs 5000+; bootstrap 95 % interval of the proton F1, 1,000 resamples), 500
 randomised (seed 98), 500 nominal (seed 97), 500 nominal with a 6.2° tilt (seed 96).
