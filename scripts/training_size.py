@@ -37,10 +37,12 @@ import argparse
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import h5py
 import numpy as np
+from demo_eval import cell  # "proton F1 [95 %] / macro-F1" of an evaluate metrics.json
 from label_shortcuts import VERSIONS
 from sim_to_real import KNOBS
 
@@ -73,7 +75,7 @@ def cli(*args: object) -> None:
 
 
 def simulate(out: Path, preset: str, events: int, seed: int, first: int, workers: int,
-             sets: list[str] = ()) -> None:  # fmt: skip
+             sets: Sequence[str] = ()) -> None:  # fmt: skip
     # --resume: finished run files are kept, an interrupted one is simulated again
     overrides = [x for s in sets for x in ("--set", s)]
     cli("simulate", "--config", preset, "--events", events, "--seed", seed, "--first-run",
@@ -164,12 +166,6 @@ def pileup_by_shown(run: Path, data: Path, sim: Path, out: Path) -> list[tuple[s
 def slug(name: str) -> str:
     """A file name for a test set's name."""
     return name.replace(", ", "_").replace(" ", "_")
-
-
-def cell(m: dict) -> str:
-    f = m["tasks"]["binary"]["per_class"]["proton"]["f1"]
-    macro = m["tasks"]["multiclass"]["macro_f1"]["value"]
-    return f"{f['value']:.2f} [{f['ci95'][0]:.2f}, {f['ci95'][1]:.2f}] / {macro:.2f}"
 
 
 def main() -> None:
