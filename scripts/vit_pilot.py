@@ -20,6 +20,13 @@ first pre-trained 3-class on the source (the benchmark's source images, its seed
         --variants cnn,p8 --pretrain-epochs 10 --unlabelled-fraction 0.5 --self-train
     # ... on 4,000 newly simulated unlabelled target events instead; Mixup / CutMix
     ... --unlabelled-sim 4000 --self-train;  ... --teacher --token --mixup 0.8 --cutmix 1.0
+    # pre-training on another source (simulated into the cache first), on a seeded draw
+    # of N of its training events; cnn_pre = the CNN pre-trained the same way; stem8bn /
+    # stem8id = the conv stem with BatchNorm / no norm instead of GroupNorm; cnn_gn = the
+    # CNN with GroupNorm instead of BatchNorm
+    OMP_NUM_THREADS=1 python scripts/vit_pilot.py --cache /work/vitp/cache \
+        --variants stem8bn,cnn_pre --pretrain-epochs 10 \
+        --source e15503b_nominal:12000:1 --source-events 5100
 """
 
 from __future__ import annotations
@@ -50,7 +57,44 @@ from data_prep.imagefile import read_images
 from learngene.vit import create_vit
 
 #: name -> (patch, stem_width); the ViT is width 96, 3 heads, depth --depth
-VARIANTS = {"p8": (8, 0), "p4": (4, 0), "stem8": (8, 24), "stem4": (4, 24), "stem8w32": (8, 32)}
+VARIANTS = {
+    "p8": (8, 0),
+    "p4": (4, 0),
+    "stem8": (8, 24),
+    "stem4": (4, 24),
+    "stem8w32": (8, 32),
+    "stem8bn": (8, 24),
+    "stem8id": (8, 24),
+}
+#: the norm layer of a variant's conv stem in place of GroupNorm(1): BatchNorm (batch
+#: statistics, as the CNN's), or none (a per-event norm removes each event's overall
+#: charge and hit scale; none keeps it without BatchNorm's buffers)
+STEM_NORM = {"stem8bn": "batch", "stem8id": "none"}
+
+
+def _vit(name: str, **kw):
+    """`create_vit`, with the stem's GroupNorms swapped as `STEM_NORM` says."""
+    model = create_vit(**kw)
+    if name in STEM_NORM:
+        stem = model.patch_embed.stem
+        for i, m in enumerate(stem):
+            if isinstance(m, torch.nn.GroupNorm):
+                norm = STEM_NORM[name]
+                stem[i] = torch.nn.BatchNorm2d(m.num_channels) if norm == "batch" else (
+                    torch.nn.Identity())  # fmt: skip
+    return model
+
+
+def _cnn(num_classes: int, image_config, name: str = "cnn"):
+    """The small CNN (width 32, depth 3); ``cnn_gn``: GroupNorm(1) in place of BatchNorm."""
+    model = build_model(ModelConfig(name="cnn", width=32, depth=3), image_config=image_config,
+                        num_classes=num_classes)  # fmt: skip
+    if name.endswith("_gn"):
+        f = model.features
+        for i, m in enumerate(f):
+            if isinstance(m, torch.nn.BatchNorm2d):
+                f[i] = torch.nn.GroupNorm(1, m.num_features)
+    return model
 
 
 def _one(cache: Path, stage: str) -> Path:
@@ -78,21 +122,52 @@ def _cnn_teacher(train, task: str, k: int, epochs: int, path: Path, augment: str
     return teacher.eval()
 
 
-def _simulated_unlabelled(cache: Path, events: int, seed: int = 4):
-    """``events`` new target events, labels set to -1: the CPU config's target preset
-    and images, simulation seed ``seed`` (the pool has 2, the test set 3), built by the
-    benchmark's own stages in ``cache``."""
+def _stage_images(cache: Path, role: str, preset: str, events: int, seed: int,
+                  workers: int = 1) -> str:  # fmt: skip
+    """The image file of ``events`` events of ``preset`` (simulation seed ``seed``) with
+    the CPU config's images, built (or reused) by the benchmark's own stages in ``cache``."""
     from attpc_classify.config import load_config
     from attpc_classify.stagecache import StageCache
     from attpc_classify.transfer.config import BenchConfig, SimSpec
     from attpc_classify.transfer.stages import images_stage, simulate_stage
 
-    cfg = load_config(BenchConfig, "configs/benchmark/transfer_cpu.yaml", ["data.sim_workers=1"])
-    t = cfg.data.target_train
-    spec = SimSpec(t.preset, events, seed, list(t.overrides))
+    cfg = load_config(BenchConfig, "configs/benchmark/transfer_cpu.yaml",
+                      [f"data.sim_workers={workers}"])  # fmt: skip
     st = StageCache(cache)
-    sim = simulate_stage(st, cfg, "target_unlabelled", spec)
-    images = read_images(images_stage(st, cfg, sim).info["file"])
+    sim = simulate_stage(st, cfg, role, SimSpec(preset, events, seed))
+    return images_stage(st, cfg, sim).info["file"]
+
+
+def _pretrained_cnn(a, src, image_config, name: str):
+    """The small CNN pre-trained 3-class on the source (kept beside ``a.out``), with a
+    fresh binary head, and its best source-validation macro-F1."""
+    tag = "_" + a.source.replace(":", "_") if a.source else ""
+    gn = "_gn" if name.endswith("_gn") else ""
+    saved = a.out.parent / f"pre_cnn{gn}_e{a.pretrain_epochs}{tag}_n{len(src[0])}.safetensors"
+    if saved.exists():
+        state = load_file(str(saved))
+        src_f1 = float(json.loads(saved.with_suffix(".json").read_text())["f1"])
+    else:
+        model = _cnn(3, image_config, name)
+        po = OptimConfig(lr=2e-3, epochs=a.pretrain_epochs, warmup_epochs=1, batch_size=64,
+                         patience=0)  # fmt: skip
+        r = fit(model, src[0], src[1], TrainConfig(optim=po, data=DataConfig(augment=a.augment),
+                seed=0), task="multiclass", out_dir=None)  # fmt: skip
+        src_f1 = r.best_metric
+        state = {k: v.contiguous() for k, v in model.state_dict().items()
+                 if not k.startswith("head.")}  # fmt: skip
+        save_file(state, str(saved))
+        saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
+    model = _cnn(2, image_config, name)
+    model.load_state_dict(state, strict=False)
+    return model, src_f1
+
+
+def _simulated_unlabelled(cache: Path, events: int, seed: int = 4):
+    """``events`` new target events, labels set to -1: the CPU config's target preset
+    and images, simulation seed ``seed`` (the pool has 2, the test set 3)."""
+    images = read_images(_stage_images(cache, "target_unlabelled", "e15503b_shifted",
+                                       events, seed))  # fmt: skip
     images.label = np.full(len(images), -1, dtype=images.label.dtype)  # never read
     return images
 
@@ -141,6 +216,15 @@ def main() -> None:
     )
     ap.add_argument("--mixup", type=float, default=0.0, help="fine-tuning Mixup α (DeiT 0.8)")
     ap.add_argument("--cutmix", type=float, default=0.0, help="fine-tuning CutMix α (DeiT 1)")
+    ap.add_argument("--source", default="",
+                    help="PRESET:EVENTS:SEED pre-trains on this simulation instead of the "
+                         "cache's source images (built into the cache first)")  # fmt: skip
+    ap.add_argument(
+        "--source-events",
+        type=int,
+        default=0,
+        help="pre-train on a seeded draw of N source training events (0: all)",
+    )
     ap.add_argument("--out", type=Path, default=Path("/tmp/vitp/pilot.jsonl"))
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -164,19 +248,27 @@ def main() -> None:
     if a.pretrain_epochs:
         from attpc_classify.engine import load_datasets
 
-        src_path = str(_one(a.cache, "images_source"))
+        src_path = str(_one(a.cache, "images_source")) if not a.source else None
+        if a.source:
+            preset, events, seed = a.source.split(":")
+            src_path = _stage_images(a.cache, f"pilot_src_{preset}", preset, int(events),
+                                     int(seed), workers=2)  # fmt: skip
         tc = TrainConfig(data=DataConfig(path=src_path, val_fraction=0.15), seed=0)
         src = load_datasets(tc, "images")
+        if a.source_events:  # a seeded random draw of N source training events
+            keep = np.random.default_rng(0).permutation(len(src[0]))[: a.source_events]
+            src = (src[0].subset(np.sort(keep)), src[1])
 
     for name in a.variants.split(","):
         t0 = time.perf_counter()
-        if name == "cnn":
-            model = build_model(ModelConfig(name="cnn", width=32, depth=3),
-                                image_config=train.config, num_classes=2)  # fmt: skip
+        if name in ("cnn", "cnn_pre", "cnn_gn", "cnn_pre_gn"):
+            model = _cnn(2, train.config, name)
             optim = OptimConfig(
                 lr=2e-3, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
             )
             src_f1 = None
+            if name.startswith("cnn_pre"):  # the same CNN pre-trained 3-class on the source
+                model, src_f1 = _pretrained_cnn(a, src, train.config, name)
         else:
             patch, stem = VARIANTS[name]
             arch = dict(img_size=32, patch_size=patch, in_chans=2, embed_dim=96, depth=a.depth,
@@ -186,6 +278,8 @@ def main() -> None:
             if src is not None:
                 # the pre-trained model is kept, so fine-tuning variants reuse it
                 tag = "_tok" if a.pretrain_token else ""
+                if a.source:
+                    tag += "_" + a.source.replace(":", "_") + f"_n{len(src[0])}"
                 saved = (
                     a.out.parent / f"pre_{name}_d{a.depth}_e{a.pretrain_epochs}{tag}.safetensors"
                 )
@@ -193,7 +287,7 @@ def main() -> None:
                     state = load_file(str(saved))
                     src_f1 = float(json.loads(saved.with_suffix(".json").read_text())["f1"])
                 else:
-                    model = create_vit(num_classes=3, **arch, distill_token=a.pretrain_token)
+                    model = _vit(name, num_classes=3, **arch, distill_token=a.pretrain_token)
                     po = OptimConfig(lr=1e-3, epochs=a.pretrain_epochs, warmup_epochs=1,
                                      batch_size=64, patience=0)  # fmt: skip
                     dc = DistillConfig(alpha=0.5, tau=2.0, kind=a.kind)
@@ -211,10 +305,10 @@ def main() -> None:
                              if not k.startswith(("head.", "head_dist."))}  # fmt: skip
                     save_file(state, str(saved))
                     saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
-                model = create_vit(num_classes=2, **arch, **tok)
+                model = _vit(name, num_classes=2, **arch, **tok)
                 model.load_state_dict(state, strict=False)  # heads fresh, token only if pre-trained
             else:
-                model = create_vit(num_classes=2, **arch, **tok)
+                model = _vit(name, num_classes=2, **arch, **tok)
             optim = OptimConfig(
                 lr=5e-4, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
             )
@@ -238,6 +332,7 @@ def main() -> None:
                "unlabelled_fraction": a.unlabelled_fraction,
                "unlabelled_sim": a.unlabelled_sim,
                "self_train": a.self_train, "mixup": a.mixup, "cutmix": a.cutmix,
+               "source": a.source, "n_source": len(src[0]) if src else 0,
                "n_train": len(train), "n_val": len(val),
                "src_val_macro_f1": src_f1, "val_proton_f1": s["proton_f1"],
                "val_macro_f1": s["macro_f1"], "train_proton_f1": s_tr["proton_f1"],
