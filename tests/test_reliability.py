@@ -355,11 +355,14 @@ def test_a_failed_train_is_one_line_and_leaves_no_half_run(tmp_path, capsys, ove
 def test_terminated_classify_leaves_no_temporary_file(trained, tmp_path):
     events = make_events(np.random.default_rng(2), 1500, n_points=(50, 100))
     src = write_spyral(tmp_path / "run_0003.h5", events)
+    # four runs' worth of work, so that the signal lands mid-run even when the test
+    # process is scheduled late on a loaded machine (one run finished first in CI once)
+    inputs = [src] + [shutil.copy(src, tmp_path / f"run_000{i}.h5") for i in (4, 5, 6)]
     stale = tmp_path / ".p.csv.tmp-999999999"  # of a classify killed with SIGKILL
     stale.write_text("run,event_id\n")
     out = tmp_path / "p.csv"
     code = "import sys; from attpc_classify.cli import main; sys.exit(main(sys.argv[1:]))"
-    argv = ["classify", str(trained["run"]), str(src), "--out", str(out), "--quiet",
+    argv = ["classify", str(trained["run"]), *map(str, inputs), "--out", str(out), "--quiet",
             "--batch-size", "16"]  # fmt: skip
     proc = subprocess.Popen([sys.executable, "-c", code, *argv], stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
@@ -370,7 +373,7 @@ def test_terminated_classify_leaves_no_temporary_file(trained, tmp_path):
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 128 + signal.SIGTERM and "terminated" in err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["run_0003.h5"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"run_000{i}.h5" for i in range(3, 7)]
 
 
 # -- tracebacks where a one-line error belongs -------------------------------------------------
