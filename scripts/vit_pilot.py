@@ -138,26 +138,37 @@ def _stage_images(cache: Path, role: str, preset: str, events: int, seed: int,
     return images_stage(st, cfg, sim).info["file"]
 
 
+def _pretrained_state(saved: Path, pretrain) -> tuple[dict, float]:
+    """The headless state and best source-validation macro-F1 kept at ``saved``, else
+    those of ``pretrain()`` (a pre-trained model and that F1), kept there for later runs."""
+    if saved.exists():
+        return load_file(str(saved)), float(
+            json.loads(saved.with_suffix(".json").read_text())["f1"]
+        )
+    model, src_f1 = pretrain()
+    state = {k: v.contiguous() for k, v in model.state_dict().items()
+             if not k.startswith(("head.", "head_dist."))}  # fmt: skip
+    save_file(state, str(saved))
+    saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
+    return state, src_f1
+
+
 def _pretrained_cnn(a, src, image_config, name: str):
     """The small CNN pre-trained 3-class on the source (kept beside ``a.out``), with a
     fresh binary head, and its best source-validation macro-F1."""
     tag = "_" + a.source.replace(":", "_") if a.source else ""
     gn = "_gn" if name.endswith("_gn") else ""
     saved = a.out.parent / f"pre_cnn{gn}_e{a.pretrain_epochs}{tag}_n{len(src[0])}.safetensors"
-    if saved.exists():
-        state = load_file(str(saved))
-        src_f1 = float(json.loads(saved.with_suffix(".json").read_text())["f1"])
-    else:
+
+    def pretrain():
         model = _cnn(3, image_config, name)
         po = OptimConfig(lr=2e-3, epochs=a.pretrain_epochs, warmup_epochs=1, batch_size=64,
                          patience=0)  # fmt: skip
         r = fit(model, src[0], src[1], TrainConfig(optim=po, data=DataConfig(augment=a.augment),
                 seed=0), task="multiclass", out_dir=None)  # fmt: skip
-        src_f1 = r.best_metric
-        state = {k: v.contiguous() for k, v in model.state_dict().items()
-                 if not k.startswith("head.")}  # fmt: skip
-        save_file(state, str(saved))
-        saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
+        return model, r.best_metric
+
+    state, src_f1 = _pretrained_state(saved, pretrain)
     model = _cnn(2, image_config, name)
     model.load_state_dict(state, strict=False)
     return model, src_f1
@@ -283,10 +294,8 @@ def main() -> None:
                 saved = (
                     a.out.parent / f"pre_{name}_d{a.depth}_e{a.pretrain_epochs}{tag}.safetensors"
                 )
-                if saved.exists():
-                    state = load_file(str(saved))
-                    src_f1 = float(json.loads(saved.with_suffix(".json").read_text())["f1"])
-                else:
+
+                def pretrain(name=name, arch=arch):  # called at once; bound for clarity
                     model = _vit(name, num_classes=3, **arch, distill_token=a.pretrain_token)
                     po = OptimConfig(lr=1e-3, epochs=a.pretrain_epochs, warmup_epochs=1,
                                      batch_size=64, patience=0)  # fmt: skip
@@ -300,11 +309,9 @@ def main() -> None:
                                                    t_path, a.augment, 0)  # fmt: skip
                     r = fit(model, src[0], src[1], tc, task="multiclass", out_dir=None,
                             teacher=src_teacher)  # fmt: skip
-                    src_f1 = r.best_metric
-                    state = {k: v.contiguous() for k, v in model.state_dict().items()
-                             if not k.startswith(("head.", "head_dist."))}  # fmt: skip
-                    save_file(state, str(saved))
-                    saved.with_suffix(".json").write_text(json.dumps({"f1": src_f1}))
+                    return model, r.best_metric
+
+                state, src_f1 = _pretrained_state(saved, pretrain)
                 model = _vit(name, num_classes=2, **arch, **tok)
                 model.load_state_dict(state, strict=False)  # heads fresh, token only if pre-trained
             else:
