@@ -75,13 +75,14 @@ STEM_NORM = {"stem8bn": "batch", "stem8id": "none"}
 def _vit(name: str, **kw):
     """`create_vit`, with the stem's GroupNorms swapped as `STEM_NORM` says."""
     model = create_vit(**kw)
-    if name in STEM_NORM:
+    norm = STEM_NORM.get(name)
+    if norm is not None:
         stem = model.patch_embed.stem
         for i, m in enumerate(stem):
             if isinstance(m, torch.nn.GroupNorm):
-                norm = STEM_NORM[name]
-                stem[i] = torch.nn.BatchNorm2d(m.num_channels) if norm == "batch" else (
-                    torch.nn.Identity())  # fmt: skip
+                stem[i] = (
+                    torch.nn.BatchNorm2d(m.num_channels) if norm == "batch" else torch.nn.Identity()
+                )
     return model
 
 
@@ -110,8 +111,7 @@ def _score(model, images, y, k) -> dict:
 
 def _cnn_teacher(train, task: str, k: int, epochs: int, path: Path, augment: str, seed: int):
     """The small CNN trained on ``train`` (kept in ``path``: every student shares it)."""
-    teacher = build_model(ModelConfig(name="cnn", width=32, depth=3),
-                          image_config=train.config, num_classes=k)  # fmt: skip
+    teacher = _cnn(k, train.config)
     if path.exists():
         teacher.load_state_dict(load_file(str(path)))
     else:
@@ -138,6 +138,13 @@ def _stage_images(cache: Path, role: str, preset: str, events: int, seed: int,
     return images_stage(st, cfg, sim).info["file"]
 
 
+def _source_tag(a, src) -> str:
+    """The part of a kept pre-trained state's name that says which source events made it
+    (empty for the cache's whole source set)."""
+    tag = "_" + a.source.replace(":", "_") if a.source else ""
+    return tag + f"_n{len(src[0])}" if a.source or a.source_events else tag
+
+
 def _pretrained_state(saved: Path, pretrain) -> tuple[dict, float]:
     """The headless state and best source-validation macro-F1 kept at ``saved``, else
     those of ``pretrain()`` (a pre-trained model and that F1), kept there for later runs."""
@@ -156,9 +163,8 @@ def _pretrained_state(saved: Path, pretrain) -> tuple[dict, float]:
 def _pretrained_cnn(a, src, image_config, name: str):
     """The small CNN pre-trained 3-class on the source (kept beside ``a.out``), with a
     fresh binary head, and its best source-validation macro-F1."""
-    tag = "_" + a.source.replace(":", "_") if a.source else ""
     gn = "_gn" if name.endswith("_gn") else ""
-    saved = a.out.parent / f"pre_cnn{gn}_e{a.pretrain_epochs}{tag}_n{len(src[0])}.safetensors"
+    saved = a.out.parent / f"pre_cnn{gn}_e{a.pretrain_epochs}{_source_tag(a, src)}.safetensors"
 
     def pretrain():
         model = _cnn(3, image_config, name)
@@ -259,11 +265,12 @@ def main() -> None:
     if a.pretrain_epochs:
         from attpc_classify.engine import load_datasets
 
-        src_path = str(_one(a.cache, "images_source")) if not a.source else None
         if a.source:
             preset, events, seed = a.source.split(":")
             src_path = _stage_images(a.cache, f"pilot_src_{preset}", preset, int(events),
                                      int(seed), workers=2)  # fmt: skip
+        else:
+            src_path = str(_one(a.cache, "images_source"))
         tc = TrainConfig(data=DataConfig(path=src_path, val_fraction=0.15), seed=0)
         src = load_datasets(tc, "images")
         if a.source_events:  # a seeded random draw of N source training events
@@ -288,9 +295,7 @@ def main() -> None:
             src_f1 = None
             if src is not None:
                 # the pre-trained model is kept, so fine-tuning variants reuse it
-                tag = "_tok" if a.pretrain_token else ""
-                if a.source:
-                    tag += "_" + a.source.replace(":", "_") + f"_n{len(src[0])}"
+                tag = ("_tok" if a.pretrain_token else "") + _source_tag(a, src)
                 saved = (
                     a.out.parent / f"pre_{name}_d{a.depth}_e{a.pretrain_epochs}{tag}.safetensors"
                 )
