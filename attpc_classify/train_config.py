@@ -22,11 +22,20 @@ AUGMENT = ("none", "rotate", "rotate_reflect")
 GLOBAL_POOLS = ("avg", "max", "avgmax", "catavgmax")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 PROTON_THRESHOLDS = ("argmax", "val_f1")
+#: a ViT conv stem's norm layers (`learngene.vit.STEM_NORMS`; not imported: no torch here)
+STEM_NORMS = ("group", "batch")
 
 
 def _choice(value: str, allowed: tuple[str, ...], key: str) -> None:
     if value not in allowed:
         raise InputError(f"{key} must be one of {', '.join(allowed)}; got {value!r}")
+
+
+def check_stem_norm(stem_norm: str, stem_width: int, section: str) -> None:
+    """``stem_norm`` is one of `STEM_NORMS`; ``batch`` needs a conv stem to hold it."""
+    _choice(stem_norm, STEM_NORMS, f"{section}.stem_norm")
+    if stem_norm == "batch" and stem_width <= 0:
+        raise InputError(f"{section}.stem_norm=batch needs a conv stem ({section}.stem_width > 0)")
 
 
 @dataclass
@@ -47,6 +56,10 @@ class ModelConfig:
     # vit: 0 = timm's one-conv patch embedding; > 0 = a convolutional stem (log2(patch)
     # stride-2 3x3 convs, this many channels in the first; learngene.vit.ConvStem)
     stem_width: int = 0
+    # vit, with stem_width > 0: the stem's norm layers, group (GroupNorm(1)) | batch
+    # (BatchNorm2d: running statistics re-estimated on the target in fine-tuning, as the
+    # CNN's; every learngene carries them)
+    stem_norm: str = "group"
     # vit: DeiT's distillation token and its own head (learngene.vit.DistilledViT); with a
     # teacher it learns the teacher (distill.kind), without one the labels
     distill_token: bool = False
@@ -67,6 +80,7 @@ class ModelConfig:
     def __post_init__(self) -> None:
         _choice(self.name, MODEL_NAMES, "model.name")
         _choice(self.global_pool, GLOBAL_POOLS, "model.global_pool")
+        check_stem_norm(self.stem_norm, self.stem_width, "model")
         if self.global_pool != "avg" and self.name not in ("cnn", "timm_cnn"):
             raise InputError("model.global_pool is for model.name=cnn or timm_cnn")
         if not (

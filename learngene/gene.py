@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from learngene.vit import ARCH_KEYS, OPTIONAL_ARCH_KEYS, num_parameters
+from learngene.vit import ARCH_KEYS, OPTIONAL_ARCH_KEYS, check_stem_norm, num_parameters
 
 FORMAT = "learngene"
 FORMAT_VERSION = 1
@@ -56,8 +56,9 @@ class Learngene:
 
 
 def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
-    """The `create_vit` keyword arguments stored in learngene metadata."""
-    arch = {k: meta.get(k, 0) if k in OPTIONAL_ARCH_KEYS else meta[k] for k in ARCH_KEYS}
+    """The `create_vit` keyword arguments stored in learngene metadata (`OPTIONAL_ARCH_KEYS`
+    that it lacks read as their defaults)."""
+    arch = {k: meta[k] if k in meta else OPTIONAL_ARCH_KEYS[k] for k in ARCH_KEYS}
     for key in ("patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
                 "stem_width"):  # fmt: skip
         value = arch[key]
@@ -67,7 +68,8 @@ def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
         raise ValueError(f"embed_dim {arch['embed_dim']} / num_heads {arch['num_heads']}")
     if not isinstance(arch["mlp_ratio"], (int, float)) or arch["mlp_ratio"] <= 0:
         raise ValueError(f"mlp_ratio must be a positive number, got {arch['mlp_ratio']!r}")
-    arch["distill_token"] = bool(arch["distill_token"])  # absent (0): no token
+    arch["distill_token"] = bool(arch["distill_token"])
+    check_stem_norm(arch["stem_norm"], arch["stem_width"])
     if not isinstance(arch["qkv_bias"], bool):
         raise ValueError(f"qkv_bias must be true or false, got {arch['qkv_bias']!r}")
     size = arch["img_size"]
@@ -83,7 +85,8 @@ class AuxNet(nn.Module):
     """What every Aux-Net shares: its metadata, learngene copies, loading a saved one.
 
     Subclasses set ``method``, call `_set_arch` with their constructor's arguments and
-    implement ``learngene_tensors`` (live parameters named as the method's file).
+    implement ``learngene_tensors`` (live parameters named as the method's file, and the
+    live running statistics of a BatchNorm stem).
     """
 
     method = ""
@@ -95,7 +98,9 @@ class AuxNet(nn.Module):
         # optional keys an Aux-Net does not name in its signature (``distill_token``) come
         # through ``**kw``; popped, so that ``kw`` can still go to `create_vit` alongside
         kw = args.get("kw", {})
-        self.arch = {k: args[k] if k in args else kw.pop(k, 0) for k in ARCH_KEYS}
+        self.arch = {
+            k: args[k] if k in args else kw.pop(k, OPTIONAL_ARCH_KEYS[k]) for k in ARCH_KEYS
+        }
         self.arch["distill_token"] = bool(self.arch["distill_token"])
         self.method_args = {k: args[k] for k in METHOD_KEYS[self.method]}
 
@@ -116,7 +121,8 @@ class AuxNet(nn.Module):
 
     @classmethod
     def from_learngene(cls, learngene: Learngene, **kw):
-        """An Aux-Net (of the stored size) holding a saved learngene's tensors."""
+        """An Aux-Net (of the stored size) holding a saved learngene's tensors (buffers
+        included)."""
         meta = learngene.meta
         aux = cls(**arch_from_meta(meta), **{k: meta[k] for k in METHOD_KEYS[cls.method]}, **kw)
         with torch.no_grad():

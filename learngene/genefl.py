@@ -23,6 +23,11 @@ written from the paper's text, and the choices it leaves open are ours (marked b
   is the union of what the clients sent.
 * **Initialisation** (`initialise`): a new model takes the learnGene's tensors, its
   other parameters keep their fresh initialisation.
+
+BatchNorm running statistics (the CNN's, a ViT's ``stem_norm="batch"`` stem) are buffers
+with no gradient, hence no sensitivity: a learnGene never holds them (ours). Each lab
+keeps its own and re-estimates them on its events (`attpc_classify.federated`), which is
+what a BatchNorm stem is for; `initialise` still copies any it is given (state-dict names).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ The JSON says what the tensors are: the method, the architecture (`vit.ARCH_KEYS
 the method's own sizes. Loading checks the two against each other: every tensor the
 method needs is there with the shape the metadata implies, and nothing else is, so a
 wrong or truncated file fails at load with one line instead of deep inside a forward.
+Tensors are floating point, but for a BatchNorm stem's ``num_batches_tracked`` counters
+(int64 scalars, stored with the running statistics so a descendant's stem state is the
+source's exactly).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from learngene.gene import (
     Learngene,
     LearngeneError,
 )
-from learngene.vit import ARCH_KEYS, OPTIONAL_ARCH_KEYS, num_parameters
+from learngene.vit import ARCH_KEYS, BATCH_COUNT, OPTIONAL_ARCH_KEYS, num_parameters
 
 
 def save_learngene(
@@ -125,8 +128,7 @@ def validate(meta: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], *, wh
             raise LearngeneError(
                 f"{where}: tensor {key!r} has shape {list(got)}, metadata implies {list(shape)}"
             )
-        if not tensors[key].is_floating_point():
-            raise LearngeneError(f"{where}: tensor {key!r} is not floating point")
+        _check_dtype(tensors[key], key, where)
     count = meta.get("num_parameters")
     if count is not None and count != sum(math.prod(s) for s in expected.values()):
         raise LearngeneError(f"{where}: num_parameters {count} does not match the tensors")
@@ -144,6 +146,15 @@ def expected_shapes(meta: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
         "mmlg": mmlg.learngene_shapes,
     }[meta["method"]]
     return shapes(meta)
+
+
+def _check_dtype(tensor: torch.Tensor, key: str, where: str) -> None:
+    """Floating point, except a BatchNorm stem's batch counter: an int64 scalar."""
+    if key.rsplit(".", 1)[-1] == BATCH_COUNT:
+        if tensor.dtype != torch.int64:
+            raise LearngeneError(f"{where}: tensor {key!r} is not an int64 counter")
+    elif not tensor.is_floating_point():
+        raise LearngeneError(f"{where}: tensor {key!r} is not floating point")
 
 
 def _base(path: str | Path) -> Path:

@@ -130,6 +130,8 @@ class LDRAuxNet(AuxNet):
     uses the first ``s`` components and freezes the first ``s − 1`` (and, after stage 1,
     the shared tensors), as the paper's incremental training; the forward is timm's on
     the recomposed weights, so ``expand(learngene, depth)`` in `create_vit` is the Aux-Net.
+    A BatchNorm stem's running statistics (real buffers of ``vit``, in the learngene) are
+    updated in every training forward, frozen stem or not: they track the stem's output.
     Component 0 starts as timm initialises a block; the others start at zero.
     """
 
@@ -148,6 +150,7 @@ class LDRAuxNet(AuxNet):
         qkv_bias: bool = True,
         stem_width: int = 0,
         *,
+        stem_norm: str = "group",
         components: int = 3,
         basis: str = "chebyshev",
         seed: int | None = None,
@@ -180,13 +183,14 @@ class LDRAuxNet(AuxNet):
         self.vit.requires_grad_(stage == 1)
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:
-        """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
+        """The learngene, named as in `learngene_shapes` (live parameters and buffers)."""
         out = {
             f"component.{c}.{n}": v
             for c, block in enumerate(self.components)
             for n, v in block.named_parameters()
         }
         out.update(dict(self.vit.named_parameters()))
+        out.update(dict(self.vit.named_buffers()))  # a BatchNorm stem's, updated in place
         return out
 
     def no_weight_decay(self) -> set[str]:

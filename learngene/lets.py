@@ -10,8 +10,9 @@ official separate q, k, v.
 The learngene:
 
 * a timm ViT of width ``w`` and ``k`` blocks (``patch_embed.*`` — with a conv stem its
-  width-independent convolutions ``patch_embed.stem.*`` are copied unchanged, its 1x1
-  ``proj`` expanded like the patch embedding —, ``blocks.{i}.*``,
+  width-independent convolutions ``patch_embed.stem.*``, BatchNorm statistics included,
+  are copied unchanged, its 1x1 ``proj`` expanded like the patch embedding —,
+  ``blocks.{i}.*``,
   ``fc_norm.*``, ``head.*``) — without its own position embedding;
 * ``pos_embed``: the Aux-Net's position embedding, ``W`` wide (the official code keeps it
   out of the transformation and descendants slice its first channels);
@@ -448,7 +449,9 @@ class LeTsAuxNet(AuxNet):
 
     Trainable parameters are the learngene: ``core`` (a timm ViT of width
     ``learngene_width`` with ``learngene_depth`` blocks, its position embedding unused),
-    ``vit.pos_embed`` (W wide), the width matrices and the depth coefficients. The forward
+    ``vit.pos_embed`` (W wide), the width matrices and the depth coefficients. A
+    BatchNorm stem's running statistics live in ``core`` (the skeleton's slots are empty)
+    and are updated in place by every training forward. The forward
     expands them with the `expand` code (continuous selection, full size, layer ``j`` =
     Aux-Net layer ``j``) and runs timm's ViT on the result, so ``expand(learngene)`` loaded
     into `create_vit` computes the Aux-Net's function.
@@ -475,6 +478,7 @@ class LeTsAuxNet(AuxNet):
         qkv_bias: bool = True,
         stem_width: int = 0,
         *,
+        stem_norm: str = "group",
         coeff_share: int = 2,
         width_init: str = "uniform",
         seed: int | None = None,
@@ -502,8 +506,11 @@ class LeTsAuxNet(AuxNet):
         self.depth_bias = nn.Parameter(init_depth(a, generator))
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:
-        """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
+        """The learngene, named as in `learngene_shapes` (live parameters, not copies, and
+        a BatchNorm stem's live buffers: the forward passes the core's on and so updates
+        them)."""
         out = dict(self.core.named_parameters())
+        out.update(self.core.named_buffers())
         out["pos_embed"] = self.vit.pos_embed
         if self.arch["distill_token"]:
             out[DIST_TOKEN] = self.vit.dist_token

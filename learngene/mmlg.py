@@ -19,8 +19,9 @@ single-view descendant (the pad plane alone, for a detector with a poor drift
 calibration) is the same network with one encoder.
 
 Learngene tensors: ``mm.{a,b}.*`` (θ_MM), ``um.{v}.{a,b}.*`` (θ_UM(v)), ``alpha`` and
-``beta`` (one weight per view, in ``views`` order), ``embed.{v}.*`` (patch embedding,
-``pos_embed``, ``fc_norm`` of view ``v``) and the shared ``head.*``. Metadata adds
+``beta`` (one weight per view, in ``views`` order), ``embed.{v}.*`` (patch embedding —
+a conv stem with a BatchNorm stem's running statistics —, ``pos_embed``, ``fc_norm`` of
+view ``v``) and the shared ``head.*``. Metadata adds
 ``views`` (names, in image-channel order) and ``view_channels`` (image channels per view:
 view ``i`` owns channels ``i·c … (i+1)·c − 1``, as `data_prep.images` lays them out).
 """
@@ -181,7 +182,7 @@ class MultiViewViT(nn.Module):
         self.views = _check_views(self.all_views, views)
         self.view_channels = view_channels
         enc = encoder_arch(
-            {k: arch.get(k, 0) if k in OPTIONAL_ARCH_KEYS else arch[k] for k in ARCH_KEYS},
+            {k: arch[k] if k in arch else OPTIONAL_ARCH_KEYS[k] for k in ARCH_KEYS},
             view_channels,
             depth,
         )
@@ -266,6 +267,7 @@ class MMLGAuxNet(AuxNet):
         qkv_bias: bool = True,
         stem_width: int = 0,
         *,
+        stem_norm: str = "group",
         views: Sequence[str],
         view_channels: int = 1,
         view_dropout: float = 0.0,
@@ -311,7 +313,7 @@ class MMLGAuxNet(AuxNet):
             self.head_dist = _linear_head(embed_dim, num_classes, seed, 1)
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:
-        """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
+        """The learngene, named as in `learngene_shapes` (live parameters and buffers)."""
         out = {
             f"mm.{ab}.{k}": p
             for ab, block in zip("ab", self.mm, strict=True)
@@ -322,6 +324,8 @@ class MMLGAuxNet(AuxNet):
                 out.update({f"um.{v}.{ab}.{k}": p for k, p in block.named_parameters()})
         for v, mods in self.embed.items():
             out.update({f"embed.{v}.{k}": p for k, p in mods.named_parameters()})
+            # a BatchNorm stem's statistics: passed to the skeleton, so updated in place
+            out.update({f"embed.{v}.{k}": b for k, b in mods.named_buffers()})
         out.update(alpha=self.alpha, beta=self.beta)
         out.update({f"head.{k}": p for k, p in self.head.named_parameters()})
         if self.head_dist is not None:

@@ -6,9 +6,10 @@ details below that the papers leave open are ours (docs/learngene.md).
 
 The learngene (``method: pool``):
 
-* ``instance.{n}.*``: ``len(pool_widths)`` timm ViTs (`create_vit` layout) of widths
-  ``pool_widths[n]`` (ascending), ``pool_depth`` = D blocks each, the same ``head_dim``,
-  each distilled from the ancestry;
+* ``instance.{n}.*``: ``len(pool_widths)`` timm ViTs (`create_vit` layout; whole state
+  dicts, a BatchNorm stem's running statistics included) of widths ``pool_widths[n]``
+  (ascending), ``pool_depth`` = D blocks each, the same ``head_dim``, each distilled from
+  the ancestry;
 * ``stitch.{a}.{b}.{p}.weight`` ``(w_b × w_a)`` and ``.bias``: a linear map from the token
   features of instance ``a`` into instance ``b`` before ``b``'s block ``p`` (1 ≤ p < D), for
   every ordered pair of instances ``a ≠ b``. Initialised by least squares on activations
@@ -276,6 +277,7 @@ def pool_meta(arch: Mapping[str, Any], widths: Sequence[int], depth: int) -> dic
         **{k: arch[k] for k in ("img_size", "patch_size", "in_chans", "num_classes", "mlp_ratio")},
         "qkv_bias": arch.get("qkv_bias", True),
         "stem_width": arch.get("stem_width", 0),
+        "stem_norm": arch.get("stem_norm", "group"),
         "distill_token": bool(arch.get("distill_token", False)),
         "embed_dim": max(widths),
         "num_heads": max(widths) // head_dim,
@@ -333,10 +335,13 @@ def random_path(meta: Mapping[str, Any], rng: random.Random) -> Path:
 class PoolAuxNet(nn.Module):
     """The pool with its stitches, for training the stitches by sampled paths.
 
-    In training mode every forward runs a `random_path` (the instances are frozen, the
-    stitches are the trainable parameters); in eval mode it runs ``eval_path`` (default:
-    the widest instance's second half after the next narrower one's first half), so the
-    engine's validation scores one fixed stitched model.
+    In training mode every forward runs a `random_path` (the instances' parameters are
+    frozen, the stitches are the trainable parameters); in eval mode it runs
+    ``eval_path`` (default: the widest instance's second half after the next narrower
+    one's first half), so the engine's validation scores one fixed stitched model. A
+    BatchNorm stem is a real module of its instance: in training mode it normalises by
+    the batch and keeps updating its running statistics on the source events, which
+    `learngene` stores with the instance.
     """
 
     def __init__(

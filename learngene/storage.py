@@ -2,7 +2,9 @@
 
 The count is the size of the artifact each method saves (`learngene.io.expected_shapes`
 of the metadata it would write), so the numbers are the files' own, not a formula kept
-beside them. ``scratch`` / ``prefin`` store every trained model of every size.
+beside them. ``scratch`` / ``prefin`` store every trained model of every size. Numbers
+stored, not only trainable ones: a BatchNorm stem's (``stem_norm="batch"``) running mean
+and variance and its batch counter are counted, as the file holds them.
 """
 
 from __future__ import annotations
@@ -43,12 +45,12 @@ def parameters_stored(method: str, sizes: Sequence[int | Mapping[str, int]], **a
     **arch
         ``img_size``, ``patch_size``, ``in_chans``, ``num_classes``, ``embed_dim``,
         ``num_heads`` (at ``embed_dim``; head_dim is fixed), ``mlp_ratio`` (4.0),
-        ``qkv_bias`` (True); for ``lets`` ``learngene_width``, ``learngene_depth`` and
-        ``aux_depth`` (default: the deepest size), ``coeff_share`` (2); for ``ldr``
-        ``components``, ``basis``; for ``pool`` ``pool_widths``, ``pool_depth``; for
-        ``inherit`` ``learngene_depth``; for ``mmlg`` and ``prefin_views`` ``views`` and
-        ``view_channels`` (1);
-        for ``weight_select`` ``depth`` of the ancestry (default: the deepest size).
+        ``qkv_bias`` (True), ``stem_width`` and ``stem_norm`` (a conv stem); for ``lets``
+        ``learngene_width``, ``learngene_depth`` and ``aux_depth`` (default: the deepest
+        size), ``coeff_share`` (2); for ``ldr`` ``components``, ``basis``; for ``pool``
+        ``pool_widths``, ``pool_depth``; for ``inherit`` ``learngene_depth``; for ``mmlg``
+        and ``prefin_views`` ``views`` and ``view_channels`` (1); for ``weight_select``
+        ``depth`` of the ancestry (default: the deepest size).
 
     Examples
     --------

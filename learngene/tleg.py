@@ -8,8 +8,9 @@ proj, fc1, fc2) and both LayerNorms of a timm `Block`. Layer ``l`` (0-based) of 
 
 as in the official code (``L`` is the depth of the network being built, so a 1-layer
 descendant gets θ_A alone). Patch embedding, position embedding and the final norm
-(timm's ``fc_norm``) are shared tensors copied into every descendant; the head is copied
-when the label space matches.
+(timm's ``fc_norm``) are shared tensors copied into every descendant (a conv stem's too,
+with a BatchNorm stem's running statistics); the head is copied when the label space
+matches.
 
 `TLEGAuxNet` trains θ_A, θ_B and the shared tensors by distillation; its forward runs
 timm's own `VisionTransformer` on the expanded weights, so ``expand(learngene, L_aux)``
@@ -77,9 +78,11 @@ class TLEGAuxNet(AuxNet):
 
     Its trainable parameters are exactly the learngene: ``theta_a`` / ``theta_b`` (two timm
     `Block` s used as containers) and the shared ``vit.patch_embed``, ``vit.pos_embed``,
-    ``vit.fc_norm``, ``vit.head``. Initialisation: θ_A and the shared tensors as timm
-    initialises a ViT; θ_B's Linear weights likewise, its LayerNorm weights and all its
-    biases zero, so every layer starts with unit LayerNorm gain.
+    ``vit.fc_norm``, ``vit.head``; a BatchNorm stem's running statistics are real buffers
+    of ``vit`` (`vit.skeleton`), updated in train mode and stored with the learngene.
+    Initialisation: θ_A and the shared tensors as timm initialises a ViT; θ_B's Linear
+    weights likewise, its LayerNorm weights and all its biases zero, so every layer starts
+    with unit LayerNorm gain.
 
     Stochastic depth is not supported (one weight set serves every layer through
     `functional_call`); dropout keywords pass through to timm.
@@ -100,6 +103,7 @@ class TLEGAuxNet(AuxNet):
         qkv_bias: bool = True,
         stem_width: int = 0,
         *,
+        stem_norm: str = "group",
         seed: int | None = None,
         **kw,
     ) -> None:
@@ -116,10 +120,12 @@ class TLEGAuxNet(AuxNet):
                     p.zero_()
 
     def learngene_tensors(self) -> dict[str, torch.Tensor]:
-        """The learngene, named as in `learngene_shapes` (live parameters, not copies)."""
+        """The learngene, named as in `learngene_shapes` (live parameters, not copies; a
+        BatchNorm stem's live buffers, which the forward passes on and so updates)."""
         out = {f"theta_a.{k}": v for k, v in self.theta_a.named_parameters()}
         out.update({f"theta_b.{k}": v for k, v in self.theta_b.named_parameters()})
         out.update(dict(self.vit.named_parameters()))
+        out.update(dict(self.vit.named_buffers()))
         return out
 
     def no_weight_decay(self) -> set[str]:

@@ -14,6 +14,7 @@ import functools
 import math
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 import torch
@@ -36,10 +37,16 @@ ARCH_KEYS = (
     "mlp_ratio",
     "qkv_bias",
     "stem_width",  # 0 = timm's one-conv patch embedding, else `ConvStem` channels
+    "stem_norm",  # a `ConvStem`'s norm layers: "group" (GroupNorm(1)) or "batch"
     "distill_token",  # a DeiT distillation token with its own head (`DistilledViT`)
 )
-#: `ARCH_KEYS` that metadata may omit (learngenes written before the key existed): 0
-OPTIONAL_ARCH_KEYS = ("stem_width", "distill_token")
+#: `ARCH_KEYS` that metadata may omit (learngenes written before the key existed) and the
+#: value their absence means: the architecture those files were written for
+OPTIONAL_ARCH_KEYS: Mapping[str, object] = MappingProxyType(
+    {"stem_width": 0, "stem_norm": "group", "distill_token": False}
+)
+#: a `ConvStem`'s norm layers (``stem_norm``)
+STEM_NORMS = ("group", "batch")
 #: parameters outside the blocks that every descendant copies from the learngene
 SHARED_KEYS = (
     "patch_embed.proj.weight",
@@ -56,22 +63,30 @@ DIST_TOKEN = "dist_token"
 DIST_HEAD_KEYS = ("head_dist.weight", "head_dist.bias")
 
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.(.+)$")
-#: parameters of a convolutional stem's early convolutions (not ``patch_embed.proj``): they
-#: do not depend on the ViT's width, so every method copies them unchanged
+#: parameters of a convolutional stem's early convolutions (not ``patch_embed.proj``), and
+#: with ``stem_norm="batch"`` its BatchNorm buffers: they do not depend on the ViT's width,
+#: so every method copies them unchanged
 STEM_PREFIX = "patch_embed.stem."
+#: the one integer tensor a learngene may hold: a stem BatchNorm's batch counter (a scalar)
+BATCH_COUNT = "num_batches_tracked"
 
 
 class ConvStem(nn.Module):
     """Early convolutions (Xiao et al. 2021) in place of the one-conv patch embedding.
 
-    ``log2(patch_size)`` 3x3 convolutions of stride 2, each GroupNorm(1) + GELU, with
+    ``log2(patch_size)`` 3x3 convolutions of stride 2, each norm + GELU, with
     ``stem_width * 2**i`` channels, then a 1x1 convolution ``proj`` to ``embed_dim``:
     the same token grid as a ``patch_size`` patch embedding, seen through small receptive
-    fields first. GroupNorm instead of the paper's BatchNorm keeps the stem free of
-    buffers and of train/eval differences, so Aux-Nets can run it through
-    ``torch.func.functional_call`` and a learngene stores it as plain parameters. Only
-    ``proj`` depends on the ViT's width; the convolutions before it (``stem.*``) are
-    shared unchanged by every descendant.
+    fields first. Only ``proj`` depends on the ViT's width; the convolutions and norms
+    before it (``stem.*``) are shared unchanged by every descendant.
+
+    ``stem_norm="group"`` (default): GroupNorm(1), no buffers and no train/eval
+    difference, so the stem is plain parameters everywhere. ``"batch"``: BatchNorm2d, the
+    paper's choice, at the same ``stem`` index (same parameter names) plus the buffers
+    ``running_mean``, ``running_var`` and ``num_batches_tracked``. Fine-tuning then
+    re-estimates the statistics on the target detector's events, as the CNN's BatchNorm
+    does; that transferred far better in our pilot (docs/benchmark.md). Every learngene
+    carries the buffers with the stem's parameters.
     """
 
     def __init__(
@@ -83,9 +98,11 @@ class ConvStem(nn.Module):
         bias: bool = True,
         *,
         stem_width: int = 24,
+        stem_norm: str = "group",
         **_: object,  # timm's other PatchEmbed arguments (dynamic_img_pad, ...) do not apply
     ):
         super().__init__()
+        check_stem_norm(stem_norm, stem_width)
         steps = int(math.log2(patch_size))
         if patch_size < 2 or 2**steps != patch_size:
             raise ValueError(f"a conv stem needs a power-of-2 patch size, not {patch_size}")
@@ -102,7 +119,7 @@ class ConvStem(nn.Module):
             c_out = stem_width * 2**i
             layers += [
                 nn.Conv2d(c_in, c_out, 3, stride=2, padding=1, bias=False),
-                nn.GroupNorm(1, c_out),
+                nn.BatchNorm2d(c_out) if stem_norm == "batch" else nn.GroupNorm(1, c_out),
                 nn.GELU(),
             ]
             c_in = c_out
@@ -118,8 +135,18 @@ class ConvStem(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, tokens, embed_dim), as PatchEmbed
 
 
+def check_stem_norm(stem_norm: str, stem_width: int) -> None:
+    """ValueError unless ``stem_norm`` is one of `STEM_NORMS` and, when ``"batch"``, there
+    is a conv stem to hold it (``stem_width`` > 0)."""
+    if stem_norm not in STEM_NORMS:
+        raise ValueError(f"stem_norm must be one of {', '.join(STEM_NORMS)}, got {stem_norm!r}")
+    if stem_norm == "batch" and not stem_width:
+        raise ValueError("stem_norm 'batch' needs a conv stem (stem_width > 0)")
+
+
 def stem_keys(names: Iterable[str]) -> tuple[str, ...]:
-    """The conv stem's convolution parameters (``patch_embed.stem.*``) among ``names``."""
+    """The conv stem's tensors (``patch_embed.stem.*``: convolution and norm parameters,
+    BatchNorm buffers) among ``names``."""
     return tuple(k for k in names if k.startswith(STEM_PREFIX))
 
 
@@ -208,6 +235,7 @@ def create_vit(
     mlp_ratio: float = 4.0,
     *,
     stem_width: int = 0,
+    stem_norm: str = "group",
     distill_token: bool = False,
     seed: int | None = None,
     **kw,
@@ -221,6 +249,9 @@ def create_vit(
     stem_width
         0: timm's patch embedding (one ``patch_size`` convolution); > 0: a `ConvStem`
         whose first convolution has this many channels.
+    stem_norm
+        The stem's norm layers, ``"group"`` (GroupNorm(1)) or ``"batch"`` (BatchNorm2d,
+        needs ``stem_width`` > 0); see `ConvStem`.
     distill_token
         A `DistilledViT` (DeiT's distillation token and second head) instead of timm's
         `VisionTransformer`.
@@ -232,12 +263,13 @@ def create_vit(
     """
     if embed_dim % num_heads:
         raise ValueError(f"embed_dim {embed_dim} is not a multiple of num_heads {num_heads}")
+    check_stem_norm(stem_norm, stem_width)
     if distill_token:
         vit_class = distilled_vit_class()
     else:
         vit_class = import_timm().models.vision_transformer.VisionTransformer
     if stem_width:
-        kw["embed_layer"] = functools.partial(ConvStem, stem_width=stem_width)
+        kw["embed_layer"] = functools.partial(ConvStem, stem_width=stem_width, stem_norm=stem_norm)
     with seeded(seed):
         return vit_class(
             img_size=_img_size(img_size),
@@ -255,23 +287,29 @@ def create_vit(
 
 
 def skeleton(keep: tuple[str, ...] = (), **arch) -> VisionTransformer:
-    """A `create_vit` model whose parameters are ``None`` except the names in ``keep``.
+    """A `create_vit` model whose parameters and buffers are ``None`` except those in ``keep``.
 
     The blocks are built on the meta device, so a skeleton costs no memory; Aux-Nets run
-    it with ``torch.func.functional_call(skeleton, weights, (x,))``. Parameters named in
-    ``keep`` (outside the blocks, e.g. ``"pos_embed"``) are real, freshly initialised by
-    timm and trainable.
+    it with ``torch.func.functional_call(skeleton, weights, (x,))``, ``weights`` holding
+    every ``None`` name. Names in ``keep`` (outside the blocks, e.g. ``"pos_embed"``, the
+    stem's) are real and freshly initialised by timm: parameters trainable, buffers (a
+    BatchNorm stem's running statistics) updated in place by the forward in train mode.
     """
     seed = arch.pop("seed", None)
     with torch.device("meta"):
         model = create_vit(**arch)
-    real = dict(create_vit(**{**arch, "depth": 0}, seed=seed).named_parameters()) if keep else {}
+    real: dict[str, torch.Tensor] = {}
+    if keep:
+        fresh = create_vit(**{**arch, "depth": 0}, seed=seed)
+        real = {**dict(fresh.named_parameters()), **dict(fresh.named_buffers())}
     for name, module in model.named_modules():
-        for pname in list(module._parameters):
-            full = f"{name}.{pname}" if name else pname
-            # a None parameter is skipped by .to(), .parameters() and state_dict(), and
-            # functional_call fills it for the duration of one forward
-            module._parameters[pname] = real[full] if full in keep else None
+        for slots in (module._parameters, module._buffers):
+            for key in list(slots):
+                full = f"{name}.{key}" if name else key
+                # a None parameter or buffer is skipped by .to(), .parameters() and
+                # state_dict() (never a meta tensor), and functional_call fills it for the
+                # duration of one forward
+                slots[key] = real[full] if full in keep else None
     return model
 
 
@@ -296,12 +334,14 @@ def vit_arch(model: VisionTransformer) -> dict:
         "mlp_ratio": block.mlp.fc1.out_features / model.embed_dim,
         "qkv_bias": block.attn.qkv.bias is not None,
         "stem_width": int(embed.stem[0].out_channels) if stem else 0,
+        "stem_norm": "batch" if stem and isinstance(embed.stem[1], nn.BatchNorm2d) else "group",
         "distill_token": hasattr(model, "dist_token"),
     }
 
 
 def vit_shapes(**arch) -> dict[str, tuple[int, ...]]:
-    """Parameter name -> shape of `create_vit(**arch)`, without allocating any weight."""
+    """State-dict name -> shape of `create_vit(**arch)` (parameters and a BatchNorm stem's
+    buffers), without allocating any weight."""
     with torch.device("meta"):
         model = create_vit(**arch)
     return {k: tuple(v.shape) for k, v in model.state_dict().items()}
@@ -375,7 +415,8 @@ def narrow(
 
 
 def num_parameters(tensors: Mapping[str, torch.Tensor]) -> int:
-    """Number of scalars in a state dict."""
+    """Number of scalars in a state dict: the numbers stored, a BatchNorm stem's buffers
+    (running mean, variance and its batch counter) included."""
     return sum(math.prod(v.shape) for v in tensors.values())
 
 

@@ -15,13 +15,15 @@ def images(n: int = 3, seed: int = 0) -> torch.Tensor:
     return torch.randn(n, 2, 16, 16, generator=torch.Generator().manual_seed(seed))
 
 
-def ancestry_descendants(arch: dict, tmp_path: Path):
-    """A depth-3 ancestry ViT of ``arch`` and the depth-2 descendants of its ``inherit``
-    (k = 1) and ``weight_select`` (width 16) learngenes, saved and loaded as files.
+def ancestry_descendants(arch: dict, tmp_path: Path, ancestry: torch.nn.Module | None = None):
+    """A depth-3 ancestry ViT of ``arch`` (or ``ancestry`` as given) and the depth-2
+    descendants of its ``inherit`` (k = 1) and ``weight_select`` (width 16) learngenes,
+    saved and loaded as files.
 
     Returns ``(ancestry state, its vit_arch, [(method, width or None, descendant), ...])``.
     """
-    ancestry = lg.create_vit(**arch, depth=3, seed=0)
+    if ancestry is None:
+        ancestry = lg.create_vit(**arch, depth=3, seed=0)
     state, a = ancestry.state_dict(), lg.vit_arch(ancestry)
     out = []
     for gene in (

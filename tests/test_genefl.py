@@ -118,3 +118,27 @@ def test_initialise_copies_the_gene_and_rejects_other_shapes():
         genefl.initialise(model, {"0.weight": torch.zeros(2, 2)})
     with pytest.raises(ValueError, match="not in the model"):
         genefl.initialise(model, {"2.weight": torch.zeros(1)})
+
+
+def test_batchnorm_stem_vit_statistics_stay_the_labs_own():
+    import learngene as lg
+
+    vit = lg.create_vit(img_size=16, patch_size=4, in_chans=2, num_classes=2, embed_dim=16,
+                        depth=1, num_heads=2, stem_width=8, stem_norm="batch", seed=0)  # fmt: skip
+    x = torch.randn(4, 2, 16, 16, generator=torch.Generator().manual_seed(0))
+    y = torch.tensor([0, 1, 0, 1])
+    grads = genefl.loss_gradients(vit, x, y)
+    names = genefl.condense(genefl.sensitivity(genefl.trainable(vit), grads), 1.0)
+    # gradient-scored: every parameter may enter, no running statistic can
+    assert "patch_embed.stem.1.weight" in names
+    assert not any("running" in n or "num_batches" in n for n in names)
+    lab = lg.create_vit(**lg.vit_arch(vit), seed=1)
+    own = lab.patch_embed.stem[1].running_var.clone().add_(1.0)
+    lab.patch_embed.stem[1].running_var.copy_(own)
+    genefl.initialise(lab, {n: vit.state_dict()[n] for n in names})
+    assert torch.equal(lab.patch_embed.stem[1].running_var, own)  # the lab's, untouched
+    assert torch.equal(lab.patch_embed.stem[1].weight, vit.patch_embed.stem[1].weight)
+    # given statistics (state-dict names), initialise copies them like any tensor
+    stats = {"patch_embed.stem.1.running_mean": torch.full((8,), 0.5)}
+    assert genefl.initialise(lab, stats) == list(stats)
+    assert torch.all(lab.patch_embed.stem[1].running_mean == 0.5)

@@ -49,6 +49,7 @@ def _train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Non
         {"name": "cnn", "width": 8, "depth": 2, "global_pool": "catavgmax"},
         {"name": "vit", "depth": 2, "width": 32, "heads": 2, "patch": 8},
         {"name": "vit", "depth": 2, "width": 32, "heads": 2, "patch": 8, "stem_width": 8},
+        dict(name="vit", depth=2, width=32, heads=2, patch=8, stem_width=8, stem_norm="batch"),
         {"name": "timm_cnn", "timm_name": "resnet18"},
         {"name": "timm_cnn", "timm_name": "resnet18", "global_pool": "catavgmax"},
         {"name": "timm_cnn", "timm_name": "tf_efficientnet_lite0", "drop_path": 0.1},
@@ -56,7 +57,12 @@ def _train_step(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor) -> Non
     ids=lambda o: "-".join(
         filter(
             None,
-            (o.get("timm_name", o["name"]), o.get("global_pool"), "stem" * ("stem_width" in o)),
+            (
+                o.get("timm_name", o["name"]),
+                o.get("global_pool"),
+                "stem" * ("stem_width" in o),
+                o.get("stem_norm"),
+            ),
         )
     ),
 )
@@ -146,6 +152,20 @@ def test_vit_layout_is_the_learngene_one() -> None:
     assert stem["patch_embed.stem.6.weight"].shape == (32, 16, 3, 3)
     assert stem["patch_embed.proj.weight"].shape == (48, 32, 1, 1)
     assert stem["pos_embed"].shape == (1, 16, 48)  # the same 4 x 4 token grid
+    # a BatchNorm stem: the same parameters plus running statistics, recorded in the spec
+    cfg = ModelConfig(name="vit", depth=1, width=48, heads=4, patch=8, stem_width=8,
+                      stem_norm="batch")  # fmt: skip
+    bn = build_model(cfg, image_config=TINY, num_classes=3)
+    assert bn.model_spec["args"]["stem_norm"] == "batch"
+    assert set(bn.state_dict()) - set(stem) == {
+        f"patch_embed.stem.{i}.{b}"
+        for i in (1, 4, 7)
+        for b in ("running_mean", "running_var", "num_batches_tracked")
+    }
+    for bad, match in (({"stem_norm": "layer"}, "one of group, batch"),
+                       ({"stem_width": 0}, "needs a conv stem")):  # fmt: skip
+        with pytest.raises(InputError, match=match):
+            ModelConfig(**{**vars(cfg), **bad})
 
 
 # --------------------------------------------------------------------------- ImageNet

@@ -123,7 +123,7 @@ def _descendant(
             )
     spec = {k: arch[k] for k in ("img_size", "in_chans", "num_classes", "embed_dim", "depth",
                                  "num_heads", "mlp_ratio", "qkv_bias", "stem_width",
-                                 "distill_token")}  # fmt: skip
+                                 "stem_norm", "distill_token")}  # fmt: skip
     spec |= {"patch_size": arch["patch_size"], "drop_path_rate": args["drop_path_rate"],
              "drop_rate": args["drop_rate"]}  # fmt: skip
     model.model_spec = {"name": "vit", "args": spec}

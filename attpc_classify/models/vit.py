@@ -27,8 +27,8 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
     ----------
     cfg
         `attpc_classify.train_config.ModelConfig` (``depth``, ``width``, ``heads``,
-        ``patch``, ``stem_width``, ``mlp_ratio``, ``drop_path``, ``dropout``; zeros mean
-        `VIT_DEFAULTS`, ``stem_width`` 0 timm's patch embedding).
+        ``patch``, ``stem_width``, ``stem_norm``, ``mlp_ratio``, ``drop_path``,
+        ``dropout``; zeros mean `VIT_DEFAULTS`, ``stem_width`` 0 timm's patch embedding).
     image_config
         Gives ``img_size`` (pixels per side) and ``in_chans`` (number of views).
     num_classes
@@ -52,6 +52,7 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
         "mlp_ratio": float(cfg.mlp_ratio),
         "qkv_bias": True,
         "stem_width": int(cfg.stem_width),
+        "stem_norm": str(cfg.stem_norm),
         "distill_token": bool(cfg.distill_token),
         "drop_path_rate": float(cfg.drop_path),
         "drop_rate": float(cfg.dropout),
@@ -60,7 +61,8 @@ def vit_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[str,
 
 def create_vit(**kwargs: Any) -> nn.Module:
     """timm `VisionTransformer` without class token, average-pooled (see `vit_args`); the
-    learngene layout's own constructor, so a conv stem (``stem_width``) is built alike."""
+    learngene layout's own constructor, so a conv stem (``stem_width``, ``stem_norm``) is
+    built alike."""
     from learngene.vit import create_vit as learngene_vit
 
     return learngene_vit(**kwargs)

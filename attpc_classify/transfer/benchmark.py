@@ -95,6 +95,8 @@ def _grid_hash(cfg: BenchConfig) -> str:
         data.pop(key)
     for part in ("finetune", "learngene"):  # as the stage keys (`stages.distill_key`)
         data[part]["distill"] = distill_key(getattr(cfg, part).distill)
+    if data["vit"]["stem_norm"] == "group":  # the hash from before the option existed
+        data["vit"].pop("stem_norm")
     return config_hash(data)
 
 
@@ -323,6 +325,7 @@ def params_stored(cfg: BenchConfig, stages: dict[str, Stage]) -> dict[str, int]:
         num_heads=v.heads,
         mlp_ratio=v.mlp_ratio,
         stem_width=v.stem_width,  # a conv stem is stored with every learngene / model
+        stem_norm=v.stem_norm,  # ... a BatchNorm stem with its running statistics
     )
     depths = list(v.depths)
     lets_sizes = [{"depth": dd, "width": w} for dd in depths for w in cfg.learngene.lets_widths]

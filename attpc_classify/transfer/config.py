@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from attpc_classify.train_config import DistillConfig, OptimConfig
+from attpc_classify.train_config import DistillConfig, OptimConfig, check_stem_norm
 from data_prep.errors import InputError
 from data_prep.images import ImageConfig
 
@@ -119,6 +119,9 @@ class VitSpec:
     # 0 = timm's patch embedding; > 0 = conv stem (learngene.vit.ConvStem) with this many
     # channels in its first 3x3 convolution; every strategy's ViTs and learngenes carry it
     stem_width: int = 0
+    # the stem's norm layers: group (GroupNorm(1)) | batch (BatchNorm2d; fine-tuning
+    # re-estimates its statistics on the target; every learngene carries them)
+    stem_norm: str = "group"
     mlp_ratio: float = 4.0
     drop_path: float = 0.0  # in fine-tuning and pre-training (Aux-Nets cannot use it)
 
@@ -127,6 +130,7 @@ class VitSpec:
             raise InputError("vit.depths must be positive")
         if self.width % self.heads:
             raise InputError("vit.width must be a multiple of vit.heads")
+        check_stem_norm(self.stem_norm, self.stem_width, "vit")
 
     @property
     def head_dim(self) -> int:

@@ -297,6 +297,7 @@ def _aux_arch(spec: LearngeneSpec, info, num_classes: int) -> dict[str, Any]:
         num_heads=heads,
         mlp_ratio=spec.mlp_ratio,
         stem_width=t.get("stem_width", 0),  # the Aux-Net keeps the teacher's front end
+        stem_norm=t.get("stem_norm", "group"),
         distill_token=bool(t.get("distill_token", False)),  # ... and its DeiT token
     )
 

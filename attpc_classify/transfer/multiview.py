@@ -44,6 +44,7 @@ def build_multiview(
         num_classes=len(names),
         depth=cell.depth,
         stem_width=cfg.vit.stem_width,
+        stem_norm=cfg.vit.stem_norm,
     )
     return learngene.MultiViewViT(
         arch,

@@ -100,6 +100,7 @@ def vit_model_config(cfg: BenchConfig, depth: int, width: int | None = None, ini
         heads=width // cfg.vit.head_dim,
         patch=cfg.vit.patch,
         stem_width=cfg.vit.stem_width,
+        stem_norm=cfg.vit.stem_norm,
         mlp_ratio=cfg.vit.mlp_ratio,
         drop_path=cfg.vit.drop_path,
         init=init,
@@ -126,13 +127,15 @@ def distill_key(distill) -> dict[str, Any]:
 
 
 def _model_key(model_cfg) -> dict[str, Any]:
-    """A model config for a stage key; ``stem_width`` and ``distill_token`` only when set,
-    so the keys (and caches) of ViTs without them are those from before the options
-    existed."""
+    """A model config for a stage key; ``stem_width``, ``stem_norm`` and ``distill_token``
+    only when not their defaults, so the keys (and caches) of ViTs without them are those
+    from before the options existed."""
     key = to_dict(model_cfg)
     for option in ("stem_width", "distill_token"):
         if not key.get(option):
             key.pop(option, None)
+    if key.get("stem_norm") == "group":
+        key.pop("stem_norm")
     return key
 
 
