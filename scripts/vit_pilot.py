@@ -73,23 +73,27 @@ STEM_NORM = {"stem8bn": "batch", "stem8id": "none"}
 
 
 def _vit(name: str, **kw):
-    """`create_vit`, with the stem's GroupNorms swapped as `STEM_NORM` says."""
-    model = create_vit(**kw)
+    """`create_vit`, with the stem's norms as `STEM_NORM` says (BatchNorm: the library's
+    ``stem_norm="batch"``; none: the GroupNorms swapped for identities here)."""
     norm = STEM_NORM.get(name)
-    if norm is not None:
+    model = create_vit(**kw, stem_norm="batch" if norm == "batch" else "group")
+    if norm == "none":
         stem = model.patch_embed.stem
         for i, m in enumerate(stem):
             if isinstance(m, torch.nn.GroupNorm):
-                stem[i] = (
-                    torch.nn.BatchNorm2d(m.num_channels) if norm == "batch" else torch.nn.Identity()
-                )
+                stem[i] = torch.nn.Identity()
     return model
 
 
-def _cnn(num_classes: int, image_config, name: str = "cnn"):
-    """The small CNN (width 32, depth 3); ``cnn_gn``: GroupNorm(1) in place of BatchNorm."""
-    model = build_model(ModelConfig(name="cnn", width=32, depth=3), image_config=image_config,
-                        num_classes=num_classes)  # fmt: skip
+def _cnn(num_classes: int, image_config, name: str = "cnn", seed: int = 0):
+    """The small CNN (width 32, depth 3) with weights drawn from ``seed``; ``cnn_gn``:
+    GroupNorm(1) in place of BatchNorm."""
+    # seeded as the benchmark's cells are: torch seeds each process at random, so an
+    # unseeded build gave other first weights on every call (and the CNN rows moved)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = build_model(ModelConfig(name="cnn", width=32, depth=3),
+                            image_config=image_config, num_classes=num_classes)  # fmt: skip
     if name.endswith("_gn"):
         f = model.features
         for i, m in enumerate(f):
@@ -111,7 +115,7 @@ def _score(model, images, y, k) -> dict:
 
 def _cnn_teacher(train, task: str, k: int, epochs: int, path: Path, augment: str, seed: int):
     """The small CNN trained on ``train`` (kept in ``path``: every student shares it)."""
-    teacher = _cnn(k, train.config)
+    teacher = _cnn(k, train.config, seed=seed)
     if path.exists():
         teacher.load_state_dict(load_file(str(path)))
     else:
@@ -167,7 +171,7 @@ def _pretrained_cnn(a, src, image_config, name: str):
     saved = a.out.parent / f"pre_cnn{gn}_e{a.pretrain_epochs}{_source_tag(a, src)}.safetensors"
 
     def pretrain():
-        model = _cnn(3, image_config, name)
+        model = _cnn(3, image_config, name, seed=0)  # kept: one for every seed
         po = OptimConfig(lr=2e-3, epochs=a.pretrain_epochs, warmup_epochs=1, batch_size=64,
                          patience=0)  # fmt: skip
         r = fit(model, src[0], src[1], TrainConfig(optim=po, data=DataConfig(augment=a.augment),
@@ -175,7 +179,7 @@ def _pretrained_cnn(a, src, image_config, name: str):
         return model, r.best_metric
 
     state, src_f1 = _pretrained_state(saved, pretrain)
-    model = _cnn(2, image_config, name)
+    model = _cnn(2, image_config, name, seed=a.seed)  # the fresh head's draw
     model.load_state_dict(state, strict=False)
     return model, src_f1
 
@@ -280,7 +284,7 @@ def main() -> None:
     for name in a.variants.split(","):
         t0 = time.perf_counter()
         if name in ("cnn", "cnn_pre", "cnn_gn", "cnn_pre_gn"):
-            model = _cnn(2, train.config, name)
+            model = _cnn(2, train.config, name, seed=a.seed)
             optim = OptimConfig(
                 lr=2e-3, epochs=a.epochs, warmup_epochs=1, batch_size=32, patience=0
             )
