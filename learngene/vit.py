@@ -310,7 +310,20 @@ def skeleton(keep: tuple[str, ...] = (), **arch) -> VisionTransformer:
                 # state_dict() (never a meta tensor), and functional_call fills it for the
                 # duration of one forward
                 slots[key] = real[full] if full in keep else None
+        if module._buffers.get(BATCH_COUNT, 0) is None:
+            module.register_load_state_dict_pre_hook(_drop_batch_count)
     return model
+
+
+def _drop_batch_count(module: nn.Module, state_dict: dict, prefix: str, *_: object) -> None:
+    """Load hook of a skeleton BatchNorm whose buffers live elsewhere (LeTs, MM-LG).
+
+    A state dict without torch's ``_metadata`` (a plain dict copy, as the engine's
+    best-epoch weights; a safetensors checkpoint) sends BatchNorm down its version-1
+    upgrade path, which adds ``num_batches_tracked`` for the empty slot and then fails
+    the load as an unexpected key; the slot never holds state, so the key is dropped.
+    """
+    state_dict.pop(prefix + BATCH_COUNT, None)
 
 
 def vit_arch(model: VisionTransformer) -> dict:

@@ -147,6 +147,26 @@ def test_aux_net_updates_stores_and_hands_down_its_stem_statistics(method, tmp_p
             assert torch.equal(t, live[v][k]), (v, k)
 
 
+@pytest.mark.parametrize("method", ["tleg", "ldr", "lets", "mmlg"])
+def test_aux_net_reloads_a_plain_copy_of_its_state(method, tmp_path):
+    """Found by the CPU benchmark: the engine keeps the best epoch as a plain dict (no
+    ``_metadata``), and BatchNorm's version-1 upgrade then added ``num_batches_tracked``
+    for the LeTs skeleton's empty slots, failing the load; a safetensors round trip (the
+    run checkpoints) loses the metadata the same way."""
+    from safetensors.torch import load_file, save_file
+
+    aux = _aux(method)
+    _train_step(aux)
+    plain = {k: v.detach().clone() for k, v in aux.state_dict().items()}
+    save_file(plain, str(tmp_path / "aux.safetensors"))
+    other = _aux(method)
+    other.load_state_dict(load_file(str(tmp_path / "aux.safetensors")))  # strict
+    aux.load_state_dict(plain)
+    for v, stats in _live(other).items():  # the statistics came with the state
+        for k, t in stats.items():
+            assert torch.equal(t, _live(aux)[v][k]), (v, k)
+
+
 def test_ldr_frozen_stem_still_tracks_statistics_and_lets_skeleton_holds_none():
     aux = _aux("ldr")
     aux.set_stage(2)  # the shared tensors, stem included, are frozen
