@@ -24,15 +24,20 @@ install: $(STAMP)
 demo: install
 	$(VENV)/bin/attpc-classify demo --out demo_out
 
+# One torch thread per test (tests/conftest.py), so the suite runs on a worker per core
+# (pytest-xdist, at most 4); a test file stays on one worker, so a module's shared fixture
+# (the benchmark smoke run) is built once. `pytest tests/x.py` alone still runs in-process.
+XDIST = -n auto --maxprocesses 4 --dist loadfile
+
 test: install lint
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q $(XDIST)
 
 test-all: install
-	$(PY) -m pytest -q -m ''
+	$(PY) -m pytest -q $(XDIST) -m ''
 
 # without the heavy end-to-end tests (a repeated -m replaces the one in pyproject's addopts)
 test-fast: install
-	$(PY) -m pytest -q -m 'not slow and not heavy'
+	$(PY) -m pytest -q $(XDIST) -m 'not slow and not heavy'
 
 lint: install
 	$(VENV)/bin/ruff check .
