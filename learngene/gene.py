@@ -15,7 +15,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from learngene.vit import ARCH_KEYS, OPTIONAL_ARCH_KEYS, check_stem_norm, num_parameters
+from learngene.vit import (
+    ARCH_KEYS,
+    OPTIONAL_ARCH_KEYS,
+    check_stem_norm,
+    num_parameters,
+    with_arch_defaults,
+)
 
 FORMAT = "learngene"
 FORMAT_VERSION = 1
@@ -58,7 +64,7 @@ class Learngene:
 def arch_from_meta(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The `create_vit` keyword arguments stored in learngene metadata (`OPTIONAL_ARCH_KEYS`
     that it lacks read as their defaults)."""
-    arch = {k: meta[k] if k in meta else OPTIONAL_ARCH_KEYS[k] for k in ARCH_KEYS}
+    arch = with_arch_defaults(meta)
     for key in ("patch_size", "in_chans", "num_classes", "embed_dim", "depth", "num_heads",
                 "stem_width"):  # fmt: skip
         value = arch[key]

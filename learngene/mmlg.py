@@ -38,8 +38,6 @@ from torch.func import functional_call
 from learngene import tleg
 from learngene.gene import AuxNet, Learngene, arch_from_meta
 from learngene.vit import (
-    ARCH_KEYS,
-    OPTIONAL_ARCH_KEYS,
     average_heads,
     block_shapes,
     create_vit,
@@ -48,6 +46,7 @@ from learngene.vit import (
     shared_keys,
     skeleton,
     vit_shapes,
+    with_arch_defaults,
 )
 
 
@@ -182,7 +181,7 @@ class MultiViewViT(nn.Module):
         self.views = _check_views(self.all_views, views)
         self.view_channels = view_channels
         enc = encoder_arch(
-            {k: arch[k] if k in arch else OPTIONAL_ARCH_KEYS[k] for k in ARCH_KEYS},
+            with_arch_defaults(arch),
             view_channels,
             depth,
         )

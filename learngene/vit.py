@@ -135,6 +135,11 @@ class ConvStem(nn.Module):
         return x.flatten(2).transpose(1, 2)  # (B, tokens, embed_dim), as PatchEmbed
 
 
+def with_arch_defaults(arch: Mapping[str, object]) -> dict[str, object]:
+    """The `ARCH_KEYS` of ``arch``; the `OPTIONAL_ARCH_KEYS` it lacks as their defaults."""
+    return {k: arch[k] if k in arch else OPTIONAL_ARCH_KEYS[k] for k in ARCH_KEYS}
+
+
 def check_stem_norm(stem_norm: str, stem_width: int) -> None:
     """ValueError unless ``stem_norm`` is one of `STEM_NORMS` and, when ``"batch"``, there
     is a conv stem to hold it (``stem_width`` > 0)."""
