@@ -17,6 +17,9 @@ Two steps, each without a single target label:
 
 The predicted class fractions are reported after each step, which is itself the
 estimate of the target's class mix (docs/sim-to-real.md: choosing the proton cut).
+
+Tree runs (gbt) have neither BatchNorm nor gradients: `attpc_classify.trees_adapt` refits
+them with the same pseudo-label selection and guard.
 """
 
 from __future__ import annotations
@@ -156,15 +159,15 @@ def format_fractions(names: tuple[str, ...], frac: np.ndarray) -> str:
     return "  ".join(f"{n} {f:.3f}" for n, f in zip(names, frac, strict=True))
 
 
-def target_images(
+def target_inputs(
     trained: checkpoint.Trained, paths: list[str], max_events: int, seed: int
 ) -> np.ndarray:
-    """Images of the target events, made with the run's preprocessing: image files are
-    checked against it (`predict.check_image_file`), point-cloud files (any supported
-    format) are projected with it (with ``beam_axis=run`` each centred on its own beam
-    line; with ``charge_norm=quantile``, all of them together are one run, normalised by
-    their quantiles). At most ``max_events``, drawn at random
-    (seeded)."""
+    """The target events as the run reads them (images, or features for a tree run),
+    made with the run's preprocessing: image files are checked against it
+    (`predict.check_image_file`), point-cloud files (any supported format) are projected
+    with it (with ``beam_axis=run`` each centred on its own beam line; with
+    ``charge_norm=quantile``, all of them together are one run, normalised by their
+    quantiles). At most ``max_events``, drawn at random (seeded)."""
     from attpc_classify.predict import check_image_file
     from data_prep.imagefile import is_image_file, read_images
     from data_prep.images import project
@@ -173,6 +176,7 @@ def target_images(
     from data_prep.structured import find_hot_pads
 
     config = trained.info.image_config
+    features = trained.info.input == "features"
     events = [str(p) for p in paths if Path(p).exists() and not is_image_file(p)]
     # beam_axis=run: each point-cloud file is a run with its own beam line
     axes = {p: fit.axis for p, fit in beam_axes(config, events).items()}
@@ -184,7 +188,8 @@ def target_images(
             raise InputError("no such file", path=path)
         if is_image_file(path):
             check_image_file(path, trained)
-            parts.append(read_images(path).images)
+            stored = read_images(path, features=features)
+            parts.append(stored.features if features else stored.images)
             continue
         file_config = replace(config, run_beam_axis=axes.get(str(path), ()))
         with open_events(path, charge=config.charge_column) as reader:
@@ -195,12 +200,18 @@ def target_images(
                 )
             events = list(reader.iter_events(skip_bad=True))
         if events:
-            parts.append(project(events, file_config, hot).images)
-    images = np.concatenate(parts) if parts else np.zeros((0, config.n_channels, 1, 1))
-    if len(images) > max_events:
-        pick = np.random.default_rng(seed).choice(len(images), max_events, replace=False)
-        images = images[np.sort(pick)]
-    return images
+            proj = project(events, file_config, hot)
+            parts.append(proj.features if features else proj.images)
+    if parts:
+        inputs = np.concatenate(parts)
+    elif features:
+        inputs = np.zeros((0, trained.model.n_features))
+    else:
+        inputs = np.zeros((0, config.n_channels, 1, 1))
+    if len(inputs) > max_events:
+        pick = np.random.default_rng(seed).choice(len(inputs), max_events, replace=False)
+        inputs = inputs[np.sort(pick)]
+    return inputs
 
 
 def adapt(
@@ -222,7 +233,8 @@ def adapt(
     trained = checkpoint.load_run(run_dir, device="cpu")
     info, model = trained.info, trained.model
     if info.input != "images":
-        raise InputError(f"adapt is for image models (this run reads {info.input})", path=run_dir)
+        raise InputError(f"adapt is for image models (this run reads {info.input}; trees: "
+                         "trees_adapt.self_train)", path=run_dir)  # fmt: skip
     if len(images) < 2 * cfg.batch_size:
         raise InputError(f"adapt needs at least {2 * cfg.batch_size} target events, "
                          f"got {len(images)}")  # fmt: skip

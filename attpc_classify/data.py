@@ -26,14 +26,18 @@ data; simulated events have neither.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
 
+from data_prep.errors import InputError
 from data_prep.events import binary_labels
-from data_prep.imagefile import ImageSet
+from data_prep.imagefile import ImageSet, read_images
 from data_prep.images import ImageConfig
+
+if TYPE_CHECKING:
+    from attpc_classify.train_config import TrainConfig
 
 BINARY_NAMES: tuple[str, str] = ("proton", "rest")
 
@@ -76,6 +80,28 @@ def stratified_split(
     return np.sort(np.concatenate(train)), np.sort(np.concatenate(val))
 
 
+def load_datasets(cfg: TrainConfig, kind: str) -> tuple[ImageSet, ImageSet | None]:
+    """Training and validation sets: ``data.val_path``, else a stratified seeded split."""
+    if not cfg.data.path:
+        raise InputError("no training data: give --data FILE (or data.path in the config)")
+    extra = {"voxels": kind == "voxels", "features": kind == "features"}
+    full = labelled(read_images(cfg.data.path, **extra))
+    if len(full) == 0:
+        raise InputError("the image file holds no labelled event", path=cfg.data.path)
+    if cfg.data.val_path:
+        val = labelled(read_images(cfg.data.val_path, **extra))
+        if val.config != full.config or val.class_names != full.class_names:
+            raise InputError(
+                "validation file was preprocessed differently from the training file",
+                path=cfg.data.val_path,
+            )
+        return full, val
+    # split on the 3-class label: binary and multiclass runs of one seed share the split
+    rng = np.random.default_rng(cfg.seed)
+    tr, va = stratified_split(full.label, cfg.data.val_fraction, rng)
+    return full.subset(tr), full.subset(va)
+
+
 def class_weights(labels: np.ndarray, num_classes: int) -> torch.Tensor:
     """``n / (K * count_k)`` per class (1 for a mean class; absent classes get 0)."""
     counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
@@ -104,6 +130,14 @@ def model_inputs(images: ImageSet, kind: str) -> np.ndarray:
             raise ValueError("this ImageSet was read without voxels (read_images(voxels=True))")
         return images.voxels
     return images.images
+
+
+def task_arrays(images: ImageSet, task: str, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Raw inputs and task labels of the labelled events, as tensors."""
+    known = labelled(images)
+    x = torch.from_numpy(np.ascontiguousarray(model_inputs(known, kind)))
+    y = torch.from_numpy(task_labels(known.label, task))
+    return x, y
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:

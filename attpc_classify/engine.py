@@ -42,13 +42,11 @@ from attpc_classify.data import (
     as_float,
     augment_batch,
     class_weights,
-    labelled,
+    load_datasets,
     mix_batch,
-    model_inputs,
     output_names,
     sample_weights,
-    stratified_split,
-    task_labels,
+    task_arrays,
 )
 from attpc_classify.device import autocast, autocast_dtype, resolve_device
 from attpc_classify.metrics import f1_scores
@@ -57,7 +55,7 @@ from attpc_classify.plots import plot_learning_curves
 from attpc_classify.train_config import OptimConfig, TrainConfig
 from data_prep.atomic import atomic_path, check_writable
 from data_prep.errors import InputError
-from data_prep.imagefile import ImageSet, read_images
+from data_prep.imagefile import ImageSet
 from learngene.distill import deit_loss
 
 logger = logging.getLogger(__name__)
@@ -228,14 +226,6 @@ def _detector_images(
 
 def _epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919) % (2**63 - 1)
-
-
-def _arrays(images: ImageSet, task: str, kind: str) -> tuple[torch.Tensor, torch.Tensor]:
-    """Raw inputs and task labels of the labelled events, as (shared-memory) tensors."""
-    known = labelled(images)
-    x = torch.from_numpy(np.ascontiguousarray(model_inputs(known, kind)))
-    y = torch.from_numpy(task_labels(known.label, task))
-    return x, y
 
 
 def run_metadata(model: nn.Module, train: ImageSet, task: str, cfg: TrainConfig) -> dict[str, Any]:
@@ -441,11 +431,11 @@ def _setup(
     dtype = autocast_dtype(cfg.precision, device)
     kind = getattr(model, "input_kind", "images")
     k = len(output_names(task, train.class_names))
-    x_tr, y_tr = _arrays(train, task, kind)
+    x_tr, y_tr = task_arrays(train, task, kind)
     n = len(y_tr)
     if n == 0:
         raise InputError("no labelled training events", path=train.path)
-    x_va, y_va = _arrays(val, task, kind) if val is not None else (None, None)
+    x_va, y_va = task_arrays(val, task, kind) if val is not None else (None, None)
     if x_va is not None and len(y_va) == 0:
         x_va = y_va = None
 
@@ -660,51 +650,32 @@ def default_out(cfg: TrainConfig) -> Path:
     return Path(cfg.out or f"runs/{cfg.model.name}_{cfg.data.task}")
 
 
-def load_datasets(cfg: TrainConfig, kind: str) -> tuple[ImageSet, ImageSet | None]:
-    """Training and validation sets: ``data.val_path``, else a stratified seeded split."""
-    if not cfg.data.path:
-        raise InputError("no training data: give --data FILE (or data.path in the config)")
-    extra = {"voxels": kind == "voxels", "features": kind == "features"}
-    full = labelled(read_images(cfg.data.path, **extra))
-    if len(full) == 0:
-        raise InputError("the image file holds no labelled event", path=cfg.data.path)
-    if cfg.data.val_path:
-        val = labelled(read_images(cfg.data.val_path, **extra))
-        if val.config != full.config or val.class_names != full.class_names:
-            raise InputError(
-                "validation file was preprocessed differently from the training file",
-                path=cfg.data.val_path,
-            )
-        return full, val
-    # split on the 3-class label: binary and multiclass runs of one seed share the split
-    rng = np.random.default_rng(cfg.seed)
-    tr, va = stratified_split(full.label, cfg.data.val_fraction, rng)
-    return full.subset(tr), full.subset(va)
-
-
 def _fit_sklearn(
     model: nn.Module,
     x_tr: torch.Tensor,
     y_tr: torch.Tensor,
     val: tuple[torch.Tensor, torch.Tensor] | None,
     cfg: TrainConfig,
+    source: tuple[np.ndarray, np.ndarray, float] | None = None,
 ) -> dict[str, Any]:
-    """Fit ``model`` (logreg or gbt) with scikit-learn; the history row's extra fields."""
+    """Fit ``model`` (logreg or gbt) with scikit-learn; the history row's extra fields.
+
+    ``source`` (gbt with ``model.init=run:``): that run's simulated training events and
+    the weight of each of ours (`trees_adapt.labelled_refit_inputs`), fitted together."""
     balanced = cfg.optim.balance != "none"
     if cfg.model.name == "gbt":
         from attpc_classify.models.gbt import fit_gbt
+        from attpc_classify.trees_adapt import gbt_params
 
-        m = cfg.model
-        params = {
-            "learning_rate": m.learning_rate,
-            "max_iter": m.max_iter,
-            "max_leaf_nodes": m.max_leaf_nodes,
-            "l2_regularization": m.l2_regularization,
-        }
+        x, y, weight = x_tr.numpy(), y_tr.numpy(), None
+        if source is not None:
+            x_s, y_s, w = source
+            x, y = np.concatenate([x_s, x]), np.concatenate([y_s, y])
+            weight = np.concatenate([np.ones(len(y_s)), np.full(len(y_tr), w)])
         x_va, y_va = (None, None) if val is None else (val[0].numpy(), val[1].numpy())
         # early stopping on the validation split: the trees stop where its loss does
-        clf = fit_gbt(model, x_tr.numpy(), y_tr.numpy(), x_val=x_va, y_val=y_va,
-                      params=params, balanced=balanced, seed=cfg.seed)  # fmt: skip
+        clf = fit_gbt(model, x, y, x_val=x_va, y_val=y_va, params=gbt_params(cfg.model),
+                      balanced=balanced, seed=cfg.seed, sample_weight=weight)  # fmt: skip
         return {"boosting_iter": int(clf.n_iter_), "n_trees": int(model.feature.shape[0])}
     from attpc_classify.models.voxel import fit_logreg
 
@@ -728,10 +699,19 @@ def _train_sklearn(
     task = cfg.data.task
     k = len(output_names(task, train.class_names))
     kind = getattr(model, "input_kind", "voxels")
-    x_tr, y_tr = _arrays(train, task, kind)
+    x_tr, y_tr = task_arrays(train, task, kind)
     has_val = val is not None and len(val) > 0
-    x_va, y_va = _arrays(val, task, kind) if has_val else (None, None)
-    fitted = _fit_sklearn(model, x_tr, y_tr, (x_va, y_va) if has_val else None, cfg)
+    x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
+    source = None
+    if cfg.model.init.startswith("run:"):  # gbt (ModelConfig refuses it for logreg)
+        from attpc_classify.trees_adapt import labelled_refit_inputs
+
+        run_dir = cfg.model.init.partition(":")[2]
+        source = labelled_refit_inputs(run_dir, train, task)
+        logger.info(f"gbt: refitted on the {len(source[1])} simulated training events of "
+                    f"{run_dir} plus these {len(y_tr)} labelled events, weight "
+                    f"{source[2]:.3g} each (both sides weigh the same)")  # fmt: skip
+    fitted = _fit_sklearn(model, x_tr, y_tr, (x_va, y_va) if has_val else None, cfg, source)
     device = torch.device("cpu")
     train_logits = predict_logits(model, x_tr, device=device, dtype=None)
     row: dict[str, Any] = {"epoch": 1, "train_loss": float(F.cross_entropy(train_logits, y_tr))}

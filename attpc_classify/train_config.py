@@ -91,6 +91,9 @@ class ModelConfig:
             )
         if self.init.startswith("learngene:") and self.name != "vit":
             raise InputError("model.init=learngene:PATH needs model.name=vit")
+        if self.init.startswith("run:") and self.name == "logreg":
+            # L-BFGS refits from scratch: the run's weights would be silently dropped
+            raise InputError("model.init=run:DIR is not supported for model.name=logreg")
         if self.pretrained_file and self.name != "timm_cnn":
             raise InputError("model.pretrained_file is for model.name=timm_cnn")
         for key in ("depth", "width", "heads", "patch", "stem_width", "max_iter"):

@@ -267,7 +267,7 @@ def main() -> None:
 
     src = None
     if a.pretrain_epochs:
-        from attpc_classify.engine import load_datasets
+        from attpc_classify.data import load_datasets
 
         if a.source:
             preset, events, seed = a.source.split(":")

@@ -85,7 +85,7 @@ def test_adapt_refuses_bad_input_in_one_line(run_and_target, tmp_path, capsys):
 def test_adapt_takes_point_cloud_files_projected_like_the_run(tmp_path, capsys):
     from _formats import make_events, write_spyral
 
-    from attpc_classify.adapt import target_images
+    from attpc_classify.adapt import target_inputs
     from data_prep.images import project
 
     torch.set_num_threads(1)
@@ -116,7 +116,7 @@ def test_adapt_takes_point_cloud_files_projected_like_the_run(tmp_path, capsys):
     assert main(["train", "--quiet", "--data", str(img), "--out", str(run), "model.width=4",
                  "model.depth=2", "optim.epochs=1", "optim.batch_size=16"]) == 0  # fmt: skip
     trained = load_run(run)
-    got = target_images(trained, [str(raw)], max_events=100, seed=0)
+    got = target_inputs(trained, [str(raw)], max_events=100, seed=0)
     want = project(events, trained.info.image_config).images
     assert got.shape == (100, *want.shape[1:])
     pick = np.sort(np.random.default_rng(0).choice(len(events), 100, replace=False))

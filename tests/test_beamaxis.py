@@ -172,7 +172,7 @@ def test_preprocess_fits_and_records_each_files_own_line(two_runs):
 def test_classify_and_adapt_centre_raw_files_as_preprocess_did(two_runs, tmp_path):
     """A model given the raw run files fits each file's line itself: its probabilities
     equal those on the image file; adapt's target images equal the file's images."""
-    from attpc_classify.adapt import target_images
+    from attpc_classify.adapt import target_inputs
     from attpc_classify.checkpoint import load_run
     from attpc_classify.cli import main
     from attpc_classify.predict import read_predictions
@@ -189,7 +189,7 @@ def test_classify_and_adapt_centre_raw_files_as_preprocess_did(two_runs, tmp_pat
     got, want = read_predictions(raw), read_predictions(stored)
     np.testing.assert_array_equal(got["event_id"], want["event_id"])
     np.testing.assert_allclose(got["p_proton"], want["p_proton"], atol=1e-5)
-    images = target_images(load_run(run), [str(a), str(b)], max_events=1000, seed=0)
+    images = target_inputs(load_run(run), [str(a), str(b)], max_events=1000, seed=0)
     np.testing.assert_array_equal(images, read_images(img).images)
 
 

@@ -57,10 +57,10 @@ def test_quantile_norm_from_preprocess_to_classify(tmp_path, capsys):
     c = read_predictions(tmp_path / "c.csv")
     np.testing.assert_allclose(c["p_proton"], a["p_proton"], atol=1e-3)
     # adapt projects a point-cloud target run with that run's quantiles too
-    from attpc_classify.adapt import target_images
+    from attpc_classify.adapt import target_inputs
     from attpc_classify.checkpoint import load_run
 
-    got = target_images(load_run(run), [str(hot)], max_events=1000, seed=0)
+    got = target_inputs(load_run(run), [str(hot)], max_events=1000, seed=0)
     np.testing.assert_allclose(got.astype(float), read_images(img_hot).images.astype(float),
                                atol=2e-3)  # fmt: skip
     capsys.readouterr()

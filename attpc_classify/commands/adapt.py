@@ -1,8 +1,10 @@
 """``attpc-classify adapt RUN --data unlabelled.h5 --out RUN2``: adapt without labels.
 
 AdaBN then confident, class-balanced pseudo-label self-training with a guard against
-collapse (`attpc_classify.adapt`); prints how the predicted class fractions move. The
-adapted run works with evaluate / classify / compare like any run.
+collapse (`attpc_classify.adapt`); a tree run (gbt) is refitted on its simulated training
+events plus the confident target events instead (`attpc_classify.trees_adapt`). Prints
+how the predicted class fractions move. The adapted run works with evaluate / classify /
+compare like any run.
 """
 
 from __future__ import annotations
@@ -22,7 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="directory of the adapted run")
     parser.add_argument("--max-events", type=int, default=20000, help="target sample size")
     parser.add_argument(
-        "--rounds", type=int, default=0, help="self-training rounds after AdaBN (default 0)"
+        "--rounds",
+        type=int,
+        default=0,
+        help="self-training rounds after AdaBN (default 0; trees: refits, at least 1)",
     )
     parser.add_argument("--no-adabn", action="store_true", help="keep the source BN statistics")
     parser.add_argument("--confidence", type=float, default=0.7, help="pseudo-label p >= this")
@@ -33,8 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from attpc_classify.adapt import AdaptConfig, adapt, target_images
+    from attpc_classify.adapt import AdaptConfig, adapt, target_inputs
     from attpc_classify.checkpoint import load_run
+    from attpc_classify.trees_adapt import self_train
     from data_prep.errors import InputError
 
     if args.max_events < 1:
@@ -42,8 +48,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     cfg = AdaptConfig(adabn=not args.no_adabn, rounds=args.rounds, confidence=args.confidence,
                       lr=args.lr, seed=args.seed)  # fmt: skip
-    images = target_images(load_run(args.run, device="cpu"), args.data, args.max_events, args.seed)
-    report = adapt(args.run, images, args.out, cfg, source=" ".join(args.data))
+    trained = load_run(args.run, device="cpu")
+    inputs = target_inputs(trained, args.data, args.max_events, args.seed)
+    # trees (gbt) have no BatchNorm and no gradient: they are refitted instead
+    method = self_train if trained.info.input == "features" else adapt
+    report = method(args.run, inputs, args.out, cfg, source=" ".join(args.data))
     print(f"wrote {args.out} ({report['n_target']} target events"
           + (", self-training stopped by the collapse guard)" if report["stopped_by_guard"]
              else ")"))  # fmt: skip

@@ -21,8 +21,9 @@ from attpc_classify.data import (
     class_weights,
     output_names,
     stratified_split,
+    task_arrays,
 )
-from attpc_classify.engine import _arrays, param_groups, predict_logits
+from attpc_classify.engine import param_groups, predict_logits
 from attpc_classify.federated.config import FedConfig, LocalSpec
 from attpc_classify.metrics import f1_scores
 from data_prep.imagefile import read_images
@@ -53,7 +54,7 @@ def load_client(name: str, path: str, task: str, test_fraction: float, seed: int
     Cached per process: a simulated client reads its file once, not every round.
     """
     images = read_images(path)
-    x, y = _arrays(images, task, "images")
+    x, y = task_arrays(images, task, "images")
     if len(y) < 4:
         from data_prep.errors import InputError
 

@@ -71,7 +71,8 @@ def build_model(
         logger.info(
             f"ImageNet weights from {cfg.pretrained_file}; fresh: {', '.join(fresh) or 'none'}"
         )
-    if cfg.init.startswith("run:"):
+    # gbt + run:DIR refits on that run's training events (trees_adapt), copies nothing
+    if cfg.init.startswith("run:") and cfg.name != "gbt":
         _init_from_run(model, cfg.init.partition(":")[2], output_names)
     return model
 

@@ -102,6 +102,7 @@ def fit_gbt(
     params: dict[str, Any] | None = None,
     balanced: bool = True,
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
 ) -> Any:
     """Fit scikit-learn's `HistGradientBoostingClassifier` and copy its trees into
     ``model``; return the fitted estimator (for tests and reports).
@@ -117,6 +118,9 @@ def fit_gbt(
         l2_regularization, ...).
     balanced
         ``class_weight="balanced"``.
+    sample_weight
+        ``(N,)`` weight of each training event (scikit-learn multiplies it by the class
+        weight); the adaptation routes weigh target events against simulated ones with it.
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
@@ -135,9 +139,9 @@ def fit_gbt(
         random_state=seed,
     )
     if early:
-        clf.fit(x, y, X_val=x_val, y_val=y_val)
+        clf.fit(x, y, sample_weight=sample_weight, X_val=x_val, y_val=y_val)
     else:
-        clf.fit(x, y)
+        clf.fit(x, y, sample_weight=sample_weight)
     load_sklearn_trees(model, clf)
     return clf
 

@@ -126,8 +126,8 @@ def train_learngene(
     import learngene
     from attpc_classify.checkpoint import load_run
     from attpc_classify.config import git_sha, save_config, to_dict
-    from attpc_classify.data import output_names
-    from attpc_classify.engine import fit, load_datasets
+    from attpc_classify.data import load_datasets, output_names
+    from attpc_classify.engine import fit
 
     spec = cfg.learngene
     teacher = load_run(teacher_dir, device=cfg.device)

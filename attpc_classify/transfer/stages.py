@@ -109,7 +109,7 @@ def vit_model_config(cfg: BenchConfig, depth: int, width: int | None = None, ini
 
 def _source_split(cfg: BenchConfig, path: str, seed: int):
     """Source training / validation sets: the engine's stratified, seeded split."""
-    from attpc_classify.engine import load_datasets
+    from attpc_classify.data import load_datasets
 
     tc = TrainConfig(
         data=DataConfig(path=path, val_fraction=cfg.data.source_val_fraction), seed=seed

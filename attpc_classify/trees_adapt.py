@@ -1,0 +1,214 @@
+"""Gradient-boosted trees on a target run: refits with the target's events.
+
+Trees have no BatchNorm to re-estimate (AdaBN) and no gradient to fine-tune, so both
+adaptation routes of docs/sim-to-real.md refit the trees with the run's own settings
+(`configs/train/gbt.yaml` and its overrides, read from ``RUN/config.yaml``) on the run's
+own simulated training events plus events of the target run:
+
+* **No labels** (``adapt RUN --data TARGET --rounds K``, `self_train`): per round, the
+  current trees label the target and its confident events, class by class
+  (`attpc_classify.adapt.pseudo_labels`), join the simulated ones with weight 1 each; the
+  trees are refitted from scratch on both (so a wrong pseudo-label of round 1 is not
+  carried into round 2 unless the refitted trees repeat it). **Guard against collapse**,
+  as `adapt` for image models: a round after which a class falls below ``min_fraction``
+  times its predicted share before adaptation is undone and self-training stops.
+* **A few labels** (``train --config gbt.yaml --data LABELLED model.init=run:RUN``,
+  `labelled_refit_inputs`): the labelled target events join the run's simulated training
+  events with a weight that gives both sides the same total (``n_sim / n_target`` each),
+  and early stopping watches the labelled target's validation split (the domain the
+  model is for), not the simulation's.
+
+Both need the run's training file where its ``config.yaml`` says it is: the trees are
+refitted on it. The method is ours: self-training by refitting on source plus confident
+target pseudo-labels is the classic scheme (Yarowsky 1995; Lee 2013 for networks) applied
+to boosting; the class-wise selection and the guard are those of `attpc_classify.adapt`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from attpc_classify import checkpoint
+from attpc_classify.adapt import AdaptConfig, format_fractions, fractions, pseudo_labels
+from attpc_classify.config import from_dict, merge, read_yaml, to_dict
+from attpc_classify.data import load_datasets, task_arrays
+from attpc_classify.models import create_model
+from attpc_classify.models.gbt import GBTClassifier, fit_gbt
+from attpc_classify.predict import check_image_file
+from attpc_classify.train_config import TrainConfig
+from data_prep.atomic import atomic_path
+from data_prep.errors import InputError
+from data_prep.imagefile import ImageSet
+
+logger = logging.getLogger(__name__)
+
+
+def gbt_params(model_cfg: Any) -> dict[str, Any]:
+    """`HistGradientBoostingClassifier` keyword arguments of a gbt `ModelConfig`."""
+    return {
+        "learning_rate": model_cfg.learning_rate,
+        "max_iter": model_cfg.max_iter,
+        "max_leaf_nodes": model_cfg.max_leaf_nodes,
+        "l2_regularization": model_cfg.l2_regularization,
+    }
+
+
+def source_config(run_dir: str | Path) -> TrainConfig:
+    """The resolved `TrainConfig` the run was trained with (``RUN/config.yaml``)."""
+    path = Path(run_dir) / "config.yaml"
+    if not path.is_file():
+        raise InputError("no config.yaml: the trees cannot be refitted", path=run_dir)
+    saved = read_yaml(path)
+    saved.pop("git_sha", None)
+    return from_dict(TrainConfig, merge(to_dict(TrainConfig()), saved))
+
+
+def source_sets(run_dir: str | Path) -> tuple[TrainConfig, ImageSet, ImageSet | None]:
+    """The run's config and its training and validation events (features), split as
+    `train` split them."""
+    cfg = source_config(run_dir)
+    if cfg.model.name != "gbt":
+        raise InputError(f"refitting is for gbt runs (this one is {cfg.model.name})", path=run_dir)
+    for path in (cfg.data.path, cfg.data.val_path):
+        if path and not Path(path).is_file():
+            raise InputError(
+                f"the run's training file {path} is gone: the trees are refitted on it",
+                path=run_dir,
+            )
+    train, val = load_datasets(cfg, "features")
+    return cfg, train, val
+
+
+def refit(
+    template: GBTClassifier,
+    cfg: TrainConfig,
+    x: np.ndarray,
+    y: np.ndarray,
+    weight: np.ndarray,
+    val: tuple[np.ndarray, np.ndarray] | None,
+) -> GBTClassifier:
+    """New trees of ``template``'s shape of input and output, fitted with ``cfg``'s
+    settings on weighted events (early stopping on ``val``)."""
+    args = template.model_spec["args"] if hasattr(template, "model_spec") else {}
+    model = create_model("gbt", {
+        "n_features": template.n_features, "num_classes": template.num_classes,
+        "feature_names": list(args.get("feature_names", template.feature_names)),
+    })  # fmt: skip
+    x_val, y_val = (None, None) if val is None else val
+    fit_gbt(model, x, y, x_val=x_val, y_val=y_val, params=gbt_params(cfg.model),
+            balanced=cfg.optim.balance != "none", seed=cfg.seed,
+            sample_weight=weight)  # fmt: skip
+    return model
+
+
+def _proba(model: GBTClassifier, x: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model(torch.from_numpy(np.asarray(x, np.float64))).softmax(-1).numpy()
+
+
+def self_train(
+    run_dir: str | Path,
+    features: np.ndarray,
+    out_dir: str | Path,
+    cfg: AdaptConfig,
+    *,
+    source: str = "",
+) -> dict[str, Any]:
+    """Adapt the trees of ``run_dir`` to the target ``features`` without labels (module
+    doc) and write the adapted run to ``out_dir``; return the report (as `adapt`'s)."""
+    trained = checkpoint.load_run(run_dir, device="cpu")
+    info, model = trained.info, trained.model
+    if info.input != "features":
+        raise InputError(f"self_train is for tree runs (this run reads {info.input})",
+                         path=run_dir)  # fmt: skip
+    if cfg.rounds < 1:
+        raise InputError("trees have no BatchNorm (no AdaBN): adapt a tree run with "
+                         "--rounds >= 1", path=run_dir)  # fmt: skip
+    if len(features) < 2 * cfg.batch_size:
+        raise InputError(f"adapt needs at least {2 * cfg.batch_size} target events, "
+                         f"got {len(features)}")  # fmt: skip
+    train_cfg, train, val = source_sets(run_dir)
+    x_s, y_s = (t.numpy() for t in task_arrays(train, info.task, "features"))
+    val_xy = None
+    if val is not None and len(val):
+        val_xy = tuple(t.numpy() for t in task_arrays(val, info.task, "features"))
+    names = info.output_names
+    x_t = np.asarray(features, dtype=np.float64)
+    proba = _proba(model, x_t)
+    frac = fractions(proba)
+    report: dict[str, Any] = {"n_target": len(x_t), "source": source, "method": "refit",
+                              "config": asdict(cfg)}  # fmt: skip
+    report["fractions"] = {"before": frac.tolist()}
+    logger.info(f"predicted fractions before:      {format_fractions(names, frac)}")
+    logger.info("trees: no BatchNorm, so no AdaBN; self-training refits them on the "
+                f"{len(y_s)} simulated training events plus confident target events")  # fmt: skip
+    reference = frac.copy()
+    report["rounds"], report["stopped_by_guard"] = [], False
+    for r in range(cfg.rounds):
+        idx, labels = pseudo_labels(proba, cfg)
+        if len(idx) < 2 or len(np.unique(labels)) < 2:
+            logger.info(f"round {r + 1}: too few confident events; self-training stops")
+            break
+        x = np.concatenate([x_s, x_t[idx]])
+        y = np.concatenate([y_s, labels])
+        candidate = refit(model, train_cfg, x, y, np.ones(len(y)), val_xy)
+        new_proba = _proba(candidate, x_t)
+        new = fractions(new_proba)
+        collapsed = bool(np.any(new < cfg.min_fraction * reference))
+        counts = np.bincount(labels, minlength=len(names))
+        report["rounds"].append({"pseudo_labels": counts.tolist(), "fractions": new.tolist(),
+                                 "undone": collapsed})  # fmt: skip
+        logger.info(
+            f"round {r + 1}: {len(idx)} pseudo-labels ("
+            + "  ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
+            + f"), {candidate.feature.shape[0]} trees -> {format_fractions(names, new)}"
+            + (f"  [guard: a class fell below {cfg.min_fraction:g} x its share before; "
+               "round undone, stopping]" if collapsed else "")
+        )  # fmt: skip
+        if collapsed:
+            report["stopped_by_guard"] = True
+            break
+        model, proba, frac = candidate, new_proba, new
+    report["fractions"]["final"] = frac.tolist()
+    _, meta = checkpoint.read_info(run_dir)
+    sealed = ("format", "format_version", "weights", "sha256", "meta_sha256")
+    meta = {k: v for k, v in meta.items() if k not in sealed}
+    meta["model"] = {**meta["model"], "args": dict(model.model_spec["args"])}
+    meta["adapted"] = {"from": str(Path(run_dir)), **report}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint.save_model(out, model, meta)
+    checkpoint.write_json(out / "adapt.json", report)
+    # the settings and training file travel with the trees, so the adapted run can be
+    # refitted again (labels: model.init=run:OUT refits on the simulation plus the labels)
+    with atomic_path(out / "config.yaml") as tmp:
+        tmp.write_bytes((Path(run_dir) / "config.yaml").read_bytes())
+    return report
+
+
+def labelled_refit_inputs(
+    run_dir: str | Path, train: ImageSet, task: str
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The simulated training events of the gbt run ``run_dir`` (features, task labels)
+    and the weight of each of the ``train`` events (labelled target events) that gives
+    both sides the same total; ``train`` must be preprocessed as the run's data."""
+    trained = checkpoint.load_run(run_dir, device="cpu")
+    if trained.info.input != "features":
+        raise InputError("model.init=run: for gbt needs a gbt run", path=run_dir)
+    if train.path:
+        check_image_file(train.path, trained)
+    _, source, _ = source_sets(run_dir)
+    x_s, y_s = (t.numpy() for t in task_arrays(source, task, "features"))
+    n_target = int((train.label >= 0).sum())
+    if n_target == 0:
+        raise InputError("no labelled target events", path=train.path)
+    return x_s, y_s, len(y_s) / n_target
+
+
+__all__ = ["gbt_params", "labelled_refit_inputs", "refit", "self_train", "source_sets"]
