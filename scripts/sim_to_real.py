@@ -392,6 +392,8 @@ def cell(est: dict) -> str:
     return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]"
 
 
+#: (model, test) -> the image file it was scored on
+DATA: dict[tuple[str, str], Path] = {}
 #: (model, test) -> (proton F1, macro-F1), for the "where it fails" summary
 VALUES: dict[tuple[str, str], tuple[float, float]] = {}
 
@@ -471,6 +473,7 @@ def main() -> int:
             # errors per simulated channel for the randomised models
             per_channel = label in channel_lines
             m = evaluate(run, data, sim.name, sim if per_channel else None)
+            DATA[(label, test)] = data
             lines.append(row(label, test, m))
             if per_channel:
                 channel_lines[label].append(channel_row(label, test, m))
@@ -524,8 +527,20 @@ def main() -> int:
                              "weighted as the simulation / 20 % early stopping)", "stand-in",
                              evaluate(ft, tree_st, standin.name)))  # fmt: skip
 
-    # -- noise cleaning against the simulator's per-point truth (no model) --------------
+    # -- the run's class mix without labels: predicted fractions against EM -------------
     sys.path.insert(0, str(REPO / "scripts"))
+    import prior_shift
+
+    prior_lines = [prior_shift.HEADER]
+    for label in (TREES_LABEL, CNN_LABEL):
+        run = runs[label][0]
+        tests_used = ("stand-in", "randomised (in-simulation)", "nominal (in-simulation)")
+        COMMANDS.append(f"python scripts/prior_shift.py {run} "
+                        + " ".join(str(DATA[(label, t)]) for t in tests_used))  # fmt: skip
+        prior_lines += [prior_shift.measure(str(run), str(DATA[(label, t)]), label, t)
+                        for t in tests_used]  # fmt: skip
+
+    # -- noise cleaning against the simulator's per-point truth (no model) --------------
     from denoise_quality import HEADER, measure
 
     COMMANDS.append("python scripts/denoise_quality.py " + " ".join(
@@ -551,7 +566,7 @@ def main() -> int:
         wall.write_text(f"{minutes:.0f}\n")
     earlier = wall.read_text().strip() if wall.exists() else None
     write_doc(REPO / args.doc, args, s, lines, ada_lines, minutes, channel_lines, clean_lines,
-              earlier)  # fmt: skip
+              earlier, prior_lines)  # fmt: skip
     print(f"wrote {args.doc} ({minutes:.0f} min)")
     return 0
 
@@ -666,7 +681,7 @@ def failures() -> str:
 
 def write_doc(path: Path, args, s: dict, lines: list[str], ada: list[str], minutes: float,
               channels: dict[str, list[str]], cleaning: list[str],
-              earlier: str | None):  # fmt: skip
+              earlier: str | None, prior: list[str]):  # fmt: skip
     scale = {"cpu": "the CPU config",
              "medium": "the **medium** config, not the 60-minute CPU one; the simulations, "
                        "plain images and plain-image model of the reduced config were copied "
@@ -887,8 +902,10 @@ trees to the stand-in (same exploration, 36,000 training events, 63 leaves; scor
 1,000 stand-in events, the other 1,000 a pool): trees have no BatchNorm for AdaBN;
 self-training on the stand-in's confident pseudo-labels (p > 0.9, no label) moves proton
 F1 from 0.882 to 0.894, and adding 250 / 1,000 labelled stand-in events to the simulated
-ones (weight 30) to 0.903 / 0.908: small gains, within the intervals, so `adapt` stays
-for the image models.
+ones (weight 30) to 0.903 / 0.908: small gains, within the intervals. Both routes are
+now in the application (`adapt --rounds N` and `train ... model.init=run:TREES` refit
+the trees, `attpc_classify/trees_adapt.py`) and measured by this script ("After
+adaptation on the stand-in").
 
 ## Beam axis per run file (`beam_axis: run`, on in the recipe)
 
@@ -1005,14 +1022,24 @@ The recommended trees, zero-shot on the stand-in: reliability.
 ## Choosing the proton cut on a run with an unknown class mix
 
 p(proton) is calibrated on the simulated class mix (the ECE column says how well it
-transfers). The argmax (or a validation threshold) maximises F1 for the training mix;
-on a run whose proton fraction differs, (1) run `adapt` on the run and read the
-predicted class fractions it prints after AdaBN: that is the estimate of the run's mix;
-(2) if the estimated proton fraction pi_run differs from the training one pi_sim,
-correct the probabilities by Bayes' rule, p' = p pi_run/pi_sim / (p pi_run/pi_sim +
-(1 - p)(1 - pi_run)/(1 - pi_sim)), before cutting; (3) cut on `p_proton` from `classify`
-for the purity you need, and check the cut on a few hundred hand-labelled events (the
-fine-tune rows above show what 250 labels buy).
+transfers; a class-balanced model's on equal classes). Two ways to estimate a run's mix
+without its labels, measured (`scripts/prior_shift.py`, called by this script: the true
+mix, the fractions of the argmax calls, the EM estimate of Saerens, Latinne &
+Decaestecker 2002 started from the training prior, and the scores of the argmax calls
+before and after that EM correction of the probabilities):
+
+{chr(10).join(prior)}
+
+Read the class fractions `adapt` prints (or count `classify`'s calls) as the estimate of
+the run's mix, and compare them with the EM column before trusting either: where the
+probabilities are miscalibrated on the run (the ECE column), EM amplifies the
+miscalibration, and the table shows how far each lands from the true mix. To choose the
+cut: (1) estimate the mix; (2) if the estimated proton fraction pi_run differs from the
+one the probabilities stand for, pi_sim (1/3 for a class-balanced model), correct them by
+Bayes' rule, p' = p pi_run/pi_sim / (p pi_run/pi_sim + (1 - p)(1 - pi_run)/(1 -
+pi_sim)), before cutting; (3) cut on `p_proton` from `classify` for the purity you need,
+and check the cut on a few hundred hand-labelled events (the rows with labels above show
+what 250 labels buy).
 
 ## The demo's models and the recommended model
 
