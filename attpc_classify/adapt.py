@@ -283,12 +283,28 @@ def adapt(
             break
         frac = new
     report["fractions"]["final"] = frac.tolist()
+    save_adapted(run_dir, out_dir, model, report)
+    return report
+
+
+def save_adapted(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    model: nn.Module,
+    report: dict[str, Any],
+    model_args: dict[str, Any] | None = None,
+) -> Path:
+    """Write the adapted ``model`` as a run: ``run_dir``'s metadata (with ``model_args``
+    where the constructor arguments changed, as refitted trees' shapes do) plus
+    ``adapted``, and ``adapt.json``; return the directory."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     _, meta = checkpoint.read_info(run_dir)
     meta = {k: v for k, v in meta.items() if k not in ("format", "format_version", "weights",
                                                       "sha256")}  # fmt: skip
+    if model_args is not None:
+        meta["model"] = {**meta["model"], "args": dict(model_args)}
     meta["adapted"] = {"from": str(Path(run_dir)), **report}
     checkpoint.save_model(out, model, meta)
     checkpoint.write_json(out / "adapt.json", report)
-    return report
+    return out

@@ -35,7 +35,13 @@ import numpy as np
 import torch
 
 from attpc_classify import checkpoint
-from attpc_classify.adapt import AdaptConfig, format_fractions, fractions, pseudo_labels
+from attpc_classify.adapt import (
+    AdaptConfig,
+    format_fractions,
+    fractions,
+    pseudo_labels,
+    save_adapted,
+)
 from attpc_classify.config import from_dict, merge, read_yaml, to_dict
 from attpc_classify.data import load_datasets, task_arrays
 from attpc_classify.models import create_model
@@ -176,15 +182,7 @@ def self_train(
             break
         model, proba, frac = candidate, new_proba, new
     report["fractions"]["final"] = frac.tolist()
-    _, meta = checkpoint.read_info(run_dir)
-    sealed = ("format", "format_version", "weights", "sha256", "meta_sha256")
-    meta = {k: v for k, v in meta.items() if k not in sealed}
-    meta["model"] = {**meta["model"], "args": dict(model.model_spec["args"])}
-    meta["adapted"] = {"from": str(Path(run_dir)), **report}
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    checkpoint.save_model(out, model, meta)
-    checkpoint.write_json(out / "adapt.json", report)
+    out = save_adapted(run_dir, out_dir, model, report, model.model_spec["args"])
     # the settings and training file travel with the trees, so the adapted run can be
     # refitted again (labels: model.init=run:OUT refits on the simulation plus the labels)
     with atomic_path(out / "config.yaml") as tmp:

@@ -387,6 +387,14 @@ def evaluate(run: Path, data: Path, tag: str, sim: Path | None = None) -> dict:
     return json.loads((ev / "metrics.json").read_text())
 
 
+def rounds_kept(run: Path, rounds: int = 3) -> str:
+    """``k of N rounds kept`` (and whether the guard undid the next) from ``adapt.json``."""
+    report = json.loads((run / "adapt.json").read_text())
+    kept = sum(not r["undone"] for r in report["rounds"])
+    guard = ", the collapse guard undid the next" if report["stopped_by_guard"] else ""
+    return f"{kept} of {rounds} rounds kept{guard}"
+
+
 def cell(est: dict) -> str:
     lo, hi = est["ci95"]
     return f"{est['value']:.3f} [{lo:.3f}, {hi:.3f}]"
@@ -488,11 +496,8 @@ def main() -> int:
     selftrain = out / "runs" / f"{base.name}_selftrain"
     sh(["adapt", base, "--data", st_data, "--out", selftrain, "--rounds", "3"],
        selftrain / "model.json")  # fmt: skip
-    report = json.loads((selftrain / "adapt.json").read_text())
-    kept = sum(not r["undone"] for r in report["rounds"])
-    guard = ", the collapse guard undid the next" if report["stopped_by_guard"] else ""
-    ada_lines.append(row(f"randomised, robust + AdaBN + self-training ({kept} of 3 rounds kept"
-                         f"{guard}; no labels)", "stand-in",
+    ada_lines.append(row(f"randomised, robust + AdaBN + self-training ({rounds_kept(selftrain)}"
+                         "; no labels)", "stand-in",
                          evaluate(selftrain, st_data, standin.name)))  # fmt: skip
     for i, n_labels in enumerate(s["labels"]):
         # hand-labelled events of the target: another stand-in seed, other run numbers
@@ -511,12 +516,8 @@ def main() -> int:
     tree_self = out / "runs" / f"{trees.name}_selftrain"
     sh(["adapt", trees, "--data", tree_st, "--out", tree_self, "--rounds", "3"],
        tree_self / "model.json")  # fmt: skip
-    report = json.loads((tree_self / "adapt.json").read_text())
-    kept = sum(not r["undone"] for r in report["rounds"])
-    guard = ", the collapse guard undid the next" if report["stopped_by_guard"] else ""
-    ada_lines.append(row(f"trees + self-training refits ({kept} of 3 rounds kept{guard}; "
-                         "no labels)", "stand-in",
-                         evaluate(tree_self, tree_st, standin.name)))  # fmt: skip
+    ada_lines.append(row(f"trees + self-training refits ({rounds_kept(tree_self)}; no labels)",
+                         "stand-in", evaluate(tree_self, tree_st, standin.name)))  # fmt: skip
     for n_labels in s["labels"]:
         pool = out / "sim" / f"standin_labels{n_labels}"  # simulated above
         pool_data = preprocess(out, pool, pool.name, "features")
