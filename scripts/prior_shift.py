@@ -51,8 +51,8 @@ def em_prior(proba: np.ndarray, prior: np.ndarray, iters: int = 1000, tol: float
     return pi, q
 
 
-def measure(run: str, data: str, model: str, test: str) -> str:
-    """One Markdown row of `HEADER`."""
+def measure(run: str, data: str) -> dict[str, np.ndarray]:
+    """True, argmax and EM mixes; (proton F1, macro-F1) of the argmax before and after EM."""
     trained = load_run(run, device="cpu")
     features = trained.info.input == "features"
     s = read_images(data, features=features)
@@ -62,16 +62,30 @@ def measure(run: str, data: str, model: str, test: str) -> str:
     k = proba.shape[1]
     pi, q = em_prior(proba, train_prior(run, k))
 
+    def scores(p):
+        f = f1_scores(y, p.argmax(1), k)
+        return np.array([f["proton_f1"], f["macro_f1"]])
+
+    return {
+        "true": np.bincount(y, minlength=k) / len(y),
+        "argmax": np.bincount(proba.argmax(1), minlength=k) / len(y),
+        "em": pi,
+        "before": scores(proba),
+        "after": scores(q),
+    }
+
+
+def row(model: str, test: str, m: dict[str, np.ndarray]) -> str:
+    """One Markdown row of `HEADER`."""
+
     def mix(v):
         return " / ".join(f"{x:.2f}" for x in v)
 
-    def scores(p):
-        f = f1_scores(y, p.argmax(1), k)
-        return f"{f['proton_f1']:.3f} / {f['macro_f1']:.3f}"
+    def scores(v):
+        return f"{v[0]:.3f} / {v[1]:.3f}"
 
-    return (f"| {model} | {test} | {mix(np.bincount(y, minlength=k) / len(y))} | "
-            f"{mix(np.bincount(proba.argmax(1), minlength=k) / len(y))} | {mix(pi)} | "
-            f"{scores(proba)} | {scores(q)} |")  # fmt: skip
+    return (f"| {model} | {test} | {mix(m['true'])} | {mix(m['argmax'])} | {mix(m['em'])} | "
+            f"{scores(m['before'])} | {scores(m['after'])} |")  # fmt: skip
 
 
 def main() -> int:
@@ -81,7 +95,7 @@ def main() -> int:
     args = ap.parse_args()
     print(HEADER)
     for path in args.data:
-        print(measure(args.run, path, Path(args.run).name, Path(path).stem))
+        print(row(Path(args.run).name, Path(path).stem, measure(args.run, path)))
     return 0
 
 
