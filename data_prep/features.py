@@ -144,19 +144,37 @@ def event_features(
     out = np.full((len(counts), len(names)), np.nan, dtype=np.float32)
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
-    off = r >= CORE_MM
-    if beam is not None:
-        off &= ~np.asarray(beam, dtype=bool)
-    event = np.repeat(np.arange(len(counts)), counts)
-    labels = np.full(len(pts), -1, dtype=np.int64)
-    n_off = np.bincount(event[off], minlength=len(counts))
-    labels[off] = dbscan_labels(pts[off], n_off, EPS_MM, MIN_SAMPLES)
+    off, labels = track_clusters(pts, counts, beam)
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
                             labels[start:stop], len(names),
                             helix=feature_set == "tracks_v2")  # fmt: skip
     return out
+
+
+def track_clusters(
+    points: np.ndarray, counts: np.ndarray, beam: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks the features describe: ``(N,)`` True off the beam core (and off the
+    ``beam`` points), and each point's DBSCAN cluster id within its event (-1: core,
+    beam or noise)."""
+    pts = np.asarray(points[:, :4], dtype=np.float64)
+    off = np.hypot(pts[:, 0], pts[:, 1]) >= CORE_MM
+    if beam is not None:
+        off &= ~np.asarray(beam, dtype=bool)
+    event = np.repeat(np.arange(len(counts)), counts)
+    labels = np.full(len(pts), -1, dtype=np.int64)
+    n_off = np.bincount(event[off], minlength=len(counts))
+    labels[off] = dbscan_labels(pts[off], n_off, EPS_MM, MIN_SAMPLES)
+    return off, labels
+
+
+def largest_tracks(labels: np.ndarray, n: int = N_TRACKS) -> np.ndarray:
+    """One event's cluster ids (of `track_clusters`), largest first, at most ``n``; equal
+    sizes by cluster id, so the order is reproducible: t1, t2, ... of the features."""
+    ids, sizes = np.unique(labels[labels >= 0], return_counts=True)
+    return ids[np.lexsort((ids, -sizes))][:n]
 
 
 def _one_event(
@@ -185,7 +203,7 @@ def _one_event(
     row[3] = core.sum() / n_kept
     total_q = q_kept.sum()
     row[4] = q[core].sum() / total_q if total_q > 0 else np.nan
-    ids, sizes = np.unique(labels[clustered], return_counts=True)
+    ids = np.unique(labels[clustered])
     row[1] = len(ids)
     if not len(ids):
         return row
@@ -197,8 +215,7 @@ def _one_event(
     axes, inner_z, vertex_z = [], [], []
     n_v1 = n_event + N_TRACKS * n_track
     n_helix = len(HELIX_FEATURES)
-    # largest first; equal sizes by cluster id, so the order is reproducible
-    for k, c in enumerate(ids[np.lexsort((ids, -sizes))][:N_TRACKS]):
+    for k, c in enumerate(largest_tracks(labels)):
         sel = labels == c
         feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
         feats[0] = sel.sum() / clustered.sum()

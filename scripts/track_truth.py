@@ -1,0 +1,142 @@
+"""What the trees' first track (t1) really is, for the events they get right and wrong.
+
+    .venv/bin/python scripts/track_truth.py RUN SIM_DIR FEATURE_FILE [SIM_DIR FEATURE_FILE ...]
+
+The features describe the largest off-axis clusters one by one (t1, t2, t3;
+`data_prep.features`), assuming the largest is the reaction's track. For each simulated
+run directory, with the feature file made from it by RUN's preprocessing: the points go
+through the same steps as the features (per-file beam axis, structured-noise rules,
+`data_prep.features.track_clusters`), and t1's points are read against the simulator's
+per-point truth: mostly the light product (the proton or the 12C recoil), mostly the
+heavy one (the scattered 46Ar), mostly beam ions, mostly noise, or no cluster at all.
+Per channel (p_elastic, c12_elastic) and per call of RUN (right / wrong); the labels only
+score. docs/sim-to-real.md, "Where it still fails".
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from attpc_classify.checkpoint import load_run
+from attpc_classify.data import task_labels
+from data_prep.build import expand_inputs
+from data_prep.features import largest_tracks, track_clusters
+from data_prep.imagefile import read_images
+from data_prep.images import ImageConfig, centred_points, event_pads, remove_structured_noise
+from data_prep.quantiles import beam_axes
+from data_prep.readers import open_events
+from data_prep.sim.stats import EJECTILE
+from data_prep.structured import find_hot_pads
+
+#: attpc-engine's nucleus order: target, projectile, ejectile, residue
+RESIDUE = EJECTILE + 1
+
+#: channel -> its class in the 3-class task
+CHANNELS = {"p_elastic": 0, "c12_elastic": 1}
+KINDS = ("light product", "heavy product", "beam ions", "noise", "no cluster")
+HEADER = (
+    "| test set | channel | calls | events | t1 mostly: "
+    + " / ".join(KINDS)
+    + " |\n|---|---|---|---|---|"
+)
+
+
+def t1_kind(truth: np.ndarray, labels: np.ndarray, noise: int, beam: int) -> str:
+    """What most points of an event's largest off-axis cluster are (`KINDS`)."""
+    ids = largest_tracks(labels, 1)
+    if not len(ids):
+        return "no cluster"
+    t = truth[labels == ids[0]]
+    counts = {
+        "light product": np.sum(t == EJECTILE),
+        "heavy product": np.sum(t == RESIDUE),
+        "beam ions": np.sum(t == beam),
+        "noise": np.sum(t == noise),
+    }
+    return max(counts, key=counts.get)
+
+
+def kinds(config: ImageConfig, sim_dir: str) -> dict[tuple[int, int], tuple[str, str]]:
+    """(run, event) -> (channel, t1 kind) for the events of `CHANNELS` in ``sim_dir``."""
+    files = [str(p) for p in sorted(expand_inputs([sim_dir]))]
+    axes = beam_axes(config, files)
+    out = {}
+    for path in files:
+        cfg = replace(config, run_beam_axis=axes[path][0]) if axes else config
+        with h5py.File(path) as f:
+            channels = [c.decode() for c in f["events"]["channel"]]
+            noise, beam = int(f.attrs["noise_point_label"]), int(f.attrs["beam_point_label"])
+        with open_events(path) as reader:
+            hot = find_hot_pads(
+                reader, config.hot_pad_fraction, config.hot_pad_sample, cfg.run_beam_axis
+            )
+            events = list(reader)
+        for event, channel in zip(events, channels, strict=True):
+            if channel not in CHANNELS:
+                continue
+            # the truth travels as a fifth column through the same steps as the features
+            pts = np.column_stack([event.points[:, :4], event.point_labels])
+            if cfg.beam_axis == "run":
+                pts = centred_points(pts, cfg)
+            counts = np.array([len(pts)])
+            if cfg.structured_noise != "none":
+                pads, on_hot = event_pads([event], hot)
+                pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
+            _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
+            out[(event.run, event.event_id)] = (channel, t1_kind(pts[:, 4], labels, noise, beam))
+    return out
+
+
+def measure(run: str, sim_dir: str, data: str) -> dict[tuple[str, str], list[str]]:
+    """(channel, "right" / "wrong") -> the t1 kind of each such event of one test set."""
+    trained = load_run(run, device="cpu")
+    s = read_images(data, features=True)
+    calls = trained.predict_proba(s.images, features=s.features).argmax(1)
+    y = task_labels(s.label, trained.info.task)
+    ids = zip(s.run, s.event_id, calls, y, strict=True)
+    right = {(int(r), int(e)): bool(c == t) for r, e, c, t in ids}
+    out: dict[tuple[str, str], list[str]] = {}
+    for key, (channel, kind) in kinds(trained.info.image_config, sim_dir).items():
+        out.setdefault((channel, "right" if right[key] else "wrong"), []).append(kind)
+    return out
+
+
+def rows(test: str, found: dict[tuple[str, str], list[str]]) -> list[str]:
+    """Markdown rows of `HEADER` for one test set."""
+    out = []
+    for channel in CHANNELS:
+        for call in ("right", "wrong"):
+            got = found.get((channel, call), [])
+            if got:
+                shares = " / ".join(f"{got.count(k) / len(got):.2f}" for k in KINDS)
+                out.append(f"| {test} | {channel} | {call} | {len(got)} | {shares} |")
+    return out
+
+
+def not_light(found: dict[tuple[str, str], list[str]], call: str) -> tuple[int, int]:
+    """Events (of both channels) called ``call`` whose t1 is not the light product, of all."""
+    got = [k for (_, c), ks in found.items() if c == call for k in ks]
+    return sum(k != "light product" for k in got), len(got)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run")
+    ap.add_argument("pairs", nargs="+", help="SIM_DIR FEATURE_FILE, repeated")
+    args = ap.parse_args()
+    if len(args.pairs) % 2:
+        ap.error("give SIM_DIR FEATURE_FILE pairs")
+    print(HEADER)
+    for sim_dir, data in zip(args.pairs[::2], args.pairs[1::2], strict=True):
+        found = measure(args.run, sim_dir, data)
+        print("\n".join(rows(Path(sim_dir).name, found)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
