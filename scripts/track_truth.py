@@ -1,6 +1,7 @@
 """What the trees' first track (t1) really is, for the events they get right and wrong.
 
     .venv/bin/python scripts/track_truth.py RUN SIM_DIR FEATURE_FILE [SIM_DIR FEATURE_FILE ...]
+    .venv/bin/python scripts/track_truth.py --no-model SIM_DIR [SIM_DIR ...]
 
 The features describe the largest off-axis clusters one by one (t1, t2, t3;
 `data_prep.features`), assuming the largest is the reaction's track. For each simulated
@@ -10,7 +11,9 @@ through the same steps as the features (per-file beam axis, structured-noise rul
 per-point truth: mostly the light product (the proton or the 12C recoil), mostly the
 heavy one (the scattered 46Ar), mostly beam ions, mostly noise, or no cluster at all.
 Per channel (p_elastic, c12_elastic) and per call of RUN (right / wrong); the labels only
-score. docs/sim-to-real.md, "Where it still fails".
+score. ``--no-model``: the shares over all such events of each run directory, with
+``configs/prep/features.yaml``'s steps (which detector conditions put another particle
+first). docs/sim-to-real.md, "Where it still fails".
 """
 
 from __future__ import annotations
@@ -124,16 +127,38 @@ def not_light(found: dict[tuple[str, str], list[str]], call: str) -> tuple[int, 
     return sum(k != "light product" for k in got), len(got)
 
 
+def shares_without_model(sim_dirs: list[str]) -> list[str]:
+    """Markdown table: per run directory and channel, the share of each t1 kind."""
+    from attpc_classify.config import load_config
+
+    config = load_config(ImageConfig, Path(__file__).resolve().parents[1]
+                         / "configs/prep/features.yaml", [])  # fmt: skip
+    out = ["| simulation | channel | events | t1 mostly: " + " / ".join(KINDS) + " |",
+           "|---|---|---|---|"]  # fmt: skip
+    for d in sim_dirs:
+        found = kinds(config, d)
+        for channel in CHANNELS:
+            got = [k for ch, k in found.values() if ch == channel]
+            if got:
+                shares = " / ".join(f"{got.count(k) / len(got):.2f}" for k in KINDS)
+                out.append(f"| {Path(d).name} | {channel} | {len(got)} | {shares} |")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("run")
-    ap.add_argument("pairs", nargs="+", help="SIM_DIR FEATURE_FILE, repeated")
+    ap.add_argument("--no-model", action="store_true", help="only SIM_DIRs: t1 shares")
+    ap.add_argument("args", nargs="+", help="RUN SIM_DIR FEATURE_FILE [SIM_DIR FEATURE_FILE]")
     args = ap.parse_args()
-    if len(args.pairs) % 2:
-        ap.error("give SIM_DIR FEATURE_FILE pairs")
+    if args.no_model:
+        print("\n".join(shares_without_model(args.args)))
+        return 0
+    run, pairs = args.args[0], args.args[1:]
+    if not pairs or len(pairs) % 2:
+        ap.error("give RUN and SIM_DIR FEATURE_FILE pairs")
     print(HEADER)
-    for sim_dir, data in zip(args.pairs[::2], args.pairs[1::2], strict=True):
-        found = measure(args.run, sim_dir, data)
+    for sim_dir, data in zip(pairs[::2], pairs[1::2], strict=True):
+        found = measure(run, sim_dir, data)
         print("\n".join(rows(Path(sim_dir).name, found)), flush=True)
     return 0
 
