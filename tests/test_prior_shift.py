@@ -2,20 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from _scripts import load_script
 from scipy.stats import norm
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "prior_shift.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("prior_shift", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def test_em_recovers_the_mix_of_calibrated_probabilities():
@@ -26,7 +15,7 @@ def test_em_recovers_the_mix_of_calibrated_probabilities():
     x = rng.normal(np.where(y == 1, 1.0, -1.0), 1.0)
     like = np.stack([norm.pdf(x, -1.0), norm.pdf(x, 1.0)], axis=1)
     proba = like / like.sum(1, keepdims=True)
-    pi, q = _load().em_prior(proba, np.array([0.5, 0.5]))
+    pi, q = load_script("prior_shift").em_prior(proba, np.array([0.5, 0.5]))
     assert abs(pi[1] - 0.8) < 0.01
     argmax = (proba.argmax(1) == 1).mean()
     assert abs(argmax - 0.8) > 0.03  # the naive count is biased towards 1/2

@@ -2,26 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from _scripts import load_script
 
 from data_prep.sim.stats import EJECTILE
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "track_truth.py"
 NOISE, BEAM = -1, -2
 
 
-def _load():
-    spec = importlib.util.spec_from_file_location("track_truth", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 def test_t1_is_the_largest_cluster_read_by_its_majority_truth():
-    t1_kind = _load().t1_kind
+    t1_kind = load_script("track_truth").t1_kind
     # cluster 0: 5 points, 3 of the residue (EJECTILE + 1), 2 of the ejectile;
     # cluster 1: 4 points of the ejectile; -1: core or DBSCAN noise (ignored)
     labels = np.array([0, 0, 0, 0, 0, 1, 1, 1, 1, -1, -1])
