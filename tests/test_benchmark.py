@@ -272,3 +272,39 @@ def test_safetensors_whose_header_length_starts_like_a_pickle(tmp_path):
     pickle.write_bytes(b"\x80\x04\x95" + bytes(20))
     with pytest.raises(ValueError, match="pickle"):
         read_tensors(pickle)
+
+
+def test_a_killed_staged_learngene_stage_resumes(tmp_path, monkeypatch):
+    """LDR's components and the pool's instances keep their trainer state in
+    sub-directories of the Aux-Net directory: a second attempt at the stage must continue
+    them (the trainer refuses to start over on top of them), and the finished stage keeps
+    no trainer state. The trainer is replaced by one that is killed in its second part."""
+    import attpc_classify.transfer.learngene as trainer
+    from attpc_classify.stagecache import Stage, StageCache
+    from attpc_classify.transfer.stages import learngene_stage
+
+    calls = []
+
+    def killed_once(cfg, *, teacher_dir, out, aux_dir, resume, progress=None):
+        calls.append(resume)
+        if not resume and any(aux_dir.rglob("last.json")):  # the real trainer's refusal
+            raise InputError("holds an Aux-Net training", path=aux_dir)
+        (aux_dir / "stage1").mkdir(parents=True, exist_ok=True)
+        for name in ("last.json", "last.safetensors"):
+            (aux_dir / "stage1" / name).write_text("{}")
+        if len(calls) == 1:
+            raise KeyboardInterrupt  # killed while training the second component
+        out.with_suffix(".json").write_text('{"num_parameters": 7}')
+        return out.with_suffix(".json")
+
+    monkeypatch.setattr(trainer, "train_learngene", killed_once)
+    cfg = load_config(BenchConfig, SMOKE)
+    source = Stage("images_source", tmp_path / "src", {"file": "x.h5"}, reused=True)
+    ancestry = Stage("pretrain", tmp_path / "anc", {}, reused=True)
+    cache = StageCache(tmp_path / "cache")
+    with pytest.raises(KeyboardInterrupt):
+        learngene_stage(cache, cfg, source, ancestry, "ldr")
+    stage = learngene_stage(cache, cfg, source, ancestry, "ldr")
+    assert calls == [False, True]
+    assert stage.info["num_parameters"] == 7
+    assert not list(stage.path.rglob("last.*"))

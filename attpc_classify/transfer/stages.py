@@ -271,16 +271,19 @@ def learngene_stage(
         aux_dir = tmp / "learngene.aux"
         for stale in (out.with_suffix(".json"), out.with_suffix(".safetensors")):
             stale.unlink(missing_ok=True)  # a learngene saved just before a kill: remake
+        # staged methods (ldr's components, the pool's instances and stitches) keep their
+        # state in sub-directories: any of it means an interrupted attempt to continue
         path = train_learngene(
             lg_cfg,
             teacher_dir=ancestry.path,
             out=out,
             aux_dir=aux_dir,
-            resume=(aux_dir / "last.json").exists(),
+            resume=any(aux_dir.rglob("last.json")),
             progress=progress,
         )
         for name in ("last.safetensors", "last.json"):
-            (aux_dir / name).unlink(missing_ok=True)
+            for state in aux_dir.rglob(name):
+                state.unlink()
         meta = read_json(path.with_suffix(".json"))
         aux = meta.get("aux") or {}
         return {
