@@ -89,7 +89,11 @@ def load_points(images: ImageSet) -> PointBank:
                 i = wanted.get((int(event.run), int(event.event_id)))
                 if i is not None:
                     # centred on the beam first of all, as project_arrays does
-                    points = event.points if axis is None else centre_on_beam(event.points, axis)
+                    points = (
+                        event.points
+                        if axis is None
+                        else centre_on_beam(event.points, axis, config.z_range)
+                    )
                     if hot is not None:
                         pads, on_hot = event_pads([event], hot)
                         n = np.array([len(points)])

@@ -18,6 +18,21 @@ hot pad a point), and at the last radius only slices where the points stand out 
 their surroundings. A run without a visible beam (too few such slices) gets `NO_AXIS`,
 the detector axis, as before this option. Pure numpy; `data_prep.quantiles.beam_axes` fits each file
 of a run from a seeded sample of its events.
+
+**Direction.** The same sample says which way the beam travels (`beam_direction`).
+Tools store events in other frames: pytpc puts z = 0 at the micromegas with the beam
+along -z, our simulation, Spyral and attpc-engine at the window with the beam along +z
+(`data_prep.readers.pytpc`). A file read in the wrong frame turns every track around,
+and a model trained on forward tracks then fails (the trees' proton F1 0.83 -> 0.30 on
+a nominal run, docs/sim-to-real.md, "A run read in another frame"). In inverse
+kinematics (a heavy beam on protons and carbon) every reaction product leaves the
+vertex forward, so the tracks of a run vote: the largest off-axis track of each sampled
+event (the features' DBSCAN, `data_prep.features.track_clusters`), oriented away from
+the beam line, goes along +z or -z. A run where at most `MAX_FORWARD_SHARE` of at least
+`MIN_DIRECTED_TRACKS` tracks go along +z travels along -z: its axis gets a fifth number,
+-1, and `centre_on_beam` turns it into the simulation frame by a proper rotation (180
+deg about x: y -> -y, z -> z_lo + z_hi - z, so every curl keeps its sense). Runs along
++z keep the four numbers they always had.
 """
 
 from __future__ import annotations
@@ -52,28 +67,100 @@ MAX_SLOPE = 0.3
 #: events sampled per file (seeded; `data_prep.quantiles.file_beam_axis` reads them)
 SAMPLE_EVENTS = 500
 SAMPLE_SEED = 0
+#: a track votes on the beam's direction when it has this many points, its principal
+#: axis is steeper than ~12 deg to the pad plane (|cos| to z >= MIN_TRACK_COS) and its
+#: distance from the beam line grows along that axis (|correlation| >= MIN_TRACK_CORR)
+MIN_TRACK_POINTS = 10
+MIN_TRACK_COS = 0.2
+MIN_TRACK_CORR = 0.5
+#: a run turns around only on clear evidence: at least this many voting tracks, at most
+#: this share of them along +z. Simulated runs in the simulation frame have 70-97 % of
+#: their largest tracks forward, the same runs turned around 6-25 % (docs/sim-to-real.md)
+MIN_DIRECTED_TRACKS = 20
+MAX_FORWARD_SHARE = 0.3
+#: the fifth number of an axis whose run travels along -z
+BACKWARD = -1.0
 
 
 class FileAxis(NamedTuple):
     """A run file's fitted beam axis and how it was found (shown to the physicist)."""
 
-    axis: tuple[float, float, float, float]
+    axis: tuple[float, ...]  # (x0, ax, y0, ay), and BACKWARD for a run along -z
     note: str
 
 
 def line_xy(axis: Sequence[float], z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """x and y of the line ``axis`` at depths ``z``."""
-    x0, ax, y0, ay = axis
+    """x and y of the line ``axis`` at depths ``z`` (in the file's own frame)."""
+    x0, ax, y0, ay = axis[:4]
     return x0 + ax * z, y0 + ay * z
 
 
-def centre_on_beam(points: np.ndarray, axis: Sequence[float]) -> np.ndarray:
-    """A copy of ``points`` (x, y, z, ...) with x and y measured from the line ``axis``."""
+def backward(axis: Sequence[float]) -> bool:
+    """True when ``axis`` says its run's beam travels along -z (a fifth number, -1)."""
+    return len(axis) == 5 and axis[4] == BACKWARD
+
+
+def centre_on_beam(
+    points: np.ndarray, axis: Sequence[float], z_range: Sequence[float] = (0.0, 1000.0)
+) -> np.ndarray:
+    """A copy of ``points`` (x, y, z, ...) with x and y measured from the line ``axis``;
+    for a run along -z (`backward`) then turned 180 deg about x, z mirrored in the
+    middle of ``z_range`` (the image's z range), into the simulation frame."""
     out = np.array(points, dtype=np.float64)
     x, y = line_xy(axis, out[:, 2])
     out[:, 0] -= x
     out[:, 1] -= y
+    if backward(axis):
+        out[:, 1] = -out[:, 1]
+        out[:, 2] = (z_range[0] + z_range[1]) - out[:, 2]
     return out
+
+
+def track_direction(xyz: np.ndarray) -> float:
+    """+1 / -1: one track leaves the beam line along +z / -z; 0 when it does not say
+    (too few points, near the pad plane, or no clear way out from the line). ``xyz``:
+    the track's points measured from the beam line."""
+    if len(xyz) < MIN_TRACK_POINTS:
+        return 0.0
+    centred = xyz - xyz.mean(axis=0)
+    axis = np.linalg.eigh(centred.T @ centred)[1][:, 2]
+    s = centred @ axis
+    r = np.hypot(xyz[:, 0], xyz[:, 1])
+    if np.std(s) == 0 or np.std(r) == 0 or abs(axis[2]) < MIN_TRACK_COS:
+        return 0.0
+    corr = float(np.corrcoef(s, r)[0, 1])
+    if abs(corr) < MIN_TRACK_CORR:
+        return 0.0
+    return float(np.sign(axis[2] * corr))  # the axis oriented so that r grows along it
+
+
+def beam_direction(
+    points: np.ndarray, counts: np.ndarray, axis: Sequence[float]
+) -> tuple[float, str]:
+    """``(+1 or BACKWARD, note)``: which way the beam of a run travels, from the largest
+    off-axis track of each of its events (points x, y, z, charge of many events,
+    ``counts`` each, in the file's frame; ``axis`` its fitted line)."""
+    from data_prep.features import largest_tracks, track_clusters
+
+    pts = centre_on_beam(np.asarray(points[:, :4], dtype=np.float64), axis[:4])
+    _, labels = track_clusters(pts, counts)
+    ends = np.cumsum(counts)
+    votes = []
+    for start, stop in zip(ends - counts, ends, strict=True):
+        ids = largest_tracks(labels[start:stop], 1)
+        if len(ids):
+            votes.append(track_direction(pts[start:stop][labels[start:stop] == ids[0], :3]))
+    votes = np.array(votes)
+    n = int(np.sum(votes != 0))
+    forward = int(np.sum(votes > 0))
+    if n < MIN_DIRECTED_TRACKS:
+        return 1.0, f"beam taken along +z ({n} directed tracks, fewer than {MIN_DIRECTED_TRACKS})"
+    if forward <= MAX_FORWARD_SHARE * n:
+        return BACKWARD, (
+            f"beam along -z ({forward} of {n} tracks forward): turned into the simulation "
+            "frame (y -> -y, z mirrored)"
+        )
+    return 1.0, f"beam along +z ({forward} of {n} tracks forward)"
 
 
 def weighted_median(values: np.ndarray, weights: np.ndarray) -> float:
@@ -165,13 +252,14 @@ def fit_beam_axis(
 
 def check_axis(axis: Sequence[float]) -> None:
     """One-line `InputError` unless ``axis`` is 4 finite numbers with slopes below
-    `MAX_SLOPE`."""
+    `MAX_SLOPE`, and optionally a fifth, `BACKWARD`."""
     try:
         a = np.asarray(axis, dtype=np.float64)
     except (TypeError, ValueError):
         a = np.full(1, np.nan)
-    if a.shape != (4,) or not np.all(np.isfinite(a)) or max(abs(a[1]), abs(a[3])) >= MAX_SLOPE:
+    ok = a.shape in ((4,), (5,)) and bool(np.all(np.isfinite(a)))
+    if not ok or max(abs(a[1]), abs(a[3])) >= MAX_SLOPE or (len(a) == 5 and a[4] != BACKWARD):
         raise InputError(
             f"run_beam_axis must be 4 finite numbers (x0, ax, y0, ay) with |ax|, |ay| < "
-            f"{MAX_SLOPE}, got {axis!r}"
+            f"{MAX_SLOPE}, and optionally {BACKWARD:g} (a run along -z), got {axis!r}"
         )

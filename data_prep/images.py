@@ -471,13 +471,14 @@ def project_arrays(
 
 
 def centred_points(points: np.ndarray, config: ImageConfig) -> np.ndarray:
-    """``points`` with x, y measured from the run's beam line (``beam_axis=run``)."""
+    """``points`` with x, y measured from the run's beam line (``beam_axis=run``), in
+    the simulation frame (a run along -z turned around, `data_prep.beamaxis`)."""
     if not config.run_beam_axis:
         raise InputError(
             "beam_axis=run needs the run file's fitted beam axis, run_beam_axis "
             "(data_prep.quantiles.beam_axes)"
         )
-    return centre_on_beam(points, config.run_beam_axis)
+    return centre_on_beam(points, config.run_beam_axis, config.z_range)
 
 
 def remove_structured_noise(

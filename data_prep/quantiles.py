@@ -51,18 +51,25 @@ def sample_positions(lengths: Sequence[int], n_events: int, seed: int) -> list[n
 
 
 def sample_points(
-    readers: Sequence, n_events: int, seed: int, axes: Sequence[Sequence[float]] | None = None
+    readers: Sequence,
+    n_events: int,
+    seed: int,
+    axes: Sequence[Sequence[float]] | None = None,
+    z_range: Sequence[float] = (0.0, 1000.0),
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points (x, y, z, charge) and per-event counts of a seeded uniform sample of at most
     ``n_events`` events of the open ``readers`` together (bad events are skipped); with
-    ``axes``, each reader's points centred on its run's beam axis (`data_prep.beamaxis`)."""
+    ``axes``, each reader's points centred on its run's beam axis (`data_prep.beamaxis`;
+    ``z_range``: the image's, about which a run along -z is turned)."""
     positions = sample_positions([len(r) for r in readers], n_events, seed)
     points, counts = [], []
     for k, (reader, pos) in enumerate(zip(readers, positions, strict=True)):
         for i in pos:
             for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
                 pts = event.points[:, :4]
-                points.append(pts if axes is None else beamaxis.centre_on_beam(pts, axes[k]))
+                points.append(
+                    pts if axes is None else beamaxis.centre_on_beam(pts, axes[k], z_range)
+                )
                 counts.append(len(event.points))
     if not counts:
         return np.empty((0, 4)), np.zeros(0, np.int64)
@@ -89,7 +96,7 @@ def run_quantiles(
     readers = [open_events(p, format=format, **options) for p in paths]
     try:
         shifts = None if axes is None else [axes[str(p)] for p in paths]
-        points, counts = sample_points(readers, n_events, seed, shifts)
+        points, counts = sample_points(readers, n_events, seed, shifts, config.z_range)
     finally:
         for r in readers:
             r.close()
@@ -128,8 +135,9 @@ def file_beam_axis(
     n_events: int = beamaxis.SAMPLE_EVENTS,
     seed: int = beamaxis.SAMPLE_SEED,
 ) -> FileAxis:
-    """`data_prep.beamaxis.fit_beam_axis` on a seeded sample of at most ``n_events``
-    events of one run file (bad events are skipped)."""
+    """`data_prep.beamaxis.fit_beam_axis` and `~data_prep.beamaxis.beam_direction` on a
+    seeded sample of at most ``n_events`` events of one run file (bad events are
+    skipped)."""
     from data_prep.readers import open_events
 
     options = dict(reader_options or {})
@@ -138,7 +146,11 @@ def file_beam_axis(
         points, counts = sample_points([reader], n_events, seed)
     if not len(counts):
         return FileAxis(beamaxis.NO_AXIS, "no readable event: detector axis")
-    return FileAxis(*beamaxis.fit_beam_axis(points, counts, config.z_range))
+    axis, note = beamaxis.fit_beam_axis(points, counts, config.z_range)
+    direction, which_way = beamaxis.beam_direction(points, counts, axis)
+    if direction == beamaxis.BACKWARD:
+        axis = (*axis, beamaxis.BACKWARD)
+    return FileAxis(axis, f"{note}; {which_way}")
 
 
 def beam_axes(

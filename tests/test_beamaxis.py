@@ -11,7 +11,7 @@ import pytest
 import torch
 from _formats import write_spyral
 
-from data_prep.beamaxis import NO_AXIS, centre_on_beam, line_xy
+from data_prep.beamaxis import BACKWARD, NO_AXIS, centre_on_beam, line_xy, track_direction
 from data_prep.errors import InputError
 from data_prep.events import Event
 from data_prep.imagefile import read_images, read_info
@@ -104,10 +104,66 @@ def test_points_are_measured_from_the_beam_line():
     assert kept.images[0, 0, 5, 1] > 0 and kept.images.sum() == kept.images[0, 0, 5, 1]
 
 
+def test_a_run_along_minus_z_is_turned_into_the_simulation_frame():
+    """By hand: centred on the line as above, then y -> -y and z -> 0 + 1000 - z."""
+    pts = np.array([[47.0, -30.0, 400.0, 10.0, 99.0]])
+    got = centre_on_beam(pts, (2.0, 0.1, -3.0, -0.05, BACKWARD), (0.0, 1000.0))
+    np.testing.assert_allclose(got, [[5.0, 7.0, 600.0, 10.0, 99.0]])
+    np.testing.assert_allclose(centre_on_beam(pts, (0, 0, 0, 0, BACKWARD), (100.0, 500.0)),
+                               [[47.0, 30.0, 200.0, 10.0, 99.0]])  # fmt: skip
+
+
+def test_one_track_says_which_way_it_leaves_the_beam_line():
+    t = np.linspace(0.0, 1.0, 20)[:, None]
+    out = np.array([30.0, 0.0, 100.0]) + t * np.array([100.0, 40.0, 200.0])  # r and z grow
+    assert track_direction(out) == 1.0
+    assert track_direction(out * [1, 1, -1]) == -1.0  # r grows as z falls
+    assert track_direction(out[::-1]) == 1.0  # the order of the points does not matter
+    assert track_direction(out * [1, 1, 0]) == 0.0  # in the pad plane: no direction
+    assert track_direction(out[:5]) == 0.0  # too few points
+    # along z at one radius (a hot pad's column): r does not grow along it
+    column = np.column_stack([np.full(20, 60.0), np.zeros(20), np.linspace(0, 500, 20)])
+    assert track_direction(column) == 0.0
+
+
+def test_a_file_in_the_pytpc_frame_gives_the_same_images_and_features(tmp_path):
+    """The same events stored turned 180 deg about x (pytpc's frame: the beam along -z)
+    and read as they are: the fit finds the beam along -z and preprocessing turns the
+    run back, so images and features are those of the file in the simulation frame."""
+    from attpc_classify.cli import main
+
+    a = _run(tmp_path / "run_0006.h5", SHEARED, 150, seed=6, run=6)
+    from data_prep.readers import open_events
+
+    with open_events(a) as reader:
+        events = list(reader.iter_events())
+    turned = []
+    for e in events:
+        p = e.points.copy()
+        p[:, 1], p[:, 2] = -p[:, 1], 1000.0 - p[:, 2]
+        turned.append(Event(run=7, event_id=e.event_id, points=p, label=e.label))
+    b = write_spyral(tmp_path / "run_0007.h5", turned)
+    fit_a, fit_b = file_beam_axis(a, ImageConfig()), file_beam_axis(b, ImageConfig())
+    assert len(fit_a.axis) == 4 and "beam along +z" in fit_a.note, fit_a
+    assert len(fit_b.axis) == 5 and fit_b.axis[4] == BACKWARD, fit_b
+    assert "beam along -z" in fit_b.note
+    out = {}
+    for path in (a, b):
+        img = tmp_path / f"{path.stem}_images.h5"
+        assert main(["preprocess", str(path), "--out", str(img), *PREP]) == 0
+        out[path] = read_images(img, features=True)
+    # the two fits agree to ~0.002 mm (the slice medians are not exactly mirror
+    # symmetric), which moves a handful of points across a pixel edge
+    differ = out[a].images != out[b].images
+    assert differ.mean() < 1e-3, differ.sum()
+    np.testing.assert_allclose(out[a].features, out[b].features, rtol=1e-3, atol=1e-3)
+
+
 def test_bad_settings_are_one_line_errors():
     for bad in ({"beam_axis": "fit"}, {"run_beam_axis": (0, 0.5, 0, 0)},
                 {"run_beam_axis": (0, 0, float("nan"), 0)}, {"run_beam_axis": (1, 2)},
-                {"run_beam_axis": ("a", 0, 0, 0)}):  # fmt: skip
+                {"run_beam_axis": ("a", 0, 0, 0)},
+                {"run_beam_axis": (0, 0, 0, 0, 1.0)}):  # fmt: skip
         with pytest.raises(InputError) as err:
             ImageConfig(**bad)
         assert "\n" not in str(err.value)

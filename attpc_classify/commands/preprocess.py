@@ -251,7 +251,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"resumed: reused {summary.reused_tasks} of {summary.tasks} tasks", file=sys.stderr)
     if not args.quiet:
         for path, (axis, note) in summary.beam_axes.items():
-            x0, ax, y0, ay = axis
+            x0, ax, y0, ay = axis[:4]
             print(f"beam axis of {path}: x = {x0:.1f} {ax:+.4f} z, y = {y0:.1f} {ay:+.4f} z "
                   f"(mm; {note})", file=sys.stderr)  # fmt: skip
     print(summary.describe())
