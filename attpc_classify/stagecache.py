@@ -16,12 +16,14 @@ Two layouts, one record format (``{"key": ..., **info}`` as JSON, written atomic
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -101,24 +103,58 @@ class StageCache:
         """The stage for ``key``: reused when finished, else made by ``make(partial_dir)``.
 
         ``make`` may find the partial directory of an interrupted attempt and continue it;
-        it returns what ``stage.json`` records (costs, counts).
+        it returns what ``stage.json`` records (costs, counts). One process builds a
+        stage at a time: another one asking for it while it is built gets a one-line
+        `InputError` (a cache may be shared by several runs; two writers in one partial
+        directory would corrupt each other's files).
         """
         final = self.key_dir(stage, key)
         if (final / "stage.json").exists():
-            record = _read_record(final / "stage.json")
-            if record is None:  # never deleted: a finished stage whose record was damaged
-                raise InputError(
-                    "not a valid stage record (JSON object)", path=final / "stage.json"
-                )
-            return Stage(stage, final, record, reused=True)
+            return self._finished(stage, final)
         partial = final.with_name(f".{final.name}.partial")
         partial.mkdir(parents=True, exist_ok=True)
-        log.info("%s: building %s", stage, final.name)
-        t0 = time.perf_counter()
-        info = make(partial)
-        info = {"stage": stage, "stage_wall_s": time.perf_counter() - t0, **info}
-        info = _write_record(partial / "stage.json", _plain(key), info)
-        if final.exists():  # an empty leftover (never a finished one: checked above)
-            shutil.rmtree(final)
-        os.replace(partial, final)  # a directory: atomic_path handles files only
+        with _building(partial / LOCK_NAME, stage):
+            if (final / "stage.json").exists():  # finished by another process meanwhile
+                shutil.rmtree(partial, ignore_errors=True)
+                return self._finished(stage, final)
+            log.info("%s: building %s", stage, final.name)
+            t0 = time.perf_counter()
+            info = make(partial)
+            info = {"stage": stage, "stage_wall_s": time.perf_counter() - t0, **info}
+            info = _write_record(partial / "stage.json", _plain(key), info)
+            if final.exists():  # an empty leftover (never a finished one: checked above)
+                shutil.rmtree(final)
+            os.replace(partial, final)  # a directory: atomic_path handles files only
+            # the lock went along, still held: a process that comes now finds the record
+            (final / LOCK_NAME).unlink()
         return Stage(stage, final, info, reused=False)
+
+    @staticmethod
+    def _finished(stage: str, final: Path) -> Stage:
+        record = _read_record(final / "stage.json")
+        if record is None:  # never deleted: a finished stage whose record was damaged
+            raise InputError("not a valid stage record (JSON object)", path=final / "stage.json")
+        return Stage(stage, final, record, reused=True)
+
+
+#: the lock file in a stage's partial directory, held by the process that builds it
+LOCK_NAME = ".building.lock"
+
+
+@contextmanager
+def _building(lock: Path, stage: str) -> Iterator[None]:
+    """Hold an exclusive lock on ``lock`` (released when the process ends, however it
+    ends, so a killed build never leaves a stale lock), or raise `InputError` at once."""
+    with open(lock, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"stage {stage} is being built by another process; wait for it to finish "
+                "or give this run another --cache",
+                path=lock.parent,
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)

@@ -434,7 +434,7 @@ def run_benchmark(
     except BaseException as err:
         if pool is not None:
             # running cells are lost (their rows were never written); don't wait for them
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_workers(pool)
             pool = None
         _record_invocation(out, t0, f"stopped: {type(err).__name__}")
         raise
@@ -568,6 +568,17 @@ def _worker_pool(cfg: BenchConfig):
         initializer=_worker_init,
         initargs=(cfg.worker_threads,),
     )
+
+
+def stop_workers(pool) -> None:
+    """Cancel ``pool``'s queued jobs and end its running ones now. A run that failed or
+    was interrupted must not leave a training running in a worker (as a plain shutdown
+    does, until the job ends): it would burn the cores, and a later run resuming the same
+    stage would find it still writing there."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())  # gone after shutdown
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in processes:
+        proc.terminate()
 
 
 def _worker_init(threads: int) -> None:
