@@ -1,6 +1,7 @@
 """A model on runs stored in another frame: the same events turned, mirrored, rotated.
 
     .venv/bin/python scripts/frames.py RUN SIM_DIR [SIM_DIR ...] --out DIR [--prep YAML]
+        [--reference TRAINING_IMAGES]
 
 Tools store AT-TPC events in different frames (pytpc: z = 0 at the micromegas, the beam
 along -z; the simulation, Spyral and attpc-engine: z = 0 at the window, the beam along
@@ -93,8 +94,9 @@ def _cli(args: list, done: Path) -> None:
         subprocess.run([*CLI, *map(str, args)], check=True, cwd=REPO)
 
 
-def measure(run: str, sim_dir: str, out: str, prep: str) -> list[str]:
-    """Markdown rows of `HEADER` for one simulated run directory, every `TRANSFORMS`."""
+def measure(run: str, sim_dir: str, out: str, prep: str, reference: str | None = None) -> list[str]:
+    """Markdown rows of `HEADER` for one simulated run directory, every `TRANSFORMS`
+    (``reference``: the model's training file, for per-run charge normalisation)."""
     src, out_dir = Path(sim_dir), Path(out)
     rows = []
     for key, (what, change) in TRANSFORMS.items():
@@ -102,8 +104,9 @@ def measure(run: str, sim_dir: str, out: str, prep: str) -> list[str]:
         sim = src if change is None else transformed_copy(src, out_dir / "sim" / name, change)
         data = out_dir / "data" / f"{name}.h5"
         data.parent.mkdir(parents=True, exist_ok=True)
-        _cli(["preprocess", sim, "--out", data, "--config", prep, "--workers", "2", "--quiet"],
-             data)  # fmt: skip
+        extra = ["--reference", reference] if reference else []
+        _cli(["preprocess", sim, "--out", data, "--config", prep, *extra, "--workers", "2",
+              "--quiet"], data)  # fmt: skip
         ev = Path(run) / "eval" / f"frames_{name}"
         _cli(["evaluate", run, "--data", data, "--out", ev, "--n-boot", "1000", "--quiet"],
              ev / "metrics.json")  # fmt: skip
@@ -127,10 +130,12 @@ def main() -> int:
     ap.add_argument("sim_dirs", nargs="+", help="simulated run directories (Spyral files)")
     ap.add_argument("--out", required=True, help="directory for the copies and image files")
     ap.add_argument("--prep", default=str(REPO / "configs/prep/features.yaml"))
+    ap.add_argument("--reference", help="the model's training image file (charge_norm: "
+                    "quantile)")  # fmt: skip
     args = ap.parse_args()
     print(HEADER)
     for d in args.sim_dirs:
-        print("\n".join(measure(args.run, d, args.out, args.prep)), flush=True)
+        print("\n".join(measure(args.run, d, args.out, args.prep, args.reference)), flush=True)
     return 0
 
 
