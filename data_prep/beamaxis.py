@@ -27,8 +27,9 @@ and a model trained on forward tracks then fails (the trees' proton F1 0.83 -> 0
 a nominal run, docs/sim-to-real.md, "A run read in another frame"). In inverse
 kinematics (a heavy beam on protons and carbon) every reaction product leaves the
 vertex forward, so the tracks of a run vote: the largest off-axis track of each sampled
-event (the features' DBSCAN, `data_prep.features.track_clusters`), oriented away from
-the beam line, goes along +z or -z. A run where at most `MAX_FORWARD_SHARE` of at least
+event (at most `DIRECTION_EVENTS`; the features' DBSCAN,
+`data_prep.features.track_clusters`), oriented away from the beam line, goes along +z or
+-z. A run where at most `MAX_FORWARD_SHARE` of at least
 `MIN_DIRECTED_TRACKS` tracks go along +z travels along -z: its axis gets a fifth number,
 -1, and `centre_on_beam` turns it into the simulation frame by a proper rotation (180
 deg about x: y -> -y, z -> z_lo + z_hi - z, so every curl keeps its sense). Runs along
@@ -78,6 +79,9 @@ MIN_TRACK_CORR = 0.5
 #: their largest tracks forward, the same runs turned around 6-25 % (docs/sim-to-real.md)
 MIN_DIRECTED_TRACKS = 20
 MAX_FORWARD_SHARE = 0.3
+#: events of the sample whose tracks vote (evenly spread over it): ~100 votes, and the
+#: DBSCAN costs ~3 ms per event
+DIRECTION_EVENTS = 200
 #: the fifth number of an axis whose run travels along -z
 BACKWARD = -1.0
 
@@ -138,10 +142,17 @@ def beam_direction(
     points: np.ndarray, counts: np.ndarray, axis: Sequence[float]
 ) -> tuple[float, str]:
     """``(+1 or BACKWARD, note)``: which way the beam of a run travels, from the largest
-    off-axis track of each of its events (points x, y, z, charge of many events,
-    ``counts`` each, in the file's frame; ``axis`` its fitted line)."""
+    off-axis track of each of its events (at most `DIRECTION_EVENTS` of them; points x,
+    y, z, charge of many events, ``counts`` each, in the file's frame; ``axis`` its fitted
+    line)."""
     from data_prep.features import largest_tracks, track_clusters
 
+    counts = np.asarray(counts, dtype=np.int64)
+    if len(counts) > DIRECTION_EVENTS:  # an evenly spread subset of the events
+        ends = np.cumsum(counts)
+        keep = np.unique(np.linspace(0, len(counts) - 1, DIRECTION_EVENTS).astype(np.int64))
+        rows = np.concatenate([np.arange(ends[i] - counts[i], ends[i]) for i in keep])
+        points, counts = points[rows], counts[keep]
     pts = centre_on_beam(np.asarray(points[:, :4], dtype=np.float64), axis[:4])
     _, labels = track_clusters(pts, counts)
     ends = np.cumsum(counts)

@@ -1064,8 +1064,9 @@ r, z and rotation-invariant shapes, by design).
 **The fix** (`data_prep.beamaxis.beam_direction`, ours; part of `beam_axis: run`, so the
 recipe and every model that uses it, old ones included, get it in `preprocess`,
 `classify`, `adapt`, `show` and the labelling tool): in inverse kinematics every reaction
-product leaves the vertex forward, so the tracks of a run vote. From the 500 sampled
-events of the beam-axis fit, the largest off-axis track of each (the features' DBSCAN,
+product leaves the vertex forward, so the tracks of a run vote. From the events sampled
+for the beam-axis fit (at most 200 of them, evenly spread; ~0.3 s per 100-event file, the
+DBSCAN), the largest off-axis track of each (the features' DBSCAN,
 after centring on the fitted line) whose principal axis is steeper than ~12 deg to the pad
 plane, and whose distance from the line grows along it (|correlation| >= 0.5), goes along
 +z or -z. A file where at most 30 % of at least 20 such tracks go along +z is turned into

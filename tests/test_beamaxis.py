@@ -132,7 +132,7 @@ def test_a_file_in_the_pytpc_frame_gives_the_same_images_and_features(tmp_path):
     run back, so images and features are those of the file in the simulation frame."""
     from attpc_classify.cli import main
 
-    a = _run(tmp_path / "run_0006.h5", SHEARED, 150, seed=6, run=6)
+    a = _run(tmp_path / "run_0006.h5", SHEARED, 250, seed=6, run=6)  # > DIRECTION_EVENTS
     from data_prep.readers import open_events
 
     with open_events(a) as reader:
