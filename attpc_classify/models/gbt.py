@@ -319,3 +319,11 @@ def fit_named_tracks(
 def _shape(trees: GBTClassifier) -> dict[str, int]:
     n_trees, max_nodes = trees.feature.shape
     return {"n_trees": int(n_trees), "max_nodes": int(max_nodes), "max_depth": trees.max_depth}
+
+
+def create_gbt(**args: Any) -> nn.Module:
+    """The trees of a ``gbt`` run: `NamedTracksGBT` on tracks_v3 features (its arguments
+    carry ``track_columns``), else one `GBTClassifier`."""
+    if "track_columns" in args:
+        return NamedTracksGBT(**args)
+    return GBTClassifier(**args)
