@@ -258,7 +258,8 @@ class NamedTracksGBT(nn.Module):
         """``x`` with the `identity_columns` appended: the event trees' input."""
         x = x.to(torch.float64)
         rows, have = self.track_inputs(x)
-        p = self.track(rows).to(torch.float64).softmax(-1).reshape(*have.shape, N_KINDS)
+        # float64 throughout: the names feed the event trees' thresholds
+        p = self.track.raw_scores(rows).softmax(-1).reshape(*have.shape, N_KINDS)
         p = torch.where(have[..., None], p, torch.full_like(p, float("nan")))
         return torch.cat([x, identity_columns(x, p, self.track_cols)], dim=1)
 
@@ -301,7 +302,7 @@ def fit_named_tracks(
         fit_gbt(fold_model, rows[keep][a], labels[keep][a], params=tp, balanced=False, seed=seed)
         with torch.no_grad():
             idx = np.flatnonzero(keep)[b]
-            oof[idx] = fold_model(torch.from_numpy(rows[idx])).softmax(-1).numpy()
+            oof[idx] = fold_model.raw_scores(torch.from_numpy(rows[idx])).softmax(-1).numpy()
     fit_gbt(model.track, rows[keep], labels[keep], params=tp, balanced=False, seed=seed)
     p = torch.from_numpy(oof.reshape(len(x), -1, N_KINDS))
     x_named = torch.cat([xt, identity_columns(xt, p, model.track_cols)], dim=1).numpy()
