@@ -13,13 +13,13 @@ so the tracks are the ones the features describe.
 from __future__ import annotations
 
 from dataclasses import replace
-from pathlib import Path
 
 import h5py
 import numpy as np
 
 from data_prep.errors import InputError
 from data_prep.features import N_NAMED, largest_tracks, track_clusters
+from data_prep.imagefile import image_sources, source_path
 
 #: what a track can be; "other": the majority of its points is none of the first four
 KINDS = ("light product", "heavy product", "beam ions", "noise", "other")
@@ -43,16 +43,6 @@ def cluster_kinds(
     return out
 
 
-def source_path(source: str, image_path: str | Path) -> Path:
-    """A source run file as an image file records it (relative to where preprocess ran),
-    else the file of that name next to the image file."""
-    path = Path(source)
-    if path.exists() or path.is_absolute():
-        return path
-    beside = Path(image_path).parent / path.name
-    return beside if beside.exists() else path
-
-
 def image_file_track_kinds(images) -> np.ndarray:
     """``(B, N_NAMED)`` int8 kinds of the tracks of every event of ``images`` (an
     `data_prep.imagefile.ImageSet` with features), from the run files it was made from.
@@ -64,12 +54,7 @@ def image_file_track_kinds(images) -> np.ndarray:
     from data_prep.structured import find_hot_pads
 
     config = images.config
-    sources = images.attrs.get("sources") or []
-    if not sources:
-        raise InputError("naming tracks needs the run files the image file was made from; "
-                         "this file names none", path=images.path)  # fmt: skip
-    pairs = zip(images.run.tolist(), images.event_id.tolist(), strict=True)
-    wanted = {pair: i for i, pair in enumerate(pairs)}
+    sources, wanted = image_sources(images, "naming tracks")
     out = np.full((len(images), N_NAMED), NO_TRACK, dtype=np.int8)
     found = np.zeros(len(images), dtype=bool)
     axes = images.attrs.get("beam_axes") or {}
