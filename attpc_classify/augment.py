@@ -16,14 +16,13 @@ reproducible and a resumed run draws what an uninterrupted one does.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from attpc_classify.train_config import DetectorAugment
 from data_prep.beamaxis import centre_on_beam
 from data_prep.errors import InputError
-from data_prep.imagefile import ImageSet
+from data_prep.imagefile import ImageSet, image_sources, source_path
 from data_prep.images import ImageConfig, event_pads, project_arrays, remove_structured_noise
 from data_prep.structured import find_hot_pads
 
@@ -45,15 +44,6 @@ class PointBank:
         return self.points[rows], counts
 
 
-def _source_path(source: str, image_path: str) -> Path:
-    """A source as recorded (relative to where preprocess ran), else next to the file."""
-    path = Path(source)
-    if path.exists() or path.is_absolute():
-        return path
-    beside = Path(image_path).parent / path.name
-    return beside if beside.exists() else path
-
-
 def load_points(images: ImageSet) -> PointBank:
     """Read the point clouds behind ``images`` from the run files in its ``sources``.
 
@@ -61,12 +51,7 @@ def load_points(images: ImageSet) -> PointBank:
     """
     from data_prep.readers import open_events
 
-    sources = images.attrs.get("sources") or []
-    if not sources:
-        raise InputError("data.detector_augment needs the run files the image file was made "
-                         "from; this file names none", path=images.path)  # fmt: skip
-    pairs = zip(images.run.tolist(), images.event_id.tolist(), strict=True)
-    wanted = {pair: i for i, pair in enumerate(pairs)}
+    sources, wanted = image_sources(images, "data.detector_augment")
     found: list[np.ndarray | None] = [None] * len(images)
     axes = images.attrs.get("beam_axes") or {}
     for source in sources:
@@ -74,7 +59,7 @@ def load_points(images: ImageSet) -> PointBank:
         if images.config.beam_axis == "run" and axis is None:
             raise InputError(f"the image file records no beam axis for its source {source}",
                              path=images.path)  # fmt: skip
-        path = _source_path(str(source), images.path)
+        path = source_path(str(source), images.path)
         if not path.exists():
             raise InputError("source run file of the image file not found (detector "
                              "augmentation re-reads the point clouds)", path=path)  # fmt: skip

@@ -657,11 +657,14 @@ def _fit_sklearn(
     val: tuple[torch.Tensor, torch.Tensor] | None,
     cfg: TrainConfig,
     source: tuple[np.ndarray, np.ndarray, float] | None = None,
+    kinds: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fit ``model`` (logreg or gbt) with scikit-learn; the history row's extra fields.
 
     ``source`` (gbt with ``model.init=run:``): that run's simulated training events and
-    the weight of each of ours (`trees_adapt.labelled_refit_inputs`), fitted together."""
+    the weight of each of ours (`trees_adapt.labelled_refit_inputs`), fitted together.
+    ``kinds`` (gbt on tracks_v3): what each training event's tracks are
+    (`data_prep.tracktruth`), for the track trees."""
     balanced = cfg.optim.balance != "none"
     if cfg.model.name == "gbt":
         from attpc_classify.models.gbt import fit_gbt
@@ -673,6 +676,14 @@ def _fit_sklearn(
             x, y = np.concatenate([x_s, x]), np.concatenate([y_s, y])
             weight = np.concatenate([np.ones(len(y_s)), np.full(len(y_tr), w)])
         x_va, y_va = (None, None) if val is None else (val[0].numpy(), val[1].numpy())
+        if kinds is not None:  # tracks_v3: the track trees first, then the event trees
+            from attpc_classify.models.gbt import fit_named_tracks
+
+            clf = fit_named_tracks(model, x, y, kinds, x_val=x_va, y_val=y_va,
+                                   params=gbt_params(cfg.model), balanced=balanced,
+                                   seed=cfg.seed)  # fmt: skip
+            n_trees = model.event.feature.shape[0] + model.track.feature.shape[0]
+            return {"boosting_iter": int(clf.n_iter_), "n_trees": int(n_trees)}
         # early stopping on the validation split: the trees stop where its loss does
         clf = fit_gbt(model, x, y, x_val=x_va, y_val=y_va, params=gbt_params(cfg.model),
                       balanced=balanced, seed=cfg.seed, sample_weight=weight)  # fmt: skip
@@ -702,7 +713,17 @@ def _train_sklearn(
     x_tr, y_tr = task_arrays(train, task, kind)
     has_val = val is not None and len(val) > 0
     x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
-    source = None
+    source, kinds = None, None
+    if getattr(model, "track_cols", None) is not None:  # gbt on tracks_v3: named tracks
+        from attpc_classify.data import labelled
+        from data_prep.tracktruth import image_file_track_kinds
+
+        if cfg.model.init.startswith("run:"):
+            raise InputError("model.init=run: does not refit trees that name tracks "
+                             "(tracks_v3) yet", path=cfg.data.path)  # fmt: skip
+        kinds = image_file_track_kinds(labelled(train))
+        logger.info(f"gbt: {int((kinds >= 0).sum()):,} tracks named by the simulation's "
+                    "truth for the track trees")  # fmt: skip
     if cfg.model.init.startswith("run:"):  # gbt (ModelConfig refuses it for logreg)
         from attpc_classify.trees_adapt import labelled_refit_inputs
 
@@ -711,7 +732,8 @@ def _train_sklearn(
         logger.info(f"gbt: refitted on the {len(source[1])} simulated training events of "
                     f"{run_dir} plus these {len(y_tr)} labelled events, weight "
                     f"{source[2]:.3g} each (both sides weigh the same)")  # fmt: skip
-    fitted = _fit_sklearn(model, x_tr, y_tr, (x_va, y_va) if has_val else None, cfg, source)
+    fitted = _fit_sklearn(model, x_tr, y_tr, (x_va, y_va) if has_val else None, cfg, source,
+                          kinds)  # fmt: skip
     device = torch.device("cpu")
     train_logits = predict_logits(model, x_tr, device=device, dtype=None)
     row: dict[str, Any] = {"epoch": 1, "train_loss": float(F.cross_entropy(train_logits, y_tr))}

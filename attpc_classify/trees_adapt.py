@@ -88,6 +88,9 @@ def source_sets(run_dir: str | Path) -> tuple[TrainConfig, ImageSet, ImageSet | 
                 path=run_dir,
             )
     train, val = load_datasets(cfg, "features")
+    if train.config.features == "tracks_v3":
+        raise InputError("the trees of this run name tracks (tracks_v3): refitting them "
+                         "is not supported yet", path=run_dir)  # fmt: skip
     return cfg, train, val
 
 

@@ -45,12 +45,13 @@ import numpy as np
 from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
-FEATURE_SETS = ("none", "tracks_v1", "tracks_v2")
+FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
 CORE_MM = 30.0  # beam core: the blind beam-pad radius of e15503b_randomized reaches 30 mm
 N_TRACKS = 3  # the largest clusters described one by one
+N_NAMED = 5  # tracks_v3: the largest clusters a track model names (t4, t5 described too)
 
 #: per-track features, for track k = 1..N_TRACKS (largest cluster first)
 TRACK_FEATURES = (
@@ -113,7 +114,21 @@ def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
     if feature_set == "tracks_v1":
         return EVENT_FEATURES + tracks
     helix = tuple(f"t{k}_{n}" for k in range(1, N_TRACKS + 1) for n in HELIX_FEATURES)
-    return EVENT_FEATURES + tracks + VERTEX_FEATURES + helix
+    v2 = EVENT_FEATURES + tracks + VERTEX_FEATURES + helix
+    if feature_set == "tracks_v2":
+        return v2
+    points = tuple(f"t{k}_log10_points" for k in range(1, N_NAMED + 1))
+    more = tuple(f"t{k}_{n}" for k in range(N_TRACKS + 1, N_NAMED + 1)
+                 for n in TRACK_FEATURES + HELIX_FEATURES)  # fmt: skip
+    return v2 + points + more
+
+
+def track_columns(feature_set: str = "tracks_v3") -> list[list[int]]:
+    """Per track k (largest first, up to `N_NAMED`), the columns of ``feature_set`` that
+    describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES` (tracks_v3 only)."""
+    index = {n: i for i, n in enumerate(feature_names(feature_set))}
+    names = ("log10_points", *TRACK_FEATURES, *HELIX_FEATURES)
+    return [[index[f"t{k}_{n}"] for n in names] for k in range(1, N_NAMED + 1)]
 
 
 def event_features(
@@ -149,7 +164,8 @@ def event_features(
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
                             labels[start:stop], len(names),
-                            helix=feature_set == "tracks_v2")  # fmt: skip
+                            helix=feature_set in ("tracks_v2", "tracks_v3"),
+                            named=feature_set == "tracks_v3")  # fmt: skip
     return out
 
 
@@ -184,6 +200,7 @@ def _one_event(
     labels: np.ndarray,
     n_features: int,
     helix: bool = False,
+    named: bool = False,
 ) -> np.ndarray:
     row = np.full(n_features, np.nan)
     q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
@@ -215,11 +232,19 @@ def _one_event(
     axes, inner_z, vertex_z = [], [], []
     n_v1 = n_event + N_TRACKS * n_track
     n_helix = len(HELIX_FEATURES)
-    for k, c in enumerate(largest_tracks(labels)):
+    n_v2 = n_v1 + len(VERTEX_FEATURES) + N_TRACKS * n_helix
+    for k, c in enumerate(largest_tracks(labels, N_NAMED if named else N_TRACKS)):
         sel = labels == c
         feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
         feats[0] = sel.sum() / clustered.sum()
         feats[1] = q[sel].sum() / q_clustered if q_clustered > 0 else np.nan
+        if named:
+            row[n_v2 + k] = np.log10(sel.sum())
+        if k >= N_TRACKS:  # tracks_v3's t4, t5: described, not part of t1-t3's summaries
+            start = n_v2 + N_NAMED + (k - N_TRACKS) * (n_track + n_helix)
+            row[start : start + n_track] = feats
+            row[start + n_track : start + n_track + n_helix] = _helix(pts[sel, :3])[0]
+            continue
         row[n_event + k * n_track : n_event + (k + 1) * n_track] = feats
         axes.append(axis)
         inner_z.append(z_in)

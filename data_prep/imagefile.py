@@ -380,3 +380,25 @@ def read_images(
             attrs=info,
             path=str(path),
         )
+
+
+def source_path(source: str, image_path: str | Path) -> Path:
+    """A source run file as an image file records it (relative to where preprocess ran),
+    else the file of that name next to the image file."""
+    path = Path(source)
+    if path.exists() or path.is_absolute():
+        return path
+    beside = Path(image_path).parent / path.name
+    return beside if beside.exists() else path
+
+
+def image_sources(images: Any, needed_for: str) -> tuple[list[str], dict[tuple[int, int], int]]:
+    """The run files ``images`` (an `ImageSet`) was made from, and its rows by (run,
+    event id); a one-line `InputError` when it names none (``needed_for`` says what
+    needs them)."""
+    sources = images.attrs.get("sources") or []
+    if not sources:
+        raise InputError(f"{needed_for} needs the run files the image file was made from; "
+                         "this file names none", path=images.path)  # fmt: skip
+    pairs = zip(images.run.tolist(), images.event_id.tolist(), strict=True)
+    return list(sources), {pair: i for i, pair in enumerate(pairs)}

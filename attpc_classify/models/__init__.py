@@ -32,7 +32,7 @@ from data_prep.errors import InputError
 from data_prep.images import ImageConfig
 
 from .cnn import SmallCNN, create_timm_cnn
-from .gbt import GBTClassifier
+from .gbt import create_gbt
 from .vit import create_vit, vit_args
 from .voxel import VoxelLogReg, VoxelMLP
 
@@ -75,7 +75,12 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
         from data_prep.features import feature_names
 
         names = list(feature_names(image_config.features))
-        return {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
+        args = {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
+        if image_config.features == "tracks_v3":  # its five tracks are named first
+            from data_prep.features import track_columns
+
+            args["track_columns"] = track_columns()
+        return args
     in_chans = image_config.n_channels
     if name == "cnn":
         size = {k: getattr(cfg, k) or v for k, v in FAMILY_DEFAULTS["cnn"].items()}
@@ -104,7 +109,7 @@ _FACTORIES: dict[str, Callable[..., nn.Module]] = {
     "cnn": SmallCNN,
     "timm_cnn": create_timm_cnn,
     "vit": create_vit,
-    "gbt": GBTClassifier,
+    "gbt": create_gbt,
 }
 
 

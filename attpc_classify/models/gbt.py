@@ -189,3 +189,142 @@ def load_sklearn_trees(model: GBTClassifier, clf: Any) -> None:
     if hasattr(model, "model_spec"):
         model.model_spec["args"] |= {"n_trees": len(trees), "max_nodes": max_nodes,
                                      "max_depth": depth}  # fmt: skip
+
+
+# --------------------------------------------------------------------------- named tracks
+
+#: what a track model tells apart (`data_prep.tracktruth.KINDS`); column 0 = light product
+N_KINDS = 5
+
+
+def identity_columns(x: torch.Tensor, p_track: torch.Tensor, cols: torch.Tensor) -> torch.Tensor:
+    """``(B, N + 4 + C)`` event columns from the per-track kind probabilities.
+
+    ``x``: ``(B, F)`` tracks_v3 features; ``p_track``: ``(B, N, N_KINDS)`` probabilities
+    of each of the N described tracks (NaN rows where an event has no such track);
+    ``cols``: ``(N, C)`` the feature columns of each track (`data_prep.features
+    .track_columns`). Columns: each track's p(light product), the largest and its rank
+    (0-based), t1's p(heavy product) and p(beam ions), then the columns of the track most
+    likely to be the light product (scripts/track_identity.py measured these).
+    """
+    p_light = p_track[:, :, 0]
+    have = ~torch.isnan(p_light).all(dim=1)
+    best = torch.nan_to_num(p_light, nan=-1.0).argmax(dim=1)
+    top = p_light.gather(1, best[:, None])[:, 0]
+    rank = torch.where(have, best.to(x.dtype), torch.full_like(top, float("nan")))
+    chosen = x.gather(1, cols[best])  # (B, C) the columns of each event's most light track
+    chosen = torch.where(have[:, None], chosen, torch.full_like(chosen, float("nan")))
+    first = p_track[:, 0, 1:3]  # t1: heavy product, beam ions
+    return torch.cat([p_light, top[:, None], rank[:, None], first, chosen], dim=1)
+
+
+class NamedTracksGBT(nn.Module):
+    """Two tree ensembles: ``track`` names each described track (its rank and columns in,
+    `N_KINDS` logits out), ``event`` classifies the event from its features and the
+    `identity_columns` the names give. ``forward`` returns the event logits."""
+
+    input_kind = "features"
+
+    def __init__(
+        self,
+        n_features: int,
+        num_classes: int = 3,
+        track_columns: list[list[int]] | tuple = (),
+        track: dict[str, int] | None = None,
+        event: dict[str, int] | None = None,
+        feature_names: tuple[str, ...] | list[str] = (),
+    ):
+        super().__init__()
+        self.n_features = n_features
+        self.num_classes = num_classes
+        self.feature_names = tuple(feature_names)
+        cols = torch.tensor(track_columns, dtype=torch.int64).reshape(len(track_columns), -1)
+        self.register_buffer("track_cols", cols)
+        n, c = cols.shape
+        self.track = GBTClassifier(1 + c, N_KINDS, **(track or {}))
+        self.event = GBTClassifier(n_features + n + 4 + c, num_classes, **(event or {}))
+
+    def track_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(B * N, 1 + C)`` rows (rank, the track's columns) and ``(B, N)`` which exist
+        (its first column, the track's points, is NaN where there is no such track)."""
+        x = x.to(torch.float64)
+        n = self.track_cols.shape[0]
+        block = x[:, self.track_cols]  # (B, N, C)
+        rank = torch.arange(n, dtype=x.dtype, device=x.device).expand(x.shape[0], n)
+        rows = torch.cat([rank[..., None], block], dim=2).reshape(-1, 1 + block.shape[2])
+        return rows, ~torch.isnan(block[:, :, 0])
+
+    def named(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` with the `identity_columns` appended: the event trees' input."""
+        x = x.to(torch.float64)
+        rows, have = self.track_inputs(x)
+        # float64 throughout: the names feed the event trees' thresholds
+        p = self.track.raw_scores(rows).softmax(-1).reshape(*have.shape, N_KINDS)
+        p = torch.where(have[..., None], p, torch.full_like(p, float("nan")))
+        return torch.cat([x, identity_columns(x, p, self.track_cols)], dim=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.event(self.named(x))
+
+
+def fit_named_tracks(
+    model: NamedTracksGBT,
+    x: np.ndarray,
+    y: np.ndarray,
+    kinds: np.ndarray,
+    *,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    params: dict[str, Any] | None = None,
+    track_params: dict[str, Any] | None = None,
+    balanced: bool = True,
+    seed: int = 0,
+    folds: int = 3,
+    sample_weight: np.ndarray | None = None,
+) -> Any:
+    """Fit the track trees on every described track of the training events (``kinds``:
+    ``(B, N)`` their `N_KINDS` index, -1 none), then the event trees on the features and
+    the names. The names of the training events come from track trees fitted on the
+    other folds of events (out-of-fold), so the event trees learn how far to trust names
+    given to tracks never seen; return the event trees' estimator."""
+    from sklearn.model_selection import GroupKFold
+
+    xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
+    rows, have = model.track_inputs(xt)
+    rows, have = rows.numpy(), have.numpy().reshape(-1)
+    labels = np.asarray(kinds).reshape(-1)
+    keep = have & (labels >= 0)
+    event = np.repeat(np.arange(len(x)), model.track_cols.shape[0])
+    tp = {"max_leaf_nodes": 31, "learning_rate": 0.1, "max_iter": 300} | (track_params or {})
+    oof = np.full((len(labels), N_KINDS), np.nan)
+    fold_model = GBTClassifier(rows.shape[1], N_KINDS)
+    for a, b in GroupKFold(folds).split(rows[keep], labels[keep], event[keep]):
+        fit_gbt(fold_model, rows[keep][a], labels[keep][a], params=tp, balanced=False, seed=seed)
+        with torch.no_grad():
+            idx = np.flatnonzero(keep)[b]
+            oof[idx] = fold_model.raw_scores(torch.from_numpy(rows[idx])).softmax(-1).numpy()
+    fit_gbt(model.track, rows[keep], labels[keep], params=tp, balanced=False, seed=seed)
+    p = torch.from_numpy(oof.reshape(len(x), -1, N_KINDS))
+    x_named = torch.cat([xt, identity_columns(xt, p, model.track_cols)], dim=1).numpy()
+    x_val_named = None
+    if x_val is not None:
+        with torch.no_grad():
+            x_val_named = model.named(torch.from_numpy(np.asarray(x_val, np.float64))).numpy()
+    clf = fit_gbt(model.event, x_named, y, x_val=x_val_named, y_val=y_val, params=params,
+                  balanced=balanced, seed=seed, sample_weight=sample_weight)  # fmt: skip
+    if hasattr(model, "model_spec"):
+        model.model_spec["args"] |= {"track": _shape(model.track), "event": _shape(model.event)}
+    return clf
+
+
+def _shape(trees: GBTClassifier) -> dict[str, int]:
+    n_trees, max_nodes = trees.feature.shape
+    return {"n_trees": int(n_trees), "max_nodes": int(max_nodes), "max_depth": trees.max_depth}
+
+
+def create_gbt(**args: Any) -> nn.Module:
+    """The trees of a ``gbt`` run: `NamedTracksGBT` on tracks_v3 features (its arguments
+    carry ``track_columns``), else one `GBTClassifier`."""
+    if "track_columns" in args:
+        return NamedTracksGBT(**args)
+    return GBTClassifier(**args)

@@ -1,0 +1,99 @@
+"""What an event's largest tracks are, by a simulation's per-point truth (tracks_v3).
+
+The feature model describes the largest off-axis tracks (`data_prep.features`); a track
+model learns what each of them is (docs/sim-to-real.md, "Naming the tracks by what they
+are"). Its labels come from the simulator: every point of our run files carries the
+attpc-engine nucleus index it came from (``labels_<n>``; the file's
+``noise_point_label`` and ``beam_point_label`` attributes mark noise and beam ions), and
+a track is named by the majority of its points (`KINDS`). The points go through the
+features' own steps (the run's beam axis, structured-noise rules, the features' DBSCAN),
+so the tracks are the ones the features describe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import h5py
+import numpy as np
+
+from data_prep.errors import InputError
+from data_prep.features import N_NAMED, largest_tracks, track_clusters
+from data_prep.imagefile import image_sources, source_path
+
+#: what a track can be; "other": the majority of its points is none of the first four
+KINDS = ("light product", "heavy product", "beam ions", "noise", "other")
+#: attpc-engine's nucleus order: target, projectile, ejectile (the light product), residue
+EJECTILE, RESIDUE = 2, 3
+NO_TRACK = -1
+
+
+def cluster_kinds(
+    truth: np.ndarray, labels: np.ndarray, noise: int, beam: int, n: int = N_NAMED
+) -> np.ndarray:
+    """``(n,)`` int8: the `KINDS` index of one event's ``n`` largest clusters (largest
+    first, `largest_tracks`), `NO_TRACK` past the last. ``truth``: each point's nucleus
+    index; ``labels``: its cluster id (-1 none)."""
+    out = np.full(n, NO_TRACK, dtype=np.int8)
+    for k, c in enumerate(largest_tracks(labels, n)):
+        t = truth[labels == c]
+        votes = [np.sum(t == EJECTILE), np.sum(t == RESIDUE), np.sum(t == beam),
+                 np.sum(t == noise)]  # fmt: skip
+        out[k] = int(np.argmax(votes)) if max(votes) > 0 else len(KINDS) - 1
+    return out
+
+
+def image_file_track_kinds(images) -> np.ndarray:
+    """``(B, N_NAMED)`` int8 kinds of the tracks of every event of ``images`` (an
+    `data_prep.imagefile.ImageSet` with features), from the run files it was made from.
+
+    Raises `InputError` naming the file when a source is gone, carries no per-point
+    truth, or lacks an event."""
+    from data_prep.images import centred_points, event_pads, remove_structured_noise
+    from data_prep.readers import open_events
+    from data_prep.structured import find_hot_pads
+
+    config = images.config
+    sources, wanted = image_sources(images, "naming tracks")
+    out = np.full((len(images), N_NAMED), NO_TRACK, dtype=np.int8)
+    found = np.zeros(len(images), dtype=bool)
+    axes = images.attrs.get("beam_axes") or {}
+    for source in sources:
+        path = source_path(str(source), images.path)
+        if not path.exists():
+            raise InputError("source run file of the image file not found (naming tracks "
+                             "re-reads the point clouds and their truth)", path=path)  # fmt: skip
+        with h5py.File(path, "r") as f:
+            if "noise_point_label" not in f.attrs:
+                raise InputError("no per-point truth (a run file of `attpc-classify "
+                                 "simulate` has it)", path=path)  # fmt: skip
+            noise, beam = int(f.attrs["noise_point_label"]), int(f.attrs["beam_point_label"])
+        axis = axes.get(str(source))
+        cfg = replace(config, run_beam_axis=tuple(axis)) if axis else config
+        with open_events(path, charge=config.charge_column) as reader:
+            hot = None
+            if config.structured_noise != "none":
+                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample,
+                                    cfg.run_beam_axis)  # fmt: skip
+            for event in reader.iter_events(skip_bad=True):
+                i = wanted.get((int(event.run), int(event.event_id)))
+                if i is None:
+                    continue
+                if event.point_labels is None:
+                    raise InputError("no per-point truth", path=path, event=event.event_id)
+                # the truth travels as a fifth column through the features' steps
+                pts = np.column_stack([event.points[:, :4], event.point_labels])
+                if config.beam_axis == "run":
+                    pts = centred_points(pts, cfg)
+                counts = np.array([len(pts)])
+                if hot is not None:
+                    pads, on_hot = event_pads([event], hot)
+                    pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
+                _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
+                out[i] = cluster_kinds(pts[:, 4], labels, noise, beam)
+                found[i] = True
+    if not found.all():
+        i = int(np.flatnonzero(~found)[0])
+        raise InputError(f"event {images.event_id[i]} of run {images.run[i]} is in none of "
+                         "the source run files", path=images.path)  # fmt: skip
+    return out

@@ -1,0 +1,80 @@
+"""models.gbt.NamedTracksGBT: the tensor model gives what scikit-learn's two stages give,
+with the event columns computed here by hand (numpy), and survives save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from attpc_classify.models.gbt import N_KINDS, NamedTracksGBT, fit_named_tracks
+
+#: three tracks of two columns each (the first: its points, NaN where there is no track)
+COLS = [[1, 2], [3, 4], [5, 6]]
+TRACK_PARAMS = {"max_leaf_nodes": 31, "learning_rate": 0.1, "max_iter": 300}
+
+
+def _data(n: int, seed: int):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 7))
+    kinds = rng.integers(0, N_KINDS, size=(n, 3))
+    for k in range(3):  # a track's kind shows in its second column
+        x[:, COLS[k][1]] += 2.0 * kinds[:, k]
+        gone = rng.random(n) < 0.2 * k  # fewer second and third tracks
+        x[gone, COLS[k][0]] = x[gone, COLS[k][1]] = np.nan
+        kinds[gone, k] = -1
+    y = ((kinds == 0).any(axis=1)).astype(np.int64)  # "proton": a light product somewhere
+    return x, y, kinds
+
+
+def _by_hand(x: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """The event columns, one event at a time (models.gbt.identity_columns' contract)."""
+    out = []
+    for xi, pi in zip(x, p, strict=True):
+        light = pi[:, 0]
+        have = ~np.isnan(light)
+        row = list(light)
+        if have.any():
+            best = int(np.nanargmax(light))
+            row += [light[best], best]
+            chosen = list(xi[COLS[best]])
+        else:
+            row += [np.nan, np.nan]
+            chosen = [np.nan] * 2
+        row += list(pi[0, 1:3]) + chosen
+        out.append(row)
+    return np.array(out)
+
+
+def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path):
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y, kinds = _data(600, 0)
+    model = NamedTracksGBT(7, 2, COLS)
+    event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40}, seed=0)
+    # the track stage again, independently: every existing track, rank first
+    rows = np.concatenate([np.column_stack([np.full(len(x), k), x[:, COLS[k]]])
+                           for k in range(3)])  # fmt: skip
+    labels = kinds.T.reshape(-1)
+    track_clf = HistGradientBoostingClassifier(**TRACK_PARAMS, random_state=0,
+                                               early_stopping=False)  # fmt: skip
+    track_clf.fit(rows[labels >= 0], labels[labels >= 0])
+    xt, _, _ = _data(200, 1)
+    t_rows = np.concatenate([np.column_stack([np.full(len(xt), k), xt[:, COLS[k]]])
+                             for k in range(3)])  # fmt: skip
+    p = track_clf.predict_proba(t_rows).reshape(3, len(xt), N_KINDS).transpose(1, 0, 2)
+    p[np.isnan(np.stack([xt[:, c[0]] for c in COLS], axis=1))] = np.nan
+    want = event_clf.predict_proba(np.hstack([xt, _by_hand(xt, p)]))
+    with torch.no_grad():
+        got = model(torch.from_numpy(xt)).softmax(-1).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-6)  # the event logits are float32
+    # a state dict round trip into a model built from the recorded shapes
+    again = NamedTracksGBT(7, 2, COLS, track=_shape(model.track), event=_shape(model.event))
+    again.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        np.testing.assert_array_equal(again(torch.from_numpy(xt)).numpy(),
+                                      model(torch.from_numpy(xt)).numpy())  # fmt: skip
+
+
+def _shape(trees) -> dict[str, int]:
+    n_trees, max_nodes = trees.feature.shape
+    return {"n_trees": int(n_trees), "max_nodes": int(max_nodes), "max_depth": trees.max_depth}
