@@ -10,7 +10,7 @@ from attpc_classify.models.gbt import N_KINDS, NamedTracksGBT, fit_named_tracks
 
 #: three tracks of two columns each (the first: its points, NaN where there is no track)
 COLS = [[1, 2], [3, 4], [5, 6]]
-TRACK_PARAMS = {"max_leaf_nodes": 31, "learning_rate": 0.1, "max_iter": 300}
+TRACK_PARAMS = {"max_leaf_nodes": 31, "learning_rate": 0.1, "max_iter": 30}  # small: fast
 
 
 def _data(n: int, seed: int):
@@ -50,7 +50,8 @@ def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path):
 
     x, y, kinds = _data(600, 0)
     model = NamedTracksGBT(7, 2, COLS)
-    event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40}, seed=0)
+    event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
+                                 track_params=TRACK_PARAMS, seed=0)  # fmt: skip
     # the track stage again, independently: every existing track, rank first
     rows = np.concatenate([np.column_stack([np.full(len(x), k), x[:, COLS[k]]])
                            for k in range(3)])  # fmt: skip
