@@ -42,13 +42,10 @@ from data_prep.imagefile import read_images
 from data_prep.images import ImageConfig, centred_points, event_pads, remove_structured_noise
 from data_prep.quantiles import beam_axes
 from data_prep.readers import open_events
-from data_prep.sim.stats import EJECTILE
 from data_prep.structured import find_hot_pads
+from data_prep.tracktruth import KINDS, cluster_kinds
 
 REPO = Path(__file__).resolve().parents[1]
-#: attpc-engine's nucleus order: target, projectile, ejectile, residue
-RESIDUE = EJECTILE + 1
-KINDS = ("light product", "heavy product", "beam ions", "noise", "other")
 K = 5  # tracks named per event, largest first: the light product may be the fourth
 SEEDS = 3
 FOLDS = 3
@@ -78,14 +75,11 @@ def described_tracks(sim_dir: str) -> dict[tuple[int, int], list[tuple[np.ndarra
             pads, on_hot = event_pads([event], hot)
             pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
             _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
-            tracks = []
-            for rank, c in enumerate(largest_tracks(labels, K)):
-                t = pts[labels == c, 4]
-                n = [np.sum(t == EJECTILE), np.sum(t == RESIDUE), np.sum(t == beam),
-                     np.sum(t == noise)]  # fmt: skip
-                kind = int(np.argmax(n)) if max(n) > 0 else len(KINDS) - 1
-                tracks.append((track_row(pts[:, :4], labels, c, rank), kind))
-            out[(int(event.run), int(event.event_id))] = tracks
+            kinds = cluster_kinds(pts[:, 4], labels, noise, beam, K)
+            out[(int(event.run), int(event.event_id))] = [
+                (track_row(pts[:, :4], labels, c, rank), int(kinds[rank]))
+                for rank, c in enumerate(largest_tracks(labels, K))
+            ]
     return out
 
 
