@@ -20,11 +20,12 @@ import numpy as np
 from data_prep.errors import InputError
 from data_prep.features import N_NAMED, largest_tracks, track_clusters
 from data_prep.imagefile import image_sources, source_path
+from data_prep.sim.stats import EJECTILE
 
 #: what a track can be; "other": the majority of its points is none of the first four
 KINDS = ("light product", "heavy product", "beam ions", "noise", "other")
 #: attpc-engine's nucleus order: target, projectile, ejectile (the light product), residue
-EJECTILE, RESIDUE = 2, 3
+RESIDUE = EJECTILE + 1
 NO_TRACK = -1
 
 
