@@ -12,12 +12,15 @@ so the tracks are the ones the features describe.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import h5py
 import numpy as np
 
 from data_prep.errors import InputError
+from data_prep.events import Event
 from data_prep.features import N_NAMED, largest_tracks, track_clusters
 from data_prep.imagefile import image_sources, source_path
 from data_prep.sim.stats import EJECTILE
@@ -44,17 +47,51 @@ def cluster_kinds(
     return out
 
 
+def truth_tracks(
+    path: Path, config, axis: tuple | None = None
+) -> Iterator[tuple[Event, np.ndarray, np.ndarray, int, int]]:
+    """Every event of one simulated run file as the features see it: ``(event, points,
+    cluster labels, noise label, beam label)``, ``points`` ``(N, 5)`` with the per-point
+    truth (nucleus index) as the fifth column, after the features' own steps (``axis``:
+    the file's beam axis, structured-noise rules, `track_clusters`).
+
+    Raises `InputError` naming the file when it carries no per-point truth."""
+    from data_prep.images import centred_points, event_pads, remove_structured_noise
+    from data_prep.readers import open_events
+    from data_prep.structured import find_hot_pads
+
+    with h5py.File(path, "r") as f:
+        if "noise_point_label" not in f.attrs:
+            raise InputError("no per-point truth (a run file of `attpc-classify simulate` "
+                             "has it)", path=path)  # fmt: skip
+        noise, beam = int(f.attrs["noise_point_label"]), int(f.attrs["beam_point_label"])
+    cfg = replace(config, run_beam_axis=tuple(axis)) if axis else config
+    with open_events(path, charge=config.charge_column) as reader:
+        hot = None
+        if config.structured_noise != "none":
+            hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample,
+                                cfg.run_beam_axis)  # fmt: skip
+        for event in reader.iter_events(skip_bad=True):
+            if event.point_labels is None:
+                raise InputError("no per-point truth", path=path, event=event.event_id)
+            # the truth travels as a fifth column through the features' steps
+            pts = np.column_stack([event.points[:, :4], event.point_labels])
+            if config.beam_axis == "run":
+                pts = centred_points(pts, cfg)
+            counts = np.array([len(pts)])
+            if hot is not None:
+                pads, on_hot = event_pads([event], hot)
+                pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
+            _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
+            yield event, pts, labels, noise, beam
+
+
 def image_file_track_kinds(images) -> np.ndarray:
     """``(B, N_NAMED)`` int8 kinds of the tracks of every event of ``images`` (an
     `data_prep.imagefile.ImageSet` with features), from the run files it was made from.
 
     Raises `InputError` naming the file when a source is gone, carries no per-point
     truth, or lacks an event."""
-    from data_prep.images import centred_points, event_pads, remove_structured_noise
-    from data_prep.readers import open_events
-    from data_prep.structured import find_hot_pads
-
-    config = images.config
     sources, wanted = image_sources(images, "naming tracks")
     out = np.full((len(images), N_NAMED), NO_TRACK, dtype=np.int8)
     found = np.zeros(len(images), dtype=bool)
@@ -64,33 +101,10 @@ def image_file_track_kinds(images) -> np.ndarray:
         if not path.exists():
             raise InputError("source run file of the image file not found (naming tracks "
                              "re-reads the point clouds and their truth)", path=path)  # fmt: skip
-        with h5py.File(path, "r") as f:
-            if "noise_point_label" not in f.attrs:
-                raise InputError("no per-point truth (a run file of `attpc-classify "
-                                 "simulate` has it)", path=path)  # fmt: skip
-            noise, beam = int(f.attrs["noise_point_label"]), int(f.attrs["beam_point_label"])
-        axis = axes.get(str(source))
-        cfg = replace(config, run_beam_axis=tuple(axis)) if axis else config
-        with open_events(path, charge=config.charge_column) as reader:
-            hot = None
-            if config.structured_noise != "none":
-                hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample,
-                                    cfg.run_beam_axis)  # fmt: skip
-            for event in reader.iter_events(skip_bad=True):
-                i = wanted.get((int(event.run), int(event.event_id)))
-                if i is None:
-                    continue
-                if event.point_labels is None:
-                    raise InputError("no per-point truth", path=path, event=event.event_id)
-                # the truth travels as a fifth column through the features' steps
-                pts = np.column_stack([event.points[:, :4], event.point_labels])
-                if config.beam_axis == "run":
-                    pts = centred_points(pts, cfg)
-                counts = np.array([len(pts)])
-                if hot is not None:
-                    pads, on_hot = event_pads([event], hot)
-                    pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
-                _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
+        for event, pts, labels, noise, beam in truth_tracks(path, images.config,
+                                                            axes.get(str(source))):  # fmt: skip
+            i = wanted.get((int(event.run), int(event.event_id)))
+            if i is not None:
                 out[i] = cluster_kinds(pts[:, 4], labels, noise, beam)
                 found[i] = True
     if not found.all():

@@ -28,22 +28,18 @@ docs/sim-to-real.md, "Naming the tracks by what they are".
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 
 from attpc_classify.config import load_config
 from attpc_classify.data import task_labels
 from data_prep.build import expand_inputs
-from data_prep.features import _helix, _track, largest_tracks, track_clusters
+from data_prep.features import _helix, _track, largest_tracks
 from data_prep.imagefile import read_images
-from data_prep.images import ImageConfig, centred_points, event_pads, remove_structured_noise
+from data_prep.images import ImageConfig
 from data_prep.quantiles import beam_axes
-from data_prep.readers import open_events
-from data_prep.structured import find_hot_pads
-from data_prep.tracktruth import KINDS, cluster_kinds
+from data_prep.tracktruth import KINDS, cluster_kinds, truth_tracks
 
 REPO = Path(__file__).resolve().parents[1]
 K = 5  # tracks named per event, largest first: the light product may be the fourth
@@ -59,22 +55,8 @@ def described_tracks(sim_dir: str) -> dict[tuple[int, int], list[tuple[np.ndarra
     axes = beam_axes(config, files)
     out = {}
     for path in files:
-        cfg = replace(config, run_beam_axis=axes[path].axis) if axes else config
-        with h5py.File(path) as f:
-            noise, beam = int(f.attrs["noise_point_label"]), int(f.attrs["beam_point_label"])
-        with open_events(path) as reader:
-            hot = find_hot_pads(
-                reader, config.hot_pad_fraction, config.hot_pad_sample, cfg.run_beam_axis
-            )
-            events = list(reader)
-        for event in events:
-            # the truth travels as a fifth column through the same steps as the features
-            pts = np.column_stack([event.points[:, :4], event.point_labels])
-            pts = centred_points(pts, cfg)
-            counts = np.array([len(pts)])
-            pads, on_hot = event_pads([event], hot)
-            pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
-            _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
+        axis = axes[path].axis if axes else None
+        for event, pts, labels, noise, beam in truth_tracks(Path(path), config, axis):
             kinds = cluster_kinds(pts[:, 4], labels, noise, beam, K)
             out[(int(event.run), int(event.event_id))] = [
                 (track_row(pts[:, :4], labels, c, rank), int(kinds[rank]))

@@ -19,29 +19,24 @@ first). docs/sim-to-real.md, "Where it still fails".
 from __future__ import annotations
 
 import argparse
-from dataclasses import replace
 from pathlib import Path
 
 import h5py
-import numpy as np
 
 from attpc_classify.checkpoint import load_run
 from attpc_classify.data import task_labels
 from data_prep.build import expand_inputs
-from data_prep.features import largest_tracks, track_clusters
 from data_prep.imagefile import read_images
-from data_prep.images import ImageConfig, centred_points, event_pads, remove_structured_noise
+from data_prep.images import ImageConfig
 from data_prep.quantiles import beam_axes
-from data_prep.readers import open_events
-from data_prep.sim.stats import EJECTILE
-from data_prep.structured import find_hot_pads
-
-#: attpc-engine's nucleus order: target, projectile, ejectile, residue
-RESIDUE = EJECTILE + 1
+from data_prep.tracktruth import KINDS as TRACK_KINDS
+from data_prep.tracktruth import cluster_kinds, truth_tracks
 
 #: channel -> its class in the 3-class task
 CHANNELS = {"p_elastic": 0, "c12_elastic": 1}
-KINDS = ("light product", "heavy product", "beam ions", "noise", "no cluster")
+#: what t1 can be: `data_prep.tracktruth.KINDS`, then no cluster at all (index `NO_TRACK`,
+#: -1)
+KINDS = (*TRACK_KINDS, "no cluster")
 HEADER = (
     "| test set | channel | calls | events | t1 mostly: "
     + " / ".join(KINDS)
@@ -49,49 +44,22 @@ HEADER = (
 )
 
 
-def t1_kind(truth: np.ndarray, labels: np.ndarray, noise: int, beam: int) -> str:
-    """What most points of an event's largest off-axis cluster are (`KINDS`)."""
-    ids = largest_tracks(labels, 1)
-    if not len(ids):
-        return "no cluster"
-    t = truth[labels == ids[0]]
-    counts = {
-        "light product": np.sum(t == EJECTILE),
-        "heavy product": np.sum(t == RESIDUE),
-        "beam ions": np.sum(t == beam),
-        "noise": np.sum(t == noise),
-    }
-    return max(counts, key=counts.get)
-
-
 def kinds(config: ImageConfig, sim_dir: str) -> dict[tuple[int, int], tuple[str, str]]:
-    """(run, event) -> (channel, t1 kind) for the events of `CHANNELS` in ``sim_dir``."""
+    """(run, event) -> (channel, t1 kind) for the events of `CHANNELS` in ``sim_dir``;
+    t1's kind by `data_prep.tracktruth.cluster_kinds`, "no cluster" when there is none."""
     files = [str(p) for p in sorted(expand_inputs([sim_dir]))]
     axes = beam_axes(config, files)
     out = {}
     for path in files:
-        cfg = replace(config, run_beam_axis=axes[path][0]) if axes else config
         with h5py.File(path) as f:
-            channels = [c.decode() for c in f["events"]["channel"]]
-            noise, beam = int(f.attrs["noise_point_label"]), int(f.attrs["beam_point_label"])
-        with open_events(path) as reader:
-            hot = find_hot_pads(
-                reader, config.hot_pad_fraction, config.hot_pad_sample, cfg.run_beam_axis
-            )
-            events = list(reader)
-        for event, channel in zip(events, channels, strict=True):
-            if channel not in CHANNELS:
-                continue
-            # the truth travels as a fifth column through the same steps as the features
-            pts = np.column_stack([event.points[:, :4], event.point_labels])
-            if cfg.beam_axis == "run":
-                pts = centred_points(pts, cfg)
-            counts = np.array([len(pts)])
-            if cfg.structured_noise != "none":
-                pads, on_hot = event_pads([event], hot)
-                pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
-            _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
-            out[(event.run, event.event_id)] = (channel, t1_kind(pts[:, 4], labels, noise, beam))
+            table = f["events"]
+            channels = dict(zip(table["event"].tolist(), table["channel"], strict=True))
+        axis = axes[path].axis if axes else None
+        for event, pts, labels, noise, beam in truth_tracks(Path(path), config, axis):
+            channel = channels[int(event.event_id)].decode()
+            if channel in CHANNELS:
+                kind = int(cluster_kinds(pts[:, 4], labels, noise, beam, 1)[0])
+                out[(event.run, event.event_id)] = (channel, KINDS[kind])
     return out
 
 
