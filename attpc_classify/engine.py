@@ -667,27 +667,33 @@ def _fit_sklearn(
     (`data_prep.tracktruth`), for the track trees."""
     balanced = cfg.optim.balance != "none"
     if cfg.model.name == "gbt":
-        from attpc_classify.models.gbt import fit_gbt
-        from attpc_classify.trees_adapt import gbt_params
+        from attpc_classify.models.gbt import (
+            NamedTracksGBT,
+            event_inputs,
+            fit_gbt,
+            fit_named_events,
+        )
+        from attpc_classify.trees_adapt import gbt_params, n_trees
 
         x, y, weight = x_tr.numpy(), y_tr.numpy(), None
-        if source is not None:
-            x_s, y_s, w = source
-            x, y = np.concatenate([x_s, x]), np.concatenate([y_s, y])
-            weight = np.concatenate([np.ones(len(y_s)), np.full(len(y_tr), w)])
         x_va, y_va = (None, None) if val is None else (val[0].numpy(), val[1].numpy())
+        params = gbt_params(cfg.model)
         if kinds is not None:  # tracks_v3: the track trees first, then the event trees
             from attpc_classify.models.gbt import fit_named_tracks
 
-            clf = fit_named_tracks(model, x, y, kinds, x_val=x_va, y_val=y_va,
-                                   params=gbt_params(cfg.model), balanced=balanced,
-                                   seed=cfg.seed)  # fmt: skip
-            n_trees = model.event.feature.shape[0] + model.track.feature.shape[0]
-            return {"boosting_iter": int(clf.n_iter_), "n_trees": int(n_trees)}
+            clf = fit_named_tracks(model, x, y, kinds, x_val=x_va, y_val=y_va, params=params,
+                                   balanced=balanced, seed=cfg.seed)  # fmt: skip
+            return {"boosting_iter": int(clf.n_iter_), "n_trees": n_trees(model)}
+        if source is not None:  # the run's events, as its event trees read them, and ours
+            x_s, y_s, w = source
+            x, y = np.concatenate([x_s, event_inputs(model, x)]), np.concatenate([y_s, y])
+            weight = np.concatenate([np.ones(len(y_s)), np.full(len(y_tr), w)])
+            x_va = None if x_va is None else event_inputs(model, x_va)
         # early stopping on the validation split: the trees stop where its loss does
-        clf = fit_gbt(model, x, y, x_val=x_va, y_val=y_va, params=gbt_params(cfg.model),
-                      balanced=balanced, seed=cfg.seed, sample_weight=weight)  # fmt: skip
-        return {"boosting_iter": int(clf.n_iter_), "n_trees": int(model.feature.shape[0])}
+        fit = fit_named_events if isinstance(model, NamedTracksGBT) else fit_gbt
+        clf = fit(model, x, y, x_val=x_va, y_val=y_va, params=params, balanced=balanced,
+                  seed=cfg.seed, sample_weight=weight)  # fmt: skip
+        return {"boosting_iter": int(clf.n_iter_), "n_trees": n_trees(model)}
     from attpc_classify.models.voxel import fit_logreg
 
     iters = fit_logreg(
@@ -714,13 +720,11 @@ def _train_sklearn(
     has_val = val is not None and len(val) > 0
     x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
     source, kinds = None, None
-    if getattr(model, "track_cols", None) is not None:  # gbt on tracks_v3: named tracks
+    named = getattr(model, "track_cols", None) is not None  # gbt on tracks_v3
+    if named and not cfg.model.init.startswith("run:"):  # name the tracks by the truth
         from attpc_classify.data import labelled
         from data_prep.tracktruth import image_file_track_kinds
 
-        if cfg.model.init.startswith("run:"):
-            raise InputError("model.init=run: does not refit trees that name tracks "
-                             "(tracks_v3) yet", path=cfg.data.path)  # fmt: skip
         kinds = image_file_track_kinds(labelled(train))
         logger.info(f"gbt: {int((kinds >= 0).sum()):,} tracks named by the simulation's "
                     "truth for the track trees")  # fmt: skip
@@ -728,7 +732,8 @@ def _train_sklearn(
         from attpc_classify.trees_adapt import labelled_refit_inputs
 
         run_dir = cfg.model.init.partition(":")[2]
-        source = labelled_refit_inputs(run_dir, train, task)
+        # trees that name tracks take the run's track trees: the target has no truth
+        source = labelled_refit_inputs(run_dir, train, task, model)
         logger.info(f"gbt: refitted on the {len(source[1])} simulated training events of "
                     f"{run_dir} plus these {len(y_tr)} labelled events, weight "
                     f"{source[2]:.3g} each (both sides weigh the same)")  # fmt: skip

@@ -26,6 +26,7 @@ to boosting; the class-wise selection and the guard are those of `attpc_classify
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import asdict
 from pathlib import Path
@@ -33,6 +34,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from attpc_classify import checkpoint
 from attpc_classify.adapt import (
@@ -43,9 +45,15 @@ from attpc_classify.adapt import (
     save_adapted,
 )
 from attpc_classify.config import from_dict, merge, read_yaml, to_dict
-from attpc_classify.data import load_datasets, task_arrays
+from attpc_classify.data import labelled, load_datasets, task_arrays
 from attpc_classify.models import create_model
-from attpc_classify.models.gbt import GBTClassifier, fit_gbt
+from attpc_classify.models.gbt import (
+    NamedTracksGBT,
+    event_inputs,
+    fit_gbt,
+    fit_named_events,
+    named_training_inputs,
+)
 from attpc_classify.predict import check_image_file
 from attpc_classify.train_config import TrainConfig
 from data_prep.atomic import atomic_path
@@ -88,35 +96,63 @@ def source_sets(run_dir: str | Path) -> tuple[TrainConfig, ImageSet, ImageSet | 
                 path=run_dir,
             )
     train, val = load_datasets(cfg, "features")
-    if train.config.features == "tracks_v3":
-        raise InputError("the trees of this run name tracks (tracks_v3): refitting them "
-                         "is not supported yet", path=run_dir)  # fmt: skip
     return cfg, train, val
 
 
+def source_inputs(
+    model: nn.Module, cfg: TrainConfig, train: ImageSet, task: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """The run's simulated training events as its event trees read them, and their task
+    labels. Trees that name tracks (tracks_v3) get the names as at training: out of fold,
+    from the simulation's per-point truth (`data_prep.tracktruth`; the run files must be
+    where the training file says)."""
+    x, y = (t.numpy() for t in task_arrays(train, task, "features"))
+    if not isinstance(model, NamedTracksGBT):
+        return x, y
+    from data_prep.tracktruth import image_file_track_kinds
+
+    kinds = image_file_track_kinds(labelled(train))
+    return named_training_inputs(model, x, kinds, seed=cfg.seed, fit=False), y
+
+
 def refit(
-    template: GBTClassifier,
+    template: nn.Module,
     cfg: TrainConfig,
     x: np.ndarray,
     y: np.ndarray,
     weight: np.ndarray,
     val: tuple[np.ndarray, np.ndarray] | None,
-) -> GBTClassifier:
+) -> nn.Module:
     """New trees of ``template``'s shape of input and output, fitted with ``cfg``'s
-    settings on weighted events (early stopping on ``val``)."""
+    settings on weighted events (early stopping on ``val``); ``x`` and ``val`` as the
+    event trees read them (`source_inputs`, `event_inputs`). A `NamedTracksGBT` keeps its
+    track trees (named by the simulation's truth, which a target run has not) and gets
+    new event trees."""
+    x_val, y_val = (None, None) if val is None else val
+    fit_args = {"x_val": x_val, "y_val": y_val, "params": gbt_params(cfg.model),
+                "balanced": cfg.optim.balance != "none", "seed": cfg.seed,
+                "sample_weight": weight}  # fmt: skip
+    if isinstance(template, NamedTracksGBT):
+        model = copy.deepcopy(template)
+        fit_named_events(model, x, y, **fit_args)
+        return model
     args = template.model_spec["args"] if hasattr(template, "model_spec") else {}
     model = create_model("gbt", {
         "n_features": template.n_features, "num_classes": template.num_classes,
         "feature_names": list(args.get("feature_names", template.feature_names)),
     })  # fmt: skip
-    x_val, y_val = (None, None) if val is None else val
-    fit_gbt(model, x, y, x_val=x_val, y_val=y_val, params=gbt_params(cfg.model),
-            balanced=cfg.optim.balance != "none", seed=cfg.seed,
-            sample_weight=weight)  # fmt: skip
+    fit_gbt(model, x, y, **fit_args)
     return model
 
 
-def _proba(model: GBTClassifier, x: np.ndarray) -> np.ndarray:
+def n_trees(model: nn.Module) -> int:
+    """Trees in a gbt run's model (both ensembles of a `NamedTracksGBT`)."""
+    if isinstance(model, NamedTracksGBT):
+        return n_trees(model.track) + n_trees(model.event)
+    return int(model.feature.shape[0])
+
+
+def _proba(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(np.asarray(x, np.float64))).softmax(-1).numpy()
 
@@ -143,12 +179,14 @@ def self_train(
         raise InputError(f"adapt needs at least {2 * cfg.batch_size} target events, "
                          f"got {len(features)}")  # fmt: skip
     train_cfg, train, val = source_sets(run_dir)
-    x_s, y_s = (t.numpy() for t in task_arrays(train, info.task, "features"))
+    x_s, y_s = source_inputs(model, train_cfg, train, info.task)
     val_xy = None
     if val is not None and len(val):
-        val_xy = tuple(t.numpy() for t in task_arrays(val, info.task, "features"))
+        x_v, y_v = (t.numpy() for t in task_arrays(val, info.task, "features"))
+        val_xy = (event_inputs(model, x_v), y_v)
     names = info.output_names
     x_t = np.asarray(features, dtype=np.float64)
+    x_t_in = event_inputs(model, x_t)  # the track trees stay: the same names every round
     proba = _proba(model, x_t)
     frac = fractions(proba)
     report: dict[str, Any] = {"n_target": len(x_t), "source": source, "method": "refit",
@@ -164,7 +202,7 @@ def self_train(
         if len(idx) < 2 or len(np.unique(labels)) < 2:
             logger.info(f"round {r + 1}: too few confident events; self-training stops")
             break
-        x = np.concatenate([x_s, x_t[idx]])
+        x = np.concatenate([x_s, x_t_in[idx]])
         y = np.concatenate([y_s, labels])
         candidate = refit(model, train_cfg, x, y, np.ones(len(y)), val_xy)
         new_proba = _proba(candidate, x_t)
@@ -176,7 +214,7 @@ def self_train(
         logger.info(
             f"round {r + 1}: {len(idx)} pseudo-labels ("
             + "  ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
-            + f"), {candidate.feature.shape[0]} trees -> {format_fractions(names, new)}"
+            + f"), {n_trees(candidate)} trees -> {format_fractions(names, new)}"
             + (f"  [guard: a class fell below {cfg.min_fraction:g} x its share before; "
                "round undone, stopping]" if collapsed else "")
         )  # fmt: skip
@@ -194,22 +232,30 @@ def self_train(
 
 
 def labelled_refit_inputs(
-    run_dir: str | Path, train: ImageSet, task: str
+    run_dir: str | Path, train: ImageSet, task: str, model: nn.Module | None = None
 ) -> tuple[np.ndarray, np.ndarray, float]:
-    """The simulated training events of the gbt run ``run_dir`` (features, task labels)
-    and the weight of each of the ``train`` events (labelled target events) that gives
-    both sides the same total; ``train`` must be preprocessed as the run's data."""
+    """The simulated training events of the gbt run ``run_dir`` as its event trees read
+    them (`source_inputs`), their task labels, and the weight of each of the ``train``
+    events (labelled target events) that gives both sides the same total; ``train`` must
+    be preprocessed as the run's data. Trees that name tracks: ``model`` (the new run's,
+    of the same shape) takes the run's track trees, as `refit` keeps them."""
     trained = checkpoint.load_run(run_dir, device="cpu")
     if trained.info.input != "features":
         raise InputError("model.init=run: for gbt needs a gbt run", path=run_dir)
     if train.path:
         check_image_file(train.path, trained)
-    _, source, _ = source_sets(run_dir)
-    x_s, y_s = (t.numpy() for t in task_arrays(source, task, "features"))
+    if isinstance(trained.model, NamedTracksGBT):
+        if not isinstance(model, NamedTracksGBT):
+            raise InputError("the run's trees name tracks (tracks_v3): preprocess the "
+                             "labelled events as its data", path=run_dir)  # fmt: skip
+        model.track = copy.deepcopy(trained.model.track)
+    cfg, source, _ = source_sets(run_dir)
+    x_s, y_s = source_inputs(trained.model, cfg, source, task)
     n_target = int((train.label >= 0).sum())
     if n_target == 0:
         raise InputError("no labelled target events", path=train.path)
     return x_s, y_s, len(y_s) / n_target
 
 
-__all__ = ["gbt_params", "labelled_refit_inputs", "refit", "self_train", "source_sets"]
+__all__ = ["gbt_params", "labelled_refit_inputs", "n_trees", "refit", "self_train",
+           "source_inputs", "source_sets"]  # fmt: skip

@@ -1,11 +1,13 @@
 """gbt on tracks_v3 features end to end: simulate (with per-point truth) -> preprocess ->
 train names the tracks -> the run reloads and classifies the raw run files as the image
-file; refitting such trees is refused in one line."""
+file -> both refits (labels: model.init=run:, no labels: adapt) keep the track trees and
+refit the event trees on the simulated events named as at training."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 
 from attpc_classify.cli import main
 
@@ -32,9 +34,52 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys):
     assert main(["classify", str(run), str(data), "--out", str(stored), "--quiet"]) == 0
     got, want = read_predictions(raw), read_predictions(stored)
     np.testing.assert_allclose(got["p_proton"], want["p_proton"], atol=1e-5)
-    capsys.readouterr()
+
+    # the simulated events as a refit reads them are the training's own inputs: sklearn's
+    # trees fitted on them alone, with the run's settings and seed, are the run's trees
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    from attpc_classify.adapt import AdaptConfig
+    from attpc_classify.data import task_arrays
+    from attpc_classify.models.gbt import event_inputs
+    from attpc_classify.trees_adapt import self_train, source_inputs, source_sets
+
+    cfg, train, val = source_sets(run)
+    x, y = source_inputs(model, cfg, train, "3class")
+    assert x.shape[1] > model.n_features and np.isfinite(x[:, model.n_features]).any()
+    x_val, y_val = (t.numpy() for t in task_arrays(val, "3class", "features"))
+    early = len(np.unique(y_val)) == len(np.unique(y))  # as train: early stopping on val
+    x_fit = x.copy()
+    x_fit[:, np.isnan(x).all(axis=0)] = 0.0  # sklearn cannot bin an all-NaN column
+    clf = HistGradientBoostingClassifier(max_iter=20, learning_rate=cfg.model.learning_rate,
+                                         max_leaf_nodes=cfg.model.max_leaf_nodes,
+                                         l2_regularization=cfg.model.l2_regularization,
+                                         random_state=cfg.seed, early_stopping=early)  # fmt: skip
+    if early:
+        clf.fit(x_fit, y, X_val=event_inputs(model, x_val), y_val=y_val)
+    else:
+        clf.fit(x_fit, y)
+    assert model.event.feature.shape[0] == sum(len(it) for it in clf._predictors)
+    with torch.no_grad():
+        ours = model.event(torch.from_numpy(x)).softmax(-1).numpy()
+    np.testing.assert_allclose(ours, clf.predict_proba(x), atol=1e-6)
+
+    # labels: the run's track trees, new event trees fitted on both sides
+    refit = tmp_path / "refit"
     argv = ["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
-            str(tmp_path / "refit"), f"model.init=run:{run}", "--quiet"]  # fmt: skip
-    assert main(argv) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "tracks_v3" in err
+            str(refit), f"model.init=run:{run}", "model.max_iter=20", "--quiet"]  # fmt: skip
+    assert main(argv) == 0
+    refitted = load_run(refit).model
+    for name, t in model.track.state_dict().items():
+        torch.testing.assert_close(refitted.track.state_dict()[name], t)
+    # no labels: one self-training round, track trees kept as well
+    adapted = tmp_path / "adapted"
+    report = self_train(run, train.features, adapted, AdaptConfig(rounds=1, batch_size=8,
+                                                                  min_fraction=0.0))  # fmt: skip
+    assert len(report["rounds"]) == 1
+    got = load_run(adapted).model
+    assert isinstance(got, NamedTracksGBT)
+    for name, t in model.track.state_dict().items():
+        torch.testing.assert_close(got.track.state_dict()[name], t)
+    assert main(["classify", str(adapted), str(data), "--out", str(tmp_path / "a.csv"),
+                 "--quiet"]) == 0  # fmt: skip

@@ -284,9 +284,28 @@ def fit_named_tracks(
 ) -> Any:
     """Fit the track trees on every described track of the training events (``kinds``:
     ``(B, N)`` their `N_KINDS` index, -1 none), then the event trees on the features and
-    the names. The names of the training events come from track trees fitted on the
-    other folds of events (out-of-fold), so the event trees learn how far to trust names
-    given to tracks never seen; return the event trees' estimator."""
+    the names (`named_training_inputs`); return the event trees' estimator."""
+    x_named = named_training_inputs(model, x, kinds, track_params=track_params, seed=seed,
+                                    folds=folds)  # fmt: skip
+    x_val_named = None if x_val is None else event_inputs(model, x_val)
+    return fit_named_events(model, x_named, y, x_val=x_val_named, y_val=y_val, params=params,
+                            balanced=balanced, seed=seed, sample_weight=sample_weight)  # fmt: skip
+
+
+def named_training_inputs(
+    model: NamedTracksGBT,
+    x: np.ndarray,
+    kinds: np.ndarray,
+    *,
+    track_params: dict[str, Any] | None = None,
+    seed: int = 0,
+    folds: int = 3,
+    fit: bool = True,
+) -> np.ndarray:
+    """The event trees' inputs for training events whose tracks have names by truth:
+    ``x`` with the `identity_columns` of track trees fitted on the other folds of events
+    (out-of-fold), so the event trees learn how far to trust names given to tracks never
+    seen. ``fit``: also fit ``model.track`` on every track (a refit keeps its own)."""
     from sklearn.model_selection import GroupKFold
 
     xt = torch.from_numpy(np.asarray(x, dtype=np.float64))
@@ -303,15 +322,28 @@ def fit_named_tracks(
         with torch.no_grad():
             idx = np.flatnonzero(keep)[b]
             oof[idx] = fold_model.raw_scores(torch.from_numpy(rows[idx])).softmax(-1).numpy()
-    fit_gbt(model.track, rows[keep], labels[keep], params=tp, balanced=False, seed=seed)
+    if fit:
+        fit_gbt(model.track, rows[keep], labels[keep], params=tp, balanced=False, seed=seed)
     p = torch.from_numpy(oof.reshape(len(x), -1, N_KINDS))
-    x_named = torch.cat([xt, identity_columns(xt, p, model.track_cols)], dim=1).numpy()
-    x_val_named = None
-    if x_val is not None:
-        with torch.no_grad():
-            x_val_named = model.named(torch.from_numpy(np.asarray(x_val, np.float64))).numpy()
-    clf = fit_gbt(model.event, x_named, y, x_val=x_val_named, y_val=y_val, params=params,
-                  balanced=balanced, seed=seed, sample_weight=sample_weight)  # fmt: skip
+    return torch.cat([xt, identity_columns(xt, p, model.track_cols)], dim=1).numpy()
+
+
+def event_inputs(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    """What the event trees of ``model`` read for events ``x`` (features): the features,
+    with the `identity_columns` of its own track trees for a `NamedTracksGBT`."""
+    x = np.asarray(x, dtype=np.float64)
+    if not isinstance(model, NamedTracksGBT):
+        return x
+    with torch.no_grad():
+        return model.named(torch.from_numpy(x)).numpy()
+
+
+def fit_named_events(
+    model: NamedTracksGBT, x_named: np.ndarray, y: np.ndarray, **fit_args: Any
+) -> Any:
+    """Fit the event trees of ``model`` on `event_inputs`-shaped rows (``fit_args``: as
+    `fit_gbt`'s) and record both ensembles' shapes; return the estimator."""
+    clf = fit_gbt(model.event, x_named, y, **fit_args)
     if hasattr(model, "model_spec"):
         model.model_spec["args"] |= {"track": _shape(model.track), "event": _shape(model.event)}
     return clf
