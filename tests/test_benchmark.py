@@ -241,6 +241,12 @@ def test_full_scale_configs_load(name):
     assert {c.strategy for c in cells} == set(STRATEGIES)
     headline = [c for c in cells if c.headline]
     assert {c.seed for c in headline} == set(range(cfg.grid.seeds)) and cfg.grid.seeds >= 3
+    # a cut-short run has the headline table: its cells come first, the first task's first
+    first = cells[: len(headline)]
+    assert all(c.headline for c in first)
+    n_first_task = sum(c.task == cfg.grid.tasks[0] for c in headline)
+    assert {c.task for c in first[:n_first_task]} == {cfg.grid.tasks[0]}
+    assert {c.seed for c in first[:n_first_task]} == set(range(cfg.grid.seeds))
     assert 2689 in cfg.data.train_sizes and cfg.data.target_test.events >= 2000
 
 

@@ -99,9 +99,16 @@ def plan_cells(cfg: BenchConfig) -> list[Cell]:
                         if seed >= (g.seeds if headline else g.other_seeds):
                             continue
                         cells.append(Cell(strategy, depth, width, task, n, seed, headline))
-    # headline seed 0 of every size first, then the rest in plan order
+    # the headline table first: its cells of the first task (every seed), then of the
+    # others; then seed 0 of every size, then the rest in plan order
     order = {c: i for i, c in enumerate(cells)}
-    return sorted(cells, key=lambda c: (c.n_train != g.headline_size, c.seed > 0, order[c]))
+    return sorted(
+        cells,
+        key=lambda c: (
+            not c.headline, c.task != g.tasks[0], c.n_train != g.headline_size, c.seed > 0,
+            order[c],
+        ),
+    )  # fmt: skip
 
 
 # --------------------------------------------------------------------------- data
