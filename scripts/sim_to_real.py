@@ -95,6 +95,7 @@ def sh(args: list[str], done: Path) -> None:
 
 
 def save_step_seconds() -> None:
+    """Write `STEP_SECONDS` to OUT/steps_s.json (temp + rename)."""
     for path in STEP_FILE:
         with atomic_path(path) as tmp:
             tmp.write_text(json.dumps(STEP_SECONDS, indent=1) + "\n")
