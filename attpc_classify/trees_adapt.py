@@ -22,8 +22,10 @@ Both need the run's training file where its ``config.yaml`` says it is: the tree
 refitted on it. Trees that name tracks (`models.gbt.NamedTracksGBT`, tracks_v3) keep
 their track trees, since a target run has no truth to name its tracks by, and get new
 event trees; the simulated events are named out of fold as at training
-(`source_inputs`), so the run files must be where the training file says as well. The method is ours: self-training by refitting on source plus confident
-target pseudo-labels is the classic scheme (Yarowsky 1995; Lee 2013 for networks) applied
+(`source_inputs`), so the run files must be where the training file says as well.
+
+The method is ours: self-training by refitting on source plus confident target
+pseudo-labels is the classic scheme (Yarowsky 1995; Lee 2013 for networks) applied
 to boosting; the class-wise selection and the guard are those of `attpc_classify.adapt`.
 """
 
