@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import platform
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -500,6 +499,8 @@ def _write_report(
     def files(paths: list[Path]) -> str:
         return " ".join(_rel(p, Path.cwd()) for p in paths)
 
+    from attpc_classify.device import describe_cpu  # torch: imported where the report is made
+
     first = next(iter(evals.values()))
     test_counts = counts(evals[_best_run(evals)]) if evals else ""
     lines = [
@@ -507,8 +508,7 @@ def _write_report(
         "",
         f"`{demo_command(out_dir, cfg)}`",
         "",
-        f"{timings['total']:.0f} s on {os.cpu_count()} CPU cores "
-        f"({platform.processor() or platform.machine()}; load average "
+        f"{timings['total']:.0f} s on {describe_cpu()} (load average "
         f"{os.getloadavg()[0]:.1f} at the end), git {git_sha()[:12]}"
         + (f"; reused from an earlier run: {', '.join(reused)}" if reused else "")
         + ".",

@@ -1,4 +1,5 @@
-"""Where a model runs and in which precision: `resolve_device`, `autocast_dtype`, `autocast`.
+"""Where a model runs and in which precision: `resolve_device`, `autocast_dtype`, `autocast`;
+`describe_cpu` names the processor beside every measured time.
 
 A leaf module (torch only): training (`attpc_classify.engine`) and prediction
 (`attpc_classify.checkpoint.Trained`) both take their device and autocast settings here.
@@ -29,12 +30,39 @@ def resolve_device(device: str = "auto") -> torch.device:
 @cache
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 (AVX512-BF16 or AMX), where bf16 autocast pays."""
+    flags = _cpuinfo()
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def _cpuinfo() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            flags = f.read()
+            return f.read()
     except OSError:
-        return False
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+        return ""
+
+
+def describe_cpu(cpuinfo: str | None = None) -> str:
+    """``"2 cores, AMD EPYC, AVX-512 (BF16)"``: the processor behind a measured time.
+
+    The same 2-core machine has been two kinds of host, one with AVX-512 and BF16 and one
+    with AVX2 only, and every time differed ~2-3x between them (README, "Demo"); a time
+    without its host cannot be compared with another.
+    """
+    import os
+
+    text = _cpuinfo() if cpuinfo is None else cpuinfo
+    names = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")]
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
+                  if ln.startswith("flags")), [])  # fmt: skip
+    if "avx512f" in flags:
+        vector = "AVX-512" + (" (BF16)" if {"avx512_bf16", "amx_bf16"} & set(flags) else "")
+    elif "avx2" in flags:
+        vector = "AVX2, no AVX-512"
+    else:
+        vector = "no AVX2"
+    cores = len(names) if names else os.cpu_count()
+    return f"{cores} cores, {names[0] if names else 'unknown CPU'}, {vector}"
 
 
 def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:

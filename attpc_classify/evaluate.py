@@ -651,7 +651,7 @@ def evaluate_run(
     import time
 
     data = Path(data)
-    trained, file_info = _check_evaluation(run, data, n_boot=n_boot, batch_size=batch_size)
+    trained, file_info = check_evaluation(run, data, n_boot=n_boot, batch_size=batch_size)
     info = trained.info
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
@@ -706,7 +706,7 @@ def evaluate_run(
     return EvalResult(out_dir=out_dir, metrics=metrics, figures=fig_paths)
 
 
-def _check_evaluation(
+def check_evaluation(
     run: str | Path | Trained, data: Path, *, n_boot: int, batch_size: int
 ) -> tuple[Trained, dict]:
     """Refuse, before any work, settings, runs and image files that cannot be scored;

@@ -96,10 +96,12 @@ def _cli(args: list, done: Path) -> None:
 
 def measure(run: str, sim_dir: str, out: str, prep: str, reference: str | None = None) -> list[str]:
     """Markdown rows of `HEADER` for one simulated run directory, every `TRANSFORMS`
-    (``reference``: the model's training file, for per-run charge normalisation)."""
+    (``reference``: the model's training file, for per-run charge normalisation). The
+    copies are preprocessed one by one and scored by one `evaluate` call (the model loads
+    once), each into ``RUN/eval/frames/<sim>_<transform>/``."""
     src, out_dir = Path(sim_dir), Path(out)
-    rows = []
-    for key, (what, change) in TRANSFORMS.items():
+    datas = {}
+    for key, (_, change) in TRANSFORMS.items():
         name = f"{src.name}_{key}"
         sim = src if change is None else transformed_copy(src, out_dir / "sim" / name, change)
         data = out_dir / "data" / f"{name}.h5"
@@ -107,10 +109,15 @@ def measure(run: str, sim_dir: str, out: str, prep: str, reference: str | None =
         extra = ["--reference", reference] if reference else []
         _cli(["preprocess", sim, "--out", data, "--config", prep, *extra, "--workers", "2",
               "--quiet"], data)  # fmt: skip
-        ev = Path(run) / "eval" / f"frames_{name}"
-        _cli(["evaluate", run, "--data", data, "--out", ev, "--n-boot", "1000", "--quiet"],
-             ev / "metrics.json")  # fmt: skip
-        tasks = json.loads((ev / "metrics.json").read_text())["tasks"]
+        datas[key] = data
+    ev = Path(run) / "eval" / "frames"
+    last = ev / list(datas.values())[-1].stem / "metrics.json"
+    _cli(["evaluate", run, "--data", *datas.values(), "--out", ev, "--n-boot", "1000",
+          "--quiet"], last)  # fmt: skip
+    rows = []
+    for key, (what, _) in TRANSFORMS.items():
+        data = datas[key]
+        tasks = json.loads((ev / data.stem / "metrics.json").read_text())["tasks"]
         axes = read_info(data).get("beam_axes") or {}
         turned = sum(backward(a) for a in axes.values())
         proton = _cell(tasks["binary"]["per_class"]["proton"]["f1"])

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from attpc_classify.device import describe_cpu
 from data_prep.atomic import atomic_path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -76,6 +77,10 @@ RAN: list[str] = []  # the steps this invocation ran (not reused)
 #: OUT/steps_s.json: wall seconds of every step's last run (where the hour goes)
 STEP_SECONDS: dict[str, float] = {}
 STEP_FILE: list[Path] = []
+FRAMES_RAN: list[str] = []  # the frames' CLI steps this invocation ran (scripts/frames.py)
+#: OUT/steps_host.json: the processor each step last ran on (`describe_cpu`): the same
+#: 2-core machine has been hosts ~2-3x apart in speed, so a time needs its host
+STEP_HOSTS: dict[str, str] = {}
 OWN = "(the script's own measurements: the scripts it calls in-process)"
 
 
@@ -91,14 +96,21 @@ def sh(args: list[str], done: Path) -> None:
     t0 = time.perf_counter()
     subprocess.run([*CLI, *map(str, args)], check=True, cwd=REPO)
     STEP_SECONDS[shown] = round(time.perf_counter() - t0, 1)
+    STEP_HOSTS[shown] = describe_cpu()
     save_step_seconds()  # after every step: a killed invocation keeps what it measured
 
 
 def save_step_seconds() -> None:
-    """Write `STEP_SECONDS` to OUT/steps_s.json (temp + rename)."""
+    """Write `STEP_SECONDS` to OUT/steps_s.json and `STEP_HOSTS` to OUT/steps_host.json
+    (temp + rename)."""
     for path in STEP_FILE:
-        with atomic_path(path) as tmp:
-            tmp.write_text(json.dumps(STEP_SECONDS, indent=1) + "\n")
+        for target, values in ((path, STEP_SECONDS), (host_file(path), STEP_HOSTS)):
+            with atomic_path(target) as tmp:
+                tmp.write_text(json.dumps(values, indent=1) + "\n")
+
+
+def host_file(steps_file: Path) -> Path:
+    return steps_file.with_name("steps_host.json")
 
 
 def simulate(out: Path, name: str, preset: str, n: int, seed: int, first: int,
@@ -430,12 +442,23 @@ def preprocess(out: Path, src: Path | list[Path], name: str, prep: str,
     return h5
 
 
-def evaluate(run: Path, data: Path, tag: str, sim: Path | None = None) -> dict:
+def evaluate(run: Path, data: Path, tag: str) -> dict:
     ev = run / "eval" / tag
-    extra = ["--sim", sim] if sim is not None else []
-    sh(["evaluate", run, "--data", data, "--out", ev, "--n-boot", "1000", "--quiet", *extra],
+    sh(["evaluate", run, "--data", data, "--out", ev, "--n-boot", "1000", "--quiet"],
        ev / "metrics.json")  # fmt: skip
     return json.loads((ev / "metrics.json").read_text())
+
+
+def evaluate_many(run: Path, datas: dict[str, Path], sims: dict[str, Path] | None) -> dict:
+    """`evaluate` of ``run`` on every image file of ``datas`` (test -> file) in one call: the
+    model and torch load once instead of once per file. Metrics per test; each file's
+    results in ``RUN/eval/<file stem>/`` as a call per file would write them."""
+    files = list(datas.values())
+    extra = ["--sim", *(sims[t] for t in datas)] if sims is not None else []
+    sh(["evaluate", run, "--data", *files, "--out", run / "eval", "--n-boot", "1000",
+        "--quiet", *extra], run / "eval" / files[-1].stem / "metrics.json")  # fmt: skip
+    return {t: json.loads((run / "eval" / f.stem / "metrics.json").read_text())
+            for t, f in datas.items()}  # fmt: skip
 
 
 def rounds_kept(run: Path, rounds: int = 3) -> str:
@@ -487,6 +510,8 @@ def main() -> int:
     STEP_FILE.append(out / "steps_s.json")
     if STEP_FILE[0].exists():
         STEP_SECONDS.update(json.loads(STEP_FILE[0].read_text()))
+    if host_file(STEP_FILE[0]).exists():
+        STEP_HOSTS.update(json.loads(host_file(STEP_FILE[0]).read_text()))
 
     # -- data (seeds and run numbers fixed: every run file has a unique (run, event)) --
     nominal = simulate(out, "nominal", "e15503b_nominal", s["nominal"], 0, 0)
@@ -531,12 +556,13 @@ def main() -> int:
              "F1 per class | ECE p(proton) |", "|---|---|---|---|---|---|---|"]  # fmt: skip
     channel_lines: dict[str, list[str]] = {CNN_LABEL: [], TREES_LABEL: []}
     for label, (run, prep, train_data) in runs.items():
-        for test, sim in tests.items():
-            data = preprocess(out, sim, sim.name, prep, train_data)
-            # errors per simulated channel for the randomised models
-            per_channel = label in channel_lines
-            m = evaluate(run, data, sim.name, sim if per_channel else None)
-            DATA[(label, test)] = data
+        datas = {test: preprocess(out, sim, sim.name, prep, train_data)
+                 for test, sim in tests.items()}  # fmt: skip
+        # errors per simulated channel for the randomised models
+        per_channel = label in channel_lines
+        scored = evaluate_many(run, datas, tests if per_channel else None)
+        for test, m in scored.items():
+            DATA[(label, test)] = datas[test]
             lines.append(row(label, test, m))
             if per_channel:
                 channel_lines[label].append(channel_row(label, test, m))
@@ -622,6 +648,7 @@ def main() -> int:
                     + " ".join(map(str, frame_sets)) + f" --out {out / 'frames'}")  # fmt: skip
     frame_lines = [frames.HEADER, *(row for d in frame_sets for row in frames.measure(
         str(trees), str(d), str(out / "frames"), str(REPO / FEATURE_PREP[1])))]  # fmt: skip
+    FRAMES_RAN.extend(frames.RAN)
 
     # -- noise cleaning against the simulator's per-point truth (no model) --------------
     from denoise_quality import HEADER, measure
@@ -648,7 +675,7 @@ def main() -> int:
     # partly cached call adds its own minutes to the earlier total), for a later re-render
     wall = out / "wall_min.txt"
     before = float(wall.read_text()) if wall.exists() else 0.0
-    if RAN or frames.RAN:
+    if RAN or FRAMES_RAN:
         total = minutes + (before if len(RAN) < len(STEPS) else 0.0)
         wall.write_text(f"{total:.0f}\n")
     earlier = wall.read_text().strip() if wall.exists() else None
@@ -797,8 +824,11 @@ def step_minutes(minutes: float) -> str | None:
     # the part of this invocation outside the CLI steps: the scripts it calls in-process;
     # kept from the invocation that ran steps (a re-render reuses the frames' files)
     own = max(minutes - sum(STEP_SECONDS[c] for c in set(RAN)) / 60, 0.0)
-    if RAN or OWN not in STEP_SECONDS:
+    # only an invocation that made the frames' copies afresh measured all of it (a partial
+    # rerun reuses them and would record a fraction)
+    if FRAMES_RAN or OWN not in STEP_SECONDS:
         STEP_SECONDS[OWN] = round(own * 60, 1)
+        STEP_HOSTS[OWN] = describe_cpu()
         save_step_seconds()
     own = STEP_SECONDS[OWN] / 60
     over = ""
@@ -808,11 +838,21 @@ def step_minutes(minutes: float) -> str | None:
         over = (f"; **over the 60 min asked for**: simulating its {events:,} events alone "
                 f"takes {sims:.0f} min ({events / (sims * 60):.0f} events/s)")  # fmt: skip
     return (
-        f"{total + own:.0f} min of wall time on the shared 2-core machine: CLI steps "
+        f"{total + own:.0f} min of wall time on the shared 2-core machine ({hosts_of(steps)}): "
+        f"CLI steps "
         f"{total:.0f} min (simulation {sims:.0f}, training and adaptation {fits:.0f}; "
         f"each step's seconds in `steps_s.json` of the --out directory), the script's own "
         f"measurements {own:.0f} min{over}"
     )
+
+
+def hosts_of(steps: list[str]) -> str:
+    """Which processor the timed steps ran on: one host, or the count of steps per host."""
+    hosts = [STEP_HOSTS.get(c, "host not recorded") for c in [*steps, OWN]]
+    kinds = list(dict.fromkeys(hosts))
+    if len(kinds) == 1:
+        return kinds[0]
+    return "; ".join(f"{hosts.count(k)} steps on {k}" for k in kinds)
 
 
 def write_doc(path: Path, args, s: dict, lines: list[str], ada: list[str], minutes: float,

@@ -89,6 +89,36 @@ def test_train_evaluate_classify_end_to_end(trained, capsys):
     assert "63 events classified" in capsys.readouterr().out
 
 
+def test_evaluate_several_files_matches_one_call_per_file(trained, tmp_path, capsys):
+    run, test = trained["run"], trained["test"]
+    other = make_image_file(tmp_path / "other.h5", n_per_class=15, seed=5)
+    base = ["--n-boot", "50", "--no-figures", "--quiet"]
+    singles = {}
+    for f in (test, other):
+        out = tmp_path / "single" / f.stem
+        assert main(["evaluate", str(run), "--data", str(f), "--out", str(out), *base]) == 0
+        singles[f.stem] = json.loads((out / "metrics.json").read_text())
+    both = tmp_path / "both"
+    assert main(["evaluate", str(run), "--data", str(test), str(other), "--out", str(both),
+                 *base]) == 0  # fmt: skip
+    for stem, single in singles.items():
+        got = json.loads((both / stem / "metrics.json").read_text())
+        assert got["n_labelled"] == single["n_labelled"]
+        assert got["tasks"] == single["tasks"]  # same model, same bootstrap seed
+    # a bad second file stops the call before the first is scored: one line, exit 2
+    capsys.readouterr()
+    gone = tmp_path / "bad"
+    assert main(["evaluate", str(run), "--data", str(test), str(tmp_path / "none.h5"),
+                 "--out", str(gone), *base]) == 2  # fmt: skip
+    assert "not found" in capsys.readouterr().err and not gone.exists()
+    # two files of one name would write one directory
+    twin = tmp_path / "twin"
+    twin.mkdir()
+    (twin / "test.h5").write_bytes(test.read_bytes())
+    assert main(["evaluate", str(run), "--data", str(test), str(twin / "test.h5"), *base]) == 2
+    assert "share the name 'test'" in capsys.readouterr().err
+
+
 def test_evaluate_breaks_errors_down_by_simulated_channel(trained, tmp_path, capsys):
     # real simulate run files -> image file with the run's preprocessing -> evaluate --sim
     sim, data = tmp_path / "sim", tmp_path / "sim.h5"

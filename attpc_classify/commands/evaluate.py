@@ -1,4 +1,5 @@
-"""``attpc-classify evaluate RUN --data FILE``: metrics with 95 % intervals, and figures."""
+"""``attpc-classify evaluate RUN --data FILE [FILE ...]``: metrics with 95 % intervals, and
+figures, for each labelled image file (one process: the run is loaded once)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,19 @@ import argparse
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", help="run directory written by `train`")
-    parser.add_argument("--data", required=True, help="labelled image file (preprocess output)")
-    parser.add_argument("--out", help="output directory (default RUN/eval/<data stem>/)")
+    parser.add_argument(
+        "--data",
+        required=True,
+        nargs="+",
+        metavar="FILE",
+        help="labelled image file(s) (preprocess output); several are scored one after "
+        "another by the same loaded model",
+    )
+    parser.add_argument(
+        "--out",
+        help="output directory (default RUN/eval/<data stem>/); with several --data files, "
+        "the directory that holds one <data stem>/ per file",
+    )
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     parser.add_argument("--batch-size", type=int, default=256)
@@ -22,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--sim",
         nargs="+",
         metavar="RUN_FILE",
-        help="simulate's run files (or their directory) behind --data: errors per channel",
+        help="simulate's run files (or their directory) behind --data: errors per channel; "
+        "with several --data files, one run file or directory per data file, in order",
     )
     parser.add_argument("--no-figures", action="store_true", help="metrics.json only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -68,41 +81,81 @@ def summary_lines(metrics: dict) -> list[str]:
     return lines
 
 
+def eval_plan(
+    data: list[str], out: str | None, sim: list[str] | None
+) -> list[tuple[str, str | None, list[str] | None]]:
+    """``(data file, output directory or None for the default, sim files)`` per file.
+
+    One file keeps the single-file meaning of ``--out`` and ``--sim``; several files put
+    each result in ``OUT/<stem>/`` and take one ``--sim`` entry per file.
+    """
+    from pathlib import Path
+
+    from data_prep.errors import InputError
+
+    if len(data) == 1:
+        return [(data[0], out, sim)]
+    stems = [Path(d).stem for d in data]
+    twice = sorted({s for s in stems if stems.count(s) > 1})
+    if twice:
+        raise InputError(
+            f"several --data files share the name {twice[0]!r}: their results would "
+            "overwrite each other; evaluate them in separate calls"
+        )
+    if sim is not None and len(sim) != len(data):
+        raise InputError(
+            f"with {len(data)} --data files, --sim needs one run file or directory per "
+            f"data file ({len(sim)} given)"
+        )
+    return [
+        (d, str(Path(out) / stem) if out else None, [sim[i]] if sim is not None else None)
+        for i, (d, stem) in enumerate(zip(data, stems, strict=True))
+    ]
+
+
 def run(args: argparse.Namespace) -> int:
+
+    from pathlib import Path
 
     from attpc_classify.checkpoint import load_run
     from attpc_classify.commands import event_bar
-    from attpc_classify.evaluate import evaluate_run
+    from attpc_classify.evaluate import check_evaluation, evaluate_run
     from data_prep.imagefile import read_info
 
+    plan = eval_plan(args.data, args.out, args.sim)
     trained = load_run(args.run)
-    n = int(read_info(args.data).get("n_events", 0))
-    bar = None
+    for data, _, _ in plan:  # every file checked before the first is scored
+        check_evaluation(trained, Path(data), n_boot=args.n_boot, batch_size=args.batch_size)
+    for data, out, sim in plan:
+        if len(plan) > 1:
+            print(f"== {data}")
+        n = int(read_info(data).get("n_events", 0))
+        bar = None
 
-    def progress(k: int) -> None:
-        # opened on the first batch, so a mismatch error prints only its one line
-        nonlocal bar
-        if bar is None:
-            bar = event_bar(n, "evaluate", quiet=args.quiet)
-        bar.update(k)
+        def progress(k: int, n: int = n) -> None:
+            # opened on the first batch, so a mismatch error prints only its one line
+            nonlocal bar
+            if bar is None:
+                bar = event_bar(n, "evaluate", quiet=args.quiet)
+            bar.update(k)
 
-    try:
-        result = evaluate_run(
-            trained,
-            args.data,
-            out_dir=args.out,
-            n_boot=args.n_boot,
-            seed=args.seed,
-            batch_size=args.batch_size,
-            precision=args.precision,
-            figures=not args.no_figures,
-            progress=progress,
-            sim_files=args.sim,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-    for line in summary_lines(result.metrics):
-        print(line)
-    print(f"wrote {result.metrics_path}")
+        try:
+            result = evaluate_run(
+                trained,
+                data,
+                out_dir=out,
+                n_boot=args.n_boot,
+                seed=args.seed,
+                batch_size=args.batch_size,
+                precision=args.precision,
+                figures=not args.no_figures,
+                progress=progress,
+                sim_files=sim,
+            )
+        finally:
+            if bar is not None:
+                bar.close()
+        for line in summary_lines(result.metrics):
+            print(line)
+        print(f"wrote {result.metrics_path}")
     return 0

@@ -7,8 +7,6 @@ atomically into ``figures/``.
 
 from __future__ import annotations
 
-import os
-import platform
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
@@ -193,15 +191,10 @@ def headline_answer(t: Table, cfg: BenchConfig, stored: dict[str, int]) -> tuple
 def _machine() -> str:
     import torch
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            names = [ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
+    from attpc_classify.device import describe_cpu
+
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return f"{os.cpu_count()} CPU cores ({cpu}), {gpu}, torch {torch.__version__}"
+    return f"{describe_cpu()}, {gpu}, torch {torch.__version__}"
 
 
 def _invocations(invocations: Sequence[dict[str, Any]]) -> str:
