@@ -669,11 +669,12 @@ def _fit_sklearn(
     if cfg.model.name == "gbt":
         from attpc_classify.models.gbt import (
             NamedTracksGBT,
+            count_trees,
             event_inputs,
             fit_gbt,
             fit_named_events,
         )
-        from attpc_classify.trees_adapt import gbt_params, n_trees
+        from attpc_classify.trees_adapt import gbt_params
 
         x, y, weight = x_tr.numpy(), y_tr.numpy(), None
         x_va, y_va = (None, None) if val is None else (val[0].numpy(), val[1].numpy())
@@ -683,7 +684,7 @@ def _fit_sklearn(
 
             clf = fit_named_tracks(model, x, y, kinds, x_val=x_va, y_val=y_va, params=params,
                                    balanced=balanced, seed=cfg.seed)  # fmt: skip
-            return {"boosting_iter": int(clf.n_iter_), "n_trees": n_trees(model)}
+            return {"boosting_iter": int(clf.n_iter_), "n_trees": count_trees(model)}
         if source is not None:  # the run's events, as its event trees read them, and ours
             x_s, y_s, w = source
             x, y = np.concatenate([x_s, event_inputs(model, x)]), np.concatenate([y_s, y])
@@ -693,7 +694,7 @@ def _fit_sklearn(
         fit = fit_named_events if isinstance(model, NamedTracksGBT) else fit_gbt
         clf = fit(model, x, y, x_val=x_va, y_val=y_va, params=params, balanced=balanced,
                   seed=cfg.seed, sample_weight=weight)  # fmt: skip
-        return {"boosting_iter": int(clf.n_iter_), "n_trees": n_trees(model)}
+        return {"boosting_iter": int(clf.n_iter_), "n_trees": count_trees(model)}
     from attpc_classify.models.voxel import fit_logreg
 
     iters = fit_logreg(

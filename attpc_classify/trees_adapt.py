@@ -54,6 +54,7 @@ from attpc_classify.data import labelled, load_datasets, task_arrays
 from attpc_classify.models import create_model
 from attpc_classify.models.gbt import (
     NamedTracksGBT,
+    count_trees,
     event_inputs,
     fit_gbt,
     fit_named_events,
@@ -150,13 +151,6 @@ def refit(
     return model
 
 
-def n_trees(model: nn.Module) -> int:
-    """Trees in a gbt run's model (both ensembles of a `NamedTracksGBT`)."""
-    if isinstance(model, NamedTracksGBT):
-        return n_trees(model.track) + n_trees(model.event)
-    return int(model.feature.shape[0])
-
-
 def _proba(model: nn.Module, x: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         return model(torch.from_numpy(np.asarray(x, np.float64))).softmax(-1).numpy()
@@ -219,7 +213,7 @@ def self_train(
         logger.info(
             f"round {r + 1}: {len(idx)} pseudo-labels ("
             + "  ".join(f"{n} {c}" for n, c in zip(names, counts, strict=True))
-            + f"), {n_trees(candidate)} trees -> {format_fractions(names, new)}"
+            + f"), {count_trees(candidate)} trees -> {format_fractions(names, new)}"
             + (f"  [guard: a class fell below {cfg.min_fraction:g} x its share before; "
                "round undone, stopping]" if collapsed else "")
         )  # fmt: skip
@@ -262,5 +256,5 @@ def labelled_refit_inputs(
     return x_s, y_s, len(y_s) / n_target
 
 
-__all__ = ["gbt_params", "labelled_refit_inputs", "n_trees", "refit", "self_train",
+__all__ = ["gbt_params", "labelled_refit_inputs", "refit", "self_train",
            "source_inputs", "source_sets"]  # fmt: skip

@@ -349,6 +349,13 @@ def fit_named_events(
     return clf
 
 
+def count_trees(model: nn.Module) -> int:
+    """Trees in a gbt model (both ensembles of a `NamedTracksGBT`)."""
+    if isinstance(model, NamedTracksGBT):
+        return count_trees(model.track) + count_trees(model.event)
+    return int(model.feature.shape[0])
+
+
 def _shape(trees: GBTClassifier) -> dict[str, int]:
     n_trees, max_nodes = trees.feature.shape
     return {"n_trees": int(n_trees), "max_nodes": int(max_nodes), "max_depth": trees.max_depth}
