@@ -136,6 +136,16 @@ def test_evaluate_breaks_errors_down_by_simulated_channel(trained, tmp_path, cap
     assert set(by_channel) == {"multiclass", "binary"}
     assert sum(r["n"] for r in by_channel["multiclass"].values()) == 12
     assert "multiclass errors by simulated channel:" in capsys.readouterr().out
+    # several data files take one --sim entry each, in order: the same table per file
+    twin = tmp_path / "twin.h5"
+    twin.write_bytes(data.read_bytes())
+    both = tmp_path / "both"
+    assert main(["evaluate", str(trained["run"]), "--data", str(data), str(twin), "--out",
+                 str(both), "--n-boot", "0", "--no-figures", "--quiet", "--sim", str(sim),
+                 str(sim)]) == 0  # fmt: skip
+    for stem in ("sim", "twin"):
+        got = json.loads((both / stem / "metrics.json").read_text())["by_channel"]
+        assert got == by_channel
     # run files of another simulation do not name these events: one line, exit 2
     other = tmp_path / "other"
     main(["simulate", "--config", "tiny", "--events", "6", "--seed", "4", "--out", str(other),
