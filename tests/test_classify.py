@@ -99,12 +99,18 @@ def test_evaluate_several_files_matches_one_call_per_file(trained, tmp_path, cap
         assert main(["evaluate", str(run), "--data", str(f), "--out", str(out), *base]) == 0
         singles[f.stem] = json.loads((out / "metrics.json").read_text())
     both = tmp_path / "both"
+    capsys.readouterr()
     assert main(["evaluate", str(run), "--data", str(test), str(other), "--out", str(both),
                  *base]) == 0  # fmt: skip
-    for stem, single in singles.items():
-        got = json.loads((both / stem / "metrics.json").read_text())
+    out = capsys.readouterr().out
+    for f, single in zip((test, other), singles.values(), strict=True):
+        got = json.loads((both / f.stem / "metrics.json").read_text())
         assert got["n_labelled"] == single["n_labelled"]
         assert got["tasks"] == single["tasks"]  # same model, same bootstrap seed
+        # the closing side-by-side line of this file, from the single call's numbers
+        f1 = single["tasks"]["binary"]["per_class"]["proton"]["f1"]
+        lo, hi = f1["ci95"]
+        assert f"  {f}: {single['n_labelled']}, {f1['value']:.3f} [{lo:.3f}, {hi:.3f}], " in out
     # a bad second file stops the call before the first is scored: one line, exit 2
     capsys.readouterr()
     gone = tmp_path / "bad"

@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     trained = load_run(args.run)
     for data, _, _ in plan:  # every file checked before the first is scored
         check_evaluation(trained, Path(data), n_boot=args.n_boot, batch_size=args.batch_size)
+    scored: list[tuple[str, dict]] = []
     for data, out, sim in plan:
         if len(plan) > 1:
             print(f"== {data}")
@@ -158,4 +159,23 @@ def run(args: argparse.Namespace) -> int:
         for line in summary_lines(result.metrics):
             print(line)
         print(f"wrote {result.metrics_path}")
+        scored.append((data, result.metrics))
+    if len(scored) > 1:
+        print()
+        for line in comparison_lines(scored):
+            print(line)
     return 0
+
+
+def comparison_lines(scored: list[tuple[str, dict]]) -> list[str]:
+    """One line per scored file: labelled events, proton F1 (binary reading) and, for a
+    3-class run, macro-F1, each with its interval: the files side by side."""
+    from attpc_classify.report import fmt_estimate
+
+    lines = ["file: labelled events, proton F1 [95 %], 3-class macro-F1 [95 %]"]
+    for data, m in scored:
+        tasks = m["tasks"]
+        proton = fmt_estimate(tasks["binary"]["per_class"]["proton"]["f1"])
+        macro = fmt_estimate(tasks["multiclass"]["macro_f1"]) if "multiclass" in tasks else "—"
+        lines.append(f"  {data}: {m['n_labelled']}, {proton}, {macro}")
+    return lines
