@@ -628,7 +628,7 @@ def evaluate_run(
     seed
         Seed of the bootstrap generator: same seed, same intervals.
     batch_size, precision
-        Inference batch size and precision (``"auto"`` = bf16 on CPU).
+        Inference batch size and precision (``"auto"`` = bf16 where the CPU has native bf16).
     figures
         Also draw the PNGs (confusion matrices, ROC/PR, learning curves).
     progress

@@ -978,7 +978,8 @@ def classify_files(
     batch_size
         Events projected and classified together.
     precision
-        ``"auto"`` (bf16 on CPU), ``"fp32"`` or ``"bf16"``; passed to the model.
+        ``"auto"`` (bf16 where the CPU has native bf16), ``"fp32"`` or ``"bf16"``; passed
+        to the model.
     skip_bad
         Skip and count unreadable events instead of stopping at the first.
     progress

@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--precision",
         choices=("auto", "fp32", "bf16"),
         default="auto",
-        help="inference precision (auto = bf16 on CPU)",
+        help="inference precision (auto = bf16 on CPUs with native bf16, else fp32)",
     )
     parser.add_argument(
         "--sim",
