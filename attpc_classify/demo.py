@@ -81,8 +81,9 @@ def _default_models() -> dict[str, DemoModel]:
 
 @dataclass
 class DemoConfig:
-    """Sizes and seeds of the demo (defaults: about 3 minutes on 2 quiet cores, the
-    simulation and the CNNs' epochs taking most of it; README, "Demo")."""
+    """Sizes and seeds of the demo (defaults: about 3 minutes on 2 quiet cores of the
+    host measured on 2026-12-02, 10.5 minutes on the slower AVX2 host of 2026-12-03; the
+    simulation and the CNNs' epochs take most of it; README, "Demo")."""
 
     # domain-randomised simulation and robust inputs (docs/sim-to-real.md): models that
     # still call protons on a detector run with other gain, threshold and noise
@@ -96,6 +97,7 @@ class DemoConfig:
     )
     # simulated events in total (class mix of the preset): the trees gain most from more
     # events, and cost seconds; the simulation costs about 50 s per 1,000 on 2 workers
+    # (137 s on the AVX2 host)
     events: int = 2000
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)
