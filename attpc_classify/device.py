@@ -27,11 +27,14 @@ def resolve_device(device: str = "auto") -> torch.device:
         raise InputError(f"device must be auto, cpu, cuda or cuda:N; got {device!r}") from None
 
 
+#: flags of native bf16 arithmetic, where bf16 autocast pays
+BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
+
+
 @cache
 def cpu_has_bf16() -> bool:
     """True when the CPU has native bf16 (AVX512-BF16 or AMX), where bf16 autocast pays."""
-    flags = _cpuinfo()
-    return " avx512_bf16" in flags or " amx_bf16" in flags
+    return bool(BF16_FLAGS & _cpu_flags(_cpuinfo()))
 
 
 def _cpuinfo() -> str:
@@ -40,6 +43,14 @@ def _cpuinfo() -> str:
             return f.read()
     except OSError:
         return ""
+
+
+def _cpu_flags(cpuinfo: str) -> set[str]:
+    """The first ``flags`` line of /proc/cpuinfo text, as a set (empty if none)."""
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
 
 
 def describe_cpu(cpuinfo: str | None = None) -> str:
@@ -53,10 +64,9 @@ def describe_cpu(cpuinfo: str | None = None) -> str:
 
     text = _cpuinfo() if cpuinfo is None else cpuinfo
     names = [ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")]
-    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines()
-                  if ln.startswith("flags")), [])  # fmt: skip
+    flags = _cpu_flags(text)
     if "avx512f" in flags:
-        vector = "AVX-512" + (" (BF16)" if {"avx512_bf16", "amx_bf16"} & set(flags) else "")
+        vector = "AVX-512" + (" (BF16)" if BF16_FLAGS & flags else "")
     elif "avx2" in flags:
         vector = "AVX2, no AVX-512"
     else:
