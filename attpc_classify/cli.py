@@ -12,7 +12,8 @@ around each line instead of being torn.
 
 Errors in what the user gave us (`data_prep.errors.InputError`) and file operations the
 system refuses (`OSError`: disk full, permissions) become one line on stderr and exit
-code 2, never a traceback. SIGTERM unwinds like Ctrl-C (exit 143, 130 for Ctrl-C); a
+code 2, never a traceback. SIGTERM unwinds like Ctrl-C (exit 143, 130 for Ctrl-C;
+`data_prep.interrupt`, which also catches a signal whose exception Python dropped); a
 closed pipe (``| head``) ends quietly.
 """
 
@@ -24,9 +25,9 @@ import logging
 import os
 import signal
 import sys
-import threading
 
 from data_prep.errors import InputError
+from data_prep.interrupt import Terminated, check_interrupt, handle_signals
 
 #: command name -> module under attpc_classify.commands
 COMMANDS: dict[str, str] = {
@@ -141,12 +142,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
-    previous = _handle_sigterm()
     configure_logging()
     try:
-        code = int(args._run(args) or 0)
-        sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
-        return code
+        with handle_signals():
+            code = int(args._run(args) or 0)
+            check_interrupt()  # a signal whose exception was swallowed (data_prep.interrupt)
+            sys.stdout.flush()  # a closed pipe shows here, where it is handled, not at exit
+            return code
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
@@ -169,24 +171,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         remove_logging()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a batch system's time limit): unwound like Ctrl-C, so that
-    workers stop, temporary files go and finished parts stay for ``--resume``."""
-
-
-def _raise_terminated(signum: int, frame: object) -> None:
-    raise Terminated
-
-
-def _handle_sigterm():
-    """Turn SIGTERM into `Terminated` in this (main) thread; returns the old handler."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, _raise_terminated)
 
 
 if __name__ == "__main__":

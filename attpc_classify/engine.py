@@ -56,6 +56,7 @@ from attpc_classify.train_config import OptimConfig, TrainConfig
 from data_prep.atomic import atomic_path, check_writable
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet
+from data_prep.interrupt import check_interrupt
 from learngene.distill import deit_loss
 
 logger = logging.getLogger(__name__)
@@ -130,6 +131,7 @@ def predict_logits(
     model.eval()
     out = []
     for start in range(0, len(x), batch_size):
+        check_interrupt()
         xb = as_float(x[start : start + batch_size].to(device))
         with autocast(device, dtype):
             out.append(model(xb).float().cpu())
@@ -524,6 +526,7 @@ def _train_epoch(
         for i in range(run.steps_per_epoch):
             if state.step >= run.total_steps:
                 break
+            check_interrupt()
             lr = lr_at(state.step, total=run.total_steps, warmup=run.warmup_steps, lr=o.lr,
                        min_lr=run.min_lr)  # fmt: skip
             for group in run.optimizer.param_groups:

@@ -47,6 +47,7 @@ from attpc_classify.report import (
 from data_prep.atomic import check_writable
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES, binary_labels
+from data_prep.interrupt import check_interrupt
 
 if TYPE_CHECKING:  # loading torch only when a run is evaluated
     from attpc_classify.checkpoint import RunInfo, Trained
@@ -420,6 +421,7 @@ def _predict_image_file(
         k = len(trained.info.output_names)
         proba = np.zeros((n, k), dtype=np.float32)
         for start in range(0, n, batch_size):
+            check_interrupt()
             sl = slice(start, min(n, start + batch_size))
             extra = {kind: f[kind][sl]} if kind != "images" else {}
             proba[sl] = trained.predict_proba(

@@ -55,6 +55,7 @@ from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
 from data_prep.images import ImageConfig, project
+from data_prep.interrupt import check_interrupt
 from data_prep.structured import find_hot_pads
 from data_prep.tasks import run_tasks
 
@@ -227,6 +228,7 @@ class PredictionWriter:
         Raises `InputError` (and writes nothing) when a ``(run, event_id)`` pair came
         twice: the same file given twice, or a renamed copy of a run file.
         """
+        check_interrupt()  # a run stopped by a signal is never renamed into place
         keys = np.concatenate(self._keys, axis=1) if self._keys else np.zeros((2, 0), np.int64)
         dup = first_duplicate(keys[0], keys[1])
         if dup is not None:
@@ -806,6 +808,7 @@ def classify_task(
     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     n_empty = 0
     for batch in _prefetch(batches, depth=2) if prefetch else batches:
+        check_interrupt()
         proba = predict_batch(trained, batch, precision=precision, batch_size=batch_size)
         rows.append((batch.run, batch.event_id, proba))
         n_empty += batch.n_empty

@@ -12,6 +12,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from data_prep.interrupt import check_interrupt
+
 
 def temp_path(target: str | Path) -> Path:
     """``.<name>.tmp-<pid>`` beside ``target`` (same file system, so rename is atomic)."""
@@ -27,6 +29,7 @@ def atomic_path(target: str | Path) -> Iterator[Path]:
     tmp = temp_path(target)
     try:
         yield tmp
+        check_interrupt()  # a run stopped by a signal renames nothing into place
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

@@ -58,6 +58,7 @@ from data_prep.errors import InputError, plural
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
+from data_prep.interrupt import check_interrupt
 from data_prep.readers import EventReader, all_options, detect_format, open_events
 from data_prep.structured import find_hot_pads
 from data_prep.tasks import run_tasks
@@ -427,6 +428,7 @@ def run_task(
 
     def flush(writer: ImageWriter) -> None:
         nonlocal skipped_at_flush
+        check_interrupt()
         if batch:
             proj = project(batch, file_config, hot_pads)
             writer.append(

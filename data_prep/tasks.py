@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from data_prep.errors import InputError
+from data_prep.interrupt import check_interrupt
 
 T = TypeVar("T")
 
@@ -91,8 +92,10 @@ def run_tasks(
     pending = set(futures)
     try:
         while pending:
-            timeout = None if poll is None else 0.2
-            finished, pending = wait(pending, timeout=timeout, return_when=FIRST_COMPLETED)
+            # a timeout, also without poll: a signal whose exception was dropped is
+            # seen within 0.2 s (data_prep.interrupt)
+            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            check_interrupt()
             if poll is not None:
                 poll()
             for future in finished:  # popped: a result is held no longer than needed

@@ -230,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
             events_per_task=args.events_per_task,
             on_plan=on_plan,
         )
-    except KeyboardInterrupt:  # also SIGTERM (attpc_classify.cli.Terminated)
+    except KeyboardInterrupt:  # also SIGTERM (data_prep.interrupt.Terminated)
         for bar in bars:
             bar.close()
         from data_prep.build import parts_dir_for

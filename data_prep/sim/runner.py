@@ -21,6 +21,7 @@ import numpy as np
 
 from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES
+from data_prep.interrupt import check_interrupt
 from data_prep.sim.channels import CHANNEL_NAMES, plan_channels
 from data_prep.sim.config import SimConfig, validate_config
 from data_prep.sim.physics import EventGenerator, check_physics
@@ -188,6 +189,7 @@ def _run_file(
             # the run file's own settings (draws of the knobs above are unchanged)
             for name, value in file_values.items():
                 setattr(knobs, name, value)
+            check_interrupt()
             event = generator.generate(CHANNEL_NAMES[channel_id], event_rng(seed, event_id), knobs)
             writer.write(event_id, event)
             if progress is not None:
@@ -421,6 +423,7 @@ def _run_pool(
         pending = set(futures)
         while pending:
             drain(0.2)
+            check_interrupt()
             done, pending = wait(pending, timeout=0, return_when=FIRST_COMPLETED)
             for future in done:
                 results[futures[future]] = future.result()
