@@ -299,7 +299,10 @@ class EventGenerator:
             Reaction,
         )
 
+        from data_prep.sim.ode import use_fast_tracking
+
         enable_engine_cache()
+        use_fast_tracking()  # attpc-engine's tracks, bit for bit, with less overhead
         self.config = config
         d, e, b, r = config.detector, config.electronics, config.beam, config.reactions
         self._gases: dict[float, object] = {}

@@ -1,0 +1,177 @@
+"""attpc-engine's particle tracking, the same numbers in less time.
+
+attpc-engine tracks each reaction product by solving its equation of motion with SciPy's
+Radau (`attpc_engine.detector.solver.generate_trajectory`). Profiled on a carbon event,
+half of the simulation's time is that solve, and most of it is Python overhead around
+6x6 arrays: SciPy's ``lu_factor``/``lu_solve`` wrappers (input validation and batching
+for every 6x6 solve) and the right-hand side's small NumPy temporaries.
+
+This module removes the overhead and keeps every operation that makes a number:
+
+* `Radau` is SciPy's solver with its two LU helpers calling LAPACK's ``getrf``/``getrs``
+  directly, chosen by dtype exactly as ``scipy.linalg`` chooses them, with the same
+  finite check and singular-matrix warning. Same algorithm, same LAPACK calls.
+* `equation_of_motion` is attpc-engine's right-hand side with the 3-vectors written as
+  scalars: every product and quotient is the same IEEE operation on the same operands,
+  in the same order.
+* `generate_trajectory` is attpc-engine's function with those two swapped in.
+
+So the tracks, and every event made from them, are bit for bit those of attpc-engine's
+own function (tests/test_sim_ode.py compares them on every product of every channel).
+`use_fast_tracking` installs `generate_trajectory` in attpc-engine's solver module, the
+one place its ``generate_point_cloud`` looks it up.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import warnings
+
+import numpy as np
+from scipy.integrate import Radau as _ScipyRadau
+from scipy.linalg import LinAlgWarning, get_lapack_funcs
+
+
+@functools.cache
+def _getrf(dtype: np.dtype):
+    return get_lapack_funcs(("getrf",), (np.empty((1, 1), dtype),))[0]
+
+
+@functools.cache
+def _getrs(lu_dtype: np.dtype, b_dtype: np.dtype):
+    return get_lapack_funcs(("getrs",), (np.empty((1, 1), lu_dtype), np.empty(1, b_dtype)))[0]
+
+
+def lu_factor(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``scipy.linalg.lu_factor(a, overwrite_a=True)`` for a dense 2-D float array."""
+    a = np.asarray_chkfinite(a)
+    lu, piv, info = _getrf(a.dtype)(a, overwrite_a=True)
+    if info < 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal getrf (lu_factor)")
+    if info > 0:
+        warnings.warn(
+            f"Diagonal number {info} is exactly zero. Singular matrix.", LinAlgWarning, stacklevel=2
+        )
+    return lu, piv
+
+
+def lu_solve(lu_and_piv: tuple[np.ndarray, np.ndarray], b: np.ndarray) -> np.ndarray:
+    """``scipy.linalg.lu_solve(lu_and_piv, b, overwrite_b=True)`` for a 1-D ``b``."""
+    lu, piv = lu_and_piv
+    b = np.asarray_chkfinite(b)
+    x, info = _getrs(lu.dtype, b.dtype)(lu, piv, b, trans=0, overwrite_b=True)
+    if info != 0:
+        raise ValueError(f"illegal value in {-info}th argument of internal gesv|posv")
+    return x
+
+
+class Radau(_ScipyRadau):
+    """SciPy's Radau IIA solver; its dense LU helpers call LAPACK without the wrappers."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if isinstance(self.I, np.ndarray):  # dense Jacobian (a sparse one keeps SciPy's)
+
+            def lu(a: np.ndarray):
+                self.nlu += 1
+                return lu_factor(a)
+
+            self.lu = lu
+            self.solve_lu = lu_solve
+
+
+def equation_of_motion(t, state, bfield, efield, target, ejectile) -> np.ndarray:
+    """attpc-engine's equation of motion (`attpc_engine.detector.solver`), scalar form.
+
+    The state is (x, y, z, gamma*vx/c, gamma*vy/c, gamma*vz/c); the particle turns in the
+    solenoid's field, is pushed by the drift field and slows by its stopping power.
+    """
+    gv = math.sqrt(state[3] ** 2.0 + state[4] ** 2.0 + state[5] ** 2.0)
+    beta = math.sqrt(gv**2.0 / (1.0 + gv**2.0))
+    gamma = gv / beta
+    # state[3:] / gv and unit_vector * beta * C of the original, element by element
+    u0, u1, u2 = state[3] / gv, state[4] / gv, state[5] / gv
+    v0, v1, v2 = u0 * beta * _C, u1 * beta * _C, u2 * beta * _C
+    kinetic_energy = ejectile.mass * (gamma - 1.0)  # MeV
+    charge_c = ejectile.Z * _E_CHARGE
+    mass_kg = ejectile.mass * _MEV_2_KG
+    q_m = charge_c / mass_kg
+    deceleration = (
+        target.get_dedx(ejectile, kinetic_energy) * _MEV_2_JOULE * target.density * 100.0
+    ) / mass_kg
+    results = np.empty(6)
+    results[0] = v0
+    results[1] = v1
+    results[2] = v2
+    results[3] = (q_m * v1 * bfield - deceleration * u0) / _C
+    results[4] = (q_m * (-1.0 * v0 * bfield) - deceleration * u1) / _C
+    results[5] = (q_m * efield - deceleration * u2) / _C
+    return results
+
+
+def generate_trajectory(vertex, momentum, nucleus, params) -> np.ndarray:
+    """attpc-engine's `generate_trajectory` with `Radau` and `equation_of_motion` above:
+    the (N, 6) track at attpc-engine's fixed time steps, until a stop condition."""
+    from attpc_engine.detector import solver
+    from scipy.integrate import solve_ivp
+
+    initial_state = np.zeros(6)
+    initial_state[:3] = vertex  # m
+    initial_state[3:] = momentum[:3] / nucleus.mass  # unitless (gamma * beta)
+    # attpc-engine sets these attributes in its own function; the same conditions here
+    for condition, direction in (
+        (solver.stop_condition, -1.0),
+        (solver.forward_z_bound_condition, 1.0),
+        (solver.backward_z_bound_condition, -1.0),
+        (solver.rho_bound_condition, 1.0),
+    ):
+        condition.terminal = True
+        condition.direction = direction
+    track = solve_ivp(
+        equation_of_motion,
+        (0.0, 1.0),
+        initial_state,
+        method=Radau,
+        events=[
+            solver.stop_condition,
+            solver.forward_z_bound_condition,
+            solver.backward_z_bound_condition,
+            solver.rho_bound_condition,
+        ],
+        t_eval=solver.TIME_STEPS,
+        args=(params.bfield * -1.0, params.efield * -1.0, params.gas_target, nucleus),
+    )
+    return track.y.T
+
+
+@functools.cache
+def engine_generate_trajectory():
+    """attpc-engine's own ``generate_trajectory``, kept before `use_fast_tracking`
+    replaces it (the reference the tests compare with)."""
+    from attpc_engine.detector import solver
+
+    return solver.generate_trajectory
+
+
+@functools.cache
+def use_fast_tracking() -> bool:
+    """Make attpc-engine's ``generate_point_cloud`` track with `generate_trajectory`.
+
+    Process-wide and idempotent, like `data_prep.sim.physics.enable_engine_cache`: every
+    caller of attpc-engine's detector step in this process gets the same numbers faster.
+    """
+    from attpc_engine.detector import solver
+
+    engine_generate_trajectory()
+    solver.generate_trajectory = generate_trajectory
+    return True
+
+
+def _constants() -> tuple[float, float, float, float]:
+    from attpc_engine.detector.constants import E_CHARGE, MEV_2_JOULE, MEV_2_KG, C
+
+    return C, E_CHARGE, MEV_2_JOULE, MEV_2_KG
+
+
+_C, _E_CHARGE, _MEV_2_JOULE, _MEV_2_KG = _constants()
