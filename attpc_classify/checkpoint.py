@@ -22,6 +22,7 @@ image size or model spec would otherwise give silently wrong predictions, so it 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 from dataclasses import dataclass
@@ -80,12 +81,18 @@ def save_tensors(
 ) -> str:
     """Write a safetensors file (``metadata``: its header's string map) atomically; return
     its sha256."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
         # contiguous CPU copies: safetensors refuses shared or strided storage
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as err:
+            # the system's refusal (disk full, a directory gone) in safetensors' own type:
+            # as an OSError the CLI prints it as one line naming the file, not a traceback
+            raise OSError(errno.EIO, f"cannot write safetensors file ({err})", str(path)) from err
         digest = file_sha256(tmp)
     return digest
 

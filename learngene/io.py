@@ -11,6 +11,7 @@ source's exactly).
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -64,7 +65,12 @@ def save_learngene(
     )
     st_tmp, js_tmp = _tmp(st_path), _tmp(js_path)
     try:
-        save_file(tensors, str(st_tmp), metadata={"format": FORMAT, "method": meta["method"]})
+        try:
+            save_file(tensors, str(st_tmp), metadata={"format": FORMAT, "method": meta["method"]})
+        except SafetensorError as err:  # the system's refusal, as the OSError it is
+            raise OSError(
+                errno.EIO, f"cannot write safetensors file ({err})", str(st_path)
+            ) from err
         js_tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         # the JSON goes last: a reader that finds it finds tensors written in full
         os.replace(st_tmp, st_path)

@@ -597,3 +597,34 @@ def test_an_unsealed_model_spec_that_cannot_be_built_is_one_line(trained, tmp_pa
     assert main(["classify", str(run), str(trained["test"]), "--out", str(out), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert "model spec cannot be built" in err and len(err.strip().splitlines()) == 1
+
+
+# -- a write the system refuses inside safetensors ------------------------------------------
+
+
+def test_safetensors_write_the_system_refuses_is_an_oserror_naming_the_file(tmp_path, monkeypatch):
+    """safetensors reports I/O failures in its own exception type; the benchmark printed
+    a traceback for one (a stage's directory gone mid-write). Both writers now raise
+    OSError with the file, which the CLI prints as one line."""
+    import torch
+    from safetensors import SafetensorError
+
+    import learngene as lg
+    from attpc_classify.checkpoint import save_tensors
+
+    gone = tmp_path / "gone"  # the target's directory does not exist: a real refusal
+    with pytest.raises(OSError) as err:
+        save_tensors(gone / "model.safetensors", {"w": torch.zeros(2)})
+    assert err.value.filename == str(gone / "model.safetensors")
+    assert "cannot write safetensors file" in err.value.strerror
+
+    def refuse(*args, **kwargs):
+        raise SafetensorError("Error while serializing: I/O error: No space left on device")
+
+    arch = dict(img_size=32, patch_size=8, in_chans=2, num_classes=3, embed_dim=32, num_heads=1)
+    gene = lg.TLEGAuxNet(**arch, depth=2, seed=0).learngene()
+    monkeypatch.setattr(lg.io, "save_file", refuse)
+    with pytest.raises(OSError) as err:
+        lg.save_learngene(tmp_path / "tleg", gene.tensors, gene.meta)
+    assert err.value.filename == str(tmp_path / "tleg.safetensors")
+    assert not list(tmp_path.glob("*tleg*"))  # nothing half-written left
