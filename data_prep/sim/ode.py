@@ -17,7 +17,8 @@ This module removes the overhead and keeps every operation that makes a number:
 * `generate_trajectory` is attpc-engine's function with those two swapped in.
 
 So the tracks, and every event made from them, are bit for bit those of attpc-engine's
-own function (tests/test_sim_ode.py compares them on every product of every channel).
+own function (tests/test_sim_shortcuts.py compares tracks of several nuclei exactly, and
+whole events of five channels).
 `use_fast_tracking` installs `generate_trajectory` in attpc-engine's solver module, the
 one place its ``generate_point_cloud`` looks it up.
 """

@@ -1,8 +1,10 @@
-"""`data_prep.sim.ode`: attpc-engine's tracks, bit for bit, through the faster solver.
+"""The simulation's shortcuts: attpc-engine's tracks (`data_prep.sim.ode`) and Spyral's
+peaks (`data_prep.sim.points.spyral_peaks`), bit for bit, with less overhead.
 
-The reference is attpc-engine's own ``generate_trajectory`` (SciPy's Radau and
-attpc-engine's right-hand side), called directly; equality is exact, not approximate:
-any difference would change every simulated event of every seed.
+The references are attpc-engine's own ``generate_trajectory`` (SciPy's Radau and
+attpc-engine's right-hand side) and Spyral's own ``GetTrace``, called directly; equality
+is exact, not approximate: any difference would change every simulated event of every
+seed.
 """
 
 from __future__ import annotations
@@ -53,14 +55,20 @@ def test_tracks_equal_attpc_engines_own_bit_for_bit(generator):
             np.testing.assert_array_equal(got, want)
 
 
-def test_events_equal_those_made_with_attpc_engines_solver(generator, monkeypatch):
+def test_events_equal_those_made_with_attpc_engine_and_spyral(generator, monkeypatch):
     """Whole events (reaction draws refused and redrawn, beam ions, point formation) of
-    several channels: identical arrays with either tracking function."""
+    several channels: identical arrays made with attpc-engine's tracking and Spyral's
+    GetTrace, or with ours."""
     from attpc_engine.detector import solver
 
-    channels = ["p_elastic", "c12_elastic", "alpha_43cl", "pileup"]
+    from data_prep.sim import points
+
+    channels = ["p_elastic", "c12_elastic", "alpha_43cl", "pileup", "noise"]
     monkeypatch.setattr(solver, "generate_trajectory", ode.engine_generate_trajectory())
+    monkeypatch.setattr(points, "spyral_peaks", _spyral_reference)
     want = _events(generator, channels)
+    monkeypatch.setattr(solver, "generate_trajectory", ode.generate_trajectory)
+    monkeypatch.undo()  # ours again: points.spyral_peaks and the fast tracking
     monkeypatch.setattr(solver, "generate_trajectory", ode.generate_trajectory)
     got = _events(generator, channels)
     for a, b in zip(want, got, strict=True):
@@ -98,3 +106,47 @@ def test_lu_helpers_match_scipys():
         )
     with pytest.raises(ValueError):
         ode.lu_factor(np.full((2, 2), np.nan))
+
+
+# -- point formation: Spyral's peak finding without its per-call overhead --------------------
+
+
+def _spyral_reference(trace, *, separation, prominence, max_width, threshold, rng):
+    """Spyral's own GetTrace on the trace, as trace_points called it before."""
+    from spyral.core.config import GetParameters
+    from spyral.core.hardware_id import HardwareID
+    from spyral.trace.get_trace import GetTrace
+
+    params = GetParameters(
+        baseline_window_scale=20.0, peak_separation=separation, peak_prominence=prominence,
+        peak_max_width=max_width, peak_threshold=threshold,
+    )  # fmt: skip
+    peaks = GetTrace(np.rint(trace), HardwareID(pad_id=1), params, rng).get_peaks()
+    return [(p.centroid, p.amplitude, float(p.integral)) for p in peaks]
+
+
+def test_spyral_peaks_equal_spyrals_gettrace_on_every_trace():
+    from data_prep.sim.points import spyral_peaks
+
+    rng = np.random.default_rng(4)
+    t = np.arange(512.0)
+    traces = []
+    for _ in range(400):  # pulses of every height, width and spacing, saturation, noise
+        trace = rng.normal(0, rng.uniform(0, 8), 512)
+        for _ in range(rng.integers(0, 7)):
+            centre, width = rng.uniform(0, 512), rng.uniform(0.5, 40)
+            trace += rng.uniform(5, 6000) * np.exp(-0.5 * ((t - centre) / width) ** 2)
+        traces.append(np.clip(trace, 0, 4095))
+    traces.append(np.zeros(512))
+    traces.append(np.full(512, 4095.0))
+    options = dict(separation=50.0, prominence=20.0, max_width=50.0, threshold=30.0)
+    seeds = np.random.SeedSequence(7).spawn(2)
+    mine, theirs = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[0])
+    counts = []
+    for trace in traces:
+        want = _spyral_reference(trace, **options, rng=theirs)
+        assert spyral_peaks(trace, **options, rng=mine) == want
+        counts.append(len(want))
+    assert mine.random() == theirs.random()  # the jitter draws kept in step
+    # the traces exercised every case: none, one and several peaks kept
+    assert sum(counts) > 200 and counts.count(0) > 20 and sum(c > 1 for c in counts) > 20

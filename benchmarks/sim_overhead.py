@@ -1,12 +1,15 @@
-"""Particle tracking in the simulation: attpc-engine's solver against `data_prep.sim.ode`.
+"""The simulation's two shortcuts against the code they replace, side by side.
 
-The same events (seed, channels, knobs) are made twice in one warm process, alternating
-the tracking function per round so that a busy machine slows both alike: once with
-attpc-engine's own ``generate_trajectory`` (SciPy's Radau with its LU wrappers), once
-with ours (same algorithm and arithmetic, less Python overhead). Both sets of events
-are checked to be identical, array for array. Times are CPU seconds of this process.
+The same events (seed, channels, knobs) are made in one warm process, alternating per
+round so that a busy machine slows both ways alike:
+- reference: attpc-engine's own ``generate_trajectory`` (SciPy's Radau with its LU
+  wrappers) and Spyral's own ``GetTrace`` for the peaks of each pad's trace;
+- ours: `data_prep.sim.ode` (same algorithm and arithmetic, less Python overhead) and
+  `data_prep.sim.points.spyral_peaks` (find_peaks' compiled steps in its order).
+Both sets of events are checked to be identical, array for array (NaN where NaN). Times
+are CPU seconds of this process.
 
-    .venv/bin/python benchmarks/sim_tracking.py [--events 6] [--rounds 3]
+    .venv/bin/python benchmarks/sim_overhead.py [--events 6] [--rounds 3]
 
 Ends with one JSON line of the figures.
 """
@@ -21,7 +24,7 @@ import time
 import numpy as np
 
 from attpc_classify.config import load_config
-from data_prep.sim import ode
+from data_prep.sim import ode, points
 from data_prep.sim.channels import CHANNEL_NAMES
 from data_prep.sim.config import SimConfig
 from data_prep.sim.physics import EventGenerator
@@ -52,6 +55,32 @@ def equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.all((a == b) | ((a != a) & (b != b))))
 
 
+def gettrace_peaks(trace, *, separation, prominence, max_width, threshold, rng):
+    """Spyral's own GetTrace on one pad's trace (what `spyral_peaks` replaces)."""
+    from spyral.core.config import GetParameters
+    from spyral.core.hardware_id import HardwareID
+    from spyral.trace.get_trace import GetTrace
+
+    params = GetParameters(
+        baseline_window_scale=20.0, peak_separation=separation, peak_prominence=prominence,
+        peak_max_width=max_width, peak_threshold=threshold,
+    )  # fmt: skip
+    peaks = GetTrace(np.rint(trace), HardwareID(pad_id=1), params, rng).get_peaks()
+    return [(p.centroid, p.amplitude, float(p.integral)) for p in peaks]
+
+
+def use(way: str, solver) -> None:
+    """Install the reference functions or ours."""
+    reference = way == "reference"
+    solver.generate_trajectory = (
+        ode.engine_generate_trajectory() if reference else ode.generate_trajectory
+    )
+    points.spyral_peaks = gettrace_peaks if reference else SPYRAL_PEAKS
+
+
+SPYRAL_PEAKS = points.spyral_peaks
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", default="e15503b_randomized")
@@ -61,28 +90,28 @@ def main() -> None:
     from attpc_engine.detector import solver
 
     generator = EventGenerator(load_config(SimConfig, args.preset))
-    ways = {"attpc_engine": ode.engine_generate_trajectory(), "ours": ode.generate_trajectory}
-    solver.generate_trajectory = ways["attpc_engine"]
+    ways = ("reference", "ours")
+    use("reference", solver)
     warm = draw_knobs(generator.config, knob_rng(0, 999, 0, "event"))
     generator.generate("p_elastic", event_rng(0, 999), warm)  # numba and caches warm
     seconds = {name: 0.0 for name in ways}
     made: dict[str, list] = {}
     for r in range(args.rounds):
         for name in ways if r % 2 == 0 else reversed(list(ways)):
-            solver.generate_trajectory = ways[name]
+            use(name, solver)
             s, events = make(generator, args.events)
             seconds[name] += s
             made.setdefault(name, events)
-    solver.generate_trajectory = ode.generate_trajectory
+    use("ours", solver)
     same = all(
         all(equal(x, y) for x, y in zip(arrays(a), arrays(b), strict=True))
-        for a, b in zip(made["attpc_engine"], made["ours"], strict=True)
+        for a, b in zip(made["reference"], made["ours"], strict=True)
     )
     n = args.rounds * args.events * len(CHANNEL_NAMES)
     per_event = {name: 1000.0 * s / n for name, s in seconds.items()}
     for name, ms in per_event.items():
         print(f"{name:>12}: {ms:6.1f} ms CPU per event ({n} events, {args.preset})")
-    ratio = per_event["ours"] / per_event["attpc_engine"]
+    ratio = per_event["ours"] / per_event["reference"]
     print(f"identical events: {same}; ours takes {ratio:.2f}x the CPU time")
     print(json.dumps({
         "preset": args.preset, "events": n, "identical": same,
