@@ -55,27 +55,13 @@ def equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.all((a == b) | ((a != a) & (b != b))))
 
 
-def gettrace_peaks(trace, *, separation, prominence, max_width, threshold, rng):
-    """Spyral's own GetTrace on one pad's trace (what `spyral_peaks` replaces)."""
-    from spyral.core.config import GetParameters
-    from spyral.core.hardware_id import HardwareID
-    from spyral.trace.get_trace import GetTrace
-
-    params = GetParameters(
-        baseline_window_scale=20.0, peak_separation=separation, peak_prominence=prominence,
-        peak_max_width=max_width, peak_threshold=threshold,
-    )  # fmt: skip
-    peaks = GetTrace(np.rint(trace), HardwareID(pad_id=1), params, rng).get_peaks()
-    return [(p.centroid, p.amplitude, float(p.integral)) for p in peaks]
-
-
 def use(way: str, solver) -> None:
     """Install the reference functions or ours."""
     reference = way == "reference"
     solver.generate_trajectory = (
         ode.engine_generate_trajectory() if reference else ode.generate_trajectory
     )
-    points.spyral_peaks = gettrace_peaks if reference else SPYRAL_PEAKS
+    points.spyral_peaks = points.gettrace_peaks if reference else SPYRAL_PEAKS
 
 
 SPYRAL_PEAKS = points.spyral_peaks

@@ -65,7 +65,7 @@ def test_events_equal_those_made_with_attpc_engine_and_spyral(generator, monkeyp
 
     channels = ["p_elastic", "c12_elastic", "alpha_43cl", "pileup", "noise"]
     monkeypatch.setattr(solver, "generate_trajectory", ode.engine_generate_trajectory())
-    monkeypatch.setattr(points, "spyral_peaks", _spyral_reference)
+    monkeypatch.setattr(points, "spyral_peaks", points.gettrace_peaks)
     want = _events(generator, channels)
     monkeypatch.setattr(solver, "generate_trajectory", ode.generate_trajectory)
     monkeypatch.undo()  # ours again: points.spyral_peaks and the fast tracking
@@ -111,22 +111,8 @@ def test_lu_helpers_match_scipys():
 # -- point formation: Spyral's peak finding without its per-call overhead --------------------
 
 
-def _spyral_reference(trace, *, separation, prominence, max_width, threshold, rng):
-    """Spyral's own GetTrace on the trace, as trace_points called it before."""
-    from spyral.core.config import GetParameters
-    from spyral.core.hardware_id import HardwareID
-    from spyral.trace.get_trace import GetTrace
-
-    params = GetParameters(
-        baseline_window_scale=20.0, peak_separation=separation, peak_prominence=prominence,
-        peak_max_width=max_width, peak_threshold=threshold,
-    )  # fmt: skip
-    peaks = GetTrace(np.rint(trace), HardwareID(pad_id=1), params, rng).get_peaks()
-    return [(p.centroid, p.amplitude, float(p.integral)) for p in peaks]
-
-
 def test_spyral_peaks_equal_spyrals_gettrace_on_every_trace():
-    from data_prep.sim.points import spyral_peaks
+    from data_prep.sim.points import gettrace_peaks, spyral_peaks
 
     rng = np.random.default_rng(4)
     t = np.arange(512.0)
@@ -144,7 +130,7 @@ def test_spyral_peaks_equal_spyrals_gettrace_on_every_trace():
     mine, theirs = np.random.default_rng(seeds[0]), np.random.default_rng(seeds[0])
     counts = []
     for trace in traces:
-        want = _spyral_reference(trace, **options, rng=theirs)
+        want = gettrace_peaks(trace, **options, rng=theirs)
         assert spyral_peaks(trace, **options, rng=mine) == want
         counts.append(len(want))
     assert mine.random() == theirs.random()  # the jitter draws kept in step
