@@ -114,26 +114,20 @@ def spyral_peaks(
 
 
 def gettrace_peaks(
-    trace: np.ndarray,
-    *,
-    separation: float,
-    prominence: float,
-    max_width: float,
-    threshold: float,
-    rng: np.random.Generator,
+    trace: np.ndarray, *, rng: np.random.Generator, **options: float
 ) -> list[tuple[float, float, float]]:
-    """`spyral_peaks` by Spyral's own ``GetTrace`` (slower): the reference it reproduces,
-    for the tests and benchmarks/sim_overhead.py."""
+    """`spyral_peaks` (same keywords) by Spyral's own ``GetTrace``, slower: the reference
+    it reproduces, for the tests and benchmarks/sim_overhead.py."""
     from spyral.core.config import GetParameters
     from spyral.core.hardware_id import HardwareID
     from spyral.trace.get_trace import GetTrace
 
     params = GetParameters(
         baseline_window_scale=20.0,  # unused: simulated traces have no baseline
-        peak_separation=separation,
-        peak_prominence=prominence,
-        peak_max_width=max_width,
-        peak_threshold=threshold,
+        peak_separation=options["separation"],
+        peak_prominence=options["prominence"],
+        peak_max_width=options["max_width"],
+        peak_threshold=options["threshold"],
     )
     peaks = GetTrace(np.rint(trace), HardwareID(pad_id=1), params, rng).get_peaks()
     return [(p.centroid, p.amplitude, float(p.integral)) for p in peaks]
