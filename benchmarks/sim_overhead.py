@@ -3,7 +3,8 @@
 The same events (seed, channels, knobs) are made in one warm process, alternating per
 round so that a busy machine slows both ways alike:
 - reference: attpc-engine's own ``generate_trajectory`` (SciPy's Radau with its LU
-  wrappers) and Spyral's own ``GetTrace`` for the peaks of each pad's trace;
+  wrappers) and ``generate_electrons``, and Spyral's own ``GetTrace`` for the peaks of
+  each pad's trace;
 - ours: `data_prep.sim.ode` (same algorithm and arithmetic, less Python overhead) and
   `data_prep.sim.points.spyral_peaks` (find_peaks' compiled steps in its order).
 Both sets of events are checked to be identical, array for array (NaN where NaN). Times
@@ -55,12 +56,10 @@ def equal(a: np.ndarray, b: np.ndarray) -> bool:
     return a.shape == b.shape and bool(np.all((a == b) | ((a != a) & (b != b))))
 
 
-def use(way: str, solver) -> None:
+def use(way: str) -> None:
     """Install the reference functions or ours."""
     reference = way == "reference"
-    solver.generate_trajectory = (
-        ode.engine_generate_trajectory() if reference else ode.generate_trajectory
-    )
+    ode.use_functions("engine" if reference else "ours")
     points.spyral_peaks = points.gettrace_peaks if reference else SPYRAL_PEAKS
 
 
@@ -73,22 +72,20 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=6, help="events per channel per round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    from attpc_engine.detector import solver
-
     generator = EventGenerator(load_config(SimConfig, args.preset))
     ways = ("reference", "ours")
-    use("reference", solver)
+    use("reference")
     warm = draw_knobs(generator.config, knob_rng(0, 999, 0, "event"))
     generator.generate("p_elastic", event_rng(0, 999), warm)  # numba and caches warm
     seconds = {name: 0.0 for name in ways}
     made: dict[str, list] = {}
     for r in range(args.rounds):
         for name in ways if r % 2 == 0 else reversed(list(ways)):
-            use(name, solver)
+            use(name)
             s, events = make(generator, args.events)
             seconds[name] += s
             made.setdefault(name, events)
-    use("ours", solver)
+    use("ours")
     same = all(
         all(equal(x, y) for x, y in zip(arrays(a), arrays(b), strict=True))
         for a, b in zip(made["reference"], made["ours"], strict=True)

@@ -2,7 +2,8 @@
 peaks (`data_prep.sim.points.spyral_peaks`), bit for bit, with less overhead.
 
 The references are attpc-engine's own ``generate_trajectory`` (SciPy's Radau and
-attpc-engine's right-hand side) and Spyral's own ``GetTrace``, called directly; equality
+attpc-engine's right-hand side) and ``generate_electrons``, and Spyral's own ``GetTrace``,
+called directly; equality
 is exact, not approximate: any difference would change every simulated event of every
 seed.
 """
@@ -59,17 +60,16 @@ def test_events_equal_those_made_with_attpc_engine_and_spyral(generator, monkeyp
     """Whole events (reaction draws refused and redrawn, beam ions, point formation) of
     several channels: identical arrays made with attpc-engine's tracking and Spyral's
     GetTrace, or with ours."""
-    from attpc_engine.detector import solver
-
     from data_prep.sim import points
 
     channels = ["p_elastic", "c12_elastic", "alpha_43cl", "pileup", "noise"]
-    monkeypatch.setattr(solver, "generate_trajectory", ode.engine_generate_trajectory())
     monkeypatch.setattr(points, "spyral_peaks", points.gettrace_peaks)
-    want = _events(generator, channels)
-    monkeypatch.setattr(solver, "generate_trajectory", ode.generate_trajectory)
-    monkeypatch.undo()  # ours again: points.spyral_peaks and the fast tracking
-    monkeypatch.setattr(solver, "generate_trajectory", ode.generate_trajectory)
+    ode.use_functions("engine")
+    try:
+        want = _events(generator, channels)
+    finally:
+        ode.use_functions("ours")
+    monkeypatch.undo()  # ours again: points.spyral_peaks
     got = _events(generator, channels)
     for a, b in zip(want, got, strict=True):
         _assert_same(b, a)
@@ -85,6 +85,26 @@ def _assert_same(got, want, where: str = "event") -> None:
         np.testing.assert_array_equal(got, want, err_msg=where)
     else:
         assert got == want, where
+
+
+def test_electron_counts_equal_attpc_engines_with_the_stream_in_step(generator):
+    from attpc_engine import nuclear_map
+
+    params = generator.engine.det_params
+    nucleus = nuclear_map.get_data(1, 1)
+    momentum = np.array([0.0, 60.0, 60.0, 0.0])
+    momentum[3] = np.sqrt(momentum[:3] @ momentum[:3] + nucleus.mass**2)
+    track = ode.generate_trajectory(np.array([0.0, 0.0, 0.5]), momentum, nucleus, params)
+    assert len(track) > 100
+    for seed in range(3):
+        mine, theirs = np.random.default_rng(seed), np.random.default_rng(seed)
+        want = ode.engine_functions()["generate_electrons"](track, nucleus, params, theirs)
+        got = ode.generate_electrons(track, nucleus, params, mine)
+        assert got.dtype == want.dtype == np.int64
+        np.testing.assert_array_equal(got, want)
+        assert mine.random() == theirs.random()
+    empty = track[:0]
+    assert len(ode.generate_electrons(empty, nucleus, params, np.random.default_rng(0))) == 0
 
 
 def test_lu_helpers_match_scipys():

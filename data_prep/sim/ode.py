@@ -1,10 +1,11 @@
 """attpc-engine's particle tracking, the same numbers in less time.
 
 attpc-engine tracks each reaction product by solving its equation of motion with SciPy's
-Radau (`attpc_engine.detector.solver.generate_trajectory`). Profiled on a carbon event,
-half of the simulation's time is that solve, and most of it is Python overhead around
-6x6 arrays: SciPy's ``lu_factor``/``lu_solve`` wrappers (input validation and batching
-for every 6x6 solve) and the right-hand side's small NumPy temporaries.
+Radau (`attpc_engine.detector.solver.generate_trajectory`). Timed on 24 events of four
+channels, that solve is about a third of an event's time, and much of it is Python
+overhead around 6x6 arrays: SciPy's ``lu_factor``/``lu_solve`` wrappers (input
+validation and batching for every 6x6 solve) and the right-hand side's small NumPy
+temporaries.
 
 This module removes the overhead and keeps every operation that makes a number:
 
@@ -15,12 +16,13 @@ This module removes the overhead and keeps every operation that makes a number:
   scalars: every product and quotient is the same IEEE operation on the same operands,
   in the same order.
 * `generate_trajectory` is attpc-engine's function with those two swapped in.
+* `generate_electrons` is attpc-engine's, its Fano smearing drawn in one call.
 
 So the tracks, and every event made from them, are bit for bit those of attpc-engine's
 own function (tests/test_sim_shortcuts.py compares tracks of several nuclei exactly, and
 whole events of five channels).
-`use_fast_tracking` installs `generate_trajectory` in attpc-engine's solver module, the
-one place its ``generate_point_cloud`` looks it up.
+`use_fast_tracking` installs both in attpc-engine's solver module, the one place its
+``generate_point_cloud`` looks them up.
 """
 
 from __future__ import annotations
@@ -146,13 +148,48 @@ def generate_trajectory(vertex, momentum, nucleus, params) -> np.ndarray:
     return track.y.T
 
 
+def generate_electrons(track, nucleus, params, rng) -> np.ndarray:
+    """attpc-engine's `generate_electrons` with the Fano smearing drawn in one call.
+
+    NumPy's ``normal`` with array arguments draws element by element, in order, with the
+    same routine as the original's one call per track point; the counts and the random
+    stream after them are the same."""
+    gv = np.linalg.norm(track[:, 3:], axis=1)
+    beta = np.sqrt(gv**2.0 / (1.0 + gv**2.0))
+    gamma = gv / beta
+    energy = nucleus.mass * (gamma - 1.0)  # MeV
+    electrons = np.zeros_like(energy)
+    electrons[1:] = abs(np.diff(energy))  # energy lost per step
+    electrons *= 1.0e6 / params.w_value  # eV / W: electrons made
+    smeared = rng.normal(electrons, np.sqrt(params.fano_factor * electrons))
+    return smeared.astype(np.int64)  # truncated toward zero, as np.array(..., int64)
+
+
 @functools.cache
-def engine_generate_trajectory():
-    """attpc-engine's own ``generate_trajectory``, kept before `use_fast_tracking`
-    replaces it (the reference the tests compare with)."""
+def engine_functions() -> dict:
+    """attpc-engine's own ``generate_trajectory`` and ``generate_electrons``, kept before
+    `use_fast_tracking` replaces them (the reference the tests compare with)."""
     from attpc_engine.detector import solver
 
-    return solver.generate_trajectory
+    return {
+        "generate_trajectory": solver.generate_trajectory,
+        "generate_electrons": solver.generate_electrons,
+    }
+
+
+def engine_generate_trajectory():
+    """attpc-engine's own ``generate_trajectory`` (`engine_functions`)."""
+    return engine_functions()["generate_trajectory"]
+
+
+def use_functions(which: str) -> None:
+    """Put ``"ours"`` or ``"engine"`` (attpc-engine's own) tracking functions into
+    attpc-engine's solver module (tests and benchmarks/sim_overhead.py switch)."""
+    from attpc_engine.detector import solver
+
+    ours = {"generate_trajectory": generate_trajectory, "generate_electrons": generate_electrons}
+    for name, function in (ours if which == "ours" else engine_functions()).items():
+        setattr(solver, name, function)
 
 
 @functools.cache
@@ -162,10 +199,8 @@ def use_fast_tracking() -> bool:
     Process-wide and idempotent, like `data_prep.sim.physics.enable_engine_cache`: every
     caller of attpc-engine's detector step in this process gets the same numbers faster.
     """
-    from attpc_engine.detector import solver
-
-    engine_generate_trajectory()
-    solver.generate_trajectory = generate_trajectory
+    engine_functions()
+    use_functions("ours")
     return True
 
 
