@@ -48,11 +48,6 @@ def check_interrupt() -> None:
         raise _exception(_PENDING[0])
 
 
-def interrupted() -> int | None:
-    """The first signal received under `handle_signals`, or None."""
-    return _PENDING[0] if _PENDING else None
-
-
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
     """SIGTERM and SIGINT raise (and are remembered) while the block runs; the previous

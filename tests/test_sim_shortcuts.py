@@ -50,7 +50,7 @@ def test_tracks_equal_attpc_engines_own_bit_for_bit(generator):
             p = np.sqrt(kinetic * (kinetic + 2.0 * nucleus.mass))
             momentum = np.array([*(p * direction), kinetic + nucleus.mass])
             vertex = np.array([rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01), 0.4])
-            want = ode.engine_generate_trajectory()(vertex, momentum, nucleus, params)
+            want = ode.engine_functions()["generate_trajectory"](vertex, momentum, nucleus, params)
             got = ode.generate_trajectory(vertex, momentum, nucleus, params)
             assert len(want) > 1
             np.testing.assert_array_equal(got, want)

@@ -177,11 +177,6 @@ def engine_functions() -> dict:
     }
 
 
-def engine_generate_trajectory():
-    """attpc-engine's own ``generate_trajectory`` (`engine_functions`)."""
-    return engine_functions()["generate_trajectory"]
-
-
 def use_functions(which: str) -> None:
     """Put ``"ours"`` or ``"engine"`` (attpc-engine's own) tracking functions into
     attpc-engine's solver module (tests and benchmarks/sim_overhead.py switch)."""
@@ -194,7 +189,8 @@ def use_functions(which: str) -> None:
 
 @functools.cache
 def use_fast_tracking() -> bool:
-    """Make attpc-engine's ``generate_point_cloud`` track with `generate_trajectory`.
+    """Make attpc-engine's ``generate_point_cloud`` use `generate_trajectory` and
+    `generate_electrons` above.
 
     Process-wide and idempotent, like `data_prep.sim.physics.enable_engine_cache`: every
     caller of attpc-engine's detector step in this process gets the same numbers faster.

@@ -8,7 +8,7 @@ Three ways (``electronics.point_formation``), each what some real analysis chain
     are found as Spyral's `GetTrace.find_peaks` finds them (scipy `find_peaks` with
     Spyral's separation, prominence, width and threshold; `spyral_peaks` repeats that
     computation without the per-call overhead, equal to Spyral's own on every trace in
-    tests/test_sim_points.py); a trace with more than 5 peaks is dropped, as Spyral's
+    tests/test_sim_shortcuts.py); a trace with more than 5 peaks is dropped, as Spyral's
     `point_cloud_from_get` does. A pad gives one point per pulse.
 ``pad``
     pytpc's ``peaks_only``: one point per pad, at the trace maximum.
@@ -56,8 +56,8 @@ def pad_traces(raw: np.ndarray, response: np.ndarray) -> tuple[np.ndarray, np.nd
 
 @functools.cache
 def _steps():
-    """find_peaks' compiled steps (looked up once: an import statement in the function
-    cost ~100 us a call, more than the steps themselves)."""
+    """find_peaks' compiled steps, looked up once: the import statement inside
+    `spyral_peaks` cost more per call than the steps themselves (measured)."""
     from scipy.signal._peak_finding_utils import (
         _local_maxima_1d,
         _peak_prominences,
@@ -157,8 +157,9 @@ def trace_points(
     delay = peak_delay(response)
     # each pad's charges in their original order (a stable sort): the nearest charge of a
     # peak is then found among the same rows, in the same order, as a mask would give
-    order = np.argsort(raw[:, 0].astype(np.int64), kind="stable")
-    ends = np.cumsum(np.bincount(np.searchsorted(pads, raw[order, 0].astype(np.int64))))
+    raw_pads = raw[:, 0].astype(np.int64)
+    order = np.argsort(raw_pads, kind="stable")
+    ends = np.cumsum(np.bincount(np.searchsorted(pads, raw_pads[order])))
     starts = np.concatenate(([0], ends[:-1]))
     times, charge_labels = raw[order, 1], labels[order]
     options = dict(
