@@ -611,9 +611,11 @@ def main() -> int:
        tree_self / "model.json")  # fmt: skip
     ada_lines.append(row(f"trees + self-training refits ({rounds_kept(tree_self)}; no labels)",
                          "stand-in", evaluate(tree_self, tree_st, standin.name)))  # fmt: skip
+    tree_pools = []
     for n_labels in s["labels"]:
         pool = out / "sim" / f"standin_labels{n_labels}"  # simulated above
         pool_data = preprocess(out, pool, pool.name, "features")
+        tree_pools.append(pool_data)
         ft = out / "runs" / f"{trees.name}_ft{n_labels}"
         sh(["train", *TREES, "--data", pool_data, "--out", ft, *TREE_OVERRIDES,
             f"model.init=run:{trees}"], ft / "model.json")  # fmt: skip
@@ -621,8 +623,30 @@ def main() -> int:
                              "weighted as the simulation / 20 % early stopping)", "stand-in",
                              evaluate(ft, tree_st, standin.name)))  # fmt: skip
 
-    # -- the run's class mix without labels: predicted fractions against EM -------------
+    # -- the labels used other ways (outside the application; scikit-learn directly) -----
     sys.path.insert(0, str(REPO / "scripts"))
+    import tree_adapt_variants
+
+    COMMANDS.append(f"python scripts/tree_adapt_variants.py {tree_data} {tree_st} "
+                    + " ".join(map(str, tree_pools)))  # fmt: skip
+    variant_lines = [tree_adapt_variants.HEADER,
+                     *tree_adapt_variants.measure(str(tree_data), str(tree_st),
+                                                  [str(p) for p in tree_pools])]  # fmt: skip
+
+    # -- how far adaptation can go: the same trees trained on the target itself ----------
+    # as many labelled stand-in events as simulated training events (another seed, other
+    # runs): what the trees reach when the training data are the target's own
+    own = simulate(out, f"standin_train{s['train']}", "e15503b_standin", s["train"], 110, 800)
+    own_data = preprocess(out, own, own.name, "features")
+    own_trees = out / "runs" / f"standin{s['train']}_trees"
+    sh(["train", *TREES, "--data", own_data, "--out", own_trees, *TREE_OVERRIDES],
+       own_trees / "model.json")  # fmt: skip
+    own_tests = ("stand-in", "randomised (in-simulation)", "nominal (in-simulation)")
+    scored = evaluate_many(own_trees, {t: DATA[(TREES_LABEL, t)] for t in own_tests}, None)
+    own_label = f"reference: the trees trained on {s['train']:,} labelled stand-in events"
+    ceiling_lines = lines[:2] + [row(own_label, t, m) for t, m in scored.items()]
+
+    # -- the run's class mix without labels: predicted fractions against EM -------------
     import prior_shift
 
     prior_lines, mixes = [prior_shift.HEADER], []
@@ -692,7 +716,8 @@ def main() -> int:
         wall.write_text(f"{total:.0f}\n")
     earlier = wall.read_text().strip() if wall.exists() else None
     write_doc(REPO / args.doc, args, s, lines, ada_lines, minutes, channel_lines, clean_lines,
-              earlier, prior_lines, truth_lines, frame_lines)  # fmt: skip
+              earlier, prior_lines, truth_lines, frame_lines, variant_lines,
+              ceiling_lines)  # fmt: skip
     print(f"wrote {args.doc} ({minutes:.0f} min)")
     return 0
 
@@ -797,6 +822,21 @@ def failures() -> str:
             f"- After adaptation the best stand-in proton F1 is {top[1][0]:.2f} "
             f"({top[0]}); target >= 0.95 {'met' if top[1][0] >= 0.95 else 'not met'}."
         )
+    own = [(m, v) for (m, t), v in VALUES.items() if t == "stand-in" and m.startswith("reference")]
+    if own and adapted:
+        (m, (pf, mf)), best = own[0], max(v[0] for v in adapted.values())
+        zs = VALUES[(TREES_LABEL, "stand-in")][0]
+        out.append(
+            f"- {m[len('reference: '):].capitalize()} reach {pf:.2f} proton F1 / {mf:.2f} "
+            f"macro-F1 on the stand-in test: the best adaptation ({best:.2f}) closes "
+            f"{(best - zs) / max(pf - zs, 1e-9):.0%} "
+            "of the gap to it; "
+            + ("and even trained on the target's own labels the trees stay below the "
+               "adapted target (0.95): reaching it takes a better model or better features "
+               "(or more events), not only adaptation." if pf < 0.95 else
+               "the adapted target (0.95) is within the trees' reach on the target's own "
+               "data.")
+        )  # fmt: skip
     plain = {t: v for (m, t), v in VALUES.items() if m.startswith("nominal, plain")}
     zero = {t: v for (m, t), v in VALUES.items() if m == CNN_LABEL}
     worse = [f"{t} ({plain[t][0]:.2f} -> {pf:.2f})" for t, (pf, _) in zero.items()
@@ -870,7 +910,7 @@ def hosts_of(steps: list[str]) -> str:
 def write_doc(path: Path, args, s: dict, lines: list[str], ada: list[str], minutes: float,
               channels: dict[str, list[str]], cleaning: list[str],
               earlier: str | None, prior: list[str], truth: list[str],
-              frame: list[str]):  # fmt: skip
+              frame: list[str], variants: list[str], ceiling: list[str]):  # fmt: skip
     scale = {"cpu": "the CPU config",
              "medium": "the **medium** config, not the 60-minute CPU one; the simulations, "
                        "plain images and plain-image model of the reduced config were copied "
@@ -900,7 +940,8 @@ Generated by `.venv/bin/python scripts/sim_to_real.py --out {args.out} --scale {
 and {s["rtest"]:,} randomised in-simulation test events, {s["nominal_epochs"]} epochs
 (nominal models) and {s["epochs"]} epochs (randomised model) of the demo-size CNN
 (`cnn_small` at width 16), the recommended trees on the same randomised events,
-adaptation with {labels} labels; {took}). Do not edit the tables by hand: rerun the
+adaptation with {labels} labels, the same trees on {s["train"]:,} labelled stand-in
+events for reference; {took}). Do not edit the tables by hand: rerun the
 script.
 
 ## What is compared
@@ -1247,6 +1288,23 @@ The CNN with robust inputs, on the same events:
 ## After adaptation on the stand-in
 
 {chr(10).join(lines[:2] + [ln for ln in lines if ln.startswith(STANDIN_ROWS)] + ada)}
+
+The labels used other ways, outside the application (`scripts/tree_adapt_variants.py`:
+scikit-learn's trees with the recommended settings fitted directly on the same feature
+files, so every variant starts from the same simulated events; three seeds, each another
+validation split and tree seed; scored on the same {s["standin"]:,} stand-in test events,
+no setting chosen on them):
+
+{chr(10).join(variants)}
+
+How far adaptation can go: the same trees (`gbt`, 127 leaves) trained not on the
+simulation but on {s["train"]:,} labelled events of the stand-in itself (`simulate --config
+e15503b_standin --seed 110 --first-run 800`, another seed and other runs than every
+stand-in set above), scored on the same test sets. The first row is what an adapted model
+could hope for with these features and this many events; the two others show what a model
+of one detector setting does on the randomised and nominal simulations.
+
+{chr(10).join(ceiling)}
 
 Zero-shot on the stand-in, the randomised robust model: reliability (left: top label,
 right: p(proton)) and confusion matrix.
