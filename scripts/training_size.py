@@ -22,7 +22,8 @@ validation macro-F1, never on a test set.
 ``--v3`` also preprocesses the largest training set and every test set with the named
 tracks (``--set features=tracks_v3``) and trains the two-stage trees
 (`models.gbt.NamedTracksGBT`) with the leaves chosen above, against the ``tracks_v2``
-trees on every set (~15 min more).
+trees on every set (~30 min more on 2 cores: naming the 72,000 training events out of fold
+is most of it).
 
 ``--cnn`` also trains the demo-size CNN (``configs/train/cnn_small.yaml`` at width 16,
 batch 32, 15 epochs, seed 0) on the same image files of 9,000 and 36,000 events (~15 min
