@@ -36,6 +36,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, log_loss
 
+from attpc_classify.data import stratified_split
+
 LEAVES = 127
 #: boosting iterations the continuation may add (chosen on the pool's validation split)
 ADDED = (5, 10, 20, 40, 80, 160)
@@ -59,13 +61,6 @@ def load(path: str) -> tuple[np.ndarray, np.ndarray]:
     with h5py.File(path, "r") as f:
         x, y = f["features"][:].astype(np.float64), f["label"][:].astype(np.int64)
     return x[y >= 0], y[y >= 0]
-
-
-def split(y: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Stratified 80 / 20 (train, validation) indices."""
-    val = [rng.permutation(np.flatnonzero(y == k)) for k in np.unique(y)]
-    val = np.concatenate([v[: max(1, round(0.2 * len(v)))] for v in val])
-    return np.setdiff1d(np.arange(len(y)), val), np.sort(val)
 
 
 def trees(seed: int, leaves: int = LEAVES) -> KeptBins:
@@ -101,14 +96,14 @@ def measure(train: str, test: str, pools: list[str], seeds: int = 3) -> list[str
     found: dict[tuple[str, int], list[tuple[float, float]]] = {}
     for seed in range(seeds):
         rng = np.random.default_rng(seed)
-        tr, va = split(ys, rng)
+        tr, va = stratified_split(ys, 0.2, rng)
         src = trees(seed).fit(xs[tr], ys[tr], X_val=xs[va], y_val=ys[va])
         found.setdefault(("simulation only (zero-shot)", 0), []).append(
             scores(src.predict_proba(xt), yt)
         )
         for pool in pools:
             xp, yp = load(pool)
-            ptr, pva = split(yp, rng)
+            ptr, pva = stratified_split(yp, 0.2, rng)
             n, xv, yv = len(yp), xp[pva], yp[pva]
 
             def put(name: str, proba: np.ndarray, n: int = n) -> None:

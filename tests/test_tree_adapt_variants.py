@@ -40,11 +40,3 @@ def test_continued_boosting_starts_from_the_source_trees_predictions():
     plain = HistGradientBoostingClassifier()
     plain.__dict__.update(copy.deepcopy(src).__dict__)
     assert np.abs(_start(plain, xt) - want).max() > 0.1
-
-
-def test_split_keeps_a_fifth_of_every_class():
-    tav = load_script("tree_adapt_variants")
-    y = np.repeat([0, 1, 2], [50, 20, 30])
-    tr, va = tav.split(y, np.random.default_rng(1))
-    assert np.bincount(y[va]).tolist() == [10, 4, 6]
-    assert sorted(np.concatenate([tr, va]).tolist()) == list(range(100))
