@@ -45,7 +45,7 @@ import numpy as np
 from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
-FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3", "tracks_v4")
+FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
@@ -95,20 +95,6 @@ VERTEX_FEATURES = (
     "vertex_dz_max_mm",  # largest |vertex z difference| among the described tracks
     "vertex_dz_12_mm",  # between the two largest tracks
 )
-#: tracks_v4: per-event "one helix in pieces" features (`_joins`). A proton that turns
-#: more than once in the field comes back to the beam axis every turn, and the beam core
-#: cuts its helix into one cluster per turn, each leaving the axis at its own z: read
-#: track by track it is two or three vertices, like pile-up.
-JOIN_FEATURES = (
-    "helix_join_rms_12_mm",  # rms distance from one circle through the axis fitted to t1 + t2
-    "helix_join_rms_13_mm",  # the same for t1 + t3
-    "helix_join_zgap_12_mm",  # gap between the z ranges of t1 and t2 (< 0: they overlap)
-    "helix_join_zgap_13_mm",
-    "helix_groups",  # helices among the described tracks, pieces of one circle joined
-    "helix_group1_points_frac",  # share of the clustered points on t1's helix
-)
-JOIN_RMS_MM = 10.0  # pieces of one helix: joint circle within this rms (pads ~5 mm, diffusion)
-MIN_GROUP_POINTS = 10  # a smaller cluster is not counted as a helix of its own
 MIN_HELIX_POINTS = 5
 MIN_HELIX_SPAN_MM = 10.0  # a cluster shorter than this on the pad plane has no circle
 MAX_RADIUS_MM = 1.0e4  # a straight track: radius capped (log10 = 4)
@@ -131,8 +117,6 @@ def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
     v2 = EVENT_FEATURES + tracks + VERTEX_FEATURES + helix
     if feature_set == "tracks_v2":
         return v2
-    if feature_set == "tracks_v4":
-        return v2 + JOIN_FEATURES
     points = tuple(f"t{k}_log10_points" for k in range(1, N_NAMED + 1))
     more = tuple(f"t{k}_{n}" for k in range(N_TRACKS + 1, N_NAMED + 1)
                  for n in TRACK_FEATURES + HELIX_FEATURES)  # fmt: skip
@@ -180,9 +164,8 @@ def event_features(
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
                             labels[start:stop], len(names),
-                            helix=feature_set in ("tracks_v2", "tracks_v3", "tracks_v4"),
-                            named=feature_set == "tracks_v3",
-                            joins=feature_set == "tracks_v4")  # fmt: skip
+                            helix=feature_set in ("tracks_v2", "tracks_v3"),
+                            named=feature_set == "tracks_v3")  # fmt: skip
     return out
 
 
@@ -218,7 +201,6 @@ def _one_event(
     n_features: int,
     helix: bool = False,
     named: bool = False,
-    joins: bool = False,
 ) -> np.ndarray:
     row = np.full(n_features, np.nan)
     q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
@@ -281,53 +263,7 @@ def _one_event(
             row[n_v1] = np.ptp(fitted)
         if len(vz) >= 2 and np.isfinite(vz[:2]).all():
             row[n_v1 + 1] = abs(vz[0] - vz[1])
-    if joins:
-        tracks = [pts[labels == c, :3] for c in largest_tracks(labels, N_NAMED)]
-        row[n_v2 : n_v2 + len(JOIN_FEATURES)] = _joins(tracks, int(clustered.sum()))
     return row
-
-
-def _circle_rms(xy: np.ndarray) -> float:
-    """rms distance of ``xy`` from the circle through the origin fitted to them (NaN for
-    a straight line: no circle to share)."""
-    centre, radius = circle_through_origin(xy)
-    if not np.isfinite(radius) or radius > MAX_RADIUS_MM:
-        return np.nan
-    rel = xy - centre
-    return float(np.sqrt(np.mean((np.hypot(rel[:, 0], rel[:, 1]) - radius) ** 2)))
-
-
-def _joins(tracks: list[np.ndarray], n_clustered: int) -> np.ndarray:
-    """`JOIN_FEATURES` of an event's largest tracks (``(n, 3)`` points each, largest first).
-
-    Pieces of one helix share one circle through the axis on the pad plane and follow
-    each other in z; two reactions' tracks share neither, except by chance. The rms of
-    the joint fit and the z gap are given as numbers (the trees set the cut); the group
-    count joins greedily, largest first, at `JOIN_RMS_MM`.
-    """
-    f = np.full(len(JOIN_FEATURES), np.nan)
-    if len(tracks) < 1:
-        return f
-    for i, k in enumerate((1, 2)):
-        if len(tracks) > k:
-            f[i] = _circle_rms(np.vstack([tracks[0][:, :2], tracks[k][:, :2]]))
-            z0, z1 = tracks[0][:, 2], tracks[k][:, 2]
-            f[2 + i] = max(z1.min() - z0.max(), z0.min() - z1.max())
-    groups: list[np.ndarray] = []
-    for xyz in tracks:
-        if len(xyz) < MIN_GROUP_POINTS:
-            continue
-        for g, members in enumerate(groups):
-            joint = np.vstack([members, xyz[:, :2]])
-            if _circle_rms(joint) < JOIN_RMS_MM:
-                groups[g] = joint
-                break
-        else:
-            groups.append(xyz[:, :2])
-    f[4] = len(groups)
-    if groups and len(tracks[0]) >= MIN_GROUP_POINTS and n_clustered:
-        f[5] = len(groups[0]) / n_clustered
-    return f
 
 
 def circle_through_origin(xy: np.ndarray) -> tuple[np.ndarray, float]:

@@ -309,38 +309,3 @@ def test_preprocess_stores_each_events_features_in_order(tmp_path) -> None:
     want = np.concatenate(want)
     assert stored.features.shape == (24, len(NAMES))
     np.testing.assert_array_equal(stored.features, want.astype(np.float32))
-
-
-def test_pieces_of_one_helix_join_and_two_reactions_do_not() -> None:
-    # One proton turning twice: the beam core cuts its circle through the axis into one
-    # piece per turn (as the mask does in the simulation). By hand: both pieces lie on
-    # the same circle, so the joint fit's rms is 0, one helix, and the z ranges follow
-    # each other with the core's stretch between them.
-    radius, theta = 120.0, 60.0
-    turns = helix(200.0, radius, theta, azimuth_deg=35.0, sense=1, phi_max=4.0 * np.pi, step_mm=2.0)
-    turns = turns[np.hypot(turns[:, 0], turns[:, 1]) >= CORE_MM + 1.0]
-    (row,) = event_features(turns, np.array([len(turns)]), "tracks_v4")
-    got = dict(zip(feature_names("tracks_v4"), row, strict=True))
-    assert got["n_tracks"] == 2  # one cluster per turn
-    assert got["vertex_dz_12_mm"] > 100.0  # read track by track: two "vertices"
-    assert got["helix_join_rms_12_mm"] == pytest.approx(0.0, abs=1e-6)
-    assert got["helix_groups"] == 1 and got["helix_group1_points_frac"] == 1.0
-    # the core's arc: the two points where the circle crosses r = CORE_MM + 1 around the
-    # origin, (2 R asin(r / 2R)) on each side, climbed at cot(theta) per mm of arc
-    arc = 2.0 * (2.0 * radius * np.arcsin((CORE_MM + 1.0) / (2.0 * radius)))
-    cot = 1.0 / np.tan(np.deg2rad(theta))
-    # within one 2 mm step of arc
-    assert got["helix_join_zgap_12_mm"] == pytest.approx(arc * cot, abs=2.0 * cot + 1e-6)
-    # pile-up: two helices from other vertices on other circles do not join
-    first = helix(300.0, 150.0, 50.0, azimuth_deg=35.0, sense=1)
-    second = helix(520.0, 250.0, 70.0, azimuth_deg=200.0, sense=1, phi_max=1.0)
-    cloud = np.concatenate([first, second])
-    (row,) = event_features(cloud, np.array([len(cloud)]), "tracks_v4")
-    got = dict(zip(feature_names("tracks_v4"), row, strict=True))
-    assert got["helix_groups"] == 2 and got["helix_join_rms_12_mm"] > 20.0
-    assert np.isnan(got["helix_join_rms_13_mm"])  # no third track
-
-    def off(c: np.ndarray) -> int:  # points outside the beam core: the clustered ones
-        return int((np.hypot(c[:, 0], c[:, 1]) >= CORE_MM).sum())
-
-    assert got["helix_group1_points_frac"] == pytest.approx(off(first) / off(cloud))
