@@ -25,6 +25,12 @@ tracks (``--set features=tracks_v3``) and trains the two-stage trees
 trees on every set (~30 min more on 2 cores: naming the 72,000 training events out of fold
 is most of it).
 
+``--cnn128`` also trains the 128 x 128 three-view CNN of README "Results on the nominal
+simulation" (``configs/train/cnn128.yaml``, 12 epochs, seed 0) on the robust inputs at
+that resolution (``configs/prep/robust128.yaml``; test sets preprocessed with
+``--reference`` its training file) of the first 9,000 events (~15 min on the AVX-512
+host: ~65 s per epoch with bf16).
+
 ``--cnn`` also trains the demo-size CNN (``configs/train/cnn_small.yaml`` at width 16,
 batch 32, 15 epochs, seed 0) on the same image files of 9,000 and 36,000 events (~15 min
 more), to see whether it too was short of events.
@@ -46,10 +52,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import h5py
 import numpy as np
 from demo_eval import cell  # "proton F1 [95 %] / macro-F1" of an evaluate metrics.json
 from label_shortcuts import VERSIONS
+from proton_misses import centred_events  # run files' events centred on their beam line
 from sim_to_real import KNOBS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,6 +75,7 @@ OTHER_WAYS = {
 } | {"stand-in, previous simulation": ("e15503b_standin", 2000, 99, 5000, VERSIONS["previous"])}
 LEAVES = (15, 63, 127)
 CNN_SIZES = (9000, 36000)
+CNN128 = ["--config", "configs/train/cnn128.yaml", "optim.epochs=12"]
 CNN = ["--config", "configs/train/cnn_small.yaml", "model.width=16", "optim.batch_size=32",
        "optim.patience=0", "optim.epochs=15"]  # fmt: skip
 #: points >= this far from the run's beam line count as "shown" (the simulation's
@@ -124,28 +131,13 @@ def evaluate(run: Path, data: Path, sim: Path) -> dict:
 def shown_points(sim: Path) -> dict[tuple[int, int], int]:
     """Pile-up events of ``sim``: (run, event) -> points the weaker reaction shows
     ``SHOWN_MM`` or more from the run's beam line (its light and heavy products)."""
-    import yaml
-
-    from data_prep.beamaxis import centre_on_beam
-    from data_prep.images import ImageConfig
-    from data_prep.quantiles import file_beam_axis
     from data_prep.sim.physics import PILEUP_OFFSET
 
-    cfg = ImageConfig.from_dict(yaml.safe_load((ROOT / "configs/prep/features.yaml").read_text()))
     out = {}
-    for path in sorted(sim.glob("run_*.h5")):
-        axis = file_beam_axis(path, cfg).axis
-        with h5py.File(path) as f:
-            run = int(f.attrs["run"])
-            for row in f["events"][()]:
-                if row["channel"] != b"pileup":
-                    continue
-                e = int(row["event"])
-                xyz = centre_on_beam(f["cloud"][f"cloud_{e}"][()][:, :3], axis)
-                lab = f["cloud"][f"labels_{e}"][()]
-                far = np.hypot(xyz[:, 0], xyz[:, 1]) >= SHOWN_MM
-                second = lab >= PILEUP_OFFSET
-                out[(run, e)] = int(min((far & (lab >= 0) & ~second).sum(), (far & second).sum()))
+    for run, e, _, xyz, lab in centred_events(sim, lambda row: row["channel"] == b"pileup"):
+        far = np.hypot(xyz[:, 0], xyz[:, 1]) >= SHOWN_MM
+        second = lab >= PILEUP_OFFSET
+        out[(run, e)] = int(min((far & (lab >= 0) & ~second).sum(), (far & second).sum()))
     return out
 
 
@@ -180,6 +172,8 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--cnn", action="store_true", help="also the CNN at 9,000 and 36,000 events")
+    ap.add_argument("--cnn128", action="store_true",
+                    help="also the 128 x 128 three-view CNN at 9,000 events")  # fmt: skip
     ap.add_argument("--v3", action="store_true",
                     help="also the named-track trees (tracks_v3) at the largest size")  # fmt: skip
     args = ap.parse_args()
@@ -219,6 +213,29 @@ def main() -> None:
             row = {n: evaluate(run, data / f"{slug(n)}.h5", sim / slug(n)) for n in TESTS}
             results[f"cnn_{size}"] = {"validation": val, **row}
             print(f"| {size:,} | {val:.3f} | " + " | ".join(cell(row[n]) for n in TESTS) + " |")
+    if args.cnn128:
+        # the robust inputs at 128 x 128, all three views; per-run charge quantiles mapped
+        # onto the training file's, so every test set is made with it as --reference
+        r128, run = data / "r128", runs / "cnn128_9000"
+        train_file = r128 / "train_9000.h5"
+        prep = ("--config", "configs/prep/robust128.yaml", "--workers", args.workers, "--quiet")
+        if not train_file.exists():
+            r128.mkdir(parents=True, exist_ok=True)
+            cli("preprocess", *(sim / p for p in SIZES[9000]), "--out", train_file, *prep)
+        for name in TESTS:
+            if not (r128 / f"{slug(name)}.h5").exists():
+                cli("preprocess", sim / slug(name), "--out", r128 / f"{slug(name)}.h5", *prep,
+                    "--reference", train_file)  # fmt: skip
+        if not (run / "model.safetensors").exists():
+            cli("train", "--data", train_file, "--out", run, "--quiet", *CNN128)
+        rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
+        val = max(float(r["val_macro_f1"]) for r in rows if "val_macro_f1" in r)
+        row = {n: evaluate(run, r128 / f"{slug(n)}.h5", sim / slug(n)) for n in TESTS}
+        results["cnn128_9000"] = {"validation": val, **row}
+        print("| CNN 128 x 128, three views, training events | validation macro-F1 | "
+              + " | ".join(TESTS) + " |")  # fmt: skip
+        print("|---" * (2 + len(TESTS)) + "|")
+        print("| 9,000 | " + f"{val:.3f} | " + " | ".join(cell(row[n]) for n in TESTS) + " |")
     if args.v3:
         # the same events and settings with five named tracks (models.gbt.NamedTracksGBT);
         # the track names come from the run files' per-point truth at training time
