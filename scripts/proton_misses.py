@@ -13,6 +13,9 @@ centred on the run file's fitted beam line as the features centre it
   helix from the beam axis comes back to the axis every turn, where the beam core cuts it:
   a proton of more than one turn reaches the features as one cluster per turn;
 * shown: its points >= 30 mm from the beam line (a reaction counts as seen from 10);
+* pieces: the clusters of the features' DBSCAN (`data_prep.features.track_clusters`, on
+  the run file's points before the structured-noise rules) of >= 10 points whose majority
+  is the proton's;
 * beam ions that left the core: beam-ion points >= 30 mm from the beam line.
 
 Printed: Markdown tables of protons and misses (called carbon or other) per bin, the sets
@@ -34,7 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CORE_MM = 30.0
 TURN_BINS = ((0.0, 0.5, "< 0.5"), (0.5, 1.0, "0.5-1"), (1.0, 2.0, "1-2"), (2.0, np.inf, ">= 2"))
 SHOWN_BINS = ((0, 20, "0-19"), (20, 40, "20-39"), (40, 80, "40-79"), (80, 10**9, ">= 80"))
+PIECE_BINS = ((0, 2, "0-1"), (2, 3, "2"), (3, 4, "3"), (4, 10**9, ">= 4"))
 BEAM_BINS = ((0, 1, "0"), (1, 20, "1-19"), (20, 10**9, ">= 20"))
+MIN_PIECE_POINTS = 10
 
 
 def turns(xyz: np.ndarray) -> float:
@@ -71,14 +76,28 @@ def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple
                     yield run, e, row, xyz, f["cloud"][f"labels_{e}"][()]
 
 
-def protons(sim: Path) -> dict[tuple[int, int], tuple[float, int, int]]:
-    """(run, event) -> (turns, points shown, beam-ion points out of the core) per proton."""
+def pieces(xyz: np.ndarray, lab: np.ndarray) -> int:
+    """Clusters of the features' DBSCAN that are mostly the proton (>= 10 points each)."""
+    from data_prep.features import track_clusters
+
+    points = np.column_stack([xyz, np.ones(len(xyz))])
+    _, cluster = track_clusters(points, np.array([len(points)]))
+    ids, sizes = np.unique(cluster[cluster >= 0], return_counts=True)
+    return sum(
+        int(np.mean(lab[cluster == c] == 2) > 0.5)
+        for c, n in zip(ids, sizes, strict=True)
+        if n >= MIN_PIECE_POINTS
+    )
+
+
+def protons(sim: Path) -> dict[tuple[int, int], tuple[float, int, int, int]]:
+    """(run, event) -> (turns, points shown, pieces, beam-ion points out of the core)."""
     out = {}
     for run, e, _, xyz, lab in centred_events(sim, lambda row: int(row["label"]) == 0):
         far = np.hypot(xyz[:, 0], xyz[:, 1]) >= CORE_MM
         light = lab == 2
         beam_out = int((far & (lab == -2)).sum())
-        out[(run, e)] = (turns(xyz[light]), int((far & light).sum()), beam_out)
+        out[(run, e)] = (turns(xyz[light]), int((far & light).sum()), pieces(xyz, lab), beam_out)
     return out
 
 
@@ -101,18 +120,24 @@ def main() -> None:
     args = ap.parse_args()
     if len(args.pairs) % 2:
         ap.error("give PREDICTIONS.csv SIM_DIR pairs")
-    rows: list[tuple[float, int, int, bool]] = []
+    rows: list[tuple[float, int, int, int, bool]] = []
     for pred_path, sim in zip(args.pairs[::2], args.pairs[1::2], strict=True):
         with open(pred_path, newline="") as fh:
             call = {(int(r["run"]), int(r["event_id"])): r["label"] for r in csv.DictReader(fh)}
-        for key, (t, shown, beam) in protons(Path(sim)).items():
-            rows.append((t, shown, beam, call[key] != "proton"))
-    print(f"{len(rows)} protons, {sum(r[3] for r in rows)} missed\n")
-    print(table("turns on the pad plane", TURN_BINS, [(r[0], r[3]) for r in rows]) + "\n")
-    print(table("points shown >= 30 mm", SHOWN_BINS, [(r[1], r[3]) for r in rows]) + "\n")
-    shown = [r for r in rows if r[1] >= 80]  # clearly seen protons only
-    print(table("beam-ion points >= 30 mm (protons shown >= 80)", BEAM_BINS,
-                [(r[2], r[3]) for r in shown]))  # fmt: skip
+        for key, (t, shown, n_pieces, beam) in protons(Path(sim)).items():
+            rows.append((t, shown, n_pieces, beam, call[key] != "proton"))
+    print(f"{len(rows)} protons, {sum(r[-1] for r in rows)} missed\n")
+    print(table("turns on the pad plane", TURN_BINS, [(r[0], r[-1]) for r in rows]) + "\n")
+    print(table("points shown >= 30 mm", SHOWN_BINS, [(r[1], r[-1]) for r in rows]) + "\n")
+    seen = [r for r in rows if r[1] >= 80]  # clearly seen protons only
+    print(table("clusters of the proton (protons shown >= 80)", PIECE_BINS,
+                [(r[2], r[-1]) for r in seen]) + "\n")  # fmt: skip
+    for label, part in (
+        ("< 3", [r for r in seen if r[2] < 3]),
+        (">= 3", [r for r in seen if r[2] >= 3]),
+    ):
+        print(table(f"beam-ion points >= 30 mm (shown >= 80, {label} clusters)", BEAM_BINS,
+                    [(r[3], r[-1]) for r in part]) + "\n")  # fmt: skip
 
 
 if __name__ == "__main__":
