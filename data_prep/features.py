@@ -136,6 +136,7 @@ def event_features(
     counts: np.ndarray,
     feature_set: str = "tracks_v1",
     beam: np.ndarray | None = None,
+    z_scale: float = 1.0,
 ) -> np.ndarray:
     """``(B, F)`` float32 features (`feature_names`) of a batch of point clouds.
 
@@ -150,6 +151,9 @@ def event_features(
     beam
         ``(N,)`` True for points on a fitted beam line (`data_prep.beamline`, the image
         config's ``beam_line``): counted with the beam core, never clustered as a track.
+    z_scale
+        z's weight in the tracks' DBSCAN distance (`track_clusters`; the image config's
+        ``cluster_z_scale``).
 
     NaN marks a feature that does not exist for the event (no second track, say);
     gradient-boosted trees route NaN on their own.
@@ -159,7 +163,7 @@ def event_features(
     out = np.full((len(counts), len(names)), np.nan, dtype=np.float32)
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
-    off, labels = track_clusters(pts, counts, beam)
+    off, labels = track_clusters(pts, counts, beam, z_scale)
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
@@ -170,11 +174,19 @@ def event_features(
 
 
 def track_clusters(
-    points: np.ndarray, counts: np.ndarray, beam: np.ndarray | None = None
+    points: np.ndarray,
+    counts: np.ndarray,
+    beam: np.ndarray | None = None,
+    z_scale: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The tracks the features describe: ``(N,)`` True off the beam core (and off the
     ``beam`` points), and each point's DBSCAN cluster id within its event (-1: core,
-    beam or noise)."""
+    beam or noise).
+
+    ``z_scale`` < 1 counts z differences less in DBSCAN's distance: with one point per
+    pad (pytpc's peaks, the stand-in) a steep track's neighbouring points lie a pad apart
+    on the plane but tens of mm apart in z, and at ``EPS_MM`` in 3-D one proton falls
+    into several clusters (docs/sim-to-real.md, "Which protons the trees miss")."""
     pts = np.asarray(points[:, :4], dtype=np.float64)
     off = np.hypot(pts[:, 0], pts[:, 1]) >= CORE_MM
     if beam is not None:
@@ -182,7 +194,8 @@ def track_clusters(
     event = np.repeat(np.arange(len(counts)), counts)
     labels = np.full(len(pts), -1, dtype=np.int64)
     n_off = np.bincount(event[off], minlength=len(counts))
-    labels[off] = dbscan_labels(pts[off], n_off, EPS_MM, MIN_SAMPLES)
+    near = pts[off, :3] * np.array([1.0, 1.0, z_scale])
+    labels[off] = dbscan_labels(near, n_off, EPS_MM, MIN_SAMPLES)
     return off, labels
 
 

@@ -110,6 +110,11 @@ class ImageConfig:
     # from the raw points, centred with beam_axis=run: the cleaning above does not touch
     # them) for feature models
     features: str = "none"
+    # weight of z in the features' track clustering distance (data_prep.features
+    # .track_clusters): 1 = plain 3-D DBSCAN (tracks_v1-v3 as first measured); 0.5 keeps
+    # a steep track with one point per pad in one cluster (docs/sim-to-real.md, "Which
+    # protons the trees miss")
+    cluster_z_scale: float = 1.0
     # none | rules: first of all (before the features and the projection) drop structured
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
     # their run's events (from a seeded sample of hot_pad_sample events of each file),
@@ -193,6 +198,8 @@ class ImageConfig:
             raise InputError("beam_line_stop_at_vertex must be true or false")
         if self.beam_line_min_points < 2 or self.beam_line_max_lines < 1:
             raise InputError("beam_line_min_points must be >= 2, beam_line_max_lines >= 1")
+        if not self.cluster_z_scale > 0:
+            raise InputError(f"cluster_z_scale must be > 0, got {self.cluster_z_scale!r}")
         if self.features not in FEATURE_SETS:
             raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if self.structured_noise not in STRUCTURED_NOISE:
@@ -459,7 +466,8 @@ def project_arrays(
     features = None
     beam = config.beam_points(points, counts)
     if config.features != "none":
-        features = event_features(points, counts, config.features, beam=beam)
+        features = event_features(points, counts, config.features, beam=beam,
+                                  z_scale=config.cluster_z_scale)  # fmt: skip
     if config.cleans:
         points, counts = clean_points(points, counts, config, beam=beam)
         proj = _project(points, counts, config)

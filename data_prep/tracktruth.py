@@ -82,7 +82,8 @@ def truth_tracks(
             if hot is not None:
                 pads, on_hot = event_pads([event], hot)
                 pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
-            _, labels = track_clusters(pts, counts, cfg.beam_points(pts[:, :4], counts))
+            beam_pts = cfg.beam_points(pts[:, :4], counts)
+            _, labels = track_clusters(pts, counts, beam_pts, cfg.cluster_z_scale)
             yield event, pts, labels, noise, beam
 
 

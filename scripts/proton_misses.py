@@ -1,6 +1,7 @@
 """Which simulated protons a model misses, by what the simulation's truth says of them.
 
     .venv/bin/python scripts/proton_misses.py PREDICTIONS.csv SIM_DIR [PREDICTIONS.csv SIM_DIR ...]
+        [--z-scale 1.0]
 
 PREDICTIONS.csv: `attpc-classify classify` of a run on the image file made from the run
 files in SIM_DIR (rows matched by run and event). For every event whose class is proton,
@@ -14,8 +15,9 @@ centred on the run file's fitted beam line as the features centre it
   a proton of more than one turn reaches the features as one cluster per turn;
 * shown: its points >= 30 mm from the beam line (a reaction counts as seen from 10);
 * pieces: the clusters of the features' DBSCAN (`data_prep.features.track_clusters`, on
-  the run file's points before the structured-noise rules) of >= 10 points whose majority
-  is the proton's;
+  the run file's points before the structured-noise rules, z weighted by ``--z-scale``
+  as the prep option ``cluster_z_scale`` weighs it) of >= 10 points whose majority is
+  the proton's;
 * beam ions that left the core: beam-ion points >= 30 mm from the beam line.
 
 Printed: Markdown tables of protons and misses (called carbon or other) per bin, the sets
@@ -76,12 +78,12 @@ def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple
                     yield run, e, row, xyz, f["cloud"][f"labels_{e}"][()]
 
 
-def pieces(xyz: np.ndarray, lab: np.ndarray) -> int:
+def pieces(xyz: np.ndarray, lab: np.ndarray, z_scale: float = 1.0) -> int:
     """Clusters of the features' DBSCAN that are mostly the proton (>= 10 points each)."""
     from data_prep.features import track_clusters
 
     points = np.column_stack([xyz, np.ones(len(xyz))])
-    _, cluster = track_clusters(points, np.array([len(points)]))
+    _, cluster = track_clusters(points, np.array([len(points)]), z_scale=z_scale)
     ids, sizes = np.unique(cluster[cluster >= 0], return_counts=True)
     return sum(
         int(np.mean(lab[cluster == c] == 2) > 0.5)
@@ -90,14 +92,19 @@ def pieces(xyz: np.ndarray, lab: np.ndarray) -> int:
     )
 
 
-def protons(sim: Path) -> dict[tuple[int, int], tuple[float, int, int, int]]:
+def protons(sim: Path, z_scale: float = 1.0) -> dict[tuple[int, int], tuple[float, int, int, int]]:
     """(run, event) -> (turns, points shown, pieces, beam-ion points out of the core)."""
     out = {}
     for run, e, _, xyz, lab in centred_events(sim, lambda row: int(row["label"]) == 0):
         far = np.hypot(xyz[:, 0], xyz[:, 1]) >= CORE_MM
         light = lab == 2
         beam_out = int((far & (lab == -2)).sum())
-        out[(run, e)] = (turns(xyz[light]), int((far & light).sum()), pieces(xyz, lab), beam_out)
+        out[(run, e)] = (
+            turns(xyz[light]),
+            int((far & light).sum()),
+            pieces(xyz, lab, z_scale),
+            beam_out,
+        )
     return out
 
 
@@ -117,6 +124,7 @@ def table(title: str, bins, values: list[tuple[float, bool]]) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("pairs", nargs="+", help="PREDICTIONS.csv SIM_DIR, repeated")
+    ap.add_argument("--z-scale", type=float, default=1.0, help="z's weight in the clustering")
     args = ap.parse_args()
     if len(args.pairs) % 2:
         ap.error("give PREDICTIONS.csv SIM_DIR pairs")
@@ -124,7 +132,7 @@ def main() -> None:
     for pred_path, sim in zip(args.pairs[::2], args.pairs[1::2], strict=True):
         with open(pred_path, newline="") as fh:
             call = {(int(r["run"]), int(r["event_id"])): r["label"] for r in csv.DictReader(fh)}
-        for key, (t, shown, n_pieces, beam) in protons(Path(sim)).items():
+        for key, (t, shown, n_pieces, beam) in protons(Path(sim), args.z_scale).items():
             rows.append((t, shown, n_pieces, beam, call[key] != "proton"))
     print(f"{len(rows)} protons, {sum(r[-1] for r in rows)} missed\n")
     print(table("turns on the pad plane", TURN_BINS, [(r[0], r[-1]) for r in rows]) + "\n")

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from data_prep.errors import InputError
 from data_prep.features import CORE_MM, MAX_RADIUS_MM, event_features, feature_names
+from data_prep.images import ImageConfig
 
 NAMES = feature_names("tracks_v1")
 NAMES_V2 = feature_names("tracks_v2")
@@ -309,3 +311,20 @@ def test_preprocess_stores_each_events_features_in_order(tmp_path) -> None:
     want = np.concatenate(want)
     assert stored.features.shape == (24, len(NAMES))
     np.testing.assert_array_equal(stored.features, want.astype(np.float32))
+
+
+def test_z_scale_keeps_a_steep_sparse_track_in_one_cluster() -> None:
+    # One radial track, a point per 4 mm pad: shallow (z +2 mm per pad), then steep (z
+    # +11.3 mm per pad: 12 mm apart in 3-D, so a point has only its two neighbours within
+    # EPS_MM and is no DBSCAN core), then shallow again. By hand: in 3-D the steep stretch
+    # cuts the track in two; with z counted half the steep points are 6.9 mm apart, four
+    # neighbours each, and the track is one cluster.
+    dz = np.concatenate([np.full(15, 2.0), np.full(10, 11.3), np.full(15, 2.0)])
+    r = 40.0 + 4.0 * np.arange(len(dz))
+    track = np.column_stack([r, np.zeros_like(r), 300.0 + np.cumsum(dz), np.full(len(r), 100.0)])
+    counts = np.array([len(track)])
+    n_tracks = NAMES.index("n_tracks")
+    assert event_features(track, counts, "tracks_v1")[0, n_tracks] == 2
+    assert event_features(track, counts, "tracks_v1", z_scale=0.5)[0, n_tracks] == 1
+    with pytest.raises(InputError, match="cluster_z_scale"):
+        ImageConfig(cluster_z_scale=0.0)
