@@ -1295,7 +1295,8 @@ of the 17 clearly seen misses are protons cut into four or more clusters, missed
 the time against 1-2 % for one to three. 37 of those 61 go round their circle once or
 more (misses 15-18 % at one turn or more against 1-7 % below): a helix that starts on the
 beam axis comes back to it every turn and the core cuts it there (why the others break
-into four was not looked into). Each piece reads as a track of its own, with its own
+into four: "Clustering that keeps a steep track whole" below). Each piece reads as a
+track of its own, with its own
 helix vertex, as in pile-up. A beam ion outside the core adds to it (25 % missed with
 three or more clusters and >= 20 beam-ion points, 5 % with none; two dozen events per
 cell), not on its own (1 of 26 with fewer clusters).
