@@ -184,9 +184,9 @@ def track_clusters(
     beam or noise).
 
     ``z_scale`` < 1 counts z differences less in DBSCAN's distance: with one point per
-    pad (pytpc's peaks, the stand-in) a steep track's neighbouring points lie a pad apart
-    on the plane but tens of mm apart in z, and at ``EPS_MM`` in 3-D one proton falls
-    into several clusters (docs/sim-to-real.md, "Which protons the trees miss")."""
+    pad (pytpc's peaks, the stand-in) a steep track's neighbouring points can lie farther
+    apart in z than ``EPS_MM``, and in 3-D one proton falls into several clusters
+    (docs/sim-to-real.md, "Clustering that keeps a steep track whole")."""
     pts = np.asarray(points[:, :4], dtype=np.float64)
     off = np.hypot(pts[:, 0], pts[:, 1]) >= CORE_MM
     if beam is not None:

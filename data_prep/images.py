@@ -112,8 +112,8 @@ class ImageConfig:
     features: str = "none"
     # weight of z in the features' track clustering distance (data_prep.features
     # .track_clusters): 1 = plain 3-D DBSCAN (tracks_v1-v3 as first measured); 0.5 keeps
-    # a steep track with one point per pad in one cluster (docs/sim-to-real.md, "Which
-    # protons the trees miss")
+    # a steep track with one point per pad in one cluster (docs/sim-to-real.md,
+    # "Clustering that keeps a steep track whole")
     cluster_z_scale: float = 1.0
     # none | rules: first of all (before the features and the projection) drop structured
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
