@@ -35,8 +35,9 @@ from pathlib import Path
 import h5py
 import numpy as np
 
+from data_prep.features import CORE_MM, track_clusters  # CORE_MM: "shown" outside it
+
 ROOT = Path(__file__).resolve().parents[1]
-CORE_MM = 30.0
 TURN_BINS = ((0.0, 0.5, "< 0.5"), (0.5, 1.0, "0.5-1"), (1.0, 2.0, "1-2"), (2.0, np.inf, ">= 2"))
 SHOWN_BINS = ((0, 20, "0-19"), (20, 40, "20-39"), (40, 80, "40-79"), (80, 10**9, ">= 80"))
 PIECE_BINS = ((0, 2, "0-1"), (2, 3, "2"), (3, 4, "3"), (4, 10**9, ">= 4"))
@@ -80,8 +81,6 @@ def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple
 
 def pieces(xyz: np.ndarray, lab: np.ndarray, z_scale: float = 1.0) -> int:
     """Clusters of the features' DBSCAN that are mostly the proton (>= 10 points each)."""
-    from data_prep.features import track_clusters
-
     points = np.column_stack([xyz, np.ones(len(xyz))])
     _, cluster = track_clusters(points, np.array([len(points)]), z_scale=z_scale)
     ids, sizes = np.unique(cluster[cluster >= 0], return_counts=True)

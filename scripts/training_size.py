@@ -112,10 +112,10 @@ def train(data: Path, run: Path, leaves: int) -> float:
     return float(json.loads(rows[-1])["val_macro_f1"])
 
 
-def train_cnn(data: Path, run: Path) -> float:
-    """Train the CNN (once); its best validation macro-F1 (the epoch it keeps)."""
+def train_cnn(data: Path, run: Path, settings: Sequence[str] = CNN) -> float:
+    """Train a CNN (once); its best validation macro-F1 (the epoch it keeps)."""
     if not (run / "model.safetensors").exists():
-        cli("train", "--data", data, "--out", run, "--quiet", *CNN)
+        cli("train", "--data", data, "--out", run, "--quiet", *settings)
     rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
     return max(float(r["val_macro_f1"]) for r in rows if "val_macro_f1" in r)
 
@@ -226,10 +226,7 @@ def main() -> None:
             if not (r128 / f"{slug(name)}.h5").exists():
                 cli("preprocess", sim / slug(name), "--out", r128 / f"{slug(name)}.h5", *prep,
                     "--reference", train_file)  # fmt: skip
-        if not (run / "model.safetensors").exists():
-            cli("train", "--data", train_file, "--out", run, "--quiet", *CNN128)
-        rows = [json.loads(r) for r in (run / "metrics.jsonl").read_text().splitlines()]
-        val = max(float(r["val_macro_f1"]) for r in rows if "val_macro_f1" in r)
+        val = train_cnn(train_file, run, CNN128)
         row = {n: evaluate(run, r128 / f"{slug(n)}.h5", sim / slug(n)) for n in TESTS}
         results["cnn128_9000"] = {"validation": val, **row}
         print("| CNN 128 x 128, three views, training events | validation macro-F1 | "
