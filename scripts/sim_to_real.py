@@ -1318,8 +1318,9 @@ attpc-classify evaluate V4/run_S --data V4/NAME.h5 --out V4/run_S/eval/NAME
 
 against the `tracks_v2` trees of the same settings (seed 0: TS/runs/72000_127; seed 1 the
 same command on TS/data/train_72000.h5). Validation proton F1 from the runs' own
-validation splits (`classify` on the training file, the split of
-`attpc_classify.data.stratified_split`). Proton F1 / macro-F1, mean over the two seeds:
+validation splits (`scripts/validation_scores.py RUN TRAIN_FILE --seed S`: `classify` on
+the training file, scored on the split of `attpc_classify.data.stratified_split`).
+Proton F1 / macro-F1, mean over the two seeds:
 
 {JOIN_TABLE}
 
