@@ -210,7 +210,7 @@ def _sklearn_data(rng: np.random.Generator, n: int, k: int):
 @pytest.mark.parametrize("k", [2, 3])
 def test_tree_walk_matches_sklearn_predict_proba(k: int) -> None:
     from attpc_classify.models import create_model
-    from attpc_classify.models.gbt import fit_gbt
+    from attpc_classify.models.gbt import TREE_CHUNK, fit_gbt
 
     rng = np.random.default_rng(0)
     x, y = _sklearn_data(rng, 600, k)
@@ -219,6 +219,7 @@ def test_tree_walk_matches_sklearn_predict_proba(k: int) -> None:
     clf = fit_gbt(model, x, y, x_val=x_val, y_val=y_val,
                   params={"max_iter": 40, "max_leaf_nodes": 7}, balanced=False)  # fmt: skip
     x_test, _ = _sklearn_data(rng, 300, k)
+    assert model.feature.shape[0] > TREE_CHUNK  # the walk goes through several chunks
     with torch.no_grad():
         got = model(torch.from_numpy(x_test)).softmax(-1).numpy()
     np.testing.assert_allclose(got, clf.predict_proba(x_test), atol=1e-6)

@@ -22,6 +22,9 @@ from torch import nn
 
 #: node arrays of every tree, padded to the largest tree: (n_trees, max_nodes)
 _NODE_BUFFERS = ("feature", "threshold", "left", "right", "missing_left", "is_leaf", "value")
+#: trees walked at once: the (events, trees) index arrays of a chunk stay in the CPU's
+#: cache; walking all 1,500 track trees of a named-track model at once was 4x slower
+TREE_CHUNK = 32
 
 
 class GBTClassifier(nn.Module):
@@ -70,23 +73,30 @@ class GBTClassifier(nn.Module):
     def raw_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, K)`` float64: baseline + the summed leaf values of each class's trees."""
         x = x.to(torch.float64)
-        b = x.shape[0]
-        n_trees, max_nodes = self.feature.shape
-        out = self.baseline.expand(b, -1).clone()
-        if n_trees == 0:
-            return out
-        offset = torch.arange(n_trees, device=x.device) * max_nodes  # row of each tree
-        flat = {name: getattr(self, name).reshape(-1) for name in _NODE_BUFFERS}
-        node = offset.expand(b, -1).clone()  # (B, T) flat index of the current node
+        out = self.baseline.expand(x.shape[0], -1).clone()
+        n_trees = self.feature.shape[0]
+        for first in range(0, n_trees, TREE_CHUNK):
+            trees = slice(first, min(first + TREE_CHUNK, n_trees))
+            out.index_add_(1, self.tree_class[trees], self._leaf_values(x, trees))
+        return out
+
+    def _leaf_values(self, x: torch.Tensor, trees: slice) -> torch.Tensor:
+        """``(B, T)`` the value of the leaf each event reaches in each tree of ``trees``."""
+        max_nodes = self.feature.shape[1]
+        flat = {name: getattr(self, name)[trees].reshape(-1) for name in _NODE_BUFFERS}
+        offset = torch.arange(len(flat["feature"]) // max_nodes, device=x.device) * max_nodes
+        node = offset.expand(x.shape[0], -1).clone()  # (B, T) flat index of the current node
         for _ in range(self.max_depth):
+            leaf = flat["is_leaf"][node]
+            if leaf.all():  # the deepest tree of the chunk is done: most are shallower
+                break
             xv = x.gather(1, flat["feature"][node])
             go_left = torch.where(
                 torch.isnan(xv), flat["missing_left"][node], xv <= flat["threshold"][node]
             )
             child = torch.where(go_left, flat["left"][node], flat["right"][node]) + offset
-            node = torch.where(flat["is_leaf"][node], node, child)
-        out.index_add_(1, self.tree_class, flat["value"][node])
-        return out
+            node = torch.where(leaf, node, child)
+        return flat["value"][node]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.raw_scores(x).float()
