@@ -27,6 +27,16 @@ from attpc_classify.data import stratified_split
 CLASSES = ("proton", "carbon", "other")
 
 
+def called(run: Path, data: Path) -> np.ndarray:
+    """The class index `classify` gives each event of the image file ``data``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "calls.csv"
+        subprocess.run([sys.executable, "-m", "attpc_classify.cli", "classify", run, data,
+                        "--out", out, "--quiet"], check=True)  # fmt: skip
+        with open(out, newline="") as fh:
+            return np.array([CLASSES.index(r["label"]) for r in csv.DictReader(fh)])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -35,12 +45,7 @@ def main() -> None:
     args = ap.parse_args()
     with h5py.File(args.train_file, "r") as f:
         labels = f["label"][()]
-    with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp) / "calls.csv"
-        subprocess.run([sys.executable, "-m", "attpc_classify.cli", "classify", args.run,
-                        args.train_file, "--out", out, "--quiet"], check=True)  # fmt: skip
-        with open(out, newline="") as fh:
-            calls = np.array([CLASSES.index(r["label"]) for r in csv.DictReader(fh)])
+    calls = called(args.run, args.train_file)
     _, val = stratified_split(labels, 0.2, np.random.default_rng(args.seed))
     proton = f1_score(labels[val] == 0, calls[val] == 0)
     macro = f1_score(labels[val], calls[val], average="macro")
