@@ -686,7 +686,8 @@ def _fit_sklearn(
             from attpc_classify.models.gbt import fit_named_tracks
 
             clf = fit_named_tracks(model, x, y, kinds, x_val=x_va, y_val=y_va, params=params,
-                                   balanced=balanced, seed=cfg.seed)  # fmt: skip
+                                   balanced=balanced, seed=cfg.seed,
+                                   early_tracks=cfg.model.track_early_stopping)  # fmt: skip
             return {"boosting_iter": int(clf.n_iter_), "n_trees": count_trees(model)}
         if source is not None:  # the run's events, as its event trees read them, and ours
             x_s, y_s, w = source

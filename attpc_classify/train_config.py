@@ -76,6 +76,9 @@ class ModelConfig:
     learning_rate: float = 0.1
     max_leaf_nodes: int = 15
     l2_regularization: float = 1.0
+    # gbt on tracks_v3: the track trees (models.gbt.NamedTracksGBT) stop early on the tracks
+    # of a held-out tenth of the training events instead of running 300 iterations
+    track_early_stopping: bool = False
 
     def __post_init__(self) -> None:
         _choice(self.name, MODEL_NAMES, "model.name")
@@ -103,6 +106,8 @@ class ModelConfig:
             raise InputError("model.dropout and model.drop_path must be in [0, 1)")
         if self.C <= 0:
             raise InputError("model.C must be > 0")
+        if self.track_early_stopping and self.name != "gbt":
+            raise InputError("model.track_early_stopping is for model.name=gbt")
         if self.learning_rate <= 0 or self.max_leaf_nodes < 2 or self.l2_regularization < 0:
             raise InputError(
                 "model.learning_rate must be > 0, max_leaf_nodes >= 2, l2_regularization >= 0"

@@ -118,7 +118,10 @@ def source_inputs(
     from data_prep.tracktruth import image_file_track_kinds
 
     kinds = image_file_track_kinds(labelled(train))
-    return named_training_inputs(model, x, kinds, seed=cfg.seed, fit=False), y
+    # out of fold as at training, the fold trees fitted the same way
+    early = cfg.model.track_early_stopping
+    return named_training_inputs(model, x, kinds, seed=cfg.seed, fit=False,
+                                 early_tracks=early), y  # fmt: skip
 
 
 def refit(

@@ -9,7 +9,8 @@ and one common evaluation set of 4,000 other events (the pool's first 40 run fil
 preprocesses them with the demo's settings (``configs/prep/robust.yaml``,
 ``structured_noise=rules``, the evaluation set with ``--reference`` each training file)
 for each feature variant, trains the demo's trees (``gbt``, 15 leaves, class-balanced,
-learning rate 0.1, seed 0) and scores the evaluation set: proton F1 and 3-class
+learning rate 0.1, seed 0; one variant also stops the named-track model's track trees
+early, ``model.track_early_stopping``) and scores the evaluation set: proton F1 and 3-class
 macro-F1, mean and per training set. The choice reads only these in-simulation
 (randomised) events. ``--check NAME=DIR`` (simulated run files, e.g. a stand-in) also
 scores every model on other sets, preprocessed the same way: a check, shown beside the
@@ -31,12 +32,17 @@ from sklearn.metrics import f1_score
 from validation_scores import called  # classify's call for each event of an image file
 
 ROOT = Path(__file__).resolve().parents[1]
-#: the feature variants compared: --set overrides on top of the demo's prep settings
+#: the variants compared: --set overrides on top of the demo's prep settings, and
+#: overrides of the demo's trees (a variant with the same prep settings shares its files)
 VARIANTS = {
-    "tracks_v2": ["features=tracks_v2", "cluster_z_scale=1.0"],
-    "tracks_v2, z x0.5": ["features=tracks_v2", "cluster_z_scale=0.5"],
-    "tracks_v3 (named)": ["features=tracks_v3", "cluster_z_scale=1.0"],
-    "tracks_v3 (named), z x0.5": ["features=tracks_v3", "cluster_z_scale=0.5"],
+    "tracks_v2": (["features=tracks_v2", "cluster_z_scale=1.0"], []),
+    "tracks_v2, z x0.5": (["features=tracks_v2", "cluster_z_scale=0.5"], []),
+    "tracks_v3 (named)": (["features=tracks_v3", "cluster_z_scale=1.0"], []),
+    "tracks_v3 (named), z x0.5": (["features=tracks_v3", "cluster_z_scale=0.5"], []),
+    "tracks_v3 (named), z x0.5, track trees stopped early": (
+        ["features=tracks_v3", "cluster_z_scale=0.5"],
+        ["model.track_early_stopping=true"],
+    ),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]
@@ -74,17 +80,20 @@ def main() -> None:
     evaluation, groups = pool[:40], [pool[40 + 20 * k : 60 + 20 * k] for k in range(args.sets)]
     scores: dict[str, list[tuple[float, float]]] = {}
     checked: dict[tuple[str, str], list[tuple[float, float]]] = {}
-    for name, sets in VARIANTS.items():
-        d = args.out / name.replace(" ", "").replace(",", "_").replace("(", "").replace(")", "")
+    prep_dirs: dict[tuple[str, ...], Path] = {}
+    for name, (sets, trees) in VARIANTS.items():
+        tag = name.replace(" ", "").replace(",", "_").replace("(", "").replace(")", "")
+        d = prep_dirs.setdefault(tuple(sets), args.out / tag)
+        runs = d if d.name == tag else args.out / tag  # a variant of the trees: own runs
         settings = [x for s in sets for x in ("--set", s)]
         scores[name] = []
         for k, files in enumerate(groups):
-            train, test, run = d / f"train{k}.h5", d / f"eval{k}.h5", d / f"run{k}"
+            train, test, run = d / f"train{k}.h5", d / f"eval{k}.h5", runs / f"run{k}"
             cli(["preprocess", *files, "--out", train, *PREP, *settings, "--quiet"], train)
             cli(["preprocess", *evaluation, "--out", test, *PREP, *settings, "--reference",
                  train, "--quiet"], test)  # fmt: skip
             cli(["train", "--data", train, "--task", "multiclass", "--out", run, "--quiet",
-                 *TREES], run / "model.safetensors")  # fmt: skip
+                 *TREES, *trees], run / "model.safetensors")  # fmt: skip
             scores[name].append(scored(run, test))
             for check, sim in checks.items():
                 data = d / f"{check}{k}.h5"
@@ -92,7 +101,7 @@ def main() -> None:
                      "--quiet"], data)  # fmt: skip
                 checked.setdefault((name, check), []).append(scored(run, data))
     first = np.array(scores[next(iter(VARIANTS))])
-    print("| features | proton F1 (mean, per set) | macro-F1 (mean, per set) | "
+    print("| variant | proton F1 (mean, per set) | macro-F1 (mean, per set) | "
           "mean change over the first |\n|---|---|---|---|")  # fmt: skip
     for name, rows in scores.items():
         a = np.array(rows)

@@ -79,3 +79,35 @@ def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path):
 def _shape(trees) -> dict[str, int]:
     n_trees, max_nodes = trees.feature.shape
     return {"n_trees": int(n_trees), "max_nodes": int(max_nodes), "max_depth": trees.max_depth}
+
+
+def test_early_track_trees_stop_on_held_out_events():
+    """``early_tracks``: the track trees are scikit-learn's, fitted on the tracks of 90 % of
+    the events and stopped by the tracks of the other 10 % (a whole event held out: no
+    track of a stopping event is trained on), well before a generous ``max_iter``."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y, kinds = _data(1500, 2)
+    params = TRACK_PARAMS | {"max_iter": 300, "learning_rate": 0.3}
+    model = NamedTracksGBT(7, 2, COLS)
+    fit_named_tracks(model, x, y, kinds, params={"max_iter": 20}, track_params=params,
+                     seed=0, early_tracks=True)  # fmt: skip
+    # independently: rows in models.gbt's order (event-major, rank first), events held out
+    # by the same seeded split of event ids
+    rows = np.stack([np.column_stack([np.full(len(x), k), x[:, COLS[k]]])
+                     for k in range(3)], axis=1).reshape(-1, 3)  # fmt: skip
+    labels, event = kinds.reshape(-1), np.repeat(np.arange(len(x)), 3)
+    keep = labels >= 0
+    from sklearn.model_selection import GroupShuffleSplit
+
+    a, b = next(GroupShuffleSplit(1, test_size=0.1, random_state=0).split(
+        rows[keep], labels[keep], event[keep]))  # fmt: skip
+    assert not set(event[keep][a]) & set(event[keep][b])  # whole events held out
+    clf = HistGradientBoostingClassifier(**params, random_state=0, early_stopping=True)
+    clf.fit(rows[keep][a], labels[keep][a], X_val=rows[keep][b], y_val=labels[keep][b])
+    assert clf.n_iter_ < 300
+    assert model.track.feature.shape[0] == clf.n_iter_ * N_KINDS
+    t_rows = rows[keep][:50]
+    with torch.no_grad():
+        got = model.track.raw_scores(torch.from_numpy(t_rows)).softmax(-1).numpy()
+    np.testing.assert_allclose(got, clf.predict_proba(t_rows), atol=1e-9)

@@ -14,7 +14,8 @@ from attpc_classify.cli import main
 pytestmark = pytest.mark.heavy
 
 
-def test_named_track_trees_train_reload_and_classify(tmp_path, capsys):
+@pytest.mark.parametrize("early", [False, True])
+def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, early):
     from attpc_classify.checkpoint import load_run
     from attpc_classify.models.gbt import NamedTracksGBT
     from attpc_classify.predict import read_predictions
@@ -25,9 +26,13 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys):
     assert main(["preprocess", str(sim), "--config", "configs/prep/features.yaml", "--set",
                  "features=tracks_v3", "--out", str(data), "--quiet"]) == 0  # fmt: skip
     assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
-                 str(run), "model.max_iter=20", "--quiet"]) == 0  # fmt: skip
+                 str(run), "model.max_iter=20", f"model.track_early_stopping={early}",
+                 "--quiet"]) == 0  # fmt: skip
     model = load_run(run).model
     assert isinstance(model, NamedTracksGBT) and model.track.feature.shape[0] > 0
+    # 300 iterations (a tree per kind present each), or fewer: the held-out events' tracks
+    iterations = model.track.feature.shape[0] // len(model.track.tree_class.unique())
+    assert (iterations < 300) == early
     raw, stored = tmp_path / "raw.csv", tmp_path / "stored.csv"
     assert main(["classify", str(run), *map(str, sorted(sim.glob("run_*.h5"))), "--out",
                  str(raw), "--quiet"]) == 0  # fmt: skip
