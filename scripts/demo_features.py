@@ -28,7 +28,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from sklearn.metrics import f1_score
+from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
 from validation_scores import called  # classify's call for each event of an image file
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,7 @@ def scored(run: Path, data: Path) -> tuple[float, float]:
     """Proton F1 and 3-class macro-F1 of ``run``'s calls on the image file ``data``."""
     with h5py.File(data, "r") as f:
         y = f["label"][()]
-    c = called(run, data)
-    return f1_score(y == 0, c == 0), f1_score(y, c, average="macro")
+    return scores(y, called(run, data))
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from sklearn.metrics import f1_score
+from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
 
 from attpc_classify.data import stratified_split
 
@@ -47,8 +47,7 @@ def main() -> None:
         labels = f["label"][()]
     calls = called(args.run, args.train_file)
     _, val = stratified_split(labels, 0.2, np.random.default_rng(args.seed))
-    proton = f1_score(labels[val] == 0, calls[val] == 0)
-    macro = f1_score(labels[val], calls[val], average="macro")
+    proton, macro = scores(labels[val], calls[val])
     print(f"{args.run}: {len(val)} validation events, proton F1 {proton:.4f}, macro-F1 {macro:.4f}")
 
 
