@@ -251,6 +251,11 @@ def labelled_refit_inputs(
             raise InputError("the run's trees name tracks (tracks_v3): preprocess the "
                              "labelled events as its data", path=run_dir)  # fmt: skip
         model.track = copy.deepcopy(trained.model.track)
+        # the event trees read the run's columns (a run from before `light_columns` has none)
+        model.light_counts = trained.model.light_counts
+        model.event.n_features = trained.model.event.n_features
+        if hasattr(model, "model_spec"):
+            model.model_spec["args"]["light_counts"] = model.light_counts
     cfg, source, _ = source_sets(run_dir)
     x_s, y_s = source_inputs(trained.model, cfg, source, task)
     n_target = int((train.label >= 0).sum())

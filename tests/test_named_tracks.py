@@ -4,6 +4,7 @@ with the event columns computed here by hand (numpy), and survives save/load."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from attpc_classify.models.gbt import N_KINDS, NamedTracksGBT, fit_named_tracks
@@ -26,8 +27,9 @@ def _data(n: int, seed: int):
     return x, y, kinds
 
 
-def _by_hand(x: np.ndarray, p: np.ndarray) -> np.ndarray:
-    """The event columns, one event at a time (models.gbt.identity_columns' contract)."""
+def _by_hand(x: np.ndarray, p: np.ndarray, light_counts: bool = False) -> np.ndarray:
+    """The event columns, one event at a time (models.gbt.identity_columns' contract, then
+    with ``light_counts`` light_columns': light products above p 0.5, second p(light))."""
     out = []
     for xi, pi in zip(x, p, strict=True):
         light = pi[:, 0]
@@ -41,15 +43,19 @@ def _by_hand(x: np.ndarray, p: np.ndarray) -> np.ndarray:
             row += [np.nan, np.nan]
             chosen = [np.nan] * 2
         row += list(pi[0, 1:3]) + chosen
+        if light_counts:
+            shown = [*sorted((v for v in light if not np.isnan(v)), reverse=True), 0.0, 0.0]
+            row += [sum(v > 0.5 for v in shown), shown[1]]
         out.append(row)
     return np.array(out)
 
 
-def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path):
+@pytest.mark.parametrize("light_counts", [False, True])
+def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path, light_counts):
     from sklearn.ensemble import HistGradientBoostingClassifier
 
     x, y, kinds = _data(600, 0)
-    model = NamedTracksGBT(7, 2, COLS)
+    model = NamedTracksGBT(7, 2, COLS, light_counts=light_counts)
     event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
                                  track_params=TRACK_PARAMS, seed=0)  # fmt: skip
     # the track stage again, independently: every existing track, rank first
@@ -64,12 +70,13 @@ def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path):
                              for k in range(3)])  # fmt: skip
     p = track_clf.predict_proba(t_rows).reshape(3, len(xt), N_KINDS).transpose(1, 0, 2)
     p[np.isnan(np.stack([xt[:, c[0]] for c in COLS], axis=1))] = np.nan
-    want = event_clf.predict_proba(np.hstack([xt, _by_hand(xt, p)]))
+    want = event_clf.predict_proba(np.hstack([xt, _by_hand(xt, p, light_counts)]))
     with torch.no_grad():
         got = model(torch.from_numpy(xt)).softmax(-1).numpy()
     np.testing.assert_allclose(got, want, atol=1e-6)  # the event logits are float32
     # a state dict round trip into a model built from the recorded shapes
-    again = NamedTracksGBT(7, 2, COLS, track=_shape(model.track), event=_shape(model.event))
+    again = NamedTracksGBT(7, 2, COLS, track=_shape(model.track), event=_shape(model.event),
+                           light_counts=light_counts)  # fmt: skip
     again.load_state_dict(model.state_dict())
     with torch.no_grad():
         np.testing.assert_array_equal(again(torch.from_numpy(xt)).numpy(),
@@ -111,3 +118,16 @@ def test_early_track_trees_stop_on_held_out_events():
     with torch.no_grad():
         got = model.track.raw_scores(torch.from_numpy(t_rows)).softmax(-1).numpy()
     np.testing.assert_allclose(got, clf.predict_proba(t_rows), atol=1e-9)
+
+
+def test_light_columns_count_light_products_by_hand():
+    from attpc_classify.models.gbt import light_columns
+
+    nan = float("nan")
+    p_light = [[0.9, 0.6, 0.2], [0.7, nan, nan], [nan, nan, nan], [0.5, 0.3, 0.51]]
+    p = torch.zeros(4, 3, N_KINDS, dtype=torch.float64)
+    p[:, :, 0] = torch.tensor(p_light, dtype=torch.float64)
+    p[torch.isnan(p[:, :, 0])] = nan  # a missing track: NaN in every kind
+    # (light products above 0.5, the second-largest p(light), 0 for a missing track)
+    want = [[2, 0.6], [1, 0.0], [0, 0.0], [1, 0.5]]
+    np.testing.assert_allclose(light_columns(p).numpy(), want)

@@ -88,3 +88,47 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, early):
         torch.testing.assert_close(got.track.state_dict()[name], t)
     assert main(["classify", str(adapted), str(data), "--out", str(tmp_path / "a.csv"),
                  "--quiet"]) == 0  # fmt: skip
+
+
+def test_a_run_from_before_light_columns_refits_and_classifies(tmp_path, monkeypatch):
+    """Named-track runs trained before 2026-12-05 have no `light_columns`
+    (``light_counts`` absent from their arguments): they still load and classify, and a
+    labelled refit of one (``model.init=run:``) reads the columns the run's event trees
+    were made for and records it, so the refit reloads and classifies the same way."""
+    import json
+
+    import attpc_classify.models.build as build
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.predict import read_predictions
+
+    sim, data, run = tmp_path / "sim", tmp_path / "train.h5", tmp_path / "run"
+    assert main(["simulate", "--config", "tiny", "--events", "40", "--seed", "6",
+                 "--events-per-file", "20", "--out", str(sim), "--quiet"]) == 0  # fmt: skip
+    assert main(["preprocess", str(sim), "--config", "configs/prep/features.yaml", "--set",
+                 "features=tracks_v3", "--out", str(data), "--quiet"]) == 0  # fmt: skip
+    real_args = build.model_args
+
+    def before(*args, **kwargs):  # the arguments as the code before light_columns made them
+        out = real_args(*args, **kwargs)
+        out.pop("light_counts", None)
+        return out
+
+    monkeypatch.setattr(build, "model_args", before)
+    assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
+                 str(run), "model.max_iter=10", "--quiet"]) == 0  # fmt: skip
+    monkeypatch.undo()
+    assert "light_counts" not in json.loads((run / "model.json").read_text())["model"]["args"]
+    assert load_run(run).model.light_counts is False
+    refit = tmp_path / "refit"
+    assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
+                 str(refit), f"model.init=run:{run}", "model.max_iter=10", "--quiet"]) == 0
+    args = json.loads((refit / "model.json").read_text())["model"]["args"]
+    assert args["light_counts"] is False
+    model = load_run(refit).model
+    assert model.event.n_features == load_run(run).model.event.n_features
+    raw, stored = tmp_path / "raw.csv", tmp_path / "stored.csv"
+    assert main(["classify", str(refit), *map(str, sorted(sim.glob("run_*.h5"))), "--out",
+                 str(raw), "--quiet"]) == 0  # fmt: skip
+    assert main(["classify", str(refit), str(data), "--out", str(stored), "--quiet"]) == 0
+    np.testing.assert_allclose(read_predictions(raw)["p_proton"],
+                               read_predictions(stored)["p_proton"], atol=1e-5)  # fmt: skip

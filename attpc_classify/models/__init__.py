@@ -80,6 +80,7 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             from data_prep.features import track_columns
 
             args["track_columns"] = track_columns()
+            args["light_counts"] = True  # runs from before 2026-12-05 load without them
         return args
     in_chans = image_config.n_channels
     if name == "cnn":

@@ -234,10 +234,27 @@ def identity_columns(x: torch.Tensor, p_track: torch.Tensor, cols: torch.Tensor)
     return torch.cat([p_light, top[:, None], rank[:, None], first, chosen], dim=1)
 
 
+#: a track counts as a light product in `light_columns` above this p(light product)
+LIGHT_P = 0.5
+
+
+def light_columns(p_track: torch.Tensor) -> torch.Tensor:
+    """``(B, 2)``: how many of the described tracks the names call a light product
+    (p(light product) > `LIGHT_P`) and the second-largest p(light product), 0 where there
+    is no such track. One light product is the proton class; two are a pile-up or one
+    track cut in pieces, which the event trees then tell apart by the tracks' geometry
+    (docs/sim-to-real.md, "How many tracks are light products")."""
+    p = torch.nan_to_num(p_track[:, :, 0], nan=0.0)
+    n = (p > LIGHT_P).sum(dim=1).to(p.dtype)
+    second = p.sort(dim=1, descending=True).values[:, 1]
+    return torch.stack([n, second], dim=1)
+
+
 class NamedTracksGBT(nn.Module):
     """Two tree ensembles: ``track`` names each described track (its rank and columns in,
     `N_KINDS` logits out), ``event`` classifies the event from its features and the
-    `identity_columns` the names give. ``forward`` returns the event logits."""
+    `identity_columns` the names give (with ``light_counts`` also the `light_columns`; a
+    run trained before they existed has none). ``forward`` returns the event logits."""
 
     input_kind = "features"
 
@@ -249,16 +266,19 @@ class NamedTracksGBT(nn.Module):
         track: dict[str, int] | None = None,
         event: dict[str, int] | None = None,
         feature_names: tuple[str, ...] | list[str] = (),
+        light_counts: bool = False,
     ):
         super().__init__()
         self.n_features = n_features
         self.num_classes = num_classes
         self.feature_names = tuple(feature_names)
+        self.light_counts = light_counts
         cols = torch.tensor(track_columns, dtype=torch.int64).reshape(len(track_columns), -1)
         self.register_buffer("track_cols", cols)
         n, c = cols.shape
         self.track = GBTClassifier(1 + c, N_KINDS, **(track or {}))
-        self.event = GBTClassifier(n_features + n + 4 + c, num_classes, **(event or {}))
+        n_event = n_features + n + 4 + c + (2 if light_counts else 0)
+        self.event = GBTClassifier(n_event, num_classes, **(event or {}))
 
     def track_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(B * N, 1 + C)`` rows (rank, the track's columns) and ``(B, N)`` which exist
@@ -271,13 +291,21 @@ class NamedTracksGBT(nn.Module):
         return rows, ~torch.isnan(block[:, :, 0])
 
     def named(self, x: torch.Tensor) -> torch.Tensor:
-        """``x`` with the `identity_columns` appended: the event trees' input."""
+        """``x`` with the `event_columns` appended: the event trees' input."""
         x = x.to(torch.float64)
         rows, have = self.track_inputs(x)
         # float64 throughout: the names feed the event trees' thresholds
         p = self.track.raw_scores(rows).softmax(-1).reshape(*have.shape, N_KINDS)
         p = torch.where(have[..., None], p, torch.full_like(p, float("nan")))
-        return torch.cat([x, identity_columns(x, p, self.track_cols)], dim=1)
+        return torch.cat([x, self.event_columns(x, p)], dim=1)
+
+    def event_columns(self, x: torch.Tensor, p_track: torch.Tensor) -> torch.Tensor:
+        """What the names add for the event trees, from the tracks' kind probabilities
+        ``p_track`` (``(B, N, N_KINDS)``, NaN rows for missing tracks)."""
+        cols = identity_columns(x, p_track, self.track_cols)
+        if self.light_counts:
+            cols = torch.cat([cols, light_columns(p_track)], dim=1)
+        return cols
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.event(self.named(x))
@@ -322,7 +350,7 @@ def named_training_inputs(
     early_tracks: bool = False,
 ) -> np.ndarray:
     """The event trees' inputs for training events whose tracks have names by truth:
-    ``x`` with the `identity_columns` of track trees fitted on the other folds of events
+    ``x`` with the `event_columns` of track trees fitted on the other folds of events
     (out-of-fold), so the event trees learn how far to trust names given to tracks never
     seen. ``fit``: also fit ``model.track`` on every track (a refit keeps its own).
     ``early_tracks``: every track fit stops early (`fit_track_trees`)."""
@@ -346,7 +374,7 @@ def named_training_inputs(
     if fit:
         fit_track_trees(model.track, rows_k, labels_k, event_k, tp, seed, early_tracks)
     p = torch.from_numpy(oof.reshape(len(x), -1, N_KINDS))
-    return torch.cat([xt, identity_columns(xt, p, model.track_cols)], dim=1).numpy()
+    return torch.cat([xt, model.event_columns(xt, p)], dim=1).numpy()
 
 
 def fit_track_trees(
@@ -375,7 +403,7 @@ def fit_track_trees(
 
 def event_inputs(model: nn.Module, x: np.ndarray) -> np.ndarray:
     """What the event trees of ``model`` read for events ``x`` (features): the features,
-    with the `identity_columns` of its own track trees for a `NamedTracksGBT`."""
+    with the `event_columns` of its own track trees for a `NamedTracksGBT`."""
     x = np.asarray(x, dtype=np.float64)
     if not isinstance(model, NamedTracksGBT):
         return x
