@@ -121,7 +121,8 @@ def test_a_run_from_before_light_columns_refits_and_classifies(tmp_path, monkeyp
     assert load_run(run).model.light_counts is False
     refit = tmp_path / "refit"
     assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
-                 str(refit), f"model.init=run:{run}", "model.max_iter=10", "--quiet"]) == 0
+                 str(refit), f"model.init=run:{run}", "model.max_iter=10",
+                 "--quiet"]) == 0  # fmt: skip
     args = json.loads((refit / "model.json").read_text())["model"]["args"]
     assert args["light_counts"] is False
     model = load_run(refit).model
