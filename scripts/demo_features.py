@@ -43,6 +43,10 @@ VARIANTS = {
         ["features=tracks_v3", "cluster_z_scale=0.5"],
         ["model.track_early_stopping=true"],
     ),
+    "tracks_v5 (named, invariant at the window), z x0.5": (
+        ["features=tracks_v5", "cluster_z_scale=0.5"],
+        [],
+    ),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]
@@ -85,6 +89,7 @@ def main() -> None:
         d = prep_dirs.setdefault(tuple(sets), args.out / tag)
         runs = d if d.name == tag else args.out / tag  # a variant of the trees: own runs
         settings = [x for s in sets for x in ("--set", s)]
+        d.mkdir(parents=True, exist_ok=True)
         scores[name] = []
         for k, files in enumerate(groups):
             train, test, run = d / f"train{k}.h5", d / f"eval{k}.h5", runs / f"run{k}"
