@@ -248,7 +248,7 @@ def labelled_refit_inputs(
         check_image_file(train.path, trained)
     if isinstance(trained.model, NamedTracksGBT):
         if not isinstance(model, NamedTracksGBT):
-            raise InputError("the run's trees name tracks (tracks_v3/v5): preprocess the "
+            raise InputError("the run's trees name tracks (tracks_v3): preprocess the "
                              "labelled events as its data", path=run_dir)  # fmt: skip
         model.track = copy.deepcopy(trained.model.track)
         # the event trees read the run's columns (a run from before `light_columns` has none)

@@ -35,23 +35,7 @@ axis on the pad plane, and climbs in z in proportion to its turning angle. From 
   and the carbon's differ by ~1.6 at any angle), where evaporation and alpha tracks are
   spread. Only the field and beam energy set its scale: not gain, threshold or noise.
 * **vertex**: the z where the helix meets the axis; two tracks whose vertices differ are
-  two reactions (pile-up). ``tracks_v2`` and ``tracks_v3`` read only differences of
-  vertex z (z offsets).
-
-``tracks_v3`` names the five largest tracks (a track model reads each one's columns,
-`track_columns`). ``tracks_v5`` is ``tracks_v3`` plus each named track's elastic
-invariant brought back to the beam's speed at the entrance window
-(``helix_log10_invariant_window``). The beam slows down on its way through the gas, and
-an elastic recoil's invariant is proportional to the beam's speed at the vertex (p_max =
-2 m v_beam M / (M + m) for a recoil of mass m from a beam of mass M), so the proton's
-line falls with the depth of the vertex: in the randomised simulation its median goes
-from 2.53 in the first 50 mm to 2.12 in the last, by the same 0.4 that `BEAM_SPEED`
-gives. Divided by the beam's speed at the track's vertex (the vertex of the event's
-largest track with one where the track has none), it is again one number per target.
-The vertex z itself is not a feature: the classes' vertex-z distributions are the
-simulation's (channels close at low beam energy, cross-sections are not weighted), a
-shortcut REAL_DATA.md warns about, where the invariant's fall is the beam's physics.
-(``tracks_v4``, helix joins, was measured and not kept: docs/sim-to-real.md.)
+  two reactions (pile-up). Only differences of vertex z are features (z offsets).
 """
 
 from __future__ import annotations
@@ -61,15 +45,13 @@ import numpy as np
 from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
-FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3", "tracks_v5")
-#: the sets whose five largest tracks a track model names (`track_columns`)
-NAMED_SETS = ("tracks_v3", "tracks_v5")
+FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
 CORE_MM = 30.0  # beam core: the blind beam-pad radius of e15503b_randomized reaches 30 mm
 N_TRACKS = 3  # the largest clusters described one by one
-N_NAMED = 5  # tracks_v3/v5: the largest clusters a track model names (t4, t5 described too)
+N_NAMED = 5  # tracks_v3: the largest clusters a track model names (t4, t5 described too)
 
 #: per-track features, for track k = 1..N_TRACKS (largest cluster first)
 TRACK_FEATURES = (
@@ -113,18 +95,6 @@ VERTEX_FEATURES = (
     "vertex_dz_max_mm",  # largest |vertex z difference| among the described tracks
     "vertex_dz_12_mm",  # between the two largest tracks
 )
-#: tracks_v5: per named track, log10 of the elastic invariant over the beam's speed at the
-#: vertex relative to the window's (`BEAM_SPEED`); NaN without an invariant or a vertex
-TRACK_WINDOW_FEATURE = "helix_log10_invariant_window"
-#: the beam's speed at depth z [mm] from the entrance window over its speed there,
-#: sqrt(E(z) / E(0)), for e15503b: 46Ar at 4.17 MeV/u past the window in isobutane at
-#: 19.2 Torr (configs/sim/e15503b_nominal.yaml), pycatima's energy loss through
-#: spyral-utils (`data_prep.sim.physics.make_gas`); another beam or gas needs its own
-#: table (and a feature-set version). Beyond 1,000 mm the last value holds.
-BEAM_SPEED_Z_MM = tuple(range(0, 1001, 50))
-BEAM_SPEED = (1.0, 0.9814, 0.9624, 0.9416, 0.9207, 0.8989, 0.8763, 0.8516, 0.8263, 0.7996,
-              0.7714, 0.7413, 0.7092, 0.6747, 0.6372, 0.5961, 0.5506, 0.4992, 0.4407, 0.3721,
-              0.2918)  # fmt: skip
 MIN_HELIX_POINTS = 5
 MIN_HELIX_SPAN_MM = 10.0  # a cluster shorter than this on the pad plane has no circle
 MAX_RADIUS_MM = 1.0e4  # a straight track: radius capped (log10 = 4)
@@ -150,20 +120,14 @@ def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
     points = tuple(f"t{k}_log10_points" for k in range(1, N_NAMED + 1))
     more = tuple(f"t{k}_{n}" for k in range(N_TRACKS + 1, N_NAMED + 1)
                  for n in TRACK_FEATURES + HELIX_FEATURES)  # fmt: skip
-    v3 = v2 + points + more
-    if feature_set == "tracks_v3":
-        return v3
-    return v3 + tuple(f"t{k}_{TRACK_WINDOW_FEATURE}" for k in range(1, N_NAMED + 1))
+    return v2 + points + more
 
 
 def track_columns(feature_set: str = "tracks_v3") -> list[list[int]]:
-    """Per track k (largest first, up to `N_NAMED`), the columns of ``feature_set`` (one of
-    `NAMED_SETS`) that describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES`, and
-    for tracks_v5 its invariant at the window's beam speed."""
+    """Per track k (largest first, up to `N_NAMED`), the columns of ``feature_set`` that
+    describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES` (tracks_v3 only)."""
     index = {n: i for i, n in enumerate(feature_names(feature_set))}
     names = ("log10_points", *TRACK_FEATURES, *HELIX_FEATURES)
-    if feature_set == "tracks_v5":
-        names += (TRACK_WINDOW_FEATURE,)
     return [[index[f"t{k}_{n}"] for n in names] for k in range(1, N_NAMED + 1)]
 
 
@@ -204,9 +168,8 @@ def event_features(
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
                             labels[start:stop], len(names),
-                            helix=feature_set != "tracks_v1",
-                            named=feature_set in NAMED_SETS,
-                            window=feature_set == "tracks_v5")  # fmt: skip
+                            helix=feature_set in ("tracks_v2", "tracks_v3"),
+                            named=feature_set == "tracks_v3")  # fmt: skip
     return out
 
 
@@ -251,7 +214,6 @@ def _one_event(
     n_features: int,
     helix: bool = False,
     named: bool = False,
-    window: bool = False,
 ) -> np.ndarray:
     row = np.full(n_features, np.nan)
     q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
@@ -280,12 +242,10 @@ def _one_event(
     q_clustered = q[clustered].sum()
     n_event = len(EVENT_FEATURES)
     n_track = len(TRACK_FEATURES)
-    axes, inner_z, vertex_zs = [], [], []
-    named_inv, named_vz = np.full(N_NAMED, np.nan), np.full(N_NAMED, np.nan)
+    axes, inner_z, vertex_z = [], [], []
     n_v1 = n_event + N_TRACKS * n_track
     n_helix = len(HELIX_FEATURES)
     n_v2 = n_v1 + len(VERTEX_FEATURES) + N_TRACKS * n_helix
-    n_v3 = n_v2 + N_NAMED + (N_NAMED - N_TRACKS) * (n_track + n_helix)
     for k, c in enumerate(largest_tracks(labels, N_NAMED if named else N_TRACKS)):
         sel = labels == c
         feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
@@ -296,9 +256,7 @@ def _one_event(
         if k >= N_TRACKS:  # tracks_v3's t4, t5: described, not part of t1-t3's summaries
             start = n_v2 + N_NAMED + (k - N_TRACKS) * (n_track + n_helix)
             row[start : start + n_track] = feats
-            hf, z_v = _helix(pts[sel, :3])
-            row[start + n_track : start + n_track + n_helix] = hf
-            named_inv[k], named_vz[k] = hf[2], z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan
+            row[start + n_track : start + n_track + n_helix] = _helix(pts[sel, :3])[0]
             continue
         row[n_event + k * n_track : n_event + (k + 1) * n_track] = feats
         axes.append(axis)
@@ -307,32 +265,18 @@ def _one_event(
             hf, z_v = _helix(pts[sel, :3])
             start = n_v1 + len(VERTEX_FEATURES) + k * n_helix
             row[start : start + n_helix] = hf
-            vertex_zs.append(z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
-            named_inv[k], named_vz[k] = hf[2], vertex_zs[-1]
-    if window:
-        row[n_v3 : n_v3 + N_NAMED] = invariant_at_window(named_inv, named_vz)
+            vertex_z.append(z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
     if len(axes) >= 2:
         row[7] = float(axes[0] @ axes[1])
         row[8] = abs(inner_z[0] - inner_z[1])
     if helix:
-        vz = np.array(vertex_zs)
+        vz = np.array(vertex_z)
         fitted = vz[np.isfinite(vz)]
         if len(fitted) >= 2:
             row[n_v1] = np.ptp(fitted)
         if len(vz) >= 2 and np.isfinite(vz[:2]).all():
             row[n_v1 + 1] = abs(vz[0] - vz[1])
     return row
-
-
-def invariant_at_window(log10_invariant: np.ndarray, vertex_z: np.ndarray) -> np.ndarray:
-    """Each track's log10 elastic invariant over the beam's speed at its vertex
-    (`BEAM_SPEED`, relative to the window's): the invariant the recoil would have had
-    from a vertex at the window. A track without a vertex (NaN) takes the event's, that of
-    its largest track with one; NaN where there is none or no invariant."""
-    found = vertex_z[np.isfinite(vertex_z)]
-    z = np.where(np.isfinite(vertex_z), vertex_z, found[0] if len(found) else np.nan)
-    speed = np.interp(np.clip(z, 0.0, None), BEAM_SPEED_Z_MM, BEAM_SPEED)
-    return log10_invariant - np.log10(speed)
 
 
 def circle_through_origin(xy: np.ndarray) -> tuple[np.ndarray, float]:

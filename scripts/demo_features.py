@@ -43,10 +43,6 @@ VARIANTS = {
         ["features=tracks_v3", "cluster_z_scale=0.5"],
         ["model.track_early_stopping=true"],
     ),
-    "tracks_v5 (named, invariant at the window), z x0.5": (
-        ["features=tracks_v5", "cluster_z_scale=0.5"],
-        [],
-    ),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]

@@ -12,16 +12,7 @@ import pytest
 import torch
 
 from data_prep.errors import InputError
-from data_prep.features import (
-    BEAM_SPEED,
-    BEAM_SPEED_Z_MM,
-    CORE_MM,
-    MAX_RADIUS_MM,
-    MAX_VERTEX_COT,
-    event_features,
-    feature_names,
-    track_columns,
-)
+from data_prep.features import CORE_MM, MAX_RADIUS_MM, event_features, feature_names
 from data_prep.images import ImageConfig
 
 NAMES = feature_names("tracks_v1")
@@ -174,49 +165,6 @@ def test_two_vertices_and_a_beam_like_line() -> None:
     ]
     assert len(straight) == 1  # the beam ion: capped radius, its cot ~ 11.4 (5 deg)
     assert abs(got[f"t{straight[0]}_helix_cot_polar"]) > 4.0
-
-
-def test_tracks_v5_reads_each_invariant_at_the_window_by_hand() -> None:
-    # the pile-up of the test above, plus a small track (t3) too steep for a vertex of
-    # its own (|cot| > MAX_VERTEX_COT): tracks_v5 = tracks_v3 + each named track's
-    # invariant over the beam's speed at its vertex (t3: the event's, t1's, vertex)
-    first = helix(300.0, 150.0, 50.0, azimuth_deg=35.0, sense=1)
-    second = helix(520.0, 250.0, 70.0, azimuth_deg=200.0, sense=1, phi_max=1.0)
-    steep = helix(100.0, 200.0, 12.0, azimuth_deg=120.0, sense=-1, phi_max=0.45, step_mm=2.0)
-    cloud = np.concatenate([first, second, steep])
-    counts = np.array([len(cloud)])
-    (v3,) = event_features(cloud, counts, "tracks_v3")
-    (v5,) = event_features(cloud, counts, "tracks_v5")
-    np.testing.assert_array_equal(v5[: len(v3)], v3)  # tracks_v5 extends tracks_v3
-    got = dict(zip(feature_names("tracks_v5"), v5, strict=True))
-    assert got["n_tracks"] == 3
-    assert abs(got["t3_helix_cot_polar"]) > MAX_VERTEX_COT
-    # the beam's speed at 300 and 520 mm, read off the table by hand (linear between
-    # its 50-mm steps), and at 300 mm again for t3
-    speed = {300.0: BEAM_SPEED[6], 520.0: BEAM_SPEED[10] + 0.4 * (BEAM_SPEED[11] - BEAM_SPEED[10])}
-    for k, z in ((1, 300.0), (2, 520.0), (3, 300.0)):
-        want = got[f"t{k}_helix_log10_invariant"] - np.log10(speed[z])
-        assert got[f"t{k}_helix_log10_invariant_window"] == pytest.approx(want, abs=1e-5)
-    assert np.isnan(got["t4_helix_log10_invariant_window"])  # no fourth track
-    # the track model reads each track's own value with its other columns
-    (t1, t2, *_) = track_columns("tracks_v5")
-    assert v5[t1[-1]] == got["t1_helix_log10_invariant_window"]
-    assert v5[t2[-1]] == got["t2_helix_log10_invariant_window"]
-
-
-def test_beam_speed_table_is_pycatimas_energy_loss() -> None:
-    # recomputed here from pycatima's energy loss (spyral-utils' GasTarget) for the beam
-    # and gas the table names: 46Ar, 4.6 - 0.43 MeV/u, C4H10 at 19.2 Torr
-    from attpc_engine import nuclear_map
-    from spyral_utils.nuclear.target import GasTarget
-
-    gas = GasTarget([(6, 12, 4), (1, 1, 10)], 19.2, nuclear_map)
-    argon = nuclear_map.get_data(18, 46)
-    e0 = (4.6 - 0.43) * 46
-    for z, speed in zip(BEAM_SPEED_Z_MM, BEAM_SPEED, strict=True):
-        loss = gas.get_energy_loss(argon, e0, np.array([z / 1000.0]))[0]
-        assert speed == pytest.approx(np.sqrt((e0 - loss) / e0), abs=1e-4)
-    assert BEAM_SPEED_Z_MM[0] == 0 and BEAM_SPEED_Z_MM[-1] == 1000
 
 
 @pytest.mark.parametrize("feature_set", ["tracks_v1", "tracks_v2"])

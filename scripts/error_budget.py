@@ -1,0 +1,184 @@
+"""Where a run's proton F1 is lost on its own validation split, by the simulation's truth.
+
+    .venv/bin/python scripts/error_budget.py RUN TRAIN_FILE SIM_DIR [SIM_DIR ...]
+        [--seed 0] [--calls CALLS.csv] [--oracle-gain]
+
+RUN: a 3-class run trained on TRAIN_FILE (an image file with features, made from the run
+files in the SIM_DIRs by `simulate`, so each event has its channel, gain and per-point
+truth). The validation split is the one `train` held out (`scripts/validation_scores.py`).
+Printed, as Markdown tables:
+
+* errors per simulated channel (what each channel's wrong calls were);
+* elastic protons missed, by how many light-product points show >= 30 mm from the run's
+  beam line (a reaction counts as seen from 10: the label's floor);
+* pile-ups called proton or carbon, by the points its weaker reaction shows there;
+* elastic protons missed and (p,alpha) events called proton, by the polar angle of the
+  first track's helix (``t1_helix_cot_polar``): the forward cone where the two overlap;
+* with ``--oracle-gain``: what an exact charge scale would be worth. scikit-learn's
+  trees (one stage, 63 leaves) on the features alone, plus the event's median point
+  charge and the three tracks' charge per mm in raw ADC, plus the same divided by the
+  simulated gain factor (a calibration no run has: the randomised simulation draws the
+  gain per event).
+
+``--calls``: `classify`'s CSV of RUN on TRAIN_FILE, reused if it exists (written
+otherwise). ~2 min for `classify` and ~2 min per 36,000 events of truth on 2 cores;
+``--oracle-gain`` ~3 min more. Last line: JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from attpc_classify.data import stratified_split
+from data_prep.features import CORE_MM
+
+CLASSES = ("proton", "carbon", "other")
+SHOWN_BINS = ((0, 20, "0-19"), (20, 40, "20-39"), (40, 80, "40-79"), (80, 10**9, ">= 80"))
+COT_BINS = ((-np.inf, 0.0, "< 0 (backward)"), (0.0, 0.5, "0-0.5 (63-90 deg)"),
+            (0.5, 2.0, "0.5-2 (27-63 deg)"), (2.0, 4.0, "2-4 (14-27 deg)"),
+            (4.0, np.inf, ">= 4 (< 14 deg)"))  # fmt: skip
+
+
+def calls_of(run: Path, data: Path, out: Path) -> dict[tuple[int, int], str]:
+    """(run, event) -> the class `classify` gives, from ``out`` (written if missing)."""
+    if not out.exists():
+        subprocess.run([sys.executable, "-m", "attpc_classify.cli", "classify", run, data,
+                        "--out", out, "--quiet"], check=True)  # fmt: skip
+    with open(out, newline="") as fh:
+        return {(int(r["run"]), int(r["event_id"])): r["label"] for r in csv.DictReader(fh)}
+
+
+def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int], dict]:
+    """Per kept event: channel, gain factor, median point charge, and the points shown
+    >= CORE_MM from the beam line by each reaction's products (2, 3; 12, 13 for the
+    second reaction of a pile-up) and by the light product alone."""
+    from proton_misses import centred_events  # a sibling script: the features' centring
+
+    out = {}
+    for sim in sims:
+        files = {}  # the charges: centred_events gives the points' positions only
+        for run, e, row, xyz, lab in centred_events(sim, lambda r: True):
+            if (run, e) not in keep:
+                continue
+            if run not in files:
+                files.clear()  # one run file open at a time: the events come file by file
+                files[run] = h5py.File(sim / f"run_{run:04d}.h5", "r")
+            q = files[run]["cloud"][f"cloud_{e}"][:, 3]
+            far = np.hypot(xyz[:, 0], xyz[:, 1]) >= CORE_MM
+            out[(run, e)] = {
+                "channel": row["channel"].decode(),
+                "gain": float(row["gain_factor"]),
+                "median_q": float(np.median(q[q > 0])) if (q > 0).any() else np.nan,
+                "light": int((far & (lab == 2)).sum()),
+                "reactions": [int((far & np.isin(lab, (2 + o, 3 + o))).sum()) for o in (0, 10)],
+            }
+    return out
+
+
+def binned(title: str, what: str, bins, values: list[tuple[float, bool]]) -> str:
+    n, bad = Counter(), Counter()
+    for v, wrong in values:
+        name = next(b[2] for b in bins if b[0] <= v < b[1])
+        n[name] += 1
+        bad[name] += wrong
+    rows = [f"| {title} | events | {what} |", "|---|---|---|"]
+    for _, _, name in bins:
+        share = f" ({bad[name] / n[name]:.0%})" if n[name] else ""
+        rows.append(f"| {name} | {n[name]} | {bad[name]}{share} |")
+    return "\n".join(rows)
+
+
+def oracle_gain(x: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray,
+                med_q: np.ndarray, gain: np.ndarray, names: tuple[str, ...]) -> dict:  # fmt: skip
+    """Proton F1 / macro-F1 of one-stage trees on the features, + raw ADC, + gain-free."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import f1_score
+
+    per_mm = np.column_stack([x[:, names.index(f"t{k}_charge_per_mm_rel")] for k in (1, 2, 3)])
+    out = {}
+    scales = {"features": None, "+ raw ADC": med_q, "+ gain-free ADC": med_q / gain}
+    for name, scale in scales.items():
+        z = x
+        if scale is not None:
+            z = np.column_stack([x, np.log10(scale), np.log10(scale[:, None] * per_mm)])
+        clf = HistGradientBoostingClassifier(learning_rate=0.1, max_leaf_nodes=63, max_iter=300,
+                                             class_weight="balanced", random_state=0)  # fmt: skip
+        p = clf.fit(z[tr], y[tr]).predict(z[va])
+        f1 = f1_score(y[va] == 0, p == 0), f1_score(y[va], p, average="macro")
+        out[name] = (round(f1[0], 4), round(f1[1], 4))
+        print(f"| {name} | {out[name][0]:.4f} | {out[name][1]:.4f} |", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("train_file", type=Path)
+    ap.add_argument("sims", type=Path, nargs="+")
+    ap.add_argument("--seed", type=int, default=0, help="the run's seed (its split)")
+    ap.add_argument("--calls", type=Path, help="classify's CSV of RUN on TRAIN_FILE")
+    ap.add_argument("--oracle-gain", action="store_true")
+    args = ap.parse_args()
+    with h5py.File(args.train_file, "r") as f:
+        y, runs, events = f["label"][()], f["run"][()], f["event_id"][()]
+        x = f["features"][()]
+        names = tuple(json.loads(f["features"].attrs["feature_names"]))
+    calls_csv = args.calls or args.run / "validation_calls.csv"
+    called = calls_of(args.run, args.train_file, calls_csv)
+    tr, va = stratified_split(y, 0.2, np.random.default_rng(args.seed))
+    keys = [(int(runs[i]), int(events[i])) for i in va]
+    info = truth(args.sims, set(keys))
+    call = {k: CLASSES.index(called[k]) for k in keys}
+    label = dict(zip(keys, y[va].tolist(), strict=True))
+    # errors per channel
+    total, wrong = Counter(), Counter()
+    for k in keys:
+        c = info[k]["channel"]
+        total[c] += 1
+        if call[k] != label[k]:
+            wrong[c, CLASSES[call[k]]] += 1
+    print("| channel | validation events | called wrong |\n|---|---|---|")
+    for c in sorted(total):
+        got = ", ".join(f"{n} {wrong[c, n]}" for n in CLASSES if wrong[c, n])
+        print(f"| {c} | {total[c]} | {got or '-'} |")
+    tp = sum(label[k] == 0 and call[k] == 0 for k in keys)
+    fn = sum(label[k] == 0 and call[k] != 0 for k in keys)
+    fp = sum(label[k] != 0 and call[k] == 0 for k in keys)
+    f1 = 2 * tp / (2 * tp + fn + fp)
+    print(f"\nprotons {tp + fn}: missed {fn}; false protons {fp}; proton F1 {f1:.4f}\n")
+    elastic = [k for k in keys if info[k]["channel"] == "p_elastic"]
+    print(binned("elastic proton: light-product points >= 30 mm", "missed", SHOWN_BINS,
+                 [(info[k]["light"], call[k] != 0) for k in elastic]), "\n")  # fmt: skip
+    pileup = [k for k in keys if info[k]["channel"] == "pileup"]
+    print(binned("pile-up: points its weaker reaction shows >= 30 mm", "called proton", SHOWN_BINS,
+                 [(min(info[k]["reactions"]), call[k] == 0) for k in pileup]), "\n")  # fmt: skip
+    every = list(zip(runs.tolist(), events.tolist(), strict=True))
+    index = {k: i for i, k in enumerate(every)}
+    cot = x[:, names.index("t1_helix_cot_polar")]
+    forward = (("p_elastic", "missed", lambda k: call[k] != 0),
+               ("alpha_43cl", "called proton", lambda k: call[k] == 0))  # fmt: skip
+    for channel, what, bad in forward:
+        ks = [k for k in keys if info[k]["channel"] == channel and np.isfinite(cot[index[k]])]
+        print(binned(f"{channel}: t1 cot(polar angle)", what, COT_BINS,
+                     [(cot[index[k]], bad(k)) for k in ks]), "\n")  # fmt: skip
+    result = {"proton_f1": round(f1, 4), "missed": fn, "false": fp}
+    if args.oracle_gain:
+        allinfo = info | truth(args.sims, set(every) - set(keys))
+        med_q = np.array([allinfo[k]["median_q"] for k in every])
+        gain = np.array([allinfo[k]["gain"] for k in every])
+        print("| one-stage trees (scikit-learn) on | proton F1 | macro-F1 |\n|---|---|---|")
+        result["oracle_gain"] = oracle_gain(x, y, tr, va, med_q, gain, names)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

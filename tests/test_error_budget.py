@@ -1,0 +1,25 @@
+"""scripts/error_budget.py: the binned tables, counted by hand."""
+
+from __future__ import annotations
+
+import itertools
+
+from _scripts import load_script
+
+
+def test_binned_counts_events_and_errors_per_bin() -> None:
+    eb = load_script("error_budget")
+    # points shown and whether the event was called wrong: 0-19 has 3 events (2 wrong),
+    # 20-39 none, 40-79 one (right), >= 80 two (one wrong); 20 and 80 open their bins
+    values = [(0, True), (19, True), (5, False), (40, False), (80, True), (500, False)]
+    table = eb.binned("points", "missed", eb.SHOWN_BINS, values).splitlines()
+    assert table[:2] == ["| points | events | missed |", "|---|---|---|"]
+    assert table[2:] == ["| 0-19 | 3 | 2 (67%) |", "| 20-39 | 0 | 0 |",
+                         "| 40-79 | 1 | 0 (0%) |", "| >= 80 | 2 | 1 (50%) |"]  # fmt: skip
+
+
+def test_the_angle_bins_cover_every_cot_once() -> None:
+    eb = load_script("error_budget")
+    edges = [(lo, hi) for lo, hi, _ in eb.COT_BINS]
+    assert edges[0][0] == float("-inf") and edges[-1][1] == float("inf")
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(edges))
