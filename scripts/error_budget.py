@@ -37,6 +37,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from proton_misses import centred_events, table  # the features' centring; its tables
 
 from attpc_classify.data import stratified_split
 from data_prep.features import CORE_MM
@@ -61,8 +62,6 @@ def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int],
     """Per kept event: channel, gain factor, median point charge, and the points shown
     >= CORE_MM from the beam line by each reaction's products (2, 3; 12, 13 for the
     second reaction of a pile-up) and by the light product alone."""
-    from proton_misses import centred_events  # a sibling script: the features' centring
-
     out = {}
     for sim in sims:
         files = {}  # the charges: centred_events gives the points' positions only
@@ -85,16 +84,8 @@ def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int],
 
 
 def binned(title: str, what: str, bins, values: list[tuple[float, bool]]) -> str:
-    n, bad = Counter(), Counter()
-    for v, wrong in values:
-        name = next(b[2] for b in bins if b[0] <= v < b[1])
-        n[name] += 1
-        bad[name] += wrong
-    rows = [f"| {title} | events | {what} |", "|---|---|---|"]
-    for _, _, name in bins:
-        share = f" ({bad[name] / n[name]:.0%})" if n[name] else ""
-        rows.append(f"| {name} | {n[name]} | {bad[name]}{share} |")
-    return "\n".join(rows)
+    """`proton_misses.table` with events counted, ``what`` flagged."""
+    return table(title, bins, values, count="events", what=what)
 
 
 def oracle_gain(x: np.ndarray, y: np.ndarray, tr: np.ndarray, va: np.ndarray,

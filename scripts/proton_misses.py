@@ -107,13 +107,17 @@ def protons(sim: Path, z_scale: float = 1.0) -> dict[tuple[int, int], tuple[floa
     return out
 
 
-def table(title: str, bins, values: list[tuple[float, bool]]) -> str:
+def table(
+    title: str, bins, values: list[tuple[float, bool]], count: str = "protons", what: str = "missed"
+) -> str:
+    """Markdown table: per bin ``(low, high, name)`` of the value, how many ``values``
+    fall in it and how many of those are flagged (``what``), with their share."""
     n, miss = Counter(), Counter()
     for v, missed in values:
         name = next(b[2] for b in bins if b[0] <= v < b[1])
         n[name] += 1
         miss[name] += missed
-    rows = [f"| {title} | protons | missed |", "|---|---|---|"]
+    rows = [f"| {title} | {count} | {what} |", "|---|---|---|"]
     for _, _, name in bins:
         share = f" ({miss[name] / n[name]:.0%})" if n[name] else ""
         rows.append(f"| {name} | {n[name]} | {miss[name]}{share} |")
