@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from attpc_classify import checkpoint, distributed
-from attpc_classify.config import git_sha, save_config, to_dict
+from attpc_classify.config import git_sha, read_yaml, save_config, to_dict
 from attpc_classify.data import (
     allowed_transforms,
     as_float,
@@ -768,6 +768,37 @@ def _train_sklearn(
         f"{wall:.1f}s")  # fmt: skip
 
 
+def _fitted_as_configured(cfg: TrainConfig, out_dir: Path) -> bool:
+    """Whether ``out_dir`` holds a finished scikit-learn fit made with ``cfg`` in all but
+    the decision rule: refitting it would give the same model at the same cost."""
+    if not (out_dir / "model.json").exists() or not (out_dir / "config.yaml").exists():
+        return False
+    # what does not change the fit: the rule, where the run lives, the code's commit
+    free = ("proton_threshold", "out", "git_sha", "device", "precision", "eval_batch_size")
+    saved = read_yaml(out_dir / "config.yaml")
+    now = to_dict(cfg)
+    return {k: v for k, v in saved.items() if k not in free} == {
+        k: v for k, v in now.items() if k not in free
+    }
+
+
+def _decide_sklearn(model: nn.Module, val: ImageSet | None, cfg: TrainConfig,
+                    out_dir: Path) -> None:  # fmt: skip
+    """A finished tree or logistic-regression run resumed: its fitted model is loaded as
+    it is and only the decision rule the config asks for is recorded (`record_threshold`)."""
+    model.load_state_dict(checkpoint.read_run(out_dir)[1])
+    if cfg.proton_threshold != "val_f1":
+        logger.info(f"{out_dir}: already fitted; nothing to resume")
+        return
+    if val is None or not len(val):
+        raise InputError("proton_threshold=val_f1 needs validation events", path=out_dir)
+    kind = getattr(model, "input_kind", "voxels")
+    x_va, y_va = task_arrays(val, cfg.data.task, kind)
+    record_threshold(model, x_va, y_va, cfg.data.task, val.class_names,
+                     device=torch.device("cpu"), dtype=None, batch_size=1024,
+                     out_dir=out_dir)  # fmt: skip
+
+
 def train_run(
     cfg: TrainConfig,
     *,
@@ -847,6 +878,10 @@ def _train_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         if cfg.model.name in SKLEARN_MODELS:
+            if resume and _fitted_as_configured(cfg, out_dir):
+                write_config(cfg, out_dir / "config.yaml")
+                _decide_sklearn(model, val, cfg, out_dir)
+                return out_dir
             write_config(cfg, out_dir / "config.yaml")
             _train_sklearn(model, train, val, cfg, out_dir)
             return out_dir

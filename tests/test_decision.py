@@ -4,6 +4,7 @@ evaluation and classification all apply the one recorded in the run."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 from _synthetic import make_image_file
@@ -68,3 +69,53 @@ def test_val_f1_threshold_recorded_and_applied_everywhere(tmp_path, capsys) -> N
     write_model_json(run, meta | {"decision": {"proton_threshold": "high"}})
     assert main(["classify", str(run), str(test), "--out", str(out), "--quiet"]) == 2
     assert "model.json" in capsys.readouterr().err
+
+
+def test_resuming_a_finished_tree_run_adds_the_threshold_without_refitting(
+    tmp_path, monkeypatch
+) -> None:
+    from _synthetic import SMALL_CONFIG
+
+    from attpc_classify import engine
+    from attpc_classify.checkpoint import file_sha256
+    from data_prep.images import ImageConfig
+
+    config = ImageConfig.from_dict({**SMALL_CONFIG.to_dict(), "voxel_grid": 0,
+                                    "features": "tracks_v1"})  # fmt: skip
+    data = make_image_file(tmp_path / "train.h5", n_per_class=40, config=config)
+    run, direct = tmp_path / "run", tmp_path / "direct"
+
+    def fit(out: Path, *extra: str) -> list[str]:
+        return ["train", "--config", "configs/train/gbt.yaml", "--data", str(data),
+                "--out", str(out), "--quiet", "model.max_iter=20", "model.max_leaf_nodes=7",
+                *extra]  # fmt: skip
+
+    assert main(fit(run)) == 0
+    assert load_run(run).info.decision is None  # argmax
+    weights = file_sha256(run / "model.safetensors")
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a finished fit was refitted")
+
+    real_fit = engine._fit_sklearn
+    monkeypatch.setattr(engine, "_fit_sklearn", refit)
+    assert main(["train", "--resume", str(run), "--quiet", "proton_threshold=val_f1"]) == 0
+    assert file_sha256(run / "model.safetensors") == weights  # the same trees
+    resumed = load_run(run).info.decision
+    # the same threshold as a run trained with the rule from the start
+    monkeypatch.setattr(engine, "_fit_sklearn", real_fit)
+    assert main(fit(direct, "proton_threshold=val_f1")) == 0
+    assert file_sha256(direct / "model.safetensors") == weights
+    assert resumed == load_run(direct).info.decision
+    assert resumed["rule"] == "proton_threshold" and resumed["n_events"] == 24
+
+    # a resume that changes the fit refits
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real_fit(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "_fit_sklearn", counted)
+    assert main(["train", "--resume", str(run), "--quiet", "model.max_iter=10"]) == 0
+    assert calls == [1]
