@@ -1927,7 +1927,12 @@ Three groups carry most of it.
   calibrating it per run would open this; not done here: the per-run quantile map of
   `charge_norm: quantile` moves with the run's class mix (a run richer in protons has its
   charges pushed up), so it needs a calibration that does not depend on the mix, such as
-  the proton band of the run's own dE/dx against rigidity.
+  the proton band of the run's own dE/dx against rigidity. Nor does the geometry show
+  the alphas' energy loss at this pressure: the pad-plane radius of a track's outer half
+  over its inner half (free circle fits) overlaps between the two (log10 medians +0.03
+  for elastic protons, +0.13 for the alphas; interquartile ranges -0.03 to 0.21 and -0.03
+  to 0.30) and left the one-stage trees where they were (0.9146 -> 0.9130; exploration,
+  code not kept).
 - **Fusion-evaporation protons** (75 false protons): they are protons, from another
   reaction, and leave the elastic line only through their kinematics.
 
