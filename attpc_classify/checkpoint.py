@@ -194,8 +194,9 @@ def save_model(run_dir: str | Path, model: nn.Module, meta: dict[str, Any]) -> N
     )  # fmt: skip
 
 
-def set_decision(run_dir: str | Path, decision: dict[str, Any]) -> None:
-    """Record the decision rule (a proton threshold) in ``RUN/model.json``, atomically."""
+def set_decision(run_dir: str | Path, decision: dict[str, Any] | None) -> None:
+    """Record the decision rule (a proton threshold; None: argmax) in ``RUN/model.json``,
+    atomically."""
     _, meta = read_info(run_dir)
     write_model_json(run_dir, meta | {"decision": decision})
 

@@ -787,8 +787,9 @@ def _decide_sklearn(model: nn.Module, val: ImageSet | None, cfg: TrainConfig,
     """A finished tree or logistic-regression run resumed: its fitted model is loaded as
     it is and only the decision rule the config asks for is recorded (`record_threshold`)."""
     model.load_state_dict(checkpoint.read_run(out_dir)[1])
-    if cfg.proton_threshold != "val_f1":
-        logger.info(f"{out_dir}: already fitted; nothing to resume")
+    if cfg.proton_threshold != "val_f1":  # argmax: a threshold recorded before goes
+        checkpoint.set_decision(out_dir, None)
+        logger.info(f"{out_dir}: already fitted; decision rule argmax")
         return
     if val is None or not len(val):
         raise InputError("proton_threshold=val_f1 needs validation events", path=out_dir)

@@ -108,6 +108,11 @@ def test_resuming_a_finished_tree_run_adds_the_threshold_without_refitting(
     assert file_sha256(direct / "model.safetensors") == weights
     assert resumed == load_run(direct).info.decision
     assert resumed["rule"] == "proton_threshold" and resumed["n_events"] == 24
+    # and back to argmax, still without a refit
+    monkeypatch.setattr(engine, "_fit_sklearn", refit)
+    assert main(["train", "--resume", str(run), "--quiet", "proton_threshold=argmax"]) == 0
+    assert load_run(run).info.decision is None
+    assert file_sha256(run / "model.safetensors") == weights
 
     # a resume that changes the fit refits
     calls = []
