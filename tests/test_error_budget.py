@@ -36,3 +36,16 @@ def test_proton_f1_against_scikit_learn_and_the_floor_per_reaction() -> None:
     # a pile-up is above the floor only if both reactions are; one reaction: its own
     assert eb.shown({"channel": "pileup", "reactions": [120, 12]}) == [120, 12]
     assert eb.shown({"channel": "p_elastic", "reactions": [50, 0]}) == [50]
+
+
+def test_band_scale_is_each_run_files_median_on_its_band() -> None:
+    import numpy as np
+
+    eb = load_script("error_budget")
+    runs = np.array([1, 1, 1, 1, 1, 2, 2, 2])
+    dedx = np.array([1.0, 2.0, 9.0, 4.0, 100.0, 5.0, 6.0, 7.0])
+    band = np.array([True, True, False, True, False, True, True, False])
+    got = eb.band_scale(dedx, runs, band)
+    # file 1: median of 1, 2, 4 for every one of its events; file 2: two band tracks, too few
+    np.testing.assert_array_equal(got[:5], [2.0] * 5)
+    assert np.isnan(got[5:]).all() and eb.BAND_MIN_TRACKS == 3
