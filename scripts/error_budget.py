@@ -14,6 +14,7 @@ Printed, as Markdown tables:
 * pile-ups called proton or carbon, by the points its weaker reaction shows there;
 * elastic protons missed and (p,alpha) events called proton, by the polar angle of the
   first track's helix (``t1_helix_cot_polar``): the forward cone where the two overlap;
+* the proton F1 on the events whose every reaction shows >= `FLOOR` points there;
 * with ``--oracle-gain``: what a known charge scale would be worth (`charge_scales`).
   scikit-learn's trees (one stage, 127 leaves) on the features alone, and plus the
   event's median point charge and the three tracks' charge per mm: in raw ADC (the
@@ -24,7 +25,7 @@ Printed, as Markdown tables:
 
 ``--calls``: `classify`'s CSV of RUN on TRAIN_FILE, reused if it exists (written
 otherwise). ~2 min for `classify` and ~2 min per 36,000 events of truth on 2 cores;
-``--oracle-gain`` ~3 min more. Last line: JSON.
+``--oracle-gain`` ~6 min more (the truth of every event, five fits). Last line: JSON.
 """
 
 from __future__ import annotations
