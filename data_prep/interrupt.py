@@ -11,7 +11,10 @@ signal's exception again, and the run stops at the next batch at the latest.
 The Python documentation's note on signal handlers and exceptions describes the hazard;
 a flag checked at safe points is its standard cure. The handler still raises at once,
 so a run blocked in one long call (reading a file, a model step) stops without waiting
-for a check.
+for a check; inside `deferred` it only remembers, for loops that check often and whose
+calls take locks an exception must not leave held (`concurrent.futures.wait` locks every
+future while it registers its waiter: a lock left held there stalls the pool's manager
+thread, and the shutdown that joins it never returns).
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ class Terminated(KeyboardInterrupt):
 
 #: signals received while `handle_signals` is active, oldest first
 _PENDING: list[int] = []
+#: how many `deferred` blocks are open: while > 0 the handler only remembers
+_DEFERRED = 0
 
 
 def _exception(signum: int) -> KeyboardInterrupt:
@@ -37,7 +42,8 @@ def _exception(signum: int) -> KeyboardInterrupt:
 
 def _on_signal(signum: int, frame: object) -> None:
     _PENDING.append(signum)  # before raising: the raise may be swallowed
-    raise _exception(signum)
+    if not _DEFERRED:
+        raise _exception(signum)
 
 
 def check_interrupt() -> None:
@@ -46,6 +52,19 @@ def check_interrupt() -> None:
     Does nothing outside `handle_signals` (library use in a notebook, a worker)."""
     if _PENDING:
         raise _exception(_PENDING[0])
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Within the block a SIGTERM or Ctrl-C is only remembered; the block's own
+    `check_interrupt` calls raise it (and any call after the block). For a loop that
+    checks at least every fraction of a second, such as `data_prep.tasks.run_tasks`."""
+    global _DEFERRED
+    _DEFERRED += 1
+    try:
+        yield
+    finally:
+        _DEFERRED -= 1
 
 
 @contextlib.contextmanager

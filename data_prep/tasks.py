@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from data_prep.errors import InputError
-from data_prep.interrupt import check_interrupt
+from data_prep.interrupt import check_interrupt, deferred
 
 T = TypeVar("T")
 
@@ -91,15 +91,16 @@ def run_tasks(
     futures = {executor.submit(task_fn, task, *args, **kwargs): task for task in tasks}
     pending = set(futures)
     try:
-        while pending:
-            # a timeout, also without poll: a signal whose exception was dropped is
-            # seen within 0.2 s (data_prep.interrupt)
-            finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-            check_interrupt()
-            if poll is not None:
-                poll()
-            for future in finished:  # popped: a result is held no longer than needed
-                on_result(futures.pop(future), result(future))
+        # signals are raised only by check_interrupt here, at least every 0.2 s: one
+        # raised inside wait() could leave a future's lock held and hang the shutdown
+        with deferred():
+            while pending:
+                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                check_interrupt()
+                if poll is not None:
+                    poll()
+                for future in finished:  # popped: a result is held no longer than needed
+                    on_result(futures.pop(future), result(future))
     except BaseException:
         for future in pending:
             future.cancel()
