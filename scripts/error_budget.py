@@ -1,7 +1,7 @@
 """Where a run's proton F1 is lost on its own validation split, by the simulation's truth.
 
     .venv/bin/python scripts/error_budget.py RUN TRAIN_FILE SIM_DIR [SIM_DIR ...]
-        [--seed 0] [--calls CALLS.csv] [--oracle-gain]
+        [--seed 0] [--oracle-gain]
 
 RUN: a 3-class run trained on TRAIN_FILE (an image file with features, made from the run
 files in the SIM_DIRs by `simulate`, so each event has its channel, gain and per-point
@@ -23,26 +23,24 @@ Printed, as Markdown tables:
   with the simulated gain divided out (a calibration no run has). Scored on a fifth of
   the run files held out.
 
-``--calls``: `classify`'s CSV of RUN on TRAIN_FILE, reused if it exists (written
-otherwise). ~2 min for `classify` and ~2 min per 36,000 events of truth on 2 cores;
+~2 min for `classify` and ~2 min per 36,000 events of truth on 2 cores;
 ``--oracle-gain`` ~6 min more (the truth of every event, five fits). Last line: JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 
 import h5py
 import numpy as np
 from proton_misses import centred_events, table  # the features' centring; its tables
+from validation_scores import called  # classify's call for each event of an image file
 
 from attpc_classify.data import stratified_split
+from attpc_classify.metrics import binary_f1
 from data_prep.features import CORE_MM
 
 CLASSES = ("proton", "carbon", "other")
@@ -57,15 +55,6 @@ FLOOR = 40  # points shown >= 30 mm: below it a reaction is a stub (docs/sim-to-
 COT_BINS = ((-np.inf, 0.0, "< 0 (backward)"), (0.0, 0.5, "0-0.5 (63-90 deg)"),
             (0.5, 2.0, "0.5-2 (27-63 deg)"), (2.0, 4.0, "2-4 (14-27 deg)"),
             (4.0, np.inf, ">= 4 (< 14 deg)"))  # fmt: skip
-
-
-def calls_of(run: Path, data: Path, out: Path) -> dict[tuple[int, int], str]:
-    """(run, event) -> the class `classify` gives, from ``out`` (written if missing)."""
-    if not out.exists():
-        subprocess.run([sys.executable, "-m", "attpc_classify.cli", "classify", run, data,
-                        "--out", out, "--quiet"], check=True)  # fmt: skip
-    with open(out, newline="") as fh:
-        return {(int(r["run"]), int(r["event_id"])): r["label"] for r in csv.DictReader(fh)}
 
 
 def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int], dict]:
@@ -96,13 +85,6 @@ def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int],
 def shown(event: dict) -> list[int]:
     """Points each reaction of the event shows >= CORE_MM from the beam line (one or two)."""
     return event["reactions"] if event["channel"] == "pileup" else event["reactions"][:1]
-
-
-def proton_f1(labels: list[int], calls: list[int]) -> float:
-    """F1 of the proton class (index 0) of class-index calls."""
-    tp = sum(y == 0 and c == 0 for y, c in zip(labels, calls, strict=True))
-    wrong = sum((y == 0) != (c == 0) for y, c in zip(labels, calls, strict=True))
-    return 2 * tp / (2 * tp + wrong) if tp or wrong else float("nan")
 
 
 def binned(title: str, what: str, bins, values: list[tuple[float, bool]]) -> str:
@@ -172,20 +154,20 @@ def main() -> None:
     ap.add_argument("train_file", type=Path)
     ap.add_argument("sims", type=Path, nargs="+")
     ap.add_argument("--seed", type=int, default=0, help="the run's seed (its split)")
-    ap.add_argument("--calls", type=Path, help="classify's CSV of RUN on TRAIN_FILE")
     ap.add_argument("--oracle-gain", action="store_true")
     args = ap.parse_args()
     with h5py.File(args.train_file, "r") as f:
         y, runs, events = f["label"][()], f["run"][()], f["event_id"][()]
         x = f["features"][()]
         names = tuple(json.loads(f["features"].attrs["feature_names"]))
-    calls_csv = args.calls or args.run / "validation_calls.csv"
-    called = calls_of(args.run, args.train_file, calls_csv)
+    calls = called(args.run, args.train_file)
     _, va = stratified_split(y, 0.2, np.random.default_rng(args.seed))
-    keys = [(int(runs[i]), int(events[i])) for i in va]
-    info = truth(args.sims, set(keys))
-    call = {k: CLASSES.index(called[k]) for k in keys}
-    label = dict(zip(keys, y[va].tolist(), strict=True))
+    every = list(zip(runs.tolist(), events.tolist(), strict=True))
+    keys = [every[i] for i in va]
+    # the truth of every event when the charge scales need it, else of the split's
+    info = truth(args.sims, set(every) if args.oracle_gain else set(keys))
+    call = {every[i]: int(calls[i]) for i in va}
+    label = {every[i]: int(y[i]) for i in va}
     # errors per channel
     total, wrong = Counter(), Counter()
     for k in keys:
@@ -200,7 +182,7 @@ def main() -> None:
     tp = sum(label[k] == 0 and call[k] == 0 for k in keys)
     fn = sum(label[k] == 0 and call[k] != 0 for k in keys)
     fp = sum(label[k] != 0 and call[k] == 0 for k in keys)
-    f1 = proton_f1([label[k] for k in keys], [call[k] for k in keys])
+    f1 = binary_f1(y[va] == 0, calls[va] == 0)
     print(f"\nprotons {tp + fn}: missed {fn}; false protons {fp}; proton F1 {f1:.4f}\n")
     elastic = [k for k in keys if info[k]["channel"] == "p_elastic"]
     print(binned("elastic proton: light-product points >= 30 mm", "missed", SHOWN_BINS,
@@ -208,7 +190,6 @@ def main() -> None:
     pileup = [k for k in keys if info[k]["channel"] == "pileup"]
     print(binned("pile-up: points its weaker reaction shows >= 30 mm", "called proton", SHOWN_BINS,
                  [(min(info[k]["reactions"]), call[k] == 0) for k in pileup]), "\n")  # fmt: skip
-    every = list(zip(runs.tolist(), events.tolist(), strict=True))
     index = {k: i for i, k in enumerate(every)}
     cot = x[:, names.index("t1_helix_cot_polar")]
     forward = (("p_elastic", "missed", lambda k: call[k] != 0),
@@ -218,17 +199,17 @@ def main() -> None:
         print(binned(f"{channel}: t1 cot(polar angle)", what, COT_BINS,
                      [(cot[index[k]], bad(k)) for k in ks]), "\n")  # fmt: skip
     # the same score on the events above the floor: every reaction shows >= FLOOR points
-    clear = [k for k in keys if info[k]["channel"] == "noise" or min(shown(info[k])) >= FLOOR]
-    f1_clear = proton_f1([label[k] for k in clear], [call[k] for k in clear])
-    print(f"proton F1 on the {len(clear)} events whose every reaction shows >= {FLOOR} "
+    clear = np.array([info[k]["channel"] == "noise" or min(shown(info[k])) >= FLOOR
+                      for k in keys])  # fmt: skip
+    f1_clear = binary_f1(y[va][clear] == 0, calls[va][clear] == 0)
+    print(f"proton F1 on the {int(clear.sum())} events whose every reaction shows >= {FLOOR} "
           f"points >= 30 mm (noise events all kept): {f1_clear:.4f}\n")  # fmt: skip
     result = {"proton_f1": round(f1, 4), "missed": fn, "false": fp,
               "proton_f1_above_floor": round(f1_clear, 4),
-              "events_above_floor": len(clear)}  # fmt: skip
+              "events_above_floor": int(clear.sum())}  # fmt: skip
     if args.oracle_gain:
-        allinfo = info | truth(args.sims, set(every) - set(keys))
-        med_q = np.array([allinfo[k]["median_q"] for k in every])
-        gain = np.array([allinfo[k]["gain"] for k in every])
+        med_q = np.array([info[k]["median_q"] for k in every])
+        gain = np.array([info[k]["gain"] for k in every])
         print("| one-stage trees (scikit-learn) on | proton F1 | macro-F1 |\n|---|---|---|")
         result["charge_scales"] = charge_scales(x, y, runs, med_q, gain, names, args.seed)
     print(json.dumps(result))
