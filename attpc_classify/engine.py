@@ -879,12 +879,12 @@ def _train_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         if cfg.model.name in SKLEARN_MODELS:
-            if resume and _fitted_as_configured(cfg, out_dir):
-                write_config(cfg, out_dir / "config.yaml")
-                _decide_sklearn(model, val, cfg, out_dir)
-                return out_dir
+            fitted = resume and _fitted_as_configured(cfg, out_dir)  # before it is rewritten
             write_config(cfg, out_dir / "config.yaml")
-            _train_sklearn(model, train, val, cfg, out_dir)
+            if fitted:
+                _decide_sklearn(model, val, cfg, out_dir)
+            else:
+                _train_sklearn(model, train, val, cfg, out_dir)
             return out_dir
         result = fit(
             model, train, val, cfg, task=cfg.data.task, out_dir=out_dir, progress=progress,
