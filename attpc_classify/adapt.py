@@ -171,7 +171,7 @@ def target_inputs(
     from attpc_classify.predict import check_image_file
     from data_prep.imagefile import is_image_file, read_images
     from data_prep.images import project
-    from data_prep.quantiles import beam_axes, for_run
+    from data_prep.quantiles import beam_axes, charge_units, for_run
     from data_prep.readers import open_events
     from data_prep.structured import find_hot_pads
 
@@ -182,6 +182,8 @@ def target_inputs(
     axes = {p: fit.axis for p, fit in beam_axes(config, events).items()}
     # charge_norm=quantile: the point-cloud files together are the target run
     config = for_run(config, events, axes=axes)
+    # charge_calibration=proton_band: each point-cloud file has its own charge unit
+    units = {p: u.unit for p, u in charge_units(config, events, axes=axes).items()}
     parts = []
     for path in paths:
         if not Path(path).exists():
@@ -191,7 +193,8 @@ def target_inputs(
             stored = read_images(path, features=features)
             parts.append(stored.features if features else stored.images)
             continue
-        file_config = replace(config, run_beam_axis=axes.get(str(path), ()))
+        file_config = replace(config, run_beam_axis=axes.get(str(path), ()),
+                              run_charge_unit=units.get(str(path), 0.0))  # fmt: skip
         with open_events(path, charge=config.charge_column) as reader:
             hot = None
             if config.structured_noise != "none":  # the run's own hot pads, as classify

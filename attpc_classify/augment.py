@@ -162,4 +162,6 @@ def augmented_images(
     points, counts = augment_points(points, counts, aug, config, rng)
     if config.beam_axis == "run":  # the bank's points are centred on their beam already
         config = replace(config, beam_axis="none", run_beam_axis=())
+    # only the images are wanted: no features (nor a run's charge unit for them)
+    config = replace(config, features="none", charge_calibration="none")
     return project_arrays(points, counts, config).images

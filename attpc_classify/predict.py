@@ -306,9 +306,11 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
 def _config_differences(have: ImageConfig, want: ImageConfig, *, kind: str) -> list[str]:
     have_d, want_d = have.to_dict(), want.to_dict()
     skip = set() if kind == "voxels" else {"voxel_grid"}  # voxels matter to voxel models only
-    skip |= {"run_quantiles", "run_beam_axis"}  # each run has its own
+    skip |= {"run_quantiles", "run_beam_axis", "run_charge_unit"}  # each run has its own
     if kind == "features":  # features come from the (beam-centred) points: not the images
-        skip = set(want_d) - {"features", "charge_column", "beam_axis"}
+        keep = {"features", "charge_column", "beam_axis", "charge_calibration"}
+        keep |= {k for k in want_d if k.startswith("calibration_")}
+        skip = set(want_d) - keep
     return [
         f"{k} {have_d[k]} (model: {want_d[k]})"
         for k in want_d
@@ -412,22 +414,39 @@ def prepare_inputs(
 
 
 def with_run_settings(
-    tasks: list[ClassifyTask], info: RunInfo, sources: Sequence[Source], reader_options: dict
-) -> list[ClassifyTask]:
+    tasks: list[ClassifyTask],
+    info: RunInfo,
+    sources: Sequence[Source],
+    reader_options: dict,
+    executor: Executor | None = None,
+) -> tuple[list[ClassifyTask], dict[str, quantiles.ChargeUnit]]:
     """What each point-cloud task projects with, as preprocess does: for a
     ``beam_axis=run`` model its file's fitted beam axis (`quantiles.beam_axes`); for a
     ``charge_norm=quantile`` model the charge quantiles (a seeded sample,
-    `data_prep.quantiles`) of the run that the point-cloud inputs taken together make up.
+    `data_prep.quantiles`) of the run that the point-cloud inputs taken together make up;
+    for a ``charge_calibration`` model each file's charge unit (`quantiles.charge_units`,
+    returned too, for the physicist; measured on ``executor``'s workers when given).
     Image-file inputs were centred and normalised when preprocessed."""
     files = [str(s.path) for s in sources if s.kind == "events"]
     config = model_config(info)
     fits = quantiles.beam_axes(config, files, reader_options=reader_options)
     axes = {p: fit.axis for p, fit in fits.items()}
     q = quantiles.for_run(config, files, reader_options=reader_options, axes=axes).run_quantiles
-    return [
-        replace(t, run_quantiles=q, run_beam_axis=axes.get(t.path, ())) if t.kind == "events" else t
+    units = quantiles.charge_units(
+        config, files, axes=axes, reader_options=reader_options, executor=executor
+    )
+    tasks = [
+        replace(
+            t,
+            run_quantiles=q,
+            run_beam_axis=axes.get(t.path, ()),
+            run_charge_unit=units[t.path].unit if t.path in units else 0.0,
+        )
+        if t.kind == "events"
+        else t
         for t in tasks
     ]
+    return tasks, units
 
 
 def model_config(info: RunInfo) -> ImageConfig:
@@ -652,6 +671,8 @@ class ClassifyTask:
     run_quantiles: tuple[float, ...] = ()
     # beam_axis=run: the file's beam line (x0, ax, y0, ay)
     run_beam_axis: tuple[float, ...] = ()
+    # charge_calibration=proton_band: the file's charge unit (ADC/mm; NaN: none found)
+    run_charge_unit: float = 0.0
 
 
 @dataclass
@@ -755,6 +776,8 @@ def _task_batches(
             config = replace(config, run_quantiles=task.run_quantiles)
         if task.run_beam_axis:
             config = replace(config, run_beam_axis=task.run_beam_axis)
+        if task.run_charge_unit != 0:
+            config = replace(config, run_charge_unit=task.run_charge_unit)
         yield from _event_batches(
             path, task.format, config, batch_size, task.start, task.stop,
             skip_bad=skip_bad, on_skip=on_skip, reader_options=reader_options,
@@ -837,6 +860,8 @@ class ClassifySummary:
     n_empty: int = 0  # events with no point inside the image ranges (still classified)
     predicted: dict[str, int] = field(default_factory=dict)  # class -> events
     wall_s: float = 0.0
+    # charge_calibration=proton_band: each point-cloud file's charge unit
+    charge_units: dict[str, quantiles.ChargeUnit] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -852,6 +877,9 @@ class ClassifySummary:
             "predicted": self.predicted,
             "wall_s": round(self.wall_s, 3),
             "events_per_s": round(self.events_per_s, 1),
+            "charge_units": {
+                p: u.unit if u.unit == u.unit else None for p, u in self.charge_units.items()
+            },
         }
 
 
@@ -918,7 +946,7 @@ def run_classification(
     info = trained.info
     out = Path(out)
     tasks = plan_classify(sources, events_per_task=events_per_task, batch_size=batch_size)
-    tasks = with_run_settings(tasks, info, sources, reader_options)
+    tasks, units = with_run_settings(tasks, info, sources, reader_options, executor)
     options = dict(precision=precision, batch_size=batch_size, skip_bad=skip_bad,
                    reader_options=reader_options, prefetch=prefetch)  # fmt: skip
     start = time.perf_counter()
@@ -941,6 +969,7 @@ def run_classification(
                       device=device, engine=engine, **options)  # fmt: skip
         summary = merge.finish(len(tasks))
         summary.wall_s = time.perf_counter() - start
+        summary.charge_units = units
         writer.commit(summary=summary.to_dict())
     return summary
 

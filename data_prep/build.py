@@ -126,6 +126,8 @@ class BuildSummary:
     discarded_parts: int = 0  # finished parts of an earlier run deleted (no resume)
     # beam_axis=run: per input file, its fitted beam line (x0, ax, y0, ay) and how found
     beam_axes: dict[str, FileAxis] = field(default_factory=dict)
+    # charge_calibration=proton_band: per input file, its charge unit (ADC/mm) and how found
+    charge_units: dict[str, quantiles.ChargeUnit] = field(default_factory=dict)
 
     @property
     def skipped(self) -> int:
@@ -386,6 +388,7 @@ def run_task(
     batch_size: int = DEFAULT_BATCH,
     progress: Progress | None = None,
     beam_axes: dict[str, Sequence[float]] | None = None,
+    charge_units: dict[str, float] | None = None,
 ) -> TaskResult:
     """Read, project and write one task's events into its part file (atomically).
 
@@ -407,6 +410,9 @@ def run_task(
         Called with the number of events read (written or skipped) after each batch.
     beam_axes
         ``beam_axis=run``: each input file's beam axis (by path, `quantiles.beam_axes`).
+    charge_units
+        ``charge_calibration=proton_band``: each input file's charge unit (by path,
+        `quantiles.charge_units`).
 
     Returns
     -------
@@ -453,9 +459,13 @@ def run_task(
     with ImageWriter(part, config, class_names=task.class_names, extra_attrs=extra) as writer:
         for seg in task.segments:
             reader = _cached_reader(seg.path, seg.format, options)
+            if config.beam_axis == "run" or config.charge_calibration != "none":
+                flush(writer)  # a batch is of one file: the events share its axis and unit
+                file_config = config
             if config.beam_axis == "run":
-                flush(writer)  # a batch is of one file: the events share its beam axis
-                file_config = replace(config, run_beam_axis=(beam_axes or {})[seg.path])
+                file_config = replace(file_config, run_beam_axis=(beam_axes or {})[seg.path])
+            if config.charge_calibration != "none":
+                file_config = replace(file_config, run_charge_unit=(charge_units or {})[seg.path])
             axis = file_config.run_beam_axis
             if config.structured_noise != "none":
                 # from the whole file's sample, so a task sees what any other task sees
@@ -1010,9 +1020,22 @@ def build_images(
         merge = dict(
             class_names=class_names, sources=[str(p) for p in inputs], scratch_dir=parts_dir
         )
+        attrs = {}
         if axes:  # for the physicist: which line each file's images are centred on
-            merge["attrs"] = {"beam_axes": json.dumps({p: list(a) for p, a in axes.items()})}
+            attrs["beam_axes"] = json.dumps({p: list(a) for p, a in axes.items()})
         with _task_executor(executor, workers, len(todo), parts_dir) as (pool, progress_queue):
+            # charge_calibration=proton_band: each input file is a run with its own
+            # charge unit, measured on the workers (a sample's features per file)
+            found = quantiles.charge_units(config, inputs, axes=axes, format=format,
+                                           reader_options=options, executor=pool)  # fmt: skip
+            units = {p: u.unit for p, u in found.items()}
+            if units:
+                kwargs["charge_units"] = units
+                # for the physicist: in which unit each file's charges are (null: none)
+                attrs["charge_units"] = json.dumps({p: u if u == u else None
+                                                    for p, u in units.items()})  # fmt: skip
+            if attrs:
+                merge["attrs"] = attrs
             if pool is None:  # in this process, with the readers planning opened
                 for t in todo:
                     r = run_task(t, config, parts_dir, progress=progress, **kwargs)
@@ -1039,6 +1062,7 @@ def build_images(
         reused_tasks=reused,
         discarded_parts=discarded,
         beam_axes=fits,
+        charge_units=found,
         **counts,
     )
 

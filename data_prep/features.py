@@ -104,10 +104,31 @@ MAX_RADIUS_MM = 1.0e4  # a straight track: radius capped (log10 = 4)
 MAX_VERTEX_COT = 4.0
 
 
-def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
-    """Column names of `event_features` for ``feature_set``."""
+#: ``charge_calibration: proton_band`` (`run_columns`): charges in the run's own unit, the
+#: median charge per mm of its elastic protons' first tracks (`band_unit`), so an unknown
+#: gain, threshold or gas density drops out per run while dE/dx stays: an alpha of
+#: 46Ar(p,alpha)43Cl, at the same angle and curvature as an elastic proton, loses ~16
+#: times a proton's energy per mm (docs/sim-to-real.md, "A run's charge unit")
+RUN_EVENT_FEATURES = ("log10_charge_median_run",)  # the event's median point charge
+RUN_TRACK_FEATURE = "log10_charge_per_mm_run"  # per described track
+#: the elastic-proton band of e15503b (46Ar(p,p) at 4.5 MeV/u, 2.85 T, 19.2 Torr): first
+#: tracks at 27-63 deg (cot 0.5-2, where no 46Ar(p,alpha) alpha reaches) on the elastic
+#: line (log10 R / (sin cos) 2.3-2.6); ~95 % protons, 4 % carbon in the randomised
+#: simulation (scripts/error_budget.py). Another reaction or field needs its own band.
+BAND_COT = (0.5, 2.0)
+BAND_LOG10_INVARIANT = (2.3, 2.6)
+BAND_MIN_TRACKS = 3  # fewer band tracks in a run: no unit (the run columns are NaN)
+
+
+def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tuple[str, ...]:
+    """Column names of `event_features` for ``feature_set``; ``run_unit``: followed by
+    the charges in the run's unit (`run_columns`)."""
     if feature_set == "none":
         return ()
+    if run_unit:
+        n = N_NAMED if feature_set == "tracks_v3" else N_TRACKS
+        tracks = tuple(f"t{k}_{RUN_TRACK_FEATURE}" for k in range(1, n + 1))
+        return feature_names(feature_set) + RUN_EVENT_FEATURES + tracks
     if feature_set not in FEATURE_SETS:
         raise ValueError(f"unknown feature set {feature_set!r}; one of {FEATURE_SETS}")
     tracks = tuple(f"t{k}_{n}" for k in range(1, N_TRACKS + 1) for n in TRACK_FEATURES)
@@ -123,11 +144,14 @@ def feature_names(feature_set: str = "tracks_v1") -> tuple[str, ...]:
     return v2 + points + more
 
 
-def track_columns(feature_set: str = "tracks_v3") -> list[list[int]]:
+def track_columns(feature_set: str = "tracks_v3", run_unit: bool = False) -> list[list[int]]:
     """Per track k (largest first, up to `N_NAMED`), the columns of ``feature_set`` that
-    describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES` (tracks_v3 only)."""
-    index = {n: i for i, n in enumerate(feature_names(feature_set))}
+    describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES` (tracks_v3 only), and
+    with ``run_unit`` its charge per mm in the run's unit."""
+    index = {n: i for i, n in enumerate(feature_names(feature_set, run_unit))}
     names = ("log10_points", *TRACK_FEATURES, *HELIX_FEATURES)
+    if run_unit:
+        names += (RUN_TRACK_FEATURE,)
     return [[index[f"t{k}_{n}"] for n in names] for k in range(1, N_NAMED + 1)]
 
 
@@ -137,6 +161,7 @@ def event_features(
     feature_set: str = "tracks_v1",
     beam: np.ndarray | None = None,
     z_scale: float = 1.0,
+    run_unit: float | None = None,
 ) -> np.ndarray:
     """``(B, F)`` float32 features (`feature_names`) of a batch of point clouds.
 
@@ -154,6 +179,9 @@ def event_features(
     z_scale
         z's weight in the tracks' DBSCAN distance (`track_clusters`; the image config's
         ``cluster_z_scale``).
+    run_unit
+        The run's charge unit (`band_unit`, ADC per mm; NaN: the run has none): the
+        `run_columns` follow the feature set's (``feature_names(..., run_unit=True)``).
 
     NaN marks a feature that does not exist for the event (no second track, say);
     gradient-boosted trees route NaN on their own.
@@ -161,16 +189,64 @@ def event_features(
     names = feature_names(feature_set)
     counts = np.asarray(counts, dtype=np.int64)
     out = np.full((len(counts), len(names)), np.nan, dtype=np.float32)
+    q_ref = np.full(len(counts), np.nan)
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
     off, labels = track_clusters(pts, counts, beam, z_scale)
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
-        out[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
-                            labels[start:stop], len(names),
-                            helix=feature_set in ("tracks_v2", "tracks_v3"),
-                            named=feature_set == "tracks_v3")  # fmt: skip
-    return out
+        out[b], q_ref[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
+                                      labels[start:stop], len(names),
+                                      helix=feature_set in ("tracks_v2", "tracks_v3"),
+                                      named=feature_set == "tracks_v3")  # fmt: skip
+    if run_unit is None:
+        return out
+    return np.concatenate([out, run_columns(out, q_ref, feature_set, run_unit)], axis=1)
+
+
+def run_columns(
+    features: np.ndarray, q_ref: np.ndarray, feature_set: str, run_unit: float
+) -> np.ndarray:
+    """``(B, 1 + n)`` float32: log10 of the events' median point charge ``q_ref`` (ADC)
+    and of their n described tracks' charge per mm, in the run's unit ``run_unit``
+    (ADC per mm of its band protons, `band_unit`). NaN where a track is missing, has no
+    charge, or the run has no unit."""
+    index = {n: i for i, n in enumerate(feature_names(feature_set))}
+    n = N_NAMED if feature_set == "tracks_v3" else N_TRACKS
+    # the features keep charges relative to q_ref (gain-free per event); times q_ref they
+    # are ADC again, and over the run's unit gain-free per run
+    per_mm = features[:, [index[f"t{k}_charge_per_mm_rel"] for k in range(1, n + 1)]]
+    scale = np.asarray(q_ref, dtype=np.float64) / run_unit
+    values = np.column_stack([scale, per_mm * scale[:, None]])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = np.log10(values)
+    return np.where(np.isfinite(logs), logs, np.nan).astype(np.float32)
+
+
+def band_unit(
+    features: np.ndarray,
+    feature_set: str,
+    cot: tuple[float, float] = BAND_COT,
+    log10_invariant: tuple[float, float] = BAND_LOG10_INVARIANT,
+    min_tracks: int = BAND_MIN_TRACKS,
+) -> tuple[float, int]:
+    """A run's charge unit and how many tracks set it: the median charge per mm (ADC) of
+    the first tracks in the elastic-proton band (t1's polar cot and log10 elastic
+    invariant within ``cot`` and ``log10_invariant``), from ``features`` of the run's
+    events computed with ``run_unit=1`` (their run columns are then log10 ADC). NaN with
+    fewer than ``min_tracks`` band tracks.
+
+    The median and not the mean: the ~5 % of carbon and other tracks in the band sit in
+    its tails. (Taken on log10: of an even count, the geometric mean of the middle two.)"""
+    names = feature_names(feature_set, run_unit=True)
+    wanted = ("t1_helix_cot_polar", "t1_helix_log10_invariant", f"t1_{RUN_TRACK_FEATURE}")
+    c, inv, dedx = (features[:, names.index(n)] for n in wanted)
+    band = (c > cot[0]) & (c < cot[1]) & (inv > log10_invariant[0]) & (inv < log10_invariant[1])
+    band &= np.isfinite(dedx)
+    n = int(band.sum())
+    if n < min_tracks:
+        return float("nan"), n
+    return float(10.0 ** np.median(dedx[band].astype(np.float64))), n
 
 
 def track_clusters(
@@ -214,7 +290,8 @@ def _one_event(
     n_features: int,
     helix: bool = False,
     named: bool = False,
-) -> np.ndarray:
+) -> tuple[np.ndarray, float]:
+    """One event's feature row and its median positive point charge (ADC; NaN: none)."""
     row = np.full(n_features, np.nan)
     q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
     clustered = labels >= 0
@@ -225,10 +302,11 @@ def _one_event(
     row[2] = (n_off - clustered.sum()) / n_off if n_off else np.nan
     if n_kept == 0:
         row[1] = 0.0
-        return row
+        return row, np.nan
     q_kept = q[kept]
     positive = q_kept[q_kept > 0]
-    q_ref = float(np.median(positive)) if len(positive) else 1.0
+    median_q = float(np.median(positive)) if len(positive) else np.nan
+    q_ref = median_q if len(positive) else 1.0
     core = ~off
     row[3] = core.sum() / n_kept
     total_q = q_kept.sum()
@@ -236,7 +314,7 @@ def _one_event(
     ids = np.unique(labels[clustered])
     row[1] = len(ids)
     if not len(ids):
-        return row
+        return row, median_q
     row[5] = r[clustered].max()
     row[6] = np.ptp(pts[clustered, 2])
     q_clustered = q[clustered].sum()
@@ -276,7 +354,7 @@ def _one_event(
             row[n_v1] = np.ptp(fitted)
         if len(vz) >= 2 and np.isfinite(vz[:2]).all():
             row[n_v1 + 1] = abs(vz[0] - vz[1])
-    return row
+    return row, median_q
 
 
 def circle_through_origin(xy: np.ndarray) -> tuple[np.ndarray, float]:

@@ -123,9 +123,7 @@ class ImageWriter:
         for name, dt in (("event_id", np.int64), ("run", np.int32), ("label", np.int8)):
             f.create_dataset(name, shape=(0,), maxshape=(None,), chunks=(4096,), dtype=dt)
         if config.features != "none":
-            from data_prep.features import feature_names
-
-            names = feature_names(config.features)
+            names = config.feature_names
             f.create_dataset(
                 "features", shape=(0, len(names)), maxshape=(None, len(names)),
                 chunks=(1024, len(names)), dtype=np.float32,

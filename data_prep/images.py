@@ -16,6 +16,7 @@ positive charge inside the ranges is *empty* (blank images).
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
@@ -27,7 +28,14 @@ from data_prep.beamline import beam_line_points
 from data_prep.cluster import dbscan_noise
 from data_prep.errors import InputError
 from data_prep.events import Event
-from data_prep.features import FEATURE_SETS, event_features, feature_names
+from data_prep.features import (
+    BAND_COT,
+    BAND_LOG10_INVARIANT,
+    BAND_MIN_TRACKS,
+    FEATURE_SETS,
+    event_features,
+    feature_names,
+)
 from data_prep.structured import StructuredNoiseRules, pad_ids, structured_noise_mask
 
 #: view name -> (column on the image's horizontal axis, column on its vertical axis)
@@ -40,6 +48,7 @@ DENOISE = ("none", "dbscan", "hdbscan")
 STRUCTURED_NOISE = ("none", "rules")
 BEAM_LINE = ("none", "ransac")
 BEAM_AXIS = ("none", "run")
+CHARGE_CALIBRATIONS = ("none", "proton_band")
 #: probability levels of the point-charge quantiles that ``charge_norm=quantile`` matches
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 
@@ -110,6 +119,19 @@ class ImageConfig:
     # from the raw points, centred with beam_axis=run: the cleaning above does not touch
     # them) for feature models
     features: str = "none"
+    # none | proton_band: the features also give the event's charges in its run's own unit
+    # (data_prep.features.run_columns): the median charge per mm of the run file's first
+    # tracks in the elastic-proton band (polar cot and log10 elastic invariant within the
+    # ranges below, at least calibration_min_tracks of them), measured on a seeded sample
+    # of the file's events (data_prep.quantiles.charge_units) -- an unknown gain drops out
+    # per run while dE/dx stays (docs/sim-to-real.md, "A run's charge unit")
+    charge_calibration: str = "none"
+    calibration_cot: tuple[float, float] = BAND_COT
+    calibration_log10_invariant: tuple[float, float] = BAND_LOG10_INVARIANT
+    calibration_min_tracks: int = BAND_MIN_TRACKS
+    # ... and that unit in ADC per mm (set per file, NaN: too few band tracks; 0: not
+    # measured; not part of the model)
+    run_charge_unit: float = 0.0
     # weight of z in the features' track clustering distance (data_prep.features
     # .track_clusters): 1 = plain 3-D DBSCAN (tracks_v1-v3 as first measured); 0.5 keeps
     # a steep track with one point per pad in one cluster (docs/sim-to-real.md,
@@ -137,6 +159,8 @@ class ImageConfig:
         self.charge_quantiles = tuple(float(v) for v in self.charge_quantiles)
         self.run_quantiles = tuple(float(v) for v in self.run_quantiles)
         self.run_beam_axis = tuple(self.run_beam_axis)
+        self.calibration_cot = tuple(float(v) for v in self.calibration_cot)
+        self.calibration_log10_invariant = tuple(float(v) for v in self.calibration_log10_invariant)
         self.validate()
 
     def validate(self) -> None:
@@ -202,6 +226,20 @@ class ImageConfig:
             raise InputError(f"cluster_z_scale must be > 0, got {self.cluster_z_scale!r}")
         if self.features not in FEATURE_SETS:
             raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
+        if self.charge_calibration not in CHARGE_CALIBRATIONS:
+            raise InputError(f"charge_calibration must be one of {CHARGE_CALIBRATIONS}, "
+                             f"got {self.charge_calibration!r}")  # fmt: skip
+        if self.charge_calibration != "none" and self.features not in ("tracks_v2", "tracks_v3"):
+            raise InputError("charge_calibration=proton_band finds the band with the helix "
+                             "features: set features to tracks_v2 or tracks_v3")  # fmt: skip
+        for name in ("calibration_cot", "calibration_log10_invariant"):
+            pair = getattr(self, name)
+            if len(pair) != 2 or not pair[1] > pair[0]:
+                raise InputError(f"{name} must be (low, high) with high > low")
+        if self.calibration_min_tracks < 1:
+            raise InputError("calibration_min_tracks must be >= 1")
+        if not (self.run_charge_unit >= 0 or math.isnan(self.run_charge_unit)):
+            raise InputError(f"run_charge_unit must be >= 0, got {self.run_charge_unit!r}")
         if self.structured_noise not in STRUCTURED_NOISE:
             raise InputError(f"structured_noise must be one of {STRUCTURED_NOISE}")
         if not 0 < self.hot_pad_fraction < 1 or self.hot_pad_sample < 1:
@@ -221,6 +259,11 @@ class ImageConfig:
             burst_min_points=self.burst_min_points,
             burst_window_mm=self.burst_window_mm,
         )
+
+    @property
+    def feature_names(self) -> tuple[str, ...]:
+        """Columns of the features this config computes (`data_prep.features`)."""
+        return feature_names(self.features, run_unit=self.charge_calibration != "none")
 
     @property
     def n_channels(self) -> int:
@@ -467,7 +510,8 @@ def project_arrays(
     beam = config.beam_points(points, counts)
     if config.features != "none":
         features = event_features(points, counts, config.features, beam=beam,
-                                  z_scale=config.cluster_z_scale)  # fmt: skip
+                                  z_scale=config.cluster_z_scale,
+                                  run_unit=run_charge_unit(config))  # fmt: skip
     if config.cleans:
         points, counts = clean_points(points, counts, config, beam=beam)
         proj = _project(points, counts, config)
@@ -476,6 +520,19 @@ def project_arrays(
         proj = _project(points, counts, config)
     proj.features = features
     return proj
+
+
+def run_charge_unit(config: ImageConfig) -> float | None:
+    """The run's charge unit for the features (`data_prep.features.run_columns`), None
+    without ``charge_calibration``; InputError where the file's was never measured."""
+    if config.charge_calibration == "none":
+        return None
+    if config.run_charge_unit == 0:
+        raise InputError(
+            "charge_calibration=proton_band needs the run file's charge unit, "
+            "run_charge_unit (data_prep.quantiles.charge_units)"
+        )
+    return config.run_charge_unit
 
 
 def centred_points(points: np.ndarray, config: ImageConfig) -> np.ndarray:
@@ -685,7 +742,7 @@ def project(
             n_nonpositive=np.zeros(0, np.int64),
             features=None
             if config.features == "none"
-            else np.zeros((0, len(feature_names(config.features))), np.float32),
+            else np.zeros((0, len(config.feature_names)), np.float32),
         )
     counts = np.array([e.points.shape[0] for e in events], dtype=np.int64)
     points = np.concatenate([e.points[:, :4] for e in events], axis=0)

@@ -1,6 +1,8 @@
 """Per-run values measured on a seeded sample of the run's events: the charge quantiles
-for ``ImageConfig.charge_norm = "quantile"`` and each run file's beam axis for
-``ImageConfig.beam_axis = "run"`` (`beam_axes`, fitted by `data_prep.beamaxis`).
+for ``ImageConfig.charge_norm = "quantile"``, each run file's beam axis for
+``ImageConfig.beam_axis = "run"`` (`beam_axes`, fitted by `data_prep.beamaxis`) and each
+run file's charge unit for ``ImageConfig.charge_calibration = "proton_band"``
+(`charge_units`, `data_prep.features.band_unit`).
 
 A run's point-charge distribution (after the beam mask and denoising) is summarised by
 its quantiles at `data_prep.images.QUANTILE_LEVELS`, computed on a seeded random sample
@@ -13,8 +15,10 @@ model (``preprocess --reference``, ``classify``, ``adapt``) gets its own
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import Executor
 from dataclasses import replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -27,6 +31,10 @@ from data_prep.images import QUANTILE_LEVELS, ImageConfig, clean_points
 #: quantiles to a few per cent)
 SAMPLE_EVENTS = 2000
 SAMPLE_SEED = 0
+#: events of a run file whose features find its elastic-proton band (~15 % of e15503b's
+#: events have a first track there: ~300 tracks, the median to ~2 %)
+UNIT_EVENTS = 2000
+UNIT_BATCH = 256  # events featured at once
 
 
 def charge_quantiles(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> np.ndarray:
@@ -168,3 +176,133 @@ def beam_axes(
         str(p): file_beam_axis(p, config, format=format, reader_options=reader_options)
         for p in paths
     }
+
+
+class ChargeUnit(NamedTuple):
+    """A run file's charge unit (`data_prep.features.band_unit`; NaN: none found), the
+    band tracks that set it and the events sampled (shown to the physicist)."""
+
+    unit: float
+    tracks: int
+    events: int
+
+    @property
+    def note(self) -> str:
+        if self.unit != self.unit:  # NaN
+            return (f"no charge unit: {self.tracks} band tracks in {self.events} events; "
+                    "its charges in run units are missing")  # fmt: skip
+        return f"{self.unit:.4g} ADC/mm from {self.tracks} band tracks in {self.events} events"
+
+
+def _ranges(positions: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted positions as ``[first, last)`` runs of consecutive ones (a reader streams
+    a range cheaply)."""
+    if not len(positions):
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    return [(int(p[0]), int(p[-1]) + 1) for p in np.split(positions, breaks)]
+
+
+def file_charge_unit(
+    path: str | Path,
+    config: ImageConfig,
+    *,
+    axis: Sequence[float] = (),
+    format: str = "auto",
+    reader_options: dict | None = None,
+    n_events: int = UNIT_EVENTS,
+    seed: int = SAMPLE_SEED,
+) -> ChargeUnit:
+    """The charge unit of one run file from the features of a seeded sample of at most
+    ``n_events`` of its events (all of a smaller file; bad events skipped), computed as
+    the model's features are: centred on the file's beam ``axis``, its own hot pads."""
+    from data_prep.features import band_unit
+    from data_prep.images import project
+    from data_prep.readers import open_events
+    from data_prep.structured import find_hot_pads
+
+    options = dict(reader_options or {})
+    options.setdefault("charge", config.charge_column)
+    # the features do not depend on the images: the cheapest ones
+    lean = {"views": ["xy"], "size": 4, "pixel_values": ["sum"], "voxel_grid": 0,
+            "denoise": "none", "beam_mask_mm": 0.0, "charge_norm": "none",
+            "run_beam_axis": list(axis), "run_charge_unit": 1.0}  # fmt: skip
+    cfg = ImageConfig.from_dict({**config.to_dict(), **lean})
+    features = []
+    n = 0
+    with open_events(path, format=format, **options) as reader:
+        hot = None
+        if cfg.structured_noise != "none":  # as preprocess and classify find them
+            hot = find_hot_pads(reader, cfg.hot_pad_fraction, cfg.hot_pad_sample, axis or None)
+        batch = []
+        for first, last in _ranges(sample_positions([len(reader)], n_events, seed)[0]):
+            for event in reader.iter_events(first, last, skip_bad=True):
+                batch.append(event)
+                if len(batch) == UNIT_BATCH:
+                    features.append(project(batch, cfg, hot).features)
+                    n, batch = n + len(batch), []
+        if batch:
+            features.append(project(batch, cfg, hot).features)
+            n += len(batch)
+    if not features:
+        return ChargeUnit(float("nan"), 0, 0)
+    band = (cfg.calibration_cot, cfg.calibration_log10_invariant, cfg.calibration_min_tracks)
+    unit, tracks = band_unit(np.concatenate(features), cfg.features, *band)
+    return ChargeUnit(unit, tracks, n)
+
+
+def _unit_of(file: tuple[str, tuple[float, ...]], config: ImageConfig, format: str,
+             reader_options: dict | None) -> ChargeUnit:  # fmt: skip
+    """`file_charge_unit` of ``(path, beam axis)``: a task of `data_prep.tasks.run_tasks`."""
+    path, axis = file
+    return file_charge_unit(path, config, axis=axis, format=format,
+                            reader_options=reader_options)  # fmt: skip
+
+
+def charge_units(
+    config: ImageConfig,
+    paths: Sequence[str | Path],
+    *,
+    axes: dict[str, Sequence[float]] | None = None,
+    format: str = "auto",
+    reader_options: dict | None = None,
+    executor: Executor | None = None,
+) -> dict[str, ChargeUnit]:
+    """Per file (keyed by ``str(path)``, in order), its charge unit (`file_charge_unit`;
+    ``axes``: each file's beam axis for ``beam_axis=run``), on ``executor``'s workers
+    when given; empty unless ``config.charge_calibration`` is set."""
+    if config.charge_calibration == "none":
+        return {}
+    files = [(str(p), tuple((axes or {}).get(str(p), ()))) for p in paths]
+    found: dict[str, ChargeUnit] = {}
+    if executor is None or len(files) < 2:
+        for file in files:
+            found[file[0]] = _unit_of(file, config, format, reader_options)
+        return found
+    from data_prep.tasks import run_tasks
+
+    def done(file: tuple[str, tuple[float, ...]], unit: ChargeUnit) -> None:
+        found[file[0]] = unit
+
+    run_tasks(executor, _unit_of, files, config, format, reader_options, on_result=done)
+    return {p: found[p] for p, _ in files}
+
+
+def charge_unit_summary(units: dict[str, ChargeUnit], show: int = 10) -> str:
+    """For the physicist: the run files' charge units in a line, then each file that has
+    none (at most ``show``; their charges in run units are NaN, and a model then reads
+    them as missing)."""
+    found = [u for u in units.values() if u.unit == u.unit]
+    lines = []
+    if found:
+        values = np.array([u.unit for u in found])
+        tracks = int(np.median([u.tracks for u in found]))
+        lines.append(
+            f"charge unit of {len(found)} of {len(units)} file(s): median {np.median(values):.4g} "
+            f"ADC/mm ({values.min():.4g}-{values.max():.4g}), median {tracks} band tracks"
+        )
+    missing = [(p, u) for p, u in units.items() if u.unit != u.unit]
+    lines += [f"charge unit of {p}: {u.note}" for p, u in missing[:show]]
+    if len(missing) > show:
+        lines.append(f"... and {len(missing) - show} more file(s) without a charge unit")
+    return "\n".join(lines)

@@ -15,6 +15,7 @@ options are the same as ``preprocess``'s; give the same ones you preprocessed wi
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +149,10 @@ def _report(summary) -> None:
     """The summary lines (the same with and without --scheduler)."""
     from data_prep.errors import plural
 
+    if summary.charge_units:
+        from data_prep.quantiles import charge_unit_summary
+
+        print(charge_unit_summary(summary.charge_units), file=sys.stderr)
     counts = ", ".join(f"{k} {v}" for k, v in summary.predicted.items())
     print(
         f"{plural(summary.n_events, 'event')} classified ({counts}) "

@@ -254,5 +254,9 @@ def run(args: argparse.Namespace) -> int:
             x0, ax, y0, ay = axis[:4]
             print(f"beam axis of {path}: x = {x0:.1f} {ax:+.4f} z, y = {y0:.1f} {ay:+.4f} z "
                   f"(mm; {note})", file=sys.stderr)  # fmt: skip
+    if summary.charge_units:
+        from data_prep.quantiles import charge_unit_summary
+
+        print(charge_unit_summary(summary.charge_units), file=sys.stderr)
     print(summary.describe())
     return 0

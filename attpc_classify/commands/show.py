@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from data_prep.errors import InputError, plural
     from data_prep.events import CLASS_NAMES
     from data_prep.images import project
-    from data_prep.quantiles import file_beam_axis
+    from data_prep.quantiles import file_beam_axis, file_charge_unit
     from data_prep.readers import detect_format, open_events
 
     out = args.out or Path(f"{args.file.stem}_event{args.event}.png")
@@ -99,6 +99,10 @@ def run(args: argparse.Namespace) -> int:
         if config.beam_axis == "run":  # the file's own beam line, as preprocess fits it
             fit = file_beam_axis(args.file, config, format=fmt, reader_options=options)
             config = replace(config, run_beam_axis=fit.axis)
+        if config.charge_calibration != "none":  # the file's own unit, as preprocess finds it
+            unit = file_charge_unit(args.file, config, axis=config.run_beam_axis, format=fmt,
+                                    reader_options=options)  # fmt: skip
+            config = replace(config, run_charge_unit=unit.unit)
         proj = project([event], config)
         what = describe_event(event.run, event.event_id, event.label, names)
         outside, nonpositive = int(proj.n_outside[0]), int(proj.n_nonpositive[0])

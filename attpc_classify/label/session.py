@@ -26,7 +26,7 @@ from attpc_classify.label.store import LabelStore
 from data_prep.errors import BadEventError, InputError
 from data_prep.events import CLASS_NAMES, Event
 from data_prep.images import ImageConfig, project, project_arrays
-from data_prep.quantiles import file_beam_axis
+from data_prep.quantiles import file_beam_axis, file_charge_unit
 
 #: the three views the page always shows (the model may see fewer)
 VIEWS: tuple[str, ...] = ("xy", "zy", "zx")
@@ -118,7 +118,14 @@ class Session:
             paths = [(src.path, src.format) for src in sources]
             model_cfg = model_config(info)
             self.display_config = ImageConfig.from_dict(
-                {**model_cfg.to_dict(), "views": list(VIEWS), "voxel_grid": 0}
+                # the pictures need no features (nor the run's charge unit for them)
+                {
+                    **model_cfg.to_dict(),
+                    "views": list(VIEWS),
+                    "voxel_grid": 0,
+                    "features": "none",
+                    "charge_calibration": "none",
+                }
             )
         else:
             paths = []
@@ -145,6 +152,10 @@ class Session:
                 fit = file_beam_axis(path, file_cfg, format=fmt, reader_options=reader_options)
                 entry.beam_axis = fit.axis
                 file_cfg = replace(file_cfg, run_beam_axis=fit.axis)
+            if fmt != "images" and file_cfg.charge_calibration != "none":  # as preprocess
+                unit = file_charge_unit(path, file_cfg, axis=file_cfg.run_beam_axis,
+                                        format=fmt, reader_options=reader_options)  # fmt: skip
+                file_cfg = replace(file_cfg, run_charge_unit=unit.unit)
             for batch in _batches(reader.iter_events(skip_bad=s.skip_bad, on_skip=on_skip)):
                 runs.append(np.fromiter((e.run for e in batch), np.int64, len(batch)))
                 ids.append(np.fromiter((e.event_id for e in batch), np.int64, len(batch)))

@@ -72,14 +72,14 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
     if name in FEATURE_MODELS:
         if image_config.features == "none":
             raise InputError(f"model {name} needs features: preprocess with features=tracks_v2")
-        from data_prep.features import feature_names
-
-        names = list(feature_names(image_config.features))
+        names = list(image_config.feature_names)
         args = {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
         if image_config.features == "tracks_v3":  # its five tracks are named first
             from data_prep.features import track_columns
 
-            args["track_columns"] = track_columns()
+            args["track_columns"] = track_columns(
+                run_unit=image_config.charge_calibration != "none"
+            )
             args["light_counts"] = True  # runs from before 2026-12-05 load without them
         return args
     in_chans = image_config.n_channels
