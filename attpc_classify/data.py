@@ -26,6 +26,7 @@ data; simulated events have neither.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
@@ -138,6 +139,24 @@ def task_arrays(images: ImageSet, task: str, kind: str) -> tuple[torch.Tensor, t
     x = torch.from_numpy(np.ascontiguousarray(model_inputs(known, kind)))
     y = torch.from_numpy(task_labels(known.label, task))
     return x, y
+
+
+def hide_run_units(
+    x: np.ndarray, runs: np.ndarray, names: Sequence[str], fraction: float, seed: int
+) -> np.ndarray:
+    """``x`` (features named ``names``) with the charges in the run's unit (the columns
+    ending in ``_run``, `data_prep.features.run_columns`) set to NaN for a seeded
+    ``fraction`` of the runs (at least one when ``fraction`` > 0): what a run without a
+    unit looks like."""
+    cols = [i for i, n in enumerate(names) if n.endswith("_run")]
+    ids = np.unique(runs)
+    if fraction <= 0 or not cols or not len(ids):
+        return x
+    n = max(1, round(fraction * len(ids)))
+    hidden = np.random.default_rng(seed).choice(ids, n, replace=False)
+    x = x.copy()
+    x[np.ix_(np.isin(runs, hidden), cols)] = np.nan
+    return x
 
 
 def as_float(x: torch.Tensor) -> torch.Tensor:

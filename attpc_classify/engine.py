@@ -722,6 +722,15 @@ def _train_sklearn(
     k = len(output_names(task, train.class_names))
     kind = getattr(model, "input_kind", "voxels")
     x_tr, y_tr = task_arrays(train, task, kind)
+    if cfg.data.unit_dropout > 0 and kind == "features":
+        from attpc_classify.data import hide_run_units, labelled
+
+        runs = labelled(train).run
+        names = train.config.feature_names
+        x_tr = torch.from_numpy(hide_run_units(x_tr.numpy(), runs, names, cfg.data.unit_dropout,
+                                               cfg.seed))  # fmt: skip
+        logger.info(f"gbt: the run's charge unit hidden for {cfg.data.unit_dropout:.0%} of the "
+                    "training run files (data.unit_dropout)")  # fmt: skip
     has_val = val is not None and len(val) > 0
     x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
     source, kinds = None, None

@@ -208,6 +208,11 @@ class DataConfig:
     # the mixed images (attpc_classify.data.mix_batch)
     mixup: float = 0.0
     cutmix: float = 0.0
+    # trees on features with charge_calibration: the share of the training run files
+    # (seeded, by run number) whose charges in the run's unit are hidden (NaN), so that the
+    # trees learn what to do for a run without a unit (a run with too few elastic protons:
+    # docs/sim-to-real.md, "A run's charge unit"); 0 = off
+    unit_dropout: float = 0.0
 
     def __post_init__(self) -> None:
         # YAML `augment: false` / `true` reads as a bool; map it onto the named modes
@@ -221,6 +226,8 @@ class DataConfig:
             raise InputError("data.val_fraction must be in (0, 1)")
         if self.mixup < 0 or self.cutmix < 0:
             raise InputError("data.mixup and data.cutmix must be >= 0 (0 = off)")
+        if not 0 <= self.unit_dropout < 1:
+            raise InputError("data.unit_dropout must be in [0, 1)")
 
 
 @dataclass
