@@ -2,26 +2,28 @@
 
     .venv/bin/python scripts/demo_features.py --pool training_size/sim/c --out demo_features
 
-The demo trains its trees on 2,000 simulated events. This takes five disjoint 2,000-event
-training sets (20 run files each) from a pool of randomised run files (``--pool``:
-`scripts/training_size.py`'s ``sim/c``, made by `simulate --config e15503b_randomized`)
-and one common evaluation set of 4,000 other events (the pool's first 40 run files),
-preprocesses them with the demo's settings (``configs/prep/robust.yaml``,
-``structured_noise=rules``, the evaluation set with ``--reference`` each training file)
-for each feature variant, trains the demo's trees (``gbt``, 15 leaves, class-balanced,
-learning rate 0.1, seed 0; one variant also stops the named-track model's track trees
-early, ``model.track_early_stopping``) and scores the evaluation set: proton F1 and 3-class
-macro-F1, mean and per training set. The choice reads only these in-simulation
+The demo trains its trees on 2,000 simulated events. This takes five disjoint
+2,000-event training sets (20 run files each) from a pool of randomised run files
+(``--pool``: `scripts/training_size.py`'s ``sim/c``, made by `simulate --config
+e15503b_randomized`) and one common evaluation set of 4,000 other events (the pool's
+first 40 run files), preprocesses them with the demo's settings
+(``configs/prep/robust.yaml``, ``structured_noise=rules``, the evaluation set with
+``--reference`` each training file) for each feature variant, trains the demo's trees
+(``gbt``, 15 leaves, class-balanced, learning rate 0.1, seed 0; one variant also stops
+the named-track model's track trees early, ``model.track_early_stopping``;
+``--variants`` runs only the named ones) and scores the evaluation set: proton F1 and
+3-class macro-F1, mean and per training set. The choice reads only these in-simulation
 (randomised) events. ``--check NAME=DIR`` (simulated run files, e.g. a stand-in) also
 scores every model on other sets, preprocessed the same way: a check, shown beside the
-choice, never used for it. Steps whose output exists are skipped. ~16 min on 2 cores,
-~3 min more per 2,000-event check set. Last line: JSON.
+choice, never used for it. Steps whose output exists are skipped. ~16 min on 2 cores, ~3
+min more per 2,000-event check set. Last line: JSON.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,14 @@ VARIANTS = {
     "tracks_v3 (named), z x0.5, track trees stopped early": (
         ["features=tracks_v3", "cluster_z_scale=0.5"],
         ["model.track_early_stopping=true"],
+    ),
+    "tracks_v3 (named), z x0.5, the run's charge unit": (
+        ["features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        [],
+    ),
+    "tracks_v3 (named), z x0.5, the run's charge unit, hidden for 10 % of the runs": (
+        ["features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1"],
     ),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
@@ -71,7 +81,10 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--sets", type=int, default=5, help="training sets of 20 run files")
     ap.add_argument("--check", nargs="*", default=[], help="NAME=DIR: sets only shown")
+    ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS),
+                    help="only these (the others are compared with the first)")  # fmt: skip
     args = ap.parse_args()
+    variants = {name: VARIANTS[name] for name in args.variants}
     checks = dict(c.split("=", 1) for c in args.check)
     pool = sorted(args.pool.glob("run_*.h5"))
     if len(pool) < 40 + 20 * args.sets:
@@ -80,8 +93,8 @@ def main() -> None:
     scores: dict[str, list[tuple[float, float]]] = {}
     checked: dict[tuple[str, str], list[tuple[float, float]]] = {}
     prep_dirs: dict[tuple[str, ...], Path] = {}
-    for name, (sets, trees) in VARIANTS.items():
-        tag = name.replace(" ", "").replace(",", "_").replace("(", "").replace(")", "")
+    for name, (sets, trees) in variants.items():
+        tag = re.sub(r"[^A-Za-z0-9._]", "", name.replace(",", "_"))  # a directory name
         d = prep_dirs.setdefault(tuple(sets), args.out / tag)
         runs = d if d.name == tag else args.out / tag  # a variant of the trees: own runs
         settings = [x for s in sets for x in ("--set", s)]
@@ -100,7 +113,7 @@ def main() -> None:
                 cli(["preprocess", sim, "--out", data, *PREP, *settings, "--reference", train,
                      "--quiet"], data)  # fmt: skip
                 checked.setdefault((name, check), []).append(scored(run, data))
-    first = np.array(scores[next(iter(VARIANTS))])
+    first = np.array(scores[next(iter(variants))])
     print("| variant | proton F1 (mean, per set) | macro-F1 (mean, per set) | "
           "mean change over the first |\n|---|---|---|---|")  # fmt: skip
     for name, rows in scores.items():
@@ -113,7 +126,7 @@ def main() -> None:
         )
     for check in checks:
         print(f"\ncheck {check} (not used for the choice): proton F1 / macro-F1, mean (per set)")
-        for name in VARIANTS:
+        for name in variants:
             a = np.array(checked[name, check])
             per = ", ".join(f"{p:.3f}/{m:.3f}" for p, m in a)
             print(f"- {name}: {a[:, 0].mean():.3f} / {a[:, 1].mean():.3f} ({per})")

@@ -1,0 +1,150 @@
+"""The recommended trees with and without the run's charge unit (issue 12).
+
+    .venv/bin/python scripts/charge_unit.py --out charge_unit [--workers 2]
+
+Everything goes through the application. The 72,000 training events and the test sets of
+scripts/training_size.py are simulated under ``--out/sim`` (finished run files are kept),
+with ``e15503b_randomized`` as it is now: the gain, threshold and gas density drawn once per
+run file (``randomize.per_run``), as a real run has them. Both are preprocessed with the
+README's recommended settings (``configs/prep/features.yaml --set features=tracks_v3 --set
+cluster_z_scale=0.5``), once as they are and once with ``--set
+charge_calibration=proton_band`` (each run file's charges also in its own unit, the median
+charge per mm of its elastic-proton band: docs/sim-to-real.md, "A run's charge unit");
+the recommended trees are trained on each (``configs/train/gbt.yaml optim.balance=weights
+model.learning_rate=0.1 model.max_leaf_nodes=127``, seed 0), on the calibrated file also
+with the unit hidden for a tenth of the training run files (``data.unit_dropout=0.1``),
+scored on their validation split (`validation_scores.called`) and evaluated on every
+test set (``evaluate --n-boot 1000 --sim``). The calibrated trees are evaluated again on
+the stand-in, randomised and nominal sets with each file's unit missing, or half or
+twice the one found (copies of the image files, `with_unit_off`). Nothing is chosen on a
+test set.
+
+Printed: Markdown tables (validation proton F1 / macro-F1; proton F1 [95 % interval] /
+3-class macro-F1 per test set; the same with the units off), each test file's charge
+units, and a last JSON line.
+Steps whose output exists are skipped. ~75 min on 2 cores from nothing (the simulation
+~35, each preprocessing ~4, each training ~8).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+import h5py
+import numpy as np
+from demo_eval import cell  # "proton F1 [95 %] / macro-F1" of an evaluate metrics.json
+from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
+from training_size import OTHER_WAYS, PARTS, TESTS, cli, evaluate, preprocess, simulate, slug
+from validation_scores import called
+
+from attpc_classify.data import stratified_split
+
+RECOMMENDED = ("--set", "features=tracks_v3", "--set", "cluster_z_scale=0.5")
+CALIBRATED = (*RECOMMENDED, "--set", "charge_calibration=proton_band")
+#: name -> (preprocess --set overrides, train overrides); variants with the same
+#: preprocessing share its files
+VARIANTS = {
+    "recommended": (RECOMMENDED, ()),
+    "+ the run's charge unit": (CALIBRATED, ()),
+    "+ the run's charge unit, hidden for 10 % of the training runs": (
+        CALIBRATED, ("data.unit_dropout=0.1",)),
+}  # fmt: skip
+LEAVES = 127
+#: a run's unit as found, or off: missing (NaN) or a factor away from the true one
+UNIT_ERRORS = {"missing": None, "x0.5": 0.5, "x2": 2.0}
+UNIT_SETS = ("standin", "randomised", "nominal")
+
+
+def train(data: Path, run: Path, extra: tuple[str, ...]) -> None:
+    """The recommended trees (once), with ``extra`` train overrides."""
+    if not (run / "model.safetensors").exists():
+        cli("train", "--config", "configs/train/gbt.yaml", "--data", data, "--out", run,
+            "--quiet", "optim.balance=weights", "model.learning_rate=0.1",
+            f"model.max_leaf_nodes={LEAVES}", *extra)  # fmt: skip
+
+
+def with_unit_off(src: Path, dst: Path, factor: float | None) -> Path:
+    """A copy of the image file ``src`` whose runs' units are missing (``factor`` None)
+    or ``factor`` times the one found: the charges in run units NaN, or read
+    1 / ``factor`` as large."""
+    if not dst.exists():
+        tmp = dst.with_suffix(".tmp")
+        shutil.copy(src, tmp)
+        with h5py.File(tmp, "r+") as f:
+            names = json.loads(f["features"].attrs["feature_names"])
+            cols = [i for i, n in enumerate(names) if n.endswith("_run")]
+            x = f["features"][()]
+            x[:, cols] = np.nan if factor is None else x[:, cols] - np.log10(factor)
+            f["features"][...] = x
+        tmp.rename(dst)
+    return dst
+
+
+def validation(run: Path, data: Path) -> tuple[float, float]:
+    """Proton F1 and macro-F1 on the run's own validation split (seed 0, 20 %)."""
+    with h5py.File(data, "r") as f:
+        labels = f["label"][()]
+    _, val = stratified_split(labels, 0.2, np.random.default_rng(0))
+    return scores(labels[val], called(run, data)[val])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--workers", type=int, default=2)
+    args = ap.parse_args()
+    sim = args.out / "sim"
+    for name, (events, seed, first) in PARTS.items():
+        simulate(sim / name, "e15503b_randomized", events, seed, first, args.workers)
+    tests = TESTS | OTHER_WAYS
+    for name, (preset, events, seed, first, sets) in tests.items():
+        simulate(sim / slug(name), preset, events, seed, first, args.workers, sets)
+    results: dict[str, dict] = {}
+    unit_errors: dict[str, dict] = {}
+    preps: dict[tuple[str, ...], Path] = {}
+    for k, (variant, (prep, extra)) in enumerate(VARIANTS.items()):
+        data = preps.setdefault(prep, args.out / "data" / f"v{k}")
+        train_file = data / "train_72000.h5"
+        preprocess([sim / p for p in PARTS], train_file, args.workers, *prep)
+        run = args.out / "runs" / f"v{k}"
+        train(train_file, run, extra)
+        row: dict = {"validation": validation(run, train_file)}
+        for name in tests:
+            preprocess([sim / slug(name)], data / f"{slug(name)}.h5", args.workers, *prep)
+            row[name] = cell(evaluate(run, data / f"{slug(name)}.h5", sim / slug(name)))
+        results[variant] = row
+        print(variant, row, flush=True)
+        if prep != CALIBRATED:
+            continue
+        off = {}  # the same run on files whose units are missing or off
+        for name in UNIT_SETS:
+            for error, factor in UNIT_ERRORS.items():
+                wrong = with_unit_off(data / f"{slug(name)}.h5",
+                                      data / f"{slug(name)}_unit_{error}.h5", factor)  # fmt: skip
+                off[f"{name}, unit {error}"] = cell(evaluate(run, wrong, sim / slug(name)))
+        unit_errors[variant] = off
+    print("| features | validation proton F1 / macro-F1 | " + " | ".join(tests) + " |")
+    print("|---" * (2 + len(tests)) + "|")
+    for variant, row in results.items():
+        p, m = row["validation"]
+        print(f"| {variant} | {p:.3f} / {m:.3f} | " + " | ".join(row[n] for n in tests) + " |")
+    cols = [f"{n}, unit {e}" for n in UNIT_SETS for e in UNIT_ERRORS]
+    print("| trees | " + " | ".join(cols) + " |\n" + "|---" * (1 + len(cols)) + "|")
+    for variant, off in unit_errors.items():
+        print(f"| {variant} | " + " | ".join(off[c] for c in cols) + " |")
+    units = {}
+    for name in tests:
+        with h5py.File(preps[CALIBRATED] / f"{slug(name)}.h5", "r") as f:
+            found = json.loads(f.attrs["charge_units"]).values()
+        values = np.array([np.nan if u is None else u for u in found])
+        units[name] = [int(np.isfinite(values).sum()), len(values), float(np.nanmedian(values))]
+        print(f"{name}: a unit in {units[name][0]} of {units[name][1]} files, "
+              f"median {units[name][2]:.3g} ADC/mm")  # fmt: skip
+    print(json.dumps({"results": results, "unit_errors": unit_errors, "units": units}))
+
+
+if __name__ == "__main__":
+    main()
