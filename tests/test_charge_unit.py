@@ -201,6 +201,11 @@ def test_classify_measures_each_files_unit_as_preprocess_did(tmp_path, capsys) -
     assert main(["classify", str(run), str(data), "--out", str(stored), "--quiet"]) == 0
     got, want = read_predictions(raw), read_predictions(stored)
     np.testing.assert_allclose(got["p_proton"], want["p_proton"], atol=1e-6)
+    # data.unit_dropout reaches the fit (a tenth of 2 runs: one run hidden)
+    hidden = tmp_path / "hidden"
+    assert main(["train", "--config", "configs/train/gbt.yaml", *train[:2], "--out", str(hidden),
+                 *train[4:], "data.unit_dropout=0.1"]) == 0  # fmt: skip
+    assert "charge unit hidden for 10% of the training run files" in capsys.readouterr().out
     # an image file made without the calibration does not fit the model
     plain = tmp_path / "plain.h5"
     assert main(["preprocess", *paths, "--out", str(plain), "--set", "features=tracks_v2",
