@@ -453,10 +453,7 @@ def model_config(info: RunInfo) -> ImageConfig:
     """The projection that turns point clouds into this model's inputs."""
     config = info.image_config
     if info.input == "features":
-        # The model reads only the features (from the raw points): the cheapest images.
-        lean = {"views": ["xy"], "size": 4, "pixel_values": ["sum"], "voxel_grid": 0,
-                "denoise": "none", "beam_mask_mm": 0.0, "charge_norm": "none"}  # fmt: skip
-        return ImageConfig.from_dict({**config.to_dict(), **lean})
+        return config.features_only()  # the model reads only the features
     if info.input != "voxels" and config.voxel_grid:
         # The model never sees voxels: skip binning them (same images, less work).
         config = ImageConfig.from_dict({**config.to_dict(), "voxel_grid": 0})

@@ -260,6 +260,13 @@ class ImageConfig:
             burst_window_mm=self.burst_window_mm,
         )
 
+    def features_only(self) -> ImageConfig:
+        """This config with the cheapest images, for what reads only the features: they
+        come from the raw points, so the images' settings do not change them."""
+        lean = {"views": ["xy"], "size": 4, "pixel_values": ["sum"], "voxel_grid": 0,
+                "denoise": "none", "beam_mask_mm": 0.0, "charge_norm": "none"}  # fmt: skip
+        return ImageConfig.from_dict({**self.to_dict(), **lean})
+
     @property
     def feature_names(self) -> tuple[str, ...]:
         """Columns of the features this config computes (`data_prep.features`)."""

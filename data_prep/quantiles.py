@@ -223,11 +223,8 @@ def file_charge_unit(
 
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
-    # the features do not depend on the images: the cheapest ones
-    lean = {"views": ["xy"], "size": 4, "pixel_values": ["sum"], "voxel_grid": 0,
-            "denoise": "none", "beam_mask_mm": 0.0, "charge_norm": "none",
-            "run_beam_axis": list(axis), "run_charge_unit": 1.0}  # fmt: skip
-    cfg = ImageConfig.from_dict({**config.to_dict(), **lean})
+    # the run columns at unit 1 are log10 ADC (`band_unit` reads them so)
+    cfg = replace(config.features_only(), run_beam_axis=tuple(axis), run_charge_unit=1.0)
     features = []
     n = 0
     with open_events(path, format=format, **options) as reader:

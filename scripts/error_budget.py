@@ -41,16 +41,13 @@ from validation_scores import called  # classify's call for each event of an ima
 
 from attpc_classify.data import stratified_split
 from attpc_classify.metrics import binary_f1
-from data_prep.features import CORE_MM
+from data_prep.features import BAND_COT, BAND_MIN_TRACKS, CORE_MM
+from data_prep.features import BAND_LOG10_INVARIANT as BAND_INVARIANT
 
 CLASSES = ("proton", "carbon", "other")
 SHOWN_BINS = ((0, 20, "0-19"), (20, 40, "20-39"), (40, 80, "40-79"), (80, 10**9, ">= 80"))
-#: the elastic-proton band a run's charge scale is read on (`charge_scales`): first
-#: tracks at 27-63 degrees (the (p,alpha) alphas stay within 26) on the elastic line;
-#: a run file needs BAND_MIN_TRACKS of them
-BAND_COT = (0.5, 2.0)
-BAND_INVARIANT = (2.3, 2.6)
-BAND_MIN_TRACKS = 3
+# the elastic-proton band a run's charge scale is read on (`charge_scales`) is the
+# application's (data_prep.features.BAND_*, `charge_calibration: proton_band`)
 FLOOR = 40  # points shown >= 30 mm: below it a reaction is a stub (docs/sim-to-real.md)
 COT_BINS = ((-np.inf, 0.0, "< 0 (backward)"), (0.0, 0.5, "0-0.5 (63-90 deg)"),
             (0.5, 2.0, "0.5-2 (27-63 deg)"), (2.0, 4.0, "2-4 (14-27 deg)"),
