@@ -194,15 +194,6 @@ class ChargeUnit(NamedTuple):
         return f"{self.unit:.4g} ADC/mm from {self.tracks} band tracks in {self.events} events"
 
 
-def _ranges(positions: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted positions as ``[first, last)`` runs of consecutive ones (a reader streams
-    a range cheaply)."""
-    if not len(positions):
-        return []
-    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
-    return [(int(p[0]), int(p[-1]) + 1) for p in np.split(positions, breaks)]
-
-
 def file_charge_unit(
     path: str | Path,
     config: ImageConfig,
@@ -219,7 +210,7 @@ def file_charge_unit(
     from data_prep.features import band_unit
     from data_prep.images import project
     from data_prep.readers import open_events
-    from data_prep.structured import find_hot_pads
+    from data_prep.structured import consecutive_ranges, find_hot_pads
 
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
@@ -232,7 +223,7 @@ def file_charge_unit(
         if cfg.structured_noise != "none":  # as preprocess and classify find them
             hot = find_hot_pads(reader, cfg.hot_pad_fraction, cfg.hot_pad_sample, axis or None)
         batch = []
-        for first, last in _ranges(sample_positions([len(reader)], n_events, seed)[0]):
+        for first, last in consecutive_ranges(sample_positions([len(reader)], n_events, seed)[0]):
             for event in reader.iter_events(first, last, skip_bad=True):
                 batch.append(event)
                 if len(batch) == UNIT_BATCH:

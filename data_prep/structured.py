@@ -85,6 +85,16 @@ def sample_positions(n_events: int, n_sample: int, key: int) -> np.ndarray:
     return np.sort(rng.choice(n_events, size=n_sample, replace=False))
 
 
+def consecutive_ranges(positions: np.ndarray) -> list[tuple[int, int]]:
+    """Sorted positions as ``[first, last)`` runs of consecutive ones: a sample read a
+    range at a time (a reader streams a range cheaply)."""
+    positions = np.asarray(positions, dtype=np.int64)
+    if not len(positions):
+        return []
+    breaks = np.flatnonzero(np.diff(positions) != 1) + 1
+    return [(int(p[0]), int(p[-1]) + 1) for p in np.split(positions, breaks)]
+
+
 def find_hot_pads(
     reader: Any, fraction: float, n_sample: int, axis: Sequence[float] | None = None
 ) -> dict[int, np.ndarray]:
@@ -97,19 +107,12 @@ def find_hot_pads(
     axis = axis or NO_AXIS
     positions = sample_positions(len(reader), n_sample, len(reader))
     by_run: dict[int, list[np.ndarray]] = {}
-    start = 0
-    while start < len(positions):
-        # read runs of consecutive positions at once (a reader streams ranges cheaply)
-        stop = start + 1
-        while stop < len(positions) and positions[stop] == positions[stop - 1] + 1:
-            stop += 1
-        first, last = int(positions[start]), int(positions[stop - 1]) + 1
+    for first, last in consecutive_ranges(positions):
         for event in reader.iter_events(first, last, skip_bad=True):
             pads = pad_ids(event.points)
             x, y = line_xy(axis, event.points[:, 2])
             core = np.hypot(event.points[:, 0] - x, event.points[:, 1] - y) < HOT_PAD_CORE_MM
             by_run.setdefault(int(event.run), []).append(pads[~core])
-        start = stop
     return {run: hot_pads_from_events(pads, fraction) for run, pads in by_run.items()}
 
 
