@@ -159,6 +159,20 @@ def hide_run_units(
     return x
 
 
+def training_features(
+    images: ImageSet, task: str, unit_dropout: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The trees' training inputs and task labels (`task_arrays` of the features), the
+    run's charge unit hidden for a seeded ``unit_dropout`` share of the run files
+    (`hide_run_units`): the same at `train` and in every refit of its trees
+    (`attpc_classify.trees_adapt.source_inputs`)."""
+    x, y = (t.numpy() for t in task_arrays(images, task, "features"))
+    if unit_dropout > 0:
+        names = images.config.feature_names
+        x = hide_run_units(x, labelled(images).run, names, unit_dropout, seed)
+    return x, y
+
+
 def as_float(x: torch.Tensor) -> torch.Tensor:
     """On-disk values -> float32 in [0, 1]: uint8 / 255, float16 and float32 as they are."""
     if x.dtype == torch.uint8:

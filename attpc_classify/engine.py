@@ -721,14 +721,14 @@ def _train_sklearn(
     task = cfg.data.task
     k = len(output_names(task, train.class_names))
     kind = getattr(model, "input_kind", "voxels")
-    x_tr, y_tr = task_arrays(train, task, kind)
-    if cfg.data.unit_dropout > 0 and kind == "features":
-        from attpc_classify.data import hide_run_units, labelled
+    if kind == "features":  # trees: the unit hidden for data.unit_dropout of the runs
+        from attpc_classify.data import training_features
 
-        runs = labelled(train).run
-        names = train.config.feature_names
-        x_tr = torch.from_numpy(hide_run_units(x_tr.numpy(), runs, names, cfg.data.unit_dropout,
-                                               cfg.seed))  # fmt: skip
+        x_np, y_np = training_features(train, task, cfg.data.unit_dropout, cfg.seed)
+        x_tr, y_tr = torch.from_numpy(x_np), torch.from_numpy(y_np)
+    else:
+        x_tr, y_tr = task_arrays(train, task, kind)
+    if cfg.data.unit_dropout > 0 and kind == "features":
         logger.info(f"gbt: the run's charge unit hidden for {cfg.data.unit_dropout:.0%} of the "
                     "training run files (data.unit_dropout)")  # fmt: skip
     has_val = val is not None and len(val) > 0

@@ -3,7 +3,8 @@
 Trees have no BatchNorm to re-estimate (AdaBN) and no gradient to fine-tune, so both
 adaptation routes of docs/sim-to-real.md refit the trees with the run's own settings
 (`configs/train/gbt.yaml` and its overrides, read from ``RUN/config.yaml``) on the run's
-own simulated training events plus events of the target run:
+own simulated training events, read as at training (the run's charge unit hidden for the
+same run files, ``data.unit_dropout``), plus events of the target run:
 
 * **No labels** (``adapt RUN --data TARGET --rounds K``, `self_train`): per round, the
   current trees label the target and its confident events, class by class
@@ -50,7 +51,7 @@ from attpc_classify.adapt import (
     save_adapted,
 )
 from attpc_classify.config import from_dict, merge, read_yaml, to_dict
-from attpc_classify.data import labelled, load_datasets, task_arrays
+from attpc_classify.data import labelled, load_datasets, task_arrays, training_features
 from attpc_classify.models import create_model
 from attpc_classify.models.gbt import (
     NamedTracksGBT,
@@ -109,10 +110,11 @@ def source_inputs(
     model: nn.Module, cfg: TrainConfig, train: ImageSet, task: str
 ) -> tuple[np.ndarray, np.ndarray]:
     """The run's simulated training events as its event trees read them, and their task
-    labels. Trees that name tracks (tracks_v3) get the names as at training: out of fold,
-    from the simulation's per-point truth (`data_prep.tracktruth`; the run files must be
-    where the training file says)."""
-    x, y = (t.numpy() for t in task_arrays(train, task, "features"))
+    labels, as at training: the run's charge unit hidden for the same runs
+    (``data.unit_dropout``, `training_features`). Trees that name tracks (tracks_v3) get
+    the names as at training: out of fold, from the simulation's per-point truth
+    (`data_prep.tracktruth`; the run files must be where the training file says)."""
+    x, y = training_features(train, task, cfg.data.unit_dropout, cfg.seed)
     if not isinstance(model, NamedTracksGBT):
         return x, y
     from data_prep.tracktruth import image_file_track_kinds

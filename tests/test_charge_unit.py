@@ -206,6 +206,20 @@ def test_classify_measures_each_files_unit_as_preprocess_did(tmp_path, capsys) -
     assert main(["train", "--config", "configs/train/gbt.yaml", *train[:2], "--out", str(hidden),
                  *train[4:], "data.unit_dropout=0.1"]) == 0  # fmt: skip
     assert "charge unit hidden for 10% of the training run files" in capsys.readouterr().out
+    # a refit of those trees (adapt, model.init=run:) reads the simulation as they did:
+    # one run's charges in the unit hidden, the other's as stored
+    from attpc_classify.trees_adapt import source_inputs, source_sets
+
+    cfg, source, _ = source_sets(hidden)
+    x, _ = source_inputs(None, cfg, source, cfg.data.task)
+    cols = [i for i, n in enumerate(source.config.feature_names) if n.endswith("_run")]
+    want = {r: source.features[source.run == r][:, cols] for r in (0, 1)}
+    got = {r: x[source.run == r][:, cols] for r in (0, 1)}
+    assert np.isfinite(want[0][:, 0]).all() and np.isfinite(want[1][:, 0]).all()
+    assert sorted(bool(np.isnan(got[r]).all()) for r in (0, 1)) == [False, True]
+    for r in (0, 1):
+        if not np.isnan(got[r]).all():
+            np.testing.assert_array_equal(got[r], want[r])
     # an image file made without the calibration does not fit the model
     plain = tmp_path / "plain.h5"
     assert main(["preprocess", *paths, "--out", str(plain), "--set", "features=tracks_v2",
