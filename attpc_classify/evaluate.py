@@ -814,10 +814,12 @@ def _evaluation_figures(
 
 
 def data_fingerprint(path: str | Path) -> str:
-    """sha256 of an image file's content: run, event ids, labels, images and settings.
+    """sha256 of an image file's content: run, event ids, labels, images, features (the
+    trees' inputs) and settings.
 
-    Two files of the same name with other events (or other images of the same events)
-    differ; a byte-different rewrite of the same content (new timestamps) does not.
+    Two files of the same name with other events (or other images or features of the
+    same events) differ; a byte-different rewrite of the same content (new timestamps)
+    does not.
     """
     import hashlib
 
@@ -825,7 +827,9 @@ def data_fingerprint(path: str | Path) -> str:
     with h5py.File(path, "r") as f:
         h.update(str(f.attrs.get("image_config", "")).encode())
         h.update(str(f.attrs.get("class_names", "")).encode())
-        for name in ("run", "event_id", "label", "images"):
+        for name in ("run", "event_id", "label", "images", "features"):
+            if name == "features" and name not in f:  # written only with a feature set
+                continue
             dset = f[name]
             h.update(f"{name}{dset.shape}{dset.dtype}".encode())
             step = max(1, (1 << 24) // max(1, dset[:1].nbytes))  # ~16 MB per read

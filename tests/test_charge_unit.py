@@ -201,6 +201,22 @@ def test_classify_measures_each_files_unit_as_preprocess_did(tmp_path, capsys) -
     assert main(["classify", str(run), str(data), "--out", str(stored), "--quiet"]) == 0
     got, want = read_predictions(raw), read_predictions(stored)
     np.testing.assert_allclose(got["p_proton"], want["p_proton"], atol=1e-6)
+    # an evaluation of the same images with other features (the file featured again, by
+    # other code or in another unit) is not what `compare --data` reports for it
+    other = tmp_path / "other" / data.name
+    other.parent.mkdir()
+    other.write_bytes(data.read_bytes())
+    with h5py.File(other, "r+") as f:
+        names = json.loads(f["features"].attrs["feature_names"])
+        x = f["features"][:]
+        x[:, [i for i, n in enumerate(names) if n.endswith("_run")]] = np.nan
+        f["features"][...] = x
+    quiet = ["--n-boot", "0", "--no-figures", "--quiet"]
+    assert main(["evaluate", str(run), "--data", str(data), *quiet]) == 0
+    cmp = ["compare", str(run), "--data", str(other), "--out", str(tmp_path / "cmp")]
+    assert main([*cmp, "--n-boot", "0"]) == 0
+    evaluated = [json.loads(p.read_text())["data"] for p in (run / "eval").glob("*/metrics.json")]
+    assert sorted(evaluated) == sorted([str(data), str(other)])
     # data.unit_dropout reaches the fit (a tenth of 2 runs: one run hidden)
     hidden = tmp_path / "hidden"
     assert main(["train", "--config", "configs/train/gbt.yaml", *train[:2], "--out", str(hidden),
