@@ -874,9 +874,7 @@ class ClassifySummary:
             "predicted": self.predicted,
             "wall_s": round(self.wall_s, 3),
             "events_per_s": round(self.events_per_s, 1),
-            "charge_units": {
-                p: u.unit if u.unit == u.unit else None for p, u in self.charge_units.items()
-            },
+            "charge_units": quantiles.units_json(self.charge_units),
         }
 
 

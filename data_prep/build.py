@@ -1032,8 +1032,7 @@ def build_images(
             if units:
                 kwargs["charge_units"] = units
                 # for the physicist: in which unit each file's charges are (null: none)
-                attrs["charge_units"] = json.dumps({p: u if u == u else None
-                                                    for p, u in units.items()})  # fmt: skip
+                attrs["charge_units"] = json.dumps(quantiles.units_json(found))
             if attrs:
                 merge["attrs"] = attrs
             if pool is None:  # in this process, with the readers planning opened

@@ -276,6 +276,12 @@ def charge_units(
     return {p: found[p] for p, _ in files}
 
 
+def units_json(units: dict[str, ChargeUnit]) -> dict[str, float | None]:
+    """Each file's charge unit as JSON has it (null: none; JSON has no NaN), as the image
+    file's ``charge_units`` attribute and the classify summary record them."""
+    return {p: u.unit if u.unit == u.unit else None for p, u in units.items()}
+
+
 def charge_unit_summary(units: dict[str, ChargeUnit], show: int = 10) -> str:
     """For the physicist: the run files' charge units in a line, then each file that has
     none (at most ``show``; their charges in run units are NaN, and a model then reads
