@@ -111,13 +111,36 @@ MAX_VERTEX_COT = 4.0
 #: times a proton's energy per mm (docs/sim-to-real.md, "A run's charge unit")
 RUN_EVENT_FEATURES = ("log10_charge_median_run",)  # the event's median point charge
 RUN_TRACK_FEATURE = "log10_charge_per_mm_run"  # per described track
-#: the elastic-proton band of e15503b (46Ar(p,p) at 4.5 MeV/u, 2.85 T, 19.2 Torr): first
-#: tracks at 27-63 deg (cot 0.5-2, where no 46Ar(p,alpha) alpha reaches) on the elastic
-#: line (log10 R / (sin cos) 2.3-2.6); ~95 % protons, 4 % carbon in the randomised
-#: simulation (scripts/error_budget.py). Another reaction or field needs its own band.
+#: the elastic-proton band of e15503b (46Ar(p,p) at 4.6 MeV/u, 1.68 T, 19.2 Torr: the
+#: e15503b presets): first tracks at 27-63 deg (cot 0.5-2, where no 46Ar(p,alpha) alpha
+#: reaches) on the elastic line, log10 R / (sin cos) 2.3-2.6: from the window's beam
+#: energy (`elastic_invariant_mm`: 362 mm, 2.56) down to a beam slowed to ~1.4 MeV/u
+#: (2.30); ~95 % protons, 4 % carbon in the randomised simulation
+#: (scripts/error_budget.py). Another beam, energy or field needs its own band.
 BAND_COT = (0.5, 2.0)
 BAND_LOG10_INVARIANT = (2.3, 2.6)
 BAND_MIN_TRACKS = 3  # fewer band tracks in a run: no unit (the run columns are NaN)
+
+
+AMU_MEV = 931.494  # atomic mass unit [MeV/c^2]
+PROTON_MEV = 938.272  # [MeV/c^2]
+
+
+def elastic_invariant_mm(energy_mev_u: float, field_t: float, beam_mass_u: float) -> float:
+    """R / (sin theta cos theta) [mm] of an elastically scattered proton (the tracks_v2
+    feature ``helix_log10_invariant`` is its log10) for a beam of ``beam_mass_u`` at
+    ``energy_mev_u`` on a proton at rest, in ``field_t`` along the beam.
+
+    The struck proton leaves at lab angle theta with velocity 2 M v cos(theta) / (M + m)
+    (non-relativistic: ~1 % at 5 MeV/u), so its transverse radius R = p sin(theta) / (q B)
+    over sin cos is the same for every angle. Evaluate it at the window's beam energy for
+    the top of ``calibration_log10_invariant`` and at the energy of the deepest vertices
+    wanted for its bottom (the beam slows along the gas)."""
+    beta = np.sqrt(2.0 * energy_mev_u / AMU_MEV)
+    mass = beam_mass_u * AMU_MEV
+    p_mev = 2.0 * PROTON_MEV * mass / (mass + PROTON_MEV) * beta  # at cos(theta) = 1
+    # R [m] = p [GeV/c] / (0.299792458 B [T]) for a unit charge
+    return float(p_mev / 1000.0 / (0.299792458 * field_t) * 1000.0)
 
 
 def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tuple[str, ...]:

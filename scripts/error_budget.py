@@ -1,11 +1,12 @@
 """Where a run's proton F1 is lost on its own validation split, by the simulation's truth.
 
     .venv/bin/python scripts/error_budget.py RUN TRAIN_FILE SIM_DIR [SIM_DIR ...]
-        [--seed 0] [--oracle-gain]
+        [--seed 0] [--oracle-gain] [--test]
 
 RUN: a 3-class run trained on TRAIN_FILE (an image file with features, made from the run
 files in the SIM_DIRs by `simulate`, so each event has its channel, gain and per-point
-truth). The validation split is the one `train` held out (`scripts/validation_scores.py`).
+truth). The validation split is the one `train` held out (`scripts/validation_scores.py`);
+with ``--test`` TRAIN_FILE is a test file instead (a stand-in, say), scored whole.
 Printed, as Markdown tables:
 
 * errors per simulated channel (what each channel's wrong calls were);
@@ -152,6 +153,11 @@ def main() -> None:
     ap.add_argument("sims", type=Path, nargs="+")
     ap.add_argument("--seed", type=int, default=0, help="the run's seed (its split)")
     ap.add_argument("--oracle-gain", action="store_true")
+    ap.add_argument(
+        "--test",
+        action="store_true",
+        help="TRAIN_FILE is a test file: every event of it, not a validation split",
+    )
     args = ap.parse_args()
     with h5py.File(args.train_file, "r") as f:
         y, runs, events = f["label"][()], f["run"][()], f["event_id"][()]
@@ -159,6 +165,8 @@ def main() -> None:
         names = tuple(json.loads(f["features"].attrs["feature_names"]))
     calls = called(args.run, args.train_file)
     _, va = stratified_split(y, 0.2, np.random.default_rng(args.seed))
+    if args.test:
+        va = np.flatnonzero(y >= 0)
     every = list(zip(runs.tolist(), events.tolist(), strict=True))
     keys = [every[i] for i in va]
     # the truth of every event when the charge scales need it, else of the split's

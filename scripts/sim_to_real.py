@@ -1735,7 +1735,10 @@ measure it alike, and print it). The features then also
 give the event's median point charge and each described track's charge per mm in that
 unit (log10; `data_prep.features.run_columns`), and the track trees of the named-track
 model read each track's own. A file with fewer than 3 band tracks has no unit: its
-columns are NaN. The band is e15503b's: another beam, target or field needs its own.
+columns are NaN. The band is e15503b's: its invariant runs from the window's beam energy
+(R / (sin cos) = 362 mm, log10 2.56, for 46Ar at 4.6 MeV/u in 1.68 T:
+`data_prep.features.elastic_invariant_mm`) down to a beam slowed to ~1.4 MeV/u (2.30).
+Another beam, energy or field needs its own band, from the same function.
 Which parts are ours: all of it; the idea is the calibration an experimenter makes on a
 known line (here the elastic protons), not a method from a paper.
 

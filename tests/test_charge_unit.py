@@ -267,3 +267,22 @@ def test_unit_dropout_hides_the_run_columns_of_whole_runs() -> None:
     np.testing.assert_array_equal(hide_run_units(x, runs, names, 0.0, seed=0), x)
     with pytest.raises(InputError, match="unit_dropout"):
         DataConfig(unit_dropout=1.0)
+
+
+def test_the_elastic_invariant_agrees_with_relativistic_two_body_kinematics() -> None:
+    from data_prep.features import elastic_invariant_mm
+
+    # 46Ar at 4.6 MeV/u on a proton in 1.68 T (the e15503b presets): the struck proton's
+    # momentum from relativistic elastic kinematics, p3 = 2 m p1 (E1 + m) cos / ((E1 +
+    # m)^2 - p1^2 cos^2), then R = p3 sin / (0.2998 B), over sin cos, at several angles
+    m, big = 938.272, 46 * 931.494
+    e1 = big + 46 * 4.6
+    p1 = np.sqrt(e1**2 - big**2)
+    for deg in (10.0, 30.0, 45.0, 60.0, 80.0):
+        c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+        p3 = 2 * m * p1 * (e1 + m) * c / ((e1 + m) ** 2 - (p1 * c) ** 2)
+        radius_mm = p3 / 1000 / (0.299792458 * 1.68) * 1000 * s
+        assert elastic_invariant_mm(4.6, 1.68, 46) == pytest.approx(radius_mm / (s * c), rel=0.01)
+    # the band's ends: 362 mm (log10 2.56) at the window, 2.30 for a beam slowed to 1.4 MeV/u
+    assert np.log10(elastic_invariant_mm(4.6, 1.68, 46)) == pytest.approx(2.56, abs=0.005)
+    assert np.log10(elastic_invariant_mm(1.4, 1.68, 46)) == pytest.approx(2.30, abs=0.005)
