@@ -107,11 +107,17 @@ def run_units(f: h5py.File) -> dict[int, float]:
 
 
 def validation(run: Path, data: Path) -> tuple[float, float]:
-    """Proton F1 and macro-F1 on the run's own validation split (seed 0, 20 %)."""
+    """Proton F1 and macro-F1 on the run's own validation split (seed 0, 20 %); kept in
+    ``RUN/validation_scores.json`` (classifying the 72,000 takes minutes)."""
+    kept = run / "validation_scores.json"
+    if kept.exists() and json.loads(kept.read_text())["data"] == str(data):
+        return tuple(json.loads(kept.read_text())["scores"])
     with h5py.File(data, "r") as f:
         labels = f["label"][()]
     _, val = stratified_split(labels, 0.2, np.random.default_rng(0))
-    return scores(labels[val], called(run, data)[val])
+    found = scores(labels[val], called(run, data)[val])
+    kept.write_text(json.dumps({"data": str(data), "scores": list(found)}))
+    return found
 
 
 def main() -> None:
