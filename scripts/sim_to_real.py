@@ -213,8 +213,9 @@ RECOMMENDED_REFIT_TABLE = md_table(
       "0.920 [0.902, 0.937] / 0.924", "0.922 [0.905, 0.939] / 0.925",
       "0.913 [0.896, 0.929] / 0.924", "0.920 [0.901, 0.938] / 0.926"),
      ("the same with the run's charge unit, hidden for 10 % of the training runs "
-      "(the recommended command now)", "0.929 [0.911, 0.945] / 0.936", "not run",
-      "0.925 [0.907, 0.942] / 0.935", "0.933 [0.916, 0.949] / 0.943")],
+      "(the recommended command now)", "0.929 [0.911, 0.945] / 0.936",
+      "0.927 [0.909, 0.944] / 0.936", "0.923 [0.906, 0.940] / 0.935",
+      "0.932 [0.916, 0.947] / 0.939")],
 )  # fmt: skip
 #: tracks_v2 against tracks_v3 by training size (seed 0; commands in the text):
 #: proton F1 / macro-F1, mean over the 8 sets other than the stand-in, and on the stand-in
@@ -606,7 +607,13 @@ UNIT_ERROR_TABLE = md_table(
      ("randomised, unit x2", "0.92 [0.90, 0.94] / 0.92", "0.91 [0.88, 0.93] / 0.91"),
      ("nominal, unit missing", "0.76 [0.69, 0.82] / 0.88", "0.87 [0.82, 0.91] / 0.93"),
      ("nominal, unit x0.5", "0.92 [0.88, 0.95] / 0.95", "0.92 [0.88, 0.95] / 0.95"),
-     ("nominal, unit x2", "0.93 [0.90, 0.96] / 0.95", "0.93 [0.89, 0.96] / 0.94")],
+     ("nominal, unit x2", "0.93 [0.90, 0.96] / 0.95", "0.93 [0.89, 0.96] / 0.94"),
+     ("stand-in, the set's median unit", "0.95 [0.93, 0.96] / 0.95",
+      "0.95 [0.93, 0.96] / 0.95"),
+     ("randomised, the set's median unit", "0.91 [0.88, 0.93] / 0.92",
+      "0.90 [0.87, 0.93] / 0.92"),
+     ("nominal, the set's median unit", "0.95 [0.92, 0.98] / 0.97",
+      "0.95 [0.92, 0.97] / 0.97")],
 )  # fmt: skip
 #: the run's charge unit at the demo's size (scripts/demo_features.py, 2026-12-05)
 DEMO_UNIT_TABLE = md_table(
@@ -1764,8 +1771,10 @@ previous one (one gain per event) read 0.926 / 0.9327 on its own validation spli
 0.92 / 0.93 on the stand-in: the new simulation alone does not make the gain.
 
 **Where it can fail.** A run whose unit is wrong or missing. Evaluated again with each
-file's unit halved, doubled or removed (copies of the test files, `with_unit_off` in the
-script):
+file's unit halved, doubled or removed, or replaced by the median of the set's units
+(copies of the test files, `with_unit_off` in the script; the last three rows added on
+2026-12-05, third session, by the same command, every other number of both tables
+reproduced):
 
 {UNIT_ERROR_TABLE}
 
@@ -1781,6 +1790,21 @@ a unit falls back to about the recipe without the option (stand-in 0.91, randomi
 0.88, nominal 0.87 against 0.92, 0.91, 0.93). Each test file here has 100 events and
 13-18 band tracks; a real run file of thousands of events has hundreds, and its unit is
 the better for it. `preprocess` and `classify` name every file without a unit.
+
+How precise must the unit be? The stand-in's 20 files were simulated with one gain, yet
+their units spread over 13.1-26.9 ADC/mm (0.08 dex standard deviation; the nominal
+set's 5 files 57.8-80.7): a dozen or two band tracks per file, each proton's charge per
+mm scattered by its angle and length, and the band's carbon recoils and pile-ups on top.
+Given the median of the 20 instead (the set's one true unit, up to the estimate's own
+bias) the trees score the same, 0.95 [0.93, 0.96], and the nominal set the same 0.95:
+the per-file estimate's scatter costs nothing we can measure, so a tighter estimator is
+not needed at these sizes (the stand-in of "After adaptation", seed 100, agrees: units
+13.6-32.6, 0.12 dex, and the recipe's 0.929 zero-shot there reads 0.930 [0.913, 0.947]
+with the median unit: the script's `with_unit_off(FILE, COPY, "median")` on that file,
+then `evaluate --n-boot 1000`). The randomised set,
+whose files have their own gains (15.1-102.8), shows the other side: one unit for all
+its files costs 0.03 (0.94 -> 0.91, 0.93 -> 0.90 with the dropout), so each file keeps
+its own.
 
 ## Beam axis per run file (`beam_axis: run`, on in the recipe)
 
@@ -1989,11 +2013,27 @@ is the recommended command of the 2026-12-05 session ("A run's charge unit": the
 `v2` of `scripts/charge_unit.py`, trained on the simulation with one gain per run file;
 stand-in files made with `--set features=tracks_v3 --set cluster_z_scale=0.5 --set
 charge_calibration=proton_band`; the refits as above with `model.init=run:` that run):
-0.929 zero-shot, 0.925 and 0.933 [0.916, 0.949] with 250 and 1,000 labels; each refit
-took 13 min. Self-training was not run (stopped for time; it had moved nothing in every
-row above). On this stand-in the unit gains 0.009 zero-shot, where on the stand-in of
-`scripts/training_size.py` it gained 0.03 (0.92 -> 0.95): the issue's 0.95 after
-adaptation is reached on neither by a refit, and on the second sample zero-shot.
+0.929 zero-shot, 0.927 [0.909, 0.944] after three self-training rounds (all kept; the
+predicted proton fraction 0.251 -> 0.254), 0.923 and 0.932 [0.916, 0.947] with 250 and
+1,000 labels. Those refits read the simulated events as the training did, each run's
+unit hidden for the same tenth of the run files (`data.training_features`, since the
+third session of 2026-12-05); before, they read every run's unit and scored 0.925 and
+0.933 [0.916, 0.949]. Each refit took 14-17 min. On this stand-in the unit gains 0.009
+zero-shot, where on the stand-in of `scripts/training_size.py` it gained 0.03 (0.92 ->
+0.95): the issue's 0.95 after adaptation is reached on neither by a refit, and on the
+second sample zero-shot.
+
+Why no route moves on this stand-in: `scripts/error_budget.py RUN S/standin.h5
+S/sim/standin --test` scores it whole by the simulation's truth (RUN the recipe's run).
+Of its 31 missed protons 7 show fewer than 20 points outside the beam's core, and
+`scripts/proton_misses.py` finds the known cut helices among the rest (of the protons
+showing 80 points or more, those cut into four or more clusters: 8 of 23 missed, against
+3 of 193 cut into fewer). Of its 40 false
+protons 24 are fusion-evaporation events (of 466: this preset has more of that
+background) and 13 pile-ups. On the 1,609 events whose every reaction shows at least 40
+points outside the core it scores 0.958. Labelled stand-in events teach the trees
+neither a helix the clustering has cut into pieces nor a fusion-evaporation proton on
+the elastic line; their own errors, not the domain gap, hold this stand-in near 0.93.
 
 The zero-shot values also say how far one number travels: on the stand-in of
 `scripts/training_size.py` (the same preset, seed 99 instead of 100, 2,000 events each)
