@@ -261,15 +261,25 @@ def band_unit(
 
     The median and not the mean: the ~5 % of carbon and other tracks in the band sit in
     its tails. (Taken on log10: of an even count, the geometric mean of the middle two.)"""
+    dedx = band_values(features, feature_set, cot, log10_invariant)
+    if len(dedx) < min_tracks:
+        return float("nan"), len(dedx)
+    return float(10.0 ** np.median(dedx)), len(dedx)
+
+
+def band_values(
+    features: np.ndarray,
+    feature_set: str,
+    cot: tuple[float, float] = BAND_COT,
+    log10_invariant: tuple[float, float] = BAND_LOG10_INVARIANT,
+) -> np.ndarray:
+    """log10 charge per mm (ADC) of the first tracks in the elastic-proton band, from
+    ``features`` computed with ``run_unit=1`` (`band_unit` takes their median)."""
     names = feature_names(feature_set, run_unit=True)
     wanted = ("t1_helix_cot_polar", "t1_helix_log10_invariant", f"t1_{RUN_TRACK_FEATURE}")
     c, inv, dedx = (features[:, names.index(n)] for n in wanted)
     band = (c > cot[0]) & (c < cot[1]) & (inv > log10_invariant[0]) & (inv < log10_invariant[1])
-    band &= np.isfinite(dedx)
-    n = int(band.sum())
-    if n < min_tracks:
-        return float("nan"), n
-    return float(10.0 ** np.median(dedx[band].astype(np.float64))), n
+    return dedx[band & np.isfinite(dedx)].astype(np.float64)
 
 
 def track_clusters(

@@ -49,6 +49,9 @@ STRUCTURED_NOISE = ("none", "rules")
 BEAM_LINE = ("none", "ransac")
 BEAM_AXIS = ("none", "run")
 CHARGE_CALIBRATIONS = ("none", "proton_band")
+#: a run file with too few band tracks of its own: read in the unit of all the files
+#: preprocessed or classified with it, pooled ("pooled"), or without a unit ("none")
+CALIBRATION_FALLBACKS = ("pooled", "none")
 #: probability levels of the point-charge quantiles that ``charge_norm=quantile`` matches
 QUANTILE_LEVELS: tuple[float, ...] = (0.01, *(round(0.05 * i, 2) for i in range(1, 20)), 0.99)
 
@@ -129,6 +132,9 @@ class ImageConfig:
     calibration_cot: tuple[float, float] = BAND_COT
     calibration_log10_invariant: tuple[float, float] = BAND_LOG10_INVARIANT
     calibration_min_tracks: int = BAND_MIN_TRACKS
+    # pooled | none: a file with fewer band tracks of its own takes the unit of the band
+    # tracks of all the files read with it together (files of one run), or stays without
+    calibration_fallback: str = "pooled"
     # ... and that unit in ADC per mm (set per file, NaN: too few band tracks; 0: not
     # measured; not part of the model)
     run_charge_unit: float = 0.0
@@ -238,6 +244,9 @@ class ImageConfig:
                 raise InputError(f"{name} must be (low, high) with high > low")
         if self.calibration_min_tracks < 1:
             raise InputError("calibration_min_tracks must be >= 1")
+        if self.calibration_fallback not in CALIBRATION_FALLBACKS:
+            raise InputError(f"calibration_fallback must be one of {CALIBRATION_FALLBACKS}, "
+                             f"got {self.calibration_fallback!r}")  # fmt: skip
         if not (self.run_charge_unit >= 0 or math.isnan(self.run_charge_unit)):
             raise InputError(f"run_charge_unit must be >= 0, got {self.run_charge_unit!r}")
         if self.structured_noise not in STRUCTURED_NOISE:

@@ -180,17 +180,24 @@ def beam_axes(
 
 class ChargeUnit(NamedTuple):
     """A run file's charge unit (`data_prep.features.band_unit`; NaN: none found), the
-    band tracks that set it and the events sampled (shown to the physicist)."""
+    band tracks that set it and the events sampled (shown to the physicist), the band
+    tracks' log10 ADC per mm (for `pool_units`), and, for a file with too few band tracks
+    of its own, how many files' band tracks were pooled for its unit (0: its own)."""
 
     unit: float
     tracks: int
     events: int
+    band: tuple[float, ...] = ()
+    pooled: int = 0
 
     @property
     def note(self) -> str:
         if self.unit != self.unit:  # NaN
             return (f"no charge unit: {self.tracks} band tracks in {self.events} events; "
                     "its charges in run units are missing")  # fmt: skip
+        if self.pooled:
+            return (f"{self.unit:.4g} ADC/mm, the unit of the {self.pooled} files' band tracks "
+                    f"pooled ({self.tracks} of its own in {self.events} events)")  # fmt: skip
         return f"{self.unit:.4g} ADC/mm from {self.tracks} band tracks in {self.events} events"
 
 
@@ -207,7 +214,7 @@ def file_charge_unit(
     """The charge unit of one run file from the features of a seeded sample of at most
     ``n_events`` of its events (all of a smaller file; bad events skipped), computed as
     the model's features are: centred on the file's beam ``axis``, its own hot pads."""
-    from data_prep.features import band_unit
+    from data_prep.features import band_unit, band_values
     from data_prep.images import project
     from data_prep.readers import open_events
     from data_prep.structured import consecutive_ranges, find_hot_pads
@@ -234,9 +241,10 @@ def file_charge_unit(
             n += len(batch)
     if not features:
         return ChargeUnit(float("nan"), 0, 0)
-    band = (cfg.calibration_cot, cfg.calibration_log10_invariant, cfg.calibration_min_tracks)
-    unit, tracks = band_unit(np.concatenate(features), cfg.features, *band)
-    return ChargeUnit(unit, tracks, n)
+    x = np.concatenate(features)
+    band = (cfg.calibration_cot, cfg.calibration_log10_invariant)
+    unit, tracks = band_unit(x, cfg.features, *band, cfg.calibration_min_tracks)
+    return ChargeUnit(unit, tracks, n, tuple(band_values(x, cfg.features, *band).tolist()))
 
 
 def _unit_of(file: tuple[str, tuple[float, ...]], config: ImageConfig, format: str,
@@ -258,7 +266,8 @@ def charge_units(
 ) -> dict[str, ChargeUnit]:
     """Per file (keyed by ``str(path)``, in order), its charge unit (`file_charge_unit`;
     ``axes``: each file's beam axis for ``beam_axis=run``), on ``executor``'s workers
-    when given; empty unless ``config.charge_calibration`` is set."""
+    when given, a file with too few band tracks given the files' pooled unit
+    (`pool_units`); empty unless ``config.charge_calibration`` is set."""
     if config.charge_calibration == "none":
         return {}
     files = [(str(p), tuple((axes or {}).get(str(p), ()))) for p in paths]
@@ -266,14 +275,32 @@ def charge_units(
     if executor is None or len(files) < 2:
         for file in files:
             found[file[0]] = _unit_of(file, config, format, reader_options)
-        return found
+        return pool_units(found, config)
     from data_prep.tasks import run_tasks
 
     def done(file: tuple[str, tuple[float, ...]], unit: ChargeUnit) -> None:
         found[file[0]] = unit
 
     run_tasks(executor, _unit_of, files, config, format, reader_options, on_result=done)
-    return {p: found[p] for p, _ in files}
+    return pool_units({p: found[p] for p, _ in files}, config)
+
+
+def pool_units(units: dict[str, ChargeUnit], config: ImageConfig) -> dict[str, ChargeUnit]:
+    """``units`` with every file that has none (fewer band tracks than
+    ``calibration_min_tracks``) given the unit of all the files' band tracks together,
+    when ``calibration_fallback`` is "pooled" and they reach that number: short files of
+    one run then read in its unit. (Files of runs with other gains get a compromise: one
+    unit for all of them cost 0.03 proton F1 on the randomised test, against 0.05 with
+    none; docs/sim-to-real.md, "A run's charge unit".)"""
+    missing = {p for p, u in units.items() if u.unit != u.unit}
+    if config.calibration_fallback != "pooled" or not missing:
+        return units
+    band = np.array([v for u in units.values() for v in u.band], dtype=np.float64)
+    if len(band) < config.calibration_min_tracks:
+        return units
+    unit = float(10.0 ** np.median(band))
+    return {p: u._replace(unit=unit, pooled=len(units)) if p in missing else u
+            for p, u in units.items()}  # fmt: skip
 
 
 def units_json(units: dict[str, ChargeUnit]) -> dict[str, float | None]:
@@ -283,10 +310,10 @@ def units_json(units: dict[str, ChargeUnit]) -> dict[str, float | None]:
 
 
 def charge_unit_summary(units: dict[str, ChargeUnit], show: int = 10) -> str:
-    """For the physicist: the run files' charge units in a line, then each file that has
-    none (at most ``show``; their charges in run units are NaN, and a model then reads
-    them as missing)."""
-    found = [u for u in units.values() if u.unit == u.unit]
+    """For the physicist: the run files' own charge units in a line, then each file that
+    has none of its own (at most ``show``): read in the files' pooled unit, or without
+    one (their charges in run units are NaN, and a model then reads them as missing)."""
+    found = [u for u in units.values() if u.unit == u.unit and not u.pooled]
     lines = []
     if found:
         values = np.array([u.unit for u in found])
@@ -295,8 +322,9 @@ def charge_unit_summary(units: dict[str, ChargeUnit], show: int = 10) -> str:
             f"charge unit of {len(found)} of {len(units)} file(s): median {np.median(values):.4g} "
             f"ADC/mm ({values.min():.4g}-{values.max():.4g}), median {tracks} band tracks"
         )
-    missing = [(p, u) for p, u in units.items() if u.unit != u.unit]
+    missing = [(p, u) for p, u in units.items() if u.unit != u.unit or u.pooled]
     lines += [f"charge unit of {p}: {u.note}" for p, u in missing[:show]]
     if len(missing) > show:
-        lines.append(f"... and {len(missing) - show} more file(s) without a charge unit")
+        lines.append(f"... and {len(missing) - show} more file(s) without a charge unit "
+                     "of their own")  # fmt: skip
     return "\n".join(lines)

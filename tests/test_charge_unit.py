@@ -136,13 +136,7 @@ def test_a_run_at_three_times_the_gain_reads_the_same_in_its_own_unit(tmp_path, 
     # the unit is the median charge per mm of the five band protons (the carbon-like
     # tracks, half the radius, sit off the elastic line), by hand from the first file
     # (the track is its points off the 30-mm beam core; length along its principal axis)
-    per_mm = []
-    for p in protons:
-        p = p[np.hypot(p[:, 0], p[:, 1]) >= 30.0]
-        centred = p[:, :3] - p[:, :3].mean(axis=0)
-        length = np.ptp(centred @ np.linalg.svd(centred)[2][0])
-        per_mm.append(p[:, 3].sum() / length)
-    assert u1 == pytest.approx(float(np.median(per_mm)), rel=1e-4)
+    assert u1 == pytest.approx(float(np.median([_per_mm_by_hand(p) for p in protons])), rel=1e-4)
     run_cols = [names.index(n) for n in names if n.endswith("_run")]
     a, b = x[: len(clouds)], x[len(clouds) :]
     assert np.isfinite(a[:, run_cols[1]]).all()
@@ -165,6 +159,40 @@ def test_a_run_without_band_tracks_has_no_unit_and_nan_columns(tmp_path, capsys)
         names = json.loads(f["features"].attrs["feature_names"])
         x = f["features"][()]
     assert np.isnan(x[:, [names.index(n) for n in names if n.endswith("_run")]]).all()
+
+
+def _per_mm_by_hand(p: np.ndarray) -> float:
+    """A track's charge per mm as the features measure it: its points off the 30-mm beam
+    core, over its extent along its principal axis."""
+    p = p[np.hypot(p[:, 0], p[:, 1]) >= 30.0]
+    centred = p[:, :3] - p[:, :3].mean(axis=0)
+    return float(p[:, 3].sum() / np.ptp(centred @ np.linalg.svd(centred)[2][0]))
+
+
+def test_short_files_of_one_run_read_in_their_pooled_unit(tmp_path, capsys) -> None:
+    # five band protons spread over three files, fewer than 3 in each: no file has a unit
+    # of its own, together they have one, the median of all five
+    rng = np.random.default_rng(6)
+    protons = [_band_proton(rng, 1.0) for _ in range(5)]
+    paths = []
+    for k, share in enumerate((protons[:2], protons[2:4], protons[4:])):
+        events = [Event(run=7, event_id=i, label=0, points=p) for i, p in enumerate(share)]
+        paths.append(str(write_spyral(tmp_path / f"run_000{k}.h5", events)))
+    sets = ["--set", "features=tracks_v3", "--set", "charge_calibration=proton_band"]
+    out = tmp_path / "pooled.h5"
+    assert main(["preprocess", *paths, "--out", str(out), *sets]) == 0
+    err = capsys.readouterr().err
+    assert err.count("the unit of the 3 files' band tracks pooled") == 3, err
+    with h5py.File(out) as f:
+        units = json.loads(f.attrs["charge_units"])
+    want = float(np.median([_per_mm_by_hand(p) for p in protons]))
+    assert list(units.values()) == pytest.approx([want] * 3, rel=1e-4)
+    # without the fallback each file stays without a unit
+    alone = tmp_path / "alone.h5"
+    assert main(["preprocess", *paths, "--out", str(alone), *sets,
+                 "--set", "calibration_fallback=none", "--quiet"]) == 0  # fmt: skip
+    with h5py.File(alone) as f:
+        assert set(json.loads(f.attrs["charge_units"]).values()) == {None}
 
 
 def test_calibration_without_helix_features_is_one_line_exit_2(tmp_path, capsys) -> None:
