@@ -17,8 +17,10 @@ scored on their validation split (`validation_scores.called`) and evaluated on e
 test set (``evaluate --n-boot 1000 --sim``). The calibrated trees are evaluated again on
 the stand-in, randomised and nominal sets with each file's unit missing, half or twice
 the one found, or the median of the set's units (copies of the image files,
-`with_unit_off`). Nothing is chosen on a
-test set.
+`with_unit_off`), and on the stand-in and randomised sets cut into files of 10 events
+(`split_runs`), preprocessed with the files' pooled unit for those with too few band
+tracks (``calibration_fallback: pooled``, the default) and without (``none``). Nothing is
+chosen on a test set.
 
 Printed: Markdown tables (validation proton F1 / macro-F1; proton F1 [95 % interval] /
 3-class macro-F1 per test set; the same with the units off), each test file's charge
@@ -61,6 +63,12 @@ LEAVES = 127
 #: scatter costs; for the randomised set, whose files have their own gains, a wrong one)
 UNIT_ERRORS = {"missing": None, "x0.5": 0.5, "x2": 2.0, "median": "median"}
 UNIT_SETS = ("standin", "randomised", "nominal")
+#: short files: the test sets' run files cut into files of this many events, preprocessed
+#: with each file's own unit (too few band tracks: the files' pooled unit, the default
+#: `calibration_fallback: pooled`) and with `calibration_fallback=none`
+SHORT_EVENTS = 10
+SHORT_SETS = ("standin", "randomised")
+FALLBACKS = {"pooled": (), "none": ("--set", "calibration_fallback=none")}
 
 
 def train(data: Path, run: Path, extra: tuple[str, ...]) -> None:
@@ -94,6 +102,37 @@ def with_unit_off(src: Path, dst: Path, factor: float | str | None) -> Path:
             f["features"][...] = x
         tmp.rename(dst)
     return dst
+
+
+def split_runs(sim: Path, out: Path, per_file: int) -> list[Path]:
+    """The run files of ``sim`` cut into files of ``per_file`` events, ``out/K/NAME``
+    (the same name, so the same run number, and the same event ids: the truth and
+    `evaluate --sim` still match)."""
+    paths = []
+    for src in sorted(sim.glob("run_*.h5")):
+        with h5py.File(src, "r") as f:
+            ids = sorted(int(n[6:]) for n in f["cloud"] if n.startswith("cloud_"))
+            for k in range(0, len(ids), per_file):
+                dst = out / str(k // per_file) / src.name
+                paths.append(dst)
+                if dst.exists():
+                    continue
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                part = ids[k : k + per_file]
+                tmp = dst.with_suffix(".tmp")
+                with h5py.File(tmp, "w") as g:
+                    g.attrs.update(dict(f.attrs))
+                    cloud = g.create_group("cloud")
+                    cloud.attrs.update({"min_event": part[0], "max_event": part[-1]})
+                    for e in part:
+                        for name in (f"cloud_{e}", f"labels_{e}"):
+                            if name in f["cloud"]:
+                                f.copy(f["cloud"][name], cloud, name)
+                    if "events" in f:
+                        rows = f["events"][()]
+                        g.create_dataset("events", data=rows[np.isin(rows["event"], part)])
+                tmp.rename(dst)
+    return paths
 
 
 def run_units(f: h5py.File) -> dict[int, float]:
@@ -155,12 +194,21 @@ def main() -> None:
                                       data / f"{slug(name)}_unit_{error}.h5", factor)  # fmt: skip
                 off[f"{name}, unit {error}"] = cell(evaluate(run, wrong, sim / slug(name)))
         unit_errors[variant] = off
+        for name in SHORT_SETS:  # the same run on short files, with and without the pool
+            paths = split_runs(sim / slug(name), args.out / "short" / slug(name), SHORT_EVENTS)
+            for fallback, sets in FALLBACKS.items():
+                short = data / f"{slug(name)}_short_{fallback}.h5"
+                preprocess(paths, short, args.workers, *prep, *sets)
+                off[f"{name}, short files, {fallback}"] = cell(
+                    evaluate(run, short, sim / slug(name))
+                )
     print("| features | validation proton F1 / macro-F1 | " + " | ".join(tests) + " |")
     print("|---" * (2 + len(tests)) + "|")
     for variant, row in results.items():
         p, m = row["validation"]
         print(f"| {variant} | {p:.3f} / {m:.3f} | " + " | ".join(row[n] for n in tests) + " |")
     cols = [f"{n}, unit {e}" for n in UNIT_SETS for e in UNIT_ERRORS]
+    cols += [f"{n}, short files, {f}" for n in SHORT_SETS for f in FALLBACKS]
     print("| trees | " + " | ".join(cols) + " |\n" + "|---" * (1 + len(cols)) + "|")
     for variant, off in unit_errors.items():
         print(f"| {variant} | " + " | ".join(off[c] for c in cols) + " |")
