@@ -306,11 +306,14 @@ def read_predictions(path: str | Path) -> dict[str, np.ndarray]:
 def _config_differences(have: ImageConfig, want: ImageConfig, *, kind: str) -> list[str]:
     have_d, want_d = have.to_dict(), want.to_dict()
     skip = set() if kind == "voxels" else {"voxel_grid"}  # voxels matter to voxel models only
-    skip |= {"run_quantiles", "run_beam_axis", "run_charge_unit"}  # each run has its own
+    # each run has its own; and a file short of band tracks, read in the pooled unit or
+    # without one, is the same kind of input
+    per_run = {"run_quantiles", "run_beam_axis", "run_charge_unit", "calibration_fallback"}
+    skip |= per_run
     if kind == "features":  # features come from the (beam-centred) points: not the images
         keep = {"features", "charge_column", "beam_axis", "charge_calibration"}
         keep |= {k for k in want_d if k.startswith("calibration_")}
-        skip = set(want_d) - keep
+        skip = (set(want_d) - keep) | per_run
     return [
         f"{k} {have_d[k]} (model: {want_d[k]})"
         for k in want_d
