@@ -726,11 +726,11 @@ def _train_sklearn(
 
         x_np, y_np = training_features(train, task, cfg.data.unit_dropout, cfg.seed)
         x_tr, y_tr = torch.from_numpy(x_np), torch.from_numpy(y_np)
+        if cfg.data.unit_dropout > 0:
+            logger.info(f"gbt: the run's charge unit hidden for {cfg.data.unit_dropout:.0%} of "
+                        "the training run files (data.unit_dropout)")  # fmt: skip
     else:
         x_tr, y_tr = task_arrays(train, task, kind)
-    if cfg.data.unit_dropout > 0 and kind == "features":
-        logger.info(f"gbt: the run's charge unit hidden for {cfg.data.unit_dropout:.0%} of the "
-                    "training run files (data.unit_dropout)")  # fmt: skip
     has_val = val is not None and len(val) > 0
     x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
     source, kinds = None, None

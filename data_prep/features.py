@@ -261,10 +261,15 @@ def band_unit(
 
     The median and not the mean: the ~5 % of carbon and other tracks in the band sit in
     its tails. (Taken on log10: of an even count, the geometric mean of the middle two.)"""
-    dedx = band_values(features, feature_set, cot, log10_invariant)
-    if len(dedx) < min_tracks:
-        return float("nan"), len(dedx)
-    return float(10.0 ** np.median(dedx)), len(dedx)
+    return median_unit(band_values(features, feature_set, cot, log10_invariant), min_tracks)
+
+
+def median_unit(values: np.ndarray, min_tracks: int = BAND_MIN_TRACKS) -> tuple[float, int]:
+    """10 ** the median of band tracks' log10 charge per mm (`band_values`) and their
+    number; NaN with fewer than ``min_tracks``."""
+    if len(values) < min_tracks:
+        return float("nan"), len(values)
+    return float(10.0 ** np.median(values)), len(values)
 
 
 def band_values(

@@ -214,7 +214,7 @@ def file_charge_unit(
     """The charge unit of one run file from the features of a seeded sample of at most
     ``n_events`` of its events (all of a smaller file; bad events skipped), computed as
     the model's features are: centred on the file's beam ``axis``, its own hot pads."""
-    from data_prep.features import band_unit, band_values
+    from data_prep.features import band_values, median_unit
     from data_prep.images import project
     from data_prep.readers import open_events
     from data_prep.structured import consecutive_ranges, find_hot_pads
@@ -241,10 +241,10 @@ def file_charge_unit(
             n += len(batch)
     if not features:
         return ChargeUnit(float("nan"), 0, 0)
-    x = np.concatenate(features)
-    band = (cfg.calibration_cot, cfg.calibration_log10_invariant)
-    unit, tracks = band_unit(x, cfg.features, *band, cfg.calibration_min_tracks)
-    return ChargeUnit(unit, tracks, n, tuple(band_values(x, cfg.features, *band).tolist()))
+    band = band_values(np.concatenate(features), cfg.features, cfg.calibration_cot,
+                       cfg.calibration_log10_invariant)  # fmt: skip
+    unit, tracks = median_unit(band, cfg.calibration_min_tracks)  # as `band_unit`
+    return ChargeUnit(unit, tracks, n, tuple(band.tolist()))
 
 
 def _unit_of(file: tuple[str, tuple[float, ...]], config: ImageConfig, format: str,
@@ -295,10 +295,12 @@ def pool_units(units: dict[str, ChargeUnit], config: ImageConfig) -> dict[str, C
     missing = {p for p, u in units.items() if u.unit != u.unit}
     if config.calibration_fallback != "pooled" or not missing:
         return units
+    from data_prep.features import median_unit
+
     band = np.array([v for u in units.values() for v in u.band], dtype=np.float64)
-    if len(band) < config.calibration_min_tracks:
+    unit, _ = median_unit(band, config.calibration_min_tracks)
+    if unit != unit:  # the pool is short of band tracks too
         return units
-    unit = float(10.0 ** np.median(band))
     return {p: u._replace(unit=unit, pooled=len(units)) if p in missing else u
             for p, u in units.items()}  # fmt: skip
 
