@@ -19,8 +19,8 @@ the stand-in, randomised and nominal sets with each file's unit missing, half or
 the one found, or the median of the set's units (copies of the image files,
 `with_unit_off`), and on the stand-in and randomised sets cut into files of 10 events
 (`split_runs`), preprocessed with the files' pooled unit for those with too few band
-tracks (``calibration_fallback: pooled``, the default) and without (``none``). Nothing is
-chosen on a test set.
+tracks (``calibration_fallback: pooled``, the default) and without (``none``), and with
+every file in the pooled unit (`with_pooled_unit`). Nothing is chosen on a test set.
 
 Printed: Markdown tables (validation proton F1 / macro-F1; proton F1 [95 % interval] /
 3-class macro-F1 per test set; the same with the units off), each test file's charge
@@ -135,6 +135,36 @@ def split_runs(sim: Path, out: Path, per_file: int) -> list[Path]:
     return paths
 
 
+def with_pooled_unit(src: Path, dst: Path, per_file: int) -> Path:
+    """A copy of the image file ``src`` of short files (`split_runs`) in which every file,
+    its own unit or not, reads in the pooled one: what a file's own unit from a few band
+    tracks costs. The pooled unit is the one the files without their own were given (the
+    most common value)."""
+    if not dst.exists():
+        tmp = dst.with_suffix(".tmp")
+        shutil.copy(src, tmp)
+        with h5py.File(tmp, "r+") as f:
+            names = json.loads(f["features"].attrs["feature_names"])
+            cols = [i for i, n in enumerate(names) if n.endswith("_run")]
+            found = json.loads(f.attrs["charge_units"])
+            log_unit = {}  # (run, K) of short/K/run_NNNN.h5 -> log10 unit
+            for p, u in found.items():
+                m = re.search(r"/(\d+)/run_(\d+)\.h5$", p)
+                log_unit[int(m.group(2)), int(m.group(1))] = np.log10(u)
+            values, counts = np.unique(list(log_unit.values()), return_counts=True)
+            pooled = values[counts.argmax()]
+            run, event, x = f["run"][()], f["event_id"][()], f["features"][()]
+            own = np.empty(len(run))
+            for r in np.unique(run):  # file K of a run holds its events K*per_file ...
+                idx = np.flatnonzero(run == r)
+                k = np.searchsorted(np.unique(event[idx]), event[idx]) // per_file
+                own[idx] = [log_unit[int(r), int(i)] for i in k]
+            x[:, cols] += (own - pooled)[:, None].astype(np.float32)
+            f["features"][...] = x
+        tmp.rename(dst)
+    return dst
+
+
 def run_units(f: h5py.File) -> dict[int, float]:
     """log10 of each run file's unit (those that have one) by run number: the simulation
     names its files ``run_NNNN.h5`` and its events' run NNNN."""
@@ -202,13 +232,19 @@ def main() -> None:
                 off[f"{name}, short files, {fallback}"] = cell(
                     evaluate(run, short, sim / slug(name))
                 )
+            pooled = data / f"{slug(name)}_short_pooled.h5"
+            every = with_pooled_unit(pooled, data / f"{slug(name)}_short_every.h5", SHORT_EVENTS)
+            off[f"{name}, short files, every file pooled"] = cell(
+                evaluate(run, every, sim / slug(name))
+            )
     print("| features | validation proton F1 / macro-F1 | " + " | ".join(tests) + " |")
     print("|---" * (2 + len(tests)) + "|")
     for variant, row in results.items():
         p, m = row["validation"]
         print(f"| {variant} | {p:.3f} / {m:.3f} | " + " | ".join(row[n] for n in tests) + " |")
     cols = [f"{n}, unit {e}" for n in UNIT_SETS for e in UNIT_ERRORS]
-    cols += [f"{n}, short files, {f}" for n in SHORT_SETS for f in FALLBACKS]
+    cols += [f"{n}, short files, {f}" for n in SHORT_SETS
+             for f in (*FALLBACKS, "every file pooled")]  # fmt: skip
     print("| trees | " + " | ".join(cols) + " |\n" + "|---" * (1 + len(cols)) + "|")
     for variant, off in unit_errors.items():
         print(f"| {variant} | " + " | ".join(off[c] for c in cols) + " |")
