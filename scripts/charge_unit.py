@@ -35,6 +35,7 @@ import argparse
 import json
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import h5py
@@ -79,29 +80,40 @@ def train(data: Path, run: Path, extra: tuple[str, ...]) -> None:
             f"model.max_leaf_nodes={LEAVES}", *extra)  # fmt: skip
 
 
-def with_unit_off(src: Path, dst: Path, factor: float | str | None) -> Path:
-    """A copy of the image file ``src`` whose runs' units are missing (``factor`` None),
-    ``factor`` times the one found, or (``factor`` "median") the median of the files'
-    units: the charges in run units NaN, or read as in that unit."""
+def shifted_copy(src: Path, dst: Path, shift: Callable[[h5py.File], np.ndarray | None]) -> Path:
+    """A copy of the image file ``src`` (once) whose charges in run units (the ``_run``
+    columns, log10) are moved by ``shift(f)`` of the open copy: per event or one value
+    for all, or None: NaN (no unit)."""
     if not dst.exists():
         tmp = dst.with_suffix(".tmp")
         shutil.copy(src, tmp)
         with h5py.File(tmp, "r+") as f:
             names = json.loads(f["features"].attrs["feature_names"])
             cols = [i for i, n in enumerate(names) if n.endswith("_run")]
-            x = f["features"][()]
-            if factor is None:
-                x[:, cols] = np.nan
-            elif factor == "median":  # file k's columns are log10(charge / unit_k)
-                shift = np.zeros(len(x))
-                for run, unit in run_units(f).items():
-                    shift[f["run"][()] == run] = unit
-                x[:, cols] += (shift - np.median(list(run_units(f).values())))[:, None]
-            else:
-                x[:, cols] -= np.log10(factor)
+            x, by = f["features"][()], shift(f)
+            x[:, cols] = np.nan if by is None else x[:, cols] + np.reshape(by, (-1, 1))
             f["features"][...] = x
         tmp.rename(dst)
     return dst
+
+
+def with_unit_off(src: Path, dst: Path, factor: float | str | None) -> Path:
+    """A copy of the image file ``src`` whose runs' units are missing (``factor`` None),
+    ``factor`` times the one found, or (``factor`` "median") the median of the files'
+    units: the charges in run units NaN, or read as in that unit."""
+
+    def shift(f: h5py.File) -> np.ndarray | None:
+        if factor is None:
+            return None
+        if factor != "median":
+            return np.array(-np.log10(factor))
+        by = np.zeros(len(f["run"]))  # file k's columns are log10(charge / unit_k)
+        units = run_units(f)
+        for run, unit in units.items():
+            by[f["run"][()] == run] = unit
+        return by - np.median(list(units.values()))
+
+    return shifted_copy(src, dst, shift)
 
 
 def split_runs(sim: Path, out: Path, per_file: int) -> list[Path]:
@@ -140,29 +152,22 @@ def with_pooled_unit(src: Path, dst: Path, per_file: int) -> Path:
     its own unit or not, reads in the pooled one: what a file's own unit from a few band
     tracks costs. The pooled unit is the one the files without their own were given (the
     most common value)."""
-    if not dst.exists():
-        tmp = dst.with_suffix(".tmp")
-        shutil.copy(src, tmp)
-        with h5py.File(tmp, "r+") as f:
-            names = json.loads(f["features"].attrs["feature_names"])
-            cols = [i for i, n in enumerate(names) if n.endswith("_run")]
-            found = json.loads(f.attrs["charge_units"])
-            log_unit = {}  # (run, K) of short/K/run_NNNN.h5 -> log10 unit
-            for p, u in found.items():
-                m = re.search(r"/(\d+)/run_(\d+)\.h5$", p)
-                log_unit[int(m.group(2)), int(m.group(1))] = np.log10(u)
-            values, counts = np.unique(list(log_unit.values()), return_counts=True)
-            pooled = values[counts.argmax()]
-            run, event, x = f["run"][()], f["event_id"][()], f["features"][()]
-            own = np.empty(len(run))
-            for r in np.unique(run):  # file K of a run holds its events K*per_file ...
-                idx = np.flatnonzero(run == r)
-                k = np.searchsorted(np.unique(event[idx]), event[idx]) // per_file
-                own[idx] = [log_unit[int(r), int(i)] for i in k]
-            x[:, cols] += (own - pooled)[:, None].astype(np.float32)
-            f["features"][...] = x
-        tmp.rename(dst)
-    return dst
+
+    def shift(f: h5py.File) -> np.ndarray:
+        log_unit = {}  # (run, K) of short/K/run_NNNN.h5 -> log10 unit
+        for p, u in json.loads(f.attrs["charge_units"]).items():
+            m = re.search(r"/(\d+)/run_(\d+)\.h5$", p)
+            log_unit[int(m.group(2)), int(m.group(1))] = np.log10(u)
+        values, counts = np.unique(list(log_unit.values()), return_counts=True)
+        run, event = f["run"][()], f["event_id"][()]
+        own = np.empty(len(run))
+        for r in np.unique(run):  # file K of a run holds its events K*per_file ...
+            idx = np.flatnonzero(run == r)
+            k = np.searchsorted(np.unique(event[idx]), event[idx]) // per_file
+            own[idx] = [log_unit[int(r), int(i)] for i in k]
+        return (own - values[counts.argmax()]).astype(np.float32)
+
+    return shifted_copy(src, dst, shift)
 
 
 def run_units(f: h5py.File) -> dict[int, float]:
