@@ -139,8 +139,8 @@ def elastic_invariant_mm(energy_mev_u: float, field_t: float, beam_mass_u: float
     beta = np.sqrt(2.0 * energy_mev_u / AMU_MEV)
     mass = beam_mass_u * AMU_MEV
     p_mev = 2.0 * PROTON_MEV * mass / (mass + PROTON_MEV) * beta  # at cos(theta) = 1
-    # R [m] = p [GeV/c] / (0.299792458 B [T]) for a unit charge
-    return float(p_mev / 1000.0 / (0.299792458 * field_t) * 1000.0)
+    # R [m] = p [GeV/c] / (0.299792458 B [T]) for a unit charge, so R [mm] = p [MeV/c] / ...
+    return float(p_mev / (0.299792458 * field_t))
 
 
 def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tuple[str, ...]:
