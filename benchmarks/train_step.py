@@ -1,7 +1,9 @@
 """Training-step time of each image model at 64 x 64, fp32 vs bf16 autocast, on this machine.
 
 Prints one line per (model, precision) and ends with one JSON line of the medians
-[ms per step of 64 images]. Run: ``.venv/bin/python benchmarks/train_step.py``.
+[ms per step of 64 images]. The small CNN runs its activations channels-last
+(`attpc_classify.models.cnn.SmallCNN`); ``cnn_small_nchw`` is the same model with that off,
+measured in the same run. Run: ``.venv/bin/python benchmarks/train_step.py``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from data_prep.images import ImageConfig
 
 MODELS = {
     "cnn_small": ModelConfig(name="cnn"),
+    "cnn_small_nchw": ModelConfig(name="cnn"),  # channels-last off (see the docstring)
     "vit_tiny": ModelConfig(name="vit"),
     "resnet18": ModelConfig(name="timm_cnn", timm_name="resnet18"),
     "efficientnet_lite0": ModelConfig(name="timm_cnn", timm_name="tf_efficientnet_lite0"),
@@ -26,9 +29,13 @@ MODELS = {
 BATCH, STEPS, WARMUP = 64, 8, 2
 
 
-def step_times(cfg: ModelConfig, dtype: torch.dtype | None, device: torch.device) -> list[float]:
+def step_times(
+    name: str, cfg: ModelConfig, dtype: torch.dtype | None, device: torch.device
+) -> list[float]:
     torch.manual_seed(0)
     model = build_model(cfg, image_config=ImageConfig(size=64), num_classes=3).to(device)
+    if name.endswith("_nchw"):
+        model.channels_last = False
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     x = torch.rand(BATCH, 2, 64, 64, device=device)
     y = torch.randint(3, (BATCH,), device=device)
@@ -53,7 +60,7 @@ def main() -> None:
     result = {}
     for name, cfg in MODELS.items():
         for label, dtype in (("fp32", None), ("bf16", torch.bfloat16)):
-            ms = 1000 * statistics.median(step_times(cfg, dtype, device))
+            ms = 1000 * statistics.median(step_times(name, cfg, dtype, device))
             result[f"{name}_{label}_ms"] = round(ms, 1)
             print(f"{name:20s} {label}: {ms:8.1f} ms/step  ({BATCH / ms * 1000:7.0f} img/s)")
     print(json.dumps(result))
