@@ -3,9 +3,9 @@
 ``attpc-classify demo --out DIR`` (``make demo``) runs the whole pipeline on a small
 simulated set with the same library calls the sub-commands make, and writes::
 
-    DIR/sim/run_XXXX.h5          simulated Spyral-format run files (e15503b nominal)
+    DIR/sim/run_XXXX.h5          simulated Spyral-format run files (e15503b randomised)
     DIR/data/train.h5, test.h5   image + feature files; the test set is whole held-out run files
-    DIR/runs/<model>_<task>/     one run directory per model and task (usable by classify)
+    DIR/runs/<model>_<task>/     one run directory per model and task it trains on (classify)
     DIR/compare.{md,csv,png}     binary and 3-class results side by side
     DIR/predictions.csv          the best 3-class run applied to a raw test run file
     DIR/report.md                numbers with 95 % intervals, figures, commands to rerun
@@ -43,6 +43,13 @@ class DemoModel:
 
     preset: str  # configs/train/<preset>.yaml
     overrides: tuple[str, ...] = ()
+    # the demo's tasks this model trains on (a 3-class run is scored on binary too); when
+    # none of the demo's tasks is among them, it trains on the demo's tasks
+    tasks: tuple[str, ...] = ("multiclass", "binary")
+
+    def tasks_in(self, tasks: tuple[str, ...]) -> tuple[str, ...]:
+        """The demo's ``tasks`` this model trains on."""
+        return tuple(t for t in tasks if t in self.tasks) or tasks
 
 
 #: Every model family the demo can train (``--models``): smaller than the presets so that
@@ -62,6 +69,12 @@ DEMO_MODELS: dict[str, DemoModel] = {
             # the run's charge unit hidden for a tenth of the training runs, as the
             # recommended model (docs/sim-to-real.md, "A run's charge unit")
             "data.unit_dropout=0.1",
+            # the track trees stop where held-out tracks stop improving (28-43 of 300
+            # iterations): the training stage ~17 s shorter, the demo 220 s -> ~200 s on
+            # the AVX-512 host, at a validation proton F1 0.005 lower over five training
+            # sets of this size (docs/sim-to-real.md, "The trees' features at the demo's
+            # size")
+            "model.track_early_stopping=true",
         ),
     ),
     "vit": DemoModel(
@@ -78,6 +91,9 @@ DEMO_MODELS: dict[str, DemoModel] = {
             "optim.lr=1e-3",
             "optim.warmup_epochs=1",
         ),
+        # 3-class only: its binary run, the demo's weakest (proton F1 0.64 against the
+        # 3-class run's 0.69 scored on binary), cost ~40 s of the 4 minutes
+        tasks=("multiclass",),
     ),
 }
 DEFAULT_MODELS = ("cnn", "vit", "gbt")
@@ -89,9 +105,9 @@ def _default_models() -> dict[str, DemoModel]:
 
 @dataclass
 class DemoConfig:
-    """Sizes and seeds of the demo (defaults: about 3 minutes on 2 quiet cores of the
-    host measured on 2026-12-02, 10.5 minutes on the slower AVX2 host of 2026-12-03; the
-    simulation and the CNNs' epochs take most of it; README, "Demo")."""
+    """Sizes and seeds of the demo (defaults: about 3.5 minutes on the 2 cores of the
+    AVX-512 host on 2026-12-05, 10.5 minutes on the slower AVX2 host of 2026-12-03; the
+    simulation and the networks' epochs take most of it; README, "Demo")."""
 
     # domain-randomised simulation and robust inputs (docs/sim-to-real.md): models that
     # still call protons on a detector run with other gain, threshold and noise
@@ -373,7 +389,7 @@ def _train(
     train_cfgs: dict[str, Any] = {}
     todo: list[tuple[str, Any, dict[str, Any]]] = []
     for model_name, model in cfg.models.items():
-        for task in cfg.tasks:
+        for task in model.tasks_in(cfg.tasks):
             name = f"{model_name}_{task}"
             run_dir = d.out_dir / "runs" / name
             overrides = [
@@ -438,21 +454,40 @@ def _fit(tcfg: Any, progress: Callable[[int], None] | None, quiet: bool) -> floa
 def _evaluate(
     d: _Demo, runs: dict[str, Path], test_h5: Path, test_files: list[Path]
 ) -> dict[str, dict]:
-    """Stage 4: every run on the test image file; metrics.json contents per run."""
+    """Stage 4: every run on the test image file; metrics.json contents per run (side by
+    side on the training stage's pool with ``workers`` > 1: each run writes only its own
+    ``eval/`` directory)."""
+    cfg = d.cfg
+    for name in runs:
+        logger.info(f"[4/6] evaluate {name} on {test_h5.name} ({cfg.n_boot} bootstrap resamples)")
+    args = (test_h5, cfg.n_boot, cfg.seed, test_files)
+    if cfg.workers > 1 and len(runs) > 1:
+        from attpc_classify.predict import worker_pool
+
+        with worker_pool(min(cfg.workers, len(runs))) as pool:
+            jobs = {name: pool.submit(_evaluate_one, run_dir, *args, None)
+                    for name, run_dir in runs.items()}  # fmt: skip
+            return {name: job.result() for name, job in jobs.items()}
+    return {
+        name: _evaluate_one(run_dir, *args, d.progress(f"evaluate {name}", None))
+        for name, run_dir in runs.items()
+    }
+
+
+def _evaluate_one(
+    run_dir: Path,
+    test_h5: Path,
+    n_boot: int,
+    seed: int,
+    test_files: list[Path],
+    progress: Callable[[int], None] | None,
+) -> dict:
+    """`evaluate_run` of one run (in this process or a pool's); its metrics.json contents."""
     from attpc_classify.evaluate import evaluate_run
 
-    evals: dict[str, dict] = {}
-    for name, run_dir in runs.items():
-        logger.info(f"[4/6] evaluate {name} on {test_h5.name} ({d.cfg.n_boot} bootstrap resamples)")
-        evals[name] = evaluate_run(
-            run_dir,
-            test_h5,
-            n_boot=d.cfg.n_boot,
-            seed=d.cfg.seed,
-            progress=d.progress(f"evaluate {name}", None),
-            sim_files=test_files,
-        ).metrics
-    return evals
+    return evaluate_run(
+        run_dir, test_h5, n_boot=n_boot, seed=seed, progress=progress, sim_files=test_files
+    ).metrics
 
 
 def _compare_and_classify(

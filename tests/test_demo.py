@@ -86,8 +86,14 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     assert reported == pytest.approx(expected, abs=1e-6)
 
     # same data settings, one more task: earlier stages reused, only the new models
-    # trained, side by side in two worker processes
+    # trained, side by side in two worker processes, and every run evaluated side by side:
+    # the 3-class CNN's evaluation the same as the one made in this process
     again = run_demo(out, _tiny(tasks=("multiclass", "binary"), workers=2))
+    side_by_side = json.loads((out / "runs/cnn_multiclass/eval/test/metrics.json").read_text())
+    speed = "inference_events_per_s"  # a wall-clock rate, the one entry that may differ
+    assert {k: v for k, v in side_by_side.items() if k != speed} == {
+        k: v for k, v in metrics.items() if k != speed
+    }
     assert {"simulate", "preprocess", "train cnn_multiclass", "train gbt_multiclass"} <= set(
         again.reused
     )
@@ -95,6 +101,13 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     assert (out / "runs/cnn_binary/model.safetensors").exists()
     assert (out / "runs/gbt_binary/model.safetensors").exists()
     assert "| cnn_binary | binary |" in again.report.read_text()
+
+
+def test_a_demo_model_trains_on_its_own_tasks_of_the_demos():
+    vit = DemoModel("vit_tiny", tasks=("multiclass",))
+    assert vit.tasks_in(("multiclass", "binary")) == ("multiclass",)
+    assert vit.tasks_in(("binary",)) == ("binary",)  # none of its own: the demo's
+    assert DemoModel("cnn_small").tasks_in(("multiclass", "binary")) == ("multiclass", "binary")
 
 
 def test_demo_refuses_a_foreign_directory_and_bad_settings(tmp_path, capsys):

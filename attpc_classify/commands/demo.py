@@ -1,9 +1,10 @@
 """``attpc-classify demo [--out DIR]``: the whole pipeline on a small simulated set.
 
-Simulates labelled events, preprocesses them, trains a small CNN, a small ViT and
-gradient-boosted trees on physics features on the 3-class and the binary task,
-evaluates them (3-class models on both tasks) with bootstrap intervals, compares them,
-classifies a raw run file and writes ``DIR/report.md``. See `attpc_classify.demo`.
+Simulates labelled events, preprocesses them, trains a small CNN and gradient-boosted
+trees on physics features on the 3-class and the binary task and a small ViT on the
+3-class task, evaluates them (3-class models on both tasks) with bootstrap intervals,
+compares them, classifies a raw run file and writes ``DIR/report.md``. See
+`attpc_classify.demo`.
 """
 
 from __future__ import annotations
