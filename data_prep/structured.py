@@ -126,6 +126,19 @@ def _group_key(group: np.ndarray, z: np.ndarray) -> np.ndarray:
     return group.astype(np.float64) * 1e5 + (z - z.min() if len(z) else z)
 
 
+def group_medians(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
+    """``np.median`` of ``values`` in each group ``0 .. n_groups - 1`` (each non-empty),
+    from one sort: a spark lights hundreds of chips, and a median per chip by mask was
+    quadratic in them (20 s of a 100-event file)."""
+    order = np.lexsort((values, group))
+    ordered = values[order]
+    start = np.searchsorted(group[order], np.arange(n_groups), "left")
+    size = np.bincount(group, minlength=n_groups)
+    low = ordered[start + (size - 1) // 2]
+    high = ordered[start + size // 2]
+    return (low + high) / 2  # np.median's mean of the middle two; one value when odd
+
+
 def chip_fire_mask(
     z: np.ndarray, pads: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules
 ) -> np.ndarray:
@@ -144,7 +157,7 @@ def chip_fire_mask(
     if not core.any():
         return drop
     fired, inverse = np.unique(group[core], return_inverse=True)
-    centre = np.array([np.median(zk[core][inverse == i]) for i in range(len(fired))])
+    centre = group_medians(zk[core], inverse, len(fired))
     slot = np.searchsorted(fired, group)
     slot = np.minimum(slot, len(fired) - 1)
     in_fired = fired[slot] == group

@@ -21,6 +21,7 @@ from data_prep.simulate import SimConfig, simulate
 from data_prep.structured import (
     StructuredNoiseRules,
     find_hot_pads,
+    group_medians,
     hot_pads_from_events,
     structured_noise_mask,
 )
@@ -262,3 +263,12 @@ def test_classify_cleans_a_run_as_preprocess_did(noisy_run, tmp_path):
                              on_skip=lambda *a: None, reader_options={})  # fmt: skip
     features = np.concatenate([b.features for b in batches])
     np.testing.assert_allclose(features, cleaned.features, rtol=1e-6, atol=1e-6)
+
+
+def test_group_medians_are_numpys_median_of_each_group():
+    rng = np.random.default_rng(3)
+    group = rng.integers(0, 40, size=1001)
+    group[:40] = np.arange(40)  # every group present, some of one value, odd and even sizes
+    values = rng.normal(0.0, 300.0, size=len(group)).round(1)  # ties too
+    expected = [np.median(values[group == g]) for g in range(40)]
+    np.testing.assert_array_equal(group_medians(values, group, 40), expected)

@@ -1,0 +1,139 @@
+"""A model on events that hold a spark: what does it call them, and how fast?
+
+    .venv/bin/python scripts/spark_check.py RUN SIM_DIR --out DIR [--files 5] [--seed 0]
+
+The simulation has no sparks (docs/simulation.md, "Not modelled"). In the detector a
+discharge of the micromegas fires a whole region of the pad plane at once, near
+saturation, and the event is junk ("other"). This script copies the first ``--files`` run
+files of SIM_DIR (Spyral format, our simulation's) into ``DIR/spark`` with one spark
+added to every event (`spark_rows`: every pad outside the beam pads within a disk of
+radius 60-275 mm about a point of the pad plane, at one drift depth with a few mm of
+spread, amplitudes uniform in 1,500-4,095 ADC; the copy's label is "other"), classifies
+the originals and the copies with RUN (`attpc-classify classify`, the model's own
+preprocessing of raw files) and prints a markdown table: events called proton, carbon
+and other, and the classify rate. docs/sim-to-real.md, "Events with a spark".
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "attpc_classify.cli"]
+#: radius of the beam pads [mm]: a spark there reads nothing, as the simulation's beam pads
+BEAM_PAD_RADIUS_MM = 20.0
+SPARK_RADIUS_MM = (60.0, 275.0)
+SPARK_ADC = (1500.0, 4095.0)
+SPARK_Z_MM = (50.0, 950.0)
+SPARK_Z_SPREAD_MM = 4.0
+
+
+def spark_rows(pad_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Spyral point rows (x, y, z, amplitude, integral, pad, time bucket, scale) of one
+    spark: the pads of ``pad_xy`` (pad id = row) outside the beam pads within a disk of
+    random centre and radius, at one random depth."""
+    centre = rng.uniform(-150.0, 150.0, 2)
+    radius = rng.uniform(*SPARK_RADIUS_MM)
+    inside = np.hypot(*(pad_xy - centre).T) < radius
+    pads = np.flatnonzero(inside & (np.hypot(*pad_xy.T) > BEAM_PAD_RADIUS_MM))
+    z = rng.uniform(*SPARK_Z_MM)
+    amplitude = rng.uniform(*SPARK_ADC, size=len(pads))
+    rows = np.zeros((len(pads), 8))
+    rows[:, 0:2] = pad_xy[pads]
+    rows[:, 2] = z + rng.normal(0.0, SPARK_Z_SPREAD_MM, size=len(pads))
+    rows[:, 3] = amplitude
+    rows[:, 4] = 8.0 * amplitude  # the pulse's integral, about 8 buckets wide
+    rows[:, 5] = pads
+    rows[:, 6] = 500.0 - z / 2.0  # time bucket: 2 mm per bucket from the micromegas
+    rows[:, 7] = 1.0
+    return rows
+
+
+def add_sparks(src: Path, dst: Path, pad_xy: np.ndarray, rng: np.random.Generator) -> None:
+    """``dst``: the run file ``src`` with one spark in every event, labelled other."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "r+") as f:
+        group = f["cloud"]
+        for name in [k for k in group if k.startswith("cloud_")]:
+            points = group[name][...].reshape(-1, 8)
+            attrs = dict(group[name].attrs)
+            rows = spark_rows(pad_xy, rng)
+            order = np.argsort(np.concatenate([points[:, 2], rows[:, 2]]), kind="stable")
+            labels_name = "labels_" + name.split("_", 1)[1]
+            if labels_name in group:  # the simulation's per-point truth: -1 for the spark
+                labels = group[labels_name][...]
+                labels = np.concatenate([labels, np.full(len(rows), -1, labels.dtype)])
+                del group[labels_name]
+                group.create_dataset(labels_name, data=labels[order])
+            del group[name]
+            cloud = group.create_dataset(name, data=np.concatenate([points, rows])[order])
+            for key, value in attrs.items():
+                cloud.attrs[key] = value
+            cloud.attrs["label"] = 2  # other
+            cloud.attrs["channel"] = "spark"
+
+
+def pad_centres() -> np.ndarray:
+    """(10240, 2) pad centres [mm] of attpc-engine's pad plane, as the simulation uses."""
+    from data_prep.sim.config import SimConfig
+    from data_prep.sim.physics import EventGenerator
+
+    generator = EventGenerator(SimConfig())
+    return np.asarray(generator.engine_for(generator.fixed).pad_centers)[:, :2]
+
+
+def classify(run: Path, files: list[Path], out: Path) -> tuple[dict[str, int], float]:
+    """Calls per class and events/s (classify's own summary line: the work, not the
+    start-up) of ``classify RUN FILES``."""
+    command = [*CLI, "classify", str(run), *map(str, files), "--out", str(out), "--quiet"]
+    done = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
+    rate = re.search(r"([\d,.]+) events/s", done.stdout)
+    with open(out, newline="") as f:
+        labels = [row["label"] for row in csv.DictReader(f)]
+    counts = {c: labels.count(c) for c in ("proton", "carbon", "other")}
+    return counts, float(rate.group(1).replace(",", "")) if rate else float("nan")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("run", type=Path)
+    ap.add_argument("sim", type=Path)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--files", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    originals = sorted(args.sim.glob("run_*.h5"))[: args.files]
+    spark_dir = args.out / "spark"
+    if not spark_dir.exists():
+        args.out.mkdir(parents=True, exist_ok=True)
+        pad_xy, rng = pad_centres(), np.random.default_rng(args.seed)
+        tmp = Path(tempfile.mkdtemp(dir=args.out, prefix=".spark."))
+        for src in originals:
+            add_sparks(src, tmp / src.name, pad_xy, rng)
+        tmp.rename(spark_dir)
+    sparked = [spark_dir / p.name for p in originals]
+    rows = []
+    for name, files in (("as simulated", originals), ("a spark in every event", sparked)):
+        counts, rate = classify(args.run, files, args.out / f"{name.split()[0]}.csv")
+        rows.append((name, counts, rate))
+    print("| events | called proton | called carbon | called other | classify, events/s |")
+    print("|---|---|---|---|---|")
+    for name, c, rate in rows:
+        print(f"| {name} | {c['proton']} | {c['carbon']} | {c['other']} | {rate:.0f} |")
+    print(json.dumps({name: {**c, "events_per_s": round(rate, 1)} for name, c, rate in rows}))
+
+
+if __name__ == "__main__":
+    main()
