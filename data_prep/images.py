@@ -147,7 +147,9 @@ class ImageConfig:
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
     # their run's events (from a seeded sample of hot_pad_sample events of each file),
     # AGET chips with >= chip_min_pads points within +-chip_window_mm in z, isolated points
-    # in z slices (+-burst_window_mm) of >= burst_min_points points spread over the plane
+    # in z slices (+-burst_window_mm) of >= burst_min_points points spread over the plane,
+    # and sparks: a z slab where >= spark_min_cells cells of a 20 mm grid are filled with
+    # the eight around them (0: no spark rule)
     structured_noise: str = "none"
     hot_pad_fraction: float = 0.5
     hot_pad_sample: int = 500
@@ -155,6 +157,12 @@ class ImageConfig:
     chip_window_mm: float = 12.0
     burst_min_points: int = 15
     burst_window_mm: float = 12.5
+    spark_min_cells: int = 4
+    # charge_norm=quantile: the run's quantiles of the points left after the structured-noise
+    # rules (the points the images are made of). False in configs recorded before
+    # 2026-12-05 (`from_dict`), whose quantiles took those points too: a run's sparks or
+    # hot pads moved its quantile map, and so every event's image
+    quantiles_after_rules: bool = True
 
     def __post_init__(self) -> None:
         self.views = tuple(self.views)
@@ -257,6 +265,8 @@ class ImageConfig:
             raise InputError("chip_min_pads and burst_min_points must be >= 2")
         if self.chip_window_mm <= 0 or self.burst_window_mm <= 0:
             raise InputError("chip_window_mm and burst_window_mm must be > 0")
+        if self.spark_min_cells < 0:
+            raise InputError("spark_min_cells must be >= 0 (0: no spark rule)")
 
     @property
     def rules(self) -> StructuredNoiseRules:
@@ -267,6 +277,7 @@ class ImageConfig:
             chip_window_mm=self.chip_window_mm,
             burst_min_points=self.burst_min_points,
             burst_window_mm=self.burst_window_mm,
+            spark_min_cells=self.spark_min_cells,
         )
 
     def features_only(self) -> ImageConfig:
@@ -332,6 +343,8 @@ class ImageConfig:
         unknown = set(d) - known
         if unknown:
             raise InputError(f"unknown image config keys: {sorted(unknown)}")
+        if d.get("charge_quantiles") and "quantiles_after_rules" not in d:
+            d = {**d, "quantiles_after_rules": False}  # recorded before the key: as then
         return cls(**d)
 
     @classmethod

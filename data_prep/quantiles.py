@@ -64,24 +64,37 @@ def sample_points(
     seed: int,
     axes: Sequence[Sequence[float]] | None = None,
     z_range: Sequence[float] = (0.0, 1000.0),
+    rules: ImageConfig | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points (x, y, z, charge) and per-event counts of a seeded uniform sample of at most
     ``n_events`` events of the open ``readers`` together (bad events are skipped); with
     ``axes``, each reader's points centred on its run's beam axis (`data_prep.beamaxis`;
-    ``z_range``: the image's, about which a run along -z is turned)."""
+    ``z_range``: the image's, about which a run along -z is turned); with ``rules`` (a
+    config with ``structured_noise="rules"``), without what its structured-noise rules
+    drop, each file's own hot pads found as `preprocess` finds them."""
+    from data_prep.images import event_pads, remove_structured_noise
+    from data_prep.structured import find_hot_pads
+
     positions = sample_positions([len(r) for r in readers], n_events, seed)
     points, counts = [], []
     for k, (reader, pos) in enumerate(zip(readers, positions, strict=True)):
-        for i in pos:
-            for event in reader.iter_events(int(i), int(i) + 1, skip_bad=True):
-                pts = event.points[:, :4]
-                points.append(
-                    pts if axes is None else beamaxis.centre_on_beam(pts, axes[k], z_range)
-                )
-                counts.append(len(event.points))
+        events = [e for i in pos for e in reader.iter_events(int(i), int(i) + 1, skip_bad=True)]
+        if not events:
+            continue
+        axis = None if axes is None else axes[k]
+        pts = [e.points[:, :4] if axis is None else beamaxis.centre_on_beam(e.points[:, :4],
+               axis, z_range) for e in events]  # fmt: skip
+        n = np.array([len(e.points) for e in events], np.int64)
+        pts = np.concatenate(pts)
+        if rules is not None:
+            hot = find_hot_pads(reader, rules.hot_pad_fraction, rules.hot_pad_sample, axis)
+            pads, on_hot = event_pads(events, hot)
+            pts, n = remove_structured_noise(pts, n, rules, pads, on_hot)
+        points.append(pts)
+        counts.append(n)
     if not counts:
         return np.empty((0, 4)), np.zeros(0, np.int64)
-    return np.concatenate(points), np.array(counts, np.int64)
+    return np.concatenate(points), np.concatenate(counts)
 
 
 def run_quantiles(
@@ -102,9 +115,11 @@ def run_quantiles(
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
     readers = [open_events(p, format=format, **options) for p in paths]
+    # the points the images are made of: the structured noise gone first, as in `project`
+    rules = config if config.structured_noise == "rules" and config.quantiles_after_rules else None
     try:
         shifts = None if axes is None else [axes[str(p)] for p in paths]
-        points, counts = sample_points(readers, n_events, seed, shifts, config.z_range)
+        points, counts = sample_points(readers, n_events, seed, shifts, config.z_range, rules)
     finally:
         for r in readers:
             r.close()

@@ -12,10 +12,19 @@ noise"); each acts on a whole batch at once:
 - **bursts**: a z slice of ±``burst_window_mm`` holding at least ``burst_min_points``
   points spread over the pad plane (rms distance from their centroid at least
   ``burst_spread_mm``): the points of that slice with no other point within
-  ``burst_isolation_mm`` (3-D) are dropped; track points have neighbours and stay.
+  ``burst_isolation_mm`` (3-D) are dropped; track points have neighbours and stay;
+- **sparks**: a discharge fires a whole region of the pad plane at one time. In a z slab
+  of `SPARK_SLAB_MM`, its points fill an area: at least ``spark_min_cells`` cells of a
+  `SPARK_CELL_MM` grid on the pad plane are filled together with all eight cells around
+  them ("inner" cells, the middle of a filled 60 mm square), where a track, even a band
+  of turns curling at one depth, is too narrow (at most 1 in any slab of 7,000 simulated
+  events of every kind, against 16 and more for the sparks of
+  ``scripts/spark_check.py``). The points of the filled cells within two cells of an
+  inner cell are dropped: the disk and its rim (docs/sim-to-real.md, "Events with a
+  spark").
 
 Pad ids come from the point clouds (Spyral's column 5); formats without them (pytpc,
-ATTPCROOT exports) get only the burst rule.
+ATTPCROOT exports) get only the burst and spark rules.
 """
 
 from __future__ import annotations
@@ -37,6 +46,11 @@ PAD_COLUMN = 5
 HOT_PAD_CORE_MM = 30.0
 #: Events sampled per run to find its hot pads (seeded: the same sample every time).
 HOT_PAD_SEED = 0x5EED_0407
+#: Spark rule: the pad-plane grid [mm] (a few pads wide, so a track fills one or two
+#: cells across) and the z slab [mm], taken twice, the second offset by half a slab, so
+#: a spark spread over a few mm in z lies whole in one of them.
+SPARK_CELL_MM = 20.0
+SPARK_SLAB_MM = 25.0
 
 
 @dataclass(frozen=True)
@@ -51,6 +65,7 @@ class StructuredNoiseRules:
     burst_min_points: int = 15
     burst_spread_mm: float = 120.0
     burst_isolation_mm: float = 20.0
+    spark_min_cells: int = 4  # 0: no spark rule
 
 
 def pad_ids(points: np.ndarray) -> np.ndarray:
@@ -191,6 +206,36 @@ def burst_mask(
     return dense & isolated
 
 
+def spark_mask(xyz: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules) -> np.ndarray:
+    """(N,) True for the points of a spark (see module doc): in a z slab of an event with
+    at least ``spark_min_cells`` grid cells filled together with the eight around them,
+    the points of the filled cells within two cells of one."""
+    drop = np.zeros(len(xyz), dtype=bool)
+    if rules.spark_min_cells <= 0 or not len(xyz):
+        return drop
+    cell = np.floor(xyz[:, :2] / SPARK_CELL_MM).astype(np.int64)
+    cell -= cell.min(axis=0)
+    width = int(cell.max()) + 5  # a key two cells away never wraps into the next row
+    for offset in (0.0, SPARK_SLAB_MM / 2):
+        slab = np.floor((xyz[:, 2] + offset) / SPARK_SLAB_MM).astype(np.int64)
+        slab -= slab.min()
+        plane = (event * (int(slab.max()) + 1) + slab) * width * width  # one per slab
+        key = plane + (cell[:, 0] + 2) * width + cell[:, 1] + 2
+        filled = np.unique(key)
+        ring = [dx * width + dy for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+        inner = np.all([np.isin(filled + d, filled, assume_unique=True) for d in ring], axis=0)
+        slabs, per_slab = np.unique(filled[inner] // (width * width), return_counts=True)
+        sparked = slabs[per_slab >= rules.spark_min_cells]
+        if not len(sparked):
+            continue
+        inner_cells = filled[inner & np.isin(filled // (width * width), sparked)]
+        # the disk: its cells within two of an inner cell (its rim, where the grid cuts it)
+        around = (dx * width + dy for dx in range(-2, 3) for dy in range(-2, 3))
+        near = np.unique(np.concatenate([inner_cells + d for d in around]))
+        drop |= np.isin(key, near)
+    return drop
+
+
 def structured_noise_mask(
     points: np.ndarray,
     counts: np.ndarray,
@@ -209,4 +254,5 @@ def structured_noise_mask(
     drop = np.asarray(hot, dtype=bool).copy()
     drop |= chip_fire_mask(xyz[:, 2], pads, event, rules)
     drop |= burst_mask(xyz, counts, event, rules)
+    drop |= spark_mask(xyz, event, rules)
     return drop

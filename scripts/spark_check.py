@@ -1,17 +1,22 @@
 """A model on events that hold a spark: what does it call them, and how fast?
 
-    .venv/bin/python scripts/spark_check.py RUN SIM_DIR --out DIR [--files 5] [--seed 0]
+    .venv/bin/python scripts/spark_check.py RUN SIM_DIR --out DIR [--files 5]
+        [--fraction 0.1] [--seed 0]
 
 The simulation has no sparks (docs/simulation.md, "Not modelled"). In the detector a
 discharge of the micromegas fires a whole region of the pad plane at once, near
 saturation, and the event is junk ("other"). This script copies the first ``--files`` run
 files of SIM_DIR (Spyral format, our simulation's) into ``DIR/spark`` with one spark
-added to every event (`spark_rows`: every pad outside the beam pads within a disk of
-radius 60-275 mm about a point of the pad plane, at one drift depth with a few mm of
-spread, amplitudes uniform in 1,500-4,095 ADC; the copy's label is "other"), classifies
+added to a seeded ``--fraction`` of the events (`spark_rows`: every pad outside the beam
+pads within a disk of radius 60-275 mm about a point of the pad plane, at one drift depth
+with a few mm of spread, amplitudes uniform in 1,500-4,095 ADC; labelled "other"),
+classifies
 the originals and the copies with RUN (`attpc-classify classify`, the model's own
-preprocessing of raw files) and prints a markdown table: events called proton, carbon
-and other, and the classify rate. docs/sim-to-real.md, "Events with a spark".
+preprocessing of raw files) and prints a markdown table: events called proton, carbon,
+other and empty, how many spark events get the call of the same event without the spark,
+and the classify rate. With ``structured_noise: rules`` the cleaning's spark rule drops
+the spark (`data_prep.structured.spark_mask`). docs/sim-to-real.md, "Events with a
+spark".
 """
 
 from __future__ import annotations
@@ -60,12 +65,20 @@ def spark_rows(pad_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return rows
 
 
-def add_sparks(src: Path, dst: Path, pad_xy: np.ndarray, rng: np.random.Generator) -> None:
-    """``dst``: the run file ``src`` with one spark in every event, labelled other."""
+def add_sparks(
+    src: Path, dst: Path, pad_xy: np.ndarray, rng: np.random.Generator, fraction: float
+) -> list[int]:
+    """``dst``: the run file ``src`` with one spark in a random ``fraction`` of its events
+    (labelled other); returns their event ids."""
     shutil.copy(src, dst)
+    chosen = []
     with h5py.File(dst, "r+") as f:
         group = f["cloud"]
-        for name in [k for k in group if k.startswith("cloud_")]:
+        names = sorted((k for k in group if k.startswith("cloud_")), key=lambda k: int(k[6:]))
+        for name in names:
+            if rng.uniform() >= fraction:
+                continue
+            chosen.append(int(name[6:]))  # the event id
             points = group[name][...].reshape(-1, 8)
             attrs = dict(group[name].attrs)
             rows = spark_rows(pad_xy, rng)
@@ -82,6 +95,7 @@ def add_sparks(src: Path, dst: Path, pad_xy: np.ndarray, rng: np.random.Generato
                 cloud.attrs[key] = value
             cloud.attrs["label"] = 2  # other
             cloud.attrs["channel"] = "spark"
+    return chosen
 
 
 def pad_centres() -> np.ndarray:
@@ -93,16 +107,15 @@ def pad_centres() -> np.ndarray:
     return np.asarray(generator.engine_for(generator.fixed).pad_centers)[:, :2]
 
 
-def classify(run: Path, files: list[Path], out: Path) -> tuple[dict[str, int], float]:
-    """Calls per class and events/s (classify's own summary line: the work, not the
-    start-up) of ``classify RUN FILES``."""
+def classify(run: Path, files: list[Path], out: Path) -> tuple[list[dict], float]:
+    """The rows (run, event_id, label, ...) and the events/s (classify's own summary
+    line: the work, not the start-up) of ``classify RUN FILES``."""
     command = [*CLI, "classify", str(run), *map(str, files), "--out", str(out), "--quiet"]
     done = subprocess.run(command, check=True, cwd=ROOT, capture_output=True, text=True)
     rate = re.search(r"([\d,.]+) events/s", done.stdout)
     with open(out, newline="") as f:
-        labels = [row["label"] for row in csv.DictReader(f)]
-    counts = {c: labels.count(c) for c in ("proton", "carbon", "other")}
-    return counts, float(rate.group(1).replace(",", "")) if rate else float("nan")
+        rows = list(csv.DictReader(f))
+    return rows, float(rate.group(1).replace(",", "")) if rate else float("nan")
 
 
 def main() -> None:
@@ -111,6 +124,9 @@ def main() -> None:
     ap.add_argument("sim", type=Path)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--files", type=int, default=5)
+    ap.add_argument("--fraction", type=float, default=0.1,
+                    help="share of the events given a spark (a run's sparks are rare: "
+                    "in most events a pad would be a hot pad)")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -120,19 +136,38 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         pad_xy, rng = pad_centres(), np.random.default_rng(args.seed)
         tmp = Path(tempfile.mkdtemp(dir=args.out, prefix=".spark."))
-        for src in originals:
-            add_sparks(src, tmp / src.name, pad_xy, rng)
+        chosen = {s.name: add_sparks(s, tmp / s.name, pad_xy, rng, args.fraction)
+                  for s in originals}  # fmt: skip
+        (tmp / "sparked.json").write_text(json.dumps(chosen))
         tmp.rename(spark_dir)
+    chosen = json.loads((spark_dir / "sparked.json").read_text())
     sparked = [spark_dir / p.name for p in originals]
-    rows = []
-    for name, files in (("as simulated", originals), ("a spark in every event", sparked)):
-        counts, rate = classify(args.run, files, args.out / f"{name.split()[0]}.csv")
-        rows.append((name, counts, rate))
-    print("| events | called proton | called carbon | called other | classify, events/s |")
-    print("|---|---|---|---|---|")
-    for name, c, rate in rows:
-        print(f"| {name} | {c['proton']} | {c['carbon']} | {c['other']} | {rate:.0f} |")
-    print(json.dumps({name: {**c, "events_per_s": round(rate, 1)} for name, c, rate in rows}))
+    plain, plain_rate = classify(args.run, originals, args.out / "as.csv")
+    spark, spark_rate = classify(args.run, sparked, args.out / "a.csv")
+    # the events given a spark, by (run, event id): each file's rows come together, in
+    # the order of the files given
+    wanted, first = [], 0
+    for path in originals:
+        with h5py.File(path, "r") as f:
+            n = len(f["events"])
+        run = plain[first]["run"]
+        wanted += [(run, str(i)) for i in chosen[path.name]]
+        first += n
+    calls = [{(r["run"], r["event_id"]): r["label"] for r in rows} for rows in (plain, spark)]
+    before, after = ([c[key] for key in wanted] for c in calls)
+    same = sum(a == b for a, b in zip(before, after, strict=True))
+    print(f"{len(wanted)} of {len(plain)} events given a spark; classify: {plain_rate:.0f} "
+          f"events/s as simulated, {spark_rate:.0f} with the sparks")  # fmt: skip
+    print("| the events given a spark | called proton | called carbon | called other | "
+          "empty | same call as without |\n|---|---|---|---|---|---|")  # fmt: skip
+    summary = {"events": len(wanted), "events_per_s": [round(plain_rate), round(spark_rate)]}
+    for name, labels in (("without it", before), ("with it", after)):
+        counts = {c: labels.count(c) for c in ("proton", "carbon", "other", "empty")}
+        agree = f"{same} of {len(labels)}" if labels is after else ""
+        print(f"| {name} | {' | '.join(str(v) for v in counts.values())} | {agree} |")
+        summary[name] = counts
+    summary["same_call"] = same
+    print(json.dumps(summary))
 
 
 if __name__ == "__main__":

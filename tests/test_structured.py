@@ -23,6 +23,7 @@ from data_prep.structured import (
     find_hot_pads,
     group_medians,
     hot_pads_from_events,
+    spark_mask,
     structured_noise_mask,
 )
 
@@ -272,3 +273,82 @@ def test_group_medians_are_numpys_median_of_each_group():
     values = rng.normal(0.0, 300.0, size=len(group)).round(1)  # ties too
     expected = [np.median(values[group == g]) for g in range(40)]
     np.testing.assert_array_equal(group_medians(values, group, 40), expected)
+
+
+def _disk(centre: tuple[float, float], radius: float, z: float, pitch: float, rng) -> np.ndarray:
+    """A spark: a point on every pad of a square grid of ``pitch`` within the disk, at
+    ``z`` +- a few mm."""
+    g = np.arange(-300.0, 300.0, pitch)
+    xy = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    xy = xy[(np.hypot(*(xy - centre).T) < radius) & (np.hypot(*xy.T) > 20)]
+    return np.column_stack([xy, z + rng.normal(0.0, 3.0, len(xy))])
+
+
+def test_a_spark_goes_and_tracks_at_its_depth_stay():
+    """The spark's disk is dropped; a proton curling three times within the spark rule's
+    slab (a band of turns 20 mm wide, drawn every 3 mm) and a straight track through the
+    disk's depth elsewhere stay: neither fills a 60 mm square of 20 mm cells."""
+    rng = np.random.default_rng(5)
+    spark = _disk((60.0, -40.0), 90.0, 500.0, 6.0, rng)
+    t = np.linspace(0.0, 6 * np.pi, 400)  # three turns, radius 70 -> 50 mm, 21 mm of z
+    radius = 70.0 - 20.0 * t / t[-1]
+    curl = np.column_stack([-150 + radius * np.cos(t), 140 + radius * np.sin(t),
+                            490.0 + 21.0 * t / t[-1]])  # fmt: skip
+    straight = np.column_stack([np.linspace(-250, -60, 60), np.full(60, -200.0),
+                                np.full(60, 505.0)])  # fmt: skip
+    tracks = np.concatenate([curl, straight])
+    xyz = np.concatenate([tracks, spark])
+    event = np.zeros(len(xyz), dtype=np.int64)
+    drop = spark_mask(xyz, event, RULES)
+    assert not drop[: len(tracks)].any()
+    assert drop[len(tracks) :].all()  # the disk's rim too: its cells touch inner ones
+    # the same disk split over events (a tenth each) is no spark; the rule can be off
+    split = np.arange(len(spark)) % 10
+    assert not spark_mask(spark, split, RULES).any()
+    assert not spark_mask(xyz, event, replace(RULES, spark_min_cells=0)).any()
+
+
+def test_the_spark_rule_is_part_of_the_rules_for_formats_without_pads():
+    rng = np.random.default_rng(6)
+    spark = _disk((0.0, 0.0), 150.0, 300.0, 8.0, rng)
+    points = _rows(spark)
+    drop = structured_noise_mask(points, np.array([len(points)]), np.full(len(points), -1),
+                                 np.zeros(len(points), bool), RULES)  # fmt: skip
+    assert drop.all()
+
+
+def test_run_quantiles_are_of_the_points_left_after_the_rules(noisy_run):
+    """charge_norm=quantile maps the run's point charges: with the structured-noise rules
+    on, of the points they leave (the points the images are made of). By hand: every
+    event of the run, the rules' mask with the run's own hot pads, then the beam mask and
+    denoising, then numpy's quantiles."""
+    from data_prep.images import QUANTILE_LEVELS, clean_points, event_pads
+    from data_prep.quantiles import run_quantiles
+
+    path, _ = noisy_run
+    config = ImageConfig(structured_noise="rules", charge_norm="quantile", beam_mask_mm=30.0,
+                         denoise="dbscan")  # fmt: skip
+    with open_events(path) as reader:
+        events = list(reader.iter_events(0, len(reader)))
+        hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample)
+    counts = np.array([len(e.points) for e in events])
+    points = np.concatenate([e.points[:, :4] for e in events])
+    pads, on_hot = event_pads(events, hot)
+    drop = structured_noise_mask(points, counts, pads, on_hot, config.rules)
+    assert drop.sum() > 50  # the run's hot pads and chip fires
+    event = np.repeat(np.arange(len(counts)), counts)
+    kept, _ = clean_points(points[~drop], np.bincount(event[~drop], minlength=len(counts)),
+                           config, normalise=False)  # fmt: skip
+    expected = np.quantile(kept[:, 3][kept[:, 3] > 0], QUANTILE_LEVELS)
+    np.testing.assert_allclose(run_quantiles([path], config), expected, rtol=1e-12)
+    # a config recorded before the option (its quantiles set, the key absent) keeps the
+    # old way: the quantiles of every point the beam mask and denoising leave
+    recorded = config.to_dict() | {"charge_quantiles": list(expected)}
+    del recorded["quantiles_after_rules"]
+    legacy = ImageConfig.from_dict(recorded)
+    assert not legacy.quantiles_after_rules
+    assert ImageConfig.from_dict(config.to_dict()).quantiles_after_rules  # no quantiles yet
+    everything, _ = clean_points(points, counts, config, normalise=False)
+    old = np.quantile(everything[:, 3][everything[:, 3] > 0], QUANTILE_LEVELS)
+    np.testing.assert_allclose(run_quantiles([path], legacy), old, rtol=1e-12)
+    assert np.abs(np.log(old / expected)).max() > 0.05  # the noise did move them
