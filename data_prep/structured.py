@@ -17,9 +17,9 @@ noise"); each acts on a whole batch at once:
   of `SPARK_SLAB_MM`, its points fill an area: at least ``spark_min_cells`` cells of a
   `SPARK_CELL_MM` grid on the pad plane are filled together with all eight cells around
   them ("inner" cells, the middle of a filled 60 mm square), where a track, even a band
-  of turns curling at one depth, is too narrow (at most 1 in any slab of 7,000 simulated
-  events of every kind, against 16 and more for the sparks of
-  ``scripts/spark_check.py``). The points of the filled cells within two cells of an
+  of turns curling at one depth, is too narrow (at most 1 in any slab of 17,500
+  simulated events of every kind, and 4 or more in all 197 sparks of
+  ``scripts/spark_check.py``: its ``--scan``). The points of the filled cells within two cells of an
   inner cell are dropped: the disk and its rim (docs/sim-to-real.md, "Events with a
   spark").
 
@@ -206,6 +206,38 @@ def burst_mask(
     return dense & isolated
 
 
+def _spark_grids(xyz: np.ndarray, event: np.ndarray) -> Iterable[tuple]:
+    """Per slab binning (two, offset by half a slab): each point's cell key (one plane of
+    keys per event and slab), the filled cells, which of them are inner (filled with the
+    eight around them), the number of key planes per event and the grid's row width."""
+    cell = np.floor(xyz[:, :2] / SPARK_CELL_MM).astype(np.int64)
+    cell -= cell.min(axis=0)
+    width = int(cell.max()) + 5  # a key two cells away never wraps into the next row
+    ring = [dx * width + dy for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
+    for offset in (0.0, SPARK_SLAB_MM / 2):
+        slab = np.floor((xyz[:, 2] + offset) / SPARK_SLAB_MM).astype(np.int64)
+        slab -= slab.min()
+        n_slabs = int(slab.max()) + 1
+        key = (event * n_slabs + slab) * width * width + (cell[:, 0] + 2) * width + cell[:, 1] + 2
+        filled = np.unique(key)
+        inner = np.all([np.isin(filled + d, filled, assume_unique=True) for d in ring], axis=0)
+        yield key, filled, inner, n_slabs, width
+
+
+def spark_cells(xyz: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """(B,) the most inner cells (see module doc) of any z slab of each event: what the
+    spark rule compares with ``spark_min_cells`` (``scripts/spark_check.py --scan``)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    best = np.zeros(len(counts), dtype=np.int64)
+    if not len(xyz):
+        return best
+    event = np.repeat(np.arange(len(counts)), counts)
+    for _, filled, inner, n_slabs, width in _spark_grids(xyz, event):
+        planes, n = np.unique(filled[inner] // (width * width), return_counts=True)
+        np.maximum.at(best, planes // n_slabs, n)
+    return best
+
+
 def spark_mask(xyz: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules) -> np.ndarray:
     """(N,) True for the points of a spark (see module doc): in a z slab of an event with
     at least ``spark_min_cells`` grid cells filled together with the eight around them,
@@ -213,19 +245,9 @@ def spark_mask(xyz: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules) 
     drop = np.zeros(len(xyz), dtype=bool)
     if rules.spark_min_cells <= 0 or not len(xyz):
         return drop
-    cell = np.floor(xyz[:, :2] / SPARK_CELL_MM).astype(np.int64)
-    cell -= cell.min(axis=0)
-    width = int(cell.max()) + 5  # a key two cells away never wraps into the next row
-    for offset in (0.0, SPARK_SLAB_MM / 2):
-        slab = np.floor((xyz[:, 2] + offset) / SPARK_SLAB_MM).astype(np.int64)
-        slab -= slab.min()
-        plane = (event * (int(slab.max()) + 1) + slab) * width * width  # one per slab
-        key = plane + (cell[:, 0] + 2) * width + cell[:, 1] + 2
-        filled = np.unique(key)
-        ring = [dx * width + dy for dx in (-1, 0, 1) for dy in (-1, 0, 1) if dx or dy]
-        inner = np.all([np.isin(filled + d, filled, assume_unique=True) for d in ring], axis=0)
-        slabs, per_slab = np.unique(filled[inner] // (width * width), return_counts=True)
-        sparked = slabs[per_slab >= rules.spark_min_cells]
+    for key, filled, inner, _, width in _spark_grids(xyz, event):
+        planes, per_plane = np.unique(filled[inner] // (width * width), return_counts=True)
+        sparked = planes[per_plane >= rules.spark_min_cells]
         if not len(sparked):
             continue
         inner_cells = filled[inner & np.isin(filled // (width * width), sparked)]

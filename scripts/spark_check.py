@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/spark_check.py RUN SIM_DIR --out DIR [--files 5]
         [--fraction 0.1] [--seed 0]
+    .venv/bin/python scripts/spark_check.py --scan SIM_DIR [SIM_DIR ...]
 
 The simulation has no sparks (docs/simulation.md, "Not modelled"). In the detector a
 discharge of the micromegas fires a whole region of the pad plane at once, near
@@ -17,6 +18,11 @@ other and empty, how many spark events get the call of the same event without th
 and the classify rate. With ``structured_noise: rules`` the cleaning's spark rule drops
 the spark (`data_prep.structured.spark_mask`). docs/sim-to-real.md, "Events with a
 spark".
+
+``--scan`` reads every event of each simulated run directory and prints, per directory,
+the most inner cells of any z slab of any event (`data_prep.structured.spark_cells`, what
+the spark rule compares with ``spark_min_cells``) and how many events the rule would
+clean: that it leaves simulated events alone.
 """
 
 from __future__ import annotations
@@ -118,7 +124,32 @@ def classify(run: Path, files: list[Path], out: Path) -> tuple[list[dict], float
     return rows, float(rate.group(1).replace(",", "")) if rate else float("nan")
 
 
+def scan(directories: list[Path]) -> None:
+    """Per simulated run directory: events, the most inner cells of any slab, the events
+    with 2 or more, and the events the spark rule (default ``spark_min_cells``) cleans."""
+    from data_prep.readers import open_events
+    from data_prep.structured import StructuredNoiseRules, spark_cells
+
+    threshold = StructuredNoiseRules().spark_min_cells
+    print(f"| simulated set | events | most inner cells in a slab | events with >= 2 | "
+          f"events the rule cleans (>= {threshold}) |\n|---|---|---|---|---|")  # fmt: skip
+    for directory in directories:
+        cells = []
+        for path in sorted(directory.glob("run_*.h5")):
+            with open_events(path) as reader:
+                events = list(reader.iter_events(0, len(reader), skip_bad=True))
+            counts = np.array([len(e.points) for e in events])
+            xyz = np.concatenate([e.points[:, :3] for e in events])
+            cells.append(spark_cells(xyz, counts))
+        c = np.concatenate(cells)
+        print(f"| {directory.name} | {len(c)} | {c.max()} | {int((c >= 2).sum())} | "
+              f"{int((c >= threshold).sum())} |")  # fmt: skip
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--scan":
+        scan([Path(d) for d in sys.argv[2:]])
+        return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
     ap.add_argument("sim", type=Path)

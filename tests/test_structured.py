@@ -23,6 +23,7 @@ from data_prep.structured import (
     find_hot_pads,
     group_medians,
     hot_pads_from_events,
+    spark_cells,
     spark_mask,
     structured_noise_mask,
 )
@@ -301,6 +302,10 @@ def test_a_spark_goes_and_tracks_at_its_depth_stay():
     event = np.zeros(len(xyz), dtype=np.int64)
     drop = spark_mask(xyz, event, RULES)
     assert not drop[: len(tracks)].any()
+    # what the rule compares: the disk's inner cells, the tracks' (each its own event)
+    cells = spark_cells(np.concatenate([spark, curl, straight]),
+                        np.array([len(spark), len(curl), len(straight)]))  # fmt: skip
+    assert cells[0] >= RULES.spark_min_cells and cells[1] < 2 and cells[2] == 0
     assert drop[len(tracks) :].all()  # the disk's rim too: its cells touch inner ones
     # the same disk split over events (a tenth each) is no spark; the rule can be off
     split = np.arange(len(spark)) % 10
