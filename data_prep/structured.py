@@ -55,7 +55,7 @@ SPARK_SLAB_MM = 25.0
 
 @dataclass(frozen=True)
 class StructuredNoiseRules:
-    """Thresholds of the three rules (`data_prep.images.ImageConfig` holds them)."""
+    """Thresholds of the rules (`data_prep.images.ImageConfig` holds them)."""
 
     hot_pad_fraction: float = 0.5
     chip_channels: int = 64
@@ -265,16 +265,21 @@ def structured_noise_mask(
     hot: np.ndarray,
     rules: StructuredNoiseRules,
 ) -> np.ndarray:
-    """(N,) True for the points the three rules call structured noise.
+    """(N,) True for the points the rules call structured noise.
 
     ``pads`` are the points' pad ids (-1: unknown), ``hot`` is True for points on a pad
-    of their run's hot-pad list. Each event is judged on its own points only.
+    of their run's hot-pad list. Each event is judged on its own points only. A spark
+    goes first: the chip and burst rules then see the event without it (its thousands of
+    points made their medians and the burst rule's DBSCAN slow, and judge nothing).
     """
     counts = np.asarray(counts, dtype=np.int64)
     event = np.repeat(np.arange(len(counts)), counts)
     xyz = np.asarray(points[:, :3], dtype=np.float64)
-    drop = np.asarray(hot, dtype=bool).copy()
-    drop |= chip_fire_mask(xyz[:, 2], pads, event, rules)
-    drop |= burst_mask(xyz, counts, event, rules)
-    drop |= spark_mask(xyz, event, rules)
+    pads = np.asarray(pads)
+    spark = spark_mask(xyz, event, rules)
+    drop = np.asarray(hot, dtype=bool) | spark
+    rest = np.flatnonzero(~spark)
+    left = np.bincount(event[rest], minlength=len(counts))
+    drop[rest] |= chip_fire_mask(xyz[rest, 2], pads[rest], event[rest], rules)
+    drop[rest] |= burst_mask(xyz[rest], left, event[rest], rules)
     return drop
