@@ -357,3 +357,42 @@ def test_run_quantiles_are_of_the_points_left_after_the_rules(noisy_run):
     old = np.quantile(everything[:, 3][everything[:, 3] > 0], QUANTILE_LEVELS)
     np.testing.assert_allclose(run_quantiles([path], legacy), old, rtol=1e-12)
     assert np.abs(np.log(old / expected)).max() > 0.05  # the noise did move them
+
+
+def test_spark_check_writes_a_spark_the_rule_finds(tmp_path):
+    """scripts/spark_check.py's spark, on a square pad grid: the pads outside the beam
+    pads within its disk, one depth, amplitudes in range; the copy of a run file holds it
+    in the chosen events only, labelled other, with the point truth -1; the rule finds
+    exactly those events and drops the spark's points."""
+    from _scripts import load_script
+
+    spark_check = load_script("spark_check")
+    g = np.arange(-270.0, 271.0, 6.0)
+    pad_xy = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    rows = spark_check.spark_rows(pad_xy, np.random.default_rng(0))
+    r_beam = np.hypot(rows[:, 0], rows[:, 1])
+    assert len(rows) > 300 and r_beam.min() > spark_check.BEAM_PAD_RADIUS_MM
+    assert rows[:, 3].min() >= 1500 and rows[:, 3].max() <= 4095
+    assert np.ptp(rows[:, 2]) < 8 * spark_check.SPARK_Z_SPREAD_MM
+    np.testing.assert_array_equal(pad_xy[rows[:, 5].astype(int)], rows[:, :2])
+
+    src = tmp_path / "run_0000.h5"
+    with h5py.File(src, "w") as f:
+        cloud = f.create_group("cloud")
+        for i in range(6):
+            xyz = np.column_stack([np.linspace(40, 200, 30), np.zeros(30), np.full(30, 100.0 * i)])
+            cloud.create_dataset(f"cloud_{i}", data=np.column_stack([xyz, np.ones((30, 5))]))
+            cloud[f"cloud_{i}"].attrs["label"] = 0
+            cloud.create_dataset(f"labels_{i}", data=np.zeros(30, np.int64))
+    chosen = spark_check.add_sparks(src, tmp_path / "copy.h5", pad_xy,
+                                    np.random.default_rng(1), 0.5)  # fmt: skip
+    assert 0 < len(chosen) < 6
+    with h5py.File(tmp_path / "copy.h5") as f:
+        for i in range(6):
+            points, truth = f["cloud"][f"cloud_{i}"][...], f["cloud"][f"labels_{i}"][...]
+            sparked = i in chosen
+            assert (len(points) > 30) == sparked and len(truth) == len(points)
+            assert f["cloud"][f"cloud_{i}"].attrs["label"] == (2 if sparked else 0)
+            assert np.all(np.diff(points[:, 2]) >= 0)  # sorted in z, as Spyral's
+            drop = spark_mask(points[:, :3], np.zeros(len(points), np.int64), RULES)
+            np.testing.assert_array_equal(drop, truth == -1)
