@@ -1,7 +1,7 @@
 """A model on events that hold a spark: what does it call them, and how fast?
 
     .venv/bin/python scripts/spark_check.py RUN SIM_DIR --out DIR [--files 5]
-        [--fraction 0.1] [--seed 0]
+        [--fraction 0.1] [--radius 60 275] [--seed 0]
     .venv/bin/python scripts/spark_check.py --scan SIM_DIR [SIM_DIR ...]
 
 The simulation has no sparks (docs/simulation.md, "Not modelled"). In the detector a
@@ -50,12 +50,16 @@ SPARK_Z_MM = (50.0, 950.0)
 SPARK_Z_SPREAD_MM = 4.0
 
 
-def spark_rows(pad_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def spark_rows(
+    pad_xy: np.ndarray,
+    rng: np.random.Generator,
+    radius_mm: tuple[float, float] = SPARK_RADIUS_MM,
+) -> np.ndarray:
     """Spyral point rows (x, y, z, amplitude, integral, pad, time bucket, scale) of one
     spark: the pads of ``pad_xy`` (pad id = row) outside the beam pads within a disk of
     random centre and radius, at one random depth."""
     centre = rng.uniform(-150.0, 150.0, 2)
-    radius = rng.uniform(*SPARK_RADIUS_MM)
+    radius = rng.uniform(*radius_mm)
     inside = np.hypot(*(pad_xy - centre).T) < radius
     pads = np.flatnonzero(inside & (np.hypot(*pad_xy.T) > BEAM_PAD_RADIUS_MM))
     z = rng.uniform(*SPARK_Z_MM)
@@ -72,7 +76,12 @@ def spark_rows(pad_xy: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def add_sparks(
-    src: Path, dst: Path, pad_xy: np.ndarray, rng: np.random.Generator, fraction: float
+    src: Path,
+    dst: Path,
+    pad_xy: np.ndarray,
+    rng: np.random.Generator,
+    fraction: float,
+    radius_mm: tuple[float, float] = SPARK_RADIUS_MM,
 ) -> list[int]:
     """``dst``: the run file ``src`` with one spark in a random ``fraction`` of its events
     (labelled other); returns their event ids."""
@@ -87,7 +96,7 @@ def add_sparks(
             chosen.append(int(name[6:]))  # the event id
             points = group[name][...].reshape(-1, 8)
             attrs = dict(group[name].attrs)
-            rows = spark_rows(pad_xy, rng)
+            rows = spark_rows(pad_xy, rng, radius_mm)
             order = np.argsort(np.concatenate([points[:, 2], rows[:, 2]]), kind="stable")
             labels_name = "labels_" + name.split("_", 1)[1]
             if labels_name in group:  # the simulation's per-point truth: -1 for the spark
@@ -158,6 +167,8 @@ def main() -> None:
     ap.add_argument("--fraction", type=float, default=0.1,
                     help="share of the events given a spark (a run's sparks are rare: "
                     "in most events a pad would be a hot pad)")  # fmt: skip
+    ap.add_argument("--radius", type=float, nargs=2, default=SPARK_RADIUS_MM,
+                    metavar=("LO", "HI"), help="sparks' radii [mm], uniform in LO-HI")  # fmt: skip
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
@@ -167,7 +178,7 @@ def main() -> None:
         args.out.mkdir(parents=True, exist_ok=True)
         pad_xy, rng = pad_centres(), np.random.default_rng(args.seed)
         tmp = Path(tempfile.mkdtemp(dir=args.out, prefix=".spark."))
-        chosen = {s.name: add_sparks(s, tmp / s.name, pad_xy, rng, args.fraction)
+        chosen = {s.name: add_sparks(s, tmp / s.name, pad_xy, rng, args.fraction, args.radius)
                   for s in originals}  # fmt: skip
         (tmp / "sparked.json").write_text(json.dumps(chosen))
         tmp.rename(spark_dir)
