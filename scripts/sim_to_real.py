@@ -2047,8 +2047,9 @@ What the table shows:
 - **Small sparks** (`--radius 20 60`, 201 spark events) are the rule's limit. It cleans
   the 119 whose disk holds 4 inner cells (radius above ~40 mm). The recommended trees
   keep the call of 174 of the 201, but a small spark costs protons (50 -> 31 called
-  proton): the disk reads as a blob beside the track. The retrained demo CNN keeps 145
-  and calls 40 more of them carbon. Neither calls a spark proton. A lower threshold
+  proton): the disk reads as a blob beside the track. No event the trees called other
+  or carbon without its spark became proton. The retrained demo CNN keeps 145, calls 40
+  more of them carbon, and 4 newly proton (31 protons lost). A lower threshold
   would need margin against tracks that the 17,500 simulated events cannot show (none
   reached 2 inner cells, so 2 would leave none).
 
