@@ -70,10 +70,9 @@ DEMO_MODELS: dict[str, DemoModel] = {
             # recommended model (docs/sim-to-real.md, "A run's charge unit")
             "data.unit_dropout=0.1",
             # the track trees stop where held-out tracks stop improving (28-43 of 300
-            # iterations): the training stage ~17 s shorter, the demo 220 s -> ~200 s on
-            # the AVX-512 host, at a validation proton F1 0.005 lower over five training
-            # sets of this size (docs/sim-to-real.md, "The trees' features at the demo's
-            # size")
+            # iterations): 27 -> 17 s per run on the AVX-512 host, at a validation
+            # proton F1 0.005 lower over five training sets of this size
+            # (docs/sim-to-real.md, "The trees' features at the demo's size")
             "model.track_early_stopping=true",
         ),
     ),

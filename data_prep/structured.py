@@ -19,9 +19,9 @@ noise"); each acts on a whole batch at once:
   them ("inner" cells, the middle of a filled 60 mm square), where a track, even a band
   of turns curling at one depth, is too narrow (at most 1 in any slab of 17,500
   simulated events of every kind, and 4 or more in all 197 sparks of
-  ``scripts/spark_check.py``: its ``--scan``). The points of the filled cells within two cells of an
-  inner cell are dropped: the disk and its rim (docs/sim-to-real.md, "Events with a
-  spark").
+  ``scripts/spark_check.py``: its ``--scan``). The points of the filled cells within two
+  cells of an inner cell are dropped: the disk and its rim (docs/sim-to-real.md, "Events
+  with a spark"). The rule goes first, so the others judge the event without the spark.
 
 Pad ids come from the point clouds (Spyral's column 5); formats without them (pytpc,
 ATTPCROOT exports) get only the burst and spark rules.
@@ -278,6 +278,9 @@ def structured_noise_mask(
     pads = np.asarray(pads)
     spark = spark_mask(xyz, event, rules)
     drop = np.asarray(hot, dtype=bool) | spark
+    if not spark.any():  # the usual batch: no copies
+        drop |= chip_fire_mask(xyz[:, 2], pads, event, rules)
+        return drop | burst_mask(xyz, counts, event, rules)
     rest = np.flatnonzero(~spark)
     left = np.bincount(event[rest], minlength=len(counts))
     drop[rest] |= chip_fire_mask(xyz[rest, 2], pads[rest], event[rest], rules)
