@@ -36,7 +36,12 @@ from data_prep.features import (
     event_features,
     feature_names,
 )
-from data_prep.structured import StructuredNoiseRules, pad_ids, structured_noise_mask
+from data_prep.structured import (
+    StructuredNoiseRules,
+    group_medians,
+    pad_ids,
+    structured_noise_mask,
+)
 
 #: view name -> (column on the image's horizontal axis, column on its vertical axis)
 VIEW_AXES: dict[str, tuple[int, int]] = {"xy": (0, 1), "zy": (2, 1), "zx": (2, 0)}
@@ -476,16 +481,7 @@ def hdbscan_noise(
 
 def _event_medians(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Median of ``values`` within each event (0 for an event without points)."""
-    event = np.repeat(np.arange(len(counts)), counts)
-    order = np.lexsort((values, event))  # by event, then value
-    ordered = values[order]
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    lo = starts + (counts - 1) // 2
-    hi = starts + counts // 2
-    has = counts > 0
-    out = np.zeros(len(counts))
-    out[has] = 0.5 * (ordered[lo[has]] + ordered[hi[has]])
-    return out
+    return group_medians(values, np.repeat(np.arange(len(counts)), counts), len(counts))
 
 
 def project_arrays(

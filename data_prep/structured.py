@@ -142,16 +142,19 @@ def _group_key(group: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 
 def group_medians(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.ndarray:
-    """``np.median`` of ``values`` in each group ``0 .. n_groups - 1`` (each non-empty),
-    from one sort: a spark lights hundreds of chips, and a median per chip by mask was
-    quadratic in them (20 s of a 100-event file)."""
+    """``np.median`` of ``values`` in each group ``0 .. n_groups - 1`` (0 for an empty
+    one), from one sort: a spark lights hundreds of chips, and a median per chip by mask
+    was quadratic in them (20 s of a 100-event file)."""
     order = np.lexsort((values, group))
     ordered = values[order]
     start = np.searchsorted(group[order], np.arange(n_groups), "left")
     size = np.bincount(group, minlength=n_groups)
-    low = ordered[start + (size - 1) // 2]
-    high = ordered[start + size // 2]
-    return (low + high) / 2  # np.median's mean of the middle two; one value when odd
+    has = size > 0
+    out = np.zeros(n_groups)
+    low = ordered[(start + (size - 1) // 2)[has]]
+    high = ordered[(start + size // 2)[has]]
+    out[has] = (low + high) / 2  # np.median's mean of the middle two; one value when odd
+    return out
 
 
 def chip_fire_mask(

@@ -274,6 +274,8 @@ def test_group_medians_are_numpys_median_of_each_group():
     values = rng.normal(0.0, 300.0, size=len(group)).round(1)  # ties too
     expected = [np.median(values[group == g]) for g in range(40)]
     np.testing.assert_array_equal(group_medians(values, group, 40), expected)
+    # groups with no value (an event without points) give 0
+    np.testing.assert_array_equal(group_medians(values, group, 42), [*expected, 0.0, 0.0])
 
 
 def _disk(centre: tuple[float, float], radius: float, z: float, pitch: float, rng) -> np.ndarray:
