@@ -496,6 +496,7 @@ class _Batch:
     voxels: np.ndarray | None
     empty: np.ndarray  # (B,) True where the event has no usable point (blank input)
     features: np.ndarray | None = None
+    n_sparks: int = 0  # events whose spark the structured-noise rules removed (point clouds)
 
     @property
     def n_empty(self) -> int:
@@ -572,6 +573,7 @@ def _project_batch(
             proj.features if kind == "features" else None,
         ),
         features=proj.features,
+        n_sparks=0 if proj.sparked is None else int(proj.sparked.sum()),
     )
 
 
@@ -686,6 +688,7 @@ class ClassifyPart:
     proba: np.ndarray  # (n, K) float32; NaN rows for blank events
     n_empty: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> bad events
+    n_sparks: int = 0
 
     @property
     def n_events(self) -> int:
@@ -829,12 +832,13 @@ def classify_task(
         device_type = getattr(getattr(trained, "device", None), "type", "cpu")
         prefetch = device_type != "cpu"
     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-    n_empty = 0
+    n_empty = n_sparks = 0
     for batch in _prefetch(batches, depth=2) if prefetch else batches:
         check_interrupt()
         proba = predict_batch(trained, batch, precision=precision, batch_size=batch_size)
         rows.append((batch.run, batch.event_id, proba))
         n_empty += batch.n_empty
+        n_sparks += batch.n_sparks
         if progress is not None:
             progress(len(proba))
     k = len(trained.info.output_names)
@@ -846,6 +850,7 @@ def classify_task(
         proba=np.concatenate([np.zeros((0, k), np.float32), *probas]),
         n_empty=n_empty,
         skipped=skipped,
+        n_sparks=n_sparks,
     )
 
 
@@ -858,6 +863,9 @@ class ClassifySummary:
     n_skipped: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
     n_empty: int = 0  # events with no point inside the image ranges (still classified)
+    # point clouds with structured_noise=rules: events whose spark was removed (classified
+    # on what is left); a detector-health count, 0 for image files (cleaned when made)
+    n_sparks: int = 0
     predicted: dict[str, int] = field(default_factory=dict)  # class -> events
     wall_s: float = 0.0
     # charge_calibration=proton_band: each point-cloud file's charge unit
@@ -874,6 +882,7 @@ class ClassifySummary:
             "n_skipped": self.n_skipped,
             "skipped": self.skipped,
             "n_empty": self.n_empty,
+            "n_sparks": self.n_sparks,
             "predicted": self.predicted,
             "wall_s": round(self.wall_s, 3),
             "events_per_s": round(self.events_per_s, 1),
@@ -901,6 +910,7 @@ class _InOrder:
             s = self.summary
             s.n_events += p.n_events
             s.n_empty += p.n_empty
+            s.n_sparks += p.n_sparks
             for reason, n in p.skipped.items():
                 s.skipped[reason] = s.skipped.get(reason, 0) + n
             s.n_skipped += sum(p.skipped.values())

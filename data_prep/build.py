@@ -107,6 +107,7 @@ class TaskResult:
     empty: int
     out_of_range_points: int
     nonpositive_points: int = 0  # inside the ranges, charge <= 0: clipped to zero
+    sparks: int = 0  # events whose spark the structured-noise rules removed
 
 
 @dataclass
@@ -119,6 +120,7 @@ class BuildSummary:
     empty: int = 0
     out_of_range_points: int = 0
     nonpositive_points: int = 0
+    sparks: int = 0  # events with a spark (structured_noise=rules): a detector-health count
     files: int = 0
     seconds: float = 0.0
     tasks: int = 0
@@ -142,8 +144,9 @@ class BuildSummary:
             f"{plural(self.written, 'event')} written to {self.out}, {skipped}, "
             f"{self.empty:,} empty (no point with charge > 0 inside the image ranges), "
             f"{plural(self.out_of_range_points, 'out-of-range point')} dropped, "
-            f"{plural(self.nonpositive_points, 'non-positive charge point')} ignored; "
-            f"{plural(self.files, 'file')} in {self.seconds:.1f} s ({rate:,.0f} events/s)"
+            f"{plural(self.nonpositive_points, 'non-positive charge point')} ignored"
+            + (f", {plural(self.sparks, 'spark')} removed" if self.sparks else "")
+            + f"; {plural(self.files, 'file')} in {self.seconds:.1f} s ({rate:,.0f} events/s)"
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -421,7 +424,8 @@ def run_task(
     """
     options = reader_options or {}
     skipped: Counter[str] = Counter()
-    counts = {"written": 0, "empty": 0, "out_of_range_points": 0, "nonpositive_points": 0}
+    counts = dict.fromkeys(("written", "empty", "out_of_range_points", "nonpositive_points",
+                            "sparks"), 0)  # fmt: skip
     skipped_at_flush = 0
 
     def on_skip(event_id: int, reason: str) -> None:
@@ -449,6 +453,8 @@ def run_task(
             counts["empty"] += int(proj.empty.sum())
             counts["out_of_range_points"] += int(proj.n_outside.sum())
             counts["nonpositive_points"] += int(proj.n_nonpositive.sum())
+            if proj.sparked is not None:
+                counts["sparks"] += int(proj.sparked.sum())
         n_skipped = sum(skipped.values())
         if progress is not None:
             progress(len(batch) + n_skipped - skipped_at_flush)
@@ -496,6 +502,7 @@ def read_part(path: str | Path) -> TaskResult:
         empty=int(summary["empty"]),
         out_of_range_points=int(summary["out_of_range_points"]),
         nonpositive_points=int(summary.get("nonpositive_points", 0)),
+        sparks=int(summary.get("sparks", 0)),  # parts written before the count have none
     )
 
 
@@ -1107,12 +1114,13 @@ def _run_tasks(
 
 def _totals(results: Iterable[TaskResult]) -> dict[str, Any]:
     skipped: Counter[str] = Counter()
-    written = empty = outside = nonpositive = 0
+    written = empty = outside = nonpositive = sparks = 0
     for r in results:
         written += r.written
         empty += r.empty
         outside += r.out_of_range_points
         nonpositive += r.nonpositive_points
+        sparks += r.sparks
         skipped.update(r.skipped)
     return {
         "written": written,
@@ -1120,4 +1128,5 @@ def _totals(results: Iterable[TaskResult]) -> dict[str, Any]:
         "empty": empty,
         "out_of_range_points": outside,
         "nonpositive_points": nonpositive,
+        "sparks": sparks,
     }

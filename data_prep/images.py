@@ -40,6 +40,7 @@ from data_prep.structured import (
     StructuredNoiseRules,
     group_medians,
     pad_ids,
+    spark_mask,
     structured_noise_mask,
 )
 
@@ -370,6 +371,8 @@ class Projection:
     n_nonpositive: np.ndarray | None = None
     n_removed: np.ndarray | None = None  # (B,) points dropped by the beam mask / denoising
     features: np.ndarray | None = None  # (B, F) float32 when config.features names a set
+    # (B,) True where the spark rule removed a spark; None without structured_noise rules
+    sparked: np.ndarray | None = None
 
     @property
     def empty(self) -> np.ndarray:
@@ -529,8 +532,9 @@ def project_arrays(
     n_points = counts
     if config.beam_axis == "run":
         points = centred_points(points, config)
+    sparked = None
     if config.structured_noise != "none":
-        points, counts = remove_structured_noise(points, counts, config, pads, hot)
+        points, counts, sparked = _without_structured_noise(points, counts, config, pads, hot)
     features = None
     beam = config.beam_points(points, counts)
     if config.features != "none":
@@ -543,7 +547,7 @@ def project_arrays(
         proj.n_points, proj.n_removed = n_points, n_points - counts
     else:
         proj = _project(points, counts, config)
-    proj.features = features
+    proj.features, proj.sparked = features, sparked
     return proj
 
 
@@ -579,13 +583,27 @@ def remove_structured_noise(
     hot: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Points and counts without what ``config``'s structured-noise rules drop."""
+    points, counts, _ = _without_structured_noise(points, counts, config, pads, hot)
+    return points, counts
+
+
+def _without_structured_noise(
+    points: np.ndarray,
+    counts: np.ndarray,
+    config: ImageConfig,
+    pads: np.ndarray | None = None,
+    hot: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`remove_structured_noise`, and (B,) True for the events the spark rule cleaned."""
     n = len(points)
     pads = np.full(n, -1, dtype=np.int64) if pads is None else np.asarray(pads, np.int64)
     hot = np.zeros(n, dtype=bool) if hot is None else np.asarray(hot, dtype=bool)
-    drop = structured_noise_mask(points, counts, pads, hot, config.rules)
     event = np.repeat(np.arange(len(counts)), counts)
+    spark = spark_mask(np.asarray(points[:, :3], dtype=np.float64), event, config.rules)
+    drop = structured_noise_mask(points, counts, pads, hot, config.rules, spark=spark)
     kept = np.bincount(event[~drop], minlength=len(counts)).astype(np.int64)
-    return points[~drop], kept
+    sparked = np.bincount(event[spark], minlength=len(counts)) > 0
+    return points[~drop], kept, sparked
 
 
 def _project(points: np.ndarray, counts: np.ndarray, config: ImageConfig) -> Projection:
@@ -732,6 +750,7 @@ def _project_in_slices(
         if parts[0].n_removed is None
         else np.concatenate([p.n_removed for p in parts]),
         features=None if parts[0].features is None else np.concatenate([p.features for p in parts]),
+        sparked=None if parts[0].sparked is None else np.concatenate([p.sparked for p in parts]),
     )
 
 
@@ -768,6 +787,7 @@ def project(
             features=None
             if config.features == "none"
             else np.zeros((0, len(config.feature_names)), np.float32),
+            sparked=None if config.structured_noise == "none" else np.zeros(0, dtype=bool),
         )
     counts = np.array([e.points.shape[0] for e in events], dtype=np.int64)
     points = np.concatenate([e.points[:, :4] for e in events], axis=0)

@@ -267,19 +267,22 @@ def structured_noise_mask(
     pads: np.ndarray,
     hot: np.ndarray,
     rules: StructuredNoiseRules,
+    spark: np.ndarray | None = None,
 ) -> np.ndarray:
     """(N,) True for the points the rules call structured noise.
 
     ``pads`` are the points' pad ids (-1: unknown), ``hot`` is True for points on a pad
-    of their run's hot-pad list. Each event is judged on its own points only. A spark
-    goes first: the chip and burst rules then see the event without it (its thousands of
-    points made their medians and the burst rule's DBSCAN slow, and judge nothing).
+    of their run's hot-pad list; ``spark``: `spark_mask` of these points where the caller
+    has it already (to count the events with a spark). Each event is judged on its own
+    points only. A spark goes first: the chip and burst rules then see the event without
+    it (its thousands of points made their medians and the burst rule's DBSCAN slow, and
+    judge nothing).
     """
     counts = np.asarray(counts, dtype=np.int64)
     event = np.repeat(np.arange(len(counts)), counts)
     xyz = np.asarray(points[:, :3], dtype=np.float64)
     pads = np.asarray(pads)
-    spark = spark_mask(xyz, event, rules)
+    spark = spark_mask(xyz, event, rules) if spark is None else np.asarray(spark, dtype=bool)
     drop = np.asarray(hot, dtype=bool) | spark
     if not spark.any():  # the usual batch: no copies
         drop |= chip_fire_mask(xyz[:, 2], pads, event, rules)

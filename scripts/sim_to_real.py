@@ -2044,6 +2044,11 @@ What the table shows:
 - **A spark in every event** (`--fraction 1 --files 5`) is harsher than any run: the
   pads under the sparks then fire in most events and are taken for hot pads, whose
   points go in every event. The recommended trees keep the call of 377 of the 500.
+- **A count for the shift log.** `preprocess` and `classify` (on point clouds) print how
+  many events held a spark the rule removed ("12 sparks removed"; `BuildSummary.sparks`,
+  `ClassifySummary.n_sparks`, and the image file's `summary` attribute): a run whose
+  count climbs is a detector to look at. An image file's events were cleaned when it was
+  made, so `classify` on one counts none.
 - **Small sparks** (`--radius 20 60`, 201 spark events) are the rule's limit. It cleans
   the 119 whose disk holds 4 inner cells (radius above ~40 mm). The recommended trees
   keep the call of 174 of the 201, but a small spark costs protons (50 -> 31 called

@@ -4,6 +4,7 @@ the simulation's own faults, and the option applied by preprocess before the fea
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -398,3 +399,46 @@ def test_spark_check_writes_a_spark_the_rule_finds(tmp_path):
             assert np.all(np.diff(points[:, 2]) >= 0)  # sorted in z, as Spyral's
             drop = spark_mask(points[:, :3], np.zeros(len(points), np.int64), RULES)
             np.testing.assert_array_equal(drop, truth == -1)
+
+
+def test_preprocess_and_classify_count_the_events_with_a_spark(noisy_run, tmp_path, capsys):
+    """A detector-health count: preprocess's summary (and the image file's) and
+    classify's summary on the raw file give the number of events with a spark, known here
+    by construction (scripts/spark_check.py's sparks in chosen events of the run); without
+    the rules nothing is counted."""
+    from _scripts import load_script
+
+    from attpc_classify.checkpoint import load_run
+    from attpc_classify.cli import main
+    from attpc_classify.predict import classify_files
+
+    spark_check = load_script("spark_check")
+    path, _ = noisy_run
+    g = np.arange(-270.0, 271.0, 6.0)
+    pad_xy = np.stack(np.meshgrid(g, g), axis=-1).reshape(-1, 2)
+    sparked = tmp_path / "run_0000.h5"
+    chosen = spark_check.add_sparks(path, sparked, pad_xy, np.random.default_rng(3), 0.4)
+    assert 0 < len(chosen) < 12
+    base = dict(views=("xy",), size=16, voxel_grid=0, features="tracks_v1")
+    rules = ImageConfig(**base, structured_noise="rules")
+    summary = build_images([sparked], tmp_path / "a.h5", rules)
+    assert summary.sparks == len(chosen)
+    assert f"{len(chosen)} spark" in summary.describe()
+    with h5py.File(tmp_path / "a.h5") as f:
+        assert json.loads(f.attrs["summary"])["sparks"] == len(chosen)
+    plain = build_images([sparked], tmp_path / "b.h5", ImageConfig(**base))
+    assert plain.sparks == 0 and "spark" not in plain.describe()
+
+    run = tmp_path / "run"
+    assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(tmp_path / "a.h5"),
+                 "--out", str(run), "--quiet", f"data.val_path={tmp_path / 'a.h5'}",
+                 "model.max_iter=5"]) == 0  # fmt: skip
+    trained = load_run(run, device="cpu")
+    result = classify_files(trained, [sparked], tmp_path / "p.csv")
+    assert result.n_sparks == len(chosen) and result.n_events == 12
+    assert result.to_dict()["n_sparks"] == len(chosen)
+    capsys.readouterr()
+    assert main(["classify", str(run), str(sparked), "--out", str(tmp_path / "r.csv")]) == 0
+    assert f"{len(chosen)} events with a spark" in capsys.readouterr().out
+    from_images = classify_files(trained, [tmp_path / "a.h5"], tmp_path / "q.csv")
+    assert from_images.n_sparks == 0  # cleaned when the images were made

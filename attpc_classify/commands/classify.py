@@ -166,4 +166,9 @@ def _report(summary) -> None:
             f"{plural(summary.n_empty, 'event')} without a point of charge > 0 inside the "
             "image ranges: label 'empty', no probabilities"
         )
+    if summary.n_sparks:
+        print(
+            f"{plural(summary.n_sparks, 'event')} with a spark: its points removed before "
+            "projection (structured-noise rules), the event classified on the rest"
+        )
     print(f"wrote {summary.out}")
