@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from data_prep.beamaxis import NO_AXIS, line_xy
-from data_prep.cluster import dbscan_labels
+from data_prep.cluster import isolated_points
 
 #: Spyral point-cloud column holding the pad id.
 PAD_COLUMN = 5
@@ -203,10 +203,9 @@ def burst_mask(
     spread = np.sqrt(np.maximum(mean_xx - mean_x**2 + mean_yy - mean_y**2, 0.0))
     dense = np.zeros(n, dtype=bool)
     dense[order] = (size >= rules.burst_min_points) & (spread >= rules.burst_spread_mm)
-    if not dense.any():
-        return dense
-    isolated = dbscan_labels(xyz, counts, rules.burst_isolation_mm, 2) < 0
-    return dense & isolated
+    candidates = np.flatnonzero(dense)
+    dense[candidates] = isolated_points(xyz, counts, rules.burst_isolation_mm, candidates)
+    return dense
 
 
 def _spark_grids(xyz: np.ndarray, event: np.ndarray) -> Iterable[tuple]:

@@ -273,6 +273,31 @@ def test_dbscan_noise_counts_a_neighbour_at_exactly_eps_as_scikit_learn_does():
         np.testing.assert_array_equal(got, want)
 
 
+def test_isolated_points_are_scikit_learns_dbscan_noise_at_two_samples():
+    """The burst rule's question for a subset of points: per event, scikit-learn's noise
+    at min_samples=2, on tracks with scattered hits and on a lattice (ties at eps)."""
+    from sklearn.cluster import DBSCAN
+
+    from data_prep.cluster import isolated_points
+
+    rng = np.random.default_rng(8)
+    events = _tracks_and_noise(rng)
+    counts = np.array([e.n_points for e in events])
+    points = np.concatenate([e.points for e in events])
+    want = np.concatenate(
+        [DBSCAN(eps=12.0, min_samples=2).fit(e.points[:, :3]).labels_ == -1 for e in events]
+    )
+    which = np.flatnonzero(rng.uniform(size=len(points)) < 0.5)
+    np.testing.assert_array_equal(isolated_points(points, counts, 12.0, which), want[which])
+    assert 50 < want[which].sum() < len(which) - 50  # both answers are asked
+    grid = np.array([[x, y, 0.0, 1.0] for x in (0, 10, 20, 50) for y in (0, 10, 40)])
+    want = DBSCAN(eps=10.0, min_samples=2).fit(grid[:, :3]).labels_ == -1
+    got = isolated_points(grid, np.array([len(grid)]), 10.0, np.arange(len(grid)))
+    np.testing.assert_array_equal(got, want)
+    assert want.any() and not want.all()
+    assert len(isolated_points(grid, np.array([len(grid)]), 10.0, np.array([], int))) == 0
+
+
 def test_hdbscan_noise_drops_scattered_hits_and_keeps_tracks():
     from data_prep.images import hdbscan_noise
 
