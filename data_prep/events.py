@@ -38,6 +38,10 @@ class Event:
         Optional ``(N,)`` int per-point truth (attpc-engine's nucleus index).
     source
         The file the event came from, for error messages.
+    pad_column
+        The column of ``points`` holding each point's pad id, -1 where the format stores
+        none: the structured-noise rules find hot pads and chip fires by it
+        (`data_prep.structured.pad_ids`). Each reader says where its format keeps it.
     """
 
     run: int
@@ -46,6 +50,7 @@ class Event:
     label: int = UNKNOWN_LABEL
     point_labels: np.ndarray | None = None
     source: str = field(default="", repr=False)
+    pad_column: int = field(default=-1, repr=False)
 
     @property
     def n_points(self) -> int:

@@ -802,7 +802,7 @@ def event_pads(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N,) pad id of every point of ``events`` (-1 unknown) and whether it is one of its
     run's ``hot_pads``."""
-    pads = [pad_ids(e.points) for e in events]
+    pads = [pad_ids(e) for e in events]
     hot = [
         np.isin(p, hot_pads.get(e.run, ())) & (p >= 0) for e, p in zip(events, pads, strict=True)
     ]

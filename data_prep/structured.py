@@ -23,23 +23,27 @@ noise"); each acts on a whole batch at once:
   cells of an inner cell are dropped: the disk and its rim (docs/sim-to-real.md, "Events
   with a spark"). The rule goes first, so the others judge the event without the spark.
 
-Pad ids come from the point clouds (Spyral's column 5); formats without them (pytpc,
-ATTPCROOT exports) get only the burst and spark rules.
+Pad ids come from the point clouds, from the column each reader names
+(`data_prep.events.Event.pad_column`: 5 for Spyral and attpc-engine, 4 for pytpc);
+formats without them (ATTPCROOT exports, ROOT trees) get the pad at each point's (x, y)
+on the AT-TPC pad plane (`data_prep.padplane`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from data_prep.beamaxis import NO_AXIS, line_xy
 from data_prep.cluster import isolated_points
+from data_prep.padplane import pads_at
 
-#: Spyral point-cloud column holding the pad id.
-PAD_COLUMN = 5
+if TYPE_CHECKING:
+    from data_prep.events import Event
+
 #: Pads whose points lie within this radius of the beam axis are never called hot: the
 #: beam ions pass next to them in every event (physics, not electronics); the features and
 #: the robust images leave this core out anyway (data_prep.features.CORE_MM).
@@ -68,11 +72,16 @@ class StructuredNoiseRules:
     spark_min_cells: int = 4  # 0: no spark rule
 
 
-def pad_ids(points: np.ndarray) -> np.ndarray:
-    """(N,) pad id of every point (column `PAD_COLUMN`), -1 where the format has none."""
-    if points.ndim == 2 and points.shape[1] > PAD_COLUMN:
-        return np.rint(points[:, PAD_COLUMN]).astype(np.int64)
-    return np.full(len(points), -1, dtype=np.int64)
+def pad_ids(event: Event) -> np.ndarray:
+    """(N,) pad id of every point of ``event``: its reader's `Event.pad_column`, else the
+    pad at the point's (x, y) (`data_prep.padplane.pads_at`; -1 where no pad centre is
+    that close). Never a fixed column: pytpc keeps its pad ids in column 4 and the
+    neighbour counts in Spyral's pad column 5, which read as pad ids made every point of
+    a pytpc run "hot" (all events called other)."""
+    points, column = event.points, event.pad_column
+    if column >= 0 and points.ndim == 2 and points.shape[1] > column:
+        return np.rint(points[:, column]).astype(np.int64)
+    return pads_at(points[:, :2])
 
 
 def hot_pads_from_events(pads_per_event: Iterable[np.ndarray], fraction: float) -> np.ndarray:
@@ -124,7 +133,7 @@ def find_hot_pads(
     by_run: dict[int, list[np.ndarray]] = {}
     for first, last in consecutive_ranges(positions):
         for event in reader.iter_events(first, last, skip_bad=True):
-            pads = pad_ids(event.points)
+            pads = pad_ids(event)
             x, y = line_xy(axis, event.points[:, 2])
             core = np.hypot(event.points[:, 0] - x, event.points[:, 1] - y) < HOT_PAD_CORE_MM
             by_run.setdefault(int(event.run), []).append(pads[~core])

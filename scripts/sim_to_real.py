@@ -595,7 +595,6 @@ CHARGE_UNIT_TABLE = md_table(
      ("stand-in, previous simulation", "0.84 [0.81, 0.86] / 0.77", "0.86 [0.84, 0.88] / 0.78",
       "0.85 [0.83, 0.88] / 0.77")],
 )  # fmt: skip
-#: the calibrated trees on files whose units are missing or off (scripts/charge_unit.py)
 #: models on runs with sparks (scripts/spark_check.py, 2026-12-05; "Events with a spark")
 SPARK_TABLE = md_table(
     ("model", "spark rule",
@@ -618,6 +617,32 @@ SPARK_TABLE = md_table(
       "82 / 45 / 50 / 20 (80 / 44 / 54 / 19)", "**187** of 197", "**1,742** of 1,803",
       "349 / 330")],
 )  # fmt: skip
+#: models on the same runs in every layout (scripts/formats_check.py, 2026-12-05; "A run
+#: in another file format"): before the fix (3ee6a29) and after
+FORMATS_TABLE = md_table(
+    ("model, test set", "layout (pad ids)",
+     "before: events called as in the Spyral file / proton F1 [95 %]",
+     "after: events called as in the Spyral file / proton F1 [95 %]"),
+    [("demo trees, demo test runs (300)", "Spyral (column 5)", "300 / 0.847 [0.778, 0.906]",
+      "300 / 0.847 [0.778, 0.906]"),
+     ("demo trees, demo test runs (300)", "pytpc (column 4)", "190 / **0.000**",
+      "300 / 0.847 [0.778, 0.906]"),
+     ("demo trees, demo test runs (300)", "ATTPCROOT HDF5, ROOT tree (none)",
+      "281 / 0.777 [0.692, 0.847]", "300 / 0.847 [0.778, 0.906]"),
+     ("demo trees, stand-in (1,000)", "Spyral (column 5)", "1,000 / 0.848 [0.813, 0.880]",
+      "1,000 / 0.848 [0.813, 0.880]"),
+     ("demo trees, stand-in (1,000)", "pytpc (column 4)", "639 / **0.000**",
+      "1,000 / 0.848 [0.813, 0.880]"),
+     ("demo trees, stand-in (1,000)", "ATTPCROOT HDF5, ROOT tree (none)",
+      "902 / 0.738 [0.689, 0.784]", "1,000 / 0.848 [0.813, 0.880]"),
+     ("demo CNN, stand-in (1,000)", "Spyral (column 5)", "1,000 / 0.591 [0.544, 0.638]",
+      "1,000 / 0.591 [0.544, 0.638]"),
+     ("demo CNN, stand-in (1,000)", "pytpc (column 4)",
+      "**classify stops**: no point of positive charge", "1,000 / 0.591 [0.544, 0.638]"),
+     ("demo CNN, stand-in (1,000)", "ATTPCROOT HDF5, ROOT tree (none)",
+      "780 / 0.574 [0.526, 0.619]", "1,000 / 0.591 [0.544, 0.638]")],
+)  # fmt: skip
+#: the calibrated trees on files whose units are missing or off (scripts/charge_unit.py)
 UNIT_ERROR_TABLE = md_table(
     ("test set, unit", "+ the run's charge unit",
      "+ the unit hidden for 10 % of the training runs"),
@@ -2057,6 +2082,40 @@ What the table shows:
   more of them carbon, and 4 newly proton (31 protons lost). A lower threshold
   would need margin against tracks that the 17,500 simulated events cannot show (none
   reached 2 inner cells, so 2 would leave none).
+
+## A run in another file format (where each keeps the pad id)
+
+The structured-noise rules find hot pads and chip fires by pad id, and the layouts keep
+it in different places: Spyral and attpc-engine in column 5 of each cloud, pytpc (the
+reference paper's real data) in column 4 with its neighbour count in column 5, and
+ATTPCROOT's HDF5 export and ROOT trees not at all. Until 2026-12-05 the rules read
+column 5 of every format. In a pytpc run that is the neighbour count, a few values
+shared by every event, so every point sat on a "hot pad" and went: the demo's trees
+called every event other (proton F1 0.00), and a model with run quantiles stopped with
+"the run has no point of positive charge". ATTPCROOT and ROOT runs got no hot-pad or
+chip rule at all.
+
+**The fix.** Each reader names its pad column (`Event.pad_column`). A format without one
+gets, for each point, the pad whose centre lies within 1 mm of its (x, y) on the AT-TPC
+pad plane (`data_prep.padplane`: attpc-engine's `padxy.csv`, the file Spyral ships too;
+a hit sits at its pad's centre, and the closest two centres are 2.45 mm apart). The
+plane is symmetric under both mirrors, so a mirrored file still finds a pad for every
+point. The same events in every layout (`.venv/bin/python scripts/formats_check.py RUN
+FILES --out DIR`; the copies written by the test suite's writers; the models of
+`attpc-classify demo`, seed 0; the stand-in from `attpc-classify simulate --config
+e15503b_standin --events 1000 --seed 41 --first-run 500`), before the fix (3ee6a29)
+and after:
+
+{FORMATS_TABLE}
+
+After the fix every layout gives every event the call of the Spyral file.
+tests/test_structured.py checks that a pytpc and an ATTPCROOT copy of a simulated run
+find the simulation's own hot pads and drop the same points. Not covered: a file whose
+points are not at pad centres (another detector, smeared hits) gets no pad where no
+centre is within 1 mm; a pad plane other than the AT-TPC's (the prototype pAT-TPC) is
+not in `data_prep.padplane`; and the chip rule's 64 consecutive pad ids per AGET chip
+are the simulation's picture, not the real electronics map, which neither Spyral 1.1.2
+nor attpc-engine ships.
 
 ## Noise cleaning: DBSCAN or HDBSCAN
 

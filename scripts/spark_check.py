@@ -113,15 +113,6 @@ def add_sparks(
     return chosen
 
 
-def pad_centres() -> np.ndarray:
-    """(10240, 2) pad centres [mm] of attpc-engine's pad plane, as the simulation uses."""
-    from data_prep.sim.config import SimConfig
-    from data_prep.sim.physics import EventGenerator
-
-    generator = EventGenerator(SimConfig())
-    return np.asarray(generator.engine_for(generator.fixed).pad_centers)[:, :2]
-
-
 def classify(run: Path, files: list[Path], out: Path) -> tuple[list[dict], float]:
     """The rows (run, event_id, label, ...) and the events/s (classify's own summary
     line: the work, not the start-up) of ``classify RUN FILES``."""
@@ -176,6 +167,8 @@ def main() -> None:
     spark_dir = args.out / "spark"
     if not spark_dir.exists():
         args.out.mkdir(parents=True, exist_ok=True)
+        from data_prep.padplane import pad_centres  # attpc-engine's, as the simulation's
+
         pad_xy, rng = pad_centres(), np.random.default_rng(args.seed)
         tmp = Path(tempfile.mkdtemp(dir=args.out, prefix=".spark."))
         chosen = {s.name: add_sparks(s, tmp / s.name, pad_xy, rng, args.fraction, args.radius)

@@ -22,6 +22,7 @@ import numpy as np
 
 from data_prep.events import Event
 from data_prep.readers.pytpc import DriftCalibration, from_simulation_frame
+from data_prep.structured import pad_ids
 
 CALIBRATION = DriftCalibration()
 
@@ -190,7 +191,8 @@ def write_pytpc(
             data[:, 0], data[:, 1] = xyz[:, 0], xyz[:, 1]
             data[:, 2] = calibration.to_time_bucket(xyz[:, 2])
             data[:, 3] = e.points[:, 3]
-            data[:, 4] = np.arange(n) % 10240  # pad
+            # pad: the event's own where it has them (a copy of a Spyral run), else made up
+            data[:, 4] = pad_ids(e) if e.pad_column >= 0 else np.arange(n) % 10240
             data[:, 5] = 2  # neighbours
             data[:, 6] = 5.0  # distance to nearest neighbour [mm]
             g.create_dataset(str(e.event_id), data=data)

@@ -35,6 +35,26 @@ def _same(read, written, columns=4):
 
 
 @pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_the_pad_ids_are_the_ones_the_file_stores(tmp_path, events, fmt):
+    """Spyral (column 5) and pytpc (column 4, beside its neighbour counts) store a pad id
+    per point, written here as point index mod 10240; the other formats store none, and
+    their points get the pad of the plane they sit on (`data_prep.padplane`)."""
+    from data_prep.padplane import pads_at
+    from data_prep.structured import pad_ids
+
+    path = WRITERS[fmt](tmp_path / "run_0012.h5", events)
+    with open_events(path) as reader:
+        assert len(reader) == len(events)
+        for event in reader.iter_events(0, len(reader)):
+            if fmt in ("spyral", "pytpc"):
+                want = np.arange(event.n_points) % 10240
+            else:
+                assert event.pad_column == -1
+                want = pads_at(event.points[:, :2])
+            np.testing.assert_array_equal(pad_ids(event), want)
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
 def test_every_format_reads_back_ids_points_and_detects_by_content(tmp_path, events, fmt):
     # A misleading extension: detection must look inside the file.
     path = WRITERS[fmt](tmp_path / "run_0012.txt", events)

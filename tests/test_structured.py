@@ -442,3 +442,33 @@ def test_preprocess_and_classify_count_the_events_with_a_spark(noisy_run, tmp_pa
     assert f"{len(chosen)} events with a spark" in capsys.readouterr().out
     from_images = classify_files(trained, [tmp_path / "a.h5"], tmp_path / "q.csv")
     assert from_images.n_sparks == 0  # cleaned when the images were made
+
+
+@pytest.mark.parametrize("fmt", ["pytpc", "attpcroot"])
+def test_a_copy_of_a_run_in_another_format_is_cleaned_as_the_run(noisy_run, tmp_path, fmt):
+    """The same events as a pytpc file (pad ids in its column 4, the neighbour count in
+    Spyral's pad column) or an ATTPCROOT export (no pad ids: the pad at each point's
+    position): the same hot pads (the simulation's own), the same points dropped (chip
+    fires too) and the same images and features. Before readers named their pad column,
+    pytpc's neighbour count (2 in every point here) was read as the pad id, one "hot pad"
+    holding every point; an ATTPCROOT run had no hot-pad or chip rule at all."""
+    from _formats import WRITERS
+
+    from data_prep.images import project
+
+    path, truth = noisy_run
+    with open_events(path) as reader:
+        events = list(reader.iter_events(0, len(reader)))
+        hot = find_hot_pads(reader, 0.5, 500)
+    with open_events(WRITERS[fmt](tmp_path / "run_0000.h5", events)) as reader:
+        copies = list(reader.iter_events(0, len(reader)))
+        copy_hot = find_hot_pads(reader, 0.5, 500)
+    np.testing.assert_array_equal(hot[events[0].run], np.sort(truth))
+    np.testing.assert_array_equal(copy_hot[copies[0].run], np.sort(truth))
+    config = ImageConfig(views=("xy",), size=32, voxel_grid=0, features="tracks_v1",
+                         structured_noise="rules")  # fmt: skip
+    a, b = project(events, config, hot), project(copies, config, copy_hot)
+    assert a.n_removed.sum() > 50  # the hot pads and chip fires went
+    np.testing.assert_array_equal(a.n_removed, b.n_removed)
+    np.testing.assert_array_equal(a.images, b.images)
+    np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)

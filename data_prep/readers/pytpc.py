@@ -37,6 +37,7 @@ from data_prep.readers.base import (
 )
 
 N_COLUMNS = 7  # x, y, z (time bucket), amplitude, pad, n_neighbors, dist
+PAD_COLUMN = 4  # in the file and in Event.points (not Spyral's 5: n_neighbors is there)
 #: Frame of the file -> (sign of x, sign of y, z flipped to length - z): proper rotations
 #: into the simulation frame (z = 0 at the window, beam along +z), or the identity.
 FRAMES: dict[str, tuple[float, float, bool]] = {
@@ -166,4 +167,5 @@ class PytpcReader(IdTableReader):
         to_simulation_frame(points, self.frame, self.length_mm)
         points[:, 7] = data[:, 2]  # keep the time bucket
         check_points(points, path=self.path, event_id=event_id, n_columns=8)
-        return Event(run=self.run, event_id=event_id, points=points, source=str(self.path))
+        return Event(run=self.run, event_id=event_id, points=points, source=str(self.path),
+                     pad_column=PAD_COLUMN)  # fmt: skip

@@ -52,6 +52,7 @@ from data_prep.readers.base import (
 )
 
 N_COLUMNS = 8  # x, y, z, amplitude, integral, pad id, time bucket, pad scale
+PAD_COLUMN = 5  # in the file and in Event.points (either charge choice)
 #: column order of Event.points for each charge choice (charge always 4th)
 _ORDER = {
     "amplitude": None,  # the file's own order already has amplitude 4th: no copy
@@ -213,6 +214,7 @@ class SpyralReader(ReaderBase):
             label=label,
             point_labels=point_labels,
             source=str(self.path),
+            pad_column=PAD_COLUMN,
         )
 
     def _read_cloud(self, did, event_id: int) -> np.ndarray:
