@@ -42,6 +42,10 @@ class Event:
         The column of ``points`` holding each point's pad id, -1 where the format stores
         none: the structured-noise rules find hot pads and chip fires by it
         (`data_prep.structured.pad_ids`). Each reader says where its format keeps it.
+    pad_order
+        ``(10240,)`` each pad's place in the run's electronics (chip x 64 + channel;
+        `data_prep.padplane.electronics_order`) where the reader option
+        ``pad_electronics`` names the detector's map; None: pad ids as stored.
     """
 
     run: int
@@ -51,6 +55,7 @@ class Event:
     point_labels: np.ndarray | None = None
     source: str = field(default="", repr=False)
     pad_column: int = field(default=-1, repr=False)
+    pad_order: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def n_points(self) -> int:

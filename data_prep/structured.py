@@ -73,15 +73,25 @@ class StructuredNoiseRules:
 
 
 def pad_ids(event: Event) -> np.ndarray:
-    """(N,) pad id of every point of ``event``: its reader's `Event.pad_column`, else the
-    pad at the point's (x, y) (`data_prep.padplane.pads_at`; -1 where no pad centre is
-    that close). Never a fixed column: pytpc keeps its pad ids in column 4 and the
-    neighbour counts in Spyral's pad column 5, which read as pad ids made every point of
-    a pytpc run "hot" (all events called other)."""
+    """(N,) the id the rules know each point's pad by (-1: none).
+
+    The pad: its reader's `Event.pad_column`, else the pad at the point's (x, y)
+    (`data_prep.padplane.pads_at`; -1 where no pad centre is that close). Never a fixed
+    column: pytpc keeps its pad ids in column 4 and the neighbour counts in Spyral's pad
+    column 5, which read as pad ids made every point of a pytpc run "hot" (all events
+    called other). Where the run's electronics map is given (`Event.pad_order`), the id
+    is the pad's place in the electronics, so that the chip rule's 64 consecutive ids
+    are one real AGET chip."""
     points, column = event.points, event.pad_column
     if column >= 0 and points.ndim == 2 and points.shape[1] > column:
-        return np.rint(points[:, column]).astype(np.int64)
-    return pads_at(points[:, :2])
+        pads = np.rint(points[:, column]).astype(np.int64)
+    else:
+        pads = pads_at(points[:, :2])
+    order = event.pad_order
+    if order is None:
+        return pads
+    known = (pads >= 0) & (pads < len(order))
+    return np.where(known, order[np.where(known, pads, 0)], -1)
 
 
 def hot_pads_from_events(pads_per_event: Iterable[np.ndarray], fraction: float) -> np.ndarray:

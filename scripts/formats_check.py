@@ -62,9 +62,12 @@ def copy_runs(originals: list[Path], out: Path, fmt: str, write) -> list[Path]:
     return [target / p.name for p in originals]
 
 
-def classify(run: Path, files: list[Path], out: Path) -> dict[tuple[int, int], dict] | str:
-    """Rows of ``classify RUN FILES`` by (run, event id), or its error line."""
-    command = [*CLI, "classify", str(run), *map(str, files), "--out", str(out), "--quiet"]
+def classify(
+    run: Path, files: list[Path], out: Path, extra: tuple[str, ...] = ()
+) -> dict[tuple[int, int], dict] | str:
+    """Rows of ``classify RUN FILES [EXTRA]`` by (run, event id), or its error line."""
+    command = [*CLI, "classify", str(run), *map(str, files), "--out", str(out), "--quiet",
+               *extra]  # fmt: skip
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
     if done.returncode:
         return (done.stderr.strip().splitlines() or [f"exit {done.returncode}"])[-1]

@@ -39,3 +39,52 @@ def test_pads_at_is_the_nearest_centre_within_the_tolerance():
     assert (got[600:900] >= 0).all()  # a mirrored centre is a centre
     assert 0 < (got[900:] < 0).sum() < 600  # anywhere: some near a centre, some not
     assert len(pads_at(np.zeros((0, 2)))) == 0
+
+
+def _write_map(path, rows, header="cobo,asad,aget,aget channel,pad"):
+    path.write_text(header + "\n" + "\n".join(",".join(map(str, r)) for r in rows) + "\n")
+    return path
+
+
+def test_electronics_order_by_hand(tmp_path):
+    """Chips in sorted (cobo, asad, aget) order, channels ranked within a chip (the map's
+    gaps, the fixed-pattern-noise channels, skipped), pads not in the map -1."""
+    from data_prep.padplane import electronics_order
+
+    rows = [(3, 1, 2, 40, 7), (1, 0, 0, 5, 100), (3, 1, 2, 10, 9), (1, 0, 0, 2, 50),
+            (1, 0, 0, 67, 8)]  # fmt: skip
+    order = electronics_order(_write_map(tmp_path / "map.csv", rows))
+    # chip (1,0,0): channels 2, 5, 67 -> pads 50, 100, 8 ranks 0, 1, 2; chip (3,1,2): 9, 7
+    want = {50: 0, 100: 1, 8: 2, 9: 64, 7: 65}
+    assert {int(p): int(order[p]) for p in np.flatnonzero(order >= 0)} == want
+    assert len(order) == 10240 and (order < 0).sum() == 10240 - 5
+
+
+def test_a_bad_electronics_map_is_one_line_error(tmp_path, capsys):
+    import pytest
+
+    from attpc_classify.cli import main
+    from data_prep.errors import InputError
+    from data_prep.padplane import electronics_order
+
+    bad = {
+        "columns.csv": ("cobo,asad,aget,pad", [(1, 0, 0, 5)]),
+        "twice.csv": (None, [(1, 0, 0, 1, 5), (1, 0, 0, 2, 5)]),
+        "range.csv": (None, [(1, 0, 0, 1, 10240)]),
+        "text.csv": (None, [(1, 0, "x", 1, 5)]),
+        "big_chip.csv": (None, [(1, 0, 0, c, c) for c in range(65)]),
+    }
+    for name, (header, rows) in bad.items():
+        path = _write_map(tmp_path / name, rows, *(() if header is None else (header,)))
+        with pytest.raises(InputError, match="electronics map"):
+            electronics_order(path)
+    with pytest.raises(InputError, match="cannot read"):
+        electronics_order(tmp_path / "missing.csv")
+    from _formats import make_events, write_spyral
+
+    run = write_spyral(tmp_path / "run_0001.h5", make_events(np.random.default_rng(0), 3))
+    code = main(["preprocess", str(run), "--out", str(tmp_path / "x.h5"), "--quiet",
+                 "--pad-electronics", str(tmp_path / "twice.csv")])  # fmt: skip
+    assert code == 2 and not (tmp_path / "x.h5").exists()
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "twice.csv" in err[0]

@@ -472,3 +472,43 @@ def test_a_copy_of_a_run_in_another_format_is_cleaned_as_the_run(noisy_run, tmp_
     np.testing.assert_array_equal(a.n_removed, b.n_removed)
     np.testing.assert_array_equal(a.images, b.images)
     np.testing.assert_allclose(a.features, b.features, rtol=1e-5, atol=1e-5)
+
+
+def test_the_electronics_map_groups_the_real_chips(tmp_path):
+    """A chip fire on an AGET whose 64 pads are not consecutive ids (as on the real
+    detector): without the run's map the chip rule cannot see it; with the map (reader
+    option ``pad_electronics``) exactly its points go and the track stays. The map here
+    is made up: one chip holds the 64 pads nearest a point of the plane (a compact patch,
+    as a real AGET's, across several rings of ids), the other chips the remaining pads in
+    id order, 64 at a time."""
+    from data_prep.images import project
+    from data_prep.padplane import pad_centres
+
+    centres = pad_centres()
+    fire = np.sort(np.argsort(np.hypot(*(centres - [120.0, -80.0]).T))[:64])
+    assert np.bincount(fire // 64).max() < RULES.chip_min_pads  # no id block sees it
+    rest = np.setdiff1d(np.arange(10240), fire)
+    chip_of = np.empty(10240, np.int64)
+    chip_of[fire], chip_of[rest] = 159, np.arange(len(rest)) // 64
+    rows = [(int(k) // 16, (int(k) // 4) % 4, int(k) % 4, p % 64, p) for p, k in enumerate(chip_of)]
+    electronics = tmp_path / "map.csv"
+    electronics.write_text("cobo,asad,aget,aget channel,pad\n"
+                           + "\n".join(",".join(map(str, r)) for r in rows))  # fmt: skip
+    rng = np.random.default_rng(9)
+    track = np.flatnonzero((np.abs(centres[:, 1] - 60) < 2) & (centres[:, 0] > 40))[:40]
+    track = track[~np.isin(track, fire)]
+    pads = np.concatenate([track, fire])
+    z = np.concatenate([np.linspace(200, 400, len(track)), 650 + rng.normal(0, 3, len(fire))])
+    cloud = np.zeros((len(pads), 8))
+    cloud[:, :2], cloud[:, 2], cloud[:, 3], cloud[:, 5] = centres[pads], z, 200.0, pads
+    path = tmp_path / "run_0003.h5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("cloud")
+        g.attrs["min_event"], g.attrs["max_event"] = 0, 0
+        g.create_dataset("cloud_0", data=cloud)
+    config = ImageConfig(views=("xy",), size=16, voxel_grid=0, structured_noise="rules")
+    for options, dropped in (({}, 0), ({"pad_electronics": str(electronics)}, len(fire))):
+        with open_events(path, **options) as reader:
+            events = list(reader.iter_events(0, 1))
+        proj = project(events, config, {})
+        assert proj.n_removed.tolist() == [dropped], options

@@ -73,6 +73,13 @@ def add_reader_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         help="pytpc/ATTPCROOT: drift length about which z is flipped [mm] (1000)",
     )
+    parser.add_argument(
+        "--pad-electronics",
+        metavar="CSV",
+        help="the detector's electronics map (columns cobo, asad, aget, aget channel, pad, "
+        "as Spyral's pad_electronics.csv): the chip-fire rule then groups the real AGET "
+        "chips (default: 64 consecutive pad ids, the simulation's chips)",
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,6 +153,8 @@ def reader_options(args: argparse.Namespace) -> dict:
         options["frame"] = args.frame
     if getattr(args, "length_mm", None) is not None:
         options["length_mm"] = args.length_mm
+    if getattr(args, "pad_electronics", None):
+        options["pad_electronics"] = args.pad_electronics
     drift = {
         "clock_mhz": args.clock_mhz,
         "drift_velocity": args.drift_velocity,

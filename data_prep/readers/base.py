@@ -109,6 +109,8 @@ class ReaderBase(ABC):
     format: str = ""
     options: frozenset[str] = frozenset()
     class_names: tuple[str, ...] | None = None
+    #: each pad's place in the run's electronics (`open_events`' ``pad_electronics``)
+    pad_order: np.ndarray | None = None
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -156,7 +158,13 @@ class ReaderBase(ABC):
         stop = n if stop is None else stop
         if not 0 <= start <= stop <= n:
             raise InputError(f"event range [{start}, {stop}) outside 0..{n}", path=self.path)
-        return self._iter_range(start, stop, skip_bad, on_skip)
+        events = self._iter_range(start, stop, skip_bad, on_skip)
+        return events if self.pad_order is None else self._with_pad_order(events)
+
+    def _with_pad_order(self, events: Iterator[Event]) -> Iterator[Event]:
+        for event in events:
+            event.pad_order = self.pad_order  # shared, not copied
+            yield event
 
     def __iter__(self) -> Iterator[Event]:
         return self.iter_events()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from data_prep.errors import InputError
+from data_prep.padplane import electronics_order
 from data_prep.readers.attpcroot import AttpcRootReader
 from data_prep.readers.base import EventReader, ReaderBase, open_hdf5
 from data_prep.readers.images import ImageFileReader
@@ -31,9 +32,13 @@ HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 ROOT_MAGIC = b"root"
 
 
+#: Options of every point-cloud format, applied by `open_events` rather than the readers.
+COMMON_OPTIONS = frozenset({"pad_electronics"})
+
+
 def all_options() -> frozenset[str]:
     """Every reader option name any format accepts (to catch typos)."""
-    names: set[str] = set()
+    names: set[str] = set(COMMON_OPTIONS)
     for fmt in FORMATS:
         names |= _reader_class(fmt).options
     return frozenset(names)
@@ -132,7 +137,10 @@ def open_events(path: str | Path, format: str = "auto", **options: Any) -> Event
         ``run`` (int: run number where the file does not record one), ``charge``
         (Spyral: ``"amplitude"`` or ``"integral"``), ``point_labels`` (Spyral: also read
         ``labels_<n>``), ``calibration`` (pytpc: `DriftCalibration`), ``tree``,
-        ``branches``, ``step_size`` (ROOT).
+        ``branches``, ``step_size`` (ROOT); ``pad_electronics`` (any point-cloud format:
+        the detector's electronics map, a CSV as Spyral's ``pad_electronics.csv``; the
+        events then carry each pad's place in it, `data_prep.padplane.electronics_order`,
+        so the structured-noise chip rule groups the real AGET chips).
 
     Examples
     --------
@@ -152,4 +160,9 @@ def open_events(path: str | Path, format: str = "auto", **options: Any) -> Event
         raise InputError("file not found", path=path)
     cls = _reader_class(format)
     mine = {k: v for k, v in options.items() if k in cls.options and v is not None}
-    return cls(path, **mine)
+    order = None
+    if options.get("pad_electronics") and format != "images":
+        order = electronics_order(options["pad_electronics"])  # a bad map: before the file
+    reader = cls(path, **mine)
+    reader.pad_order = order
+    return reader
