@@ -88,20 +88,26 @@ def truth(files: list[Path]) -> dict[tuple[int, int], int]:
 
 
 def scores(rows: dict, labels: dict, names: list[str], seed: int) -> tuple[str, str]:
-    """Proton F1 and 3-class macro-F1 with 95 % bootstrap intervals, as text."""
+    """Proton F1 and (3-class models) macro-F1 with 95 % bootstrap intervals, as text,
+    over every event: one called ``empty`` (no usable point, no probabilities) counts as
+    called other, the junk class; a binary model's ``rest`` as not proton."""
     from attpc_classify.evaluate import task_metrics
 
-    keys = [k for k in labels if k in rows and rows[k]["label"] in names]
+    keys = [k for k in labels if k in rows]
     y = np.array([labels[k] for k in keys])
-    called = np.array([names.index(rows[k]["label"]) for k in keys])
-    p = np.array([float(rows[k]["p_proton"]) for k in keys])
-    binary = task_metrics((y != 0).astype(int), (called != 0).astype(int), ["proton", "rest"],
+    calls = [("other" if rows[k]["label"] == "empty" else rows[k]["label"]) for k in keys]
+    p = np.nan_to_num(np.array([float(rows[k]["p_proton"]) for k in keys]))
+    proton = np.array([c == "proton" for c in calls])
+    binary = task_metrics((y != 0).astype(int), (~proton).astype(int), ["proton", "rest"],
                           score=p, rng=np.random.default_rng(seed))  # fmt: skip
-    multi = task_metrics(y, called, names, rng=np.random.default_rng(seed))
 
     def text(iv) -> str:
         return f"{iv.value:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
 
+    if not set(calls) <= set(names):  # a binary model: no 3-class call
+        return text(binary.f1[0]), "-"
+    called = np.array([names.index(c) for c in calls])
+    multi = task_metrics(y, called, names, rng=np.random.default_rng(seed))
     return text(binary.f1[0]), text(multi.macro_f1)
 
 

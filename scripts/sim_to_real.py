@@ -635,12 +635,12 @@ FORMATS_TABLE = md_table(
       "1,000 / 0.848 [0.813, 0.880]"),
      ("demo trees, stand-in (1,000)", "ATTPCROOT HDF5, ROOT tree (none)",
       "902 / 0.738 [0.689, 0.784]", "1,000 / 0.848 [0.813, 0.880]"),
-     ("demo CNN, stand-in (1,000)", "Spyral (column 5)", "1,000 / 0.591 [0.544, 0.638]",
-      "1,000 / 0.591 [0.544, 0.638]"),
+     ("demo CNN, stand-in (1,000)", "Spyral (column 5)", "1,000 / 0.591 [0.546, 0.632]",
+      "1,000 / 0.591 [0.546, 0.632]"),
      ("demo CNN, stand-in (1,000)", "pytpc (column 4)",
-      "**classify stops**: no point of positive charge", "1,000 / 0.591 [0.544, 0.638]"),
+      "**classify stops**: no point of positive charge", "1,000 / 0.591 [0.546, 0.632]"),
      ("demo CNN, stand-in (1,000)", "ATTPCROOT HDF5, ROOT tree (none)",
-      "780 / 0.574 [0.526, 0.619]", "1,000 / 0.591 [0.544, 0.638]")],
+      "780 / 0.574 [0.526, 0.616]", "1,000 / 0.591 [0.546, 0.632]")],
 )  # fmt: skip
 #: models on runs with chip fires on the real electronics (scripts/chip_check.py, 2026-12-05;
 #: "Chip fires on the real electronics")
@@ -657,14 +657,14 @@ CHIP_TABLE = md_table(
       "0.738 [0.704, 0.771]"),
      ("demo trees", "the map's chips", "yes", "990 of 1,000", "0.844 [0.809, 0.876]",
       "0.877 [0.853, 0.900]"),
-     ("demo CNN", "none", "no", "1,000 of 1,000", "0.600 [0.554, 0.641]",
-      "0.576 [0.543, 0.609]"),
+     ("demo CNN", "none", "no", "1,000 of 1,000", "0.600 [0.552, 0.640]",
+      "0.616 [0.581, 0.647]"),
      ("demo CNN", "the simulation's chips (64 consecutive ids)", "no", "986 of 1,000",
-      "0.603 [0.559, 0.645]", "0.576 [0.544, 0.608]"),
-     ("demo CNN", "the map's chips", "no", "795 of 1,000", "0.570 [0.524, 0.609]",
-      "0.550 [0.516, 0.581]"),
-     ("demo CNN", "the map's chips", "yes", "986 of 1,000", "0.599 [0.555, 0.641]",
-      "0.572 [0.541, 0.604]")],
+      "0.603 [0.555, 0.642]", "0.616 [0.581, 0.647]"),
+     ("demo CNN", "the map's chips", "no", "795 of 1,000", "0.570 [0.522, 0.612]",
+      "0.569 [0.534, 0.601]"),
+     ("demo CNN", "the map's chips", "yes", "986 of 1,000", "0.599 [0.550, 0.639]",
+      "0.612 [0.577, 0.643]")],
 )  # fmt: skip
 #: the calibrated trees on files whose units are missing or off (scripts/charge_unit.py)
 UNIT_ERROR_TABLE = md_table(
