@@ -2183,6 +2183,11 @@ the simulation's chips and on the map's, and classifies them with the models of
   loss back, with thresholds set on this script's own fires, and physics can meet them
   (those 1,000 events hold 11 flat clusters of track points, 42-129 points within 20 mm
   of z, 25-143 mm from the axis). A run's map does it exactly.
+- **Dead chips of either shape cost the same.** The simulation's dead chips are blocks of
+  64 ids too. Copies of the same 1,000 events with 3 dead chips per run file (the
+  stand-in's number; exploration, code not kept): the demo trees 0.849 with the
+  simulation's chips, 0.832 with the map's (975-976 calls as before); with 10 per file
+  0.825 and 0.828. A dead patch is not the problem a firing one is.
 
 ## Noise cleaning: DBSCAN or HDBSCAN
 
