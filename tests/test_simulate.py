@@ -623,6 +623,48 @@ def test_structured_noise_hot_pads_chips_and_gains(tmp_path):
     assert abs(gains.mean() - 1) < 0.01 and abs(np.log(gains).std() - 0.15) < 0.01
 
 
+def test_chip_layout_patches_fire_compact_patches(tmp_path):
+    """With ``noise.chip_layout: patches`` a firing chip lights 64 pads of one ring of the
+    pad plane within a sector (checked by hand on the fired pads: one radius band, one
+    angular sector of at most 1/16 turn plus a pad), not 64 consecutive ids; the layout
+    drawn per run file is recorded in the event table."""
+    from data_prep.padplane import pad_centres
+    from data_prep.sim.config import CHIP_LAYOUTS
+
+    config = load_config(SimConfig, CONFIGS / "tiny.yaml", [
+        "noise.chip_rate=3", "noise.hot_pads=0", "noise.burst_rate=0",
+        "noise.hits_per_event=[0, 0]", "noise.noise_event_hits=[0, 0]",
+        "noise.chip_layout=patches"])  # fmt: skip
+    summary = simulate(config, 4, tmp_path, seed=9)
+    xy = pad_centres()
+    radius, angle = np.hypot(*xy.T), np.arctan2(xy[:, 1], xy[:, 0])
+    ring_edges = np.sort(radius)[::1024]  # 10 rings of 1,024 pads
+    fires = 0
+    with h5py.File(summary.files[0]) as f:
+        assert set(f["events"]["chip_layout"][()]) == {CHIP_LAYOUTS.index("patches")}
+        for row in f["events"][()]:
+            points = f[f"cloud/cloud_{row['event']}"][()]
+            noise = points[f[f"cloud/labels_{row['event']}"][()] == -1]
+            tb = np.rint(noise[:, 6])
+            for t in np.unique(tb):  # a fire: one time +- jitter; split by ring
+                pads = noise[np.abs(tb - t) <= 3, 5].astype(int)
+                rings = np.searchsorted(ring_edges, radius[pads], side="right")
+                for ring in np.unique(rings):
+                    group = np.unique(pads[rings == ring])
+                    if len(group) < 40:
+                        continue
+                    fires += 1
+                    spread = np.ptp(np.unwrap(np.sort(angle[group])))
+                    assert min(spread, 2 * np.pi - spread) < 2 * np.pi / 16 + 0.3
+                    assert np.ptp(group) > 64  # not a block of consecutive ids
+    assert fires >= 4
+    from data_prep.sim.config import validate_config
+
+    for bad in ("noise.chip_layout=rings", "randomize.chip_layout=[blocks, rings]"):
+        with pytest.raises(InputError, match="chip_layout"):
+            validate_config(load_config(SimConfig, CONFIGS / "tiny.yaml", [bad]))
+
+
 def test_tilt_shears_the_side_view_by_tan_tilt():
     """The same proton with the drift 6 deg off axis: its y grows with drift length by
     tan(6 deg) = 0.105 more than without (slope of y against depth, fitted)."""

@@ -99,8 +99,12 @@ class NoiseConfig:
     hits_per_event: tuple[int, int] = (2, 20)  # hits added to every event, uniform, inclusive
     noise_event_hits: tuple[int, int] = (20, 300)  # hits of a noise-only event (paper: 20-300)
     amplitude_adc: float = 40.0  # ADC, mean excess of a noise hit over the threshold (exp.)
-    # structured noise (docs/simulation.md, "Noise"); AGET chip = 64 consecutive pad ids
+    # structured noise (docs/simulation.md, "Noise")
     chip_rate: float = 0.2  # mean AGET chips per event whose 64 channels fire together
+    # which 64 pads an AGET chip reads (`CHIP_LAYOUTS`): "blocks", 64 consecutive pad ids
+    # (an arc along a ring of pads); "patches", compact patches (our picture of the real
+    # wiring, whose map is not shipped: docs/simulation.md, "Noise")
+    chip_layout: str = "blocks"
     hot_pads: int = 3  # pads that fire in every event (the same pads all run)
     burst_rate: float = 0.1  # mean time-bunched bursts per event (hits within a few buckets)
     burst_hits: tuple[int, int] = (20, 100)  # hits of one burst, uniform
@@ -189,7 +193,9 @@ FAULT_KNOBS: tuple[str, ...] = ("hot_pads", "dead_chips", "pad_gain_spread")
 INTEGER_KNOBS: tuple[str, ...] = ("noise_hits", "hot_pads", "dead_chips", "extra_ions")
 #: Electronics settings drawn once per run file as choices (a run is processed with one
 #: tool at one GET setting), from ``[seed, ELECTRONICS_STREAM, file]``: not ranges.
-ELECTRONICS_KNOBS: tuple[str, ...] = ("point_formation", "shaping_time_ns")
+ELECTRONICS_KNOBS: tuple[str, ...] = ("point_formation", "shaping_time_ns", "chip_layout")
+#: How AGET chips group the pads (`NoiseConfig.chip_layout`), stored by index.
+CHIP_LAYOUTS: tuple[str, ...] = ("blocks", "patches")
 #: Point formations a run file may draw (``bucket`` stays an explicit config value).
 DRAWN_POINT_MODES: tuple[str, ...] = ("peaks", "pad")
 #: Columns of the event table that record the settings used, in order.
@@ -239,6 +245,7 @@ class RandomizeConfig:
     # per run file, one of the listed choices with equal probability (`ELECTRONICS_KNOBS`)
     point_formation: tuple[str, ...] = ()  # among "peaks" (Spyral), "pad" (pytpc peaks_only)
     shaping_time_ns: tuple[float, ...] = ()  # ns, GET shaping times (e.g. 232, 502, 1014)
+    chip_layout: tuple[str, ...] = ()  # among `CHIP_LAYOUTS`: which pads a chip fire lights
 
     @property
     def active(self) -> tuple[str, ...]:
@@ -395,7 +402,14 @@ def _validate_randomize(rand: RandomizeConfig) -> None:
 
 
 def _validate_electronics_choices(rand: RandomizeConfig) -> None:
-    """Point formations among `DRAWN_POINT_MODES`; shaping times positive, <= 10 us."""
+    """Point formations among `DRAWN_POINT_MODES`; shaping times positive, <= 10 us; chip
+    layouts among `CHIP_LAYOUTS`."""
+    for layout in rand.chip_layout:
+        if layout not in CHIP_LAYOUTS:
+            raise InputError(
+                "config key 'randomize.chip_layout' must list choices among "
+                f"{', '.join(CHIP_LAYOUTS)}, got {layout!r}"
+            )
     for mode in rand.point_formation:
         if mode not in DRAWN_POINT_MODES:
             raise InputError(
@@ -527,6 +541,9 @@ def _check_noise(config: SimConfig) -> None:
     """Noise (and the detector's dead chips, pad gains) settings."""
     d = config.detector
     n = config.noise
+    if n.chip_layout not in CHIP_LAYOUTS:
+        raise InputError(f"config key 'noise.chip_layout' must be one of "
+                         f"{', '.join(CHIP_LAYOUTS)}, got {n.chip_layout!r}")  # fmt: skip
     for key in ("hits_per_event", "noise_event_hits"):
         lo, hi = _pair(f"noise.{key}", getattr(n, key), low=0)
         if lo != int(lo) or hi != int(hi):

@@ -23,7 +23,7 @@ import numpy as np
 from data_prep.errors import InputError
 from data_prep.sim.beam import BEAM_CORE_M, small_angle, straight_track
 from data_prep.sim.channels import CHANNEL_NAMES, CHANNELS, channel_weights
-from data_prep.sim.config import NUM_TIME_BUCKETS, SimConfig
+from data_prep.sim.config import CHIP_LAYOUTS, NUM_TIME_BUCKETS, SimConfig
 from data_prep.sim.evaporation import fusion_evaporation
 from data_prep.sim.nuclei import nuclear_map, parse_isotope
 from data_prep.sim.points import trace_points
@@ -32,6 +32,7 @@ from data_prep.sim.randomize import (
     NUM_PADS,
     DetectorFaults,
     Knobs,
+    chip_pads,
     detector_faults,
     draw_knobs,
 )
@@ -347,6 +348,7 @@ class EventGenerator:
         self.beam_pad = np.zeros(len(self.engine.pad_centers), dtype=bool)
         self.beam_pad[list(beam_pads)] = True
         self._see_through_grid: np.ndarray | None = None
+        self._chips: dict[int, np.ndarray] = {}  # chip layout index -> (160, 64) pads
         self.faults = detector_faults(config, self.noise_pads)
         # noise lives where physics can: the drift volume, inside the 512 sampled buckets
         self.noise_tb = (
@@ -814,6 +816,13 @@ class EventGenerator:
         inside = (raw[:, 1] >= self.noise_tb[0]) & (raw[:, 1] < self.noise_tb[1])
         return self.form(raw[inside], labels[inside], engine, knobs, rng)
 
+    def chips(self, layout: int) -> np.ndarray:
+        """(160, 64) the pads of each chip for the layout index ``layout`` (cached)."""
+        if layout not in self._chips:
+            centres = np.asarray(self.engine.pad_centers)[:, :2]
+            self._chips[layout] = chip_pads(CHIP_LAYOUTS[layout], centres)
+        return self._chips[layout]
+
     def faults_of(self, knobs: Knobs) -> DetectorFaults:
         """The detector of this event: its run file's own faults, or the fixed detector."""
         return knobs.faults if knobs.faults is not None else self.faults
@@ -874,9 +883,9 @@ class EventGenerator:
         n = self.config.noise
         hot = self.faults_of(knobs).hot_pads
         parts = [self.hits(hot, rng.uniform(*self.noise_tb, size=len(hot)), rng, knobs)]
+        chips = self.chips(knobs.chip_layout)
         for _ in range(int(rng.poisson(knobs.chip_rate))):
-            chip = int(rng.integers(NUM_PADS // CHIP_CHANNELS))
-            pads = chip * CHIP_CHANNELS + np.arange(CHIP_CHANNELS)
+            pads = chips[int(rng.integers(NUM_PADS // CHIP_CHANNELS))]
             t0 = rng.uniform(*self.noise_tb)
             parts.append(self.hits(pads, t0 + rng.normal(0.0, 1.0, size=len(pads)), rng, knobs))
         for _ in range(int(rng.poisson(knobs.burst_rate))):

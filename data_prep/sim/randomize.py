@@ -3,8 +3,8 @@
 Without a ``randomize:`` range every knob takes the config's fixed value; with one it is
 drawn, per event or per run file, from a generator of its own stream, so the physics
 draws of an event do not change when randomisation is switched on. The electronics
-(point formation, GET shaping time) are picked per run file among listed choices
-(`draw_electronics`). `Knobs.row` is what the event table stores.
+(point formation, GET shaping time, chip layout) are picked per run file among listed
+choices (`draw_electronics`). `Knobs.row` is what the event table stores.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from data_prep.sim.config import (
+    CHIP_LAYOUTS,
     FAULT_KNOBS,
     INTEGER_KNOBS,
     RANDOM_KNOBS,
@@ -29,8 +30,33 @@ NUM_PADS = 10240
 DEAD_PAD_STREAM = 0x5EED_0DEA
 #: Seed of what is fixed for a detector: dead chips, hot pads, per-pad gains.
 DETECTOR_STREAM = 0x5EED_0DE7
-#: Channels of one AGET chip; chips are taken as blocks of consecutive pad ids.
+#: Channels of one AGET chip; chips are taken as blocks of consecutive pad ids (dead
+#: chips always, firing chips with ``noise.chip_layout: blocks``; `chip_pads`).
 CHIP_CHANNELS = 64
+#: ``chip_layout: patches``: the pad plane cut into rings of equal pad count, each ring
+#: into sectors of `CHIP_CHANNELS` pads (10 x 16 = 160 chips).
+PATCH_RINGS = 10
+
+
+def chip_pads(layout: str, pad_xy: np.ndarray) -> np.ndarray:
+    """(160, 64) the pads of each AGET chip for ``layout`` (`CHIP_LAYOUTS`).
+
+    "blocks": 64 consecutive pad ids, an arc along a ring of pads up to 540 mm long.
+    "patches": compact patches, 26-111 mm across: the pads sorted by radius cut into
+    `PATCH_RINGS` rings, each sorted by angle cut into sectors of 64. Ours, not the real
+    wiring (whose chips are interleaved patches 80-120 mm across; the map is not
+    shipped): a second picture, so that a model meets chip fires of both shapes.
+    """
+    n = len(pad_xy)
+    if layout == "blocks":
+        return np.arange(n).reshape(-1, CHIP_CHANNELS)
+    radius = np.hypot(pad_xy[:, 0], pad_xy[:, 1])
+    angle = np.arctan2(pad_xy[:, 1], pad_xy[:, 0])
+    chips = []
+    for ring in np.array_split(np.argsort(radius, kind="stable"), PATCH_RINGS):
+        ring = ring[np.argsort(angle[ring], kind="stable")]
+        chips.extend(ring.reshape(-1, CHIP_CHANNELS))
+    return np.array(chips)
 
 
 @dataclass
@@ -131,6 +157,7 @@ class Knobs:
     # (0 peaks, 1 pad, 2 bucket), GET shaping time in ns
     point_formation: int = 0
     shaping_time_ns: float = 502.0
+    chip_layout: int = 0  # index in CHIP_LAYOUTS: which pads a firing chip lights
     faults: DetectorFaults | None = None  # None: the generator's fixed detector
     dead_pads: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))
 
@@ -167,18 +194,21 @@ def fixed_knobs(config: SimConfig) -> Knobs:
         scattered_fraction=float(config.beam_axis.scattered_fraction),
         point_formation=POINT_MODES.index(config.electronics.point_formation),
         shaping_time_ns=float(config.electronics.shaping_time_ns),
+        chip_layout=CHIP_LAYOUTS.index(config.noise.chip_layout),
     )
 
 
 def draw_electronics(config: SimConfig, rng: np.random.Generator) -> dict[str, float]:
-    """The electronics of one run file (``randomize.point_formation``, ``shaping_time_ns``):
-    each listed setting picked with equal probability from ``rng``, point formation first;
-    an empty list keeps the config's value. Returns the `Knobs` values (point formation as
-    its `POINT_MODES` index)."""
+    """The electronics of one run file (``randomize.point_formation``, ``shaping_time_ns``,
+    ``chip_layout``): each listed setting picked with equal probability from ``rng``, in
+    that order (a new setting draws last, so the earlier ones keep their values); an
+    empty list keeps the config's value. Returns the `Knobs` values (point formation and
+    chip layout as their indices in `POINT_MODES` and `CHIP_LAYOUTS`)."""
     e, rand = config.electronics, config.randomize
     values: dict[str, float] = {
         "point_formation": POINT_MODES.index(e.point_formation),
         "shaping_time_ns": float(e.shaping_time_ns),
+        "chip_layout": CHIP_LAYOUTS.index(config.noise.chip_layout),
     }
     if rand.point_formation:
         pick = rand.point_formation[int(rng.integers(len(rand.point_formation)))]
@@ -187,6 +217,9 @@ def draw_electronics(config: SimConfig, rng: np.random.Generator) -> dict[str, f
         values["shaping_time_ns"] = float(
             rand.shaping_time_ns[int(rng.integers(len(rand.shaping_time_ns)))]
         )
+    if rand.chip_layout:
+        pick = rand.chip_layout[int(rng.integers(len(rand.chip_layout)))]
+        values["chip_layout"] = CHIP_LAYOUTS.index(pick)
     return values
 
 
