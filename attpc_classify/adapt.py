@@ -160,15 +160,23 @@ def format_fractions(names: tuple[str, ...], frac: np.ndarray) -> str:
 
 
 def target_inputs(
-    trained: checkpoint.Trained, paths: list[str], max_events: int, seed: int
+    trained: checkpoint.Trained,
+    paths: list[str],
+    max_events: int,
+    seed: int,
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
 ) -> np.ndarray:
     """The target events as the run reads them (images, or features for a tree run),
     made with the run's preprocessing: image files are checked against it
-    (`predict.check_image_file`), point-cloud files (any supported format) are projected
-    with it (with ``beam_axis=run`` each centred on its own beam line; with
+    (`predict.check_image_file`), point-cloud files (any supported format, read with
+    ``format`` and ``reader_options`` as `classify` reads them) are projected with it
+    (with ``beam_axis=run`` each centred on its own beam line; with
     ``charge_norm=quantile``, all of them together are one run, normalised by their
     quantiles). At most ``max_events``, drawn at random (seeded)."""
     from attpc_classify.predict import check_image_file
+    from data_prep.build import reader_options_for
     from data_prep.imagefile import is_image_file, read_images
     from data_prep.images import project
     from data_prep.quantiles import beam_axes, charge_units, for_run
@@ -177,13 +185,15 @@ def target_inputs(
 
     config = trained.info.image_config
     features = trained.info.input == "features"
+    options = reader_options_for(config, reader_options)
+    read = dict(format=format, reader_options=options)
     events = [str(p) for p in paths if Path(p).exists() and not is_image_file(p)]
     # beam_axis=run: each point-cloud file is a run with its own beam line
-    axes = {p: fit.axis for p, fit in beam_axes(config, events).items()}
+    axes = {p: fit.axis for p, fit in beam_axes(config, events, **read).items()}
     # charge_norm=quantile: the point-cloud files together are the target run
-    config = for_run(config, events, axes=axes)
+    config = for_run(config, events, axes=axes, **read)
     # charge_calibration=proton_band: each point-cloud file has its own charge unit
-    units = {p: u.unit for p, u in charge_units(config, events, axes=axes).items()}
+    units = {p: u.unit for p, u in charge_units(config, events, axes=axes, **read).items()}
     parts = []
     for path in paths:
         if not Path(path).exists():
@@ -195,7 +205,7 @@ def target_inputs(
             continue
         file_config = replace(config, run_beam_axis=axes.get(str(path), ()),
                               run_charge_unit=units.get(str(path), 0.0))  # fmt: skip
-        with open_events(path, charge=config.charge_column) as reader:
+        with open_events(path, format=format, **options) as reader:
             hot = None
             if config.structured_noise != "none":  # the run's own hot pads, as classify
                 hot = find_hot_pads(

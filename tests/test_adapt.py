@@ -121,6 +121,21 @@ def test_adapt_takes_point_cloud_files_projected_like_the_run(tmp_path, capsys):
     assert got.shape == (100, *want.shape[1:])
     pick = np.sort(np.random.default_rng(0).choice(len(events), 100, replace=False))
     np.testing.assert_array_equal(got, want[pick])
+    # the same events as a pytpc file with another drift calibration: read with the
+    # reader options classify takes (here 4.0 cm/us), they are the same target
+    from _formats import write_pytpc
+
+    from data_prep.readers import DriftCalibration
+
+    slow = DriftCalibration(drift_velocity=4.0)
+    (tmp_path / "pytpc").mkdir()
+    pytpc = write_pytpc(tmp_path / "pytpc" / "run_0009.h5", events, calibration=slow)
+    options = {"calibration": slow}
+    np.testing.assert_array_equal(
+        target_inputs(trained, [str(pytpc)], 100, 0, reader_options=options), got
+    )
     capsys.readouterr()
     assert main(["adapt", str(run), "--data", str(raw), "--out", str(tmp_path / "a")]) == 0
     assert "after AdaBN" in capsys.readouterr().out
+    assert main(["adapt", str(run), "--data", str(pytpc), "--out", str(tmp_path / "b"),
+                 "--drift-velocity", "4.0", "--format", "pytpc"]) == 0  # fmt: skip

@@ -13,7 +13,10 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("run", help="run directory written by `train`")
+    from attpc_classify.commands.preprocess import add_reader_arguments
+
+    # dest run_dir: `--run` (a reader option, the run number) is another argument
+    parser.add_argument("run_dir", metavar="RUN", help="run directory written by `train`")
     parser.add_argument(
         "--data",
         nargs="+",
@@ -33,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--confidence", type=float, default=0.7, help="pseudo-label p >= this")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--seed", type=int, default=0)
+    # point-cloud targets: the reader options of preprocess (format, pytpc drift, map, ...)
+    add_reader_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,6 +45,7 @@ def run(args: argparse.Namespace) -> int:
 
     from attpc_classify.adapt import AdaptConfig, adapt, target_inputs
     from attpc_classify.checkpoint import load_run
+    from attpc_classify.commands.preprocess import reader_options
     from attpc_classify.trees_adapt import self_train
     from data_prep.errors import InputError
 
@@ -48,11 +54,12 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(min(torch.get_num_threads(), 4))
     cfg = AdaptConfig(adabn=not args.no_adabn, rounds=args.rounds, confidence=args.confidence,
                       lr=args.lr, seed=args.seed)  # fmt: skip
-    trained = load_run(args.run, device="cpu")
-    inputs = target_inputs(trained, args.data, args.max_events, args.seed)
+    trained = load_run(args.run_dir, device="cpu")
+    inputs = target_inputs(trained, args.data, args.max_events, args.seed, format=args.format,
+                           reader_options=reader_options(args))  # fmt: skip
     # trees (gbt) have no BatchNorm and no gradient: they are refitted instead
     method = self_train if trained.info.input == "features" else adapt
-    report = method(args.run, inputs, args.out, cfg, source=" ".join(args.data))
+    report = method(args.run_dir, inputs, args.out, cfg, source=" ".join(args.data))
     print(f"wrote {args.out} ({report['n_target']} target events"
           + (", self-training stopped by the collapse guard)" if report["stopped_by_guard"]
              else ")"))  # fmt: skip
