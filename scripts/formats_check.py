@@ -111,6 +111,17 @@ def scores(rows: dict, labels: dict, names: list[str], seed: int) -> tuple[str, 
     return text(binary.f1[0]), text(multi.macro_f1)
 
 
+def result_cells(rows: dict | str, base: dict, labels: dict, names: list[str],
+                 seed: int) -> str:  # fmt: skip
+    """Table cells of one classification against the originals' (``base``): events,
+    events called as there, proton F1, macro-F1; or classify's error line."""
+    if isinstance(rows, str):
+        return f"- | classify failed: {rows} | - | -"
+    same = sum(rows[k]["label"] == base[k]["label"] for k in base if k in rows)
+    f1, macro = scores(rows, labels, names, seed)
+    return f"{len(rows)} | {same} of {len(base)} | {f1} | {macro}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path)
@@ -135,13 +146,8 @@ def main() -> None:
     }
     for fmt, files in copies.items():
         rows = base if fmt == "spyral" else classify(args.run, files, args.out / f"{fmt}.csv")
-        if isinstance(rows, str):
-            lines.append(f"| {fmt} | {PAD_STORAGE[fmt]} | - | classify failed: {rows} | - | - |")
-            continue
-        same = sum(rows[k]["label"] == base[k]["label"] for k in base if k in rows)
-        f1, macro = scores(rows, labels, names, args.seed)
-        lines.append(f"| {fmt} | {PAD_STORAGE[fmt]} | {len(rows)} | {same} of {len(base)} "
-                     f"| {f1} | {macro} |")  # fmt: skip
+        cells = result_cells(rows, base, labels, names, args.seed)
+        lines.append(f"| {fmt} | {PAD_STORAGE[fmt]} | {cells} |")
     print("\n".join(lines))
 
 

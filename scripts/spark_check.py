@@ -75,6 +75,26 @@ def spark_rows(
     return rows
 
 
+def insert_noise(group, name: str, rows: np.ndarray):
+    """Put the noise ``rows`` into the Spyral cloud ``group[name]``: the cloud rewritten
+    sorted in z (as Spyral's), its attributes kept, and the simulation's per-point truth
+    ``labels_<n>``, where there is one, -1 for the new points. Returns the new dataset."""
+    points = group[name][...].reshape(-1, 8)
+    attrs = dict(group[name].attrs)
+    order = np.argsort(np.concatenate([points[:, 2], rows[:, 2]]), kind="stable")
+    labels_name = "labels_" + name.split("_", 1)[1]
+    if labels_name in group:
+        labels = group[labels_name][...]
+        labels = np.concatenate([labels, np.full(len(rows), -1, labels.dtype)])
+        del group[labels_name]
+        group.create_dataset(labels_name, data=labels[order])
+    del group[name]
+    cloud = group.create_dataset(name, data=np.concatenate([points, rows])[order])
+    for key, value in attrs.items():
+        cloud.attrs[key] = value
+    return cloud
+
+
 def add_sparks(
     src: Path,
     dst: Path,
@@ -94,20 +114,7 @@ def add_sparks(
             if rng.uniform() >= fraction:
                 continue
             chosen.append(int(name[6:]))  # the event id
-            points = group[name][...].reshape(-1, 8)
-            attrs = dict(group[name].attrs)
-            rows = spark_rows(pad_xy, rng, radius_mm)
-            order = np.argsort(np.concatenate([points[:, 2], rows[:, 2]]), kind="stable")
-            labels_name = "labels_" + name.split("_", 1)[1]
-            if labels_name in group:  # the simulation's per-point truth: -1 for the spark
-                labels = group[labels_name][...]
-                labels = np.concatenate([labels, np.full(len(rows), -1, labels.dtype)])
-                del group[labels_name]
-                group.create_dataset(labels_name, data=labels[order])
-            del group[name]
-            cloud = group.create_dataset(name, data=np.concatenate([points, rows])[order])
-            for key, value in attrs.items():
-                cloud.attrs[key] = value
+            cloud = insert_noise(group, name, spark_rows(pad_xy, rng, radius_mm))
             cloud.attrs["label"] = 2  # other
             cloud.attrs["channel"] = "spark"
     return chosen

@@ -512,3 +512,71 @@ def test_the_electronics_map_groups_the_real_chips(tmp_path):
             events = list(reader.iter_events(0, 1))
         proj = project(events, config, {})
         assert proj.n_removed.tolist() == [dropped], options
+
+
+def test_chip_check_adds_fires_on_the_chips_it_is_given(tmp_path):
+    """scripts/chip_check.py: a map's chips are its (cobo, asad, aget) groups; each fire
+    lights one chip's pads outside the beam pads at one depth, the event keeps its label
+    and its track, the fire's points get the truth -1, and the cloud stays sorted in z."""
+    from _scripts import load_script
+
+    from data_prep.padplane import pad_centres
+
+    chip_check = load_script("chip_check")
+    rows = [(k // 16, (k // 4) % 4, k % 4, p % 64, p) for p in range(10240) for k in [p // 64]]
+    electronics = tmp_path / "map.csv"
+    electronics.write_text("cobo,asad,aget,aget channel,pad\n"
+                           + "\n".join(",".join(map(str, r)) for r in rows))  # fmt: skip
+    chips = chip_check.map_chips(electronics)
+    assert len(chips) == 160 and all(len(c) == 64 for c in chips)
+    assert sorted(np.concatenate(chips).tolist()) == list(range(10240))
+    src = tmp_path / "run_0000.h5"
+    track = np.column_stack([np.linspace(40, 200, 30), np.zeros(30), np.linspace(100, 400, 30),
+                             np.ones((30, 5))])  # fmt: skip
+    with h5py.File(src, "w") as f:
+        cloud = f.create_group("cloud")
+        for i in range(8):
+            cloud.create_dataset(f"cloud_{i}", data=track)
+            cloud[f"cloud_{i}"].attrs["label"] = 1
+            cloud.create_dataset(f"labels_{i}", data=np.zeros(30, np.int64))
+    chip_check.add_fires(src, tmp_path / "copy.h5", chips, np.random.default_rng(0), 1.5)
+    centres = pad_centres()
+    outside = np.hypot(*centres.T) > chip_check.BEAM_PAD_RADIUS_MM
+    fired = 0
+    with h5py.File(tmp_path / "copy.h5") as f:
+        for i in range(8):
+            points, truth = f["cloud"][f"cloud_{i}"][...], f["cloud"][f"labels_{i}"][...]
+            assert f["cloud"][f"cloud_{i}"].attrs["label"] == 1 and len(truth) == len(points)
+            assert np.all(np.diff(points[:, 2]) >= 0)
+            fire = points[truth == -1]
+            assert (truth == 0).sum() == 30
+            if not len(fire):
+                continue
+            fired += 1
+            pads = np.rint(fire[:, 5]).astype(int)
+            np.testing.assert_allclose(fire[:, :2], centres[pads])
+            assert outside[pads].all()
+            for chip in np.unique(pads // 64):  # every chip touched lit whole (off the beam)
+                whole = np.arange(64 * chip, 64 * chip + 64)
+                assert set(whole[outside[whole]].tolist()) <= set(pads.tolist())
+    assert fired >= 4
+
+
+def test_formats_check_scores_every_event():
+    """scripts/formats_check.py: an event called empty counts as called other (by hand:
+    3 protons, one found, one called empty, one carbon) and a binary model gets proton F1
+    alone."""
+    from _scripts import load_script
+
+    formats_check = load_script("formats_check")
+    labels = {(1, i): c for i, c in enumerate([0, 0, 0, 2, 2, 1])}
+    calls = ["proton", "empty", "carbon", "other", "proton", "carbon"]
+    rows = {k: {"label": c, "p_proton": "nan" if c == "empty" else "0.5"}
+            for k, c in zip(labels, calls, strict=True)}  # fmt: skip
+    f1, macro = formats_check.scores(rows, labels, ["proton", "carbon", "other"], 0)
+    # protons: 1 of 3 found, 1 false -> F1 = 2 * 1 / (3 + 2) = 0.4
+    assert f1.startswith("0.400")
+    assert macro != "-"
+    binary = {k: {"label": "proton" if r["label"] == "proton" else "rest", "p_proton": "0.5"}
+              for k, r in rows.items()}  # fmt: skip
+    assert formats_check.scores(binary, labels, ["proton", "carbon", "other"], 0)[1] == "-"
