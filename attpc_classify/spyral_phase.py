@@ -115,6 +115,7 @@ def classify_pointcloud(
     batch_size: int = 256,
     precision: str = "auto",
     skip_bad: bool = False,
+    pad_electronics: str | Path | None = None,
     on_plan: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RunResult:
@@ -137,6 +138,10 @@ def classify_pointcloud(
         Where the selected point clouds go (needed with ``keep``), atomically.
     device, batch_size, precision, skip_bad
         As for `attpc_classify.predict.classify_files`.
+    pad_electronics
+        The detector's electronics map (a CSV as Spyral's ``pad_electronics.csv``): the
+        chip-fire rule then groups the real AGET chips (reader option
+        ``pad_electronics``; None: 64 consecutive pad ids, the simulation's chips).
     on_plan, progress
         Called with the number of events to classify, then with each batch's count.
 
@@ -150,9 +155,11 @@ def classify_pointcloud(
         raise InputError("keep needs a file for the selected point clouds")
     trained = loaded_run(str(run_dir), device)
     _check_keep(trained.info.output_names, keep, trained.info.path)
+    options = {} if pad_electronics is None else {"pad_electronics": str(pad_electronics)}
     sources, reader_options = prepare_inputs(
-        trained, [pointcloud], predictions, format="spyral", batch_size=batch_size
-    )
+        trained, [pointcloud], predictions, format="spyral", batch_size=batch_size,
+        reader_options=options,
+    )  # fmt: skip
     if on_plan is not None:
         on_plan(sum(s.n_events for s in sources))
     summary = run_classification(
@@ -245,6 +252,10 @@ class ClassifyPhase(PhaseLike):
     torch_threads
         Threads torch may use in each Spyral process (None: torch's default). Spyral
         runs ``n_procs`` processes; their product should not exceed the cores.
+    pad_electronics
+        The detector's electronics map, a CSV as Spyral's ``pad_electronics.csv`` (the
+        one the experiment's GET data were merged with), so the structured-noise chip
+        rule groups the real AGET chips; None: the simulation's chips.
 
     Examples
     --------
@@ -265,6 +276,7 @@ class ClassifyPhase(PhaseLike):
         precision: str = "auto",
         skip_bad: bool = False,
         torch_threads: int | None = 1,
+        pad_electronics: str | Path | None = None,
     ):
         super().__init__(
             name,
@@ -284,6 +296,7 @@ class ClassifyPhase(PhaseLike):
         self.precision = precision
         self.skip_bad = skip_bad
         self.torch_threads = torch_threads
+        self.pad_electronics = None if pad_electronics is None else Path(pad_electronics)
         self.problem: str | None = None  # why the run cannot be used (create_assets)
         self._checked = False
 
@@ -293,6 +306,10 @@ class ClassifyPhase(PhaseLike):
         if not self._checked:
             try:
                 check_run(self.run_dir, self.keep)
+                if self.pad_electronics is not None:  # a bad map: before any run
+                    from data_prep.padplane import electronics_order
+
+                    electronics_order(self.pad_electronics)
             except InputError as err:
                 self.problem = str(err)
             self._checked = True
@@ -365,7 +382,8 @@ class ClassifyPhase(PhaseLike):
                 self.run_dir, source, result.artifacts[PREDICTIONS], keep=self.keep,
                 selected=result.artifacts["pointcloud"] if self.keep else None,
                 device=self.device, batch_size=self.batch_size, precision=self.precision,
-                skip_bad=self.skip_bad, on_plan=bar.plan, progress=bar.advance,
+                skip_bad=self.skip_bad, pad_electronics=self.pad_electronics,
+                on_plan=bar.plan, progress=bar.advance,
             )  # fmt: skip
         except InputError as err:
             # Spyral's way: log, mark the run failed (later phases skip it), go on.

@@ -257,16 +257,38 @@ def test_missing_run_or_unknown_label_stops_before_any_process(sim, tmp_path, sp
     ws = tmp_path / "ws"
     clouds, _ = _workspace(sim, ws)
     unknown = f"{sim['run']}: keep ['pion'] is not a label of this run"
+    no_map = tmp_path / "pad_electronics.csv"
     for phase, message in [
         (ClassifyPhase(tmp_path / "nope"), f"{tmp_path / 'nope'}: run directory not found"),
         (ClassifyPhase(sim["run"], keep="pion"), unknown),
-    ]:
+        (ClassifyPhase(sim["run"], pad_electronics=no_map),
+         f"{no_map}: cannot read the electronics map"),
+    ]:  # fmt: skip
         pipe = Pipeline([pointcloud_phase(), phase], [False, True], ws, clouds)
         start_pipeline(pipe, 1, 3, n_procs=1, disable_display=True)
         out = capsys.readouterr()
         assert "Pipeline validation failed!" in out.out
         assert f"error: ClassifyPhase: {message}" in out.err
         assert not list((ws / "Classify").iterdir())  # no run was started
+
+
+def test_the_electronics_map_reaches_the_reader(sim, tmp_path):
+    """``pad_electronics`` is classify's reader option: the phase's table equals
+    ``classify --pad-electronics`` on the same file (a map that moves every chip)."""
+    from attpc_classify.spyral_phase import classify_pointcloud
+
+    rows = [(k // 16, (k // 4) % 4, k % 4, p // 160, p) for p in range(10240) for k in [p % 160]]
+    electronics = tmp_path / "map.csv"
+    electronics.write_text("cobo,asad,aget,aget channel,pad\n"
+                           + "\n".join(",".join(map(str, r)) for r in rows))  # fmt: skip
+    cloud = sim["sim"] / "run_0001.h5"
+    classify_pointcloud(sim["run"], cloud, tmp_path / "phase.h5", device="cpu",
+                        pad_electronics=electronics)  # fmt: skip
+    assert main(["classify", str(sim["run"]), str(cloud), "--out", str(tmp_path / "cli.h5"),
+                 "--quiet", "--pad-electronics", str(electronics)]) == 0  # fmt: skip
+    got, want = read_predictions(tmp_path / "phase.h5"), read_predictions(tmp_path / "cli.h5")
+    np.testing.assert_array_equal(got["event_id"], want["event_id"])
+    np.testing.assert_allclose(got["p_proton"], want["p_proton"])
 
 
 def test_phase_pickles_small_for_spawn(sim):
