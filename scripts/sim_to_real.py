@@ -2147,9 +2147,9 @@ tests/test_structured.py checks that a pytpc and an ATTPCROOT copy of a simulate
 find the simulation's own hot pads and drop the same points. Not covered: a file whose
 points are not at pad centres (another detector, smeared hits) gets no pad where no
 centre is within 1 mm; a pad plane other than the AT-TPC's (the prototype pAT-TPC) is
-not in `data_prep.padplane`; and the chip rule's 64 consecutive pad ids per AGET chip
-are the simulation's picture, not the real electronics map, which neither Spyral 1.1.2
-nor attpc-engine ships.
+not in `data_prep.padplane`; and without the run's electronics map the chip rule's 64
+consecutive pad ids per AGET chip are the simulation's picture, not the real wiring
+(next section).
 
 ## Chip fires on the real electronics (the run's map, `--pad-electronics`)
 
