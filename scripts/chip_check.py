@@ -94,8 +94,11 @@ def main() -> None:
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     originals = list(args.files)
-    sim = [np.arange(64) + 64 * k for k in range(10240 // 64)]
-    copies = {"sim_chips": sim, "map_chips": map_chips(args.map)}
+    from data_prep.padplane import pad_centres
+    from data_prep.sim.randomize import chip_pads
+
+    copies = {"sim_chips": list(chip_pads("blocks", pad_centres())),
+              "map_chips": map_chips(args.map)}  # fmt: skip
     for name, chips in copies.items():
         if not (args.out / name).exists():
             rng = np.random.default_rng(args.seed)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from data_prep.padplane import CHIP_PADS
 from data_prep.sim.config import (
     CHIP_LAYOUTS,
     FAULT_KNOBS,
@@ -30,9 +31,10 @@ NUM_PADS = 10240
 DEAD_PAD_STREAM = 0x5EED_0DEA
 #: Seed of what is fixed for a detector: dead chips, hot pads, per-pad gains.
 DETECTOR_STREAM = 0x5EED_0DE7
-#: Channels of one AGET chip; chips are taken as blocks of consecutive pad ids (dead
-#: chips always, firing chips with ``noise.chip_layout: blocks``; `chip_pads`).
-CHIP_CHANNELS = 64
+#: Channels of one AGET chip (the pad plane's `CHIP_PADS`); chips are taken as blocks of
+#: consecutive pad ids (dead chips always, firing chips with ``noise.chip_layout: blocks``;
+#: `chip_pads`).
+CHIP_CHANNELS = CHIP_PADS
 #: ``chip_layout: patches``: the pad plane cut into rings of equal pad count, each ring
 #: into sectors of `CHIP_CHANNELS` pads (10 x 16 = 160 chips).
 PATCH_RINGS = 10
