@@ -665,6 +665,42 @@ def test_chip_layout_patches_fire_compact_patches(tmp_path):
             validate_config(load_config(SimConfig, CONFIGS / "tiny.yaml", [bad]))
 
 
+def test_chip_layout_stripes_fire_bands_a_few_pads_wide(tmp_path):
+    """With ``noise.chip_layout: stripes`` a firing chip lights a band of pads: for most
+    fires the (x, y) of their pads spread under 8 mm across the principal axis and at
+    least 3 times that along it (standard deviations, from numpy's eigenvalues; a
+    ``patches`` chip passes this 1 time in 4), not 64 consecutive ids; every layout gives
+    each pad to exactly one chip."""
+    from data_prep.padplane import pad_centres
+    from data_prep.sim.config import CHIP_LAYOUTS
+    from data_prep.sim.randomize import chip_pads
+
+    xy = pad_centres()
+    for layout in CHIP_LAYOUTS:
+        assert np.array_equal(np.sort(chip_pads(layout, xy).ravel()), np.arange(len(xy)))
+    config = load_config(SimConfig, CONFIGS / "tiny.yaml", [
+        "noise.chip_rate=3", "noise.hot_pads=0", "noise.burst_rate=0",
+        "noise.hits_per_event=[0, 0]", "noise.noise_event_hits=[0, 0]",
+        "noise.chip_layout=stripes"])  # fmt: skip
+    summary = simulate(config, 4, tmp_path, seed=9)
+    narrow, fires = 0, 0
+    with h5py.File(summary.files[0]) as f:
+        assert set(f["events"]["chip_layout"][()]) == {CHIP_LAYOUTS.index("stripes")}
+        for row in f["events"][()]:
+            points = f[f"cloud/cloud_{row['event']}"][()]
+            noise = points[f[f"cloud/labels_{row['event']}"][()] == -1]
+            tb = np.rint(noise[:, 6])
+            for t in np.unique(tb):
+                pads = np.unique(noise[np.abs(tb - t) <= 3, 5].astype(int))
+                if len(pads) < 40:
+                    continue
+                fires += 1
+                minor, major = np.sqrt(np.linalg.eigvalsh(np.cov(xy[pads].T)))
+                narrow += minor < 8.0 and major >= 3 * minor
+                assert np.ptp(pads) > 64  # not a block of consecutive ids
+    assert fires >= 4 and narrow >= 0.7 * fires
+
+
 def test_tilt_shears_the_side_view_by_tan_tilt():
     """The same proton with the drift 6 deg off axis: its y grows with drift length by
     tan(6 deg) = 0.105 more than without (slope of y against depth, fitted)."""

@@ -102,8 +102,9 @@ class NoiseConfig:
     # structured noise (docs/simulation.md, "Noise")
     chip_rate: float = 0.2  # mean AGET chips per event whose 64 channels fire together
     # which 64 pads an AGET chip reads (`CHIP_LAYOUTS`): "blocks", 64 consecutive pad ids
-    # (an arc along a ring of pads); "patches", compact patches (our picture of the real
-    # wiring, whose map is not shipped: docs/simulation.md, "Noise")
+    # (an arc along a ring of pads); "patches", compact patches; "stripes", bands a few
+    # pads wide (our pictures of the real wiring, whose map is not shipped:
+    # docs/simulation.md, "Noise")
     chip_layout: str = "blocks"
     hot_pads: int = 3  # pads that fire in every event (the same pads all run)
     burst_rate: float = 0.1  # mean time-bunched bursts per event (hits within a few buckets)
@@ -195,7 +196,7 @@ INTEGER_KNOBS: tuple[str, ...] = ("noise_hits", "hot_pads", "dead_chips", "extra
 #: tool at one GET setting), from ``[seed, ELECTRONICS_STREAM, file]``: not ranges.
 ELECTRONICS_KNOBS: tuple[str, ...] = ("point_formation", "shaping_time_ns", "chip_layout")
 #: How AGET chips group the pads (`NoiseConfig.chip_layout`), stored by index.
-CHIP_LAYOUTS: tuple[str, ...] = ("blocks", "patches")
+CHIP_LAYOUTS: tuple[str, ...] = ("blocks", "patches", "stripes")
 #: Point formations a run file may draw (``bucket`` stays an explicit config value).
 DRAWN_POINT_MODES: tuple[str, ...] = ("peaks", "pad")
 #: Columns of the event table that record the settings used, in order.

@@ -38,20 +38,29 @@ CHIP_CHANNELS = CHIP_PADS
 #: ``chip_layout: patches``: the pad plane cut into rings of equal pad count, each ring
 #: into sectors of `CHIP_CHANNELS` pads (10 x 16 = 160 chips).
 PATCH_RINGS = 10
+#: ``chip_layout: stripes``: the pad plane cut into `STRIPE_SECTORS` angular sectors per
+#: pad size (the small inner pads, the large outer ones), each into bands
+#: `STRIPE_WIDTH_PITCHES` pad spacings wide, along the sector's radius or across it.
+STRIPE_SECTORS = 6
+STRIPE_WIDTH_PITCHES = 3.0
 
 
 def chip_pads(layout: str, pad_xy: np.ndarray) -> np.ndarray:
     """(160, 64) the pads of each AGET chip for ``layout`` (`CHIP_LAYOUTS`).
 
     "blocks": 64 consecutive pad ids, an arc along a ring of pads up to 540 mm long.
-    "patches": compact patches, 26-111 mm across: the pads sorted by radius cut into
-    `PATCH_RINGS` rings, each sorted by angle cut into sectors of 64. Ours, not the real
-    wiring (whose chips are interleaved patches 80-120 mm across; the map is not
-    shipped): a second picture, so that a model meets chip fires of both shapes.
+    "patches": compact patches, 35-97 mm across (10-90 % of the chips): the pads sorted by
+    radius cut into `PATCH_RINGS` rings, each sorted by angle cut into sectors of 64.
+    "stripes": bands three pads wide, 54-157 mm long (`stripe_order`).
+    Ours, not the real wiring (whose chips are interleaved bands and patches 77-167 mm
+    across; the map is not shipped): other pictures, so that a model meets chip fires of
+    several shapes (docs/simulation.md, "Noise").
     """
     n = len(pad_xy)
     if layout == "blocks":
         return np.arange(n).reshape(-1, CHIP_CHANNELS)
+    if layout == "stripes":
+        return stripe_order(pad_xy).reshape(-1, CHIP_CHANNELS)
     radius = np.hypot(pad_xy[:, 0], pad_xy[:, 1])
     angle = np.arctan2(pad_xy[:, 1], pad_xy[:, 0])
     chips = []
@@ -59,6 +68,39 @@ def chip_pads(layout: str, pad_xy: np.ndarray) -> np.ndarray:
         ring = ring[np.argsort(angle[ring], kind="stable")]
         chips.extend(ring.reshape(-1, CHIP_CHANNELS))
     return np.array(chips)
+
+
+def stripe_order(pad_xy: np.ndarray) -> np.ndarray:
+    """All pad ids in the order the "stripes" layout reads them, 64 at a time.
+
+    The small inner pads and the large outer ones (nearest-neighbour spacing below or
+    above 1.5 x the smallest) are each cut into `STRIPE_SECTORS` angular sectors; a
+    sector's pads into parallel bands `STRIPE_WIDTH_PITCHES` spacings wide, along the
+    sector's middle radius (even sectors) or across it (odd ones); a band is read end to
+    end, the next one back (so a chip that wraps a band's end stays in one piece).
+    """
+    from scipy.spatial import cKDTree
+
+    spacing = cKDTree(pad_xy).query(pad_xy, 2)[0][:, 1]
+    large = spacing > 1.5 * spacing.min()
+    angle = np.arctan2(pad_xy[:, 1], pad_xy[:, 0])
+    step = 2 * np.pi / STRIPE_SECTORS
+    sector = np.floor((angle + np.pi) / step).astype(np.int64) % STRIPE_SECTORS
+    order = []
+    for region in (False, True):
+        for s in range(STRIPE_SECTORS):
+            pads = np.flatnonzero((large == region) & (sector == s))
+            if not len(pads):
+                continue
+            theta = -np.pi + (s + 0.5) * step + (np.pi / 2 if s % 2 else 0.0)
+            along = np.array([np.cos(theta), np.sin(theta)])
+            across = np.array([-along[1], along[0]])
+            width = STRIPE_WIDTH_PITCHES * np.median(spacing[pads])
+            band = np.floor(pad_xy[pads] @ across / width)
+            position = pad_xy[pads] @ along
+            position = np.where(band % 2 == 0, position, -position)
+            order.append(pads[np.lexsort((position, band))])
+    return np.concatenate(order)
 
 
 @dataclass
