@@ -33,6 +33,7 @@ from data_prep.interrupt import Terminated, check_interrupt, handle_signals
 COMMANDS: dict[str, str] = {
     "preprocess": "preprocess",
     "show": "show",
+    "chips": "chips",
     "simulate": "simulate",
     "train": "train",
     "evaluate": "evaluate",
@@ -51,6 +52,7 @@ COMMANDS: dict[str, str] = {
 HELP: dict[str, str] = {
     "preprocess": "point-cloud files -> image file (streaming, parallel, resumable)",
     "show": "save a PNG of one event: 3-D point cloud and its image views",
+    "chips": "learn a run's AGET chips from its own chip fires (an electronics map CSV)",
     "simulate": "labelled AT-TPC events with attpc-engine (proton / carbon / other)",
     "train": "train a classifier on an image file",
     "evaluate": "metrics, intervals and figures for a trained run on an image file",

@@ -642,8 +642,8 @@ FORMATS_TABLE = md_table(
      ("demo CNN, stand-in (1,000)", "ATTPCROOT HDF5, ROOT tree (none)",
       "780 / 0.574 [0.526, 0.616]", "1,000 / 0.591 [0.546, 0.632]")],
 )  # fmt: skip
-#: models on runs with chip fires on the real electronics (scripts/chip_check.py, 2026-12-05;
-#: "Chip fires on the real electronics")
+#: models on runs with chip fires on the real electronics (scripts/chip_check.py,
+#: 2026-12-05 and -06; "Chip fires on the real electronics")
 CHIP_TABLE = md_table(
     ("model", "chip fires", "map given", "events called as without the fires",
      "proton F1 [95 %]", "macro-F1 [95 %]"),
@@ -663,6 +663,21 @@ CHIP_TABLE = md_table(
       "914 of 1,000", "**0.770** [0.725, 0.810]", "0.829 [0.801, 0.854]"),
      ("demo trees, blocks or patches per run file (`demo_o`)", "the map's", "yes",
       "990 of 1,000", "0.858 [0.823, 0.890]", "0.876 [0.854, 0.900]"),
+     ("demo trees, blocks or patches per run file (`demo_o`)", "the map's",
+      "learned from these files", "983 of 1,000", "0.851 [0.815, 0.886]",
+      "0.869 [0.845, 0.894]"),
+     ("demo trees, blocks, patches or stripes per run file (`demo_p`)", "none", "no or yes",
+      "1,000 of 1,000", "0.845 [0.808, 0.874]", "0.876 [0.852, 0.899]"),
+     ("demo trees, blocks, patches or stripes per run file (`demo_p`)",
+      "the simulation's (blocks)", "no", "986 of 1,000", "0.842 [0.806, 0.874]",
+      "0.873 [0.850, 0.895]"),
+     ("demo trees, blocks, patches or stripes per run file (`demo_p`)", "the map's", "no",
+      "935 of 1,000", "**0.792** [0.752, 0.828]", "0.845 [0.818, 0.868]"),
+     ("demo trees, blocks, patches or stripes per run file (`demo_p`)", "the map's", "yes",
+      "988 of 1,000", "0.847 [0.812, 0.877]", "0.879 [0.856, 0.901]"),
+     ("demo trees, blocks, patches or stripes per run file (`demo_p`)", "the map's",
+      "learned from these files", "985 of 1,000", "**0.844** [0.808, 0.875]",
+      "0.876 [0.852, 0.898]"),
      ("demo CNN (`demo_n`)", "none", "no or yes", "1,000 of 1,000", "0.600 [0.552, 0.640]",
       "0.616 [0.581, 0.647]"),
      ("demo CNN (`demo_n`)", "the map's", "no", "795 of 1,000", "0.570 [0.522, 0.612]",
@@ -675,6 +690,32 @@ CHIP_TABLE = md_table(
       "0.580 [0.546, 0.613]"),
      ("demo CNN (`demo_o`)", "the map's", "yes", "991 of 1,000", "0.604 [0.558, 0.645]",
       "0.613 [0.578, 0.644]")],
+)  # fmt: skip
+#: what attpc-classify chips learns (data_prep.chipmap, 2026-12-06; "Chips learned from
+#: the run")
+LEARN_CHIPS_TABLE = md_table(
+    ("learned from", "dense instants", "chips learned", "the map's chips found",
+     "pads of a learned chip from one map chip"),
+    [("the 1,000 fired events classified below", "1,450", "135", "136 of 160", "98-100 %"),
+     ("1,000 other fired events (seed 1)", "1,422", "133", "133", "98-100 %"),
+     ("2,000 other fired events (seeds 1-2)", "2,896", "160", "160", "100 %"),
+     ("4,000 other fired events (seeds 1-4)", "5,794", "160", "160", "100 %"),
+     ("the same 1,000 events without chip fires", "670", "0", "-", "-"),
+     ("the stand-in test set (2,000; its chips fire as blocks)", "2,756", "145", "-", "-"),
+     ("the randomised test set of two shapes (1,000)", "1,299", "92", "-", "-")],
+)  # fmt: skip
+#: trees with the learned map (scripts/chip_check.py, and the map learned from other
+#: events of the run, 2026-12-06)
+LEARNED_MAP_TABLE = md_table(
+    ("trees", "the map's fires: no map", "the real map", "learned from the same events",
+     "learned from 1,000 other events", "no fires, learned map"),
+    [("`demo_p`", "0.792 [0.752, 0.828]", "0.847 [0.812, 0.877]", "**0.844** [0.808, 0.875]",
+      "**0.846** [0.811, 0.878]", "0.845 (1,000 of 1,000 calls kept)"),
+     ("`demo_o`", "0.770 [0.725, 0.810]", "0.858 [0.823, 0.890]", "**0.851** [0.815, 0.886]",
+      "-", "-"),
+     ("recommended recipe at 9,000 events, three shapes", "0.762 [0.715, 0.803]",
+      "0.885 [0.849, 0.914]", "**0.878** [0.843, 0.909]", "**0.871** [0.836, 0.901]",
+      "0.884 (1,000 of 1,000 calls kept)")],
 )  # fmt: skip
 #: the calibrated trees on files whose units are missing or off (scripts/charge_unit.py)
 UNIT_ERROR_TABLE = md_table(
@@ -2170,7 +2211,9 @@ stand-in events simulated without chip fires (`attpc-classify simulate --config
 e15503b_standin --events 1000 --seed 41 --first-run 500 --set noise.chip_rate=0`), on
 the simulation's chips and on the map's, and classifies them with the models of
 `attpc-classify demo` (seed 0) before (`demo_n`) and after (`demo_o`) the simulation
-learned a second chip shape, with and without the map:
+learned a second chip shape, and after a third (`demo_p`), with and without the map, and
+with the chips `attpc-classify chips` learns from the fired copies themselves ("Chips
+learned from the run", below):
 
 {CHIP_TABLE}
 
@@ -2186,7 +2229,11 @@ learned a second chip shape, with and without the map:
   after the change), the trees keep 0.770 on the map's fires without the map (86 calls
   change) and lose nothing without fires (0.865; two demo trainings differ by about
   +-0.03 on this set). They learned that a flat compact blob at one depth is noise,
-  whatever its pads. The CNN gains little (0.570 -> 0.582).
+  whatever its pads. The CNN gains little (0.570 -> 0.582). A third shape since, bands
+  three pad spacings wide (`stripes`, 54-157 mm long for 80 % of the chips, where the
+  map's chips are 77-167 mm across; docs/simulation.md "Noise"), drawn beside the other
+  two per run file (`demo_p`): 0.792 [0.752, 0.828] on the map's fires without the map
+  (65 calls change), 0.845 without fires.
 - **The recommended trees retrained** (README's command on today's preset: 72,000 events
   simulated as `scripts/training_size.py`'s parts, 9,000 + 27,000 + 36,000 with seeds
   1-3; validation macro-F1 0.939): 0.804 [0.762, 0.841] on this section's fires without
@@ -2207,7 +2254,12 @@ learned a second chip shape, with and without the map:
   `scripts/formats_check.py`): 0.901 / 0.914 -> 0.903 / 0.918 (proton F1 / macro-F1); on
   the new randomised test set, whose chips fire in both shapes: 0.824 / 0.827 -> 0.865 /
   0.879. The second shape costs nothing measurable where chips do not fire and buys a
-  good part of the loss back where real ones do.
+  good part of the loss back where real ones do. The same events a third time with
+  `--set "randomize.chip_layout=[blocks, patches, stripes]"` (21 of the 90 files draw
+  stripes; validation macro-F1 0.898, on a validation set with stripes in it): 0.717 ->
+  **0.762** [0.715, 0.803] on the fires without the map (910 calls kept), 0.884 without
+  fires, 0.885 with the map; stand-in 0.903 / 0.918 -> 0.904 / 0.920, the randomised set
+  of two shapes 0.865 / 0.879 -> 0.855 / 0.876 (inside its +-0.035).
 - **With the run's map** (`--pad-electronics CSV`, a reader option of `preprocess`,
   `classify`, `adapt` and the rest, as the drift calibration is): each pad is known by
   its place in the electronics (`data_prep.padplane.electronics_order`: chip x 64 +
@@ -2229,6 +2281,55 @@ learned a second chip shape, with and without the map:
   stand-in's number; exploration, code not kept): `demo_n`'s trees 0.849 with the
   simulation's chips, 0.832 with the map's (975-976 calls as before); with 10 per file
   0.825 and 0.828. A dead patch is not the problem a firing one is.
+
+### Chips learned from the run (`attpc-classify chips`)
+
+Where the map is not at hand, the run carries it: a chip that fires lights the same
+pads at one instant each time, and a track lights other pads in every event.
+`attpc-classify chips RUN_FILES --out chips.csv` (`data_prep/chipmap.py`, ours) lists
+each event's dense instants (at least 48 distinct pads within +-12 mm of z, the chip
+rule's numbers), links two instants that share at least 60 % of the larger one's pads,
+and reads a linked set of at least 3 instants as one chip firing again and again: its
+pads are those present in at least half of the set's instants and 5 times more often
+than in all instants, kept when there are at least 48 of them and they are present in
+90 % of the set's instants on average (a chip fires whole). The map it writes lists
+each learned chip as an AGET and every other pad as the rule groups it without a map, so
+a pad no chip claimed is treated as before (and the hot-pad rule still sees every pad).
+Give it to `--pad-electronics` as the real map.
+
+What it learns from copies of this section's 1,000 stand-in events with the map's chips
+firing (0.8 per event; `chip_check.py`'s copies, and the same events with fires drawn
+again, seeds 1-4, as further events of the run), 1-4 s per set, and from simulated runs
+(scored against the map's chips: every learned chip of the fired copies holds pads of
+one real chip only):
+
+{LEARN_CHIPS_TABLE}
+
+On the simulated sets it learns the simulation's chips, which the rule then cleans as
+well as without the map. Classified with the learned map (`chip_check.py`'s last row
+above; the rows of the other models the same way, 2026-12-06; and with the map learned
+from the 1,000 other events of seed 1):
+
+{LEARNED_MAP_TABLE}
+
+Proton F1 [95 %]. The learned map does what the real one does: 983-986 calls as
+without the fires (988-992 with the real map; 977-978 with the map of other events), and
+on the events without fires it changes no call. A first version joined pads, not instants, that fired together (at
+least 3 times, in half of the busier pad's instants): it found 116-134 of the map's
+chips, because a pad near the axis sits in 3-12 times more dense instants than its chip
+fired (tracks crossing it at that depth), so the inner chips fell apart: 0.826, 0.829
+and 0.857 with it for the three trees above. Without the presence test the stand-in's
+beam entrance (100 mm off axis, where beam ions and the pile-ups' products pass in many
+events) gave one false chip of 64 pads from 6 events without chip fires (mean presence
+0.79 and 0.86 for the two candidates, 0.98 and more for 95 % of the real chips' sets).
+
+What it needs: a run in which a chip fired whole at least 3 times (`--min-fires`); at
+0.8 fires per event 1,000 events find 5 of 6 chips, 2,000 all. At most 4,000 dense
+instants are used (a seeded sample beyond; the instant x instant product grows with
+their square). Not covered: a chip that fires at the same time in every event (a
+"hot chip": the hot-pad rule takes its pads if they fire in more than half the events),
+chips of which only part fires (below 90 % of the pads), and the channels a chip reads
+that no fire showed (beam pads).
 
 ## Noise cleaning: DBSCAN or HDBSCAN
 
