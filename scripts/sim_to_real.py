@@ -2314,14 +2314,15 @@ from the 1,000 other events of seed 1):
 
 Proton F1 [95 %]. The learned map does what the real one does: 983-986 calls as
 without the fires (988-992 with the real map; 977-978 with the map of other events), and
-on the events without fires it changes no call. A first version joined pads, not instants, that fired together (at
-least 3 times, in half of the busier pad's instants): it found 116-134 of the map's
-chips, because a pad near the axis sits in 3-12 times more dense instants than its chip
-fired (tracks crossing it at that depth), so the inner chips fell apart: 0.826, 0.829
-and 0.857 with it for the three trees above. Without the presence test the stand-in's
-beam entrance (100 mm off axis, where beam ions and the pile-ups' products pass in many
-events) gave one false chip of 64 pads from 6 events without chip fires (mean presence
-0.79 and 0.86 for the two candidates, 0.98 and more for 95 % of the real chips' sets).
+on the events without fires it changes no call. A first version joined pads, not
+instants, that fired together (at least 3 times, in half of the busier pad's instants):
+it found 116-134 of the map's chips, because a pad near the axis sits in 3-12 times more
+dense instants than its chip fired (tracks crossing it at that depth), so the inner
+chips fell apart: 0.826, 0.829 and 0.857 with it for the three trees above. Without
+the presence test the stand-in's beam entrance (100 mm off axis, where beam ions and the
+pile-ups' products pass in many events) gave one false chip of 64 pads from 6 events
+without chip fires (mean presence 0.79 and 0.86 for the two candidates, 0.98 and more
+for 95 % of the real chips' sets).
 
 What it needs: a run in which a chip fired whole at least 3 times (`--min-fires`); at
 0.8 fires per event 1,000 events find 5 of 6 chips, 2,000 all. At most 4,000 dense
