@@ -8,12 +8,14 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from _formats import WRITERS
 from _scripts import load_script
 
 from attpc_classify.cli import main
 from attpc_classify.config import load_config
 from data_prep.chipmap import ChipLearning, dense_instants, learn_chips
 from data_prep.padplane import electronics_order, pad_centres
+from data_prep.readers import open_events
 from data_prep.simulate import SimConfig, simulate
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "sim"
@@ -114,6 +116,17 @@ def test_chips_cli_learns_the_fired_chips_of_a_run(tmp_path, clean_run):
     for pads in learned.values():
         ids = np.sort(order[pads])
         assert ids[0] % 64 == 0 and np.array_equal(ids, ids[0] + np.arange(len(pads)))
+    # the same run in pytpc's layout (pad ids in column 4) and as an ATTPCROOT export (no
+    # pad ids: the pad at each hit's x, y) teaches the same chips
+    for fmt in ("pytpc", "attpcroot"):
+        copies = tmp_path / fmt
+        copies.mkdir()
+        for path in sorted(fired_dir.glob("run_*.h5")):
+            with open_events(path) as reader:
+                WRITERS[fmt](copies / path.name, list(reader.iter_events(0, len(reader))))
+        again = tmp_path / f"{fmt}.csv"
+        assert main(["chips", str(copies), "--out", str(again), "--format", fmt]) == 0
+        assert again.read_text() == out.read_text(), fmt
 
 
 def test_chips_cli_on_a_run_without_fires_learns_nothing(tmp_path, clean_run, capsys):
