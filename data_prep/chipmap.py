@@ -29,6 +29,7 @@ import numpy as np
 
 from data_prep.atomic import atomic_path
 from data_prep.padplane import CHIP_PADS, ELECTRONICS_COLUMNS
+from data_prep.structured import StructuredNoiseRules
 
 #: Share of a chip's pads at one instant for that instant to count as the chip firing
 #: whole (the chip rule asks 48 of 64).
@@ -46,8 +47,8 @@ INSTANT_SEED = 0x5EED_C41B
 class ChipLearning:
     """Thresholds of the learning (see module doc)."""
 
-    min_pads: int = 48  # the chip rule's ``chip_min_pads``
-    window_mm: float = 12.0  # the chip rule's ``chip_window_mm``
+    min_pads: int = StructuredNoiseRules.chip_min_pads  # what the chip rule asks of a fire
+    window_mm: float = StructuredNoiseRules.chip_window_mm
     min_fires: int = 3
     link: float = 0.6
     min_presence: float = 0.9
