@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from data_prep.atomic import check_writable
     from data_prep.build import expand_inputs
-    from data_prep.chipmap import ChipLearning, learn_from_files, write_chip_map
+    from data_prep.chipmap import MAX_INSTANTS, ChipLearning, learn_from_files, write_chip_map
     from data_prep.errors import InputError, plural
 
     if args.min_fires < 1:
@@ -50,10 +50,14 @@ def run(args: argparse.Namespace) -> int:
     )
     write_chip_map(learned, args.out)
     fires = learned.whole_fires
+    # the fires are counted on the instants used (a sample of them beyond MAX_INSTANTS)
+    used = min(learned.instants, MAX_INSTANTS) or 1
+    per_event = fires.sum() * learned.instants / used / max(learned.events, 1)
+    rate = f"; {int(fires.sum()):,} whole fires, {per_event:.2f} per event"
     print(
         f"{plural(learned.n_chips, 'chip')} learned from {plural(learned.events, 'event')} "
         f"in {plural(len(files), 'file')} ({plural(learned.instants, 'dense instant')}"
-        + (f"; whole fires per chip {fires.min()}-{fires.max()}" if len(fires) else "")
+        + (f"{rate}, {fires.min()}-{fires.max()} per chip" if len(fires) else "")
         + f") -> {args.out}"
     )
     if not learned.n_chips:
