@@ -98,6 +98,8 @@ def learn_chips(instants: Iterable[np.ndarray], n_pads: int, rules: ChipLearning
 
     sets = [np.asarray(s, dtype=np.int64) for s in instants]
     n_found = len(sets)
+    if not sets:
+        return LearnedChips(np.full(n_pads, -1, dtype=np.int64), 0, 0, np.zeros(0, np.int64))
     if len(sets) > MAX_INSTANTS:
         pick = np.random.default_rng(INSTANT_SEED).choice(len(sets), MAX_INSTANTS, replace=False)
         sets = [sets[i] for i in np.sort(pick)]
@@ -164,7 +166,7 @@ def learn_from_files(
     map needs no learning."""
     from data_prep.errors import InputError
     from data_prep.padplane import pad_centres
-    from data_prep.readers import open_events
+    from data_prep.readers import detect_format, open_events
     from data_prep.structured import pad_ids
 
     if options.get("pad_electronics"):
@@ -173,6 +175,8 @@ def learn_from_files(
     instants: list[np.ndarray] = []
     events = 0
     for path in paths:
+        if (detect_format(path) if fmt == "auto" else fmt) == "images":
+            raise InputError("chips are learned from point clouds, not an image file", path=path)
         with open_events(path, fmt, **options) as reader:
             for event in reader.iter_events(0, len(reader), skip_bad=True):
                 events += 1

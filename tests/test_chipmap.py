@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from _formats import WRITERS
 from _scripts import load_script
+from _synthetic import make_image_file
 
 from attpc_classify.cli import main
 from attpc_classify.config import load_config
@@ -70,6 +71,7 @@ def test_learn_chips_keeps_pads_that_fire_whole_again_and_again():
     parts = sorted(np.flatnonzero(learned.chip == c).tolist() for c in range(learned.n_chips))
     assert parts == [a.tolist(), cd[:64].tolist(), cd[64:].tolist()]
     assert sorted(learned.whole_fires.tolist()) == [3, 3, 4]
+    assert learn_chips([], 10240, ChipLearning()).n_chips == 0  # a run with no dense instant
 
 
 def test_chips_cli_learns_the_fired_chips_of_a_run(tmp_path, clean_run):
@@ -139,14 +141,17 @@ def test_chips_cli_on_a_run_without_fires_learns_nothing(tmp_path, clean_run, ca
 
 
 def test_chips_cli_bad_input_is_one_line(tmp_path, clean_run, capsys):
-    """A map given to learn from, or a file that is not a run: exit 2, one line."""
+    """A map given to learn from, a file that is not a run, or an image file: exit 2, one
+    line."""
     electronics = tmp_path / "map.csv"
     electronics.write_text("cobo,asad,aget,aget channel,pad\n0,0,0,0,1\n")
     bad = tmp_path / "bad.h5"
     bad.write_bytes(b"not hdf5")
+    images = make_image_file(tmp_path / "images.h5", n_per_class=2, seed=0)
     for argv in (["chips", str(clean_run), "--out", str(tmp_path / "o.csv"),
                   "--pad-electronics", str(electronics)],
-                 ["chips", str(bad), "--out", str(tmp_path / "o.csv")]):  # fmt: skip
+                 ["chips", str(bad), "--out", str(tmp_path / "o.csv")],
+                 ["chips", str(images), "--out", str(tmp_path / "o.csv")]):  # fmt: skip
         assert main(argv) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "Traceback" not in err[0]
