@@ -156,3 +156,20 @@ def test_chips_cli_bad_input_is_one_line(tmp_path, clean_run, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and "Traceback" not in err[0]
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_chip_check_scores_a_learned_map_against_the_real_one(tmp_path):
+    """scripts/chip_check.py's `learned_stats`, by hand: chip 0 all of map chip 3, chip 1
+    half map chip 5 and half map chip 6 (its most common: the first, by np.unique's order);
+    cobo 1 rows (pads of no learned chip) are not chips."""
+    chip_check = load_script("chip_check")
+    truth = np.full(10240, -1)
+    truth[0:10], truth[10:14], truth[14:18] = 3, 5, 6
+    rows = [(0, 0, 0, i, p) for i, p in enumerate(range(10))]
+    rows += [(0, 0, 1, i, p) for i, p in enumerate(range(10, 18))]
+    rows += [(1, 0, 0, 0, 100)]
+    path = tmp_path / "learned.csv"
+    path.write_text(
+        "cobo,asad,aget,aget channel,pad\n" + "\n".join(",".join(map(str, r)) for r in rows)
+    )
+    assert chip_check.learned_stats(path, truth) == (2, 2, "50%-100%")
