@@ -116,6 +116,7 @@ def classify_pointcloud(
     precision: str = "auto",
     skip_bad: bool = False,
     pad_electronics: str | Path | None = None,
+    learn_chips: bool = False,
     on_plan: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RunResult:
@@ -142,6 +143,10 @@ def classify_pointcloud(
         The detector's electronics map (a CSV as Spyral's ``pad_electronics.csv``): the
         chip-fire rule then groups the real AGET chips (reader option
         ``pad_electronics``; None: 64 consecutive pad ids, the simulation's chips).
+    learn_chips
+        Without the map: learn the chips from the file's own chip fires first
+        (`data_prep.chipmap`), written beside ``predictions`` as ``<stem>_chips.csv``,
+        and read with that map.
     on_plan, progress
         Called with the number of events to classify, then with each batch's count.
 
@@ -155,6 +160,13 @@ def classify_pointcloud(
         raise InputError("keep needs a file for the selected point clouds")
     trained = loaded_run(str(run_dir), device)
     _check_keep(trained.info.output_names, keep, trained.info.path)
+    if learn_chips:
+        from data_prep.chipmap import learn_map
+
+        if pad_electronics is not None:
+            raise InputError("give pad_electronics or learn_chips, not both")
+        pad_electronics = Path(predictions).with_name(f"{Path(predictions).stem}_chips.csv")
+        learn_map([pointcloud], pad_electronics, "spyral")
     options = {} if pad_electronics is None else {"pad_electronics": str(pad_electronics)}
     sources, reader_options = prepare_inputs(
         trained, [pointcloud], predictions, format="spyral", batch_size=batch_size,
@@ -256,6 +268,10 @@ class ClassifyPhase(PhaseLike):
         The detector's electronics map, a CSV as Spyral's ``pad_electronics.csv`` (the
         one the experiment's GET data were merged with), so the structured-noise chip
         rule groups the real AGET chips; None: the simulation's chips.
+    learn_chips
+        Without the map: learn each run's chips from its own chip fires first
+        (``Classify/run_NNNN_chips.csv``, `data_prep.chipmap`; docs/sim-to-real.md,
+        "Chips learned from the run").
 
     Examples
     --------
@@ -277,6 +293,7 @@ class ClassifyPhase(PhaseLike):
         skip_bad: bool = False,
         torch_threads: int | None = 1,
         pad_electronics: str | Path | None = None,
+        learn_chips: bool = False,
     ):
         super().__init__(
             name,
@@ -289,6 +306,8 @@ class ClassifyPhase(PhaseLike):
             raise InputError("keep is empty: give labels to keep, or None for every event")
         if batch_size < 1:
             raise InputError(f"batch size must be >= 1, got {batch_size}")
+        if learn_chips and pad_electronics is not None:
+            raise InputError("give pad_electronics or learn_chips, not both")
         self.run_dir = Path(run_dir)
         self.keep = None if keep is None else tuple(str(k) for k in keep)
         self.device = device
@@ -297,6 +316,7 @@ class ClassifyPhase(PhaseLike):
         self.skip_bad = skip_bad
         self.torch_threads = torch_threads
         self.pad_electronics = None if pad_electronics is None else Path(pad_electronics)
+        self.learn_chips = learn_chips
         self.problem: str | None = None  # why the run cannot be used (create_assets)
         self._checked = False
 
@@ -383,7 +403,7 @@ class ClassifyPhase(PhaseLike):
                 selected=result.artifacts["pointcloud"] if self.keep else None,
                 device=self.device, batch_size=self.batch_size, precision=self.precision,
                 skip_bad=self.skip_bad, pad_electronics=self.pad_electronics,
-                on_plan=bar.plan, progress=bar.advance,
+                learn_chips=self.learn_chips, on_plan=bar.plan, progress=bar.advance,
             )  # fmt: skip
         except InputError as err:
             # Spyral's way: log, mark the run failed (later phases skip it), go on.

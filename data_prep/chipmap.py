@@ -9,7 +9,7 @@ instants (at least ``min_pads`` distinct pads within +-``window_mm`` in z) are l
 (`dense_instants`); two instants are linked when they share at least ``link`` of the
 larger one's pads; a linked set of at least ``min_fires`` instants is one chip firing
 again and again, its chip the pads present in at least half of them and ``LIFT`` times
-more often than in all instants, kept when they are at least ``min_pads`` and present
+more often than in the other instants, kept when they are at least ``min_pads`` and present
 in ``min_presence`` of its instants on average (a chip fires whole). A track lights
 other pads in every event; the one place where physics repeats itself, the beam's
 entrance, lights a varying set (measured: 0.79-0.86 mean presence on 1,000 stand-in
@@ -35,7 +35,8 @@ from data_prep.structured import StructuredNoiseRules
 #: whole (the chip rule asks 48 of 64).
 WHOLE_FRACTION = 0.75
 #: A chip's pads are present in its linked instants this many times more often than in
-#: all instants (a pad crossed by tracks at every depth is in many of them).
+#: the other instants (a pad crossed by tracks at every depth is in many of them; a chip
+#: that fires in most events is still one chip).
 LIFT = 5.0
 #: Dense instants used at most (a seeded sample beyond): the instant x instant product is
 #: quadratic in their number.
@@ -114,12 +115,14 @@ def learn_chips(instants: Iterable[np.ndarray], n_pads: int, rules: ChipLearning
         (np.ones(linked.sum(), np.int8), (i[linked], j[linked])), shape=(len(sets),) * 2
     )
     _, component = connected_components(graph, directed=False)
-    overall = np.asarray(fired.mean(axis=0)).ravel()
+    total = np.asarray(fired.sum(axis=0)).ravel()
     found = []
     for c in np.flatnonzero(np.bincount(component, minlength=1) >= rules.min_fires):
         members = np.flatnonzero(component == c)
-        presence = np.asarray(fired[members].mean(axis=0)).ravel()
-        pads = np.flatnonzero((presence >= 0.5) & (presence >= LIFT * overall))
+        inside = np.asarray(fired[members].sum(axis=0)).ravel()
+        presence = inside / len(members)
+        elsewhere = (total - inside) / max(len(sets) - len(members), 1)
+        pads = np.flatnonzero((presence >= 0.5) & (presence >= LIFT * elsewhere))
         if len(pads) >= rules.min_pads and presence[pads].mean() >= rules.min_presence:
             found.append((len(members), pads, presence[pads]))
     chip = np.full(n_pads, -1, dtype=np.int64)
@@ -183,3 +186,30 @@ def learn_from_files(
                 instants.extend(dense_instants(event.points[:, 2], pad_ids(event), rules))
     learned = learn_chips(instants, len(pad_centres()), rules)
     return LearnedChips(learned.chip, learned.instants, events, learned.whole_fires)
+
+
+def learn_map(
+    paths: Iterable[str | Path], out: str | Path, fmt: str = "auto", **options
+) -> LearnedChips:
+    """`learn_from_files` and `write_chip_map` to ``out``: the map ``classify
+    --learn-chips`` and ``ClassifyPhase(learn_chips=True)`` give the reader."""
+    learned = learn_from_files(paths, fmt, **options)
+    write_chip_map(learned, out)
+    return learned
+
+
+def describe(learned: LearnedChips, n_files: int) -> str:
+    """One line: chips learned, from what, and their fires per event."""
+    from data_prep.errors import plural
+
+    fires = learned.whole_fires
+    # the fires are counted on the instants used (a sample of them beyond MAX_INSTANTS)
+    used = min(learned.instants, MAX_INSTANTS) or 1
+    per_event = fires.sum() * learned.instants / used / max(learned.events, 1)
+    rate = f"; {int(fires.sum()):,} whole fires, {per_event:.2f} per event"
+    return (
+        f"{plural(learned.n_chips, 'chip')} learned from {plural(learned.events, 'event')} "
+        f"in {plural(n_files, 'file')} ({plural(learned.instants, 'dense instant')}"
+        + (f"{rate}, {fires.min()}-{fires.max()} per chip" if len(fires) else "")
+        + ")"
+    )

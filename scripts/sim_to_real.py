@@ -2302,11 +2302,16 @@ each event's dense instants (at least 48 distinct pads within +-12 mm of z, the 
 rule's numbers), links two instants that share at least 60 % of the larger one's pads,
 and reads a linked set of at least 3 instants as one chip firing again and again: its
 pads are those present in at least half of the set's instants and 5 times more often
-than in all instants, kept when there are at least 48 of them and they are present in
-90 % of the set's instants on average (a chip fires whole). The map it writes lists
-each learned chip as an AGET and every other pad as the rule groups it without a map, so
-a pad no chip claimed is treated as before (and the hot-pad rule still sees every pad).
-Give it to `--pad-electronics` as the real map.
+than in the other instants (a chip that fires in most events is still one chip: a
+first version compared with all instants and missed it; on the sets below both give the
+same maps to the byte), kept when there are at least
+48 of them and they are present in 90 % of the set's instants on average (a chip fires
+whole). The map it writes lists each learned chip as an AGET and every other pad as the
+rule groups it without a map, so a pad no chip claimed is treated as before (and the
+hot-pad rule still sees every pad). Give it to `--pad-electronics` as the real map, or
+let `classify --learn-chips` (the map beside the predictions, `OUT_chips.csv`) and
+`ClassifyPhase(run, learn_chips=True)` (per Spyral run, `Classify/run_NNNN_chips.csv`)
+learn it from the files they classify.
 
 What it learns from copies of this section's 1,000 stand-in events with the map's chips
 firing (0.8 per event) and from the same events with the fires drawn again (seeds 1-4:

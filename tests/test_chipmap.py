@@ -51,27 +51,30 @@ def test_dense_instants_by_hand():
 
 def test_learn_chips_keeps_pads_that_fire_whole_again_and_again():
     """Chip A fires whole 4 times, chip B twice (under ``min_fires``); a hot pad is in all
-    20 instants and a stray pad in all of A's and 2 more (6 of 20: present in A's fires
-    only 3.3 times as often as overall, under `LIFT`): A alone is learned, without them.
-    Chips C and D (128 pads) always fire together, 3 times: two chips of 64, each whole
-    3 times."""
-    a, b, hot, stray = np.arange(100, 164), np.arange(500, 564), 9000, 50
+    20 instants and a busy pad in all of A's and 6 of the 16 others (present in A's fires
+    only 2.7 times as often as elsewhere, under `LIFT`): A alone is learned, without
+    them. Chips C and D (128 pads) always fire together, 3 times: two chips of 64, each
+    whole 3 times. A chip that fires in every instant of a run is one chip."""
+    a, b, hot, busy = np.arange(100, 164), np.arange(500, 564), 9000, 50
     cd = np.arange(3000, 3128)
     instants = (
-        [np.r_[a, hot, stray]] * 4
+        [np.r_[a, hot, busy]] * 4
         + [np.r_[b, hot]] * 2
-        + [np.r_[hot, stray]] * 2
-        + [np.r_[hot, np.arange(5000 + 100 * i, 5050 + 100 * i)] for i in range(12)]
+        + [np.r_[hot, busy]] * 2
+        + [np.r_[hot, np.arange(5000 + 100 * i, 5050 + 100 * i)] for i in range(8)]
+        + [np.r_[hot, busy, np.arange(5800 + 100 * i, 5850 + 100 * i)] for i in range(4)]
     )
     learned = learn_chips(instants, 10240, ChipLearning())
     assert learned.n_chips == 1 and learned.whole_fires.tolist() == [4]
     assert np.flatnonzero(learned.chip == 0).tolist() == a.tolist()
-    assert (learned.chip[np.r_[b, hot, stray]] == -1).all()
+    assert (learned.chip[np.r_[b, hot, busy]] == -1).all()
     learned = learn_chips(instants + [cd] * 3, 10240, ChipLearning())
     parts = sorted(np.flatnonzero(learned.chip == c).tolist() for c in range(learned.n_chips))
     assert parts == [a.tolist(), cd[:64].tolist(), cd[64:].tolist()]
     assert sorted(learned.whole_fires.tolist()) == [3, 3, 4]
     assert learn_chips([], 10240, ChipLearning()).n_chips == 0  # a run with no dense instant
+    always = learn_chips([a] * 10, 10240, ChipLearning())
+    assert always.n_chips == 1 and np.flatnonzero(always.chip == 0).tolist() == a.tolist()
 
 
 def test_chips_cli_learns_the_fired_chips_of_a_run(tmp_path, clean_run):

@@ -41,6 +41,7 @@ from attpc_classify.checkpoint import set_decision
 from attpc_classify.cli import main
 from attpc_classify.predict import read_predictions
 from attpc_classify.spyral_phase import PREDICTIONS, ClassifyPhase
+from data_prep.errors import InputError
 from data_prep.events import CLASS_NAMES
 
 pytestmark = [
@@ -289,6 +290,36 @@ def test_the_electronics_map_reaches_the_reader(sim, tmp_path):
     got, want = read_predictions(tmp_path / "phase.h5"), read_predictions(tmp_path / "cli.h5")
     np.testing.assert_array_equal(got["event_id"], want["event_id"])
     np.testing.assert_allclose(got["p_proton"], want["p_proton"])
+
+
+def test_chips_learned_from_the_run_reach_the_reader(sim, tmp_path):
+    """``learn_chips``: a copy of run 1 with 3 chips of a random wiring firing (about 5
+    times each, scripts/chip_check.py) is read with the map ``attpc-classify chips``
+    learns from it: the phase writes that map beside its table, and its table equals
+    ``classify --learn-chips`` and ``classify --pad-electronics`` with the map."""
+    from _scripts import load_script
+
+    from attpc_classify.spyral_phase import classify_pointcloud
+
+    chip_check = load_script("chip_check")
+    wiring = list(np.random.default_rng(2).permutation(10240).reshape(160, 64)[:3])
+    cloud = tmp_path / "run_0001.h5"
+    chip_check.add_fires(sim["sim"] / "run_0001.h5", cloud, wiring, np.random.default_rng(0), 2.0)
+    assert main(["chips", str(cloud), "--out", str(tmp_path / "chips.csv")]) == 0
+    learned = (tmp_path / "chips.csv").read_text()
+    assert learned.count("\n0,0,") >= 2 * 48  # at least two chips learned
+    classify_pointcloud(sim["run"], cloud, tmp_path / "phase.h5", device="cpu", learn_chips=True)
+    assert (tmp_path / "phase_chips.csv").read_text() == learned
+    for extra in (["--learn-chips"], ["--pad-electronics", str(tmp_path / "chips.csv")]):
+        out = tmp_path / f"cli{len(extra)}.h5"
+        assert main(["classify", str(sim["run"]), str(cloud), "--out", str(out), "--quiet",
+                     *extra]) == 0  # fmt: skip
+        got, want = read_predictions(tmp_path / "phase.h5"), read_predictions(out)
+        np.testing.assert_array_equal(got["event_id"], want["event_id"])
+        np.testing.assert_allclose(got["p_proton"], want["p_proton"])
+    assert (tmp_path / "cli1_chips.csv").read_text() == learned
+    with pytest.raises(InputError, match="not both"):
+        ClassifyPhase(sim["run"], pad_electronics=tmp_path / "chips.csv", learn_chips=True)
 
 
 def test_phase_pickles_small_for_spawn(sim):

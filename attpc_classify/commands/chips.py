@@ -38,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from data_prep.atomic import check_writable
     from data_prep.build import expand_inputs
-    from data_prep.chipmap import MAX_INSTANTS, ChipLearning, learn_from_files, write_chip_map
-    from data_prep.errors import InputError, plural
+    from data_prep.chipmap import ChipLearning, describe, learn_from_files, write_chip_map
+    from data_prep.errors import InputError
 
     if args.min_fires < 1:
         raise InputError("--min-fires must be at least 1")
@@ -49,17 +49,7 @@ def run(args: argparse.Namespace) -> int:
         files, args.format, ChipLearning(min_fires=args.min_fires), **reader_options(args)
     )
     write_chip_map(learned, args.out)
-    fires = learned.whole_fires
-    # the fires are counted on the instants used (a sample of them beyond MAX_INSTANTS)
-    used = min(learned.instants, MAX_INSTANTS) or 1
-    per_event = fires.sum() * learned.instants / used / max(learned.events, 1)
-    rate = f"; {int(fires.sum()):,} whole fires, {per_event:.2f} per event"
-    print(
-        f"{plural(learned.n_chips, 'chip')} learned from {plural(learned.events, 'event')} "
-        f"in {plural(len(files), 'file')} ({plural(learned.instants, 'dense instant')}"
-        + (f"{rate}, {fires.min()}-{fires.max()} per chip" if len(fires) else "")
-        + f") -> {args.out}"
-    )
+    print(f"{describe(learned, len(files))} -> {args.out}")
     if not learned.n_chips:
         print("no chip fired whole: the map groups pads as the rule does without one")
     return 0

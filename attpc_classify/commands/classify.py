@@ -62,6 +62,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="local processes (read, project and infer in each; threads = CPUs / workers)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--learn-chips",
+        action="store_true",
+        help="without the electronics map: learn the AGET chips from the inputs' own chip "
+        "fires first (`attpc-classify chips`; the map goes to OUT's name + _chips.csv)",
+    )
     # the reader options of preprocess: format, run, ROOT tree/branches, pytpc drift
     add_reader_arguments(parser)
     from attpc_classify.scaleout import add_scheduler_arguments
@@ -89,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
             f"--precision {args.precision} is a torch option; the onnxruntime engine runs "
             "the exported model as it is (fp32, or int8 with --onnx-model int8)"
         )
+
+    if args.learn_chips:
+        _learn_chips(args)
 
     def on_plan(total: int) -> None:
         # opened once every input is checked, so a mismatch error prints only its line
@@ -121,6 +130,26 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     _report(summary)
     return 0
+
+
+def _learn_chips(args: argparse.Namespace) -> None:
+    """Learn the inputs' chips into OUT's name + ``_chips.csv`` and read with that map."""
+    from pathlib import Path
+
+    from attpc_classify.commands.preprocess import reader_options
+    from data_prep.build import expand_inputs
+    from data_prep.chipmap import describe, learn_map
+    from data_prep.errors import InputError
+
+    if args.pad_electronics:
+        raise InputError("give --pad-electronics or --learn-chips, not both")
+    out = Path(args.out)
+    chips = out.with_name(f"{out.stem}_chips.csv")
+    files = expand_inputs(args.inputs)
+    learned = learn_map(files, chips, args.format, **reader_options(args))
+    if not args.quiet:
+        print(f"{describe(learned, len(files))} -> {chips}", file=sys.stderr)
+    args.pad_electronics = str(chips)
 
 
 def _classify_on_cluster(args: argparse.Namespace, common: dict):
