@@ -29,7 +29,7 @@ import numpy as np
 
 from data_prep.atomic import atomic_path
 from data_prep.padplane import CHIP_PADS, ELECTRONICS_COLUMNS
-from data_prep.structured import StructuredNoiseRules
+from data_prep.structured import StructuredNoiseRules, window_counts
 
 #: Share of a chip's pads at one instant for that instant to count as the chip firing
 #: whole (the chip rule asks 48 of 64).
@@ -78,9 +78,7 @@ def dense_instants(z: np.ndarray, pads: np.ndarray, rules: ChipLearning) -> list
     found = []
     while len(z) >= rules.min_pads:
         zs = np.sort(z)
-        counts = np.searchsorted(zs, zs + rules.window_mm, "right") - np.searchsorted(
-            zs, zs - rules.window_mm, "left"
-        )
+        counts = window_counts(zs, rules.window_mm)
         best = int(np.argmax(counts))
         if counts[best] < rules.min_pads:
             break
@@ -189,11 +187,16 @@ def learn_from_files(
 
 
 def learn_map(
-    paths: Iterable[str | Path], out: str | Path, fmt: str = "auto", **options
+    paths: Iterable[str | Path],
+    out: str | Path,
+    fmt: str = "auto",
+    rules: ChipLearning | None = None,
+    **options,
 ) -> LearnedChips:
-    """`learn_from_files` and `write_chip_map` to ``out``: the map ``classify
-    --learn-chips`` and ``ClassifyPhase(learn_chips=True)`` give the reader."""
-    learned = learn_from_files(paths, fmt, **options)
+    """`learn_from_files` and `write_chip_map` to ``out``: what ``attpc-classify chips``
+    writes, and the map ``classify --learn-chips`` and ``ClassifyPhase(learn_chips=True)``
+    give the reader."""
+    learned = learn_from_files(paths, fmt, rules, **options)
     write_chip_map(learned, out)
     return learned
 

@@ -150,7 +150,7 @@ def find_hot_pads(
     return {run: hot_pads_from_events(pads, fraction) for run, pads in by_run.items()}
 
 
-def _window_counts(key: np.ndarray, half: float) -> np.ndarray:
+def window_counts(key: np.ndarray, half: float) -> np.ndarray:
     """For sorted ``key``: how many keys lie within ±half of each."""
     return np.searchsorted(key, key + half, "right") - np.searchsorted(key, key - half, "left")
 
@@ -189,7 +189,7 @@ def chip_fire_mask(
     zk = z[known]
     order = np.lexsort((zk, group))
     counts = np.empty(len(known), dtype=np.int64)
-    counts[order] = _window_counts(_group_key(group[order], zk[order]), rules.chip_window_mm)
+    counts[order] = window_counts(_group_key(group[order], zk[order]), rules.chip_window_mm)
     core = counts >= rules.chip_min_pads
     if not core.any():
         return drop

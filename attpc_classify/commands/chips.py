@@ -38,17 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from data_prep.atomic import check_writable
     from data_prep.build import expand_inputs
-    from data_prep.chipmap import ChipLearning, describe, learn_from_files, write_chip_map
+    from data_prep.chipmap import ChipLearning, describe, learn_map
     from data_prep.errors import InputError
 
     if args.min_fires < 1:
         raise InputError("--min-fires must be at least 1")
     check_writable(args.out)
     files = expand_inputs(args.inputs)
-    learned = learn_from_files(
-        files, args.format, ChipLearning(min_fires=args.min_fires), **reader_options(args)
-    )
-    write_chip_map(learned, args.out)
+    rules = ChipLearning(min_fires=args.min_fires)
+    learned = learn_map(files, args.out, args.format, rules, **reader_options(args))
     print(f"{describe(learned, len(files))} -> {args.out}")
     if not learned.n_chips:
         print("no chip fired whole: the map groups pads as the rule does without one")
