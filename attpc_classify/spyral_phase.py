@@ -161,11 +161,11 @@ def classify_pointcloud(
     trained = loaded_run(str(run_dir), device)
     _check_keep(trained.info.output_names, keep, trained.info.path)
     if learn_chips:
-        from data_prep.chipmap import learn_map
+        from data_prep.chipmap import learn_map, map_beside
 
         if pad_electronics is not None:
             raise InputError("give pad_electronics or learn_chips, not both")
-        pad_electronics = Path(predictions).with_name(f"{Path(predictions).stem}_chips.csv")
+        pad_electronics = map_beside(predictions)
         learn_map([pointcloud], pad_electronics, "spyral")
     options = {} if pad_electronics is None else {"pad_electronics": str(pad_electronics)}
     sources, reader_options = prepare_inputs(

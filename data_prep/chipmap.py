@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -103,7 +103,7 @@ def learn_chips(instants: Iterable[np.ndarray], n_pads: int, rules: ChipLearning
         pick = np.random.default_rng(INSTANT_SEED).choice(len(sets), MAX_INSTANTS, replace=False)
         sets = [sets[i] for i in np.sort(pick)]
     rows = np.repeat(np.arange(len(sets)), [len(s) for s in sets])
-    cols = np.concatenate(sets) if sets else np.zeros(0, np.int64)
+    cols = np.concatenate(sets)
     fired = csr_matrix((np.ones(len(cols), np.int32), (rows, cols)), shape=(len(sets), n_pads))
     size = np.asarray(fired.sum(axis=1)).ravel()
     shared = (fired @ fired.T).tocoo()  # pads two instants share
@@ -182,8 +182,7 @@ def learn_from_files(
             for event in reader.iter_events(0, len(reader), skip_bad=True):
                 events += 1
                 instants.extend(dense_instants(event.points[:, 2], pad_ids(event), rules))
-    learned = learn_chips(instants, len(pad_centres()), rules)
-    return LearnedChips(learned.chip, learned.instants, events, learned.whole_fires)
+    return replace(learn_chips(instants, len(pad_centres()), rules), events=events)
 
 
 def learn_map(
@@ -199,6 +198,13 @@ def learn_map(
     learned = learn_from_files(paths, fmt, rules, **options)
     write_chip_map(learned, out)
     return learned
+
+
+def map_beside(output: str | Path) -> Path:
+    """Where ``classify --learn-chips`` and ``ClassifyPhase(learn_chips=True)`` write the
+    map they learn: beside their predictions, ``<stem>_chips.csv``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_chips.csv")
 
 
 def describe(learned: LearnedChips, n_files: int) -> str:

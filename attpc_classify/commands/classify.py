@@ -134,17 +134,14 @@ def run(args: argparse.Namespace) -> int:
 
 def _learn_chips(args: argparse.Namespace) -> None:
     """Learn the inputs' chips into OUT's name + ``_chips.csv`` and read with that map."""
-    from pathlib import Path
-
     from attpc_classify.commands.preprocess import reader_options
     from data_prep.build import expand_inputs
-    from data_prep.chipmap import describe, learn_map
+    from data_prep.chipmap import describe, learn_map, map_beside
     from data_prep.errors import InputError
 
     if args.pad_electronics:
         raise InputError("give --pad-electronics or --learn-chips, not both")
-    out = Path(args.out)
-    chips = out.with_name(f"{out.stem}_chips.csv")
+    chips = map_beside(args.out)
     files = expand_inputs(args.inputs)
     learned = learn_map(files, chips, args.format, **reader_options(args))
     if not args.quiet:
