@@ -68,6 +68,13 @@ class LearnedChips:
     def n_chips(self) -> int:
         return len(self.whole_fires)
 
+    @property
+    def fires_per_event(self) -> float:
+        """Whole fires per event read, counted on the instants used (a sample of them
+        beyond `MAX_INSTANTS`) and scaled to all of them."""
+        used = min(self.instants, MAX_INSTANTS) or 1
+        return float(self.whole_fires.sum()) * self.instants / used / max(self.events, 1)
+
 
 def dense_instants(z: np.ndarray, pads: np.ndarray, rules: ChipLearning) -> list[np.ndarray]:
     """The distinct pads of each dense instant of one event: greedily, the +-window the
@@ -212,10 +219,7 @@ def describe(learned: LearnedChips, n_files: int) -> str:
     from data_prep.errors import plural
 
     fires = learned.whole_fires
-    # the fires are counted on the instants used (a sample of them beyond MAX_INSTANTS)
-    used = min(learned.instants, MAX_INSTANTS) or 1
-    per_event = fires.sum() * learned.instants / used / max(learned.events, 1)
-    rate = f"; {int(fires.sum()):,} whole fires, {per_event:.2f} per event"
+    rate = f"; {int(fires.sum()):,} whole fires, {learned.fires_per_event:.2f} per event"
     return (
         f"{plural(learned.n_chips, 'chip')} learned from {plural(learned.events, 'event')} "
         f"in {plural(n_files, 'file')} ({plural(learned.instants, 'dense instant')}"

@@ -176,27 +176,50 @@ def group_medians(values: np.ndarray, group: np.ndarray, n_groups: int) -> np.nd
     return out
 
 
-def chip_fire_mask(
+def _chip_fires(
     z: np.ndarray, pads: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules
-) -> np.ndarray:
-    """(N,) True for points of an AGET chip that fired as a whole (see module doc)."""
-    drop = np.zeros(len(z), dtype=bool)
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, int]:
+    """The chip rule's groups: the points with a pad, each one's (event, chip) group,
+    whether it has ``chip_min_pads`` points of its group within the window (the fire's
+    core), the groups that fired (sorted) and the number of chip slots per event."""
     known = np.flatnonzero(pads >= 0)
     if not len(known):
-        return drop
+        return known, known, np.zeros(0, dtype=bool), known, 1
     chip = pads[known] // rules.chip_channels
-    group = event[known] * (int(pads.max()) // rules.chip_channels + 1) + chip
+    slots = int(pads.max()) // rules.chip_channels + 1
+    group = event[known] * slots + chip
     zk = z[known]
     order = np.lexsort((zk, group))
     counts = np.empty(len(known), dtype=np.int64)
     counts[order] = window_counts(_group_key(group[order], zk[order]), rules.chip_window_mm)
     core = counts >= rules.chip_min_pads
-    if not core.any():
+    return known, group, core, np.unique(group[core]), slots
+
+
+def chip_fires(
+    z: np.ndarray, pads: np.ndarray, counts: np.ndarray, rules: StructuredNoiseRules
+) -> np.ndarray:
+    """(B,) how many chips fired as a whole in each event (see module doc): the detector
+    health count of `data_prep.health`."""
+    counts = np.asarray(counts, dtype=np.int64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    _, _, _, fired, slots = _chip_fires(np.asarray(z, np.float64), np.asarray(pads), event, rules)
+    return np.bincount(fired // slots, minlength=len(counts)).astype(np.int64)
+
+
+def chip_fire_mask(
+    z: np.ndarray, pads: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules
+) -> np.ndarray:
+    """(N,) True for points of an AGET chip that fired as a whole (see module doc)."""
+    drop = np.zeros(len(z), dtype=bool)
+    known, group, core, fired, _ = _chip_fires(z, pads, event, rules)
+    if not len(fired):
         return drop
-    fired, inverse = np.unique(group[core], return_inverse=True)
+    zk = z[known]
+    # the fire's z: the median of its core points
+    inverse = np.searchsorted(fired, group[core])
     centre = group_medians(zk[core], inverse, len(fired))
-    slot = np.searchsorted(fired, group)
-    slot = np.minimum(slot, len(fired) - 1)
+    slot = np.minimum(np.searchsorted(fired, group), len(fired) - 1)
     in_fired = fired[slot] == group
     near = np.abs(zk - centre[slot]) <= 2 * rules.chip_window_mm
     drop[known[in_fired & near]] = True
