@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 
 from data_prep.events import Event
+from data_prep.padplane import pads_at
 from data_prep.readers.pytpc import DriftCalibration, from_simulation_frame
 from data_prep.structured import pad_ids
 
@@ -72,12 +73,15 @@ def make_events(
     return events
 
 
-def _spyral_columns(points: np.ndarray, calibration: DriftCalibration) -> np.ndarray:
+def _spyral_columns(
+    points: np.ndarray, calibration: DriftCalibration, pads: bool = False
+) -> np.ndarray:
     n = points.shape[0]
     out = np.empty((n, 8), dtype=np.float64)
     out[:, :4] = points[:, :4]
     out[:, 4] = points[:, 3] * 3.5  # integral: a fixed multiple of the amplitude
-    out[:, 5] = np.arange(n) % 10240  # pad id
+    # pad id: the pad under each point, or any id (tests that need no pad plane)
+    out[:, 5] = pads_at(points[:, :2]) if pads else np.arange(n) % 10240
     out[:, 6] = calibration.to_time_bucket(points[:, 2])  # time bucket
     out[:, 7] = 1.0  # pad scale
     return out
@@ -94,6 +98,7 @@ def write_spyral(
     min_event: int | None = None,
     max_event: int | None = None,
     calibration: DriftCalibration = CALIBRATION,
+    pads: bool = False,
 ) -> Path:
     """Spyral point-cloud layout: ``cloud/cloud_<n>`` (N, 8) with min/max_event attrs.
 
@@ -110,6 +115,9 @@ def write_spyral(
         Write our per-event ``label`` attribute for events with ``label >= 0``.
     min_event, max_event
         Override the group attributes (default: smallest and largest id written).
+    pads
+        Write the id of the pad under each point (`data_prep.padplane.pads_at`) as
+        Spyral does, not a running number.
     """
     path = Path(path)
     ids = [e.event_id for e in events]
@@ -122,7 +130,9 @@ def write_spyral(
         g.attrs["min_event"] = min(ids) if min_event is None else min_event
         g.attrs["max_event"] = max(ids) if max_event is None else max_event
         for e in events:
-            d = g.create_dataset(f"cloud_{e.event_id}", data=_spyral_columns(e.points, calibration))
+            d = g.create_dataset(
+                f"cloud_{e.event_id}", data=_spyral_columns(e.points, calibration, pads)
+            )
             if labels and e.label >= 0:
                 d.attrs["label"] = np.int64(e.label)
             if engine:

@@ -1,0 +1,217 @@
+"""Detector health of run files (`data_prep.health`, ``attpc-classify health``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from _formats import write_spyral
+from _scripts import load_script
+from _synthetic import make_image_file, train_tiny_cnn
+
+from attpc_classify.cli import main
+from data_prep.events import Event
+from data_prep.health import (
+    ADC_FULL_SCALE,
+    FileHealth,
+    dead_pads,
+    file_health,
+    outside,
+    reference_ranges,
+)
+from data_prep.images import ImageConfig
+from data_prep.padplane import pad_centres
+from data_prep.structured import StructuredNoiseRules, chip_fires
+
+CONFIG = ImageConfig(structured_noise="rules")
+N_EVENTS = 200
+RULE_CHIP = np.arange(6400, 6464)  # 64 consecutive ids: one chip by the rule's grouping
+CHIP_EVENTS = 20
+
+
+def _band() -> np.ndarray:
+    """Pads 100-140 mm from the axis, outside the rule's chip."""
+    r = np.hypot(*pad_centres().T)
+    band = np.flatnonzero((r >= 100) & (r < 140))
+    return band[~np.isin(band, RULE_CHIP)]
+
+
+def _run(seed: int, *, dead: int = 0, hot: int | None = None, chips: bool = False,
+         saturate: float = 0.0, deep: int = 0) -> tuple[list[Event], dict]:  # fmt: skip
+    """Events of a detector whose faults are known by construction: every pad of the
+    band fires in 30 % of the events at a random depth, except ``dead`` of them; the pad
+    ``hot`` fires in every event; with ``chips`` the rule's chip fires whole (all 64
+    pads within 2 mm) in `CHIP_EVENTS` events; ``saturate``: the share of points at the
+    ADC's full scale; ``deep`` points per event below the drift window (z > 1000)."""
+    rng = np.random.default_rng(seed)
+    centres = pad_centres()
+    band = _band()
+    silent = rng.choice(band, dead, replace=False) if dead else np.empty(0, np.int64)
+    live = band[~np.isin(band, silent)]
+    chip_events = set(rng.choice(N_EVENTS, CHIP_EVENTS, replace=False).tolist()) if chips else set()
+    events = []
+    for i in range(N_EVENTS):
+        pads = live[rng.random(len(live)) < 0.3]
+        z = rng.uniform(50, 950, len(pads))
+        if hot is not None:
+            pads, z = np.append(pads, hot), np.append(z, rng.uniform(50, 950))
+        if i in chip_events:
+            pads = np.concatenate([pads, RULE_CHIP])
+            z = np.concatenate([z, 500 + rng.uniform(-2, 2, len(RULE_CHIP))])
+        z[:deep] = rng.uniform(1010, 1100, min(deep, len(z)))
+        charge = rng.uniform(50, 2000, len(pads))
+        charge[rng.random(len(pads)) < saturate] = ADC_FULL_SCALE
+        points = np.column_stack([centres[pads], z, charge])
+        events.append(Event(run=7, event_id=i, points=points))
+    return events, {"dead": sorted(silent.tolist())}
+
+
+def _write(path: Path, events: list[Event]) -> Path:
+    return write_spyral(path, events, run_attr=7, pads=True)
+
+
+def _stored(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Every point (x, y, z, amplitude) and points per event, read with h5py alone."""
+    with h5py.File(path, "r") as f:
+        clouds = [f["cloud"][k][()] for k in f["cloud"] if k.startswith("cloud_")]
+    return np.concatenate([c[:, :4] for c in clouds]), np.array([len(c) for c in clouds])
+
+
+def test_dead_pads_by_hand():
+    """Three rings of pads: the inner ring (10 events each) judges its silent pad dead,
+    the outer ring (median 5) judges none, a silent pad in the beam core is not judged."""
+    centres = np.array([[0, 5], [0, -5], [5, 0],                       # core, r = 5
+                        [50, 1], [-50, 1], [1, 50], [1, -50],          # ring r ~ 50
+                        [200, 1], [-200, 1], [1, 200]], np.float64)  # fmt: skip
+    events = np.array([0, 20, 20, 10, 10, 0, 12, 0, 5, 6])
+    dead, judged = dead_pads(events, centres, core_mm=30.0)
+    assert dead.tolist() == [5]
+    assert judged == 4
+
+
+def test_chip_fires_count_whole_chips_per_event():
+    """Event 0: one chip whole at z 100 and another at z 700; event 1: a chip's 64 pads
+    spread over 600 mm (a track, not a fire); event 2: 40 pads of a chip at one z (under
+    the rule's 48). Counted by hand: 2, 0, 0."""
+    rules = StructuredNoiseRules()
+    rng = np.random.default_rng(0)
+    z0 = np.concatenate([100 + rng.uniform(-2, 2, 64), 700 + rng.uniform(-2, 2, 64)])
+    p0 = np.concatenate([np.arange(128, 192), np.arange(640, 704)])
+    z1, p1 = np.linspace(100, 700, 64), np.arange(128, 192)
+    z2, p2 = 300 + rng.uniform(-2, 2, 40), np.arange(1000, 1040)
+    z = np.concatenate([z0, z1, z2])
+    pads = np.concatenate([p0, p1, p2])
+    assert chip_fires(z, pads, np.array([128, 64, 40]), rules).tolist() == [2, 0, 0]
+
+
+def test_file_health_finds_the_faults_built_in(tmp_path):
+    """A Spyral file with 9 dead pads, a hot pad, the rule's chip firing in 20 of 200
+    events, 5 % saturated points and 3 points per event past the drift window: each
+    number against the construction or against the points read with h5py alone."""
+    hot = 3000
+    events, truth = _run(1, dead=9, hot=hot, chips=True, saturate=0.05, deep=3)
+    path = _write(tmp_path / "run_0007.h5", events)
+    health = file_health(path, CONFIG)
+    points, counts = _stored(path)
+    assert (health.events, health.sampled, health.bad) == (N_EVENTS, N_EVENTS, 0)
+    assert health.dead_pads == len(truth["dead"]) == 9
+    assert health.judged_pads == len(_band())
+    assert health.dead_fraction == pytest.approx(9 / len(_band()))
+    assert health.hot_pad_ids == (hot,)
+    assert health.chip_fires_per_event == pytest.approx(CHIP_EVENTS / N_EVENTS)
+    assert health.points_per_event == pytest.approx(np.median(counts))
+    assert health.saturated_fraction == pytest.approx(np.mean(points[:, 3] >= 4095))
+    assert health.outside_z_fraction == pytest.approx(3 * N_EVENTS / len(points))
+    assert health.charge_median == pytest.approx(np.median(points[:, 3]))
+    assert health.spark_fraction == 0.0
+    assert health.beam_angle_deg == 0.0  # no beam drawn: the detector axis
+    assert np.isnan(health.charge_unit)  # no features, no band
+
+
+def _health(**values: float) -> FileHealth:
+    """A file's health with every number 1 but ``values`` (for the comparisons)."""
+    base = dict(path="a", events=1, sampled=1, bad=0, beam_backward=False, beam_note="",
+                hot_pad_ids=(), judged_pads=0, learned_chips=-1)  # fmt: skip
+    numbers = {name: 1.0 for name in FileHealth.__dataclass_fields__ if name not in base}
+    return FileHealth(**base, **{**numbers, **values})
+
+
+def test_reference_ranges_and_outside_by_hand():
+    a = _health(hot_pads=1, charge_unit=float("nan"))
+    b = _health(hot_pads=4, charge_unit=20.0)
+    ranges = reference_ranges([a, b])
+    assert ranges["hot_pads"] == (1.0, 4.0)
+    assert ranges["charge_unit"] == (20.0, 20.0)  # the NaN is not a value
+    c = _health(hot_pads=9, charge_unit=float("nan"))
+    assert outside(c, ranges) == [("hot_pads", 9.0, 1.0, 4.0)]  # NaN is not judged
+
+
+def test_health_check_counts_files_outside_and_their_side():
+    """scripts/health_check.py's summary: per metric the files outside the reference and
+    on which side, most files first, counted by hand."""
+    flagged = load_script("health_check").flagged_metrics
+    files = [_health(hot_pads=30, dead_fraction=d) for d in (0.0, 0.2)]
+    ranges = {"hot_pads": (0.0, 20.0), "dead_fraction": (0.01, 0.1), "charge_unit": (0.5, 2.0)}
+    assert flagged(files, ranges) == (
+        "hot_pads (2 of 2, above), dead_fraction (2 of 2, above/below)"
+    )
+    assert flagged(files[:1], {"charge_unit": (0.5, 2.0)}) == "none"
+
+
+def test_health_command_names_what_differs_from_the_reference(tmp_path, capsys):
+    """A healthy run measured once as the reference report, then a faulty one against
+    it: the report names its dead pads, hot pad and chip fires, and nothing of the
+    healthy one measured again."""
+    good = _write(tmp_path / "run_0001.h5", _run(2)[0])
+    bad = _write(tmp_path / "run_0002.h5", _run(3, dead=12, hot=3000, chips=True)[0])
+    ref = tmp_path / "ref.json"
+    assert main(["health", str(good), "--config", "default", "--set", "structured_noise=rules",
+                 "--out", str(ref)]) == 0  # fmt: skip
+    out = tmp_path / "health.json"
+    assert main(["health", str(bad), str(good), "--reference", str(ref), "--config", "default",
+                 "--set", "structured_noise=rules", "--out", str(out)]) == 0  # fmt: skip
+    report = json.loads(out.read_text())
+    flagged = {
+        path: {o[0] for o in found} for path, found in report["reference"]["outside"].items()
+    }
+    assert {"dead_fraction", "hot_pads", "chip_fires_per_event"} <= flagged[str(bad)]
+    assert flagged[str(good)] == set()
+    assert [f["path"] for f in report["files"]] == [str(bad), str(good)]
+    text = capsys.readouterr().out
+    assert f"{bad}: outside the reference" in text
+    assert f"{good}: outside" not in text
+
+
+def test_a_report_beside_the_model_is_its_reference(tmp_path, capsys):
+    """``--model RUN`` measures with the run's preprocessing and, without ``--reference``,
+    compares with ``RUN/health.json``; with ``--config`` too it is refused."""
+    run = train_tiny_cnn(make_image_file(tmp_path / "train.h5", n_per_class=4), tmp_path / "run")
+    good = _write(tmp_path / "run_0001.h5", _run(2)[0])
+    bad = _write(tmp_path / "run_0002.h5", _run(3, hot=3000, chips=True)[0])
+    assert main(["health", str(good), "--model", str(run), "--out", str(run / "health.json")]) == 0
+    capsys.readouterr()
+    assert main(["health", str(bad), "--model", str(run)]) == 0
+    text = capsys.readouterr().out
+    assert f"reference: {run / 'health.json'}" in text
+    assert f"{bad}: outside the reference" in text and "hot_pads" in text
+    assert main(["health", str(bad), "--model", str(run), "--config", "default"]) == 2
+
+
+def test_health_command_bad_input_is_one_line(tmp_path, capsys):
+    """A reference that is no report, a missing run file and an image file: exit 2, one
+    line naming the file, no traceback."""
+    run = _write(tmp_path / "run_0001.h5", _run(4)[0][:20])
+    not_report = tmp_path / "notes.json"
+    not_report.write_text('{"hello": 1}')
+    assert main(["health", str(run), "--reference", str(not_report)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(not_report) in err and "Traceback" not in err
+    missing = tmp_path / "run_9999.h5"
+    images = make_image_file(tmp_path / "images.h5", n_per_class=2)
+    for bad in (missing, images):
+        assert main(["health", str(bad)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(bad) in err and "Traceback" not in err
