@@ -31,7 +31,7 @@ import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from multiprocessing import SimpleQueue
 from pathlib import Path
 
@@ -78,6 +78,9 @@ class RunResult:
     selected: Path | None = None  # the selected point-cloud file (None without keep)
     n_selected: int = 0
     kept: tuple[str, ...] = ()
+    # the file's health against the run's health.json: the report and the numbers outside
+    health: Path | None = None
+    outside: list[tuple[str, float, float, float]] = field(default_factory=list)
 
 
 def check_run(run_dir: str | Path, keep: Sequence[str] | None) -> tuple[str, ...]:
@@ -117,6 +120,7 @@ def classify_pointcloud(
     skip_bad: bool = False,
     pad_electronics: str | Path | None = None,
     learn_chips: bool = False,
+    check_health: bool = True,
     on_plan: Callable[[int], None] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> RunResult:
@@ -147,6 +151,11 @@ def classify_pointcloud(
         Without the map: learn the chips from the file's own chip fires first
         (`data_prep.chipmap`), written beside ``predictions`` as ``<stem>_chips.csv``,
         and read with that map.
+    check_health
+        Where the trained run keeps its training simulation's health report
+        (``RUN/health.json``, ``attpc-classify health``): measure the file's detector
+        health against it, written beside ``predictions`` as ``<stem>_health.json``,
+        its numbers outside the report's ranges in the result.
     on_plan, progress
         Called with the number of events to classify, then with each batch's count.
 
@@ -179,6 +188,8 @@ def classify_pointcloud(
         precision=precision, skip_bad=skip_bad, progress=progress, device=device,
     )  # fmt: skip
     result = RunResult(classified=summary)
+    if check_health:
+        result.health, result.outside = _health(trained.info, pointcloud, predictions, options)
     if keep is None:
         return result
     # Select from the written table: the file a user reads and the selection cannot differ.
@@ -192,6 +203,28 @@ def classify_pointcloud(
     write_selected(pointcloud, selected, ids, attrs=attrs)
     result.selected, result.n_selected, result.kept = Path(selected), len(ids), tuple(keep)
     return result
+
+
+def _health(
+    info, pointcloud: str | Path, predictions: str | Path, options: dict
+) -> tuple[Path | None, list]:
+    """The file's health against the run's ``health.json`` (None, [] without one)."""
+    from data_prep.health import (
+        MODEL_REFERENCE,
+        check_files,
+        health_beside,
+        read_health,
+        write_health,
+    )
+
+    reference = Path(info.path) / MODEL_REFERENCE
+    if not reference.is_file():
+        return None, []
+    [(health, found)] = check_files([pointcloud], info.image_config, reference,
+                                    format="spyral", reader_options=options)  # fmt: skip
+    report = health_beside(predictions)
+    write_health(report, [health], info.image_config, read_health(reference))
+    return report, found
 
 
 def write_selected(
@@ -272,6 +305,11 @@ class ClassifyPhase(PhaseLike):
         Without the map: learn each run's chips from its own chip fires first
         (``Classify/run_NNNN_chips.csv``, `data_prep.chipmap`; docs/sim-to-real.md,
         "Chips learned from the run").
+    check_health
+        Where the trained run keeps its training simulation's health report
+        (``RUN/health.json``): each run's detector health against it
+        (``Classify/run_NNNN_health.json``), its numbers outside the report's ranges in
+        the run's log line (docs/sim-to-real.md, "Detector health").
 
     Examples
     --------
@@ -294,6 +332,7 @@ class ClassifyPhase(PhaseLike):
         torch_threads: int | None = 1,
         pad_electronics: str | Path | None = None,
         learn_chips: bool = False,
+        check_health: bool = True,
     ):
         super().__init__(
             name,
@@ -317,6 +356,7 @@ class ClassifyPhase(PhaseLike):
         self.torch_threads = torch_threads
         self.pad_electronics = None if pad_electronics is None else Path(pad_electronics)
         self.learn_chips = learn_chips
+        self.check_health = check_health
         self.problem: str | None = None  # why the run cannot be used (create_assets)
         self._checked = False
 
@@ -403,7 +443,8 @@ class ClassifyPhase(PhaseLike):
                 selected=result.artifacts["pointcloud"] if self.keep else None,
                 device=self.device, batch_size=self.batch_size, precision=self.precision,
                 skip_bad=self.skip_bad, pad_electronics=self.pad_electronics,
-                learn_chips=self.learn_chips, on_plan=bar.plan, progress=bar.advance,
+                learn_chips=self.learn_chips, check_health=self.check_health,
+                on_plan=bar.plan, progress=bar.advance,
             )  # fmt: skip
         except InputError as err:
             # Spyral's way: log, mark the run failed (later phases skip it), go on.
@@ -438,4 +479,7 @@ def _describe(done: RunResult) -> str:
         text += f", skipped {plural(s.n_skipped, 'bad event')} ({json.dumps(s.skipped)})"
     if done.selected is not None:
         text += f"; {plural(done.n_selected, 'event')} {list(done.kept)} kept in {done.selected}"
+    if done.health is not None:
+        names = ", ".join(name for name, *_ in done.outside) or "none"
+        text += f"; health outside the training simulation's ranges: {names} ({done.health})"
     return text

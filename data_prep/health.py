@@ -56,6 +56,10 @@ SAMPLE_SEED = 0
 RING_MM = 10.0
 DEAD_MIN_EXPECTED = 10.0
 
+#: the report kept in a trained run's directory: the reference its runs are checked
+#: against (``attpc-classify health --model``, ``classify``, the Spyral phase)
+MODEL_REFERENCE = "health.json"
+
 #: the numbers `outside` compares, with their units (for the table)
 METRICS: dict[str, str] = {
     "points_per_event": "median points per event",
@@ -452,10 +456,40 @@ def health_table(
         lines.append(row.rstrip())
     flagged = [(h, outside(h, ranges)) for h in healths]
     flagged = [(h, o) for h, o in flagged if o]
-    for h, found in flagged[:show]:
-        items = ", ".join(f"{name} {_number(v)} ({_number(lo)}-{_number(hi)})"
-                          for name, v, lo, hi in found)  # fmt: skip
-        lines.append(f"{h.path}: outside the reference: {items}")
+    lines += [outside_line(h, found) for h, found in flagged[:show]]
     if len(flagged) > show:
         lines.append(f"... and {len(flagged) - show} more file(s) outside the reference")
     return "\n".join(lines)
+
+
+def outside_line(health: FileHealth, found: Sequence[tuple[str, float, float, float]]) -> str:
+    """One line for the physicist: the file and its numbers outside the reference."""
+    if not found:
+        return f"{health.path}: inside the reference's ranges"
+    items = ", ".join(f"{name} {_number(v)} ({_number(lo)}-{_number(hi)})"
+                      for name, v, lo, hi in found)  # fmt: skip
+    return f"{health.path}: outside the reference: {items}"
+
+
+def check_files(
+    paths: Sequence[str | Path],
+    config: ImageConfig,
+    reference: str | Path,
+    *,
+    format: str = "auto",
+    reader_options: dict | None = None,
+    n_events: int = SAMPLE_EVENTS,
+) -> list[tuple[FileHealth, list[tuple[str, float, float, float]]]]:
+    """Each file's health and its numbers outside the ranges of the report
+    ``reference`` (`write_health`'s JSON)."""
+    ranges = reference_ranges(read_health(reference))
+    healths = measure_files(paths, config, format=format, reader_options=reader_options,
+                            n_events=n_events)  # fmt: skip
+    return [(h, outside(h, ranges)) for h in healths]
+
+
+def health_beside(output: str | Path) -> Path:
+    """Where the Spyral phase writes a run's health report: beside its predictions,
+    ``<stem>_health.json``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}_health.json")

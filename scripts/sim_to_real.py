@@ -2446,7 +2446,9 @@ from a rule one can check by eye, blind to labels; with `--reference` (run files
 directories, or a report written before with `--out`; by default `RUN/health.json` beside
 the model given with `--model RUN`) it names every number outside its range over the
 reference files. The numbers are measured with the model's preprocessing (`--model`), or
-the README's recommended one.
+the README's recommended one. Kept beside the model as `RUN/health.json`, the report is
+checked by every `classify RUN` of point-cloud files and by the Spyral phase, per run
+(`--no-health`, `check_health=False` skip it).
 
 **What** (`data_prep/health.py`; ours: the run-quality summary every experiment keeps, no
 paper or code followed):

@@ -187,7 +187,8 @@ def test_health_command_names_what_differs_from_the_reference(tmp_path, capsys):
 
 def test_a_report_beside_the_model_is_its_reference(tmp_path, capsys):
     """``--model RUN`` measures with the run's preprocessing and, without ``--reference``,
-    compares with ``RUN/health.json``; with ``--config`` too it is refused."""
+    compares with ``RUN/health.json``; with ``--config`` too it is refused. ``classify
+    RUN`` names the inputs outside that report's ranges."""
     run = train_tiny_cnn(make_image_file(tmp_path / "train.h5", n_per_class=4), tmp_path / "run")
     good = _write(tmp_path / "run_0001.h5", _run(2)[0])
     bad = _write(tmp_path / "run_0002.h5", _run(3, hot=3000, chips=True)[0])
@@ -198,6 +199,14 @@ def test_a_report_beside_the_model_is_its_reference(tmp_path, capsys):
     assert f"reference: {run / 'health.json'}" in text
     assert f"{bad}: outside the reference" in text and "hot_pads" in text
     assert main(["health", str(bad), "--model", str(run), "--config", "default"]) == 2
+    # classify checks its point-cloud inputs against the report (not with --no-health)
+    capsys.readouterr()
+    for extra, checked in (([], True), (["--no-health"], False)):
+        out = tmp_path / f"calls{len(extra)}.csv"
+        assert main(["classify", str(run), str(bad), "--out", str(out), "--quiet", *extra]) == 0
+        err = capsys.readouterr().err
+        assert ("1 file of 1 with numbers outside" in err) is checked
+        assert (f"{bad}: outside the reference: " in err) is checked
 
 
 def test_health_command_bad_input_is_one_line(tmp_path, capsys):

@@ -322,6 +322,33 @@ def test_chips_learned_from_the_run_reach_the_reader(sim, tmp_path):
         ClassifyPhase(sim["run"], pad_electronics=tmp_path / "chips.csv", learn_chips=True)
 
 
+def test_health_against_the_runs_report(sim, tmp_path):
+    """With ``RUN/health.json`` (the health of run 2) beside the model, the phase
+    measures a copy of run 1 whose rule chips fire twice per event against it: the
+    report is written beside the table and names the chip fires; without the check,
+    nothing is written."""
+    from _scripts import load_script
+
+    from attpc_classify.spyral_phase import classify_pointcloud
+
+    run = shutil.copytree(sim["run"], tmp_path / "run")
+    assert main(["health", str(sim["sim"] / "run_0002.h5"), "--model", str(run),
+                 "--out", str(run / "health.json")]) == 0  # fmt: skip
+    blocks = [np.arange(64 * c, 64 * c + 64) for c in range(20, 40)]
+    cloud = tmp_path / "run_0001.h5"
+    load_script("chip_check").add_fires(
+        sim["sim"] / "run_0001.h5", cloud, blocks, np.random.default_rng(0), 2.0
+    )
+    done = classify_pointcloud(run, cloud, tmp_path / "phase.h5", device="cpu")
+    assert done.health == tmp_path / "phase_health.json"
+    assert "chip_fires_per_event" in [name for name, *_ in done.outside]
+    report = json.loads(done.health.read_text())
+    assert [f["path"] for f in report["files"]] == [str(cloud)]
+    assert len(report["reference"]["files"]) == 1
+    classify_pointcloud(run, cloud, tmp_path / "off.h5", device="cpu", check_health=False)
+    assert not (tmp_path / "off_health.json").exists()
+
+
 def test_phase_pickles_small_for_spawn(sim):
     """Spyral's docs start processes with "spawn": the phase travels pickled, no model."""
     phase = ClassifyPhase(sim["run"], keep=["proton"])

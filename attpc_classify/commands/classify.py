@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="without the electronics map: learn the AGET chips from the inputs' own chip "
         "fires first (`attpc-classify chips`; the map goes to OUT's name + _chips.csv)",
     )
+    parser.add_argument(
+        "--no-health",
+        action="store_true",
+        help="skip the check of the inputs' detector health against RUN/health.json "
+        "(`attpc-classify health`; done when that report is there)",
+    )
     # the reader options of preprocess: format, run, ROOT tree/branches, pytpc drift
     add_reader_arguments(parser)
     from attpc_classify.scaleout import add_scheduler_arguments
@@ -129,7 +135,45 @@ def run(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     _report(summary)
+    if not args.no_health:
+        _check_health(args)
     return 0
+
+
+def _check_health(args: argparse.Namespace, show: int = 10) -> None:
+    """Where the run keeps its training simulation's health report, each point-cloud
+    input's numbers outside its ranges (`data_prep.health`): the run is not the
+    simulation there. Image files are skipped: their points are gone."""
+    from pathlib import Path
+
+    from attpc_classify.checkpoint import read_info
+    from attpc_classify.commands.preprocess import reader_options
+    from data_prep.build import expand_inputs
+    from data_prep.errors import plural
+    from data_prep.health import MODEL_REFERENCE, check_files, outside_line
+    from data_prep.readers import detect_format
+
+    reference = Path(args.run_dir) / MODEL_REFERENCE
+    if not reference.is_file():
+        return
+
+    def points(path: Path) -> bool:
+        return (detect_format(path) if args.format == "auto" else args.format) != "images"
+
+    files = [f for f in expand_inputs(args.inputs) if points(f)]
+    if not files:
+        return
+    config = read_info(args.run_dir)[0].image_config
+    checked = check_files(files, config, reference, format=args.format,
+                          reader_options=reader_options(args))  # fmt: skip
+    flagged = [(h, found) for h, found in checked if found]
+    more = " (attpc-classify health for the table)" if flagged else ""
+    print(f"health against {reference}: {plural(len(flagged), 'file')} of {len(files)} with "
+          f"numbers outside the training simulation's ranges{more}", file=sys.stderr)  # fmt: skip
+    for h, found in flagged[:show]:
+        print(outside_line(h, found), file=sys.stderr)
+    if len(flagged) > show:
+        print(f"... and {len(flagged) - show} more", file=sys.stderr)
 
 
 def _learn_chips(args: argparse.Namespace) -> None:

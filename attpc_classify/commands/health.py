@@ -79,14 +79,10 @@ def _config(args: argparse.Namespace):
     return load_config(ImageConfig, "features", list(RECIPE_SETTINGS))
 
 
-#: the report beside a trained run that ``--model RUN`` compares with by default
-MODEL_REFERENCE = "health.json"
-
-
 def _reference(args: argparse.Namespace, config, options: dict, pool):
     """The reference files' health: read from a report, or measured here."""
     from data_prep.build import expand_inputs
-    from data_prep.health import measure_files, read_health
+    from data_prep.health import MODEL_REFERENCE, measure_files, read_health
 
     given = list(args.reference)
     kept = args.model / MODEL_REFERENCE if args.model is not None else None
