@@ -220,8 +220,12 @@ def _health(
     reference = Path(info.path) / MODEL_REFERENCE
     if not reference.is_file():
         return None, []
-    [(health, found)] = check_files([pointcloud], info.image_config, reference,
-                                    format="spyral", reader_options=options)  # fmt: skip
+    try:
+        [(health, found)] = check_files([pointcloud], info.image_config, reference,
+                                        format="spyral", reader_options=options)  # fmt: skip
+    except InputError as err:  # the calls are written: the run does not fail for this
+        log.warning(f"health not measured: {err}")
+        return None, []
     report = health_beside(predictions)
     write_health(report, [health], info.image_config, read_health(reference))
     return report, found

@@ -8,7 +8,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-from _formats import write_spyral
+from _formats import WRITERS, write_spyral
 from _scripts import load_script
 from _synthetic import make_image_file, train_tiny_cnn
 
@@ -64,8 +64,9 @@ def _run(seed: int, *, dead: int = 0, hot: int | None = None, chips: bool = Fals
         z[:deep] = rng.uniform(1010, 1100, min(deep, len(z)))
         charge = rng.uniform(50, 2000, len(pads))
         charge[rng.random(len(pads)) < saturate] = ADC_FULL_SCALE
-        points = np.column_stack([centres[pads], z, charge])
-        events.append(Event(run=7, event_id=i, points=points))
+        # the pad id in column 5, where Spyral keeps it (pytpc's writer copies it)
+        points = np.column_stack([centres[pads], z, charge, np.zeros(len(pads)), pads])
+        events.append(Event(run=7, event_id=i, points=points, pad_column=5))
     return events, {"dead": sorted(silent.tolist())}
 
 
@@ -78,6 +79,24 @@ def _stored(path: Path) -> tuple[np.ndarray, np.ndarray]:
     with h5py.File(path, "r") as f:
         clouds = [f["cloud"][k][()] for k in f["cloud"] if k.startswith("cloud_")]
     return np.concatenate([c[:, :4] for c in clouds]), np.array([len(c) for c in clouds])
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+def test_file_health_reads_every_format(tmp_path, fmt):
+    """The same events written by each format's writer: the numbers that do not depend on
+    the frame come out as computed from the events themselves (points per event, median
+    charge, saturation), and the hot pad is found where the format has pad ids or the
+    points sit on pad centres (all four)."""
+    events, _ = _run(5, hot=3000, saturate=0.05)
+    name = tmp_path / f"run_0007.{'root' if fmt == 'root' else 'h5'}"
+    path = WRITERS[fmt](name, events, **({"pads": True} if fmt == "spyral" else {}))
+    health = file_health(path, CONFIG)
+    points = np.concatenate([e.points for e in events])
+    assert health.sampled == N_EVENTS
+    assert health.points_per_event == np.median([e.n_points for e in events])
+    assert health.charge_median == pytest.approx(np.median(points[:, 3]))
+    assert health.saturated_fraction == pytest.approx(np.mean(points[:, 3] >= ADC_FULL_SCALE))
+    assert health.hot_pad_ids == (3000,)
 
 
 def test_dead_pads_by_hand():
@@ -207,6 +226,13 @@ def test_a_report_beside_the_model_is_its_reference(tmp_path, capsys):
         err = capsys.readouterr().err
         assert ("1 file of 1 with numbers outside" in err) is checked
         assert (f"{bad}: outside the reference: " in err) is checked
+    # a file health cannot measure (no readable event) is named; the calls stand
+    nothing = [Event(7, i, np.empty((0, 4))) for i in range(3)]
+    empty = write_spyral(tmp_path / "run_0009.h5", nothing)
+    out = tmp_path / "empty.csv"
+    assert main(["classify", str(run), str(empty), "--out", str(out), "--quiet", "--skip-bad"]) == 0
+    err = capsys.readouterr().err
+    assert f"health not measured: {empty}: no readable event to measure" in err and out.exists()
 
 
 def test_health_command_bad_input_is_one_line(tmp_path, capsys):

@@ -149,7 +149,7 @@ def _check_health(args: argparse.Namespace, show: int = 10) -> None:
     from attpc_classify.checkpoint import read_info
     from attpc_classify.commands.preprocess import reader_options
     from data_prep.build import expand_inputs
-    from data_prep.errors import plural
+    from data_prep.errors import InputError, plural
     from data_prep.health import MODEL_REFERENCE, check_files, outside_line
     from data_prep.readers import detect_format
 
@@ -164,16 +164,23 @@ def _check_health(args: argparse.Namespace, show: int = 10) -> None:
     if not files:
         return
     config = read_info(args.run_dir)[0].image_config
-    checked = check_files(files, config, reference, format=args.format,
-                          reader_options=reader_options(args))  # fmt: skip
+    checked, failed = [], []
+    for path in files:  # the calls are written: a file health cannot measure is only named
+        try:
+            checked += check_files([path], config, reference, format=args.format,
+                                   reader_options=reader_options(args))  # fmt: skip
+        except InputError as err:
+            failed.append(str(err))
     flagged = [(h, found) for h, found in checked if found]
     more = " (attpc-classify health for the table)" if flagged else ""
-    print(f"health against {reference}: {plural(len(flagged), 'file')} of {len(files)} with "
+    print(f"health against {reference}: {plural(len(flagged), 'file')} of {len(checked)} with "
           f"numbers outside the training simulation's ranges{more}", file=sys.stderr)  # fmt: skip
     for h, found in flagged[:show]:
         print(outside_line(h, found), file=sys.stderr)
     if len(flagged) > show:
         print(f"... and {len(flagged) - show} more", file=sys.stderr)
+    for reason in failed[:show]:
+        print(f"health not measured: {reason}", file=sys.stderr)
 
 
 def _learn_chips(args: argparse.Namespace) -> None:
