@@ -245,10 +245,12 @@ def run_demo(
         image_config, prep_key, train_h5, test_h5 = _preprocess(d, sim_key, train_files, test_files)
     with d.timed("train"):
         runs, train_cfgs = _train(d, prep_key, train_h5)
+        _keep_health(d, runs, image_config, train_files)
     with d.timed("evaluate"):
         evals = _evaluate(d, runs, test_h5, test_files)
     with d.timed("compare + classify"):
         comparison, best, classified = _compare_and_classify(d, runs, evals, test_files[-1])
+        health = _check_health(runs[best], image_config, test_files[-1])
     d.timings["total"] = time.perf_counter() - start_all
     report = _write_report(
         out_dir,
@@ -263,6 +265,7 @@ def run_demo(
         comparison=comparison,
         best=best,
         classified=classified.to_dict(),
+        health=health,
         timings=d.timings,
         reused=d.reused,
     )
@@ -432,6 +435,39 @@ def _train(
     return runs, train_cfgs
 
 
+def _keep_health(d: _Demo, runs: dict[str, Path], image_config: Any, train_files: list[Path]):
+    """Each run keeps the detector health of its training run files as ``health.json``
+    (`data_prep.health`): the reference ``classify`` and the Spyral phase check a run
+    against. Measured once, where a run has none yet."""
+    from data_prep.health import MODEL_REFERENCE, measure_files, write_health
+
+    missing = [r for r in runs.values() if not (r / MODEL_REFERENCE).is_file()]
+    if not missing:
+        return
+    logger.info(f"[3/6] health of the {len(train_files)} training run files -> runs/*/health.json")
+    if d.cfg.workers > 1:
+        from attpc_classify.predict import worker_pool
+
+        with worker_pool(d.cfg.workers) as pool:
+            healths = measure_files(train_files, image_config, executor=pool)
+    else:
+        healths = measure_files(train_files, image_config)
+    for run_dir in missing:
+        write_health(run_dir / MODEL_REFERENCE, healths, image_config)
+
+
+def _check_health(run_dir: Path, image_config: Any, raw_file: Path) -> str:
+    """The raw run file's health against the run's ``health.json``, in words."""
+    from data_prep.health import MODEL_REFERENCE, check_files
+
+    [(_, found)] = check_files([raw_file], image_config, run_dir / MODEL_REFERENCE)
+    if not found:
+        return "inside the range of the training files on every number"
+    return "outside the training files' range on " + ", ".join(
+        f"{name} ({value:.3g}, training {low:.3g}-{high:.3g})" for name, value, low, high in found
+    )
+
+
 def _fit(tcfg: Any, progress: Callable[[int], None] | None, quiet: bool) -> float:
     """Train one run (in this process or a pool's); its wall time in seconds. ``quiet``:
     no per-epoch log lines (runs trained side by side would interleave them)."""
@@ -540,6 +576,7 @@ def _write_report(
     comparison: dict,
     best: str,
     classified: dict,
+    health: str,
     timings: dict[str, float],
     reused: list[str],
 ) -> Path:
@@ -626,7 +663,8 @@ def _write_report(
         f"{classified['n_events']} events "
         f"({', '.join(f'{k} {v}' for k, v in classified['predicted'].items())}) in "
         f"{classified['wall_s']:.2f} s -> [predictions.csv](predictions.csv) "
-        "(`run,event_id,label,p_proton,p_carbon,p_other`).",
+        "(`run,event_id,label,p_proton,p_carbon,p_other`). Its detector health "
+        f"(`attpc-classify health`, against the run's `health.json`): {health}.",
         "",
         "## Time per stage",
         "",
@@ -791,5 +829,10 @@ def _commands(
         f"attpc-classify compare {' '.join(str(r) for r in runs.values())} --out {d} "
         f"--title 'demo: test set'"
     )
+    for run_dir in runs.values():
+        cmds.append(
+            f"attpc-classify health {' '.join(str(p) for p in train_files)} --model {run_dir} "
+            f"--out {run_dir}/health.json"
+        )
     cmds.append(f"attpc-classify classify {runs[best]} {test_files[-1]} --out {d}/predictions.csv")
     return cmds

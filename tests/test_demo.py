@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -62,6 +63,11 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     assert list(predictions) == ["run", "event_id", "label", "p_proton", "p_carbon", "p_other"]
     assert len(predictions["event_id"]) == 8  # the raw test run file, classified
     assert any(line.startswith("[1/6] simulate") for line in lines)
+    # each run keeps its training files' health, the reference classify checks against
+    health = json.loads((out / "runs/gbt_multiclass/health.json").read_text())
+    assert [Path(f["path"]).name for f in health["files"]] == ["run_0000.h5", "run_0001.h5"]
+    assert "Its detector health (`attpc-classify health`" in report
+    assert "attpc-classify health " in report and "--out " + str(out / "runs") in report
 
     # the demo's trees classify a raw run file (features computed on the fly, structured
     # noise found in the run itself) as they do the preprocessed test file; the binary
