@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -302,6 +302,48 @@ def spark_mask(xyz: np.ndarray, event: np.ndarray, rules: StructuredNoiseRules) 
     return drop
 
 
+class NoiseParts(NamedTuple):
+    """(N,) masks of the points each rule drops (`structured_noise_parts`)."""
+
+    hot: np.ndarray
+    spark: np.ndarray
+    chip: np.ndarray
+    burst: np.ndarray
+
+    @property
+    def any(self) -> np.ndarray:
+        return self.hot | self.spark | self.chip | self.burst
+
+
+def structured_noise_parts(
+    points: np.ndarray,
+    counts: np.ndarray,
+    pads: np.ndarray,
+    hot: np.ndarray,
+    rules: StructuredNoiseRules,
+    spark: np.ndarray | None = None,
+) -> NoiseParts:
+    """What each rule drops (`structured_noise_mask` is their union; the health report
+    counts them apart). A spark goes first: the chip and burst rules then see the event
+    without it (its thousands of points made their medians and the burst rule's DBSCAN
+    slow, and judge nothing)."""
+    counts = np.asarray(counts, dtype=np.int64)
+    event = np.repeat(np.arange(len(counts)), counts)
+    xyz = np.asarray(points[:, :3], dtype=np.float64)
+    pads = np.asarray(pads)
+    spark = spark_mask(xyz, event, rules) if spark is None else np.asarray(spark, dtype=bool)
+    hot = np.asarray(hot, dtype=bool)
+    if not spark.any():  # the usual batch: no copies
+        chip = chip_fire_mask(xyz[:, 2], pads, event, rules)
+        return NoiseParts(hot, spark, chip, burst_mask(xyz, counts, event, rules))
+    rest = np.flatnonzero(~spark)
+    left = np.bincount(event[rest], minlength=len(counts))
+    chip, burst = np.zeros(len(xyz), dtype=bool), np.zeros(len(xyz), dtype=bool)
+    chip[rest] = chip_fire_mask(xyz[rest, 2], pads[rest], event[rest], rules)
+    burst[rest] = burst_mask(xyz[rest], left, event[rest], rules)
+    return NoiseParts(hot, spark, chip, burst)
+
+
 def structured_noise_mask(
     points: np.ndarray,
     counts: np.ndarray,
@@ -315,21 +357,6 @@ def structured_noise_mask(
     ``pads`` are the points' pad ids (-1: unknown), ``hot`` is True for points on a pad
     of their run's hot-pad list; ``spark``: `spark_mask` of these points where the caller
     has it already (to count the events with a spark). Each event is judged on its own
-    points only. A spark goes first: the chip and burst rules then see the event without
-    it (its thousands of points made their medians and the burst rule's DBSCAN slow, and
-    judge nothing).
+    points only (`structured_noise_parts`).
     """
-    counts = np.asarray(counts, dtype=np.int64)
-    event = np.repeat(np.arange(len(counts)), counts)
-    xyz = np.asarray(points[:, :3], dtype=np.float64)
-    pads = np.asarray(pads)
-    spark = spark_mask(xyz, event, rules) if spark is None else np.asarray(spark, dtype=bool)
-    drop = np.asarray(hot, dtype=bool) | spark
-    if not spark.any():  # the usual batch: no copies
-        drop |= chip_fire_mask(xyz[:, 2], pads, event, rules)
-        return drop | burst_mask(xyz, counts, event, rules)
-    rest = np.flatnonzero(~spark)
-    left = np.bincount(event[rest], minlength=len(counts))
-    drop[rest] |= chip_fire_mask(xyz[rest, 2], pads[rest], event[rest], rules)
-    drop[rest] |= burst_mask(xyz[rest], left, event[rest], rules)
-    return drop
+    return structured_noise_parts(points, counts, pads, hot, rules, spark).any
