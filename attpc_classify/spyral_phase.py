@@ -189,7 +189,9 @@ def classify_pointcloud(
     )  # fmt: skip
     result = RunResult(classified=summary)
     if check_health:
-        result.health, result.outside = _health(trained.info, pointcloud, predictions, options)
+        result.health, result.outside = _health(
+            trained.info, pointcloud, predictions, options, summary.charge_units
+        )
     if keep is None:
         return result
     # Select from the written table: the file a user reads and the selection cannot differ.
@@ -206,9 +208,10 @@ def classify_pointcloud(
 
 
 def _health(
-    info, pointcloud: str | Path, predictions: str | Path, options: dict
+    info, pointcloud: str | Path, predictions: str | Path, options: dict, units: dict
 ) -> tuple[Path | None, list]:
-    """The file's health against the run's ``health.json`` (None, [] without one)."""
+    """The file's health against the run's ``health.json`` (None, [] without one);
+    ``units``: the charge unit classify measured (by path), reused."""
     from data_prep.health import (
         MODEL_REFERENCE,
         check_files,
@@ -221,8 +224,11 @@ def _health(
     if not reference.is_file():
         return None, []
     try:
+        here = Path(pointcloud).resolve()
+        own = {str(pointcloud): u for k, u in units.items() if Path(k).resolve() == here}
         [(health, found)] = check_files([pointcloud], info.image_config, reference,
-                                        format="spyral", reader_options=options)  # fmt: skip
+                                        format="spyral", reader_options=options,
+                                        units=own)  # fmt: skip
     except InputError as err:  # the calls are written: the run does not fail for this
         log.warning(f"health not measured: {err}")
         return None, []

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from data_prep.images import ImageConfig
+from data_prep.quantiles import ChargeUnit
 from data_prep.structured import StructuredNoiseRules
 
 #: the AGET's 12-bit ADC full scale: a point at or above it is saturated
@@ -208,24 +209,21 @@ def noise_numbers(
     rules: StructuredNoiseRules,
 ) -> dict:  # fmt: skip
     """The structured-noise rules on the sample (points centred on the beam, as
-    preprocessing applies them): chips firing whole per event, the events with a burst
-    or a spark, the share of points dropped."""
-    from data_prep.structured import burst_mask, chip_fires, spark_mask, structured_noise_mask
+    preprocessing applies them): chips firing whole per event, the events in which the
+    burst rule drops points, those with a spark, the share of points dropped."""
+    from data_prep.structured import chip_fires, structured_noise_parts
 
     event = np.repeat(np.arange(len(counts)), counts)
-    xyz = points[:, :3]
-    spark = spark_mask(xyz, event, rules)
-    drop = structured_noise_mask(points, counts, pads, on_hot, rules, spark=spark)
-    # the chip and burst rules judge the events without their sparks, as in the mask
-    rest = ~spark
+    parts = structured_noise_parts(points, counts, pads, on_hot, rules)
+    # the chip rule judges the events without their sparks, as in the mask
+    rest = ~parts.spark
     left = np.bincount(event[rest], minlength=len(counts))
-    fires = chip_fires(xyz[rest, 2], pads[rest], left, rules)
-    burst = burst_mask(xyz[rest], left, event[rest], rules)
+    fires = chip_fires(points[rest, 2], pads[rest], left, rules)
     return {
         "chip_fires_per_event": float(fires.mean()),
-        "burst_fraction": _share(np.bincount(event[rest][burst], minlength=len(counts)) > 0),
-        "spark_fraction": _share(np.bincount(event[spark], minlength=len(counts)) > 0),
-        "rules_fraction": _share(drop),
+        "burst_fraction": _share(np.bincount(event[parts.burst], minlength=len(counts)) > 0),
+        "spark_fraction": _share(np.bincount(event[parts.spark], minlength=len(counts)) > 0),
+        "rules_fraction": _share(parts.any),
     }
 
 
@@ -280,9 +278,13 @@ def file_health(
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
     seed: int = SAMPLE_SEED,
+    unit: ChargeUnit | None = None,
 ) -> FileHealth:
     """The health of one run file (see module doc), measured on a seeded sample of at
-    most ``n_events`` of its events with ``config``'s rules, z range and band."""
+    most ``n_events`` of its events with ``config``'s rules, z range and band.
+    ``unit``: the file's charge unit where the caller measured it already, with the same
+    config (``classify`` does: the features of its sample are the report's costliest
+    part); a unit pooled from other files is not the file's own (NaN here)."""
     from data_prep.beamaxis import centre_on_beam
     from data_prep.errors import InputError
     from data_prep.images import event_pads
@@ -319,9 +321,10 @@ def file_health(
     # a run read with its map needs no learning
     values.update(dense_numbers(events, rules, learn=not options.get("pad_electronics")))
     if config.charge_calibration != "none" and config.features != "none":
-        unit = file_charge_unit(path, config, axis=axis, format=format,
-                                reader_options=reader_options)  # fmt: skip
-        values["charge_unit"] = unit.unit
+        if unit is None:
+            unit = file_charge_unit(path, config, axis=axis, format=format,
+                                    reader_options=reader_options)  # fmt: skip
+        values["charge_unit"] = math.nan if unit.pooled else unit.unit
         values["band_tracks_per_event"] = unit.tracks / max(unit.events, 1)
     hot_ids = sorted({int(p) for run_pads in hot.values() for p in run_pads})
     return FileHealth(
@@ -398,10 +401,10 @@ def read_health(path: str | Path) -> list[FileHealth]:
 
 
 def _health_of(path: str, config: ImageConfig, format: str, reader_options: dict | None,
-               n_events: int) -> FileHealth:  # fmt: skip
+               n_events: int, units: dict[str, ChargeUnit]) -> FileHealth:  # fmt: skip
     """`file_health` of one path: a task of `data_prep.tasks.run_tasks`."""
     return file_health(path, config, format=format, reader_options=reader_options,
-                       n_events=n_events)  # fmt: skip
+                       n_events=n_events, unit=units.get(path))  # fmt: skip
 
 
 def measure_files(
@@ -412,11 +415,14 @@ def measure_files(
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
     executor: Executor | None = None,
+    units: dict[str, ChargeUnit] | None = None,
 ) -> list[FileHealth]:
-    """`file_health` of each file, in order, on ``executor``'s workers when given."""
+    """`file_health` of each file, in order, on ``executor``'s workers when given
+    (``units``: the files' charge units already measured, by ``str(path)``)."""
     files = [str(p) for p in paths]
+    units = units or {}
     if executor is None or len(files) < 2:
-        return [_health_of(f, config, format, reader_options, n_events) for f in files]
+        return [_health_of(f, config, format, reader_options, n_events, units) for f in files]
     from data_prep.tasks import run_tasks
 
     found: dict[str, FileHealth] = {}
@@ -424,7 +430,7 @@ def measure_files(
     def done(path: str, health: FileHealth) -> None:
         found[path] = health
 
-    run_tasks(executor, _health_of, files, config, format, reader_options, n_events,
+    run_tasks(executor, _health_of, files, config, format, reader_options, n_events, units,
               on_result=done)  # fmt: skip
     return [found[f] for f in files]
 
@@ -479,12 +485,13 @@ def check_files(
     format: str = "auto",
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
+    units: dict[str, ChargeUnit] | None = None,
 ) -> list[tuple[FileHealth, list[tuple[str, float, float, float]]]]:
     """Each file's health and its numbers outside the ranges of the report
-    ``reference`` (`write_health`'s JSON)."""
+    ``reference`` (`write_health`'s JSON; ``units`` as for `measure_files`)."""
     ranges = reference_ranges(read_health(reference))
     healths = measure_files(paths, config, format=format, reader_options=reader_options,
-                            n_events=n_events)  # fmt: skip
+                            n_events=n_events, units=units)  # fmt: skip
     return [(h, outside(h, ranges)) for h in healths]
 
 

@@ -13,6 +13,7 @@ from _scripts import load_script
 from _synthetic import make_image_file, train_tiny_cnn
 
 from attpc_classify.cli import main
+from attpc_classify.commands.health import RECIPE_SETTINGS
 from data_prep.events import Event
 from data_prep.health import (
     ADC_FULL_SCALE,
@@ -97,6 +98,25 @@ def test_file_health_reads_every_format(tmp_path, fmt):
     assert health.charge_median == pytest.approx(np.median(points[:, 3]))
     assert health.saturated_fraction == pytest.approx(np.mean(points[:, 3] >= ADC_FULL_SCALE))
     assert health.hot_pad_ids == (3000,)
+
+
+def test_a_unit_measured_before_is_the_reports_own(tmp_path):
+    """``classify`` hands the report the charge units it measured: with the recipe's
+    preprocessing on simulated run files, the report is the same as measuring the unit
+    again; a unit pooled from other files is not the file's own (NaN)."""
+    from attpc_classify.config import load_config
+    from data_prep.quantiles import ChargeUnit, beam_axes, charge_units
+    from data_prep.simulate import SimConfig, simulate
+
+    config = load_config(ImageConfig, "features", list(RECIPE_SETTINGS))
+    simulate(load_config(SimConfig, "tiny"), 30, tmp_path, seed=4, events_per_file=30)
+    [path] = sorted(tmp_path.glob("run_*.h5"))
+    axes = {k: v.axis for k, v in beam_axes(config, [path]).items()}
+    units = charge_units(config, [path], axes=axes)
+    again = file_health(path, config).to_json()
+    assert file_health(path, config, unit=units[str(path)]).to_json() == again
+    pooled = ChargeUnit(20.0, 1, 30, (), pooled=3)
+    assert np.isnan(file_health(path, config, unit=pooled).charge_unit)
 
 
 def test_dead_pads_by_hand():

@@ -136,14 +136,15 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     _report(summary)
     if not args.no_health:
-        _check_health(args)
+        _check_health(args, summary.charge_units)
     return 0
 
 
-def _check_health(args: argparse.Namespace, show: int = 10) -> None:
+def _check_health(args: argparse.Namespace, units: dict, show: int = 10) -> None:
     """Where the run keeps its training simulation's health report, each point-cloud
     input's numbers outside its ranges (`data_prep.health`): the run is not the
-    simulation there. Image files are skipped: their points are gone."""
+    simulation there. Image files are skipped: their points are gone. ``units``: the
+    charge units classify measured, by path (the same as the report's: reused)."""
     from pathlib import Path
 
     from attpc_classify.checkpoint import read_info
@@ -163,12 +164,14 @@ def _check_health(args: argparse.Namespace, show: int = 10) -> None:
     files = [f for f in expand_inputs(args.inputs) if points(f)]
     if not files:
         return
+    by_file = {str(Path(k).resolve()): u for k, u in units.items()}
+    units = {str(f): by_file[str(f.resolve())] for f in files if str(f.resolve()) in by_file}
     config = read_info(args.run_dir)[0].image_config
     checked, failed = [], []
     for path in files:  # the calls are written: a file health cannot measure is only named
         try:
             checked += check_files([path], config, reference, format=args.format,
-                                   reader_options=reader_options(args))  # fmt: skip
+                                   reader_options=reader_options(args), units=units)  # fmt: skip
         except InputError as err:
             failed.append(str(err))
     flagged = [(h, found) for h, found in checked if found]
