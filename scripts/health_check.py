@@ -11,6 +11,10 @@ set's health report is written to ``DIR/NAME.json``.
 
     .venv/bin/python scripts/health_check.py RUN --reference REF.json \\
         --set nominal=SIM/nominal --set stand-in=SIM/standin ... --out DIR
+
+A set may name reader options after ``::``, as ``classify`` takes them, and where its
+files hold no labels (pytpc) the run files they were copied from after ``@@`` (labels
+matched by run and event id): ``--set "pytpc copy=COPIES::--format pytpc@@SIM/nominal"``.
 """
 
 from __future__ import annotations
@@ -54,6 +58,17 @@ def flagged_metrics(healths, ranges) -> str:
     )
 
 
+def reader_settings(text: str) -> tuple[str, dict, list[str]]:
+    """``--format``, the reader options and the arguments themselves, from ``text``."""
+    from attpc_classify.commands.preprocess import add_reader_arguments, reader_options
+
+    parser = argparse.ArgumentParser()
+    add_reader_arguments(parser)
+    extra = text.split()
+    args = parser.parse_args(extra)
+    return args.format, reader_options(args), extra
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("run", type=Path, help="trained run (its preprocessing measures health)")
@@ -74,12 +89,16 @@ def main() -> None:
     print("| test set | files | metrics outside the reference (files) | proton F1 | macro-F1 |")
     print("|---|---|---|---|---|")
     for item in args.sets:
-        name, _, directory = item.partition("=")
+        name, _, where = item.partition("=")
+        where, _, originals = where.partition("@@")
+        directory, _, options = where.partition("::")
+        fmt, reader, extra = reader_settings(options)
         files = expand_inputs([directory])
-        healths = measure_files(files, config)
+        healths = measure_files(files, config, format=fmt, reader_options=reader)
         write_health(args.out / f"{name}.json", healths, config, reference)
-        rows = classify(args.run, files, args.out / f"{name}.csv")
-        f1, macro = ("-", "-") if isinstance(rows, str) else scores(rows, truth(files), names,
+        rows = classify(args.run, files, args.out / f"{name}.csv", tuple(extra))
+        labels = truth(expand_inputs([originals]) if originals else files)
+        f1, macro = ("-", "-") if isinstance(rows, str) else scores(rows, labels, names,
                                                                        args.seed)  # fmt: skip
         print(f"| {name} | {len(files)} | {flagged_metrics(healths, ranges)} | {f1} | {macro} |",
               flush=True)  # fmt: skip

@@ -776,6 +776,19 @@ HEALTH_TABLE = md_table(
        "`unexplained_dense_per_event` (1 of 5, below)",
       "0.961 [0.935, 0.983]",
       "0.967 [0.948, 0.983]"),
+     ("nominal, a pytpc copy",
+      "5",
+      "`points_per_event` (5 of 5, below), `outside_z_fraction` (5 of 5, below), "
+       "`burst_fraction` (5 of 5, below), `z_p01` (3 of 5, above)",
+      "0.957 [0.930, 0.981]",
+      "0.975 [0.960, 0.990]"),
+     ("nominal, a pytpc copy read in the simulation's frame",
+      "5",
+      "`points_per_event` (5 of 5, below), `outside_z_fraction` (5 of 5, below), "
+       "`beam_backward` (5 of 5, above), `burst_fraction` (5 of 5, below), "
+       "`z_p99` (4 of 5, below)",
+      "0.957 [0.930, 0.981]",
+      "0.975 [0.960, 0.990]"),
      ("randomised (three chip shapes)",
       "10",
       "none",
@@ -2475,8 +2488,10 @@ paper or code followed):
 ... --out DIR`, 2026-12-06, AVX-512 host; RUN: the recommended trees retrained on the
 three-shape preset, 72,000 events, "Chip fires on the real electronics"; REF: `attpc-classify
 health` of its 720 training run files of 100 events, `--workers 2`, 2 min 41 s; the test
-sets of this document, and the stand-in's 1,000 events without chip fires joined into one
-file of 1,000 events, as a real run file is, with and without the map's chip fires of
+sets of this document, the nominal set's pytpc copies of `scripts/formats_check.py` read
+as pytpc files and in the simulation's frame (`--format pytpc --frame simulation`, scored
+by the originals' labels), and the stand-in's 1,000 events without chip fires joined into
+one file of 1,000 events, as a real run file is, with and without the map's chip fires of
 `scripts/chip_check.py`):
 
 {HEALTH_TABLE}
@@ -2491,6 +2506,8 @@ and charge units of 9-378 ADC/mm.
   all below the range: one nominal detector is quieter than any randomised training file
   (fewer points per event, fewer events in which the burst rule drops points, fewer
   points past the drift window). The trees keep 0.95-0.98 proton F1 there.
+- **A file in another frame** is named (`beam_backward`, 5 of 5 files), and the recipe
+  turns it ("A run read in another frame"): the same scores as the originals.
 - **Inside is not passing.** The randomised test set and the stand-in are inside every
   range, and the trees score 0.906 and 0.945 there. A change of labels does not show at
   all: the stand-in of the previous simulation is inside every range, yet scores 0.84 /

@@ -190,8 +190,12 @@ def test_reference_ranges_and_outside_by_hand():
 
 def test_health_check_counts_files_outside_and_their_side():
     """scripts/health_check.py's summary: per metric the files outside the reference and
-    on which side, most files first, counted by hand."""
-    flagged = load_script("health_check").flagged_metrics
+    on which side, most files first, counted by hand; a set's reader options."""
+    script = load_script("health_check")
+    flagged = script.flagged_metrics
+    fmt, options, _ = script.reader_settings("--format pytpc --frame simulation")
+    assert (fmt, options) == ("pytpc", {"frame": "simulation"})
+    assert script.reader_settings("")[:2] == ("auto", {})
     files = [_health(hot_pads=30, dead_fraction=d) for d in (0.0, 0.2)]
     ranges = {"hot_pads": (0.0, 20.0), "dead_fraction": (0.01, 0.1), "charge_unit": (0.5, 2.0)}
     assert flagged(files, ranges) == (
