@@ -214,7 +214,8 @@ def test_health_command_names_what_differs_from_the_reference(tmp_path, capsys):
     assert main(["health", str(good), "--config", "default", "--set", "structured_noise=rules",
                  "--out", str(ref)]) == 0  # fmt: skip
     out = tmp_path / "health.json"
-    assert main(["health", str(bad), str(good), "--reference", str(ref), "--config", "default",
+    # --reference before the inputs takes one path (repeat it for more)
+    assert main(["health", "--reference", str(ref), str(bad), str(good), "--config", "default",
                  "--set", "structured_noise=rules", "--out", str(out)]) == 0  # fmt: skip
     report = json.loads(out.read_text())
     flagged = {

@@ -44,11 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", type=Path, help="write the report as JSON")
     parser.add_argument(
         "--reference",
-        nargs="+",
+        action="append",
         type=Path,
         default=[],
-        help="files or directories to compare with (e.g. the training simulation), or a "
-        "health report JSON",
+        metavar="PATH",
+        help="a file or directory to compare with (e.g. the training simulation), or a "
+        "health report JSON; repeat for more",
     )
     parser.add_argument("--model", type=Path, help="measure with this trained run's preprocessing")
     parser.add_argument(
