@@ -131,7 +131,7 @@ class FileHealth:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> FileHealth:
         """The inverse of `to_json` (null back to NaN)."""
-        names = {f.name: f.type for f in fields(cls)}
+        names = {f.name for f in fields(cls)}
         values = {k: (math.nan if v is None else v) for k, v in data.items() if k in names}
         values["hot_pad_ids"] = tuple(data.get("hot_pad_ids") or ())
         return cls(**values)
@@ -486,12 +486,14 @@ def check_files(
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
     units: dict[str, ChargeUnit] | None = None,
+    executor: Executor | None = None,
 ) -> list[tuple[FileHealth, list[tuple[str, float, float, float]]]]:
     """Each file's health and its numbers outside the ranges of the report
-    ``reference`` (`write_health`'s JSON; ``units`` as for `measure_files`)."""
+    ``reference`` (`write_health`'s JSON; ``units``, ``executor`` as for
+    `measure_files`)."""
     ranges = reference_ranges(read_health(reference))
     healths = measure_files(paths, config, format=format, reader_options=reader_options,
-                            n_events=n_events, units=units)  # fmt: skip
+                            n_events=n_events, units=units, executor=executor)  # fmt: skip
     return [(h, outside(h, ranges)) for h in healths]
 
 

@@ -258,6 +258,12 @@ def test_a_report_beside_the_model_is_its_reference(tmp_path, capsys):
     assert main(["classify", str(run), str(empty), "--out", str(out), "--quiet", "--skip-bad"]) == 0
     err = capsys.readouterr().err
     assert f"health not measured: {empty}: no readable event to measure" in err and out.exists()
+    # on 2 workers the same: the files at once, and the one that fails named on its own
+    assert main(["classify", str(run), str(bad), str(empty), "--out", str(out), "--quiet",
+                 "--skip-bad", "--workers", "2"]) == 0  # fmt: skip
+    err = capsys.readouterr().err
+    assert f"health not measured: {empty}: no readable event to measure" in err
+    assert f"{bad}: outside the reference: " in err and "1 file of 1 with numbers" in err
 
 
 def test_health_command_bad_input_is_one_line(tmp_path, capsys):

@@ -167,13 +167,23 @@ def _check_health(args: argparse.Namespace, units: dict, show: int = 10) -> None
     by_file = {str(Path(k).resolve()): u for k, u in units.items()}
     units = {str(f): by_file[str(f.resolve())] for f in files if str(f.resolve()) in by_file}
     config = read_info(args.run_dir)[0].image_config
-    checked, failed = [], []
-    for path in files:  # the calls are written: a file health cannot measure is only named
-        try:
-            checked += check_files([path], config, reference, format=args.format,
-                                   reader_options=reader_options(args), units=units)  # fmt: skip
-        except InputError as err:
-            failed.append(str(err))
+    common = dict(format=args.format, reader_options=reader_options(args), units=units)
+    checked, failed = None, []
+    if args.workers > 1 and len(files) > 1:  # the files at once, as they were classified
+        from attpc_classify.predict import worker_pool
+
+        with worker_pool(args.workers) as pool:
+            try:
+                checked = check_files(files, config, reference, executor=pool, **common)
+            except InputError:
+                checked = None  # a file failed: each on its own below, to name it
+    if checked is None:
+        checked = []
+        for path in files:
+            try:  # the calls are written: a file health cannot measure is only named
+                checked += check_files([path], config, reference, **common)
+            except InputError as err:
+                failed.append(str(err))
     flagged = [(h, found) for h, found in checked if found]
     more = " (attpc-classify health for the table)" if flagged else ""
     print(f"health against {reference}: {plural(len(flagged), 'file')} of {len(checked)} with "
