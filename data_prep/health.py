@@ -61,6 +61,12 @@ DEAD_MIN_EXPECTED = 10.0
 #: against (``attpc-classify health --model``, ``classify``, the Spyral phase)
 MODEL_REFERENCE = "health.json"
 
+#: numbers that grow with the events a file holds (a chip is learned from 3 whole fires
+#: in one file: 100-event files learn few): judged only against reference files measured
+#: on about as many events, within a factor `LENGTH_FACTOR`
+LENGTH_BOUND = ("learned_fires_per_event",)
+LENGTH_FACTOR = 2.0
+
 #: the numbers `outside` compares, with their units (for the table)
 METRICS: dict[str, str] = {
     "points_per_event": "median points per event",
@@ -340,9 +346,10 @@ def file_health(
 
 def reference_ranges(reference: Sequence[FileHealth]) -> dict[str, tuple[float, float]]:
     """Per metric of `METRICS`, its smallest and largest value over the reference files
-    (metrics no reference file measured are left out)."""
+    (metrics no reference file measured are left out), and under ``"sampled"`` the
+    events the reference files were measured on."""
     ranges = {}
-    for name in METRICS:
+    for name in (*METRICS, "sampled"):
         values = np.array([getattr(h, name) for h in reference], dtype=np.float64)
         values = values[np.isfinite(values)]
         if len(values):
@@ -350,13 +357,24 @@ def reference_ranges(reference: Sequence[FileHealth]) -> dict[str, tuple[float, 
     return ranges
 
 
+def like_length(health: FileHealth, ranges: dict[str, tuple[float, float]]) -> bool:
+    """Whether ``health`` was measured on about as many events as the reference files
+    (within `LENGTH_FACTOR`): the `LENGTH_BOUND` numbers are judged only then."""
+    low, high = ranges.get("sampled", (0.0, math.inf))
+    return low / LENGTH_FACTOR <= health.sampled <= high * LENGTH_FACTOR
+
+
 def outside(
     health: FileHealth, ranges: dict[str, tuple[float, float]]
 ) -> list[tuple[str, float, float, float]]:
     """``(metric, value, low, high)`` for each metric of ``health`` outside the
-    reference's range (a metric not measured on either side is not judged)."""
+    reference's range (a metric not measured on either side is not judged, nor a
+    `LENGTH_BOUND` one of a file not of the reference files' length)."""
     found = []
-    for name, (low, high) in ranges.items():
+    for name in METRICS:
+        if name not in ranges or (name in LENGTH_BOUND and not like_length(health, ranges)):
+            continue
+        low, high = ranges[name]
         value = float(getattr(health, name))
         if value == value and not low <= value <= high:
             found.append((name, value, low, high))
@@ -463,6 +481,14 @@ def health_table(
     flagged = [(h, outside(h, ranges)) for h in healths]
     flagged = [(h, o) for h, o in flagged if o]
     lines += [outside_line(h, found) for h, found in flagged[:show]]
+    unlike = [h for h in healths if ranges and not like_length(h, ranges)]
+    if unlike:
+        lo, hi = ranges["sampled"]
+        lines.append(
+            f"{', '.join(LENGTH_BOUND)} not judged for {len(unlike)} file(s) of another length "
+            f"than the reference files ({lo:,.0f}-{hi:,.0f} events sampled; "
+            f"{unlike[0].path}: {unlike[0].sampled:,})"
+        )
     if len(flagged) > show:
         lines.append(f"... and {len(flagged) - show} more file(s) outside the reference")
     return "\n".join(lines)

@@ -175,7 +175,7 @@ def _health(**values: float) -> FileHealth:
     base = dict(path="a", events=1, sampled=1, bad=0, beam_backward=False, beam_note="",
                 hot_pad_ids=(), judged_pads=0, learned_chips=-1)  # fmt: skip
     numbers = {name: 1.0 for name in FileHealth.__dataclass_fields__ if name not in base}
-    return FileHealth(**base, **{**numbers, **values})
+    return FileHealth(**{**base, **numbers, **values})
 
 
 def test_reference_ranges_and_outside_by_hand():
@@ -186,6 +186,13 @@ def test_reference_ranges_and_outside_by_hand():
     assert ranges["charge_unit"] == (20.0, 20.0)  # the NaN is not a value
     c = _health(hot_pads=9, charge_unit=float("nan"))
     assert outside(c, ranges) == [("hot_pads", 9.0, 1.0, 4.0)]  # NaN is not judged
+    # chips learned grow with a file's length: judged against files of about its length
+    short = [_health(sampled=100, learned_fires_per_event=0.1) for _ in range(2)]
+    ranges = reference_ranges(short)
+    assert ranges["sampled"] == (100.0, 100.0)
+    fires = [("learned_fires_per_event", 0.7, 0.1, 0.1)]
+    assert outside(_health(sampled=150, learned_fires_per_event=0.7), ranges) == fires
+    assert outside(_health(sampled=1000, learned_fires_per_event=0.7), ranges) == []
 
 
 def test_health_check_counts_files_outside_and_their_side():
