@@ -322,7 +322,7 @@ def test_chips_learned_from_the_run_reach_the_reader(sim, tmp_path):
         ClassifyPhase(sim["run"], pad_electronics=tmp_path / "chips.csv", learn_chips=True)
 
 
-def test_health_against_the_runs_report(sim, tmp_path):
+def test_health_against_the_runs_report(sim, tmp_path, caplog):
     """With ``RUN/health.json`` (the health of run 2) beside the model, the phase
     measures a copy of run 1 whose rule chips fire twice per event against it: the
     report is written beside the table and names the chip fires; without the check,
@@ -347,6 +347,19 @@ def test_health_against_the_runs_report(sim, tmp_path):
     assert len(report["reference"]["files"]) == 1
     classify_pointcloud(run, cloud, tmp_path / "off.h5", device="cpu", check_health=False)
     assert not (tmp_path / "off_health.json").exists()
+    # a file whose health cannot be measured: a warning, the calls stand
+    from _formats import write_spyral
+
+    from data_prep.events import Event
+
+    empty = write_spyral(
+        tmp_path / "run_0009.h5", [Event(9, i, np.zeros((0, 4))) for i in range(3)]
+    )
+    with caplog.at_level(logging.WARNING, logger="spyral.attpc_classify"):
+        done = classify_pointcloud(run, empty, tmp_path / "empty.h5", device="cpu", skip_bad=True)
+    assert done.health is None and (tmp_path / "empty.h5").exists()
+    assert not (tmp_path / "empty_health.json").exists()
+    assert f"health not measured: {empty}: no readable event to measure" in caplog.text
 
 
 def test_phase_pickles_small_for_spawn(sim):
