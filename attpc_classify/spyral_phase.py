@@ -216,6 +216,7 @@ def _health(
         MODEL_REFERENCE,
         check_files,
         health_beside,
+        not_measured,
         read_health,
         write_health,
     )
@@ -229,8 +230,8 @@ def _health(
         [(health, found)] = check_files([pointcloud], info.image_config, reference,
                                         format="spyral", reader_options=options,
                                         units=own)  # fmt: skip
-    except InputError as err:  # the calls are written: the run does not fail for this
-        log.warning(f"health not measured: {err}")
+    except Exception as err:  # the calls are written: the run does not fail for this
+        log.warning(f"health not measured: {not_measured(pointcloud, err)}")
         return None, []
     report = health_beside(predictions)
     write_health(report, [health], info.image_config, read_health(reference))

@@ -528,3 +528,15 @@ def health_beside(output: str | Path) -> Path:
     ``<stem>_health.json``."""
     output = Path(output)
     return output.with_name(f"{output.stem}_health.json")
+
+
+def not_measured(path: str | Path, err: Exception) -> str:
+    """One line for a file whose health could not be measured where runs are classified:
+    the calls are written already, so the report must not take them down. A bad file
+    says why (`InputError`); anything else is named as the error it is (a bug to
+    report)."""
+    from data_prep.errors import InputError
+
+    if isinstance(err, InputError):
+        return str(err)
+    return f"{path}: {type(err).__name__}: {err} (please report it)"

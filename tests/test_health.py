@@ -20,6 +20,7 @@ from data_prep.health import (
     FileHealth,
     dead_pads,
     file_health,
+    not_measured,
     outside,
     reference_ranges,
 )
@@ -271,6 +272,18 @@ def test_a_report_beside_the_model_is_its_reference(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"health not measured: {empty}: no readable event to measure" in err
     assert f"{bad}: outside the reference: " in err and "1 file of 1 with numbers" in err
+
+
+def test_a_file_not_measured_is_one_line():
+    """Where runs are classified, a file the report cannot measure is named in one line:
+    a bad file by its own message, anything else by its error's name."""
+    from data_prep.errors import InputError
+
+    bad = InputError("no readable event to measure", path="run_0001.h5")
+    assert not_measured("run_0001.h5", bad) == "run_0001.h5: no readable event to measure"
+    assert not_measured("run_0002.h5", ValueError("odd")) == (
+        "run_0002.h5: ValueError: odd (please report it)"
+    )
 
 
 def test_health_command_bad_input_is_one_line(tmp_path, capsys):

@@ -150,8 +150,8 @@ def _check_health(args: argparse.Namespace, units: dict, show: int = 10) -> None
     from attpc_classify.checkpoint import read_info
     from attpc_classify.commands.preprocess import reader_options
     from data_prep.build import expand_inputs
-    from data_prep.errors import InputError, plural
-    from data_prep.health import MODEL_REFERENCE, check_files, outside_line
+    from data_prep.errors import plural
+    from data_prep.health import MODEL_REFERENCE, check_files, not_measured, outside_line
     from data_prep.readers import detect_format
 
     reference = Path(args.run_dir) / MODEL_REFERENCE
@@ -175,15 +175,15 @@ def _check_health(args: argparse.Namespace, units: dict, show: int = 10) -> None
         with worker_pool(args.workers) as pool:
             try:
                 checked = check_files(files, config, reference, executor=pool, **common)
-            except InputError:
+            except Exception:
                 checked = None  # a file failed: each on its own below, to name it
     if checked is None:
         checked = []
         for path in files:
             try:  # the calls are written: a file health cannot measure is only named
                 checked += check_files([path], config, reference, **common)
-            except InputError as err:
-                failed.append(str(err))
+            except Exception as err:
+                failed.append(not_measured(path, err))
     flagged = [(h, found) for h, found in checked if found]
     more = " (attpc-classify health for the table)" if flagged else ""
     print(f"health against {reference}: {plural(len(flagged), 'file')} of {len(checked)} with "
