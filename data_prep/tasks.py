@@ -85,7 +85,7 @@ def run_tasks(
     BaseException
         The first task's failure (or an interrupt): the tasks not yet finished are
         cancelled first; a `ProcessPoolExecutor`'s workers are terminated rather than
-        left to finish what they hold.
+        left to finish what they hold (its pending tasks then fail as a broken pool).
     """
     task_fn = Refusing(fn)
     futures = {executor.submit(task_fn, task, *args, **kwargs): task for task in tasks}
@@ -102,12 +102,16 @@ def run_tasks(
                 for future in finished:  # popped: a result is held no longer than needed
                     on_result(futures.pop(future), result(future))
     except BaseException:
-        for future in pending:
-            future.cancel()
         if isinstance(executor, ProcessPoolExecutor):
             # Stop now rather than after the tasks already queued to the workers: on
             # SIGTERM they delete their half-written output and exit (build._init_worker).
+            # No future is cancelled first: the pool's manager thread then marks every
+            # pending one broken, where a cancelled one made it raise InvalidStateError
+            # (CPython 3.11's terminate_broken; a traceback on stderr after a SIGTERM).
             for proc in list((getattr(executor, "_processes", None) or {}).values()):
                 proc.terminate()
-            executor.shutdown(wait=True, cancel_futures=True)
+            executor.shutdown(wait=True)
+        else:
+            for future in pending:
+                future.cancel()
         raise
