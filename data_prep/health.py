@@ -10,7 +10,7 @@ physicist can check by eye, blind to labels:
   depth z of the points (1st and 99th percentile) and the share outside the image's
   ``z_range`` (a drift window or calibration off);
 - **beam**: the run file's fitted beam line (`data_prep.beamaxis`), its angle to the
-  detector axis, its offset at the window and its direction;
+  detector axis, its offset at mid-drift and its direction;
 - **electronics**: the hot pads (`data_prep.structured.find_hot_pads`); the dead pads,
   pads that never fire while the pads at their radius fire often (`dead_pads`); the
   chips that fire whole per event by the chip rule's grouping (64 consecutive ids, or
@@ -22,7 +22,8 @@ physicist can check by eye, blind to labels:
   (`data_prep.quantiles.file_charge_unit`) and the band tracks per event found.
 
 `outside` compares each number with its range over reference files (e.g. the simulated
-run files a model was trained on): a number outside says the run differs from the
+run files a model was trained on; the chips learned per event only against files of
+about the same length, `LENGTH_BOUND`): a number outside says the run differs from the
 reference there, not that the model fails -- docs/sim-to-real.md, "Detector health",
 says which differences the recommended model was measured to stand. Ours: the idea is a
 run-quality summary of the kind every experiment keeps; no paper or code is followed.
