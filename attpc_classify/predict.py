@@ -51,6 +51,7 @@ import numpy as np
 from attpc_classify.decision import decide
 from data_prep import quantiles
 from data_prep.atomic import check_writable, remove_stale_temps, temp_path
+from data_prep.beamaxis import FileAxis
 from data_prep.build import expand_inputs, first_duplicate
 from data_prep.errors import InputError
 from data_prep.imagefile import is_image_file, read_info
@@ -422,9 +423,10 @@ def with_run_settings(
     sources: Sequence[Source],
     reader_options: dict,
     executor: Executor | None = None,
-) -> tuple[list[ClassifyTask], dict[str, quantiles.ChargeUnit]]:
+) -> tuple[list[ClassifyTask], dict[str, quantiles.ChargeUnit], dict[str, FileAxis]]:
     """What each point-cloud task projects with, as preprocess does: for a
-    ``beam_axis=run`` model its file's fitted beam axis (`quantiles.beam_axes`); for a
+    ``beam_axis=run`` model its file's fitted beam axis (`quantiles.beam_axes`, returned
+    too); for a
     ``charge_norm=quantile`` model the charge quantiles (a seeded sample,
     `data_prep.quantiles`) of the run that the point-cloud inputs taken together make up;
     for a ``charge_calibration`` model each file's charge unit (`quantiles.charge_units`,
@@ -449,7 +451,7 @@ def with_run_settings(
         else t
         for t in tasks
     ]
-    return tasks, units
+    return tasks, units, fits
 
 
 def model_config(info: RunInfo) -> ImageConfig:
@@ -870,6 +872,9 @@ class ClassifySummary:
     wall_s: float = 0.0
     # charge_calibration=proton_band: each point-cloud file's charge unit
     charge_units: dict[str, quantiles.ChargeUnit] = field(default_factory=dict)
+    # beam_axis=run: each point-cloud file's fitted beam line (the health report reuses
+    # it with the units)
+    beam_axes: dict[str, FileAxis] = field(default_factory=dict)
 
     @property
     def events_per_s(self) -> float:
@@ -954,7 +959,7 @@ def run_classification(
     info = trained.info
     out = Path(out)
     tasks = plan_classify(sources, events_per_task=events_per_task, batch_size=batch_size)
-    tasks, units = with_run_settings(tasks, info, sources, reader_options, executor)
+    tasks, units, fits = with_run_settings(tasks, info, sources, reader_options, executor)
     options = dict(precision=precision, batch_size=batch_size, skip_bad=skip_bad,
                    reader_options=reader_options, prefetch=prefetch)  # fmt: skip
     start = time.perf_counter()
@@ -977,7 +982,7 @@ def run_classification(
                       device=device, engine=engine, **options)  # fmt: skip
         summary = merge.finish(len(tasks))
         summary.wall_s = time.perf_counter() - start
-        summary.charge_units = units
+        summary.charge_units, summary.beam_axes = units, fits
         writer.commit(summary=summary.to_dict())
     return summary
 

@@ -54,6 +54,7 @@ from attpc_classify.predict import (
 )
 from data_prep.atomic import atomic_path
 from data_prep.errors import InputError, plural
+from data_prep.health import Known
 
 #: Spyral's loggers live under "spyral" (``spyral.core.spy_log``): a child of it writes
 #: into the workspace's per-process log files, as Spyral's own phases do.
@@ -189,8 +190,9 @@ def classify_pointcloud(
     )  # fmt: skip
     result = RunResult(classified=summary)
     if check_health:
+        known = Known(summary.charge_units, summary.beam_axes).of([pointcloud])
         result.health, result.outside = _health(
-            trained.info, pointcloud, predictions, options, summary.charge_units
+            trained.info, pointcloud, predictions, options, known
         )
     if keep is None:
         return result
@@ -208,10 +210,10 @@ def classify_pointcloud(
 
 
 def _health(
-    info, pointcloud: str | Path, predictions: str | Path, options: dict, units: dict
+    info, pointcloud: str | Path, predictions: str | Path, options: dict, known: Known
 ) -> tuple[Path | None, list]:
     """The file's health against the run's ``health.json`` (None, [] without one);
-    ``units``: the charge unit classify measured (by path), reused."""
+    ``known``: the charge unit and beam line classify measured, reused."""
     from data_prep.health import (
         MODEL_REFERENCE,
         check_files,
@@ -225,11 +227,9 @@ def _health(
     if not reference.is_file():
         return None, []
     try:
-        here = Path(pointcloud).resolve()
-        own = {str(pointcloud): u for k, u in units.items() if Path(k).resolve() == here}
         [(health, found)] = check_files([pointcloud], info.image_config, reference,
                                         format="spyral", reader_options=options,
-                                        units=own)  # fmt: skip
+                                        known=known)  # fmt: skip
     except Exception as err:  # the calls are written: the run does not fail for this
         log.warning(f"health not measured: {not_measured(pointcloud, err)}")
         return None, []

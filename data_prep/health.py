@@ -34,12 +34,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from concurrent.futures import Executor
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from data_prep.beamaxis import FileAxis
 from data_prep.images import ImageConfig
 from data_prep.quantiles import ChargeUnit
 from data_prep.structured import StructuredNoiseRules
@@ -142,6 +143,25 @@ class FileHealth:
         values = {k: (math.nan if v is None else v) for k, v in data.items() if k in names}
         values["hot_pad_ids"] = tuple(data.get("hot_pad_ids") or ())
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a caller measured on the files already, by ``str(path)``, with the config the
+    report uses: their charge units and fitted beam lines (``classify`` has both)."""
+
+    units: dict[str, ChargeUnit] = field(default_factory=dict)
+    axes: dict[str, FileAxis] = field(default_factory=dict)
+
+    def of(self, paths: Sequence[str | Path]) -> Known:
+        """The entries of ``paths``, keyed as given (matched on the resolved path)."""
+
+        def pick(found: dict) -> dict:
+            by_file = {Path(k).resolve(): v for k, v in found.items()}
+            return {str(p): by_file[Path(p).resolve()] for p in paths
+                    if Path(p).resolve() in by_file}  # fmt: skip
+
+        return Known(pick(self.units), pick(self.axes))
 
 
 def _nan_quantile(values: np.ndarray, q: float) -> float:
@@ -286,12 +306,14 @@ def file_health(
     n_events: int = SAMPLE_EVENTS,
     seed: int = SAMPLE_SEED,
     unit: ChargeUnit | None = None,
+    axis: FileAxis | None = None,
 ) -> FileHealth:
     """The health of one run file (see module doc), measured on a seeded sample of at
     most ``n_events`` of its events with ``config``'s rules, z range and band.
-    ``unit``: the file's charge unit where the caller measured it already, with the same
-    config (``classify`` does: the features of its sample are the report's costliest
-    part); a unit pooled from other files is not the file's own (NaN here)."""
+    ``unit``, ``axis``: the file's charge unit and fitted beam line where the caller
+    measured them already, with the same config (``classify`` does: the features of the
+    unit's sample are the report's costliest part); a unit pooled from other files is
+    not the file's own (NaN here)."""
     from data_prep.beamaxis import centre_on_beam
     from data_prep.errors import InputError
     from data_prep.images import event_pads
@@ -304,7 +326,7 @@ def file_health(
     options = dict(reader_options or {})
     options.setdefault("charge", config.charge_column)
     rules = config.rules
-    found = file_beam_axis(path, config, format=format, reader_options=reader_options)
+    found = axis or file_beam_axis(path, config, format=format, reader_options=reader_options)
     axis = found.axis
     with open_events(path, format=format, **options) as reader:
         n_file = len(reader)
@@ -420,10 +442,11 @@ def read_health(path: str | Path) -> list[FileHealth]:
 
 
 def _health_of(path: str, config: ImageConfig, format: str, reader_options: dict | None,
-               n_events: int, units: dict[str, ChargeUnit]) -> FileHealth:  # fmt: skip
+               n_events: int, known: Known) -> FileHealth:  # fmt: skip
     """`file_health` of one path: a task of `data_prep.tasks.run_tasks`."""
     return file_health(path, config, format=format, reader_options=reader_options,
-                       n_events=n_events, unit=units.get(path))  # fmt: skip
+                       n_events=n_events, unit=known.units.get(path),
+                       axis=known.axes.get(path))  # fmt: skip
 
 
 def measure_files(
@@ -434,14 +457,14 @@ def measure_files(
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
     executor: Executor | None = None,
-    units: dict[str, ChargeUnit] | None = None,
+    known: Known | None = None,
 ) -> list[FileHealth]:
     """`file_health` of each file, in order, on ``executor``'s workers when given
-    (``units``: the files' charge units already measured, by ``str(path)``)."""
+    (``known``: the files' charge units and beam lines already measured)."""
     files = [str(p) for p in paths]
-    units = units or {}
+    known = known or Known()
     if executor is None or len(files) < 2:
-        return [_health_of(f, config, format, reader_options, n_events, units) for f in files]
+        return [_health_of(f, config, format, reader_options, n_events, known) for f in files]
     from data_prep.tasks import run_tasks
 
     found: dict[str, FileHealth] = {}
@@ -449,7 +472,7 @@ def measure_files(
     def done(path: str, health: FileHealth) -> None:
         found[path] = health
 
-    run_tasks(executor, _health_of, files, config, format, reader_options, n_events, units,
+    run_tasks(executor, _health_of, files, config, format, reader_options, n_events, known,
               on_result=done)  # fmt: skip
     return [found[f] for f in files]
 
@@ -512,15 +535,15 @@ def check_files(
     format: str = "auto",
     reader_options: dict | None = None,
     n_events: int = SAMPLE_EVENTS,
-    units: dict[str, ChargeUnit] | None = None,
+    known: Known | None = None,
     executor: Executor | None = None,
 ) -> list[tuple[FileHealth, list[tuple[str, float, float, float]]]]:
     """Each file's health and its numbers outside the ranges of the report
-    ``reference`` (`write_health`'s JSON; ``units``, ``executor`` as for
+    ``reference`` (`write_health`'s JSON; ``known``, ``executor`` as for
     `measure_files`)."""
     ranges = reference_ranges(read_health(reference))
     healths = measure_files(paths, config, format=format, reader_options=reader_options,
-                            n_events=n_events, units=units, executor=executor)  # fmt: skip
+                            n_events=n_events, known=known, executor=executor)  # fmt: skip
     return [(h, outside(h, ranges)) for h in healths]
 
 

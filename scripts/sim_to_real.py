@@ -2542,8 +2542,9 @@ the charge unit's features take 1.8 s (1.7 s without the unit) and reading the s
 0.1 s; 190 MiB at the peak. The samples are at most 1,000 events per file (2,000 for
 the unit's features), so a run file of 10,000 events costs 5.7 s (the ten randomised
 files of 1,000 events above joined into one, best of 3) against ~35 s to classify it with
-the recommended trees (~290 events/s here); `classify` hands the report the charge units
-it measured already, which saves the unit's part.
+the recommended trees (~290 events/s here). `classify` hands the report the charge units
+and beam lines it measured already: on that file its check adds 3.8 s to 41.6 s (`classify`
+with and without `--no-health`, the recommended trees).
 
 ## Noise cleaning: DBSCAN or HDBSCAN
 

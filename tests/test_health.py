@@ -18,6 +18,7 @@ from data_prep.events import Event
 from data_prep.health import (
     ADC_FULL_SCALE,
     FileHealth,
+    Known,
     dead_pads,
     file_health,
     not_measured,
@@ -102,9 +103,10 @@ def test_file_health_reads_every_format(tmp_path, fmt):
 
 
 def test_a_unit_measured_before_is_the_reports_own(tmp_path):
-    """``classify`` hands the report the charge units it measured: with the recipe's
-    preprocessing on simulated run files, the report is the same as measuring the unit
-    again; a unit pooled from other files is not the file's own (NaN)."""
+    """``classify`` hands the report the charge units and beam lines it measured (matched
+    on the resolved path): with the recipe's preprocessing on a simulated run file, the
+    report is the same as measuring them again; a unit pooled from other files is not
+    the file's own (NaN)."""
     from attpc_classify.config import load_config
     from data_prep.quantiles import ChargeUnit, beam_axes, charge_units
     from data_prep.simulate import SimConfig, simulate
@@ -112,10 +114,15 @@ def test_a_unit_measured_before_is_the_reports_own(tmp_path):
     config = load_config(ImageConfig, "features", list(RECIPE_SETTINGS))
     simulate(load_config(SimConfig, "tiny"), 30, tmp_path, seed=4, events_per_file=30)
     [path] = sorted(tmp_path.glob("run_*.h5"))
-    axes = {k: v.axis for k, v in beam_axes(config, [path]).items()}
-    units = charge_units(config, [path], axes=axes)
+    fits = beam_axes(config, [path])
+    units = charge_units(config, [path], axes={k: v.axis for k, v in fits.items()})
     again = file_health(path, config).to_json()
-    assert file_health(path, config, unit=units[str(path)]).to_json() == again
+    spelled = tmp_path / ".." / tmp_path.name / path.name  # the same file, named otherwise
+    known = Known(units, fits).of([spelled])
+    assert known.units == {str(spelled): units[str(path)]}
+    assert known.axes == {str(spelled): fits[str(path)]}
+    given = file_health(path, config, unit=units[str(path)], axis=fits[str(path)])
+    assert given.to_json() == again
     pooled = ChargeUnit(20.0, 1, 30, (), pooled=3)
     assert np.isnan(file_health(path, config, unit=pooled).charge_unit)
 

@@ -136,22 +136,22 @@ def run(args: argparse.Namespace) -> int:
             bar.close()
     _report(summary)
     if not args.no_health:
-        _check_health(args, summary.charge_units)
+        _check_health(args, summary)
     return 0
 
 
-def _check_health(args: argparse.Namespace, units: dict, show: int = 10) -> None:
+def _check_health(args: argparse.Namespace, summary, show: int = 10) -> None:
     """Where the run keeps its training simulation's health report, each point-cloud
     input's numbers outside its ranges (`data_prep.health`): the run is not the
-    simulation there. Image files are skipped: their points are gone. ``units``: the
-    charge units classify measured, by path (the same as the report's: reused)."""
+    simulation there. Image files are skipped: their points are gone. The charge units
+    and beam lines classify measured (``summary``) are the report's: reused."""
     from pathlib import Path
 
     from attpc_classify.checkpoint import read_info
     from attpc_classify.commands.preprocess import reader_options
     from data_prep.build import expand_inputs
     from data_prep.errors import plural
-    from data_prep.health import MODEL_REFERENCE, check_files, not_measured, outside_line
+    from data_prep.health import MODEL_REFERENCE, Known, check_files, not_measured, outside_line
     from data_prep.readers import detect_format
 
     reference = Path(args.run_dir) / MODEL_REFERENCE
@@ -164,10 +164,9 @@ def _check_health(args: argparse.Namespace, units: dict, show: int = 10) -> None
     files = [f for f in expand_inputs(args.inputs) if points(f)]
     if not files:
         return
-    by_file = {str(Path(k).resolve()): u for k, u in units.items()}
-    units = {str(f): by_file[str(f.resolve())] for f in files if str(f.resolve()) in by_file}
+    known = Known(summary.charge_units, summary.beam_axes).of(files)
     config = read_info(args.run_dir)[0].image_config
-    common = dict(format=args.format, reader_options=reader_options(args), units=units)
+    common = dict(format=args.format, reader_options=reader_options(args), known=known)
     checked, failed = None, []
     if args.workers > 1 and len(files) > 1:  # the files at once, as they were classified
         from attpc_classify.predict import worker_pool
