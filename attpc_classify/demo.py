@@ -250,7 +250,7 @@ def run_demo(
         evals = _evaluate(d, runs, test_h5, test_files)
     with d.timed("compare + classify"):
         comparison, best, classified = _compare_and_classify(d, runs, evals, test_files[-1])
-        health = _check_health(runs[best], image_config, test_files[-1])
+        health = _check_health(runs[best], image_config, test_files[-1], classified)
     d.timings["total"] = time.perf_counter() - start_all
     report = _write_report(
         out_dir,
@@ -456,16 +456,17 @@ def _keep_health(d: _Demo, runs: dict[str, Path], image_config: Any, train_files
         write_health(run_dir / MODEL_REFERENCE, healths, image_config)
 
 
-def _check_health(run_dir: Path, image_config: Any, raw_file: Path) -> str:
-    """The raw run file's health against the run's ``health.json``, in words."""
-    from data_prep.health import MODEL_REFERENCE, check_files
+def _check_health(run_dir: Path, image_config: Any, raw_file: Path, classified: Any) -> str:
+    """The raw run file's health against the run's ``health.json``, in words (its charge
+    unit and beam line as classifying it measured them)."""
+    from data_prep.health import MODEL_REFERENCE, Known, check_files, outside_items
 
-    [(_, found)] = check_files([raw_file], image_config, run_dir / MODEL_REFERENCE)
+    known = Known(classified.charge_units, classified.beam_axes).of([raw_file])
+    reference = run_dir / MODEL_REFERENCE
+    [(_, found)] = check_files([raw_file], image_config, reference, known=known)
     if not found:
         return "inside the range of the training files on every number"
-    return "outside the training files' range on " + ", ".join(
-        f"{name} ({value:.3g}, training {low:.3g}-{high:.3g})" for name, value, low, high in found
-    )
+    return f"outside the training files' range on {outside_items(found)}"
 
 
 def _fit(tcfg: Any, progress: Callable[[int], None] | None, quiet: bool) -> float:

@@ -518,13 +518,17 @@ def health_table(
     return "\n".join(lines)
 
 
+def outside_items(found: Sequence[tuple[str, float, float, float]]) -> str:
+    """``name value (low-high)`` of each number outside the reference, joined."""
+    return ", ".join(f"{name} {_number(v)} ({_number(lo)}-{_number(hi)})"
+                     for name, v, lo, hi in found)  # fmt: skip
+
+
 def outside_line(health: FileHealth, found: Sequence[tuple[str, float, float, float]]) -> str:
     """One line for the physicist: the file and its numbers outside the reference."""
     if not found:
         return f"{health.path}: inside the reference's ranges"
-    items = ", ".join(f"{name} {_number(v)} ({_number(lo)}-{_number(hi)})"
-                      for name, v, lo, hi in found)  # fmt: skip
-    return f"{health.path}: outside the reference: {items}"
+    return f"{health.path}: outside the reference: {outside_items(found)}"
 
 
 def check_files(
