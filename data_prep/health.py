@@ -203,14 +203,20 @@ def _read_sample(reader: Any, n_events: int, seed: int) -> tuple[list, int]:
     return events, bad
 
 
+def _mid_drift(z_range: Sequence[float]) -> float:
+    """The middle of the drift, where the beam line is read (a tilt moves it least)."""
+    return 0.5 * (z_range[0] + z_range[1])
+
+
 def _beam(axis: Sequence[float], z_range: Sequence[float]) -> dict[str, float]:
     """The line's angle to the detector axis [deg] and its distance from it at
     mid-drift (where a tilt moves it least)."""
-    x0, ax, y0, ay = axis[:4]
-    mid_z = 0.5 * (z_range[0] + z_range[1])
+    from data_prep.beamaxis import line_xy
+
+    _, ax, _, ay = axis[:4]
     return {
         "beam_angle_deg": math.degrees(math.atan(math.hypot(ax, ay))),
-        "beam_offset_mm": math.hypot(x0 + ax * mid_z, y0 + ay * mid_z),
+        "beam_offset_mm": math.hypot(*line_xy(axis, _mid_drift(z_range))),
         "beam_backward": len(axis) == 5,
     }
 
@@ -257,6 +263,7 @@ def noise_numbers(
 def pad_numbers(events: Sequence, axis: Sequence[float], z_range: Sequence[float]) -> dict:
     """Dead pads (`dead_pads`) by the pads' places on the pad plane (never the
     electronics order), about the beam line at mid-drift."""
+    from data_prep.beamaxis import line_xy
     from data_prep.padplane import pad_centres
     from data_prep.structured import HOT_PAD_CORE_MM, pad_ids
 
@@ -265,8 +272,7 @@ def pad_numbers(events: Sequence, axis: Sequence[float], z_range: Sequence[float
     for e in events:
         pads = pad_ids(replace(e, pad_order=None))
         pad_events[np.unique(pads[pads >= 0])] += 1
-    mid_z = 0.5 * (z_range[0] + z_range[1])
-    line = np.array([axis[0] + axis[1] * mid_z, axis[2] + axis[3] * mid_z])
+    line = np.array(line_xy(axis, _mid_drift(z_range)))
     dead, judged = dead_pads(pad_events, centres - line, HOT_PAD_CORE_MM)
     # more events judge more pads: the share, not the count, compares files of any length
     share = len(dead) / judged if judged else math.nan
