@@ -29,6 +29,7 @@ from attpc_classify.commands.preprocess import (
     add_image_arguments,
     add_reader_arguments,
     image_config,
+    image_settings_given,
     reader_options,
 )
 
@@ -66,8 +67,7 @@ def _config(args: argparse.Namespace):
     from data_prep.errors import InputError
     from data_prep.images import ImageConfig
 
-    given = any(v not in (None, []) for v in (args.config, args.views, args.size, args.charge,
-                                               args.overrides))  # fmt: skip
+    given = image_settings_given(args)
     if args.model is not None:
         if given:
             raise InputError("--model measures with the run's preprocessing; drop --config/--set")

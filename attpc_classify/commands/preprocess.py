@@ -116,6 +116,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_scheduler_arguments(parser)
 
 
+def image_settings_given(args: argparse.Namespace) -> bool:
+    """Whether the command line sets any image setting (``add_image_arguments``)."""
+    return any(
+        v not in (None, [])
+        for v in (args.config, args.views, args.size, args.charge, args.overrides)
+    )
+
+
 def image_config(args: argparse.Namespace):
     """The ImageConfig of a command line (see the module docstring for precedence)."""
     from attpc_classify.config import load_config

@@ -22,6 +22,7 @@ from attpc_classify.commands.preprocess import (
     add_image_arguments,
     add_reader_arguments,
     image_config,
+    image_settings_given,
     reader_options,
 )
 
@@ -35,13 +36,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", "-o", type=Path, help="PNG to write (default: FILE_eventN.png)")
     add_image_arguments(parser)
     add_reader_arguments(parser)
-
-
-def _image_settings_given(args: argparse.Namespace) -> bool:
-    return any(
-        v not in (None, [])
-        for v in (args.config, args.views, args.size, args.charge, args.overrides)
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -64,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     if fmt == "images":
         from data_prep.imagefile import read_images, read_info
 
-        if _image_settings_given(args):
+        if image_settings_given(args):
             raise InputError(
                 "image files are shown as stored; drop --config/--views/--size/--charge/--set",
                 path=args.file,
