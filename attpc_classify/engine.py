@@ -666,7 +666,7 @@ def _fit_sklearn(
 
     ``source`` (gbt with ``model.init=run:``): that run's simulated training events and
     the weight of each of ours (`trees_adapt.labelled_refit_inputs`), fitted together.
-    ``kinds`` (gbt on tracks_v3): what each training event's tracks are
+    ``kinds`` (gbt on tracks_v3 or tracks_v6): what each training event's tracks are
     (`data_prep.tracktruth`), for the track trees."""
     balanced = cfg.optim.balance != "none"
     if cfg.model.name == "gbt":
@@ -682,7 +682,7 @@ def _fit_sklearn(
         x, y, weight = x_tr.numpy(), y_tr.numpy(), None
         x_va, y_va = (None, None) if val is None else (val[0].numpy(), val[1].numpy())
         params = gbt_params(cfg.model)
-        if kinds is not None:  # tracks_v3: the track trees first, then the event trees
+        if kinds is not None:  # named tracks: the track trees first, then the event trees
             from attpc_classify.models.gbt import fit_named_tracks
 
             clf = fit_named_tracks(model, x, y, kinds, x_val=x_va, y_val=y_va, params=params,
@@ -734,7 +734,7 @@ def _train_sklearn(
     has_val = val is not None and len(val) > 0
     x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
     source, kinds = None, None
-    named = getattr(model, "track_cols", None) is not None  # gbt on tracks_v3
+    named = getattr(model, "track_cols", None) is not None  # gbt on tracks_v3 or tracks_v6
     if named and not cfg.model.init.startswith("run:"):  # name the tracks by the truth
         from attpc_classify.data import labelled
         from data_prep.tracktruth import image_file_track_kinds

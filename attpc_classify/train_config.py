@@ -76,8 +76,9 @@ class ModelConfig:
     learning_rate: float = 0.1
     max_leaf_nodes: int = 15
     l2_regularization: float = 1.0
-    # gbt on tracks_v3: the track trees (models.gbt.NamedTracksGBT) stop early on the tracks
-    # of a held-out tenth of the training events instead of running 300 iterations
+    # gbt on named tracks (tracks_v3, v6): the track trees (models.gbt.NamedTracksGBT) stop
+    # early on the tracks of a held-out tenth of the training events instead of running
+    # 300 iterations
     track_early_stopping: bool = False
 
     def __post_init__(self) -> None:

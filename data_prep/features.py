@@ -36,6 +36,13 @@ axis on the pad plane, and climbs in z in proportion to its turning angle. From 
   spread. Only the field and beam energy set its scale: not gain, threshold or noise.
 * **vertex**: the z where the helix meets the axis; two tracks whose vertices differ are
   two reactions (pile-up). Only differences of vertex z are features (z offsets).
+
+``tracks_v3`` also describes the fourth and fifth largest tracks and each track's size,
+for trees that name the five (`attpc_classify.models.gbt.NamedTracksGBT`). ``tracks_v6``
+adds, per pair of the five (`track_pairs`), whether they are one particle: the angle about
+the axis between their circles' centres (a helix the beam core cuts into pieces keeps its
+circle; the tracks of two reactions have their own) and their vertex gap (`pair_values`).
+The numbers 4 and 5 were feature sets measured and not kept (docs/sim-to-real.md).
 """
 
 from __future__ import annotations
@@ -45,7 +52,9 @@ import numpy as np
 from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
-FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3")
+FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3", "tracks_v6")
+#: the sets whose five largest tracks a model names (`models.gbt.NamedTracksGBT`)
+NAMED_SETS = ("tracks_v3", "tracks_v6")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
@@ -94,6 +103,12 @@ HELIX_FEATURES = (
 VERTEX_FEATURES = (
     "vertex_dz_max_mm",  # largest |vertex z difference| among the described tracks
     "vertex_dz_12_mm",  # between the two largest tracks
+)
+#: tracks_v6: per pair of the `N_NAMED` tracks (i < j), whether they are one particle
+PAIR_FEATURES = (
+    "centre_angle",  # angle about the axis between their circles' centres [rad]: one
+    # helix cut into pieces keeps its centre, two reactions' tracks have their own
+    "vertex_dz_mm",  # |vertex z difference|: one vertex or two
 )
 MIN_HELIX_POINTS = 5
 MIN_HELIX_SPAN_MM = 10.0  # a cluster shorter than this on the pad plane has no circle
@@ -149,7 +164,7 @@ def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tup
     if feature_set == "none":
         return ()
     if run_unit:
-        n = N_NAMED if feature_set == "tracks_v3" else N_TRACKS
+        n = N_NAMED if feature_set in NAMED_SETS else N_TRACKS
         tracks = tuple(f"t{k}_{RUN_TRACK_FEATURE}" for k in range(1, n + 1))
         return feature_names(feature_set) + RUN_EVENT_FEATURES + tracks
     if feature_set not in FEATURE_SETS:
@@ -164,7 +179,24 @@ def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tup
     points = tuple(f"t{k}_log10_points" for k in range(1, N_NAMED + 1))
     more = tuple(f"t{k}_{n}" for k in range(N_TRACKS + 1, N_NAMED + 1)
                  for n in TRACK_FEATURES + HELIX_FEATURES)  # fmt: skip
-    return v2 + points + more
+    if feature_set == "tracks_v3":
+        return v2 + points + more
+    return v2 + points + more + tuple(f"p{i}{j}_{n}" for i, j in track_pairs()
+                                      for n in PAIR_FEATURES)  # fmt: skip
+
+
+def track_pairs(n: int = N_NAMED) -> list[tuple[int, int]]:
+    """The pairs (i, j), 1 <= i < j <= n, of described tracks, in column order."""
+    return [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1)]
+
+
+def pair_columns(feature_set: str = "tracks_v6", run_unit: bool = False) -> list[list[int]]:
+    """Per pair of `track_pairs`, the columns of ``feature_set`` that hold its
+    `PAIR_FEATURES` (tracks_v6; none for the other sets)."""
+    if feature_set != "tracks_v6":
+        return []
+    index = {n: i for i, n in enumerate(feature_names(feature_set, run_unit))}
+    return [[index[f"p{i}{j}_{n}"] for n in PAIR_FEATURES] for i, j in track_pairs()]
 
 
 def track_columns(feature_set: str = "tracks_v3", run_unit: bool = False) -> list[list[int]]:
@@ -220,8 +252,9 @@ def event_features(
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b], q_ref[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
                                       labels[start:stop], len(names),
-                                      helix=feature_set in ("tracks_v2", "tracks_v3"),
-                                      named=feature_set == "tracks_v3")  # fmt: skip
+                                      helix=feature_set != "tracks_v1",
+                                      named=feature_set in NAMED_SETS,
+                                      pairs=feature_set == "tracks_v6")  # fmt: skip
     if run_unit is None:
         return out
     return np.concatenate([out, run_columns(out, q_ref, feature_set, run_unit)], axis=1)
@@ -235,7 +268,7 @@ def run_columns(
     (ADC per mm of its band protons, `band_unit`). NaN where a track is missing, has no
     charge, or the run has no unit."""
     index = {n: i for i, n in enumerate(feature_names(feature_set))}
-    n = N_NAMED if feature_set == "tracks_v3" else N_TRACKS
+    n = N_NAMED if feature_set in NAMED_SETS else N_TRACKS
     # the features keep charges relative to q_ref (gain-free per event); times q_ref they
     # are ADC again, and over the run's unit gain-free per run
     per_mm = features[:, [index[f"t{k}_charge_per_mm_rel"] for k in range(1, n + 1)]]
@@ -328,6 +361,7 @@ def _one_event(
     n_features: int,
     helix: bool = False,
     named: bool = False,
+    pairs: bool = False,
 ) -> tuple[np.ndarray, float]:
     """One event's feature row and its median positive point charge (ADC; NaN: none)."""
     row = np.full(n_features, np.nan)
@@ -359,6 +393,7 @@ def _one_event(
     n_event = len(EVENT_FEATURES)
     n_track = len(TRACK_FEATURES)
     axes, inner_z, vertex_z = [], [], []
+    centres, vertices = [], []  # tracks_v6: each described track's circle and vertex
     n_v1 = n_event + N_TRACKS * n_track
     n_helix = len(HELIX_FEATURES)
     n_v2 = n_v1 + len(VERTEX_FEATURES) + N_TRACKS * n_helix
@@ -367,21 +402,26 @@ def _one_event(
         feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
         feats[0] = sel.sum() / clustered.sum()
         feats[1] = q[sel].sum() / q_clustered if q_clustered > 0 else np.nan
+        if helix:
+            hf, z_v = _helix(pts[sel, :3])
+            z_v = z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan
         if named:
             row[n_v2 + k] = np.log10(sel.sum())
+        if pairs:
+            centres.append(circle_direction(pts[sel, :2]))
+            vertices.append(z_v)
         if k >= N_TRACKS:  # tracks_v3's t4, t5: described, not part of t1-t3's summaries
             start = n_v2 + N_NAMED + (k - N_TRACKS) * (n_track + n_helix)
             row[start : start + n_track] = feats
-            row[start + n_track : start + n_track + n_helix] = _helix(pts[sel, :3])[0]
+            row[start + n_track : start + n_track + n_helix] = hf
             continue
         row[n_event + k * n_track : n_event + (k + 1) * n_track] = feats
         axes.append(axis)
         inner_z.append(z_in)
         if helix:
-            hf, z_v = _helix(pts[sel, :3])
             start = n_v1 + len(VERTEX_FEATURES) + k * n_helix
             row[start : start + n_helix] = hf
-            vertex_z.append(z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
+            vertex_z.append(z_v)
     if len(axes) >= 2:
         row[7] = float(axes[0] @ axes[1])
         row[8] = abs(inner_z[0] - inner_z[1])
@@ -392,7 +432,37 @@ def _one_event(
             row[n_v1] = np.ptp(fitted)
         if len(vz) >= 2 and np.isfinite(vz[:2]).all():
             row[n_v1 + 1] = abs(vz[0] - vz[1])
+    if pairs:
+        start = n_v2 + N_NAMED + (N_NAMED - N_TRACKS) * (n_track + n_helix)
+        row[start:] = pair_values(centres, vertices)
     return row, median_q
+
+
+def pair_values(centres: list[np.ndarray], vertices: list[float]) -> np.ndarray:
+    """The `PAIR_FEATURES` of every pair of `track_pairs` (NaN where a track is missing or
+    has no circle or vertex), from each track's `circle_direction` and helix vertex z."""
+    out = np.full((len(track_pairs()), len(PAIR_FEATURES)), np.nan)
+    for p, (i, j) in enumerate(track_pairs()):
+        if j > len(centres):
+            continue
+        cos = float(centres[i - 1] @ centres[j - 1])
+        if np.isfinite(cos):
+            out[p, 0] = np.arccos(np.clip(cos, -1.0, 1.0))
+        out[p, 1] = abs(vertices[i - 1] - vertices[j - 1])
+    return out.reshape(-1)
+
+
+def circle_direction(xy: np.ndarray) -> np.ndarray:
+    """Unit vector from the axis towards the centre of the circle through (0, 0) that fits
+    ``xy`` (`circle_through_origin`); NaN for a straight track (no side to curl to), fewer
+    than `MIN_HELIX_POINTS` points or a span under `MIN_HELIX_SPAN_MM`."""
+    r = np.hypot(xy[:, 0], xy[:, 1])
+    if len(xy) < MIN_HELIX_POINTS or np.ptp(r) < MIN_HELIX_SPAN_MM:
+        return np.full(2, np.nan)
+    centre, radius = circle_through_origin(xy)
+    if np.isfinite(radius) and radius > 0:
+        return centre / radius
+    return np.full(2, np.nan)
 
 
 def circle_through_origin(xy: np.ndarray) -> tuple[np.ndarray, float]:

@@ -124,9 +124,9 @@ class ImageConfig:
     denoise_eps_mm: float = 20.0
     denoise_min_samples: int = 4
     denoise_min_cluster: int = 10  # hdbscan: smallest group of points that is a track
-    # none | tracks_v1: also compute each event's physics features (data_prep.features,
-    # from the raw points, centred with beam_axis=run: the cleaning above does not touch
-    # them) for feature models
+    # none | tracks_v1 | v2 | v3 | v6: also compute each event's physics features
+    # (data_prep.features.FEATURE_SETS, from the raw points, centred with beam_axis=run:
+    # the cleaning above does not touch them) for feature models
     features: str = "none"
     # none | proton_band: the features also give the event's charges in its run's own unit
     # (data_prep.features.run_columns): the median charge per mm of the run file's first
@@ -249,9 +249,9 @@ class ImageConfig:
         if self.charge_calibration not in CHARGE_CALIBRATIONS:
             raise InputError(f"charge_calibration must be one of {CHARGE_CALIBRATIONS}, "
                              f"got {self.charge_calibration!r}")  # fmt: skip
-        if self.charge_calibration != "none" and self.features not in ("tracks_v2", "tracks_v3"):
+        if self.charge_calibration != "none" and self.features in ("none", "tracks_v1"):
             raise InputError("charge_calibration=proton_band finds the band with the helix "
-                             "features: set features to tracks_v2 or tracks_v3")  # fmt: skip
+                             "features: set features to tracks_v2 or later")  # fmt: skip
         for name in ("calibration_cot", "calibration_log10_invariant"):
             pair = getattr(self, name)
             if len(pair) != 2 or not pair[1] > pair[0]:

@@ -86,7 +86,7 @@ def test_run_columns_of_a_track_by_hand() -> None:
 
 
 def test_the_config_asks_for_helix_features_and_the_files_unit() -> None:
-    with pytest.raises(InputError, match="tracks_v2 or tracks_v3"):
+    with pytest.raises(InputError, match="tracks_v2 or later"):
         ImageConfig(features="tracks_v1", charge_calibration="proton_band")
     with pytest.raises(InputError, match="charge_calibration must be one of"):
         ImageConfig(features="tracks_v3", charge_calibration="gain")
@@ -201,7 +201,7 @@ def test_calibration_without_helix_features_is_one_line_exit_2(tmp_path, capsys)
     code = main(["preprocess", str(path), "--out", str(tmp_path / "f.h5"),
                  "--set", "charge_calibration=proton_band"])  # fmt: skip
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and "tracks_v2 or tracks_v3" in err
+    assert code == 2 and len(err.splitlines()) == 1 and "tracks_v2 or later" in err
 
 
 def test_classify_measures_each_files_unit_as_preprocess_did(tmp_path, capsys) -> None:

@@ -167,7 +167,33 @@ def test_two_vertices_and_a_beam_like_line() -> None:
     assert abs(got[f"t{straight[0]}_helix_cot_polar"]) > 4.0
 
 
-@pytest.mark.parametrize("feature_set", ["tracks_v1", "tracks_v2"])
+def test_pair_columns_tell_two_reactions_from_one_cut_helix() -> None:
+    """tracks_v6: per pair of tracks the angle about the axis between their circles'
+    centres and their vertex gap. Two reactions (centres at 35 and 200 deg, vertices at
+    z = 300 and 520) against one helix whose middle is missing (two clusters on one
+    circle from one vertex)."""
+    names = feature_names("tracks_v6")
+    first = helix(300.0, 150.0, 50.0, azimuth_deg=35.0, sense=1)
+    second = helix(520.0, 250.0, 70.0, azimuth_deg=200.0, sense=1, phi_max=1.0)
+    one = helix(300.0, 150.0, 50.0, azimuth_deg=35.0, sense=1)
+    arc = np.arctan2(one[:, 1] - 150 * np.sin(np.deg2rad(35)), one[:, 0] - 150 * np.cos(
+        np.deg2rad(35)))  # fmt: skip
+    gap = np.abs(np.angle(np.exp(1j * (arc - arc[len(arc) // 2])))) < 0.4  # 120 mm of arc
+    cut = one[~gap]
+    rows = event_features(np.concatenate([first, second, cut]),
+                          np.array([len(first) + len(second), len(cut)]), "tracks_v6")  # fmt: skip
+    two, pieces = (dict(zip(names, r, strict=True)) for r in rows)
+    v3 = event_features(cut, np.array([len(cut)]), "tracks_v3")[0]
+    np.testing.assert_array_equal(rows[1, : len(v3)], v3)  # tracks_v6 extends tracks_v3
+    assert two["n_tracks"] == 2 and pieces["n_tracks"] == 2
+    assert two["p12_centre_angle"] == pytest.approx(np.deg2rad(165.0), abs=1e-6)
+    assert two["p12_vertex_dz_mm"] == pytest.approx(220.0, abs=1e-6)
+    assert pieces["p12_centre_angle"] == pytest.approx(0.0, abs=1e-6)
+    assert pieces["p12_vertex_dz_mm"] == pytest.approx(0.0, abs=1e-6)
+    assert np.isnan(two["p13_centre_angle"]) and np.isnan(two["p45_vertex_dz_mm"])
+
+
+@pytest.mark.parametrize("feature_set", ["tracks_v1", "tracks_v2", "tracks_v6"])
 def test_invariant_under_rotation_charge_scale_and_z_shift(feature_set: str) -> None:
     rng = np.random.default_rng(3)
     clouds = [_cloud(rng) for _ in range(6)]

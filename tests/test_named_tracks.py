@@ -83,6 +83,52 @@ def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path, light_counts):
                                       model(torch.from_numpy(xt)).numpy())  # fmt: skip
 
 
+#: tracks_v6's pair columns of the three tracks: (1, 2), (1, 3), (2, 3), two columns each
+PAIR_COLS = [[7, 8], [9, 10], [11, 12]]
+
+
+def test_the_light_pair_columns_are_those_of_the_two_likeliest_light_tracks():
+    """With ``pair_columns`` the event trees also read the pair columns of the two tracks
+    likeliest to be a light product (NaN with fewer than two tracks): the tensor model
+    against the two sklearn stages, the pair picked here by hand."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    x, y, kinds = _data(600, 3)
+    rng = np.random.default_rng(4)
+    x = np.hstack([x, rng.normal(size=(len(x), 6))])
+    model = NamedTracksGBT(13, 2, COLS, light_counts=True, pair_columns=PAIR_COLS)
+    event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
+                                 track_params=TRACK_PARAMS, seed=0)  # fmt: skip
+    rows = np.concatenate([np.column_stack([np.full(len(x), k), x[:, COLS[k]]])
+                           for k in range(3)])  # fmt: skip
+    labels = kinds.T.reshape(-1)
+    track_clf = HistGradientBoostingClassifier(**TRACK_PARAMS, random_state=0,
+                                               early_stopping=False)  # fmt: skip
+    track_clf.fit(rows[labels >= 0], labels[labels >= 0])
+    xt = np.hstack([_data(200, 5)[0], rng.normal(size=(200, 6))])
+    t_rows = np.concatenate([np.column_stack([np.full(len(xt), k), xt[:, COLS[k]]])
+                             for k in range(3)])  # fmt: skip
+    p = track_clf.predict_proba(t_rows).reshape(3, len(xt), N_KINDS).transpose(1, 0, 2)
+    p[np.isnan(np.stack([xt[:, c[0]] for c in COLS], axis=1))] = np.nan
+    pair_of = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
+    light_pair = []
+    for xi, pi in zip(xt, p, strict=True):
+        have = [k for k in range(3) if not np.isnan(pi[k, 0])]
+        if len(have) < 2:
+            light_pair.append([np.nan, np.nan])
+            continue
+        a, b = sorted(sorted(have, key=lambda k: -pi[k, 0])[:2])
+        light_pair.append(list(xi[PAIR_COLS[pair_of[(a, b)]]]))
+    assert 0 < np.isnan(np.array(light_pair)[:, 0]).sum() < len(xt)  # both cases occur
+    hand = np.hstack([xt, _by_hand(xt, p, light_counts=True), np.array(light_pair)])
+    with torch.no_grad():
+        got = model(torch.from_numpy(xt)).softmax(-1).numpy()
+    np.testing.assert_allclose(got, event_clf.predict_proba(hand), atol=1e-6)
+    # a run without pair columns keeps its state dict: no pair buffers
+    assert "pair_cols" in model.state_dict()
+    assert "pair_cols" not in NamedTracksGBT(7, 2, COLS).state_dict()
+
+
 def _shape(trees) -> dict[str, int]:
     n_trees, max_nodes = trees.feature.shape
     return {"n_trees": int(n_trees), "max_nodes": int(max_nodes), "max_depth": trees.max_depth}

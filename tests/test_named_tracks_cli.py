@@ -1,7 +1,7 @@
-"""gbt on tracks_v3 features end to end: simulate (with per-point truth) -> preprocess ->
-train names the tracks -> the run reloads and classifies the raw run files as the image
-file -> both refits (labels: model.init=run:, no labels: adapt) keep the track trees and
-refit the event trees on the simulated events named as at training."""
+"""gbt on tracks_v3 (and tracks_v6) features end to end: simulate (with per-point truth)
+-> preprocess -> train names the tracks -> the run reloads and classifies the raw run
+files as the image file -> both refits (labels: model.init=run:, no labels: adapt) keep
+the track trees and refit the event trees on the simulated events named as at training."""
 
 from __future__ import annotations
 
@@ -14,8 +14,10 @@ from attpc_classify.cli import main
 pytestmark = pytest.mark.heavy
 
 
-@pytest.mark.parametrize("early", [False, True])
-def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, early):
+@pytest.mark.parametrize(
+    ("features", "early"), [("tracks_v3", False), ("tracks_v3", True), ("tracks_v6", True)]
+)
+def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features, early):
     from attpc_classify.checkpoint import load_run
     from attpc_classify.models.gbt import NamedTracksGBT
     from attpc_classify.predict import read_predictions
@@ -24,12 +26,13 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, early):
     assert main(["simulate", "--config", "tiny", "--events", "60", "--seed", "5",
                  "--events-per-file", "30", "--out", str(sim), "--quiet"]) == 0  # fmt: skip
     assert main(["preprocess", str(sim), "--config", "configs/prep/features.yaml", "--set",
-                 "features=tracks_v3", "--out", str(data), "--quiet"]) == 0  # fmt: skip
+                 f"features={features}", "--out", str(data), "--quiet"]) == 0  # fmt: skip
     assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
                  str(run), "model.max_iter=20", f"model.track_early_stopping={early}",
                  "--quiet"]) == 0  # fmt: skip
     model = load_run(run).model
     assert isinstance(model, NamedTracksGBT) and model.track.feature.shape[0] > 0
+    assert model.pairs == (features == "tracks_v6")  # the light pair's columns read
     # 300 iterations (a tree per kind present each), or fewer: the held-out events' tracks
     iterations = model.track.feature.shape[0] // len(model.track.tree_class.unique())
     assert (iterations < 300) == early

@@ -74,12 +74,13 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             raise InputError(f"model {name} needs features: preprocess with features=tracks_v2")
         names = list(image_config.feature_names)
         args = {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
-        if image_config.features == "tracks_v3":  # its five tracks are named first
-            from data_prep.features import track_columns
+        from data_prep.features import NAMED_SETS, pair_columns, track_columns
 
-            args["track_columns"] = track_columns(
-                run_unit=image_config.charge_calibration != "none"
-            )
+        if image_config.features in NAMED_SETS:  # its five tracks are named first
+            unit = image_config.charge_calibration != "none"
+            args["track_columns"] = track_columns(image_config.features, run_unit=unit)
+            if image_config.features == "tracks_v6":  # and the light pair's columns read
+                args["pair_columns"] = pair_columns(image_config.features, run_unit=unit)
             args["light_counts"] = True  # runs from before 2026-12-05 load without them
         return args
     in_chans = image_config.n_channels

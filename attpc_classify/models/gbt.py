@@ -250,11 +250,31 @@ def light_columns(p_track: torch.Tensor) -> torch.Tensor:
     return torch.stack([n, second], dim=1)
 
 
+def light_pair_columns(
+    x: torch.Tensor, p_track: torch.Tensor, pair_cols: torch.Tensor, pair_index: torch.Tensor
+) -> torch.Tensor:
+    """``(B, C)``: the pair columns (tracks_v6, `data_prep.features.PAIR_FEATURES`: the
+    angle between their circles' centres, their vertex gap) of the two tracks likeliest to
+    be a light product, NaN where fewer than two tracks exist. Pieces of one helix cut by
+    the beam core keep one circle; the protons of a pile-up have their own
+    (docs/sim-to-real.md, "Two light tracks: one particle or two reactions").
+
+    ``pair_cols``: ``(P, C)`` the columns of each pair; ``pair_index``: ``(N, N)`` the
+    pair of tracks (i, j), i < j."""
+    p_light = p_track[:, :, 0]
+    top = torch.nan_to_num(p_light, nan=-1.0).topk(2, dim=1).indices
+    pair = pair_index[top.min(dim=1).values, top.max(dim=1).values]
+    values = x.gather(1, pair_cols[pair])
+    two = (~torch.isnan(p_light)).sum(dim=1) >= 2
+    return torch.where(two[:, None], values, torch.full_like(values, float("nan")))
+
+
 class NamedTracksGBT(nn.Module):
     """Two tree ensembles: ``track`` names each described track (its rank and columns in,
     `N_KINDS` logits out), ``event`` classifies the event from its features and the
     `identity_columns` the names give (with ``light_counts`` also the `light_columns`; a
-    run trained before they existed has none). ``forward`` returns the event logits."""
+    run trained before they existed has none; with ``pair_columns``, the tracks_v6 pair
+    columns, also the `light_pair_columns`). ``forward`` returns the event logits."""
 
     input_kind = "features"
 
@@ -267,6 +287,7 @@ class NamedTracksGBT(nn.Module):
         event: dict[str, int] | None = None,
         feature_names: tuple[str, ...] | list[str] = (),
         light_counts: bool = False,
+        pair_columns: list[list[int]] | tuple = (),
     ):
         super().__init__()
         self.n_features = n_features
@@ -277,7 +298,17 @@ class NamedTracksGBT(nn.Module):
         self.register_buffer("track_cols", cols)
         n, c = cols.shape
         self.track = GBTClassifier(1 + c, N_KINDS, **(track or {}))
-        n_event = n_features + n + 4 + c + (2 if light_counts else 0)
+        self.pairs = len(pair_columns) > 0
+        n_pair = 0
+        if self.pairs:  # runs without pair columns keep the state dict they had
+            pairs = torch.tensor(pair_columns, dtype=torch.int64)
+            index = torch.full((n, n), -1, dtype=torch.int64)
+            i, j = torch.triu_indices(n, n, offset=1)
+            index[i, j] = torch.arange(len(i))  # (i, j), i < j, in `track_pairs` order
+            self.register_buffer("pair_cols", pairs)
+            self.register_buffer("pair_index", index)
+            n_pair = pairs.shape[1]
+        n_event = n_features + n + 4 + c + (2 if light_counts else 0) + n_pair
         self.event = GBTClassifier(n_event, num_classes, **(event or {}))
 
     def track_inputs(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -305,6 +336,9 @@ class NamedTracksGBT(nn.Module):
         cols = identity_columns(x, p_track, self.track_cols)
         if self.light_counts:
             cols = torch.cat([cols, light_columns(p_track)], dim=1)
+        if self.pairs:
+            pair = light_pair_columns(x, p_track, self.pair_cols, self.pair_index)
+            cols = torch.cat([cols, pair], dim=1)
         return cols
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
