@@ -53,6 +53,14 @@ VARIANTS = {
         ["features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
         ["data.unit_dropout=0.1"],
     ),
+    "the demo's trees (tracks_v3, z x0.5, unit hidden for 10 %, track trees stopped early)": (
+        ["features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true"],
+    ),
+    "the same on tracks_v6 (the light pair's centre angle and vertex gap)": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true"],
+    ),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]
