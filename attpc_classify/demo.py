@@ -118,11 +118,14 @@ class DemoConfig:
     # tracks with the track clustering's z weighed by 0.5, as the README's recommended
     # model (chosen at this size on in-simulation validation, scripts/demo_features.py:
     # proton F1 0.783 -> 0.806 over tracks_v2, docs/sim-to-real.md "The demo's models"),
-    # and each run file's charges also in its own unit (proton F1 0.815 -> 0.854 there)
+    # each run file's charges also in its own unit (proton F1 0.815 -> 0.854 there), and
+    # per pair of tracks whether they are one particle (tracks_v6: the two likeliest light
+    # products' circles and vertices; 0.827 -> 0.846, docs/sim-to-real.md "Two light
+    # tracks: one particle or two reactions")
     prep_settings: dict[str, Any] = field(
         default_factory=lambda: {
             "structured_noise": "rules",
-            "features": "tracks_v3",
+            "features": "tracks_v6",
             "cluster_z_scale": 0.5,
             "charge_calibration": "proton_band",
         }

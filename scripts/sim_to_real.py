@@ -543,6 +543,46 @@ PILEUP_NAMES_DEMO_TABLE = md_table(
       "0.813 / 0.827 -> 0.818 / 0.835")],
 )  # fmt: skip
 #: the named-track trees with and without light_columns (72,000 events, commands in the text)
+#: the light pair of the recommended trees' 72,000 training events (scripts/pair_columns.py)
+PAIR_SEPARATION_TABLE = md_table(
+    ("channel", "events with >= 2 light tracks", "centre angle [rad]: 10/25/50/75/90 %",
+     "vertex gap [mm]: 10/25/50/75/90 %"),
+    [("p_elastic", "4876", "0.02, 0.04, 0.10, 0.20, 0.36", "4, 12, 136, 520, 746"),
+     ("pileup", "10226", "0.10, 0.42, 1.33, 2.24, 2.77", "34, 125, 302, 517, 698"),
+     ("fusion_evap", "898", "0.02, 0.06, 0.15, 0.44, 1.62", "1, 4, 10, 38, 492"),
+     ("p_inelastic", "726", "0.02, 0.05, 0.13, 0.26, 0.54", "9, 32, 572, 903, 1205"),
+     ("alpha_43cl", "1243", "0.02, 0.05, 0.11, 0.23, 0.55", "4, 13, 40, 142, 1263")],
+)  # fmt: skip
+#: one-stage trees with and without the pair columns at 72,000 events (scripts/pair_columns.py)
+PAIR_PROXY_TABLE = md_table(
+    ("one-stage trees on", "proton F1 per split", "macro-F1 per split"),
+    [("features + names", "0.9344, 0.9371", "0.9423, 0.9441"),
+     ("+ the light pair's two columns", "0.9374, 0.9359", "0.9421, 0.9444"),
+     ("+ the light pair and all 20 pair columns", "0.9373, 0.9378", "0.9429, 0.9442")],
+)  # fmt: skip
+#: the demo's trees on tracks_v3 and tracks_v6 (scripts/demo_features.py, 2026-12-06)
+PAIR_DEMO_TABLE = md_table(
+    ("the demo's trees (15 leaves, unit hidden for 10 %, track trees stopped early) on",
+     "validation: proton F1", "validation: macro-F1", "stand-in check: proton F1 / macro-F1"),
+    [("`tracks_v3` (the demo before)", "0.827 (0.826 0.822 0.838 0.826 0.826)",
+      "0.857 (0.854 0.856 0.863 0.857 0.856)", "0.858 / 0.891"),
+     ("**`tracks_v6`, the light pair's centre angle and vertex gap (the demo now)**",
+      "**0.846** (0.848 0.842 0.862 0.837 0.842)", "**0.867** (0.867 0.865 0.878 0.863 0.862)",
+      "0.882 / 0.901")],
+)  # fmt: skip
+#: two more ways to adapt the trees, at 72,000 events (scripts/tree_adapt_variants.py
+#: --only refit cut weights, 2026-12-06)
+ADAPT_MORE_TABLE = md_table(
+    ("variant", "labels", "proton F1 (mean over seeds)", "macro-F1", "proton F1 per seed"),
+    [("simulation only (zero-shot)", "-", "0.935", "0.927", "0.933, 0.936"),
+     ("importance weights toward the pool's 1000 events (no labels)", "-", "0.933", "0.918",
+      "0.934, 0.933"),
+     ("refit on simulation + labels, labels weighted as the simulation (the application's)",
+      "1000", "0.926", "0.922", "0.927, 0.926"),
+     ("refit on simulation + labels, labels weighted as the simulation x 4", "1000", "0.916",
+      "0.911", "0.921, 0.911"),
+     ("proton cut chosen on the labels", "1000", "0.933", "0.927", "0.933, 0.933")],
+)  # fmt: skip
 LIGHT_COLUMNS_TABLE = md_table(
     ("test set", "without `light_columns`", "with them (now)", "change, proton F1 / macro-F1"),
     [("validation split (14,401 events): proton F1 / macro-F1", "0.926 / 0.9330",
@@ -1925,6 +1965,61 @@ Proton F1 moves by -0.009 to +0.018 (mean +0.003, seven up, three down), macro-F
 -0.004 to +0.017, each inside its interval. Kept: it costs nothing, helps the small
 training sets of the demo and leaves the large one where it was.
 
+### Two light tracks: one particle or two reactions (`tracks_v6`, the demo's trees)
+
+The recommended trees (README "Recommended model", trained again on the current
+simulation for "Detector health") call 201 of the 2,267 pile-ups of their validation
+split proton (an exploration of their calls and the run files' truth, code not kept).
+In 76 of them both reactions show 40 points or more >= 30 mm from the beam line, so the
+label's floor does not excuse them. Run 1107, event 10729 is one: two
+protons whose helices leave the axis at z = 420 and 696 mm on opposite sides of it, both
+named light products, p(proton) 0.99. The vertex gap of the two largest tracks
+(`vertex_dz_12_mm`) does not tell two reactions from one proton that the beam core cut
+into pieces, each piece with its own fitted vertex. On the training split 1,813 elastic
+protons have two or more tracks named light products and that gap over 200 mm, beside
+4,072 pile-ups.
+
+What tells them apart is the circle. The pieces of one helix lie on one circle through
+the axis; the protons of two reactions lie on two. `tracks_v6` is `tracks_v3` plus, per
+pair of the five described tracks (10 pairs), the angle about the beam axis between their
+circles' centres and their vertex gap (`data_prep.features.pair_values`). The named-track
+trees read the two numbers of the two tracks likeliest to be light products
+(`models.gbt.light_pair_columns`). Measured with `.venv/bin/python scripts/pair_columns.py
+RUN TRAIN_FILE` (RUN: those trees; TRAIN_FILE: their 72,000 training events; the
+clusters the features describe, read again from the run files with their truth;
+2026-12-06). The light pair, for the events with two or more tracks named light products:
+
+{PAIR_SEPARATION_TABLE}
+
+The centre angle separates what the vertex gap does not: half the elastic protons'
+light pairs lie within 0.10 rad of one circle, half the pile-ups' more than 1.33 rad
+apart, where the vertex gaps (medians 136 and 302 mm) overlap. Yet at 72,000 events it
+adds nothing. One-stage trees on the features and the run's track names, validated on a
+fifth of the run files held out (two splits; the names are the run's own for every
+variant):
+
+{PAIR_PROXY_TABLE}
+
+With this many events the trees find the pairs from the tracks' other columns. The
+recommended model stays on `tracks_v3` (the recommended command with `--set
+features=tracks_v6` was not trained).
+
+At the demo's size the pairs help (`scripts/demo_features.py --pool K72/c --check
+standin=STANDIN --variants ...`, the two variants of the demo's trees; K72/c: the
+36,000-event part of those training events; STANDIN: the stand-in of
+`scripts/training_size.py`, 2,000 events, seed 99; 2026-12-06, ~40 min beside other
+jobs). Proton F1 / macro-F1, mean over five training sets of 2,000 (per set):
+
+{PAIR_DEMO_TABLE}
+
+Proton F1 rises on each of the five training sets (+0.011 to +0.024) and so does
+macro-F1 (+0.006 to +0.015). The stand-in check, not used for the choice, agrees on each
+set (0.858 -> 0.882 / 0.891 -> 0.901). So the demo preprocesses with `features:
+tracks_v6` since 2026-12-06 (`demo_r`): its 3-class trees score 0.872 [0.812, 0.925]
+proton F1 / 0.877 macro-F1 on its own 300 test events, against 0.837 [0.768, 0.893] /
+0.859 with `tracks_v3` (`demo_q3`), in 151 s (README, "Demo"). Its preprocessing
+stage took 12 s against 11 s (`demo_q2`).
+
 ### The invariant at the window's beam speed (`tracks_v5`, measured, not kept)
 
 The elastic invariant R / (sin theta cos theta) of `tracks_v2` is one number per target
@@ -2585,6 +2680,33 @@ no setting chosen on them):
 
 {chr(10).join(variants)}
 
+Two more ways, measured at the recommended model's size (2026-12-06, `scripts/tree_adapt_variants.py
+TRAIN TEST POOL --seeds 2 --only refit cut weights`, one-stage trees as above; TRAIN: the
+72,000 events of README "Recommended model" preprocessed as its command does, with named
+tracks, `cluster_z_scale` 0.5 and the run's unit; TEST: the stand-in of
+`scripts/training_size.py`, 2,000 events, seed 99; POOL: 1,000 other stand-in events,
+`simulate --config e15503b_standin --events 1000 --seed 111 --first-run 6800`; both
+preprocessed as TRAIN):
+
+{ADAPT_MORE_TABLE}
+
+- **Importance weights** (no labels; covariate-shift correction, Shimodaira 2000): a
+  classifier of simulated against stand-in events weighs each simulated event by the odds
+  that it came from the stand-in. It moves nothing. In an exploration (code not kept) that
+  classifier told the two apart almost perfectly (ROC AUC 0.98), mostly on the event's
+  median charge in its run's unit and its number of points: the stand-in forms one point
+  per pad. So the weights rest on a few simulated events (about 13,000 effective of
+  57,600 there, at the same cap) that look like the stand-in in what the trees need least.
+- **The proton cut chosen on 1,000 labels** lands below the argmax as well. With the
+  recommended run itself (the `p_proton` of `classify`; exploration, code not kept): the
+  argmax scores 0.946 on this stand-in, the cut that is best on the 1,000 labels (0.39)
+  0.939, the cut best on the simulation's validation split (0.47) 0.942; cuts chosen on
+  250 labels (20 bootstrap draws of the pool) 0.931 on average (0.877-0.949). The best
+  cut on the test events themselves (0.58) would give 0.951: the labels cannot find it.
+- **The refit with the labels** costs 0.009 here (0.935 -> 0.926), where it gained
+  0.02-0.03 with 6,000 simulated events (the table above); with the recommended run's own
+  two-stage trees it moved 0.929 -> 0.932 on the other stand-in sample (the table below).
+
 How far adaptation can go: the same trees (`gbt`, 127 leaves) trained not on the
 simulation but on {s["train"]:,} labelled events of the stand-in itself (`simulate --config
 e15503b_standin --seed 110 --first-run 800`, another seed and other runs than every
@@ -2998,7 +3120,8 @@ macro-F1 over `tracks_v2` on average, ahead on each of the five training sets in
 (+0.023 and +0.026 when first measured, before both reactions of a pile-up were named
 alike and the light-product counts were added: "Both reactions of a pile-up named
 alike", "How many tracks are light products").
-So the demo now preprocesses with `features: tracks_v3` and `cluster_z_scale: 0.5`. The
+So the demo preprocessed with `features: tracks_v3` and `cluster_z_scale: 0.5` (since
+2026-12-06 `tracks_v6`: "Two light tracks: one particle or two reactions"). The
 stand-in sample of `scripts/training_size.py` (2,000 events, seed 99), scored by the same
 models and not used for the choice, agrees in the mean (0.801 -> 0.821 proton F1,
 0.793 -> 0.854 macro-F1) but shows how much one training set of 2,000 moves the score

@@ -53,7 +53,7 @@ def test_tiny_demo_writes_report_runs_and_reuses_stages(tmp_path, caplog):
     # the trees are fitted once: no epochs or batches on their train command line
     gbt_train = next(line for line in report.splitlines() if "--config gbt " in line)
     assert "optim.epochs" not in gbt_train and "seed=0" in gbt_train
-    assert "--set structured_noise=rules" in report and "--set features=tracks_v3" in report
+    assert "--set structured_noise=rules" in report and "--set features=tracks_v6" in report
     assert "--set cluster_z_scale=0.5" in report
     assert "attpc-classify simulate --config tiny --events 24" in report
     assert "Errors of `cnn_multiclass` per simulated channel" in report
