@@ -50,26 +50,34 @@ def _by_hand(x: np.ndarray, p: np.ndarray, light_counts: bool = False) -> np.nda
     return np.array(out)
 
 
-@pytest.mark.parametrize("light_counts", [False, True])
-def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path, light_counts):
+def _track_stage(x: np.ndarray, kinds: np.ndarray, xt: np.ndarray) -> np.ndarray:
+    """The track stage again, independently: scikit-learn's trees fitted on every existing
+    track of ``x`` (rank first), then ``(B, 3, N_KINDS)`` probabilities of ``xt``'s tracks,
+    NaN for a missing track."""
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    x, y, kinds = _data(600, 0)
-    model = NamedTracksGBT(7, 2, COLS, light_counts=light_counts)
-    event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
-                                 track_params=TRACK_PARAMS, seed=0)  # fmt: skip
-    # the track stage again, independently: every existing track, rank first
     rows = np.concatenate([np.column_stack([np.full(len(x), k), x[:, COLS[k]]])
                            for k in range(3)])  # fmt: skip
     labels = kinds.T.reshape(-1)
     track_clf = HistGradientBoostingClassifier(**TRACK_PARAMS, random_state=0,
                                                early_stopping=False)  # fmt: skip
     track_clf.fit(rows[labels >= 0], labels[labels >= 0])
-    xt, _, _ = _data(200, 1)
     t_rows = np.concatenate([np.column_stack([np.full(len(xt), k), xt[:, COLS[k]]])
                              for k in range(3)])  # fmt: skip
     p = track_clf.predict_proba(t_rows).reshape(3, len(xt), N_KINDS).transpose(1, 0, 2)
     p[np.isnan(np.stack([xt[:, c[0]] for c in COLS], axis=1))] = np.nan
+    return p
+
+
+@pytest.mark.parametrize("light_counts", [False, True])
+def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path, light_counts):
+
+    x, y, kinds = _data(600, 0)
+    model = NamedTracksGBT(7, 2, COLS, light_counts=light_counts)
+    event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
+                                 track_params=TRACK_PARAMS, seed=0)  # fmt: skip
+    xt, _, _ = _data(200, 1)
+    p = _track_stage(x, kinds, xt)
     want = event_clf.predict_proba(np.hstack([xt, _by_hand(xt, p, light_counts)]))
     with torch.no_grad():
         got = model(torch.from_numpy(xt)).softmax(-1).numpy()
@@ -91,7 +99,6 @@ def test_the_light_pair_columns_are_those_of_the_two_likeliest_light_tracks():
     """With ``pair_columns`` the event trees also read the pair columns of the two tracks
     likeliest to be a light product (NaN with fewer than two tracks): the tensor model
     against the two sklearn stages, the pair picked here by hand."""
-    from sklearn.ensemble import HistGradientBoostingClassifier
 
     x, y, kinds = _data(600, 3)
     rng = np.random.default_rng(4)
@@ -99,17 +106,8 @@ def test_the_light_pair_columns_are_those_of_the_two_likeliest_light_tracks():
     model = NamedTracksGBT(13, 2, COLS, light_counts=True, pair_columns=PAIR_COLS)
     event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
                                  track_params=TRACK_PARAMS, seed=0)  # fmt: skip
-    rows = np.concatenate([np.column_stack([np.full(len(x), k), x[:, COLS[k]]])
-                           for k in range(3)])  # fmt: skip
-    labels = kinds.T.reshape(-1)
-    track_clf = HistGradientBoostingClassifier(**TRACK_PARAMS, random_state=0,
-                                               early_stopping=False)  # fmt: skip
-    track_clf.fit(rows[labels >= 0], labels[labels >= 0])
     xt = np.hstack([_data(200, 5)[0], rng.normal(size=(200, 6))])
-    t_rows = np.concatenate([np.column_stack([np.full(len(xt), k), xt[:, COLS[k]]])
-                             for k in range(3)])  # fmt: skip
-    p = track_clf.predict_proba(t_rows).reshape(3, len(xt), N_KINDS).transpose(1, 0, 2)
-    p[np.isnan(np.stack([xt[:, c[0]] for c in COLS], axis=1))] = np.nan
+    p = _track_stage(x, kinds, xt)
     pair_of = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
     light_pair = []
     for xi, pi in zip(xt, p, strict=True):
