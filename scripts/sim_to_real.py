@@ -1984,7 +1984,10 @@ the axis; the protons of two reactions lie on two. `tracks_v6` is `tracks_v3` pl
 pair of the five described tracks (10 pairs), the angle about the beam axis between their
 circles' centres and their vertex gap (`data_prep.features.pair_values`). The named-track
 trees read the two numbers of the two tracks likeliest to be light products
-(`models.gbt.light_pair_columns`). Measured with `.venv/bin/python scripts/pair_columns.py
+(`models.gbt.light_pair_columns`). The observation is Spyral's: its ClusterPhase joins
+clusters whose fitted circles overlap (`spyral.core.clusterize.join_clusters_overlap`,
+attpc-spyral 1.1.2); the pair columns are ours, features for the trees rather than a
+join. Measured with `.venv/bin/python scripts/pair_columns.py
 RUN TRAIN_FILE` (RUN: those trees; TRAIN_FILE: their 72,000 training events; the
 clusters the features describe, read again from the run files with their truth;
 2026-12-06). The light pair, for the events with two or more tracks named light products:
