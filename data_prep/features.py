@@ -191,10 +191,8 @@ def track_pairs(n: int = N_NAMED) -> list[tuple[int, int]]:
 
 
 def pair_columns(feature_set: str = "tracks_v6", run_unit: bool = False) -> list[list[int]]:
-    """Per pair of `track_pairs`, the columns of ``feature_set`` that hold its
-    `PAIR_FEATURES` (tracks_v6; none for the other sets)."""
-    if feature_set != "tracks_v6":
-        return []
+    """Per pair of `track_pairs`, the columns of ``feature_set`` (tracks_v6) that hold its
+    `PAIR_FEATURES`."""
     index = {n: i for i, n in enumerate(feature_names(feature_set, run_unit))}
     return [[index[f"p{i}{j}_{n}"] for n in PAIR_FEATURES] for i, j in track_pairs()]
 

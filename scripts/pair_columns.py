@@ -11,9 +11,11 @@ described tracks this computes, on the very clusters the features describe
 (`data_prep.tracktruth.truth_tracks`: the run's beam axis, the structured-noise rules,
 the features' DBSCAN):
 
-* the angle about the beam axis between their circles' centres (`circle_through_origin`;
+* the angle about the beam axis between their circles' centres (`circle_direction`;
   NaN for a straight or short track);
-* the |difference| of their helix vertices' z (`_helix`, as ``vertex_dz_max_mm``).
+* the |difference| of their helix vertices' z (`_helix`, as ``vertex_dz_max_mm``);
+
+the pair columns of `tracks_v6` (`data_prep.features.pair_values`).
 
 For the two tracks the run's track trees find likeliest to be a light product, the pair's
 two numbers are the "light pair" columns. Printed:
@@ -47,45 +49,31 @@ from sklearn.utils.class_weight import compute_sample_weight
 from attpc_classify.checkpoint import load_run
 from data_prep.features import (
     MAX_VERTEX_COT,
-    MIN_HELIX_POINTS,
-    MIN_HELIX_SPAN_MM,
     N_NAMED,
     _helix,
-    circle_through_origin,
+    circle_direction,
     largest_tracks,
+    pair_values,
+    track_pairs,
 )
 from data_prep.imagefile import image_sources, read_info, source_path
 from data_prep.tracktruth import truth_tracks
 
-PAIRS = [(i, j) for i in range(N_NAMED) for j in range(i + 1, N_NAMED)]
+PAIRS = [(i - 1, j - 1) for i, j in track_pairs()]  # 0-based, in column order
 CHANNELS = ("p_elastic", "pileup", "fusion_evap", "p_inelastic", "alpha_43cl")
-
-
-def centre_direction(xy: np.ndarray) -> np.ndarray:
-    """Unit vector from the axis to the centre of the track's circle through the axis."""
-    r = np.hypot(xy[:, 0], xy[:, 1])
-    if len(xy) < MIN_HELIX_POINTS or np.ptp(r) < MIN_HELIX_SPAN_MM:
-        return np.full(2, np.nan)
-    centre, radius = circle_through_origin(xy)
-    return centre / radius if np.isfinite(radius) and radius > 0 else np.full(2, np.nan)
 
 
 def pair_columns(pts: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """``(len(PAIRS), 2)``: centre angle [rad] and vertex gap [mm] of each pair of the
-    event's `N_NAMED` largest clusters (NaN where a track is missing or has none)."""
-    out = np.full((len(PAIRS), 2), np.nan)
-    dirs, vz = [], []
+    event's `N_NAMED` largest clusters (NaN where a track is missing or has none), as
+    the features compute them (`data_prep.features.pair_values`)."""
+    centres, vertices = [], []
     for c in largest_tracks(labels, N_NAMED):
         xyz = pts[labels == c, :3]
-        dirs.append(centre_direction(xyz[:, :2]))
+        centres.append(circle_direction(xyz[:, :2]))
         hf, z = _helix(xyz)
-        vz.append(z if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
-    for k, (i, j) in enumerate(PAIRS):
-        if j < len(dirs):
-            cos = float(dirs[i] @ dirs[j])
-            out[k, 0] = np.arccos(np.clip(cos, -1.0, 1.0)) if np.isfinite(cos) else np.nan
-            out[k, 1] = abs(vz[i] - vz[j])
-    return out
+        vertices.append(z if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
+    return pair_values(centres, vertices).reshape(len(PAIRS), 2)
 
 
 def all_pairs(train: Path) -> tuple[np.ndarray, np.ndarray]:
