@@ -80,6 +80,9 @@ class ModelConfig:
     # early on the tracks of a held-out tenth of the training events instead of running
     # 300 iterations
     track_early_stopping: bool = False
+    # gbt on tracks_v6: which two light tracks' pair columns the event trees read
+    # (models.gbt.LIGHT_PAIRS): the two likeliest, or the widest apart of the likely ones
+    light_pair: str = "likeliest"
 
     def __post_init__(self) -> None:
         _choice(self.name, MODEL_NAMES, "model.name")
@@ -109,6 +112,9 @@ class ModelConfig:
             raise InputError("model.C must be > 0")
         if self.track_early_stopping and self.name != "gbt":
             raise InputError("model.track_early_stopping is for model.name=gbt")
+        _choice(self.light_pair, ("likeliest", "widest", "both"), "model.light_pair")
+        if self.light_pair != "likeliest" and self.name != "gbt":
+            raise InputError("model.light_pair is for model.name=gbt")
         if self.learning_rate <= 0 or self.max_leaf_nodes < 2 or self.l2_regularization < 0:
             raise InputError(
                 "model.learning_rate must be > 0, max_leaf_nodes >= 2, l2_regularization >= 0"

@@ -255,9 +255,12 @@ def labelled_refit_inputs(
         model.track = copy.deepcopy(trained.model.track)
         # the event trees read the run's columns (a run from before `light_columns` has none)
         model.light_counts = trained.model.light_counts
+        model.light_pair = trained.model.light_pair  # and its light pair
         model.event.n_features = trained.model.event.n_features
         if hasattr(model, "model_spec"):
             model.model_spec["args"]["light_counts"] = model.light_counts
+            if model.pairs:
+                model.model_spec["args"]["light_pair"] = model.light_pair
     cfg, source, _ = source_sets(run_dir)
     x_s, y_s = source_inputs(trained.model, cfg, source, task)
     n_target = int((train.label >= 0).sum())

@@ -61,6 +61,14 @@ VARIANTS = {
         ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
         ["data.unit_dropout=0.1", "model.track_early_stopping=true"],
     ),
+    "the same, the widest light pair instead": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest"],
+    ),
+    "the same, the likeliest and the widest light pair": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=both"],
+    ),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]

@@ -131,6 +131,10 @@ def test_model_args_errors() -> None:
         ModelConfig(name="svm")
     with pytest.raises(InputError, match=r"model\.global_pool is for"):
         ModelConfig(name="vit", global_pool="max")
+    with pytest.raises(InputError, match=r"model\.light_pair"):
+        ModelConfig(name="gbt", light_pair="closest")
+    with pytest.raises(InputError, match=r"model\.light_pair is for"):
+        ModelConfig(name="cnn", light_pair="widest")
 
 
 def test_vit_layout_is_the_learngene_one() -> None:

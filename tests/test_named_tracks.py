@@ -92,33 +92,61 @@ def test_the_tensor_model_is_the_two_sklearn_stages(tmp_path, light_counts):
 
 
 #: tracks_v6's pair columns of the three tracks: (1, 2), (1, 3), (2, 3), two columns each
+#: (the first: the angle between the circles' centres)
 PAIR_COLS = [[7, 8], [9, 10], [11, 12]]
+PAIR_OF = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
 
 
-def test_the_light_pair_columns_are_those_of_the_two_likeliest_light_tracks():
-    """With ``pair_columns`` the event trees also read the pair columns of the two tracks
-    likeliest to be a light product (NaN with fewer than two tracks): the tensor model
-    against the two sklearn stages, the pair picked here by hand."""
+def _likeliest_pair(xi: np.ndarray, pi: np.ndarray) -> list[float]:
+    """The pair columns of the two tracks with the highest p(light), NaN with fewer than
+    two tracks."""
+    have = [k for k in range(3) if not np.isnan(pi[k, 0])]
+    if len(have) < 2:
+        return [np.nan, np.nan]
+    a, b = sorted(sorted(have, key=lambda k: -pi[k, 0])[:2])
+    return list(xi[PAIR_COLS[PAIR_OF[(a, b)]]])
+
+
+def _widest_pair(xi: np.ndarray, pi: np.ndarray) -> list[float]:
+    """Among the tracks with p(light) > 0.5, the pair with the largest centre angle (one
+    without an angle last); the likeliest pair with fewer than two such tracks."""
+    light = [k for k in range(3) if pi[k, 0] > 0.5]
+    pairs = [(a, b) for a in light for b in light if a < b]
+    if not pairs:
+        return _likeliest_pair(xi, pi)
+    angle = {q: xi[PAIR_COLS[PAIR_OF[q]][0]] for q in pairs}
+    best = max(pairs, key=lambda q: -1.0 if np.isnan(angle[q]) else angle[q])
+    return list(xi[PAIR_COLS[PAIR_OF[best]]])
+
+
+@pytest.mark.parametrize("light_pair", ["likeliest", "widest", "both"])
+def test_the_light_pair_columns_against_pairs_picked_by_hand(light_pair):
+    """With ``pair_columns`` the event trees also read the pair columns of two light
+    tracks: the two likeliest (NaN with fewer than two tracks), or the two of the likely
+    ones (p > 0.5) whose circles lie widest apart, or both. The tensor model against the
+    two sklearn stages, the pairs picked here by hand."""
 
     x, y, kinds = _data(600, 3)
     rng = np.random.default_rng(4)
     x = np.hstack([x, rng.normal(size=(len(x), 6))])
-    model = NamedTracksGBT(13, 2, COLS, light_counts=True, pair_columns=PAIR_COLS)
+    model = NamedTracksGBT(13, 2, COLS, light_counts=True, pair_columns=PAIR_COLS,
+                           light_pair=light_pair)  # fmt: skip
     event_clf = fit_named_tracks(model, x, y, kinds, params={"max_iter": 40},
                                  track_params=TRACK_PARAMS, seed=0)  # fmt: skip
-    xt = np.hstack([_data(200, 5)[0], rng.normal(size=(200, 6))])
+    xt, _, kt = _data(200, 5)
+    for k in range(3):  # half the events: every track looks light, so the choices differ
+        half = (rng.random(len(xt)) < 0.5) & (kt[:, k] > 0)
+        xt[half, COLS[k][1]] -= 2.0 * kt[half, k]
+    xt = np.hstack([xt, rng.normal(size=(200, 6))])
+    xt[rng.random(len(xt)) < 0.2, PAIR_COLS[1][0]] = np.nan  # circles that failed to fit
     p = _track_stage(x, kinds, xt)
-    pair_of = {(0, 1): 0, (0, 2): 1, (1, 2): 2}
-    light_pair = []
-    for xi, pi in zip(xt, p, strict=True):
-        have = [k for k in range(3) if not np.isnan(pi[k, 0])]
-        if len(have) < 2:
-            light_pair.append([np.nan, np.nan])
-            continue
-        a, b = sorted(sorted(have, key=lambda k: -pi[k, 0])[:2])
-        light_pair.append(list(xi[PAIR_COLS[pair_of[(a, b)]]]))
-    assert 0 < np.isnan(np.array(light_pair)[:, 0]).sum() < len(xt)  # both cases occur
-    hand = np.hstack([xt, _by_hand(xt, p, light_counts=True), np.array(light_pair)])
+    likeliest = np.array([_likeliest_pair(xi, pi) for xi, pi in zip(xt, p, strict=True)])
+    widest = np.array([_widest_pair(xi, pi) for xi, pi in zip(xt, p, strict=True)])
+    assert 0 < np.isnan(likeliest[:, 0]).sum() < len(xt)  # both cases occur
+    differ = ~np.isclose(likeliest, widest, equal_nan=True).all(axis=1)
+    assert differ.sum() > 5  # the two choices differ on some events
+    pairs = {"likeliest": [likeliest], "widest": [widest], "both": [likeliest, widest]}
+    hand = np.hstack([xt, _by_hand(xt, p, light_counts=True), *pairs[light_pair]])
     with torch.no_grad():
         got = model(torch.from_numpy(xt)).softmax(-1).numpy()
     np.testing.assert_allclose(got, event_clf.predict_proba(hand), atol=1e-6)

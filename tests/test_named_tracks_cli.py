@@ -15,9 +15,10 @@ pytestmark = pytest.mark.heavy
 
 
 @pytest.mark.parametrize(
-    ("features", "early"), [("tracks_v3", False), ("tracks_v3", True), ("tracks_v6", True)]
+    ("features", "early", "pair"),
+    [("tracks_v3", False, ""), ("tracks_v3", True, ""), ("tracks_v6", True, "widest")],
 )
-def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features, early):
+def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features, early, pair):
     from attpc_classify.checkpoint import load_run
     from attpc_classify.models.gbt import NamedTracksGBT
     from attpc_classify.predict import read_predictions
@@ -29,10 +30,11 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features,
                  f"features={features}", "--out", str(data), "--quiet"]) == 0  # fmt: skip
     assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(data), "--out",
                  str(run), "model.max_iter=20", f"model.track_early_stopping={early}",
-                 "--quiet"]) == 0  # fmt: skip
+                 *([f"model.light_pair={pair}"] if pair else []), "--quiet"]) == 0  # fmt: skip
     model = load_run(run).model
     assert isinstance(model, NamedTracksGBT) and model.track.feature.shape[0] > 0
     assert model.pairs == (features == "tracks_v6")  # the light pair's columns read
+    assert model.light_pair == (pair or "likeliest")
     # 300 iterations (a tree per kind present each), or fewer: the held-out events' tracks
     iterations = model.track.feature.shape[0] // len(model.track.tree_class.unique())
     assert (iterations < 300) == early
@@ -80,13 +82,14 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features,
     refitted = load_run(refit).model
     for name, t in model.track.state_dict().items():
         torch.testing.assert_close(refitted.track.state_dict()[name], t)
+    assert refitted.light_pair == model.light_pair  # the run's pair, not the config's
     # no labels: one self-training round, track trees kept as well
     adapted = tmp_path / "adapted"
     report = self_train(run, train.features, adapted, AdaptConfig(rounds=1, batch_size=8,
                                                                   min_fraction=0.0))  # fmt: skip
     assert len(report["rounds"]) == 1
     got = load_run(adapted).model
-    assert isinstance(got, NamedTracksGBT)
+    assert isinstance(got, NamedTracksGBT) and got.light_pair == model.light_pair
     for name, t in model.track.state_dict().items():
         torch.testing.assert_close(got.track.state_dict()[name], t)
     assert main(["classify", str(adapted), str(data), "--out", str(tmp_path / "a.csv"),

@@ -81,6 +81,8 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             args["track_columns"] = track_columns(image_config.features, run_unit=unit)
             if image_config.features == "tracks_v6":  # and the light pair's columns read
                 args["pair_columns"] = pair_columns(image_config.features, run_unit=unit)
+                if cfg.light_pair != "likeliest":  # runs before it load as they were
+                    args["light_pair"] = cfg.light_pair
             args["light_counts"] = True  # runs from before 2026-12-05 load without them
         return args
     in_chans = image_config.n_channels

@@ -269,12 +269,43 @@ def light_pair_columns(
     return torch.where(two[:, None], values, torch.full_like(values, float("nan")))
 
 
+#: which light tracks' pair columns the event trees read (`NamedTracksGBT`'s ``light_pair``)
+LIGHT_PAIRS = ("likeliest", "widest", "both")
+
+
+def widest_light_pair_columns(
+    x: torch.Tensor,
+    p_track: torch.Tensor,
+    pair_cols: torch.Tensor,
+    pair_index: torch.Tensor,
+    cut: float = 0.5,
+) -> torch.Tensor:
+    """``(B, C)``: the pair columns of the two tracks, among those likelier a light
+    product than not (p > ``cut``), whose circles' centres lie furthest apart about the
+    beam axis; `light_pair_columns` where fewer than two are. A pile-up's proton cut in
+    two by the beam core gives two likely pieces of one circle: the likeliest pair can be
+    those, the widest is the other reaction's track against one of them. The first pair
+    column is the centre angle (`data_prep.features.PAIR_FEATURES`)."""
+    n = pair_index.shape[0]
+    i, j = torch.triu_indices(n, n, offset=1, device=x.device)  # pair_index's order
+    values = x[:, pair_cols]  # (B, P, C)
+    light = torch.nan_to_num(p_track[:, :, 0], nan=0.0) > cut
+    both = light[:, i] & light[:, j]
+    # a pair with no circle ranks below every pair with one, above pairs not both light
+    angle = torch.where(both, torch.nan_to_num(values[:, :, 0], nan=-1.0), -2.0)
+    wide = values[torch.arange(len(x), device=x.device), angle.argmax(dim=1)]
+    likeliest = light_pair_columns(x, p_track, pair_cols, pair_index)
+    return torch.where(both.any(dim=1)[:, None], wide, likeliest)
+
+
 class NamedTracksGBT(nn.Module):
     """Two tree ensembles: ``track`` names each described track (its rank and columns in,
     `N_KINDS` logits out), ``event`` classifies the event from its features and the
     `identity_columns` the names give (with ``light_counts`` also the `light_columns`; a
     run trained before they existed has none; with ``pair_columns``, the tracks_v6 pair
-    columns, also the `light_pair_columns`). ``forward`` returns the event logits."""
+    columns, also those of one light pair: ``light_pair`` likeliest, `light_pair_columns`;
+    widest, `widest_light_pair_columns`; both, the two). ``forward`` returns the event
+    logits."""
 
     input_kind = "features"
 
@@ -288,8 +319,12 @@ class NamedTracksGBT(nn.Module):
         feature_names: tuple[str, ...] | list[str] = (),
         light_counts: bool = False,
         pair_columns: list[list[int]] | tuple = (),
+        light_pair: str = "likeliest",
     ):
         super().__init__()
+        if light_pair not in LIGHT_PAIRS:
+            raise ValueError(f"light_pair must be one of {LIGHT_PAIRS}, got {light_pair!r}")
+        self.light_pair = light_pair
         self.n_features = n_features
         self.num_classes = num_classes
         self.feature_names = tuple(feature_names)
@@ -307,7 +342,7 @@ class NamedTracksGBT(nn.Module):
             index[i, j] = torch.arange(len(i))  # (i, j), i < j, in `track_pairs` order
             self.register_buffer("pair_cols", pairs)
             self.register_buffer("pair_index", index)
-            n_pair = pairs.shape[1]
+            n_pair = pairs.shape[1] * (2 if light_pair == "both" else 1)
         n_event = n_features + n + 4 + c + (2 if light_counts else 0) + n_pair
         self.event = GBTClassifier(n_event, num_classes, **(event or {}))
 
@@ -337,8 +372,11 @@ class NamedTracksGBT(nn.Module):
         if self.light_counts:
             cols = torch.cat([cols, light_columns(p_track)], dim=1)
         if self.pairs:
-            pair = light_pair_columns(x, p_track, self.pair_cols, self.pair_index)
-            cols = torch.cat([cols, pair], dim=1)
+            args = (x, p_track, self.pair_cols, self.pair_index)
+            if self.light_pair != "widest":
+                cols = torch.cat([cols, light_pair_columns(*args)], dim=1)
+            if self.light_pair != "likeliest":
+                cols = torch.cat([cols, widest_light_pair_columns(*args)], dim=1)
         return cols
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
