@@ -74,6 +74,12 @@ DEMO_MODELS: dict[str, DemoModel] = {
             # proton F1 0.005 lower over five training sets of this size
             # (docs/sim-to-real.md, "The trees' features at the demo's size")
             "model.track_early_stopping=true",
+            # of the tracks likelier a light product than not, the pair whose circles lie
+            # widest apart, not the two likeliest: a pile-up's proton cut in two no longer
+            # hides the other reaction (validation proton F1 0.846 -> 0.857 over five
+            # training sets of this size, docs/sim-to-real.md "Two light tracks: one
+            # particle or two reactions")
+            "model.light_pair=widest",
         ),
     ),
     "vit": DemoModel(
@@ -119,9 +125,9 @@ class DemoConfig:
     # model (chosen at this size on in-simulation validation, scripts/demo_features.py:
     # proton F1 0.783 -> 0.806 over tracks_v2, docs/sim-to-real.md "The demo's models"),
     # each run file's charges also in its own unit (proton F1 0.815 -> 0.854 there), and
-    # per pair of tracks whether they are one particle (tracks_v6: the two likeliest light
-    # products' circles and vertices; 0.827 -> 0.846, docs/sim-to-real.md "Two light
-    # tracks: one particle or two reactions")
+    # per pair of tracks whether they are one particle (tracks_v6: the light products'
+    # circles and vertices; 0.827 -> 0.846, docs/sim-to-real.md "Two light tracks: one
+    # particle or two reactions")
     prep_settings: dict[str, Any] = field(
         default_factory=lambda: {
             "structured_noise": "rules",
