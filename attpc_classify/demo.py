@@ -137,8 +137,9 @@ class DemoConfig:
         }
     )
     # simulated events in total (class mix of the preset): the trees gain most from more
-    # events, and cost seconds; the simulation costs about 50 s per 1,000 on 2 workers
-    # (137 s on the AVX2 host)
+    # events (stand-in check 0.888 -> 0.900 proton F1 at 3,000), but 3,000 took 212 s
+    # against 148 s, too near the 4 minutes on a shared host (README, "Demo"); the
+    # simulation costs about 32 s per 1,000 on 2 workers (137 s on the AVX2 host)
     events: int = 2000
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)

@@ -3,7 +3,7 @@
     .venv/bin/python scripts/demo_features.py --pool training_size/sim/c --out demo_features
 
 The demo trains its trees on 2,000 simulated events. This takes five disjoint
-2,000-event training sets (20 run files each) from a pool of randomised run files
+2,000-event training sets (20 run files each; ``--files``) from a pool of randomised run files
 (``--pool``: `scripts/training_size.py`'s ``sim/c``, made by `simulate --config
 e15503b_randomized`) and one common evaluation set of 4,000 other events (the pool's
 first 40 run files), preprocesses them with the demo's settings
@@ -95,7 +95,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", type=Path, required=True, help="randomised run files")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--sets", type=int, default=5, help="training sets of 20 run files")
+    ap.add_argument("--sets", type=int, default=5, help="training sets of --files run files")
+    ap.add_argument("--files", type=int, default=20,
+                    help="run files per training set (the demo's: 20, 2,000 events)")  # fmt: skip
     ap.add_argument("--check", nargs="*", default=[], help="NAME=DIR: sets only shown")
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS),
                     help="only these (the others are compared with the first)")  # fmt: skip
@@ -103,9 +105,11 @@ def main() -> None:
     variants = {name: VARIANTS[name] for name in args.variants}
     checks = dict(c.split("=", 1) for c in args.check)
     pool = sorted(args.pool.glob("run_*.h5"))
-    if len(pool) < 40 + 20 * args.sets:
-        sys.exit(f"error: {args.pool}: {len(pool)} run files, need {40 + 20 * args.sets}")
-    evaluation, groups = pool[:40], [pool[40 + 20 * k : 60 + 20 * k] for k in range(args.sets)]
+    n = args.files
+    if len(pool) < 40 + n * args.sets:
+        sys.exit(f"error: {args.pool}: {len(pool)} run files, need {40 + n * args.sets}")
+    evaluation = pool[:40]
+    groups = [pool[40 + n * k : 40 + n * (k + 1)] for k in range(args.sets)]
     scores: dict[str, list[tuple[float, float]]] = {}
     checked: dict[tuple[str, str], list[tuple[float, float]]] = {}
     prep_dirs: dict[tuple[str, ...], Path] = {}
