@@ -65,6 +65,16 @@ VARIANTS = {
         ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
         ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest"],
     ),
+    "the same, a tenth of the training events for validation (not a fifth)": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
+         "data.val_fraction=0.1"],
+    ),
+    "the same, a twentieth of the training events for validation": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
+         "data.val_fraction=0.05"],
+    ),
     "the same, the likeliest and the widest light pair": (
         ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
         ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=both"],

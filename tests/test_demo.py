@@ -116,6 +116,24 @@ def test_a_demo_model_trains_on_its_own_tasks_of_the_demos():
     assert DemoModel("cnn_small").tasks_in(("multiclass", "binary")) == ("multiclass", "binary")
 
 
+def test_the_report_says_how_much_each_family_validates_on(tmp_path):
+    """A model's share: its last ``data.val_fraction`` override, else its preset's, else
+    the training default (0.2)."""
+    from attpc_classify.demo import _validation_text
+
+    preset = tmp_path / "mine.yaml"
+    preset.write_text("model:\n  name: gbt\ndata:\n  val_fraction: 0.3\n")
+    models = {
+        "cnn": DemoModel("cnn_small"),  # the shipped preset sets none
+        "gbt": DemoModel("gbt", ("data.val_fraction=0.5", "data.val_fraction=0.1")),
+        "mine": DemoModel(str(preset)),
+    }
+    text = _validation_text(DemoConfig(models=models))
+    assert text == "share of it validates each run: 20% for cnn; 10% for gbt; 30% for mine"
+    one = DemoConfig(models={"cnn": DemoModel("cnn_small")})
+    assert _validation_text(one) == "20% of it validates each run"
+
+
 def test_demo_refuses_a_foreign_directory_and_bad_settings(tmp_path, capsys):
     foreign = tmp_path / "mine"
     foreign.mkdir()
