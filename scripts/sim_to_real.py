@@ -595,6 +595,23 @@ PAIR_CHOICE_72K_TABLE = md_table(
      ("`tracks_v6`, the likely light tracks' widest pair", "0.9315", "0.9357", "194",
       "0.941 [0.926, 0.955]", "0.946")],
 )  # fmt: skip
+#: the demo's trees' validation share and training size (scripts/demo_features.py, 9th session)
+DEMO_SIZE_TABLE = md_table(
+    ("the demo's trees (`tracks_v6`, the widest light pair)", "training events",
+     "validation: proton F1", "validation: macro-F1", "stand-in check: proton F1 / macro-F1"),
+    [("a fifth of them for validation (`demo_s`)", "2,000",
+      "0.857 (0.858 0.852 0.871 0.851 0.852)", "0.871 (0.871 0.868 0.878 0.869 0.869)",
+      "0.888 / 0.904"),
+     ("**a tenth for validation (`data.val_fraction=0.1`, the demo now)**", "2,000",
+      "**0.864** (0.865 0.861 0.877 0.855 0.862)", "**0.878** (0.879 0.876 0.885 0.870 0.877)",
+      "0.890 / 0.906"),
+     ("a twentieth for validation", "2,000", "0.860 (0.853 0.853 0.875 0.855 0.865)",
+      "0.877 (0.872 0.873 0.883 0.872 0.885)", "0.892 / 0.908"),
+     ("a fifth for validation", "3,000", "0.872 (0.873 0.871 0.867 0.882 0.868)",
+      "0.882 (0.886 0.882 0.876 0.887 0.877)", "0.900 / 0.910"),
+     ("a fifth for validation", "4,000", "0.876 (0.869 0.878 0.884 0.868 0.879)",
+      "0.887 (0.890 0.891 0.892 0.884 0.880)", "0.907 / 0.914")],
+)  # fmt: skip
 #: two more ways to adapt the trees, at 72,000 events (scripts/tree_adapt_variants.py
 #: --only refit cut weights, 2026-12-06)
 ADAPT_MORE_TABLE = md_table(
@@ -3230,6 +3247,25 @@ on each of the five sets; with a tenth of the runs hidden +0.038 and +0.022, the
 not collapsing on a run without a unit. So the demo preprocesses with
 `charge_calibration: proton_band` and trains its trees with `data.unit_dropout=0.1`, as
 the recommended model.
+
+**How many events the demo's trees learn from** (9th session of 2026-12-06,
+`.venv/bin/python scripts/demo_features.py --pool K72/c --check standin=STANDIN
+[--files N] --variants ...`, as in "Which two light tracks": five training sets of N run
+files, 20 unless given, one evaluation set of 4,000 events for all; ~10 min per variant
+beside other jobs). The trees stop early on a held-out share of their training file, a
+fifth by default. Mean over the five training sets (per set):
+
+{DEMO_SIZE_TABLE}
+
+A tenth for validation gives the trees 150 more events to learn from and lifts them on
+each of the five sets (+0.007 proton F1, +0.007 macro-F1); a twentieth makes the early
+stop noisier and gains less on validation (+0.003, +0.006). So the demo's trees hold out
+a tenth since the 9th session (`demo_t`; the networks keep a fifth). The stand-in check
+moves little (0.888 -> 0.890). More simulated events help more: +0.015 proton F1 at
+3,000 and +0.019 at 4,000, the stand-in check 0.888 -> 0.900 -> 0.907. But they cost
+the simulation's time: `demo --events 3000` took 212 s against 148 s, within 30 s of the
+4 minutes on a host that has run 1.5x slower for hours (README, "Demo"), so the demo
+stays at 2,000 events.
 
 ## Commands
 
