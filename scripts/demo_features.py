@@ -75,6 +75,16 @@ VARIANTS = {
         ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
          "data.val_fraction=0.05"],
     ),
+    "the same, learning rate 0.05": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
+         "data.val_fraction=0.1", "model.learning_rate=0.05"],
+    ),
+    "the same, 31 leaves": (
+        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
+        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
+         "data.val_fraction=0.1", "model.max_leaf_nodes=31"],
+    ),
     "the same, the likeliest and the widest light pair": (
         ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
         ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=both"],

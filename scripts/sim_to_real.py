@@ -3261,7 +3261,10 @@ A tenth for validation gives the trees 150 more events to learn from and lifts t
 each of the five sets (+0.007 proton F1, +0.007 macro-F1); a twentieth makes the early
 stop noisier and gains less on validation (+0.003, +0.006). So the demo's trees hold out
 a tenth since the 9th session (`demo_t`; the networks keep a fifth). The stand-in check
-moves little (0.888 -> 0.890). More simulated events help more: +0.015 proton F1 at
+moves little (0.888 -> 0.890). The trees' settings are not what limits them here: with a
+tenth for validation, learning rate 0.05 gives 0.865 / 0.878 and 31 leaves 0.862 /
+0.876 (the variants "learning rate 0.05" and "31 leaves"; stand-in check 0.890 and
+0.889). More simulated events help more: +0.015 proton F1 at
 3,000 and +0.019 at 4,000, the stand-in check 0.888 -> 0.900 -> 0.907. But they cost
 the simulation's time: `demo --events 3000` took 212 s against 148 s, within 30 s of the
 4 minutes on a host that has run 1.5x slower for hours (README, "Demo"), so the demo
