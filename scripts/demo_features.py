@@ -34,6 +34,10 @@ from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
 from validation_scores import called  # classify's call for each event of an image file
 
 ROOT = Path(__file__).resolve().parents[1]
+#: the demo's preprocessing since 2026-12-06 and its trees' overrides on it
+V6 = ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"]
+V6_TREES = ["data.unit_dropout=0.1", "model.track_early_stopping=true"]
+WIDEST = [*V6_TREES, "model.light_pair=widest"]
 #: the variants compared: --set overrides on top of the demo's prep settings, and
 #: overrides of the demo's trees (a variant with the same prep settings shares its files)
 VARIANTS = {
@@ -57,38 +61,25 @@ VARIANTS = {
         ["features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
         ["data.unit_dropout=0.1", "model.track_early_stopping=true"],
     ),
-    "the same on tracks_v6 (the light pair's centre angle and vertex gap)": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true"],
-    ),
-    "the same, the widest light pair instead": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest"],
+    "the same on tracks_v6 (the light pair's centre angle and vertex gap)": (V6, V6_TREES),
+    "the same, the widest light pair instead": (V6, [*V6_TREES, "model.light_pair=widest"]),
+    "the same, the likeliest and the widest light pair": (
+        V6,
+        [*V6_TREES, "model.light_pair=both"],
     ),
     "the same, a tenth of the training events for validation (not a fifth)": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
-         "data.val_fraction=0.1"],
+        V6,
+        [*WIDEST, "data.val_fraction=0.1"],
     ),
     "the same, a twentieth of the training events for validation": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
-         "data.val_fraction=0.05"],
+        V6,
+        [*WIDEST, "data.val_fraction=0.05"],
     ),
     "the same, learning rate 0.05": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
-         "data.val_fraction=0.1", "model.learning_rate=0.05"],
+        V6,
+        [*WIDEST, "data.val_fraction=0.1", "model.learning_rate=0.05"],
     ),
-    "the same, 31 leaves": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=widest",
-         "data.val_fraction=0.1", "model.max_leaf_nodes=31"],
-    ),
-    "the same, the likeliest and the widest light pair": (
-        ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"],
-        ["data.unit_dropout=0.1", "model.track_early_stopping=true", "model.light_pair=both"],
-    ),
+    "the same, 31 leaves": (V6, [*WIDEST, "data.val_fraction=0.1", "model.max_leaf_nodes=31"]),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]
