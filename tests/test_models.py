@@ -135,6 +135,13 @@ def test_model_args_errors() -> None:
         ModelConfig(name="gbt", light_pair="closest")
     with pytest.raises(InputError, match=r"model\.light_pair is for"):
         ModelConfig(name="cnn", light_pair="widest")
+    from attpc_classify.models.gbt import LIGHT_PAIRS
+
+    for choice in LIGHT_PAIRS:  # the config takes every choice the model knows
+        ModelConfig(name="gbt", light_pair=choice)
+    with pytest.raises(InputError, match="tracks_v6"):  # no pairs to choose from
+        model_args(ModelConfig(name="gbt", light_pair="widest"),
+                   ImageConfig(features="tracks_v3"), 3)  # fmt: skip
 
 
 def test_vit_layout_is_the_learngene_one() -> None:

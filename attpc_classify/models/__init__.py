@@ -74,6 +74,11 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             raise InputError(f"model {name} needs features: preprocess with features=tracks_v2")
         names = list(image_config.feature_names)
         args = {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
+        if cfg.light_pair != "likeliest" and image_config.features != "tracks_v6":
+            raise InputError(
+                f"model.light_pair={cfg.light_pair} reads the track pairs of features=tracks_v6 "
+                f"(this file: {image_config.features})"
+            )
         from data_prep.features import NAMED_SETS, pair_columns, track_columns
 
         if image_config.features in NAMED_SETS:  # its five tracks are named first
