@@ -278,11 +278,13 @@ def widest_light_pair_columns(
     p_track: torch.Tensor,
     pair_cols: torch.Tensor,
     pair_index: torch.Tensor,
+    likeliest: torch.Tensor | None = None,
     cut: float = 0.5,
 ) -> torch.Tensor:
     """``(B, C)``: the pair columns of the two tracks, among those likelier a light
     product than not (p > ``cut``), whose circles' centres lie furthest apart about the
-    beam axis; `light_pair_columns` where fewer than two are. A pile-up's proton cut in
+    beam axis; ``likeliest`` (`light_pair_columns`, computed here unless given) where
+    fewer than two are. A pile-up's proton cut in
     two by the beam core gives two likely pieces of one circle: the likeliest pair can be
     those, the widest is the other reaction's track against one of them. The first pair
     column is the centre angle (`data_prep.features.PAIR_FEATURES`)."""
@@ -294,7 +296,8 @@ def widest_light_pair_columns(
     # a pair with no circle ranks below every pair with one, above pairs not both light
     angle = torch.where(both, torch.nan_to_num(values[:, :, 0], nan=-1.0), -2.0)
     wide = values[torch.arange(len(x), device=x.device), angle.argmax(dim=1)]
-    likeliest = light_pair_columns(x, p_track, pair_cols, pair_index)
+    if likeliest is None:
+        likeliest = light_pair_columns(x, p_track, pair_cols, pair_index)
     return torch.where(both.any(dim=1)[:, None], wide, likeliest)
 
 
@@ -373,10 +376,11 @@ class NamedTracksGBT(nn.Module):
             cols = torch.cat([cols, light_columns(p_track)], dim=1)
         if self.pairs:
             args = (x, p_track, self.pair_cols, self.pair_index)
+            likeliest = light_pair_columns(*args)  # also the widest pair's fallback
             if self.light_pair != "widest":
-                cols = torch.cat([cols, light_pair_columns(*args)], dim=1)
+                cols = torch.cat([cols, likeliest], dim=1)
             if self.light_pair != "likeliest":
-                cols = torch.cat([cols, widest_light_pair_columns(*args)], dim=1)
+                cols = torch.cat([cols, widest_light_pair_columns(*args, likeliest)], dim=1)
         return cols
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
