@@ -284,10 +284,10 @@ def widest_light_pair_columns(
     """``(B, C)``: the pair columns of the two tracks, among those likelier a light
     product than not (p > ``cut``), whose circles' centres lie furthest apart about the
     beam axis; ``likeliest`` (`light_pair_columns`, computed here unless given) where
-    fewer than two are. A pile-up's proton cut in
-    two by the beam core gives two likely pieces of one circle: the likeliest pair can be
-    those, the widest is the other reaction's track against one of them. The first pair
-    column is the centre angle (`data_prep.features.PAIR_FEATURES`)."""
+    fewer than two are. A pile-up's proton cut in two by the beam core gives two likely
+    pieces of one circle: the likeliest pair can be those, the widest is the other
+    reaction's track against one of them. The first pair column is the centre angle
+    (`data_prep.features.PAIR_FEATURES`)."""
     n = pair_index.shape[0]
     i, j = torch.triu_indices(n, n, offset=1, device=x.device)  # pair_index's order
     values = x[:, pair_cols]  # (B, P, C)
