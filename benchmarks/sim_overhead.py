@@ -3,10 +3,11 @@
 The same events (seed, channels, knobs) are made in one warm process, alternating per
 round so that a busy machine slows both ways alike:
 - reference: attpc-engine's own ``generate_trajectory`` (SciPy's Radau with its LU
-  wrappers) and ``generate_electrons``, and Spyral's own ``GetTrace`` for the peaks of
-  each pad's trace;
-- ours: `data_prep.sim.ode` (same algorithm and arithmetic, less Python overhead) and
-  `data_prep.sim.points.spyral_peaks` (find_peaks' compiled steps in its order).
+  wrappers), ``generate_electrons`` and ``transport_track``, and Spyral's own
+  ``GetTrace`` for the peaks of each pad's trace;
+- ours: `data_prep.sim.ode` (same algorithm and arithmetic, less Python overhead),
+  `data_prep.sim.transport` (pixels summed per pad before the dict, beam pads by table)
+  and `data_prep.sim.points.spyral_peaks` (find_peaks' compiled steps in its order).
 Both sets of events are checked to be identical, array for array (NaN where NaN). Times
 are CPU seconds of this process.
 
@@ -74,9 +75,10 @@ def main() -> None:
     args = parser.parse_args()
     generator = EventGenerator(load_config(SimConfig, args.preset))
     ways = ("reference", "ours")
-    use("reference")
     warm = draw_knobs(generator.config, knob_rng(0, 999, 0, "event"))
-    generator.generate("p_elastic", event_rng(0, 999), warm)  # numba and caches warm
+    for name in ways:  # numba and caches warm, both ways
+        use(name)
+        generator.generate("p_elastic", event_rng(0, 999), warm)
     seconds = {name: 0.0 for name in ways}
     made: dict[str, list] = {}
     for r in range(args.rounds):

@@ -1,9 +1,10 @@
-"""The simulation's shortcuts: attpc-engine's tracks (`data_prep.sim.ode`) and Spyral's
-peaks (`data_prep.sim.points.spyral_peaks`), bit for bit, with less overhead.
+"""The simulation's shortcuts: attpc-engine's tracks (`data_prep.sim.ode`), its electron
+transport (`data_prep.sim.transport`) and Spyral's peaks
+(`data_prep.sim.points.spyral_peaks`), bit for bit, with less overhead.
 
 The references are attpc-engine's own ``generate_trajectory`` (SciPy's Radau and
-attpc-engine's right-hand side) and ``generate_electrons``, and Spyral's own ``GetTrace``,
-called directly; equality
+attpc-engine's right-hand side), ``generate_electrons`` and ``transport_track``, and
+Spyral's own ``GetTrace``, called directly; equality
 is exact, not approximate: any difference would change every simulated event of every
 seed.
 """
@@ -36,24 +37,29 @@ def _events(generator: EventGenerator, channels: list[str]) -> list:
     ]
 
 
-def test_tracks_equal_attpc_engines_own_bit_for_bit(generator):
+def _launches(rng: np.random.Generator, per_kind: int, vertex_z=lambda rng: 0.4):
+    """(nucleus, 4-momentum, vertex) of protons, alphas, 12C and 46Ar: fast and slow,
+    curling and straight, in random directions."""
     from attpc_engine import nuclear_map
 
-    params = generator.engine.det_params
-    rng = np.random.default_rng(3)
-    # protons, alphas, 12C and 46Ar: fast and slow, curling and straight, both directions
     for z, a, kinetic in [(1, 1, 4.0), (1, 1, 0.4), (2, 4, 9.0), (6, 12, 5.0), (18, 46, 60.0)]:
         nucleus = nuclear_map.get_data(z, a)
-        for _ in range(3):
+        for _ in range(per_kind):
             direction = rng.normal(size=3)
             direction /= np.linalg.norm(direction)
             p = np.sqrt(kinetic * (kinetic + 2.0 * nucleus.mass))
             momentum = np.array([*(p * direction), kinetic + nucleus.mass])
-            vertex = np.array([rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01), 0.4])
-            want = ode.engine_functions()["generate_trajectory"](vertex, momentum, nucleus, params)
-            got = ode.generate_trajectory(vertex, momentum, nucleus, params)
-            assert len(want) > 1
-            np.testing.assert_array_equal(got, want)
+            vertex = np.array([rng.uniform(-0.01, 0.01), rng.uniform(-0.01, 0.01), vertex_z(rng)])
+            yield nucleus, momentum, vertex
+
+
+def test_tracks_equal_attpc_engines_own_bit_for_bit(generator):
+    params = generator.engine.det_params
+    for nucleus, momentum, vertex in _launches(np.random.default_rng(3), 3):
+        want = ode.engine_functions()["generate_trajectory"](vertex, momentum, nucleus, params)
+        got = ode.generate_trajectory(vertex, momentum, nucleus, params)
+        assert len(want) > 1
+        np.testing.assert_array_equal(got, want)
 
 
 def test_events_equal_those_made_with_attpc_engine_and_spyral(generator, monkeypatch):
@@ -105,6 +111,46 @@ def test_electron_counts_equal_attpc_engines_with_the_stream_in_step(generator):
         assert mine.random() == theirs.random()
     empty = track[:0]
     assert len(ode.generate_electrons(empty, nucleus, params, np.random.default_rng(0))) == 0
+
+
+def test_transport_fills_the_dict_attpc_engines_transport_fills(generator):
+    """The (time bucket, pad) -> (electrons, label) dict, items in order, of attpc-engine's
+    `transport_track` and ours for tracks of every kind: with and without diffusion, on
+    the engine's pad grid and on `see_through`'s (beam pads under offset ids), two tracks
+    into one dict (the second's label on the pads they share)."""
+    from attpc_engine.detector.transporter import transport_track as theirs
+    from numba.core import types
+    from numba.typed import Dict
+
+    from data_prep.sim.transport import transport_track as ours
+
+    engine, params = generator.engine, generator.engine.det_params
+    rng = np.random.default_rng(3)
+    tracks = []
+    for nucleus, momentum, vertex in _launches(rng, 2, lambda rng: rng.uniform(0.05, 0.9)):
+        track = ode.generate_trajectory(vertex, momentum, nucleus, params)
+        electrons = ode.generate_electrons(track, nucleus, params, rng) * params.mpgd_gain
+        # z -> time bucket, as attpc-engine's generate_point_cloud converts it
+        track[:, 2] = (params.length - track[:, 2]) / engine.drift_velocity
+        track[:, 2] += engine.elec_params.micromegas_edge
+        tracks.append((track, electrons))
+
+    def fill(transport, grid, diffusion) -> list:
+        items = []
+        for label, (track, electrons) in enumerate(tracks):
+            points = Dict.empty(types.int64, types.Tuple([types.int64, types.int64]))
+            args = (grid, engine.pad_grid_edges, diffusion, params.efield, engine.drift_velocity)
+            transport(*args, track, electrons, points, label)
+            transport(*args, track[::-1].copy(), electrons[::-1].copy(), points, 99)
+            items.append(list(points.items()))
+        return items
+
+    see_through = generator.see_through(engine).pad_grid
+    for grid in (engine.pad_grid, see_through):
+        for diffusion in (params.diffusion, 0.0):
+            want = fill(theirs, grid, diffusion)
+            assert fill(ours, grid, diffusion) == want
+            assert sum(len(items) for items in want) > 500  # every case fills the dict
 
 
 def test_lu_helpers_match_scipys():

@@ -533,20 +533,20 @@ def test_beam_ion_before_the_trigger_keeps_only_charge_inside_the_window(monkeyp
     index read outside the grid (the defect that made one seed give different events in
     different processes): no such time may reach it, and every point kept lies in the
     sampled buckets, each with a time the transport saw (its bucket or one below)."""
-    import attpc_engine.detector.transporter as transporter
+    from attpc_engine.detector import solver
 
     from data_prep.sim.beam import straight_track
     from data_prep.sim.physics import EventGenerator
 
     gen = EventGenerator(load_config(SimConfig, CONFIGS / "tiny.yaml"))
     seen: list[np.ndarray] = []
-    original = transporter.transport_track
+    original = solver.transport_track  # the one the beam ions use: ours, once installed
 
     def recording(grid, edges, diffusion, efield, dv, track, electrons, points, label):
         seen.append(track[:, 2].copy())
         return original(grid, edges, diffusion, efield, dv, track, electrons, points, label)
 
-    monkeypatch.setattr(transporter, "transport_track", recording)
+    monkeypatch.setattr(solver, "transport_track", recording)
     start = gen.start(np.random.default_rng(3), gen.fixed)
     entry = np.array([0.025, 0.0, 0.0])  # past the beam pads: its charge reads out
     direction = np.array([0.0, 0.0, 1.0])

@@ -9,8 +9,9 @@ forward 46Ar residual scatters up to ~15 deg) from the rest.
 A beam ion moves in a straight line here (its radius of curvature in 1.68 T is ~0.4 m
 for the full momentum and ~8 mm for 1 deg of transverse momentum: a helix narrower than
 the beam pads); its energy loss comes from the gas (pycatima via spyral-utils) and its
-charge is transported to the pads by attpc-engine's own `transport_track` (diffusion,
-beam pads dropped), so a beam point is made like any other.
+charge is transported to the pads by attpc-engine's `transport_track` (diffusion, beam
+pads dropped; `data_prep.sim.transport`'s bit-for-bit copy once installed), so a beam
+point is made like any other.
 """
 
 from __future__ import annotations
@@ -62,8 +63,8 @@ def straight_track(
         Charge that cannot reach past this radius is not transported (`BEAM_CORE_M`);
         0 when the beam pads are seen through (a drift shear moves charge off them later).
     """
+    from attpc_engine.detector import solver
     from attpc_engine.detector.simulator import dict_to_points
-    from attpc_engine.detector.transporter import transport_track
     from numba.core import types
     from numba.typed import Dict
 
@@ -101,7 +102,9 @@ def straight_track(
     kept = (reach >= core_m) & (track[:, 2] >= 0.0) & (track[:, 2] < NUM_TIME_BUCKETS)
     track, electrons = track[kept], electrons[kept]
     points = Dict.empty(key_type=types.int64, value_type=types.Tuple([types.int64, types.int64]))
-    transport_track(
+    # the transport `generate_point_cloud` uses: attpc-engine's, or once
+    # `data_prep.sim.ode.use_fast_tracking` ran, `data_prep.sim.transport`'s (same numbers)
+    solver.transport_track(
         engine.pad_grid,
         engine.pad_grid_edges,
         det.diffusion,

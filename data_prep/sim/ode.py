@@ -17,12 +17,15 @@ This module removes the overhead and keeps every operation that makes a number:
   in the same order.
 * `generate_trajectory` is attpc-engine's function with those two swapped in.
 * `generate_electrons` is attpc-engine's, its Fano smearing drawn in one call.
+* `data_prep.sim.transport.transport_track`, the electron drift to the pads, is
+  attpc-engine's with its pixels summed per pad before its dict (see that module).
 
 So the tracks, and every event made from them, are bit for bit those of attpc-engine's
 own function (tests/test_sim_shortcuts.py compares tracks of several nuclei exactly, and
 whole events of five channels).
-`use_fast_tracking` installs both in attpc-engine's solver module, the one place its
-``generate_point_cloud`` looks them up.
+`use_fast_tracking` installs the three in attpc-engine's solver module, the one place its
+``generate_point_cloud`` looks them up (`data_prep.sim.beam` looks the transport up there
+too).
 """
 
 from __future__ import annotations
@@ -167,13 +170,15 @@ def generate_electrons(track, nucleus, params, rng) -> np.ndarray:
 
 @functools.cache
 def engine_functions() -> dict:
-    """attpc-engine's own ``generate_trajectory`` and ``generate_electrons``, kept before
-    `use_fast_tracking` replaces them (the reference the tests compare with)."""
+    """attpc-engine's own ``generate_trajectory``, ``generate_electrons`` and
+    ``transport_track``, kept before `use_fast_tracking` replaces them (the reference
+    the tests compare with)."""
     from attpc_engine.detector import solver
 
     return {
         "generate_trajectory": solver.generate_trajectory,
         "generate_electrons": solver.generate_electrons,
+        "transport_track": solver.transport_track,
     }
 
 
@@ -182,15 +187,22 @@ def use_functions(which: str) -> None:
     attpc-engine's solver module (tests and benchmarks/sim_overhead.py switch)."""
     from attpc_engine.detector import solver
 
-    ours = {"generate_trajectory": generate_trajectory, "generate_electrons": generate_electrons}
+    from data_prep.sim.transport import transport_track
+
+    ours = {
+        "generate_trajectory": generate_trajectory,
+        "generate_electrons": generate_electrons,
+        "transport_track": transport_track,
+    }
     for name, function in (ours if which == "ours" else engine_functions()).items():
         setattr(solver, name, function)
 
 
 @functools.cache
 def use_fast_tracking() -> bool:
-    """Make attpc-engine's ``generate_point_cloud`` use `generate_trajectory` and
-    `generate_electrons` above.
+    """Make attpc-engine's ``generate_point_cloud`` (and `data_prep.sim.beam`) use
+    `generate_trajectory`, `generate_electrons` and `data_prep.sim.transport`'s
+    ``transport_track``.
 
     Process-wide and idempotent, like `data_prep.sim.physics.enable_engine_cache`: every
     caller of attpc-engine's detector step in this process gets the same numbers faster.
