@@ -115,9 +115,9 @@ def _default_models() -> dict[str, DemoModel]:
 
 @dataclass
 class DemoConfig:
-    """Sizes and seeds of the demo (defaults: about 3.5 minutes on the 2 cores of the
-    AVX-512 host on 2026-12-05, 10.5 minutes on the slower AVX2 host of 2026-12-03; the
-    simulation and the networks' epochs take most of it; README, "Demo")."""
+    """Sizes and seeds of the demo (defaults: about 2.5 minutes on the 2 cores of the
+    AVX-512 host on 2026-12-06; the AVX2 host of 2026-12-03 was 2.7x slower on the same
+    simulation; the simulation and the training take most of it; README, "Demo")."""
 
     # domain-randomised simulation and robust inputs (docs/sim-to-real.md): models that
     # still call protons on a detector run with other gain, threshold and noise
@@ -142,10 +142,11 @@ class DemoConfig:
         }
     )
     # simulated events in total (class mix of the preset): the trees gain most from more
-    # events (stand-in check 0.888 -> 0.900 proton F1 at 3,000), but 3,000 took 212 s
-    # against 148 s, too near the 4 minutes on a shared host (README, "Demo"); the
-    # simulation costs about 32 s per 1,000 on 2 workers (137 s on the AVX2 host)
-    events: int = 2000
+    # events (validation proton F1 0.857 -> 0.872 at 3,000 over five training sets), and
+    # since the transport shortcut (data_prep/sim/transport.py) the simulation costs
+    # about 20 s per 1,000 on 2 workers of the AVX-512 host, not 33 s; 3,000 events with
+    # 7 network epochs took 149 s, 2,000 with 10 took 155 s before it (README, "Demo")
+    events: int = 3000
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)
     seed: int = 0  # simulation, training split, initialisation and bootstrap
@@ -155,7 +156,9 @@ class DemoConfig:
     models: dict[str, DemoModel] = field(default_factory=_default_models)
     # models trained on each task; 3-class models are also scored on the binary task
     tasks: tuple[str, ...] = ("multiclass", "binary")
-    epochs: int = 10  # network epochs (no early stopping: same work every run)
+    # network epochs (no early stopping: same work every run); 7 at 3,000 events are
+    # about the optimiser steps 10 made at 2,000 (15,100 images against 13,400)
+    epochs: int = 7
     batch_size: int = 32  # events per step
     n_boot: int = 1000  # bootstrap resamples of the 95 % intervals
 
