@@ -108,7 +108,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--sets", type=int, default=5, help="training sets of --files run files")
     ap.add_argument("--files", type=int, default=20,
-                    help="run files per training set (the demo's: 20, 2,000 events)")  # fmt: skip
+                    help="run files per training set (20: 2,000 events; the demo: 30)")  # fmt: skip
     ap.add_argument("--check", nargs="*", default=[], help="NAME=DIR: sets only shown")
     ap.add_argument("--variants", nargs="*", choices=list(VARIANTS), default=list(VARIANTS),
                     help="only these (the others are compared with the first)")  # fmt: skip
