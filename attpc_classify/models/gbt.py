@@ -137,6 +137,9 @@ def fit_gbt(
     """
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    from attpc_classify.models.binning import use_fast_weighted_binning
+
+    use_fast_weighted_binning()  # the same bins, one sort per feature (models/binning.py)
     present = np.unique(y)
     if len(present) < 2:
         raise ValueError("gradient boosting needs at least two classes in the training set")
