@@ -233,6 +233,28 @@ def _sklearn_data(rng: np.random.Generator, n: int, k: int):
     return x.astype(np.float32), y
 
 
+@pytest.mark.parametrize("k", [2, 3, 5])
+def test_compiled_walk_equals_the_tensor_walk_bit_for_bit(k: int, monkeypatch) -> None:
+    """`gbt.walk_trees` (the CPU default) and the tensor walk add the same leaf values in
+    the same order: equal scores, not close ones (NaN routing and ties included)."""
+    from attpc_classify.models import gbt
+
+    rng = np.random.default_rng(k)
+    x = rng.normal(size=(800, 6))
+    x[:, 1] = np.round(x[:, 1], 1)  # values on the thresholds
+    y = np.digitize(x[:, 0] + x[:, 1] * x[:, 2], np.linspace(-1, 1, k - 1))
+    x[rng.random(x.shape) < 0.15] = np.nan
+    model = gbt.GBTClassifier(6, k)
+    gbt.fit_gbt(model, x, y, params={"max_iter": 40, "max_leaf_nodes": 15})
+    test = torch.from_numpy(np.concatenate([x, rng.normal(size=(200, 6))]))
+    with torch.no_grad():
+        compiled = model.raw_scores(test)
+        monkeypatch.setattr(gbt, "WALK", "torch")
+        tensor = model.raw_scores(test)
+    assert model.feature.shape[0] > gbt.TREE_CHUNK  # several chunks of the tensor walk
+    assert torch.equal(compiled, tensor)
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_tree_walk_matches_sklearn_predict_proba(k: int) -> None:
     from attpc_classify.models import create_model

@@ -1,9 +1,9 @@
 """Gradient-boosted trees on an event's physics features (`data_prep.features`).
 
 scikit-learn's `HistGradientBoostingClassifier` fits the trees (`fit_gbt`); their node
-arrays then live as tensors in a `GBTClassifier` module, which walks every tree of a
-batch at once. So a fitted model is saved like any other (safetensors + JSON, no
-pickle), and evaluate, classify and compare use it unchanged.
+arrays then live as tensors in a `GBTClassifier` module, which walks them compiled on the
+CPU (`walk_trees`) and as tensors elsewhere. So a fitted model is saved like any other
+(safetensors + JSON, no pickle), and evaluate, classify and compare use it unchanged.
 
 Prediction follows scikit-learn's: at a split node, a value ``<= threshold`` goes left, a
 NaN (a feature the event does not have) goes where ``missing_go_to_left`` says; the raw
@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from numba import njit
 from torch import nn
 
 #: node arrays of every tree, padded to the largest tree: (n_trees, max_nodes)
@@ -25,6 +26,25 @@ _NODE_BUFFERS = ("feature", "threshold", "left", "right", "missing_left", "is_le
 #: trees walked at once: the (events, trees) index arrays of a chunk stay in the CPU's
 #: cache; walking all 1,500 track trees of a named-track model at once was 4x slower
 TREE_CHUNK = 32
+#: "numba": on the CPU, `walk_trees` (compiled, event by event as scikit-learn's own
+#: predictor); "torch": the tensor walk everywhere (benchmarks/tree_walk.py compares them)
+WALK = "numba"
+
+
+@njit(cache=True)
+def walk_trees(feature, threshold, left, right, missing_left, is_leaf, value, tree_class,
+               x, out):  # fmt: skip
+    """Add to ``out`` ``(B, K)`` the leaf value each row of ``x`` ``(B, F)`` reaches in
+    every tree (node arrays ``(n_trees, max_nodes)``), tree by tree in order: the same
+    additions in the same order as the tensor walk's ``index_add_`` per chunk."""
+    for b in range(x.shape[0]):
+        for t in range(feature.shape[0]):
+            node = 0
+            while not is_leaf[t, node]:
+                v = x[b, feature[t, node]]
+                go_left = missing_left[t, node] if np.isnan(v) else v <= threshold[t, node]
+                node = left[t, node] if go_left else right[t, node]
+            out[b, tree_class[t]] += value[t, node]
 
 
 class GBTClassifier(nn.Module):
@@ -71,8 +91,17 @@ class GBTClassifier(nn.Module):
         self.register_buffer("baseline", torch.zeros(num_classes, dtype=torch.float64))
 
     def raw_scores(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, K)`` float64: baseline + the summed leaf values of each class's trees."""
+        """``(B, K)`` float64: baseline + the summed leaf values of each class's trees.
+
+        On the CPU the compiled walk (`walk_trees`); elsewhere, or with ``WALK="torch"``,
+        the tensor walk, chunk by chunk. Both add each class's trees in tree order to the
+        baseline, so they give the same numbers bit for bit (tests/test_features.py)."""
         x = x.to(torch.float64)
+        if WALK == "numba" and x.device.type == "cpu" and self.feature.device.type == "cpu":
+            out = self.baseline.expand(x.shape[0], -1).clone().contiguous()
+            walk_trees(*(getattr(self, n).numpy() for n in _NODE_BUFFERS),
+                       self.tree_class.numpy(), x.contiguous().numpy(), out.numpy())  # fmt: skip
+            return out
         out = self.baseline.expand(x.shape[0], -1).clone()
         n_trees = self.feature.shape[0]
         for first in range(0, n_trees, TREE_CHUNK):
