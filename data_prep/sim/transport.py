@@ -21,6 +21,10 @@ in the same order (a key enters the dict when its first pixel arrives, in both);
 every value carries the label of this call, as the last write gives it there. So the
 dict, and every event made from it, is bit for bit attpc-engine's
 (tests/test_sim_shortcuts.py compares the dicts of many tracks and whole events).
+
+numba caches the compiled code on disk and re-checks only this file's source, not the
+attpc-engine functions it calls: attpc-engine is pinned (pyproject), and the beam-pad
+table is an argument, not a global frozen into the cache.
 """
 
 from __future__ import annotations
@@ -36,34 +40,37 @@ from attpc_engine.detector.transporter import (
 from numba import njit
 
 #: True at the id of each beam pad; ids past its end (none of the 10,240 pads, but
-#: `see_through`'s offset ids) are not beam pads.
+#: `see_through`'s offset ids) are not beam pads. An argument of the compiled code, not a
+#: global it would freeze into numba's on-disk cache.
 BEAM_PAD = np.zeros(int(BEAM_PADS_ARRAY.max()) + 1, dtype=np.bool_)
 BEAM_PAD[BEAM_PADS_ARRAY] = True
 
 
 @njit(cache=True)
-def _reads_out(pad: int) -> bool:
+def _reads_out(pad: int, beam_pad: np.ndarray) -> bool:
     """attpc-engine's ``pad != -1 and pad not in BEAM_PADS_ARRAY`` by table lookup."""
     if pad == -1:
         return False
-    return not (0 <= pad < BEAM_PAD.size and BEAM_PAD[pad])
+    return not (0 <= pad < beam_pad.size and beam_pad[pad])
 
 
 @njit(cache=True)
-def _point(pad_grid, grid_edges, time, center, electrons, points, label) -> None:
+def _point(pad_grid, grid_edges, time, center, electrons, points, label, beam_pad) -> None:
     """attpc-engine's `point_transport` (no diffusion): all electrons to one pad."""
     index_x, index_y = position_to_index(grid_edges, center)
     if index_x == -1 or index_y == -1:
         return
     pad = int(pad_grid[index_x, index_y])
-    if _reads_out(pad):
+    if _reads_out(pad, beam_pad):
         key = pair(int(time), pad)
         charge, _ = points.get(key, (0, 0))
         points[key] = (charge + electrons, label)
 
 
 @njit(cache=True)
-def _diffused(pad_grid, grid_edges, time, center, electrons, sigma_t, points, label, pads, sums):
+def _diffused(
+    pad_grid, grid_edges, time, center, electrons, sigma_t, points, label, beam_pad, pads, sums
+):
     """attpc-engine's `transverse_transport`, its pixels summed per pad before the dict.
 
     ``pads``/``sums`` are scratch arrays of at least STEPS**2 entries.
@@ -80,7 +87,7 @@ def _diffused(pad_grid, grid_edges, time, center, electrons, sigma_t, points, la
             if index_x == -1 or index_y == -1:
                 continue
             pad = int(pad_grid[index_x, index_y])
-            if not _reads_out(pad):
+            if not _reads_out(pad, beam_pad):
                 continue
             pixel_electrons = int(
                 bivariate_normal_pdf(pixel, center, sigma_t) * (step_sizex * step_sizey) * electrons
@@ -100,11 +107,19 @@ def _diffused(pad_grid, grid_edges, time, center, electrons, sigma_t, points, la
         points[key] = (charge + sums[k], label)
 
 
-@njit(cache=True)
 def transport_track(
     pad_grid, grid_edges, diffusion, efield, dv, track, electrons, points, label
 ) -> None:
     """attpc-engine's `transport_track` (same arguments, same dict), faster."""
+    _transport(pad_grid, grid_edges, diffusion, efield, dv, track, electrons, points, label,
+               BEAM_PAD)  # fmt: skip
+
+
+@njit(cache=True)
+def _transport(
+    pad_grid, grid_edges, diffusion, efield, dv, track, electrons, points, label, beam_pad
+) -> None:
+    """`transport_track`'s loop over the track points, compiled."""
     pads = np.empty(STEPS * STEPS, dtype=np.int64)
     sums = np.empty(STEPS * STEPS, dtype=np.int64)
     for idx, row in enumerate(track):
@@ -113,17 +128,7 @@ def transport_track(
         point_electrons = electrons[idx]
         sigma_t = np.sqrt(2.0 * diffusion * dv * time / efield)
         if sigma_t == 0.0:
-            _point(pad_grid, grid_edges, time, center, point_electrons, points, label)
+            _point(pad_grid, grid_edges, time, center, point_electrons, points, label, beam_pad)
         else:
-            _diffused(
-                pad_grid,
-                grid_edges,
-                time,
-                center,
-                point_electrons,
-                sigma_t,
-                points,
-                label,
-                pads,
-                sums,
-            )
+            _diffused(pad_grid, grid_edges, time, center, point_electrons, sigma_t, points,
+                      label, beam_pad, pads, sums)  # fmt: skip
