@@ -56,15 +56,19 @@ def cluster_kinds(
 
 
 def truth_tracks(
-    path: Path, config, axis: tuple | None = None
+    path: Path, config, axis: tuple | None = None, chunk: int = 256
 ) -> Iterator[tuple[Event, np.ndarray, np.ndarray, int, int]]:
     """Every event of one simulated run file as the features see it: ``(event, points,
     cluster labels, noise label, beam label)``, ``points`` ``(N, 5)`` with the per-point
     truth (nucleus index) as the fifth column, after the features' own steps (``axis``:
     the file's beam axis, structured-noise rules, `track_clusters`).
 
+    The steps run on ``chunk`` events at once, as `preprocess` runs them: each step
+    treats every event on its own, so an event's points and clusters are those of a
+    chunk of one (tests/test_named_tracks.py); cluster ids are unique within the chunk.
+    One event at a time, the steps' own overhead had been most of a training's naming.
+
     Raises `InputError` naming the file when it carries no per-point truth."""
-    from data_prep.images import centred_points, event_pads, remove_structured_noise
     from data_prep.readers import open_events
     from data_prep.structured import find_hot_pads
 
@@ -79,20 +83,38 @@ def truth_tracks(
         if config.structured_noise != "none":
             hot = find_hot_pads(reader, config.hot_pad_fraction, config.hot_pad_sample,
                                 cfg.run_beam_axis)  # fmt: skip
+        events: list[Event] = []
         for event in reader.iter_events(skip_bad=True):
             if event.point_labels is None:
                 raise InputError("no per-point truth", path=path, event=event.event_id)
-            # the truth travels as a fifth column through the features' steps
-            pts = np.column_stack([event.points[:, :4], event.point_labels])
-            if config.beam_axis == "run":
-                pts = centred_points(pts, cfg)
-            counts = np.array([len(pts)])
-            if hot is not None:
-                pads, on_hot = event_pads([event], hot)
-                pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
-            beam_pts = cfg.beam_points(pts[:, :4], counts)
-            _, labels = track_clusters(pts, counts, beam_pts, cfg.cluster_z_scale)
-            yield event, pts, labels, noise, beam
+            events.append(event)
+            if len(events) == chunk:
+                yield from _chunk_tracks(events, cfg, hot, noise, beam)
+                events = []
+        yield from _chunk_tracks(events, cfg, hot, noise, beam)
+
+
+def _chunk_tracks(
+    events: list[Event], cfg, hot: dict | None, noise: int, beam: int
+) -> Iterator[tuple[Event, np.ndarray, np.ndarray, int, int]]:
+    """`truth_tracks` of a few events: the features' steps run once on all of them."""
+    from data_prep.images import centred_points, event_pads, remove_structured_noise
+
+    if not events:
+        return
+    # the truth travels as a fifth column through the features' steps
+    pts = np.concatenate([np.column_stack([e.points[:, :4], e.point_labels]) for e in events])
+    counts = np.array([len(e.points) for e in events], dtype=np.int64)
+    if cfg.beam_axis == "run":
+        pts = centred_points(pts, cfg)
+    if hot is not None:
+        pads, on_hot = event_pads(events, hot)
+        pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
+    beam_pts = cfg.beam_points(pts[:, :4], counts)
+    _, labels = track_clusters(pts, counts, beam_pts, cfg.cluster_z_scale)
+    ends = np.cumsum(counts)
+    for event, start, stop in zip(events, ends - counts, ends, strict=True):
+        yield event, pts[start:stop], labels[start:stop], noise, beam
 
 
 def image_file_track_kinds(images) -> np.ndarray:

@@ -38,3 +38,37 @@ def test_both_reactions_of_a_pile_up_are_named_alike():
     np.testing.assert_array_equal(
         cluster_kinds(np.array([NOISE] * 3 + [BEAM] * 2), np.array([0] * 3 + [1] * 2),
                       NOISE, BEAM, 2), [3, 2])  # fmt: skip
+
+
+def test_a_chunk_of_events_gives_each_event_its_own_tracks(tmp_path):
+    """`truth_tracks` runs the features' steps on a chunk of events: each event's points
+    and clusters (as a partition; ids are unique within the chunk) and names equal those
+    of a chunk of one, under the demo's settings (run beam axis, structured-noise rules)."""
+    from attpc_classify.cli import main
+    from data_prep.imagefile import read_images, source_path
+    from data_prep.tracktruth import truth_tracks
+
+    sim, data = tmp_path / "sim", tmp_path / "train.h5"
+    assert main(["simulate", "--config", "tiny", "--events", "40", "--seed", "3",
+                 "--out", str(sim), "--quiet"]) == 0  # fmt: skip
+    assert main(["preprocess", str(sim), "--config", "robust", "--set", "voxel_grid=0",
+                 "--set", "structured_noise=rules", "--set", "features=tracks_v6",
+                 "--set", "cluster_z_scale=0.5", "--out", str(data), "--quiet"]) == 0  # fmt: skip
+    images = read_images(data)
+    (source,) = images.attrs["sources"]
+    path, axis = source_path(str(source), data), images.attrs["beam_axes"][str(source)]
+    one = list(truth_tracks(path, images.config, axis, chunk=1))
+    seven = list(truth_tracks(path, images.config, axis, chunk=7))  # 40 = 5 x 7 + 5
+    assert len(one) == len(seven) == 40
+    clustered = 0
+    for (e1, p1, l1, noise, beam), (e7, p7, l7, _, _) in zip(one, seven, strict=True):
+        assert e1.event_id == e7.event_id
+        np.testing.assert_array_equal(p1, p7)
+        # the same partition of the points into clusters (-1 where -1)
+        assert np.array_equal(l1 < 0, l7 < 0)
+        pairs = set(zip(l1[l1 >= 0].tolist(), l7[l7 >= 0].tolist(), strict=True))
+        assert len(pairs) == len(set(l1[l1 >= 0].tolist())) == len(set(l7[l7 >= 0].tolist()))
+        np.testing.assert_array_equal(cluster_kinds(p1[:, 4], l1, noise, beam),
+                                      cluster_kinds(p7[:, 4], l7, noise, beam))  # fmt: skip
+        clustered += int((l1 >= 0).any())
+    assert clustered > 20  # most events have a track
