@@ -1,4 +1,5 @@
-"""scripts/drift_scaled.py: z moved as a drift velocity off by a factor would move it."""
+"""scripts/transform_runs.py: points moved as another analysis chain would place them,
+checked against positions worked out by hand."""
 
 from __future__ import annotations
 
@@ -18,9 +19,9 @@ def test_points_move_away_from_the_micromegas_by_the_factor(tmp_path, monkeypatc
         f["cloud/cloud_0"] = points
         f["cloud/cloud_0"].attrs["label"] = 2
         f["cloud/cloud_1"] = np.zeros(0)  # an event without points
-    monkeypatch.setattr(sys, "argv", ["drift_scaled", str(sim), "--scale", "1.1",
+    monkeypatch.setattr(sys, "argv", ["transform_runs", str(sim), "--drift-scale", "1.1",
                                       "--out", str(out)])  # fmt: skip
-    load_script("drift_scaled").main()
+    load_script("transform_runs").main()
     with h5py.File(out / "run_0000.h5", "r") as f:
         got = f["cloud/cloud_0"][()]
         # by hand: the micromegas (1,000 mm) stays, 400 mm of drift become 440, 1,000 -> 1,100
@@ -29,3 +30,15 @@ def test_points_move_away_from_the_micromegas_by_the_factor(tmp_path, monkeypatc
         assert f["cloud/cloud_0"].attrs["label"] == 2 and f["cloud/cloud_1"].shape == (0,)
         assert f.attrs["class_names"] == '["proton", "carbon", "other"]'
     assert not list(out.glob("*.partial"))
+
+
+def test_mirror_and_rotation_by_hand():
+    import argparse
+
+    transform = load_script("transform_runs").transform
+    points = np.array([[10.0, 0.0, 500.0, 1.0], [0.0, 20.0, 250.0, 2.0]])
+    args = argparse.Namespace(drift_scale=1.0, mirror_x=True, rotate_deg=90.0, length_mm=1000.0)
+    got = transform(points, args)
+    # x -> -x, then a quarter turn: (-10, 0) -> (0, -10); (0, 20) -> (-20, 0); z untouched
+    np.testing.assert_allclose(got[:, :2], [[0.0, -10.0], [-20.0, 0.0]], atol=1e-12)
+    np.testing.assert_array_equal(got[:, 2:], points[:, 2:])
