@@ -1,7 +1,7 @@
 """Copies of simulated run files as another analysis chain would place their points.
 
     .venv/bin/python scripts/transform_runs.py SIM_DIR --out OUT_DIR
-        [--drift-scale S] [--z-offset-mm D] [--mirror-x] [--rotate-deg A]
+        [--drift-scale S] [--z-offset-mm D] [--mirror-x] [--rotate-deg A] [--charge-scale C]
 
 Every ``cloud/cloud_<n>`` of each ``run_*.h5`` of SIM_DIR is rewritten in a copy under
 OUT_DIR; nothing else changes (labels, attributes). In this order:
@@ -13,6 +13,8 @@ OUT_DIR; nothing else changes (labels, attributes). In this order:
 - ``--mirror-x``: x -> -x, the pad plane seen from the other side, or the field reversed:
   every track curls the other way (docs/ARCHITECTURE.md, frames).
 - ``--rotate-deg A``: the pad plane turned by A degrees about the detector axis.
+- ``--charge-scale C``: every point's charge (column 3, and the integral, column 4, of
+  Spyral's layout) times C: another gain, or a chain that reads the integral as charge.
 README, "Demo", has the demo's models on such copies of the stand-in.
 """
 
@@ -40,6 +42,8 @@ def transform(points: np.ndarray, args: argparse.Namespace) -> np.ndarray:
         c, s = math.cos(math.radians(args.rotate_deg)), math.sin(math.radians(args.rotate_deg))
         x, y = out[:, 0].copy(), out[:, 1].copy()
         out[:, 0], out[:, 1] = c * x - s * y, s * x + c * y
+    if args.charge_scale != 1.0:
+        out[:, 3:5] *= args.charge_scale
     return out
 
 
@@ -51,6 +55,7 @@ def main() -> None:
     ap.add_argument("--z-offset-mm", type=float, default=0.0, help="added to z")
     ap.add_argument("--mirror-x", action="store_true", help="x -> -x")
     ap.add_argument("--rotate-deg", type=float, default=0.0, help="about the detector axis")
+    ap.add_argument("--charge-scale", type=float, default=1.0, help="charge factor")
     ap.add_argument("--length-mm", type=float, default=1000.0, help="micromegas z")
     args = ap.parse_args()
     files = sorted(args.sim.glob("run_*.h5"))

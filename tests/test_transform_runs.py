@@ -38,9 +38,11 @@ def test_offset_mirror_and_rotation_by_hand():
     transform = load_script("transform_runs").transform
     points = np.array([[10.0, 0.0, 500.0, 1.0], [0.0, 20.0, 250.0, 2.0]])
     args = argparse.Namespace(drift_scale=1.0, z_offset_mm=-30.0, mirror_x=True,
-                              rotate_deg=90.0, length_mm=1000.0)  # fmt: skip
+                              rotate_deg=90.0, charge_scale=1.0, length_mm=1000.0)  # fmt: skip
     got = transform(points, args)
     # x -> -x, then a quarter turn: (-10, 0) -> (0, -10); (0, 20) -> (-20, 0); z - 30 mm
     np.testing.assert_allclose(got[:, :2], [[0.0, -10.0], [-20.0, 0.0]], atol=1e-12)
     np.testing.assert_array_equal(got[:, 2], [470.0, 220.0])
     np.testing.assert_array_equal(got[:, 3], points[:, 3])
+    args.charge_scale = 10.0
+    np.testing.assert_array_equal(transform(points, args)[:, 3], [10.0, 20.0])
