@@ -3282,6 +3282,13 @@ on validation, 0.006 and 0.004 on the stand-in check. On the README's eleven tes
 the 3-class trees gain 0.008 in the mean of the ten besides the own test, the binary
 trees 0.017 (README, "Demo").
 
+**Points placed another way** (10th session). README, "Demo", has the demo's models
+(`demo_w`) on copies of the stand-in whose points another analysis chain could have
+placed otherwise (`scripts/transform_runs.py`): the drift velocity off by 10-20 %, z moved
+by 60 mm, x mirrored, the pad plane turned by 30°, every charge x10 or x0.1. The trees
+keep 0.87-0.90 proton F1 (0.90 as simulated): the drift scale costs them 0.02-0.03, the
+rest nothing; the networks move by 0.03 at most.
+
 ## Commands
 
 ```
