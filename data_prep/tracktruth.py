@@ -65,7 +65,7 @@ def truth_tracks(
 
     The steps run on ``chunk`` events at once, as `preprocess` runs them: each step
     treats every event on its own, so an event's points and clusters are those of a
-    chunk of one (tests/test_named_tracks.py); cluster ids are unique within the chunk.
+    chunk of one (tests/test_tracktruth.py); cluster ids are unique within the chunk.
     One event at a time, the steps' own overhead had been most of a training's naming.
 
     Raises `InputError` naming the file when it carries no per-point truth."""
