@@ -50,7 +50,7 @@ format: install
 bench: install
 	for b in benchmarks/*.py; do $(PY) $$b || exit 1; done
 
-# README "Results on the nominal simulation" (~2 h 15 min on 2 cores)
+# docs/nominal-results.md (~2 h 15 min on 2 cores)
 results: install
 	scripts/nominal_results.sh results_nominal
 

@@ -56,9 +56,9 @@ class DemoModel:
 #: Every model family the demo can train (``--models``): smaller than the presets so that
 #: the demo stays under 4 minutes on 2 cores. A 16-channel CNN (72 k parameters) on
 #: the robust images; the trees on physics features (configs/train/gbt.yaml, a 15-leaf,
-#: class-balanced setting: README, "Recommended model"), fitted in seconds; a 2-block ViT
+#: class-balanced setting: docs/recommended-model.md), fitted in seconds; a 2-block ViT
 #: of width 96 with a 16-channel convolutional stem (0.26 M), the demo's transformer (at
-#: this size it calls protons worse than both: README, "Demo").
+#: this size it calls protons worse than both: docs/demo.md).
 DEMO_MODELS: dict[str, DemoModel] = {
     "cnn": DemoModel("cnn_small", ("model.width=16",)),
     "gbt": DemoModel(
@@ -83,7 +83,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
             "model.light_pair=widest",
             # a tenth of the training events stops the trees instead of a fifth: 150 more
             # to learn from (validation proton F1 0.857 -> 0.864 over five training sets
-            # of this size; a twentieth, 0.860: README, "Demo")
+            # of this size; a twentieth, 0.860: docs/demo.md)
             "data.val_fraction=0.1",
         ),
     ),
@@ -95,7 +95,7 @@ DEMO_MODELS: dict[str, DemoModel] = {
             "model.heads=3",
             # a convolutional stem (vit.stem_width): on the demo's images the patch
             # embedding barely learned (validation macro-F1 0.31 / 0.37, seeds 0 / 1), the
-            # stem did (0.55 / 0.52) for 17 % more training time (README, "Demo")
+            # stem did (0.55 / 0.52) for 17 % more training time (docs/demo.md)
             "model.stem_width=16",
             "model.drop_path=0.0",
             "optim.lr=1e-3",
@@ -117,7 +117,7 @@ def _default_models() -> dict[str, DemoModel]:
 class DemoConfig:
     """Sizes and seeds of the demo (defaults: about 2.5 minutes on the 2 cores of the
     AVX-512 host on 2026-12-06; the AVX2 host of 2026-12-03 was 2.7x slower on the same
-    simulation; the simulation and the training take most of it; README, "Demo")."""
+    simulation; the simulation and the training take most of it; docs/demo.md)."""
 
     # domain-randomised simulation and robust inputs (docs/sim-to-real.md): models that
     # still call protons on a detector run with other gain, threshold and noise
@@ -145,7 +145,7 @@ class DemoConfig:
     # events (validation proton F1 0.857 -> 0.872 at 3,000 over five training sets), and
     # since the transport shortcut (data_prep/sim/transport.py) the simulation costs
     # about 20 s per 1,000 on 2 workers of the AVX-512 host, not 33 s; 3,000 events with
-    # 7 network epochs took 149 s, 2,000 with 10 took 155 s before it (README, "Demo")
+    # 7 network epochs took 149 s, 2,000 with 10 took 155 s before it (docs/demo.md)
     events: int = 3000
     events_per_file: int = 100  # events per simulated run file
     test_files: int = 3  # the last run files form the test set (never seen in training)

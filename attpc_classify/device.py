@@ -57,7 +57,7 @@ def describe_cpu(cpuinfo: str | None = None) -> str:
     """``"2 cores, AMD EPYC, AVX-512 (BF16)"``: the processor behind a measured time.
 
     The same 2-core machine has been two kinds of host, one with AVX-512 and BF16 and one
-    with AVX2 only, and every time differed ~2-3x between them (README, "Demo"); a time
+    with AVX2 only, and every time differed ~2-3x between them (docs/demo.md); a time
     without its host cannot be compared with another.
     """
     import os

@@ -1,4 +1,4 @@
-"""Score every run a demo left in DEMO/runs on other simulated sets (README, "Demo").
+"""Score every run a demo left in DEMO/runs on other simulated sets (docs/demo.md).
 
     .venv/bin/python scripts/demo_eval.py DEMO_DIR NAME=SIM_DIR [NAME=SIM_DIR ...]
         [--n-boot 1000]

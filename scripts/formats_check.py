@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/formats_check.py RUN FILE [FILE ...] --out DIR [--seed 0]
 
-The AT-TPC's tools store point clouds in different layouts (README "Input formats"):
+The AT-TPC's tools store point clouds in different layouts (docs/usage.md, "Preprocessing"):
 Spyral and attpc-engine (our simulation's), pytpc (the reference paper's real data),
 ATTPCROOT's HDF5 export and ROOT trees. They differ in more than the frame (scripts/
 frames.py): pytpc keeps each point's pad id in another column than Spyral, and ATTPCROOT

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# README "Results on the nominal simulation", end to end: simulate, preprocess, train,
+# docs/nominal-results.md, end to end: simulate, preprocess, train,
 # evaluate (with errors per simulated channel) and compare. Seeds are fixed throughout.
 #
 #   scripts/nominal_results.sh [OUT]      # default OUT=results_nominal; `make results`

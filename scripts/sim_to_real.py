@@ -1022,7 +1022,7 @@ SIZE_PILEUP_TABLE = md_table(
 
 NORM_TABLE = static_table("charge_norm", NORM_COLUMNS, NORM_VALUES)
 
-#: the demo's models at demo scale, measured to choose them (README, "Demo"): 2,000
+#: the demo's models at demo scale, measured to choose them (docs/demo.md): 2,000
 #: randomised events, validation macro-F1, then proton F1 / macro-F1 per test set
 DEMO_COLUMNS = ("nominal", "gain x0.3", "gain x3", "threshold 60", "noise 400",
                 "one point per pad", "tilt 6.5 deg", "stand-in (check)")  # fmt: skip
@@ -1628,7 +1628,7 @@ ECE = expected calibration error of p(proton), 15 bins.
 Since 2026-12-05 a run's quantiles are taken on the points the structured-noise rules
 leave, where those rules are on (`quantiles_after_rules`; "Events with a spark"). The
 image models in this document measured with `structured_noise=rules` were measured
-before that; rerun, they move (at the demo's size by at most 0.02, README "Demo").
+before that; rerun, they move (at the demo's size by at most 0.02, docs/demo.md).
 
 Measured before this run, to choose the recipe (on in-simulation validation and the knob
 extremes; the stand-in is reported, not chosen on). The 2,000 randomised events of the
@@ -1727,7 +1727,7 @@ are on the current simulation.
 
 Measured outside this script (2026-12-02, third stop) with `.venv/bin/python
 scripts/training_size.py --out training_size --cnn` (~70 min on 2 cores, most of it the
-simulation), entirely through the application as README "Recommended model" runs it:
+simulation), entirely through the application as docs/recommended-model.md runs it:
 `simulate --config e15503b_randomized` in three parts (9,000 events seed 1, 27,000 seed
 2, 36,000 seed 3), so the training sets are 9,000, 36,000 and 72,000 events; `preprocess
 --config configs/prep/features.yaml`; `train --config configs/train/gbt.yaml
@@ -1765,8 +1765,8 @@ the trees':
 
 {SIZE_CNN_TABLE}
 
-Nor is resolution the missing piece. The network that met the nominal targets (README,
-"Results on the nominal simulation": `cnn128.yaml`, 128 x 128 images of all three views,
+Nor is resolution the missing piece. The network that met the nominal targets
+(docs/nominal-results.md: `cnn128.yaml`, 128 x 128 images of all three views,
 0.994 proton F1 on the nominal simulation) trained on the robust inputs at that
 resolution (`configs/prep/robust128.yaml`: the cleaning and beam mask of
 `configs/prep/features.yaml`, per-run charge quantiles, summed charge + occupancy) of the
@@ -1781,7 +1781,7 @@ over the demo-size CNN but stays 0.05-0.12 below the trees trained on the same e
 (Measured when a run's charge quantiles were taken before the structured-noise rules.
 `robust128.yaml` turns the rules on, so a rerun now takes them after
 (`quantiles_after_rules`, "Events with a spark"); at the demo's size that moved the
-networks' scores by at most 0.02, README "Demo".)
+networks' scores by at most 0.02, docs/demo.md.)
 Its validation macro-F1 was still rising near the end (0.70 at epoch 6, 0.77 at 11 of 12),
 so more epochs and events would lift it; at ~110 training events/s on these 2 cores the
 72,000 events of the trees would take ~9 min per epoch, a GPU's job (this task has none).
@@ -1927,8 +1927,9 @@ TS/runs/v3_72000_127 against the same commands with both options; training 15 mi
 {ZSCALE_V3_TABLE}
 
 Validation macro-F1 0.923 -> 0.933; proton F1 up or level on all ten test sets (+0.000 to
-+0.025), macro-F1 -0.006 to +0.019. Chosen on the validation split, README "Recommended
-model" now adds `--set cluster_z_scale=0.5`, and so does the demo (chosen at its own size:
++0.025), macro-F1 -0.006 to +0.019. Chosen on the validation split,
+docs/recommended-model.md now adds `--set cluster_z_scale=0.5`, and so does the demo
+(chosen at its own size:
 "The demo's models and the recommended model"). `configs/prep/features.yaml` keeps 1, so
 that every other number in this document and the README stays the one measured with it.
 
@@ -1956,7 +1957,7 @@ measured at commit 59b5825):
 
 {PILEUP_NAMES_DEMO_TABLE}
 
-At 72,000 events it is level. The recommended command (README, "Recommended model":
+At 72,000 events it is level. The recommended command (docs/recommended-model.md:
 `tracks_v3`, `cluster_z_scale` 0.5, 127 leaves, balanced; on the 72,000-event file and
 the ten test files of "Clustering that keeps a steep track whole"), trained with each
 truth, `evaluate --n-boot 1000`, validation scores by `scripts/validation_scores.py RUN
@@ -2012,7 +2013,7 @@ training sets of the demo and leaves the large one where it was.
 
 ### Two light tracks: one particle or two reactions (`tracks_v6`, the demo's trees)
 
-The recommended trees (README "Recommended model", trained again on the current
+The recommended trees (docs/recommended-model.md, trained again on the current
 simulation for "Detector health") call 201 of the 2,267 pile-ups of their validation
 split proton (an exploration of their calls and the run files' truth, code not kept).
 In 76 of them both reactions show 40 points or more >= 30 mm from the beam line, so the
@@ -2067,7 +2068,7 @@ macro-F1 (+0.006 to +0.015). The stand-in check, not used for the choice, agrees
 set (0.858 -> 0.882 / 0.891 -> 0.901). So the demo preprocesses with `features:
 tracks_v6` since 2026-12-06 (`demo_r`): its 3-class trees score 0.872 [0.812, 0.925]
 proton F1 / 0.877 macro-F1 on its own 300 test events, against 0.837 [0.768, 0.893] /
-0.859 with `tracks_v3` (`demo_q3`), in 151 s (README, "Demo"). Its preprocessing
+0.859 with `tracks_v3` (`demo_q3`), in 151 s (docs/demo.md). Its preprocessing
 stage took 12 s against 11 s (`demo_q2`).
 
 **Which two light tracks** (`model.light_pair`, 9th session of 2026-12-06). The two
@@ -2089,7 +2090,7 @@ to +0.014) and macro-F1 on four (one level); both pairs gain less. The stand-in 
 not used for the choice, agrees (0.882 -> 0.888). So the demo's trees read the widest
 pair (`demo_s`): 0.883 [0.824, 0.934] proton F1 / 0.887 macro-F1 on the demo's own test
 against 0.872 / 0.877 (`demo_r`), binary trees 0.895 against 0.876, in 148 s; on the
-eleven test sets of README "Demo" the 3-class trees gain or hold on every set. At the
+eleven test sets of docs/demo.md the 3-class trees gain or hold on every set. At the
 recommended model's size the choice is level, and so are the pairs themselves: the
 recommended command (72,000 events, 127 leaves, unit hidden for 10 %) on its training
 file preprocessed with `--set features=tracks_v6`, once with each pair, against the
@@ -2372,7 +2373,7 @@ one drift depth (4 mm rms), 1,500-4,095 ADC. Each model classifies the raw files
 are and with the sparks (`.venv/bin/python scripts/spark_check.py RUN
 charge_unit/sim/standin --files 20 --out DIR`, 2026-12-05). The models:
 - the recommended trees: run `v2` of `scripts/charge_unit.py`;
-- the demo's 3-class runs of README "Demo": `demo_l`, and `demo_m` for the CNN
+- the demo's 3-class runs of docs/demo.md: `demo_l`, and `demo_m` for the CNN
   retrained with the quantile fix below;
 - each at the commit before the spark rule (da20b3b) and after it.
 
@@ -2413,8 +2414,8 @@ What the table shows:
   the structured noise, so its runs' quantiles must too. `demo_l`'s CNN is such a model,
   and a run's sparks still move its other events (1,255 of 1,803). Retrain it to get the
   fix.
-- **The retrained CNN elsewhere.** Its scores on the other test sets are those of README
-  "Demo" (`demo_m`): within 0.02 of the model before.
+- **The retrained CNN elsewhere.** Its scores on the other test sets are those of
+docs/demo.md (`demo_m`): within 0.02 of the model before.
 - **Speed.** A spark adds thousands of points to its event. With a spark in each of 500
   events (the script's first version, before the spark rule), `classify` of the
   recommended trees ran at 5 events/s. The chip-fire rule took a median per fired chip
@@ -2521,7 +2522,7 @@ learned from the run", below):
   72,000 events simulated as `scripts/training_size.py`'s parts, 9,000 + 27,000 + 36,000
   with seeds 1-3; validation macro-F1 0.939): 0.804 [0.762, 0.841] on this section's
   fires without the map, 0.938 without fires and with the map (993-995 calls kept). On
-  the sets of README "Recommended model" the retrained trees hold their level: stand-in
+  the sets of docs/recommended-model.md the retrained trees hold their level: stand-in
   (2,000) 0.946 [0.931, 0.960] / 0.952 (0.95 / 0.95 before), nominal (500) 0.953 / 0.968
   (0.94 / 0.97), the randomised set of that preset 0.913 / 0.922. Again on the preset of
   three shapes (2026-12-06, the same command and seeds; validation macro-F1 0.933):
@@ -2539,7 +2540,7 @@ learned from the run", below):
   `data.unit_dropout=0.1`; validation macro-F1 0.908 blocks only, 0.909 both shapes).
   On this section's fires without the map: 0.552 -> **0.717** proton F1 (804 -> 891
   calls kept); without fires 0.892 -> 0.877 and with the map 0.887 -> 0.891 (intervals
-  +-0.03). On the 2,000 stand-in events of README "Demo" (the Spyral row of
+  +-0.03). On the 2,000 stand-in events of docs/demo.md (the Spyral row of
   `scripts/formats_check.py`): 0.901 / 0.914 -> 0.903 / 0.918 (proton F1 / macro-F1); on
   the new randomised test set, whose chips fire in both shapes: 0.824 / 0.827 -> 0.865 /
   0.879. The second shape costs nothing measurable where chips do not fire and buys a
@@ -2767,7 +2768,7 @@ no setting chosen on them):
 
 Two more ways, measured at the recommended model's size (2026-12-06, `scripts/tree_adapt_variants.py
 TRAIN TEST POOL --seeds 2 --only refit cut weights`, one-stage trees as above; TRAIN: the
-72,000 events of README "Recommended model" preprocessed as its command does, with named
+72,000 events of docs/recommended-model.md preprocessed as its command does, with named
 tracks, `cluster_z_scale` 0.5 and the run's unit; TEST: the stand-in of
 `scripts/training_size.py`, 2,000 events, seed 99; POOL: 1,000 other stand-in events,
 `simulate --config e15503b_standin --events 1000 --seed 111 --first-run 6800`; both
@@ -2801,7 +2802,7 @@ of one detector setting does on the randomised and nominal simulations.
 
 {chr(10).join(ceiling)}
 
-The trees of README "Recommended model" (72,000 randomised events, 127 leaves: the
+The trees of docs/recommended-model.md (72,000 randomised events, 127 leaves: the
 `72000_127` run of `scripts/training_size.py --out TS` on `tracks_v2`, and its
 named-track twin `v3_72000_127` of `--v3`) adapted the same ways to the same stand-in, S =
 this script's `--out` of the CPU config (measured outside this script, 2026-12-04, AVX-512
@@ -2874,7 +2875,7 @@ the elastic line; their own errors, not the domain gap, hold this stand-in near 
 The zero-shot values also say how far one number travels: on the stand-in of
 `scripts/training_size.py` (the same preset, seed 99 instead of 100, 2,000 events each)
 the `tracks_v2` trees score 0.91 [0.89, 0.93] against 0.877 here, the named trees 0.91
-[0.89, 0.93] against 0.906 (README, "Recommended model"). The `tracks_v2` pair differs by
+[0.89, 0.93] against 0.906 (docs/recommended-model.md). The `tracks_v2` pair differs by
 more than either interval suggests (the bootstrap resamples events,
 not run files, and each run file gets its own beam line and charge quantiles), so read a
 single test set's interval as a lower bound on the uncertainty.
@@ -3133,7 +3134,7 @@ That suggested the second stage matters less with more events. At 72,000 events 
 not shrink further (measured 2026-12-04 with `scripts/training_size.py --out TS --v3`, the
 README's training and test sets preprocessed both ways, 127 leaves): validation macro-F1
 0.908 -> 0.923, and on all ten test sets proton F1 +0.00 to +0.02 and macro-F1 +0.00 to
-+0.03, never lower (table in README, "Recommended model"). Chosen on the validation split,
++0.03, never lower (table in docs/recommended-model.md). Chosen on the validation split,
 the named trees are now the recommended model; training takes ~25 min there instead of
 half a minute.
 
@@ -3184,7 +3185,7 @@ both by 0.1-0.2 at this size. So the demo trains the CNN and the 15-leaf balance
 less than 0.01, at a validation macro-F1 0.018 lower here and 0.019 higher with 3,200
 training events) on one cleaned file with features, and the ViT (the demo shows each
 model family). At equal training data of 4,000 events the trees are
-also the README's recommended model (README, "Recommended model": validation macro-F1
+also the README's recommended model (docs/recommended-model.md: validation macro-F1
 0.779 against the CNN's 0.636, and ahead on every knob).
 
 **The trees' features at the demo's size** (2026-12-04, `.venv/bin/python
@@ -3212,7 +3213,7 @@ models and not used for the choice, agrees in the mean (0.801 -> 0.821 proton F1
 0.793 -> 0.854 macro-F1) but shows how much one training set of 2,000 moves the score
 there: proton F1 0.807-0.836 across the five sets with the chosen features. The price is
 time: naming the tracks adds ~25 s to the demo's training stage (the trees now train in
-~30 s instead of ~8 s; README, "Demo").
+~30 s instead of ~8 s; docs/demo.md).
 
 The last row is a new option of the named-track trees, `model.track_early_stopping`
 (default off). The track trees run 300 boosting iterations (1,500 trees for five kinds)
@@ -3234,7 +3235,7 @@ names and the light-product counts). The option stays off by default and in the
 recommended model, which keeps the 300 iterations its numbers were measured with. The demo
 turns it on since 2026-12-05 (fourth session), to keep its 4 minutes as the shared host
 slowed: its trees then trained in 17 s instead of 27 s, their proton F1 on the demo's own
-300 test events 0.847 against 0.851 (README, "Demo").
+300 test events 0.847 against 0.851 (docs/demo.md).
 
 **The run's charge unit at the demo's size** (2026-12-05, `.venv/bin/python
 scripts/demo_features.py --pool charge_unit/sim/c --out DF --check
@@ -3270,7 +3271,7 @@ tenth for validation, learning rate 0.05 gives 0.865 / 0.878 and 31 leaves 0.862
 0.889). More simulated events help more: +0.015 proton F1 at
 3,000 and +0.019 at 4,000, the stand-in check 0.888 -> 0.900 -> 0.907. But they cost
 the simulation's time: `demo --events 3000` took 212 s against 148 s, within 30 s of the
-4 minutes on a host that has run 1.5x slower for hours (README, "Demo"), so the demo
+4 minutes on a host that has run 1.5x slower for hours (docs/demo.md), so the demo
 stayed at 2,000 events. The 10th session's transport shortcut (docs/simulation.md, "The
 same events with less overhead") took the demo's simulation from 70 to 42 s, so the demo
 now simulates 3,000 (`demo_v`: 141 s, its networks at 7 epochs, about the optimiser
@@ -3280,9 +3281,9 @@ of the training events for validation": +0.004 proton F1, +0.006 macro-F1), and 
 keeps it; against `demo_t`'s recipe at 2,000 it gains 0.012 proton F1 and 0.009 macro-F1
 on validation, 0.006 and 0.004 on the stand-in check. On the README's eleven test sets
 the 3-class trees gain 0.008 in the mean of the ten besides the own test, the binary
-trees 0.017 (README, "Demo").
+trees 0.017 (docs/demo.md).
 
-**Points placed another way** (10th session). README, "Demo", has the demo's models
+**Points placed another way** (10th session). docs/demo.md, has the demo's models
 (`demo_w`) on copies of the stand-in whose points another analysis chain could have
 placed otherwise (`scripts/transform_runs.py`): the drift velocity off by 10-20 %, z moved
 by 60 mm, x mirrored, the pad plane turned by 30°, every charge x10 or x0.1. The trees

@@ -2,7 +2,7 @@
 
     .venv/bin/python scripts/training_size.py --out training_size [--workers 2] [--cnn]
 
-Everything goes through the application, as README "Recommended model" runs it:
+Everything goes through the application, as docs/recommended-model.md runs it:
 ``simulate --config e15503b_randomized`` in three parts (9,000 events seed 1 runs 0+,
 27,000 seed 2 runs 1000+, 36,000 seed 3 runs 2000+), so the training sets are the first
 part (9,000), the first two (36,000) and all three (72,000); test sets as in
@@ -25,8 +25,8 @@ tracks (``--set features=tracks_v3``) and trains the two-stage trees
 trees on every set (~30 min more on 2 cores: naming the 72,000 training events out of fold
 is most of it).
 
-``--cnn128`` also trains the 128 x 128 three-view CNN of README "Results on the nominal
-simulation" (``configs/train/cnn128.yaml``, 12 epochs, seed 0) on the robust inputs at
+``--cnn128`` also trains the 128 x 128 three-view CNN of docs/nominal-results.md
+(``configs/train/cnn128.yaml``, 12 epochs, seed 0) on the robust inputs at
 that resolution (``configs/prep/robust128.yaml``; test sets preprocessed with
 ``--reference`` its training file) of the first 9,000 events (~15 min on the AVX-512
 host: ~65 s per epoch with bf16).

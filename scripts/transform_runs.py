@@ -15,7 +15,7 @@ OUT_DIR; nothing else changes (labels, attributes). In this order:
 - ``--rotate-deg A``: the pad plane turned by A degrees about the detector axis.
 - ``--charge-scale C``: every point's charge (column 3, and the integral, column 4, of
   Spyral's layout) times C: another gain, or a chain that reads the integral as charge.
-README, "Demo", has the demo's models on such copies of the stand-in.
+docs/demo.md, has the demo's models on such copies of the stand-in.
 """
 
 from __future__ import annotations
