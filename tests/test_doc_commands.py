@@ -1,0 +1,113 @@
+"""Every ``attpc-classify`` command printed in the README and docs/ is one the CLI takes.
+
+Each command of a fenced code block is parsed by the real sub-command parser, and the
+settings it names (``--config`` presets, ``--set`` and ``key=value`` overrides) are
+resolved as ``simulate``, ``preprocess`` and ``train`` resolve them, so a renamed flag,
+option or preset that the docs still print fails here. Nothing is run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import io
+import re
+import shlex
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from attpc_classify.cli import COMMANDS, build_parser
+from attpc_classify.config import load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+#: a block after these words prints the commands of code since removed (the docs name
+#: the commit), e.g. a feature set measured and not kept
+HISTORICAL = re.compile(r"at\s+that\s+commit|at\s+commit\s+[0-9a-f]{7}", re.I)
+
+
+def doc_commands(path: Path) -> Iterator[str]:
+    """The ``attpc-classify`` command lines of ``path``'s code blocks, variables expanded."""
+    text = path.read_text()
+    for match in re.finditer(r"```[a-z]*\n(.*?)```", text, re.S):
+        if HISTORICAL.search(text[max(0, match.start() - 400) : match.start()]):
+            continue
+        block = re.sub(r"\\\n\s*", " ", match.group(1))  # continuation lines
+        env = dict(re.findall(r'^(\w+)="([^"]*)"\s*$', block, re.M))
+        for line in block.splitlines():
+            command = line.strip().removeprefix("$ ")
+            if not command.startswith("attpc-classify "):
+                continue
+            command = re.split(r"\s(?:&&|\||;|>|2>)\s", command)[0]  # the first command
+            for name, value in env.items():
+                command = command.replace(f"${name}", value)
+            # "..." elides arguments; "[key=value]" marks optional ones: not a command line
+            if "..." in command or re.search(r"\s\[[\w.]+=", command):
+                continue
+            yield command
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by its sub-command's parser; SystemExit carries argparse's message."""
+    parser, subparsers = build_parser()
+    name = argv[0]
+    assert name in COMMANDS, f"no command {name!r}"
+    module = importlib.import_module(f"attpc_classify.commands.{COMMANDS[name]}")
+    module.add_arguments(subparsers[name])
+    stderr = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(stderr):
+            return parser.parse_args(argv)
+    except SystemExit:
+        raise AssertionError(stderr.getvalue().strip().splitlines()[-1]) from None
+
+
+def resolve_settings(argv: list[str], args: argparse.Namespace) -> None:
+    """Load the config a command line names, as its sub-command does before any work."""
+    from attpc_classify.commands import preprocess, train
+    from data_prep.simulate import SimConfig
+
+    if any("$" in a for a in argv):
+        return  # a shell variable stands for a path or value the docs leave open
+    if argv[0] == "train" and args.resume is None:
+        train.resolve_config(args)
+    elif argv[0] == "preprocess":
+        preprocess.image_config(args)
+    elif argv[0] == "simulate":
+        load_config(SimConfig, args.config, args.overrides)
+
+
+CASES = [
+    pytest.param(command, id=f"{path.name}:{i}")
+    for path in DOCS
+    for i, command in enumerate(doc_commands(path))
+]
+
+
+def test_the_docs_print_commands() -> None:
+    """The extraction finds the docs' commands (a broken pattern would pass vacuously)."""
+    names = {shlex.split(c, comments=True)[1] for c in (p.values[0] for p in CASES)}
+    assert len(CASES) > 200
+    assert {"simulate", "preprocess", "train", "evaluate", "classify", "adapt"} <= names
+
+
+@pytest.mark.parametrize("command", CASES)
+def test_doc_command_is_accepted(command: str) -> None:
+    argv = shlex.split(command, comments=True)[1:]
+    args = parse(argv)
+    resolve_settings(argv, args)
+
+
+def test_a_wrong_command_fails() -> None:
+    """The check does fail: an unknown flag, an unknown override key, an unknown preset."""
+    with pytest.raises(AssertionError, match="unrecognized arguments"):
+        parse(["evaluate", "runs/x", "--data", "t.h5", "--no-such-flag"])
+    argv = ["train", "--config", "configs/train/gbt.yaml", "model.no_such_key=1"]
+    with pytest.raises(Exception, match="no_such_key"):
+        resolve_settings(argv, parse(argv))
+    argv = ["simulate", "--config", "no_such_preset", "--events", "1", "--out", "x"]
+    with pytest.raises(Exception, match="no_such_preset"):
+        resolve_settings(argv, parse(argv))
