@@ -19,6 +19,14 @@ With all weights equal to one these are exactly scikit-learn's formulas (the tes
 this, also with random integer weights against scikit-learn's ``sample_weight``).
 Intervals are percentile intervals (2.5 %, 97.5 %) over the resamples, and all metrics
 share the same resamples, so they are paired.
+
+**What is resampled** (``resample``). By default the events, as if each were drawn on
+its own. The events of one run are not: they share its detector (gain, threshold, noisy
+and dead pads, point formation), so a run-level quantity, the proton F1 a model reaches
+on a run like this one, varies from run to run more than events drawn alone suggest.
+``resample="runs"`` draws whole runs (the image file's run numbers) with replacement, a
+cluster bootstrap: an event's weight is how often its run was drawn. The interval then
+covers what the events of a run share, and wants many runs (with under ~10 it is rough).
 """
 
 from __future__ import annotations
@@ -54,6 +62,8 @@ if TYPE_CHECKING:  # loading torch only when a run is evaluated
 
 #: Resamples x events held in memory at once by the bootstrap (float64: 32 MB).
 _CHUNK_CELLS = 1 << 22
+#: what the bootstrap may draw (`evaluate_run`'s ``resample``)
+RESAMPLE = ("events", "runs")
 
 
 @dataclass(frozen=True)
@@ -243,6 +253,7 @@ def task_metrics(
     score: np.ndarray | None = None,
     n_boot: int = 1000,
     rng: np.random.Generator,
+    groups: np.ndarray | None = None,
 ) -> TaskMetrics:
     """Metrics of one task with bootstrap 95 % intervals.
 
@@ -259,6 +270,8 @@ def task_metrics(
         Bootstrap resamples (0 = point estimates only, intervals ``nan``).
     rng
         Generator for the resample indices (seed it for reproducible intervals).
+    groups
+        ``(N,)`` group of each event (its run): resample whole groups (module docstring).
 
     Examples
     --------
@@ -300,7 +313,9 @@ def task_metrics(
             "operating_point": _operating_point(positive, y_pred == 0),
         }
 
-    boot, bands = _bootstrap(y_true, y_pred, k, score if curves is not None else None, n_boot, rng)
+    boot, bands = _bootstrap(
+        y_true, y_pred, k, score if curves is not None else None, n_boot, rng, groups
+    )
     for name, band in bands.items():
         curves[name]["band"] = band
 
@@ -327,15 +342,20 @@ def _bootstrap(
     score: np.ndarray | None,
     n_boot: int,
     rng: np.random.Generator,
+    groups: np.ndarray | None = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
     """Scores of ``n_boot`` resamples of the events, and the curves' 95 % bands.
 
     Each chunk of resamples is one index matrix turned into per-event weights; all their
     confusion matrices come from one matrix product, AUC and AP from weighted cumulative
     counts. ``score`` (binary task with both classes present) adds ``auc``, ``ap`` and the
-    ROC / PR bands; otherwise those stay empty.
+    ROC / PR bands; otherwise those stay empty. ``groups`` (``(N,)``, e.g. run numbers):
+    draw whole groups instead of events, each event weighted by its group's draws.
     """
     n = len(y_true)
+    # the units drawn: events, or groups (each event then takes its group's count)
+    unit_of = None if groups is None else np.unique(groups, return_inverse=True)[1]
+    units = n if unit_of is None else int(unit_of.max()) + 1
     boot = {
         "precision": np.empty((0, k)),
         "recall": np.empty((0, k)),
@@ -355,11 +375,11 @@ def _bootstrap(
     chunk = max(1, _CHUNK_CELLS // n)
     for start in range(0, n_boot, chunk):
         b = min(chunk, n_boot - start)
-        idx = rng.integers(0, n, size=(b, n))
-        # weights[r, i] = how often event i was drawn in resample r
-        offsets = (np.arange(b) * n)[:, None]
-        weights = np.bincount((idx + offsets).ravel(), minlength=b * n).reshape(b, n)
-        weights = weights.astype(np.float64)
+        idx = rng.integers(0, units, size=(b, units))
+        # weights[r, i] = how often event i (or its group) was drawn in resample r
+        offsets = (np.arange(b) * units)[:, None]
+        draws = np.bincount((idx + offsets).ravel(), minlength=b * units).reshape(b, units)
+        weights = (draws if unit_of is None else draws[:, unit_of]).astype(np.float64)
         scores = scores_from_confusion((weights @ one_hot).reshape(b, k, k))
         for key in ("precision", "recall", "f1", "macro_f1", "accuracy"):
             parts[key].append(scores[key])
@@ -537,6 +557,7 @@ def score_predictions(
     n_boot: int = 1000,
     rng: np.random.Generator,
     proton_threshold: float | None = None,
+    groups: np.ndarray | None = None,
 ) -> dict[str, TaskMetrics]:
     """Metrics of predictions on one or both tasks.
 
@@ -555,6 +576,8 @@ def score_predictions(
         Bootstrap resamples and their generator.
     proton_threshold
         The run's decision rule (`attpc_classify.decision.decide`); None = argmax.
+    groups
+        ``(N,)`` run of each event: the bootstrap draws whole runs (`task_metrics`).
 
     Returns
     -------
@@ -566,6 +589,7 @@ def score_predictions(
     """
     known = labels >= 0
     proba, labels = proba[known], labels[known]
+    groups = None if groups is None else np.asarray(groups)[known]
     output_names = tuple(output_names)
     if "proton" not in output_names:
         raise InputError(f"model outputs {list(output_names)} have no 'proton' class")
@@ -589,6 +613,7 @@ def score_predictions(
             n_boot=n_boot,
             rng=np.random.default_rng(seed),
             score=p_proton if name == "binary" else None,
+            groups=groups,
         )
         for name, (truth, pred, names) in tasks.items()
     }
@@ -609,6 +634,7 @@ def evaluate_run(
     out_dir: str | Path | None = None,
     n_boot: int = 1000,
     seed: int = 0,
+    resample: str = "events",
     batch_size: int = 256,
     precision: str = "auto",
     figures: bool = True,
@@ -629,6 +655,9 @@ def evaluate_run(
         Bootstrap resamples for the 95 % intervals (0 = none).
     seed
         Seed of the bootstrap generator: same seed, same intervals.
+    resample
+        What the bootstrap draws: ``"events"`` or ``"runs"`` (whole runs, by the image
+        file's run numbers; module docstring).
     batch_size, precision
         Inference batch size and precision (``"auto"`` = bf16 where the CPU has native bf16).
     figures
@@ -653,7 +682,9 @@ def evaluate_run(
     import time
 
     data = Path(data)
-    trained, file_info = check_evaluation(run, data, n_boot=n_boot, batch_size=batch_size)
+    trained, file_info = check_evaluation(
+        run, data, n_boot=n_boot, batch_size=batch_size, resample=resample
+    )
     info = trained.info
     channels = read_sim_channels(sim_files) if sim_files else None
     run_dir = Path(info.path)
@@ -678,6 +709,7 @@ def evaluate_run(
         seed=seed,
         channels=channels,
         data=data,
+        groups=keys[:, 0] if resample == "runs" else None,
     )
     fig_paths = _evaluation_figures(tasks, cal, run_dir, data, out_dir) if figures else []
 
@@ -696,7 +728,13 @@ def evaluate_run(
         "n_events": len(labels),
         "n_labelled": len(labels) - n_unlabelled,
         "n_unlabelled": n_unlabelled,
-        "bootstrap": {"n_boot": n_boot, "seed": seed, "interval": "percentile 95 %"},
+        "bootstrap": {
+            "n_boot": n_boot,
+            "seed": seed,
+            "interval": "percentile 95 %",
+            "resample": resample,
+            "n_runs": len(np.unique(keys[labels >= 0, 0])),
+        },
         "precision": precision,
         "inference_events_per_s": round(len(labels) / infer_s, 1) if infer_s > 0 else None,
         "tasks": {t: m.to_dict(with_curves=True) for t, m in tasks.items()},
@@ -709,7 +747,12 @@ def evaluate_run(
 
 
 def check_evaluation(
-    run: str | Path | Trained, data: Path, *, n_boot: int, batch_size: int
+    run: str | Path | Trained,
+    data: Path,
+    *,
+    n_boot: int,
+    batch_size: int,
+    resample: str = "events",
 ) -> tuple[Trained, dict]:
     """Refuse, before any work, settings, runs and image files that cannot be scored;
     the loaded run and the image file's attributes."""
@@ -718,6 +761,8 @@ def check_evaluation(
 
     if n_boot < 0:
         raise InputError(f"n_boot must be >= 0, got {n_boot}")
+    if resample not in RESAMPLE:
+        raise InputError(f"resample must be one of {RESAMPLE}, got {resample!r}")
     if batch_size < 1:
         raise InputError(f"batch size must be >= 1, got {batch_size}")
     trained = load_run(run) if isinstance(run, (str, Path)) else run
@@ -725,12 +770,20 @@ def check_evaluation(
         raise InputError("data file not found", path=data)
     file_info = check_image_file(data, trained)
     with h5py.File(data, "r") as f:
-        if not (f["label"][()] >= 0).any():
+        labelled = f["label"][()] >= 0
+        if not labelled.any():
             raise InputError(
                 "no labelled events (every label is -1): nothing to score; "
                 "`classify` gives predictions for unlabelled data",
                 path=data,
             )
+        n_runs = len(np.unique(f["run"][()][labelled]))
+    if resample == "runs" and n_boot > 0 and n_runs < 2:
+        raise InputError(
+            "resample runs draws whole runs, and the labelled events are of one run: "
+            "its interval would have no width; resample events instead",
+            path=data,
+        )
     return trained, file_info
 
 
@@ -745,6 +798,7 @@ def _score(
     seed: int,
     channels: dict[tuple[int, int], str] | None,
     data: Path,
+    groups: np.ndarray | None = None,
 ) -> tuple[dict[str, TaskMetrics], dict | None, dict | None]:
     """Metrics per task (the labelled events, with bootstrap intervals), calibration, and
     the errors per simulated channel (when ``channels`` are given)."""
@@ -761,6 +815,7 @@ def _score(
         n_boot=n_boot,
         rng=np.random.default_rng(seed),
         proton_threshold=info.proton_threshold,
+        groups=groups,
     )
     cal = calibration(proba, labels, tuple(info.output_names)) if tasks else None
     by_channel = None
@@ -861,7 +916,8 @@ def find_eval(
     decision: dict | None = None,
 ) -> Path | None:
     """``metrics.json`` of a run's evaluation on the data with ``fingerprint``, made
-    with these bootstrap settings and decision rule; without a fingerprint, the newest."""
+    with these bootstrap settings (events resampled, as `compare_runs` reports them) and
+    decision rule; without a fingerprint, the newest."""
     found = sorted((Path(run_dir) / "eval").glob("*/metrics.json"), key=lambda p: p.stat().st_mtime)
     if fingerprint is None:
         return found[-1] if found else None
@@ -876,6 +932,7 @@ def find_eval(
             m.get("data_sha256") == fingerprint
             and boot.get("n_boot") == n_boot
             and boot.get("seed") == seed
+            and boot.get("resample", "events") == "events"  # compare's intervals
             and m.get("decision") == want_decision
         ):
             return path

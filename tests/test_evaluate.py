@@ -73,6 +73,53 @@ def test_bootstrap_interval_contains_estimate_and_is_seeded():
     assert a.accuracy.high - a.accuracy.low == pytest.approx(2 * half, rel=0.25)
 
 
+def test_bootstrap_by_runs_equals_a_slow_cluster_bootstrap():
+    """Drawing whole runs: each resample's F1 equals scikit-learn's on the events of the
+    runs drawn (a run drawn twice weighs twice), with the same draws made by hand."""
+    rng = np.random.default_rng(4)
+    runs = np.repeat(np.arange(12) * 10 + 3, rng.integers(5, 30, 12))  # uneven run sizes
+    rng.shuffle(runs)
+    n = len(runs)
+    y = rng.integers(0, 2, n)
+    p = np.where(rng.random(n) < 0.8, y, 1 - y)
+    m = task_metrics(y, p, ["proton", "rest"], n_boot=200, rng=np.random.default_rng(9),
+                     groups=runs)  # fmt: skip
+    units, unit_of = np.unique(runs, return_inverse=True)
+    draws = np.random.default_rng(9).integers(0, len(units), size=(200, len(units)))
+    f1 = []
+    for row in draws:
+        weight = np.bincount(row, minlength=len(units))[unit_of]
+        f1.append(skm.f1_score(y, p, pos_label=0, sample_weight=weight, zero_division=0))
+    low, high = np.percentile(f1, [2.5, 97.5])
+    assert (m.f1[0].low, m.f1[0].high) == pytest.approx((low, high), abs=1e-12)
+
+
+def test_bootstrap_by_runs_of_one_event_each_is_the_event_bootstrap():
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 300)
+    p = np.where(rng.random(300) < 0.7, y, rng.integers(0, 3, 300))
+    by_event = task_metrics(y, p, list("abc"), n_boot=100, rng=np.random.default_rng(1))
+    by_run = task_metrics(y, p, list("abc"), n_boot=100, rng=np.random.default_rng(1),
+                          groups=np.arange(300) * 7)  # fmt: skip
+    assert by_run.to_dict() == by_event.to_dict()
+
+
+def test_bootstrap_by_runs_is_wider_where_a_run_shares_its_errors():
+    """Runs whose detectors differ: all errors sit in some runs. Resampling events
+    treats them as independent; resampling runs sees the run-to-run spread."""
+    rng = np.random.default_rng(6)
+    runs = np.repeat(np.arange(20), 50)
+    y = rng.integers(0, 2, 1000)
+    bad_run = np.isin(runs, [2, 5, 11, 17])  # a fifth of the runs, half wrong
+    p = np.where(bad_run & (rng.random(1000) < 0.5), 1 - y, y)
+    kw = dict(n_boot=400, rng=np.random.default_rng(0))
+    events = task_metrics(y, p, ["proton", "rest"], **kw).f1[0]
+    runs_ = task_metrics(y, p, ["proton", "rest"], n_boot=400, rng=np.random.default_rng(0),
+                         groups=runs).f1[0]  # fmt: skip
+    assert runs_.value == events.value
+    assert runs_.high - runs_.low > 1.5 * (events.high - events.low)
+
+
 def test_weighted_auc_and_ap_equal_sklearn_with_sample_weights():
     rng = np.random.default_rng(0)
     n = 300

@@ -463,6 +463,10 @@ BAD_INPUTS = {
     "no /label, evaluate": (["evaluate", "RUN", "--data", "NOLABEL"], "lacks /label"),
     "no /label, train": (["train", "--data", "NOLABEL", "--out", "TMP/r"], "lacks /label"),
     "no labelled events": (["evaluate", "RUN", "--data", "UNLABELLED"], "no labelled events"),
+    "evaluate --resample runs, one run": (
+        ["evaluate", "RUN", "--data", "TEST", "--resample", "runs"],
+        "of one run",
+    ),
     "input directory without files": (
         ["preprocess", "TMP/dir.h5", "--out", "TMP/o.h5"],
         "no files",

@@ -23,6 +23,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument(
+        "--resample",
+        choices=("events", "runs"),
+        default="events",
+        help="what the bootstrap draws: events, or whole runs (by the file's run numbers), "
+        "so that the interval also covers what the events of one run share: its detector "
+        "(wants many runs)",
+    )
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument(
         "--precision",
@@ -46,9 +54,15 @@ def summary_lines(metrics: dict) -> list[str]:
     from attpc_classify.report import fmt_estimate
     from data_prep.errors import plural
 
+    boot = metrics.get("bootstrap", {})
     lines = [
         plural(metrics["n_labelled"], "labelled event")
         + (f" ({metrics['n_unlabelled']} unlabelled excluded)" if metrics["n_unlabelled"] else "")
+        + (
+            f"; intervals resample whole runs ({boot['n_runs']} runs)"
+            if boot.get("resample") == "runs"
+            else ""
+        )
     ]
     for task, m in metrics["tasks"].items():
         lines.append(
@@ -125,7 +139,13 @@ def run(args: argparse.Namespace) -> int:
     plan = eval_plan(args.data, args.out, args.sim)
     trained = load_run(args.run)
     for data, _, _ in plan:  # every file checked before the first is scored
-        check_evaluation(trained, Path(data), n_boot=args.n_boot, batch_size=args.batch_size)
+        check_evaluation(
+            trained,
+            Path(data),
+            n_boot=args.n_boot,
+            batch_size=args.batch_size,
+            resample=args.resample,
+        )
     scored: list[tuple[str, dict]] = []
     for data, out, sim in plan:
         if len(plan) > 1:
@@ -147,6 +167,7 @@ def run(args: argparse.Namespace) -> int:
                 out_dir=out,
                 n_boot=args.n_boot,
                 seed=args.seed,
+                resample=args.resample,
                 batch_size=args.batch_size,
                 precision=args.precision,
                 figures=not args.no_figures,
