@@ -620,11 +620,12 @@ def score_predictions(
 
 
 def count_parameters(trained: Trained) -> int | None:
-    """Trainable parameter count of a loaded run's model, if it exposes one."""
+    """Trainable parameter count of a loaded run's model, if it has any (trees, whose
+    nodes are buffers, have none: None, not a misleading 0)."""
     model = getattr(trained, "model", None)
     if model is None or not hasattr(model, "parameters"):
         return None
-    return int(sum(p.numel() for p in model.parameters()))
+    return int(sum(p.numel() for p in model.parameters())) or None
 
 
 def evaluate_run(

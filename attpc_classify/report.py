@@ -279,7 +279,7 @@ def compare_row(metrics: dict, *, name: str | None = None) -> dict:
         "run": metrics["run"],
         "task": "3-class" if metrics.get("task") == "multiclass" else "binary",
         "model": model_label(metrics.get("model")),
-        "params": "" if params is None else params,
+        "params": "—" if params is None else params,
         "data": Path(metrics["data"]).name,
         "n_labelled": metrics.get("n_labelled", ""),
         "estimates": picks,
@@ -319,7 +319,7 @@ def write_comparison(rows: Sequence[dict], out_dir: str | Path, *, title: str = 
         "proton).\n"
     )
     md = (f"# {title}\n\n" if title else "") + table + "\n" + note
-    csv_rows = [{**r, "params": r.get("params_raw", r.get("params", ""))} for r in rows]
+    csv_rows = [{**r, "params": r.get("params_raw", "")} for r in rows]
     paths = {
         "markdown": write_text(out_dir / "compare.md", md),
         "csv": write_csv(csv_rows, COMPARE_CSV_COLUMNS, out_dir / "compare.csv"),
