@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from sklearn import metrics as skm
 
 from attpc_classify.evaluate import (
@@ -234,6 +235,22 @@ def test_figures_and_comparison_files(tmp_path):
     assert row_md in out["markdown"].read_text()
     assert out["figure"].read_bytes()[:4] == b"\x89PNG"
     json.dumps(metrics)  # what evaluate writes must stay JSON-serialisable
+
+
+def test_trees_have_no_parameter_count():
+    """Tree nodes are buffers, not trainable parameters: no count, and "—" in the table."""
+    from types import SimpleNamespace
+
+    from attpc_classify.evaluate import count_parameters
+    from attpc_classify.models.gbt import GBTClassifier
+
+    trees = GBTClassifier(n_features=4, n_trees=3, max_nodes=7)
+    assert sum(b.numel() for b in trees.buffers()) > 0
+    assert count_parameters(SimpleNamespace(model=trees)) is None
+    cnn_like = torch.nn.Linear(4, 3)
+    assert count_parameters(SimpleNamespace(model=cnn_like)) == 15
+    row = compare_row({"run": "runs/gbt", "data": "t.h5", "model": {"name": "gbt"}, "tasks": {}})
+    assert row["params"] == "—" and "params_raw" not in row
 
 
 def test_reliability_and_ece_by_hand():
