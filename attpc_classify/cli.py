@@ -50,6 +50,9 @@ COMMANDS: dict[str, str] = {
 }
 
 #: one-line help per command, kept here so `--help` imports nothing heavy
+#: commands with sub-commands of their own (``learngene train``)
+NESTED = frozenset({"learngene"})
+
 HELP: dict[str, str] = {
     "preprocess": "point-cloud files -> image file (streaming, parallel, resumable)",
     "show": "save a PNG of one event: 3-D point cloud and its image views",
@@ -133,18 +136,32 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.Argument
     return parser, subparsers
 
 
+def parse_command(argv: list[str]) -> argparse.Namespace:
+    """The parsed command line; argparse's usual exit (code 2, one message) on bad input.
+
+    The command name is found first, then only that module adds its arguments. Options
+    and positionals may be mixed (``train --config gbt --out r a=b --quiet c=d``): a
+    plain parse takes one run of positionals and refuses a second.
+    """
+    parser, subparsers = build_parser()
+    name = next((a for a in argv if not a.startswith("-")), None)
+    if name not in COMMANDS or argv[0] != name:
+        return parser.parse_args(argv)  # help, or argparse's "invalid choice"
+    module = importlib.import_module(f"attpc_classify.commands.{COMMANDS[name]}")
+    sub = subparsers[name]
+    module.add_arguments(sub)
+    sub.set_defaults(_run=module.run, command=name)
+    rest = argv[1:]
+    if name in NESTED:  # a command with sub-commands of its own: argparse cannot intermix
+        return sub.parse_args(rest)
+    return sub.parse_intermixed_args(rest)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    parser, subparsers = build_parser()
-    # Parse the command name first, then let only that module add its arguments.
-    name = next((a for a in argv if not a.startswith("-")), None)
-    if name in COMMANDS:
-        module = importlib.import_module(f"attpc_classify.commands.{COMMANDS[name]}")
-        module.add_arguments(subparsers[name])
-        subparsers[name].set_defaults(_run=module.run)
-    args = parser.parse_args(argv)
+    args = parse_command(argv)
     if not getattr(args, "_run", None):
-        parser.print_help()
+        build_parser()[0].print_help()
         return 0 if not argv or argv[0] in ("-h", "--help") else 2
     configure_logging()
     try:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import io
 import re
 import shlex
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from attpc_classify.cli import COMMANDS, build_parser
+from attpc_classify.cli import COMMANDS, parse_command
 from attpc_classify.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,16 +50,12 @@ def doc_commands(path: Path) -> Iterator[str]:
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
-    """``argv`` parsed by its sub-command's parser; SystemExit carries argparse's message."""
-    parser, subparsers = build_parser()
-    name = argv[0]
-    assert name in COMMANDS, f"no command {name!r}"
-    module = importlib.import_module(f"attpc_classify.commands.{COMMANDS[name]}")
-    module.add_arguments(subparsers[name])
+    """``argv`` parsed as `main` parses it; argparse's message as an AssertionError."""
+    assert argv[0] in COMMANDS, f"no command {argv[0]!r}"
     stderr = io.StringIO()
     try:
         with contextlib.redirect_stderr(stderr):
-            return parser.parse_args(argv)
+            return parse_command(argv)
     except SystemExit:
         raise AssertionError(stderr.getvalue().strip().splitlines()[-1]) from None
 
@@ -99,6 +94,17 @@ def test_doc_command_is_accepted(command: str) -> None:
     argv = shlex.split(command, comments=True)[1:]
     args = parse(argv)
     resolve_settings(argv, args)
+
+
+def test_overrides_may_follow_options() -> None:
+    """`main` parses options and key=value overrides in any order, as the docs write them
+    (argparse alone takes one run of positionals and refuses a second)."""
+    args = parse(["train", "--config", "gbt", "model.max_leaf_nodes=31", "--out", "r",
+                  "optim.balance=weights", "--quiet"])  # fmt: skip
+    assert args.overrides == ["model.max_leaf_nodes=31", "optim.balance=weights"]
+    assert args.out == "r" and args.quiet and args.command == "train"
+    args = parse(["preprocess", "a.h5", "--out", "x.h5", "b.h5"])
+    assert args.inputs == ["a.h5", "b.h5"]
 
 
 def test_a_wrong_command_fails() -> None:
