@@ -1,4 +1,5 @@
-"""Every ``attpc-classify`` command printed in the README and docs/ is one the CLI takes.
+"""The README and docs/: every ``attpc-classify`` command they print is one the CLI takes,
+and every relative link they make resolves.
 
 Each command of a fenced code block is parsed by the real sub-command parser, and the
 settings it names (``--config`` presets, ``--set`` and ``key=value`` overrides) are
@@ -117,3 +118,26 @@ def test_a_wrong_command_fails() -> None:
     argv = ["simulate", "--config", "no_such_preset", "--events", "1", "--out", "x"]
     with pytest.raises(Exception, match="no_such_preset"):
         resolve_settings(argv, parse(argv))
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's anchors of a Markdown file's headings (lower case, punctuation dropped,
+    spaces to hyphens)."""
+    heads = re.findall(r"^#+ (.+)$", re.sub(r"```.*?```", "", path.read_text(), flags=re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in heads}
+
+
+def test_doc_links_resolve() -> None:
+    """Every relative link of the README and docs/ names a file that exists, and every
+    #anchor a heading of its file."""
+    broken = []
+    for path in DOCS:
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", path.read_text()):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            file = (path.parent / target) if target else path
+            if not file.exists():
+                broken.append(f"{path.name}: {target}")
+            elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
+                broken.append(f"{path.name}: {target}#{anchor}")
+    assert not broken, broken
