@@ -1,7 +1,7 @@
 """Structured-noise cleaning: hot pads, firing AGET chips and time-bunched bursts.
 
-Rules a physicist can check by eye, blind to labels (docs/sim-to-real.md, "Structured
-noise"); each acts on a whole batch at once:
+Rules a physicist can check by eye, blind to labels (docs/feature-model.md, "Structured
+noise: simulated and cleaned"); each acts on a whole batch at once:
 
 - **hot pads**: a pad that fires in more than ``hot_pad_fraction`` of a run's events is
   not following any track; the run's hot pads are found from the run itself

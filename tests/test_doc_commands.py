@@ -141,3 +141,35 @@ def test_doc_links_resolve() -> None:
             elif anchor and file.suffix == ".md" and anchor not in _anchors(file):
                 broken.append(f"{path.name}: {target}#{anchor}")
     assert not broken, broken
+
+
+def _titles(path: Path) -> list[str]:
+    """A Markdown file's headings and bold paragraph titles (``**Title** ...`` opening a
+    paragraph or a list item): what a ``docs/x.md, "Title"`` reference may name."""
+    text = re.sub(r"```.*?```", "", path.read_text(), flags=re.S)
+    heads = re.findall(r"^#+ (.+)$", text, re.M)
+    bold = re.findall(r"^(?:- )?\*\*(.+?)\*\*", text, re.M)
+    return [re.sub(r"\s+", " ", t).strip() for t in heads + bold]
+
+
+def test_section_references_name_a_section() -> None:
+    """``docs/x.md, "Section"`` in the code, configs and docs names a heading (or a bold
+    paragraph title) of that file, so a renamed section does not leave readers lost."""
+    tracked = [p for p in ROOT.rglob("*") if p.suffix in {".md", ".py", ".yaml", ".sh"}]
+    tracked = [p for p in tracked if not any(part.startswith(".") for part in p.parts)]
+    titles = {p: _titles(p) for p in DOCS}
+    broken, n = [], 0
+    for path in tracked:
+        if "site-packages" in path.parts or "egg-info" in str(path):
+            continue
+        text = re.sub(r"\s*\n\s*(?:#\s*)?", " ", path.read_text(errors="replace"))
+        for doc, section in re.findall(r'(docs/[\w-]+\.md|README),?\s+"([^"]{3,120})"', text):
+            target = ROOT / ("README.md" if doc == "README" else doc)
+            if target not in titles:
+                continue
+            n += 1
+            s = section.rstrip(".,;:")
+            if not any(s in t or t.startswith(s) for t in titles[target]):
+                broken.append(f"{path.relative_to(ROOT)}: {doc}, {section!r}")
+    assert n > 100  # the pattern finds the references
+    assert not broken, broken
