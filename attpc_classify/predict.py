@@ -869,6 +869,8 @@ class ClassifySummary:
     # on what is left); a detector-health count, 0 for image files (cleaned when made)
     n_sparks: int = 0
     predicted: dict[str, int] = field(default_factory=dict)  # class -> events
+    # the same per run number: a run whose mix stands out is one to look at
+    predicted_by_run: dict[int, dict[str, int]] = field(default_factory=dict)
     wall_s: float = 0.0
     # charge_calibration=proton_band: each point-cloud file's charge unit
     charge_units: dict[str, quantiles.ChargeUnit] = field(default_factory=dict)
@@ -889,6 +891,7 @@ class ClassifySummary:
             "n_empty": self.n_empty,
             "n_sparks": self.n_sparks,
             "predicted": self.predicted,
+            "predicted_by_run": {str(r): c for r, c in self.predicted_by_run.items()},
             "wall_s": round(self.wall_s, 3),
             "events_per_s": round(self.events_per_s, 1),
             "charge_units": quantiles.units_json(self.charge_units),
@@ -903,6 +906,7 @@ class _InOrder:
         self.writer = writer
         self.summary = summary
         self.counts = np.zeros(len(writer.output_names) + 1, dtype=np.int64)  # + empty
+        self.by_run: dict[int, np.ndarray] = {}
         self.waiting: dict[int, ClassifyPart] = {}
         self.next = 0
 
@@ -912,6 +916,9 @@ class _InOrder:
             p = self.waiting.pop(self.next)
             predicted = self.writer.append(p.run, p.event_id, p.proba)
             self.counts += np.bincount(predicted, minlength=len(self.counts))
+            for run in np.unique(p.run).tolist():
+                counts = self.by_run.setdefault(int(run), np.zeros_like(self.counts))
+                counts += np.bincount(predicted[p.run == run], minlength=len(counts))
             s = self.summary
             s.n_events += p.n_events
             s.n_empty += p.n_empty
@@ -923,7 +930,11 @@ class _InOrder:
 
     def finish(self, n_tasks: int) -> ClassifySummary:
         assert self.next == n_tasks and not self.waiting, "a task's part is missing"
-        self.summary.predicted = count_predicted(self.counts, self.writer.output_names)
+        names = self.writer.output_names
+        self.summary.predicted = count_predicted(self.counts, names)
+        self.summary.predicted_by_run = {
+            run: count_predicted(c, names) for run, c in sorted(self.by_run.items())
+        }
         return self.summary
 
 

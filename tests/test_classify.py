@@ -339,3 +339,13 @@ def test_tasks_on_any_executor_give_the_same_table(trained, tmp_path):
         assert (tmp_path / f"{name}.csv").read_bytes() == table, name
         assert (summary.n_events, summary.skipped, summary.predicted) == (
             here.n_events, {"non-finite values": 1}, here.predicted)  # fmt: skip
+        assert summary.predicted_by_run == here.predicted_by_run, name
+    # the per-run counts are the written table's labels counted by run
+    rows = read_predictions(tmp_path / "here.csv")
+    by_run = {}
+    for r in np.unique(rows["run"]):
+        labels, counts = np.unique(rows["label"][rows["run"] == r], return_counts=True)
+        by_run[int(r)] = {str(k): int(v) for k, v in zip(labels, counts, strict=True)}
+    assert sorted(here.predicted_by_run) == [7, 8]
+    for run, counts in here.predicted_by_run.items():
+        assert {k: v for k, v in counts.items() if v} == by_run[run], run

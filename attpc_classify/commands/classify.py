@@ -234,6 +234,16 @@ def _classify_on_cluster(args: argparse.Namespace, common: dict):
     )
 
 
+def run_mix_lines(by_run: dict[int, dict[str, int]]) -> list[str]:
+    """``  run 12: 100 events, proton 24 (24 %), carbon 13 (13 %), other 63 (63 %)``."""
+    lines = []
+    for run, counts in by_run.items():
+        n = sum(counts.values())
+        shares = ", ".join(f"{k} {v} ({100 * v / n:.0f} %)" for k, v in counts.items())
+        lines.append(f"  run {run}: {n} events, {shares}")
+    return lines
+
+
 def _report(summary) -> None:
     """The summary lines (the same with and without --scheduler)."""
     from data_prep.errors import plural
@@ -247,6 +257,9 @@ def _report(summary) -> None:
         f"{plural(summary.n_events, 'event')} classified ({counts}) "
         f"in {summary.wall_s:.1f} s, {summary.events_per_s:.0f} events/s"
     )
+    if len(summary.predicted_by_run) > 1:  # one line per run: a run whose mix stands out
+        for line in run_mix_lines(summary.predicted_by_run):
+            print(line)
     if summary.n_skipped:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(summary.skipped.items()))
         print(f"skipped {plural(summary.n_skipped, 'bad event')} ({reasons})")
