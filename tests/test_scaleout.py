@@ -183,9 +183,12 @@ def test_classify_on_cluster_matches_single_process(client, runs, tmp_path, caps
     dask = ["--scheduler", client.scheduler.address, "--events-per-task", "100"]
     assert main([*common, "--out", str(tmp_path / "dask.csv"), *dask]) == 0
     lines = capsys.readouterr().out.splitlines()
-    # same counts (first line without timing), same skipped line; the same bytes on disk
+    # same counts (first line without timing), the same per-run lines and skipped line;
+    # the same bytes on disk
     assert lines[0].split(" in ")[0] == single[0].split(" in ")[0]
-    assert lines[1:-1] == single[1:-1] == ["skipped 1 bad event (non-finite values 1)"]
+    assert lines[1:-1] == single[1:-1]
+    assert [s for s in single if s.startswith("  run ")] == single[1:-2]  # one per run
+    assert single[-2] == "skipped 1 bad event (non-finite values 1)"
     assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "one.csv").read_bytes()
     assert len((tmp_path / "one.csv").read_text().splitlines()) == 1 + 899 + 60
     # without --skip-bad: the bad event stops the run with its one line, nothing written
