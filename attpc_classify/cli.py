@@ -49,10 +49,10 @@ COMMANDS: dict[str, str] = {
     "federate": "federate",
 }
 
-#: one-line help per command, kept here so `--help` imports nothing heavy
 #: commands with sub-commands of their own (``learngene train``)
 NESTED = frozenset({"learngene"})
 
+#: one-line help per command, kept here so `--help` imports nothing heavy
 HELP: dict[str, str] = {
     "preprocess": "point-cloud files -> image file (streaming, parallel, resumable)",
     "show": "save a PNG of one event: 3-D point cloud and its image views",

@@ -905,7 +905,7 @@ class _InOrder:
     def __init__(self, writer: PredictionWriter, summary: ClassifySummary):
         self.writer = writer
         self.summary = summary
-        self.counts = np.zeros(len(writer.output_names) + 1, dtype=np.int64)  # + empty
+        # per run number: the predicted-class bincounts, + empty (the totals are their sum)
         self.by_run: dict[int, np.ndarray] = {}
         self.waiting: dict[int, ClassifyPart] = {}
         self.next = 0
@@ -915,10 +915,10 @@ class _InOrder:
         while self.next in self.waiting:
             p = self.waiting.pop(self.next)
             predicted = self.writer.append(p.run, p.event_id, p.proba)
-            self.counts += np.bincount(predicted, minlength=len(self.counts))
+            size = len(self.writer.output_names) + 1
             for run in np.unique(p.run).tolist():
-                counts = self.by_run.setdefault(int(run), np.zeros_like(self.counts))
-                counts += np.bincount(predicted[p.run == run], minlength=len(counts))
+                counts = self.by_run.setdefault(int(run), np.zeros(size, dtype=np.int64))
+                counts += np.bincount(predicted[p.run == run], minlength=size)
             s = self.summary
             s.n_events += p.n_events
             s.n_empty += p.n_empty
@@ -931,7 +931,8 @@ class _InOrder:
     def finish(self, n_tasks: int) -> ClassifySummary:
         assert self.next == n_tasks and not self.waiting, "a task's part is missing"
         names = self.writer.output_names
-        self.summary.predicted = count_predicted(self.counts, names)
+        total = sum(self.by_run.values(), np.zeros(len(names) + 1, dtype=np.int64))
+        self.summary.predicted = count_predicted(total, names)
         self.summary.predicted_by_run = {
             run: count_predicted(c, names) for run, c in sorted(self.by_run.items())
         }
