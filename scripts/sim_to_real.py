@@ -3281,7 +3281,10 @@ of the training events for validation": +0.004 proton F1, +0.006 macro-F1), and 
 keeps it; against `demo_t`'s recipe at 2,000 it gains 0.012 proton F1 and 0.009 macro-F1
 on validation, 0.006 and 0.004 on the stand-in check. On the README's eleven test sets
 the 3-class trees gain 0.008 in the mean of the ten besides the own test, the binary
-trees 0.017 (docs/demo.md).
+trees 0.017 (docs/demo.md). At 4,500 events (12th session) they gain 0.012 more
+(0.010 binary) and at 6,000 nothing more, but the whole demo then takes 198-232 s: it
+stays at 3,000 (docs/demo.md, "More events for the demo's trees: measured, not
+adopted").
 
 **Points placed another way** (10th session). docs/demo.md, has the demo's models
 (`demo_w`) on copies of the stand-in whose points another analysis chain could have
