@@ -13,8 +13,11 @@ Printed, as Markdown tables:
 * elastic protons missed, by how many light-product points show >= 30 mm from the run's
   beam line (a reaction counts as seen from 10: the label's floor);
 * pile-ups called proton or carbon, by the points its weaker reaction shows there;
-* elastic protons missed and (p,alpha) events called proton, by the polar angle of the
-  first track's helix (``t1_helix_cot_polar``): the forward cone where the two overlap;
+* elastic protons missed and (p,alpha) and fusion-evaporation events called proton, by
+  the polar angle of the first track's helix (``t1_helix_cot_polar``): the forward cone
+  where protons and alphas overlap;
+* fusion-evaporation events called proton, by how many of their products show >= 10
+  points there (one light particle and its residue look like an elastic proton);
 * the proton F1 on the events whose every reaction shows >= `FLOOR` points there;
 * with ``--oracle-gain``: what a known charge scale would be worth (`charge_scales`).
   scikit-learn's trees (one stage, 127 leaves) on the features alone, and plus the
@@ -50,6 +53,8 @@ SHOWN_BINS = ((0, 20, "0-19"), (20, 40, "20-39"), (40, 80, "40-79"), (80, 10**9,
 # the elastic-proton band a run's charge scale is read on (`charge_scales`) is the
 # application's (data_prep.features.BAND_*, `charge_calibration: proton_band`)
 FLOOR = 40  # points shown >= 30 mm: below it a reaction is a stub (docs/sim-to-real.md)
+SEEN = 10  # points shown >= 30 mm from which the simulation counts a reaction as seen
+PRODUCT_BINS = ((0, 1, "0"), (1, 2, "1"), (2, 3, "2"), (3, 10**9, ">= 3"))
 COT_BINS = ((-np.inf, 0.0, "< 0 (backward)"), (0.0, 0.5, "0-0.5 (63-90 deg)"),
             (0.5, 2.0, "0.5-2 (27-63 deg)"), (2.0, 4.0, "2-4 (14-27 deg)"),
             (4.0, np.inf, ">= 4 (< 14 deg)"))  # fmt: skip
@@ -76,8 +81,15 @@ def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int],
                 "median_q": float(np.median(q[q > 0])) if (q > 0).any() else np.nan,
                 "light": int((far & (lab == 2)).sum()),
                 "reactions": [int((far & np.isin(lab, (2 + o, 3 + o))).sum()) for o in (0, 10)],
+                "products": products_shown(far, lab),
             }
     return out
+
+
+def products_shown(far: np.ndarray, lab: np.ndarray) -> int:
+    """How many products of the (first) reaction show >= `SEEN` points ``far`` from the
+    beam line: labels 2-9 (a fusion-evaporation event's particles, its residue last)."""
+    return sum(int((far & (lab == p)).sum() >= SEEN) for p in range(2, 10))
 
 
 def shown(event: dict) -> list[int]:
@@ -198,11 +210,17 @@ def main() -> None:
     index = {k: i for i, k in enumerate(every)}
     cot = x[:, names.index("t1_helix_cot_polar")]
     forward = (("p_elastic", "missed", lambda k: call[k] != 0),
-               ("alpha_43cl", "called proton", lambda k: call[k] == 0))  # fmt: skip
+               ("alpha_43cl", "called proton", lambda k: call[k] == 0),
+               ("fusion_evap", "called proton", lambda k: call[k] == 0))  # fmt: skip
     for channel, what, bad in forward:
         ks = [k for k in keys if info[k]["channel"] == channel and np.isfinite(cot[index[k]])]
         print(binned(f"{channel}: t1 cot(polar angle)", what, COT_BINS,
                      [(cot[index[k]], bad(k)) for k in ks]), "\n")  # fmt: skip
+    # fusion-evaporation: one light particle and its residue look like an elastic proton
+    fusion = [k for k in keys if info[k]["channel"] == "fusion_evap"]
+    title = f"fusion_evap: products showing >= {SEEN} points >= 30 mm"
+    products = [(info[k]["products"], call[k] == 0) for k in fusion]
+    print(binned(title, "called proton", PRODUCT_BINS, products), "\n")
     # the same score on the events above the floor: every reaction shows >= FLOOR points
     clear = np.array([info[k]["channel"] == "noise" or min(shown(info[k])) >= FLOOR
                       for k in keys])  # fmt: skip

@@ -43,3 +43,16 @@ def test_band_scale_is_each_run_files_median_on_its_band() -> None:
     # file 1: median of 1, 2, 4 for every one of its events; file 2: two band tracks, too few
     np.testing.assert_array_equal(got[:5], [2.0] * 5)
     assert np.isnan(got[5:]).all() and eb.BAND_MIN_TRACKS == 3
+
+
+def test_products_shown_counts_each_product_with_ten_far_points() -> None:
+    import numpy as np
+
+    eb = load_script("error_budget")
+    # product 2: 12 far points; product 3: 9 far (+5 near); product 4: 10 far; the beam
+    # (label 1) and the second reaction of a pile-up (12) are not the first reaction's
+    lab = np.array([2] * 12 + [3] * 14 + [4] * 10 + [1] * 30 + [12] * 20)
+    far = np.ones(len(lab), dtype=bool)
+    far[12:17] = False
+    assert eb.products_shown(far, lab) == 2
+    assert eb.products_shown(np.zeros(len(lab), dtype=bool), lab) == 0
