@@ -474,6 +474,24 @@ BAD_INPUTS = {
 }
 
 
+@pytest.mark.parametrize("signature", [b"SNOD", b"TREE", b"HEAP"])
+def test_a_damaged_hdf5_index_is_one_line_exit_2(trained, tmp_path, capsys, signature):
+    """A file whose group index (symbol-table node, B-tree, local heap) was overwritten:
+    HDF5 raises its own RuntimeError or OSError while opening or reading, which must not
+    reach the user as a traceback."""
+    src = write_spyral(tmp_path / "run_0001.h5", make_events(np.random.default_rng(0), 40))
+    data = bytearray(src.read_bytes())
+    at = data.find(signature)
+    assert at > 0, f"no {signature!r} structure in the file h5py wrote"
+    data[at : at + 4] = b"\0\0\0\0"  # the structure's signature: HDF5 checks it first
+    src.write_bytes(bytes(data))
+    code = main(["classify", str(trained["run"]), str(src), "--out",
+                 str(tmp_path / "p.csv"), "--quiet"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("error: ") and len(err.splitlines()) == 1, err
+    assert str(src) in err
+
+
 @pytest.mark.parametrize("case", sorted(BAD_INPUTS))
 def test_bad_input_is_one_line_exit_2(trained, tmp_path, capsys, case):
     argv, message = BAD_INPUTS[case]

@@ -155,7 +155,9 @@ def _check_health(args: argparse.Namespace, summary, show: int = 10) -> None:
     from data_prep.readers import detect_format
 
     reference = Path(args.run_dir) / MODEL_REFERENCE
-    if not reference.is_file():
+    if not reference.is_file():  # said, so a silent run is not read as a healthy one
+        print(f"health not checked: {reference} is missing (attpc-classify health SIM_DIR "
+              f"--model {args.run_dir} --out {reference} writes it)", file=sys.stderr)  # fmt: skip
         return
 
     def points(path: Path) -> bool:

@@ -90,6 +90,8 @@ def _reference(args: argparse.Namespace, config, options: dict, pool):
     if not given and kept is not None and kept.is_file():
         print(f"reference: {kept}")
         given = [kept]
+    elif not given and kept is not None:  # the table will have no ranges: say why
+        print(f"no reference: {kept} is missing (--reference SIM_DIR measures one)")
     reports = [p for p in given if p.suffix == ".json"]
     files = [p for p in given if p.suffix != ".json"]
     found = [h for p in reports for h in read_health(p)]

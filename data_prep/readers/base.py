@@ -158,8 +158,23 @@ class ReaderBase(ABC):
         stop = n if stop is None else stop
         if not 0 <= start <= stop <= n:
             raise InputError(f"event range [{start}, {stop}) outside 0..{n}", path=self.path)
-        events = self._iter_range(start, stop, skip_bad, on_skip)
+        events = self._guarded(self._iter_range(start, stop, skip_bad, on_skip))
         return events if self.pad_order is None else self._with_pad_order(events)
+
+    def _guarded(self, events: Iterator[Event]) -> Iterator[Event]:
+        """``events``, with HDF5's errors on a damaged file (a B-tree or heap that no
+        longer parses, where no single event is to blame) as one-line `InputError`s that
+        name the last event read."""
+        last = None
+        try:
+            for event in events:
+                last = event.event_id
+                yield event
+        except (OSError, RuntimeError) as err:
+            where = "" if last is None else f" after event {last}"
+            raise InputError(
+                f"unreadable {self.format} file{where}: {first_line(err)}", path=self.path
+            ) from None
 
     def _with_pad_order(self, events: Iterator[Event]) -> Iterator[Event]:
         for event in events:
@@ -224,12 +239,17 @@ class ReaderBase(ABC):
         return label
 
 
+def first_line(err: BaseException) -> str:
+    """The first line of an error's message (HDF5's run to several), or its type."""
+    return str(err).splitlines()[0] if str(err) else type(err).__name__
+
+
 def unreadable(what: str, err: BaseException, *, path: Path, event_id: int) -> BadEventError:
     """The error for an event whose data HDF5 cannot read (first line of HDF5's reason)."""
-    first = str(err).splitlines()[0] if str(err) else type(err).__name__
     return BadEventError(
-        f"cannot read {what}: {first}", path=path, event=event_id, reason=REASON_UNREADABLE
-    )
+        f"cannot read {what}: {first_line(err)}", path=path, event=event_id,
+        reason=REASON_UNREADABLE,
+    )  # fmt: skip
 
 
 def check_points(points: np.ndarray, *, path: Path, event_id: int, n_columns: int) -> None:

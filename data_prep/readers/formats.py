@@ -12,7 +12,7 @@ from typing import Any
 from data_prep.errors import InputError
 from data_prep.padplane import electronics_order
 from data_prep.readers.attpcroot import AttpcRootReader
-from data_prep.readers.base import EventReader, ReaderBase, open_hdf5
+from data_prep.readers.base import EventReader, ReaderBase, first_line, open_hdf5
 from data_prep.readers.images import ImageFileReader
 from data_prep.readers.pytpc import PytpcReader
 from data_prep.readers.root import RootReader, check_root_file
@@ -70,12 +70,17 @@ def detect_format(path: str | Path) -> str:
         raise InputError("is a directory, expected a file", path=path) from None
     except OSError as err:
         raise InputError(f"cannot read file: {err.strerror}", path=path) from None
+    if not head:
+        raise InputError("empty file (0 bytes)", path=path)
     if head[:4] == ROOT_MAGIC:
         check_root_file(path)
         return "root"
     if head != HDF5_SIGNATURE and not _hdf5_with_userblock(path):
         raise InputError("not an HDF5 or ROOT file (unknown content)", path=path)
-    return _detect_hdf5_layout(path)
+    try:
+        return _detect_hdf5_layout(path)
+    except (OSError, RuntimeError) as err:  # HDF5's own errors: a damaged root group
+        raise InputError(f"unreadable HDF5 file: {first_line(err)}", path=path) from None
 
 
 def _hdf5_with_userblock(path: Path) -> bool:
@@ -163,6 +168,9 @@ def open_events(path: str | Path, format: str = "auto", **options: Any) -> Event
     order = None
     if options.get("pad_electronics") and format != "images":
         order = electronics_order(options["pad_electronics"])  # a bad map: before the file
-    reader = cls(path, **mine)
+    try:
+        reader = cls(path, **mine)
+    except (OSError, RuntimeError) as err:  # HDF5's own errors on a damaged file
+        raise InputError(f"unreadable {format} file: {first_line(err)}", path=path) from None
     reader.pad_order = order
     return reader
