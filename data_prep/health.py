@@ -483,11 +483,21 @@ def measure_files(
     return [found[f] for f in files]
 
 
-def _number(value: float) -> str:
-    """A metric's value in a few characters (NaN: -)."""
+def _number(value: float, extra: int = 0) -> str:
+    """A metric's value in a few characters (NaN: -), with ``extra`` more digits."""
     if value != value:
         return "-"
-    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:.{3 + extra}g}" if abs(value) < 1000 else f"{value:,.{extra}f}"
+
+
+def _apart(value: float, low: float, high: float) -> tuple[str, str, str]:
+    """``value``, ``low``, ``high`` with the fewest digits that print ``value`` apart
+    from the bound it crossed (1,006 outside 1,005-1,005 reads as a contradiction)."""
+    bound = low if value < low else high
+    for extra in range(4):
+        if _number(value, extra) != _number(bound, extra):
+            break
+    return _number(value, extra), _number(low, extra), _number(high, extra)
 
 
 def health_table(
@@ -526,8 +536,11 @@ def health_table(
 
 def outside_items(found: Sequence[tuple[str, float, float, float]]) -> str:
     """``name value (low-high)`` of each number outside the reference, joined."""
-    return ", ".join(f"{name} {_number(v)} ({_number(lo)}-{_number(hi)})"
-                     for name, v, lo, hi in found)  # fmt: skip
+    items = []
+    for name, v, lo, hi in found:
+        value, low, high = _apart(v, lo, hi)
+        items.append(f"{name} {value} ({low}-{high})")
+    return ", ".join(items)
 
 
 def outside_line(health: FileHealth, found: Sequence[tuple[str, float, float, float]]) -> str:

@@ -308,10 +308,14 @@ def read_info(path: str | Path) -> dict[str, Any]:
             has_voxels = "voxels" in f
             has_features = "features" in f
             lengths = {n: f[n].shape[0] for n in _REQUIRED if isinstance(f.get(n), h5py.Dataset)}
-    except (OSError, ValueError):
+    except (OSError, RuntimeError, ValueError):
         raise InputError("not a readable HDF5 file", path=path) from None
     if attrs.get("format") != FORMAT:
-        raise InputError(f"not an {FORMAT} image file", path=path)
+        raise InputError(
+            f"not an {FORMAT} image file (point clouds? `attpc-classify preprocess FILE --out "
+            "IMAGES.h5 --model RUN` makes one as RUN's training data were made)",
+            path=path,
+        )
     if int(attrs.get("format_version", -1)) != FORMAT_VERSION:
         raise InputError(
             f"image file format_version {attrs.get('format_version')} is not {FORMAT_VERSION}",

@@ -184,6 +184,26 @@ def test_raw_point_clouds_give_the_image_file_predictions(trained, tmp_path):
             np.testing.assert_allclose(got[name], expected[name], atol=1e-5)
 
 
+def test_preprocess_with_model_makes_the_run_s_own_images(trained, tmp_path, capsys):
+    """``preprocess --model RUN`` on the raw clouds of test.h5 writes test.h5's images
+    (made by the synthetic writer with the settings the run trained on), and evaluate
+    takes the file; image settings beside --model are refused."""
+    run, test = trained["run"], trained["test"]
+    raw = write_spyral(tmp_path / "run_0007.h5", _raw_events(seed=1, n_per_class=20))
+    out = tmp_path / "mine.h5"
+    assert main(["preprocess", str(raw), "--out", str(out), "--model", str(run), "--workers",
+                 "1", "--quiet"]) == 0  # fmt: skip
+    with h5py.File(out) as got, h5py.File(test) as ref:
+        n = len(got["images"])
+        np.testing.assert_array_equal(got["images"][()], ref["images"][:n])
+    assert main(["evaluate", str(run), "--data", str(out), "--n-boot", "50", "--no-figures",
+                 "--out", str(tmp_path / "ev"), "--quiet"]) == 0  # fmt: skip
+    capsys.readouterr()
+    argv = ["preprocess", str(raw), "--out", str(tmp_path / "x.h5"), "--model", str(run)]
+    assert main([*argv, "--size", "16"]) == 2
+    assert "no --config, --set" in capsys.readouterr().err
+
+
 def test_mismatches_are_one_line_errors_before_any_work(trained, tmp_path, capsys):
     run = trained["run"]
     other_size = make_image_file(

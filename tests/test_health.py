@@ -308,3 +308,17 @@ def test_health_command_bad_input_is_one_line(tmp_path, capsys):
         assert main(["health", str(bad)]) == 2
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and str(bad) in err and "Traceback" not in err
+
+
+def test_a_number_outside_prints_apart_from_the_bound_it_crossed() -> None:
+    from data_prep.health import outside_items
+
+    # 12.57 below 12.6: three digits would print "12.6 (12.6-125)"
+    assert outside_items([("charge_unit", 12.57, 12.6, 125.0)]) == "charge_unit 12.57 (12.6-125)"
+    # 1,005.3 above 1,005.2: one decimal tells them apart
+    assert outside_items([("z_p99", 1005.3, 1004.0, 1005.2)]) == "z_p99 1,005.3 (1,004.0-1,005.2)"
+    # already apart: as before
+    assert (
+        outside_items([("x", 0.5, 1.0, 2.0), ("y", 3000.0, 1.0, 2.0)])
+        == "x 0.5 (1-2), y 3,000 (1-2)"
+    )

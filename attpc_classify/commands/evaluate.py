@@ -49,8 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def summary_lines(metrics: dict) -> list[str]:
-    """Human-readable lines of an evaluation's headline numbers."""
+def summary_lines(metrics: dict, figures: bool = True) -> list[str]:
+    """Human-readable lines of an evaluation's headline numbers (``figures``: name the
+    reliability diagram drawn beside them)."""
     from attpc_classify.report import fmt_estimate
     from data_prep.errors import plural
 
@@ -82,8 +83,9 @@ def summary_lines(metrics: dict) -> list[str]:
             )
     if "calibration" in metrics:
         cal = metrics["calibration"]
+        drawn = " (reliability.png)" if figures else ""
         lines.append(f"  calibration: ECE top label {cal['top_label']['ece']:.3f}, "
-                     f"p(proton) {cal['proton']['ece']:.3f} (reliability.png)")  # fmt: skip
+                     f"p(proton) {cal['proton']['ece']:.3f}{drawn}")  # fmt: skip
     for task, rows in metrics.get("by_channel", {}).items():
         lines.append(f"  {task} errors by simulated channel:")
         for channel, r in rows.items():
@@ -177,7 +179,7 @@ def run(args: argparse.Namespace) -> int:
         finally:
             if bar is not None:
                 bar.close()
-        for line in summary_lines(result.metrics):
+        for line in summary_lines(result.metrics, figures=not args.no_figures):
             print(line)
         print(f"wrote {result.metrics_path}")
         scored.append((data, result.metrics))

@@ -6,6 +6,7 @@ Examples::
     attpc-classify preprocess sim/ --out sim.h5 --config configs/prep/paper128.yaml
     attpc-classify preprocess data.root --root-tree T --root-branch charge=q --out real.h5
     attpc-classify preprocess big_run.h5 --out big.h5 --skip-bad --resume   # after a kill
+    attpc-classify preprocess labelled_run.h5 --out labelled.h5 --model runs/trees  # as RUN's
     attpc-classify preprocess data/ --out all.h5 --scheduler tcp://head:8786  # Dask cluster
 
 Image settings: ImageConfig defaults <- ``--config`` YAML <- ``--set key=value`` <- the
@@ -108,6 +109,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="charge_norm=quantile: map these inputs' charge quantiles onto those of a "
         "trained run (or its training image file), e.g. a test set for evaluate",
     )
+    parser.add_argument(
+        "--model",
+        type=Path,
+        metavar="RUN",
+        help="preprocess as the trained RUN's own data were (its recorded image settings "
+        "and charge quantiles): a labelled set to evaluate RUN on; no other image settings",
+    )
     parser.add_argument("--batch-size", type=int, default=128, help="events projected at once")
     parser.add_argument("--events-per-task", type=int, help="events per task/part (default ~2048)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -197,6 +205,20 @@ def with_reference(config, reference: Path):
     return replace(config, charge_quantiles=ref.charge_quantiles)
 
 
+def model_image_config(args: argparse.Namespace):
+    """``--model RUN``: the image settings RUN was trained on, its charge quantiles
+    included (so ``--reference`` is implied), for files to evaluate RUN on."""
+    from attpc_classify.checkpoint import read_info
+    from data_prep.errors import InputError
+
+    if image_settings_given(args) or args.reference:
+        raise InputError(
+            "--model takes RUN's own image settings: give no --config, --set, --views, "
+            "--size, --charge or --reference with it"
+        )
+    return read_info(args.model)[0].image_config
+
+
 def run(args: argparse.Namespace) -> int:
     import tqdm
 
@@ -205,9 +227,12 @@ def run(args: argparse.Namespace) -> int:
 
     keep_freed_memory()  # this process is ours: keep freed memory for reuse
 
-    config = image_config(args)
-    if args.reference:
-        config = with_reference(config, Path(args.reference))
+    if args.model is not None:
+        config = model_image_config(args)
+    else:
+        config = image_config(args)
+        if args.reference:
+            config = with_reference(config, Path(args.reference))
     options = reader_options(args)
     # No tqdm monitor thread: worker processes are forked, and forking a multi-threaded
     # process is asking for deadlocks.
