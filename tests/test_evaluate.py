@@ -265,3 +265,16 @@ def test_reliability_and_ece_by_hand():
     proba = np.array([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0], [0.5, 0.5, 0]])
     cal = calibration(proba, np.array([0, 1, 2, -1]), ("proton", "carbon", "other"))
     assert cal["proton"]["ece"] == pytest.approx(0.0) and cal["top_label"]["ece"] == 0.0
+
+
+def test_the_summary_says_when_too_few_runs_were_resampled() -> None:
+    from attpc_classify.commands.evaluate import FEW_RUNS, summary_lines
+
+    def first(n_runs: int) -> str:
+        metrics = {"n_labelled": 300, "n_unlabelled": 0, "tasks": {},
+                   "bootstrap": {"n_boot": 1000, "seed": 0, "resample": "runs",
+                                 "n_runs": n_runs}}  # fmt: skip
+        return summary_lines(metrics)[0]
+
+    assert "(3 runs, too few for them to be trusted)" in first(3)
+    assert first(FEW_RUNS).endswith(f"({FEW_RUNS} runs)")

@@ -49,6 +49,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+#: below this many runs a bootstrap over runs draws from too few clusters: its intervals
+#: come out narrow by chance (3 runs of 100 events: narrower than the events' own)
+FEW_RUNS = 10
+
+
 def summary_lines(metrics: dict, figures: bool = True) -> list[str]:
     """Human-readable lines of an evaluation's headline numbers (``figures``: name the
     reliability diagram drawn beside them)."""
@@ -60,7 +65,9 @@ def summary_lines(metrics: dict, figures: bool = True) -> list[str]:
         plural(metrics["n_labelled"], "labelled event")
         + (f" ({metrics['n_unlabelled']} unlabelled excluded)" if metrics["n_unlabelled"] else "")
         + (
-            f"; intervals resample whole runs ({boot['n_runs']} runs)"
+            f"; intervals resample whole runs ({boot['n_runs']} runs"
+            + (", too few for them to be trusted" if boot["n_runs"] < FEW_RUNS else "")
+            + ")"
             if boot.get("resample") == "runs"
             else ""
         )
