@@ -363,6 +363,7 @@ def _resolve_inputs(
     trained: Predictor, inputs: Sequence[str | Path], fmt: str, reader_options: dict
 ) -> list[Source]:
     from data_prep.readers import detect_format, open_events
+    from data_prep.readers.base import warn_unknown_run
 
     sources = []
     for raw in inputs:
@@ -378,6 +379,7 @@ def _resolve_inputs(
         # after earlier inputs have been classified.
         with open_events(path, format=name, **reader_options) as reader:
             n = len(reader)
+            warn_unknown_run(reader)
         sources.append(Source(path, "events", n, name))
     return sources
 

@@ -60,6 +60,7 @@ from data_prep.imagefile import ImageWriter, chunk_events
 from data_prep.images import ImageConfig, project
 from data_prep.interrupt import check_interrupt
 from data_prep.readers import EventReader, all_options, detect_format, open_events
+from data_prep.readers.base import warn_unknown_run
 from data_prep.structured import find_hot_pads
 from data_prep.tasks import run_tasks
 
@@ -267,9 +268,11 @@ def plan_tasks(
         if keep_open:
             reader = _cached_reader(str(path), fmt, reader_options or {})
             n, names = len(reader), reader.class_names
+            warn_unknown_run(reader)
         else:
             with open_events(path, fmt, **(reader_options or {})) as reader:
                 n, names = len(reader), reader.class_names
+                warn_unknown_run(reader)
         if names is not None:
             if class_names is not None and names != class_names:
                 raise InputError(

@@ -264,3 +264,28 @@ def test_class_names_attribute_is_json(tmp_path, events):
     path = write_spyral(tmp_path / "c.h5", events, class_names=["a", "b", "c"])
     with h5py.File(path, "r") as f:
         assert json.loads(f.attrs["class_names"]) == ["a", "b", "c"]
+
+
+def test_a_file_without_any_run_number_is_run_0_and_said_so(tmp_path, caplog):
+    import logging
+
+    from _formats import write_attpcroot
+
+    from data_prep.readers.base import warn_unknown_run
+
+    events = make_events(np.random.default_rng(0), 3)
+    cases = {  # file name, run option -> run of its events, whether it fell to 0
+        ("export.h5", None): (0, True),
+        ("run_0042.h5", None): (42, False),
+        ("export2.h5", 12): (12, False),
+    }
+    for (name, option), (run, unknown) in cases.items():
+        path = write_attpcroot(tmp_path / name, events)
+        caplog.clear()
+        with open_events(path, run=option) as reader, caplog.at_level(logging.WARNING):
+            assert [e.run for e in reader] == [run] * 3
+            assert reader.run_unknown is unknown
+            warn_unknown_run(reader)
+        said = [r.getMessage() for r in caplog.records]
+        assert said == ([f"{path}: no run number in the file or its name: its events are run 0 "
+                         "(--run N gives them one)"] if unknown else [])  # fmt: skip

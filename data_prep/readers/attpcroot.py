@@ -25,8 +25,8 @@ from data_prep.readers.base import (
     REASON_COLUMNS,
     IdTableReader,
     check_points,
+    file_run,
     open_hdf5,
-    run_from_name,
     unreadable,
 )
 from data_prep.readers.pytpc import check_frame, to_simulation_frame
@@ -71,7 +71,7 @@ class AttpcRootReader(IdTableReader):
                     "no 'Event_[n]' groups (not an ATTPCROOT HDF5 export)", path=self.path
                 )
             self._ids = np.array(sorted(ids), dtype=np.int64)
-            self.run = run if run is not None else (run_from_name(self.path) or 0)
+            self.run, self.run_unknown = file_run(self.path, run)
         except BaseException:
             self._file.close()
             raise

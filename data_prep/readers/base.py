@@ -26,6 +26,7 @@ with the whole file (not HDF5/ROOT, missing group or branch, GET traces, ATTPCRO
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from abc import ABC, abstractmethod
@@ -38,6 +39,8 @@ import numpy as np
 
 from data_prep.errors import BadEventError, InputError
 from data_prep.events import CLASS_NAMES, Event
+
+logger = logging.getLogger(__name__)
 
 #: Bad-event reasons, as counted in preprocessing summaries.
 REASON_COLUMNS = "wrong columns"
@@ -111,6 +114,8 @@ class ReaderBase(ABC):
     class_names: tuple[str, ...] | None = None
     #: each pad's place in the run's electronics (`open_events`' ``pad_electronics``)
     pad_order: np.ndarray | None = None
+    #: the file, its name and the options gave no run number: its events are run 0
+    run_unknown: bool = False
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -286,6 +291,23 @@ def run_from_name(path: Path) -> int | None:
     """Run number from a file name such as ``run_0012.h5`` (None if there is none)."""
     m = _RUN_IN_NAME.search(path.stem)
     return int(m.group(1)) if m else None
+
+
+def file_run(path: Path, option: int | None) -> tuple[int, bool]:
+    """The run of a file that records none itself: the ``run`` option, else its name's
+    number, else 0; and whether it fell to 0 (`warn_unknown_run` says so)."""
+    if option is not None:
+        return option, False
+    named = run_from_name(path)
+    return (0, True) if named is None else (named, False)
+
+
+def warn_unknown_run(reader: EventReader) -> None:
+    """One line for a file whose events got run 0 for want of any run number: runs
+    group the events of `classify`'s counts and of `evaluate --resample runs`."""
+    if getattr(reader, "run_unknown", False):
+        logger.warning(f"{reader.path}: no run number in the file or its name: its events "
+                       "are run 0 (--run N gives them one)")  # fmt: skip
 
 
 def parse_class_names(value: object) -> tuple[str, ...] | None:

@@ -31,8 +31,8 @@ from data_prep.readers.base import (
     REASON_COLUMNS,
     IdTableReader,
     check_points,
+    file_run,
     open_hdf5,
-    run_from_name,
     unreadable,
 )
 
@@ -143,7 +143,7 @@ class PytpcReader(IdTableReader):
             self._group = self._file["clean"]
             ids = [int(k) for k in self._group if k.isdigit()]
             self._ids = np.array(sorted(ids), dtype=np.int64)
-            self.run = run if run is not None else (run_from_name(self.path) or 0)
+            self.run, self.run_unknown = file_run(self.path, run)
         except BaseException:
             self._file.close()
             raise

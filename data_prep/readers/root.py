@@ -32,7 +32,7 @@ from data_prep.readers.base import (
     ReaderBase,
     SkipCallback,
     check_points,
-    run_from_name,
+    file_run,
 )
 
 DEFAULT_BRANCHES: dict[str, str] = {
@@ -131,7 +131,7 @@ class RootReader(ReaderBase):
         self._file = _open_root(self.path)
         try:
             self._open_tree(tree, branches or {})
-            self.run = run if run is not None else (run_from_name(self.path) or 0)
+            self.run, self.run_unknown = file_run(self.path, run)
         except BaseException:
             self._file.close()
             raise

@@ -45,9 +45,9 @@ from data_prep.readers.base import (
     ReaderBase,
     SkipCallback,
     check_points,
+    file_run,
     open_hdf5,
     parse_class_names,
-    run_from_name,
     unreadable,
 )
 
@@ -154,9 +154,8 @@ class SpyralReader(ReaderBase):
                 run = _read_int_attr(first, b"orig_run")
                 if run is not None:
                     return run
-        if option is not None:
-            return option
-        return run_from_name(self.path) or 0
+        run, self.run_unknown = file_run(self.path, option)
+        return run
 
     def _index(self) -> None:
         g = self._group
