@@ -209,8 +209,8 @@ def _learn_chips(args: argparse.Namespace) -> None:
     chips = map_beside(args.out)
     files = expand_inputs(args.inputs)
     learned = learn_map(files, chips, args.format, **reader_options(args))
-    if not args.quiet:
-        print(f"{describe(learned, len(files))} -> {chips}", file=sys.stderr)
+    # a file written, as "wrote OUT" is: said even with --quiet (which hides progress)
+    print(f"{describe(learned, len(files))} -> {chips}", file=sys.stderr)
     args.pad_electronics = str(chips)
 
 
