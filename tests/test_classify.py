@@ -369,3 +369,15 @@ def test_tasks_on_any_executor_give_the_same_table(trained, tmp_path):
     assert sorted(here.predicted_by_run) == [7, 8]
     for run, counts in here.predicted_by_run.items():
         assert {k: v for k, v in counts.items() if v} == by_run[run], run
+
+
+def test_classify_says_when_no_health_report_is_there_to_check(trained, tmp_path, capsys):
+    """Point-cloud inputs and no RUN/health.json: one line says the check was not made
+    (silence would read as healthy); image files have no points to check: nothing."""
+    run, test = trained["run"], trained["test"]
+    assert not (run / "health.json").exists()
+    raw = write_spyral(tmp_path / "run_0007.h5", _raw_events(seed=1, n_per_class=2))
+    assert main(["classify", str(run), str(raw), "--out", str(tmp_path / "a.csv"), "--quiet"]) == 0
+    assert f"health not checked: {run / 'health.json'} is missing" in capsys.readouterr().err
+    assert main(["classify", str(run), str(test), "--out", str(tmp_path / "b.csv"), "--quiet"]) == 0
+    assert "health not checked" not in capsys.readouterr().err

@@ -155,16 +155,16 @@ def _check_health(args: argparse.Namespace, summary, show: int = 10) -> None:
     from data_prep.readers import detect_format
 
     reference = Path(args.run_dir) / MODEL_REFERENCE
-    if not reference.is_file():  # said, so a silent run is not read as a healthy one
-        print(f"health not checked: {reference} is missing (attpc-classify health SIM_DIR "
-              f"--model {args.run_dir} --out {reference} writes it)", file=sys.stderr)  # fmt: skip
-        return
 
     def points(path: Path) -> bool:
         return (detect_format(path) if args.format == "auto" else args.format) != "images"
 
     files = [f for f in expand_inputs(args.inputs) if points(f)]
     if not files:
+        return
+    if not reference.is_file():  # said, so a silent run is not read as a healthy one
+        print(f"health not checked: {reference} is missing (attpc-classify health SIM_DIR "
+              f"--model {args.run_dir} --out {reference} writes it)", file=sys.stderr)  # fmt: skip
         return
     known = Known(summary.charge_units, summary.beam_axes).of(files)
     config = read_info(args.run_dir)[0].image_config
