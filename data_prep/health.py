@@ -487,7 +487,9 @@ def _number(value: float, extra: int = 0) -> str:
     """A metric's value in a few characters (NaN: -), with ``extra`` more digits."""
     if value != value:
         return "-"
-    return f"{value:.{3 + extra}g}" if abs(value) < 1000 else f"{value:,.{extra}f}"
+    short = f"{value:.{3 + extra}g}"
+    # 999.7 rounds to "1e+03": fixed point, as for 1,000 and above
+    return short if abs(value) < 1000 and "e+" not in short else f"{value:,.{extra}f}"
 
 
 def _apart(value: float, low: float, high: float) -> tuple[str, str, str]:

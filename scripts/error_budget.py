@@ -88,7 +88,8 @@ def truth(sims: list[Path], keep: set[tuple[int, int]]) -> dict[tuple[int, int],
 
 def products_shown(far: np.ndarray, lab: np.ndarray) -> int:
     """How many products of the (first) reaction show >= `SEEN` points ``far`` from the
-    beam line: labels 2-9 (a fusion-evaporation event's particles, its residue last)."""
+    beam line: labels 2-9 (a fusion-evaporation event's particles, its residue last; the
+    preset's `fusion_max_particles` is 8)."""
     return sum(int((far & (lab == p)).sum() >= SEEN) for p in range(2, 10))
 
 

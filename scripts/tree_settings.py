@@ -58,6 +58,8 @@ def inputs(run: Path, test: Path, cache: Path | None) -> tuple[np.ndarray, ...]:
             return tuple(d[k] for k in ("x", "y", "xv", "yv", "xt", "yt"))
     model = load_run(run, device="cpu").model
     cfg, train, val = source_sets(run)
+    if val is None:
+        raise SystemExit(f"{run}: trained without a validation split, where variants are chosen")
     x, y = source_inputs(model, cfg, train, "multiclass")
     xv, yv = task_arrays(val, "multiclass", "features")
     xt, yt = task_arrays(labelled(read_images(test, features=True)), "multiclass", "features")
@@ -68,10 +70,12 @@ def inputs(run: Path, test: Path, cache: Path | None) -> tuple[np.ndarray, ...]:
     return out
 
 
-def boosted(x, y, xv, yv, params: dict, seed: int) -> tuple[GBTClassifier, int]:
-    """Event trees fitted as `train` fits them (class-balanced, stopped on validation)."""
+def boosted(
+    x, y, xv, yv, params: dict, seed: int, balanced: bool = True
+) -> tuple[GBTClassifier, int]:
+    """Event trees fitted as `train` fits them (stopped on validation)."""
     model = GBTClassifier(x.shape[1], 3)
-    clf = fit_gbt(model, x, y, x_val=xv, y_val=yv, params=params, balanced=True, seed=seed)
+    clf = fit_gbt(model, x, y, x_val=xv, y_val=yv, params=params, balanced=balanced, seed=seed)
     return model, int(clf.n_iter_)
 
 
@@ -101,14 +105,15 @@ def main() -> None:
     x, y, xv, yv, xt, yt = inputs(args.run, args.test, args.cache)
     cfg = source_config(args.run)
     own = gbt_params(cfg.model)
+    balanced = cfg.optim.balance != "none"  # as `train` reads it
     for change in CHANGES:
         t0 = time.perf_counter()
-        model, n_iter = boosted(x, y, xv, yv, own | change, cfg.seed)
+        model, n_iter = boosted(x, y, xv, yv, own | change, cfg.seed, balanced)
         line("own settings" if not change else json.dumps(change), proba(model, xv), yv,
              proba(model, xt), yt, t0, iterations=n_iter)  # fmt: skip
     t0, bag_v, bag_t = time.perf_counter(), [], []
     for seed in range(BAG_SEEDS):
-        model, _ = boosted(x, y, xv, yv, own | {"max_features": 0.5}, seed)
+        model, _ = boosted(x, y, xv, yv, own | {"max_features": 0.5}, seed, balanced)
         bag_v.append(proba(model, xv))
         bag_t.append(proba(model, xt))
     bag = f"bag of {BAG_SEEDS} (max_features 0.5)"
@@ -118,7 +123,8 @@ def main() -> None:
     for name, forest in forests:
         t0 = time.perf_counter()
         est = forest(300, min_samples_leaf=2, max_features=0.3, n_jobs=2,
-                     class_weight="balanced", random_state=cfg.seed).fit(fill[0], y)  # fmt: skip
+                     class_weight="balanced" if balanced else None,
+                     random_state=cfg.seed).fit(fill[0], y)  # fmt: skip
         line(name, est.predict_proba(fill[1]), yv, est.predict_proba(fill[2]), yt, t0)
 
 

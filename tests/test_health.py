@@ -317,6 +317,8 @@ def test_a_number_outside_prints_apart_from_the_bound_it_crossed() -> None:
     assert outside_items([("charge_unit", 12.57, 12.6, 125.0)]) == "charge_unit 12.57 (12.6-125)"
     # 1,005.3 above 1,005.2: one decimal tells them apart
     assert outside_items([("z_p99", 1005.3, 1004.0, 1005.2)]) == "z_p99 1,005.3 (1,004.0-1,005.2)"
+    # 999.7 would print "1e+03" beside 1,000.2's "1,000": fixed point with one decimal
+    assert outside_items([("z", 1000.2, 0.0, 999.7)]) == "z 1,000.2 (0-999.7)"
     # already apart: as before
     assert (
         outside_items([("x", 0.5, 1.0, 2.0), ("y", 3000.0, 1.0, 2.0)])

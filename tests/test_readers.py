@@ -18,6 +18,7 @@ from _formats import (
 )
 
 from data_prep.errors import BadEventError, InputError
+from data_prep.events import Event
 from data_prep.readers import DriftCalibration, detect_format, open_events
 from data_prep.readers.base import EventReader
 
@@ -289,3 +290,37 @@ def test_a_file_without_any_run_number_is_run_0_and_said_so(tmp_path, caplog):
         said = [r.getMessage() for r in caplog.records]
         assert said == ([f"{path}: no run number in the file or its name: its events are run 0 "
                          "(--run N gives them one)"] if unknown else [])  # fmt: skip
+
+
+def test_a_root_file_with_a_run_branch_is_not_said_to_lack_a_run(tmp_path):
+    events = make_events(np.random.default_rng(1), 3, run=42)
+    path = write_root(tmp_path / "events.root", events)  # a run branch, no run in the name
+    with open_events(path) as reader:
+        assert [e.run for e in reader] == [42] * 3
+        assert reader.run_unknown is False
+
+
+def test_a_reader_s_own_runtime_error_is_not_called_a_damaged_file(tmp_path):
+    """Only HDF5's errors become "unreadable file": a reader's bug surfaces as itself."""
+    from data_prep.readers.base import ReaderBase
+
+    class Broken(ReaderBase):
+        format = "broken"
+
+        def __len__(self) -> int:
+            return 2
+
+        def event_ids(self) -> np.ndarray:
+            return np.arange(2)
+
+        def _iter_range(self, start, stop, skip_bad, on_skip):
+            yield Event(run=1, event_id=0, points=np.ones((1, 4)), label=0)
+            raise NotImplementedError("a reader's own bug")
+
+        def close(self) -> None:
+            pass
+
+    events = Broken(tmp_path / "x.h5").iter_events()
+    assert next(events).event_id == 0
+    with pytest.raises(NotImplementedError, match="own bug"):
+        next(events)

@@ -176,10 +176,12 @@ class ReaderBase(ABC):
                 last = event.event_id
                 yield event
         except (OSError, RuntimeError) as err:
+            if not from_hdf5(err):
+                raise
             where = "" if last is None else f" after event {last}"
             raise InputError(
                 f"unreadable {self.format} file{where}: {first_line(err)}", path=self.path
-            ) from None
+            ) from err
 
     def _with_pad_order(self, events: Iterator[Event]) -> Iterator[Event]:
         for event in events:
@@ -242,6 +244,18 @@ class ReaderBase(ABC):
                 reason=REASON_LABEL,
             )
         return label
+
+
+def from_hdf5(err: BaseException) -> bool:
+    """Whether HDF5 (h5py's compiled layer) raised ``err``: its innermost frame is in h5py.
+    Only those are a damaged file; a reader's own RuntimeError (a bug, a generator's
+    StopIteration) must surface as what it is."""
+    tb = err.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return "h5py" in tb.tb_frame.f_code.co_filename
 
 
 def first_line(err: BaseException) -> str:

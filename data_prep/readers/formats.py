@@ -12,7 +12,7 @@ from typing import Any
 from data_prep.errors import InputError
 from data_prep.padplane import electronics_order
 from data_prep.readers.attpcroot import AttpcRootReader
-from data_prep.readers.base import EventReader, ReaderBase, first_line, open_hdf5
+from data_prep.readers.base import EventReader, ReaderBase, first_line, from_hdf5, open_hdf5
 from data_prep.readers.images import ImageFileReader
 from data_prep.readers.pytpc import PytpcReader
 from data_prep.readers.root import RootReader, check_root_file
@@ -80,7 +80,9 @@ def detect_format(path: str | Path) -> str:
     try:
         return _detect_hdf5_layout(path)
     except (OSError, RuntimeError) as err:  # HDF5's own errors: a damaged root group
-        raise InputError(f"unreadable HDF5 file: {first_line(err)}", path=path) from None
+        if not from_hdf5(err):
+            raise
+        raise InputError(f"unreadable HDF5 file: {first_line(err)}", path=path) from err
 
 
 def _hdf5_with_userblock(path: Path) -> bool:
@@ -171,6 +173,8 @@ def open_events(path: str | Path, format: str = "auto", **options: Any) -> Event
     try:
         reader = cls(path, **mine)
     except (OSError, RuntimeError) as err:  # HDF5's own errors on a damaged file
-        raise InputError(f"unreadable {format} file: {first_line(err)}", path=path) from None
+        if not from_hdf5(err):
+            raise
+        raise InputError(f"unreadable {format} file: {first_line(err)}", path=path) from err
     reader.pad_order = order
     return reader

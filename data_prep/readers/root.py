@@ -132,6 +132,8 @@ class RootReader(ReaderBase):
         try:
             self._open_tree(tree, branches or {})
             self.run, self.run_unknown = file_run(self.path, run)
+            # a run branch gives each event its run (`_event`); self.run is the fallback
+            self.run_unknown = self.run_unknown and "run" not in self._branches
         except BaseException:
             self._file.close()
             raise
