@@ -666,8 +666,8 @@ def _fit_sklearn(
 
     ``source`` (gbt with ``model.init=run:``): that run's simulated training events and
     the weight of each of ours (`trees_adapt.labelled_refit_inputs`), fitted together.
-    ``kinds`` (gbt on tracks_v3 or tracks_v6): what each training event's tracks are
-    (`data_prep.tracktruth`), for the track trees."""
+    ``kinds`` (gbt on named tracks, `data_prep.features.NAMED_SETS`): what each training
+    event's tracks are (`data_prep.tracktruth`), for the track trees."""
     balanced = cfg.optim.balance != "none"
     if cfg.model.name == "gbt":
         from attpc_classify.models.gbt import (
@@ -734,7 +734,7 @@ def _train_sklearn(
     has_val = val is not None and len(val) > 0
     x_va, y_va = task_arrays(val, task, kind) if has_val else (None, None)
     source, kinds = None, None
-    named = getattr(model, "track_cols", None) is not None  # gbt on tracks_v3 or tracks_v6
+    named = getattr(model, "track_cols", None) is not None  # gbt on named tracks (NAMED_SETS)
     if named and not cfg.model.init.startswith("run:"):  # name the tracks by the truth
         from attpc_classify.data import labelled
         from data_prep.tracktruth import image_file_track_kinds

@@ -76,11 +76,11 @@ class ModelConfig:
     learning_rate: float = 0.1
     max_leaf_nodes: int = 15
     l2_regularization: float = 1.0
-    # gbt on named tracks (tracks_v3, v6): the track trees (models.gbt.NamedTracksGBT) stop
+    # gbt on named tracks (tracks_v3, v6-v8): the track trees (models.gbt.NamedTracksGBT) stop
     # early on the tracks of a held-out tenth of the training events instead of running
     # 300 iterations
     track_early_stopping: bool = False
-    # gbt on tracks_v6: which two light tracks' pair columns the event trees read
+    # gbt on tracks_v6 or v8: which two light tracks' pair columns the event trees read
     # (models.gbt.LIGHT_PAIRS): the two likeliest, or the widest apart of the likely ones
     light_pair: str = "likeliest"
 

@@ -20,7 +20,7 @@ same run files, ``data.unit_dropout``), plus events of the target run:
   model is for), not the simulation's.
 
 Both need the run's training file where its ``config.yaml`` says it is: the trees are
-refitted on it. Trees that name tracks (`models.gbt.NamedTracksGBT`, tracks_v3 and v6)
+refitted on it. Trees that name tracks (`models.gbt.NamedTracksGBT`, tracks_v3, v6-v8)
 keep their track trees, since a target run has no truth to name its tracks by, and get new
 event trees; the simulated events are named out of fold as at training
 (`source_inputs`), so the run files must be where the training file says as well.
@@ -111,7 +111,7 @@ def source_inputs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The run's simulated training events as its event trees read them, and their task
     labels, as at training: the run's charge unit hidden for the same runs
-    (``data.unit_dropout``, `training_features`). Trees that name tracks (tracks_v3, v6) get
+    (``data.unit_dropout``, `training_features`). Trees that name tracks (tracks_v3, v6-v8) get
     the names as at training: out of fold, from the simulation's per-point truth
     (`data_prep.tracktruth`; the run files must be where the training file says)."""
     x, y = training_features(train, task, cfg.data.unit_dropout, cfg.seed)
@@ -250,7 +250,7 @@ def labelled_refit_inputs(
         check_image_file(train.path, trained)
     if isinstance(trained.model, NamedTracksGBT):
         if not isinstance(model, NamedTracksGBT):
-            raise InputError("the run's trees name tracks (tracks_v3, v6): preprocess the "
+            raise InputError("the run's trees name tracks (tracks_v3, v6-v8): preprocess the "
                              "labelled events as its data", path=run_dir)  # fmt: skip
         model.track = copy.deepcopy(trained.model.track)
         # the event trees read the run's columns (a run from before `light_columns` has none)

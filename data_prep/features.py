@@ -42,7 +42,13 @@ for trees that name the five (`attpc_classify.models.gbt.NamedTracksGBT`). ``tra
 adds, per pair of the five (`track_pairs`), whether they are one particle: the angle about
 the axis between their circles' centres (a helix the beam core cuts into pieces keeps its
 circle; the tracks of two reactions have their own) and their vertex gap (`pair_values`).
-The numbers 4 and 5 were feature sets measured and not kept (docs/sim-to-real.md).
+``tracks_v7`` (``tracks_v3`` +) and ``tracks_v8`` (``tracks_v6`` +) add each named
+track's helix read about its own vertex (`vertex_helix`): a beam ion reacts off the run's
+beam line (its spot, its angle), and a circle forced through the line misreads a
+proton's radius; the free circle's point nearest the line is the track's vertex, and the
+invariant there, over the beam's speed at its depth (`BEAM_SPEED`), lies on one line for
+elastic protons at any depth. The numbers 4 and 5 were feature sets measured and not kept
+(docs/sim-to-real.md).
 """
 
 from __future__ import annotations
@@ -52,9 +58,14 @@ import numpy as np
 from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
-FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3", "tracks_v6")
+FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3", "tracks_v6", "tracks_v7",
+                "tracks_v8")  # fmt: skip
 #: the sets whose five largest tracks a model names (`models.gbt.NamedTracksGBT`)
-NAMED_SETS = ("tracks_v3", "tracks_v6")
+NAMED_SETS = ("tracks_v3", "tracks_v6", "tracks_v7", "tracks_v8")
+#: the sets with the pair columns (`PAIR_FEATURES`) and with each named track's helix
+#: about its own vertex (`VERTEX_HELIX_FEATURES`)
+PAIR_SETS = ("tracks_v6", "tracks_v8")
+VERTEX_SETS = ("tracks_v7", "tracks_v8")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
@@ -110,6 +121,26 @@ PAIR_FEATURES = (
     # helix cut into pieces keeps its centre, two reactions' tracks have their own
     "vertex_dz_mm",  # |vertex z difference|: one vertex or two
 )
+#: tracks_v7: per named track, its helix refitted about its own vertex (`vertex_helix`)
+VERTEX_HELIX_FEATURES = (
+    "vhelix_cot_polar",  # dz / ds about the track's own vertex
+    "vhelix_log10_invariant",  # R / (sin cos) about it
+    "vhelix_log10_invariant_window",  # ... over the beam's speed at its z (`BEAM_SPEED`)
+)
+#: the beam's speed at depth z [mm] from the entrance window over its speed there,
+#: sqrt(E(z) / E(0)), for e15503b: 46Ar at 4.17 MeV/u past the window in isobutane at
+#: 19.2 Torr (configs/sim/e15503b_nominal.yaml), pycatima's energy loss through
+#: spyral-utils (tested against it); another beam or gas needs its own table (and a
+#: feature-set version). Beyond 1,000 mm the last value holds.
+BEAM_SPEED_Z_MM = tuple(range(0, 1001, 50))
+BEAM_SPEED = (1.0, 0.9814, 0.9624, 0.9416, 0.9207, 0.8989, 0.8763, 0.8516, 0.8263, 0.7996,
+              0.7714, 0.7413, 0.7092, 0.6747, 0.6372, 0.5961, 0.5506, 0.4992, 0.4407, 0.3721,
+              0.2918)  # fmt: skip
+#: a free circle whose nearest point lies farther than this from the beam line does not
+#: come from it: no vertex of its own
+MAX_VERTEX_MISS_MM = CORE_MM
+CIRCLE_ITERATIONS = 10  # Gauss-Newton steps of the geometric circle fit, at most
+CIRCLE_TOLERANCE_MM = 0.01  # ... until one moves the circle less (pads are ~5 mm)
 MIN_HELIX_POINTS = 5
 MIN_HELIX_SPAN_MM = 10.0  # a cluster shorter than this on the pad plane has no circle
 MAX_RADIUS_MM = 1.0e4  # a straight track: radius capped (log10 = 4)
@@ -179,10 +210,10 @@ def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tup
     points = tuple(f"t{k}_log10_points" for k in range(1, N_NAMED + 1))
     more = tuple(f"t{k}_{n}" for k in range(N_TRACKS + 1, N_NAMED + 1)
                  for n in TRACK_FEATURES + HELIX_FEATURES)  # fmt: skip
-    if feature_set == "tracks_v3":
-        return v2 + points + more
-    return v2 + points + more + tuple(f"p{i}{j}_{n}" for i, j in track_pairs()
-                                      for n in PAIR_FEATURES)  # fmt: skip
+    pairs = tuple(f"p{i}{j}_{n}" for i, j in track_pairs() for n in PAIR_FEATURES)
+    vertex = tuple(f"t{k}_{n}" for k in range(1, N_NAMED + 1) for n in VERTEX_HELIX_FEATURES)
+    return (v2 + points + more + (pairs if feature_set in PAIR_SETS else ())
+            + (vertex if feature_set in VERTEX_SETS else ()))  # fmt: skip
 
 
 def track_pairs(n: int = N_NAMED) -> list[tuple[int, int]]:
@@ -191,7 +222,7 @@ def track_pairs(n: int = N_NAMED) -> list[tuple[int, int]]:
 
 
 def pair_columns(feature_set: str = "tracks_v6", run_unit: bool = False) -> list[list[int]]:
-    """Per pair of `track_pairs`, the columns of ``feature_set`` (tracks_v6) that hold its
+    """Per pair of `track_pairs`, the columns of ``feature_set`` (`PAIR_SETS`) that hold its
     `PAIR_FEATURES`."""
     index = {n: i for i, n in enumerate(feature_names(feature_set, run_unit))}
     return [[index[f"p{i}{j}_{n}"] for n in PAIR_FEATURES] for i, j in track_pairs()]
@@ -199,10 +230,12 @@ def pair_columns(feature_set: str = "tracks_v6", run_unit: bool = False) -> list
 
 def track_columns(feature_set: str = "tracks_v3", run_unit: bool = False) -> list[list[int]]:
     """Per track k (largest first, up to `N_NAMED`), the columns of ``feature_set`` that
-    describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES` (tracks_v3 only), and
-    with ``run_unit`` its charge per mm in the run's unit."""
+    describe it: its points, `TRACK_FEATURES`, `HELIX_FEATURES`, in `VERTEX_SETS` its
+    `VERTEX_HELIX_FEATURES`, and with ``run_unit`` its charge per mm in the run's unit."""
     index = {n: i for i, n in enumerate(feature_names(feature_set, run_unit))}
     names = ("log10_points", *TRACK_FEATURES, *HELIX_FEATURES)
+    if feature_set in VERTEX_SETS:
+        names += VERTEX_HELIX_FEATURES
     if run_unit:
         names += (RUN_TRACK_FEATURE,)
     return [[index[f"t{k}_{n}"] for n in names] for k in range(1, N_NAMED + 1)]
@@ -252,7 +285,8 @@ def event_features(
                                       labels[start:stop], len(names),
                                       helix=feature_set != "tracks_v1",
                                       named=feature_set in NAMED_SETS,
-                                      pairs=feature_set == "tracks_v6")  # fmt: skip
+                                      pairs=feature_set in PAIR_SETS,
+                                      vertex=feature_set in VERTEX_SETS)  # fmt: skip
     if run_unit is None:
         return out
     return np.concatenate([out, run_columns(out, q_ref, feature_set, run_unit)], axis=1)
@@ -360,6 +394,7 @@ def _one_event(
     helix: bool = False,
     named: bool = False,
     pairs: bool = False,
+    vertex: bool = False,
 ) -> tuple[np.ndarray, float]:
     """One event's feature row and its median positive point charge (ADC; NaN: none)."""
     row = np.full(n_features, np.nan)
@@ -391,10 +426,13 @@ def _one_event(
     n_event = len(EVENT_FEATURES)
     n_track = len(TRACK_FEATURES)
     axes, inner_z, vertex_z = [], [], []
-    centres, vertices = [], []  # tracks_v6: each described track's circle and vertex
+    centres, vertices = [], []  # PAIR_SETS: each described track's circle and vertex
     n_v1 = n_event + N_TRACKS * n_track
     n_helix = len(HELIX_FEATURES)
     n_v2 = n_v1 + len(VERTEX_FEATURES) + N_TRACKS * n_helix
+    n_v3 = n_v2 + N_NAMED + (N_NAMED - N_TRACKS) * (n_track + n_helix)
+    n_pairs = len(track_pairs()) * len(PAIR_FEATURES) if pairs else 0
+    n_vh = len(VERTEX_HELIX_FEATURES)
     for k, c in enumerate(largest_tracks(labels, N_NAMED if named else N_TRACKS)):
         sel = labels == c
         feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
@@ -405,6 +443,9 @@ def _one_event(
             z_v = z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan
         if named:
             row[n_v2 + k] = np.log10(sel.sum())
+        if vertex:  # after tracks_v3's columns and the pairs' (tracks_v8)
+            start = n_v3 + n_pairs + k * n_vh
+            row[start : start + n_vh] = vertex_helix(pts[sel, :3])
         if pairs:
             centres.append(circle_direction(pts[sel, :2]))
             vertices.append(z_v)
@@ -431,8 +472,7 @@ def _one_event(
         if len(vz) >= 2 and np.isfinite(vz[:2]).all():
             row[n_v1 + 1] = abs(vz[0] - vz[1])
     if pairs:
-        start = n_v2 + N_NAMED + (N_NAMED - N_TRACKS) * (n_track + n_helix)
-        row[start:] = pair_values(centres, vertices)
+        row[n_v3 : n_v3 + n_pairs] = pair_values(centres, vertices)
     return row, median_q
 
 
@@ -461,6 +501,72 @@ def circle_direction(xy: np.ndarray) -> np.ndarray:
     if np.isfinite(radius) and radius > 0:
         return centre / radius
     return np.full(2, np.nan)
+
+
+def vertex_helix(xyz: np.ndarray) -> np.ndarray:
+    """One cluster's `VERTEX_HELIX_FEATURES`: its helix (`_helix`) about its own vertex.
+
+    `_helix` makes the circle pass through the run's beam line, but a beam ion enters
+    off that line (the spot, up to a few mm) and at an angle to it (divergence: 1 degree
+    puts the vertex 17 mm off at 1 m), and a circle forced through a point 10 mm from the
+    track's real start misreads its radius and angle: in the randomised simulation the
+    elastic protons' invariant spreads 3x more than about their true vertex
+    (docs/sim-to-real.md, "The track's own vertex"). So the circle is fitted free
+    (`circle_fit`) and the vertex is its point nearest the beam line; the helix is read
+    again about it, and its invariant over the beam's speed at its z (`BEAM_SPEED`,
+    elastic recoils' invariant is proportional to it) is the invariant the recoil would
+    have had from the window. NaN where the cluster has no circle, the circle passes
+    farther than `MAX_VERTEX_MISS_MM` from the beam line, or (the last) no vertex z."""
+    out = np.full(len(VERTEX_HELIX_FEATURES), np.nan)
+    xy = xyz[:, :2]
+    if len(xyz) < MIN_HELIX_POINTS or np.ptp(np.hypot(xy[:, 0], xy[:, 1])) < MIN_HELIX_SPAN_MM:
+        return out
+    centre, radius = circle_fit(xy)
+    distance = float(np.hypot(centre[0], centre[1]))
+    if radius > MAX_RADIUS_MM or distance == 0.0 or abs(distance - radius) > MAX_VERTEX_MISS_MM:
+        return out
+    start = centre * (1.0 - radius / distance)  # the circle's point nearest the axis
+    hf, z_v = _helix(xyz - np.array([start[0], start[1], 0.0]))
+    out[0], out[1] = hf[1], hf[2]
+    if np.isfinite(z_v) and abs(hf[1]) < MAX_VERTEX_COT:
+        speed = np.interp(max(z_v, 0.0), BEAM_SPEED_Z_MM, BEAM_SPEED)
+        out[2] = hf[2] - np.log10(speed)
+    return out
+
+
+def circle_fit(xy: np.ndarray) -> tuple[np.ndarray, float]:
+    """Centre and radius (inf: no circle) of the circle nearest ``xy`` in the geometric
+    sense (sum of squared distances): Kasa's algebraic fit ``x^2 + y^2 + D x + E y + F
+    = 0`` to start, then at most `CIRCLE_ITERATIONS` Gauss-Newton steps (Kasa alone pulls
+    the radius of a short arc down), until a step moves less than `CIRCLE_TOLERANCE_MM`."""
+    design = np.column_stack([xy, np.ones(len(xy))])
+    try:
+        sol = np.linalg.solve(design.T @ design, design.T @ -(xy**2).sum(axis=1))
+    except np.linalg.LinAlgError:  # all points on one line through one spot
+        return np.zeros(2), np.inf
+    centre = -0.5 * sol[:2]
+    r2 = float(centre @ centre - sol[2])
+    if not np.isfinite(r2) or r2 <= 0.0:
+        return np.zeros(2), np.inf
+    radius = np.sqrt(r2)
+    for _ in range(CIRCLE_ITERATIONS):
+        rel = xy - centre
+        dist = np.hypot(rel[:, 0], rel[:, 1])
+        if not dist.all():
+            break
+        # residual d_i - R; d(d_i)/d(centre) = -(p_i - c) / d_i, d/dR = -1; the normal
+        # equations of the 3 x 3 step (a lstsq per step costs more than the fit)
+        jac = np.column_stack([-rel / dist[:, None], -np.ones(len(xy))])
+        try:
+            step = np.linalg.solve(jac.T @ jac, jac.T @ (radius - dist))
+        except np.linalg.LinAlgError:
+            break
+        centre, radius = centre + step[:2], radius + step[2]
+        if not np.isfinite(radius) or radius <= 0.0:
+            return np.zeros(2), np.inf
+        if np.abs(step).max() < CIRCLE_TOLERANCE_MM:
+            break
+    return centre, float(radius)
 
 
 def circle_through_origin(xy: np.ndarray) -> tuple[np.ndarray, float]:

@@ -124,7 +124,7 @@ class ImageConfig:
     denoise_eps_mm: float = 20.0
     denoise_min_samples: int = 4
     denoise_min_cluster: int = 10  # hdbscan: smallest group of points that is a track
-    # none | tracks_v1 | v2 | v3 | v6: also compute each event's physics features
+    # none | tracks_v1 | v2 | v3 | v6 | v7 | v8: also compute each event's physics features
     # (data_prep.features.FEATURE_SETS, from the raw points, centred with beam_axis=run:
     # the cleaning above does not touch them) for feature models
     features: str = "none"

@@ -36,6 +36,7 @@ from validation_scores import called  # classify's call for each event of an ima
 ROOT = Path(__file__).resolve().parents[1]
 #: the demo's preprocessing since 2026-12-06 and its trees' overrides on it
 V6 = ["features=tracks_v6", "cluster_z_scale=0.5", "charge_calibration=proton_band"]
+V8 = ["features=tracks_v8", "cluster_z_scale=0.5", "charge_calibration=proton_band"]
 V6_TREES = ["data.unit_dropout=0.1", "model.track_early_stopping=true"]
 WIDEST = [*V6_TREES, "model.light_pair=widest"]
 #: the variants compared: --set overrides on top of the demo's prep settings, and
@@ -80,6 +81,7 @@ VARIANTS = {
         [*WIDEST, "data.val_fraction=0.1", "model.learning_rate=0.05"],
     ),
     "the same, 31 leaves": (V6, [*WIDEST, "data.val_fraction=0.1", "model.max_leaf_nodes=31"]),
+    "the demo's trees on tracks_v8 (+ each track's helix about its own vertex)": (V8, WIDEST),
 }
 PREP = ["--config", "configs/prep/robust.yaml", "--set", "structured_noise=rules"]
 #: attpc_classify.demo.DEMO_MODELS["gbt"]

@@ -12,7 +12,17 @@ import pytest
 import torch
 
 from data_prep.errors import InputError
-from data_prep.features import CORE_MM, MAX_RADIUS_MM, event_features, feature_names
+from data_prep.features import (
+    BEAM_SPEED,
+    BEAM_SPEED_Z_MM,
+    CORE_MM,
+    MAX_RADIUS_MM,
+    MAX_VERTEX_MISS_MM,
+    circle_fit,
+    event_features,
+    feature_names,
+    track_columns,
+)
 from data_prep.images import ImageConfig
 
 NAMES = feature_names("tracks_v1")
@@ -145,6 +155,106 @@ def test_helix_features_by_hand(sense: int) -> None:
     assert got["t1_helix_log10_invariant"] == pytest.approx(np.log10(radius / (sin * cos)))
     assert got["t1_helix_rms_mm"] == pytest.approx(0.0, abs=1e-6)
     assert np.isnan(got["vertex_dz_max_mm"]) and np.isnan(got["t2_helix_cot_polar"])
+
+
+def test_tracks_v7_reads_the_helix_about_the_tracks_own_vertex_by_hand() -> None:
+    # a beam ion that entered off the run's beam line: the proton's helix starts 15 mm
+    # from the axis, on the side away from its circle's centre, so that point is also the
+    # circle's point nearest the axis (the vertex tracks_v7 takes)
+    radius, theta, z0, azimuth = 150.0, 50.0, 300.0, 35.0
+    track = helix(z0, radius, theta, azimuth_deg=azimuth, sense=1)
+    away = -15.0 * np.array([np.cos(np.deg2rad(azimuth)), np.sin(np.deg2rad(azimuth))])
+    track[:, :2] += away
+    counts = np.array([len(track)])
+    (v3,) = event_features(track, counts, "tracks_v3")
+    (v7,) = event_features(track, counts, "tracks_v7")
+    np.testing.assert_array_equal(v7[: len(v3)], v3)  # tracks_v7 extends tracks_v3
+    got = dict(zip(feature_names("tracks_v7"), v7, strict=True))
+    sin, cos = np.sin(np.deg2rad(theta)), np.cos(np.deg2rad(theta))
+    invariant = np.log10(radius / (sin * cos))  # the hand formula
+    # forced through the axis, the circle misreads the track; about its vertex it does not
+    assert abs(got["t1_helix_log10_invariant"] - invariant) > 0.01
+    assert got["t1_vhelix_cot_polar"] == pytest.approx(cos / sin, rel=1e-6)
+    assert got["t1_vhelix_log10_invariant"] == pytest.approx(invariant, abs=1e-6)
+    # at the window: over the beam's speed at z0 = 300 mm, the table's 7th entry
+    assert got["t1_vhelix_log10_invariant_window"] == pytest.approx(
+        invariant - np.log10(BEAM_SPEED[6]), abs=1e-6
+    )
+    assert np.isnan(got["t2_vhelix_log10_invariant"])  # no second track
+    # the track model reads them with the track's other columns
+    t1 = track_columns("tracks_v7")[0]
+    assert v7[t1[-1]] == got["t1_vhelix_log10_invariant_window"]
+
+
+def test_tracks_v8_is_tracks_v6_plus_the_vertex_helix_of_tracks_v7() -> None:
+    first = helix(300.0, 150.0, 50.0, azimuth_deg=35.0, sense=1)
+    second = helix(520.0, 250.0, 70.0, azimuth_deg=200.0, sense=1, phi_max=1.0)
+    cloud = np.concatenate([first, second])
+    cloud[:, :2] += np.array([7.0, 4.0])
+    counts = np.array([len(cloud)])
+    rows = {s: event_features(cloud, counts, s)[0] for s in ("tracks_v6", "tracks_v7", "tracks_v8")}
+    names = feature_names("tracks_v8")
+    np.testing.assert_array_equal(rows["tracks_v8"][: len(rows["tracks_v6"])], rows["tracks_v6"])
+    v7 = dict(zip(feature_names("tracks_v7"), rows["tracks_v7"], strict=True))
+    v8 = dict(zip(names, rows["tracks_v8"], strict=True))
+    vertex = [n for n in names if "_vhelix_" in n]
+    assert len(vertex) == 15 and names[-15:] == tuple(vertex)
+    assert np.isfinite(v8["t2_vhelix_log10_invariant"])
+    np.testing.assert_array_equal([v8[n] for n in vertex], [v7[n] for n in vertex])
+    t2 = track_columns("tracks_v8")[1]
+    assert names[t2[-1]] == "t2_vhelix_log10_invariant_window"
+
+
+def test_tracks_v7_keeps_radius_and_angle_for_any_offset_and_skips_far_circles() -> None:
+    # offset sideways, the vertex's own point is not the circle's nearest to the axis:
+    # the radius and the slope (dz / ds) are still the track's, only z0 moves
+    radius, theta = 200.0, 40.0
+    track = helix(500.0, radius, theta, azimuth_deg=120.0, sense=-1, phi_max=2.0)
+    track[:, :2] += np.array([9.0, -11.0])
+    (row,) = event_features(track, np.array([len(track)]), "tracks_v7")
+    got = dict(zip(feature_names("tracks_v7"), row, strict=True))
+    sin, cos = np.sin(np.deg2rad(theta)), np.cos(np.deg2rad(theta))
+    assert got["t1_vhelix_cot_polar"] == pytest.approx(cos / sin, rel=1e-6)
+    assert got["t1_vhelix_log10_invariant"] == pytest.approx(np.log10(radius / (sin * cos)))
+    # a circle that passes 45 mm from the axis does not come from it
+    far = helix(500.0, radius, theta, azimuth_deg=120.0, sense=-1, phi_max=2.0)
+    far[:, :2] -= (MAX_VERTEX_MISS_MM + 15.0) * np.array([np.cos(np.deg2rad(120)),
+                                                          np.sin(np.deg2rad(120))])  # fmt: skip
+    (row,) = event_features(far, np.array([len(far)]), "tracks_v7")
+    got = dict(zip(feature_names("tracks_v7"), row, strict=True))
+    assert got["n_tracks"] == 1 and np.isnan(got["t1_vhelix_log10_invariant"])
+
+
+def test_circle_fit_is_the_geometric_least_squares_circle() -> None:
+    # a short noisy arc (a quarter turn): compared with scipy's least_squares on the
+    # distances, an independent minimiser of the same sum
+    from scipy.optimize import least_squares
+
+    rng = np.random.default_rng(3)
+    phi = rng.uniform(0.2, 1.8, size=60)
+    xy = np.column_stack([40 + 180 * np.cos(phi), -25 + 180 * np.sin(phi)])
+    xy += rng.normal(0.0, 1.0, size=xy.shape)
+    centre, radius = circle_fit(xy)
+    ref = least_squares(lambda p: np.hypot(*(xy - p[:2]).T) - p[2], x0=[0.0, 0.0, 100.0]).x
+    np.testing.assert_allclose([*centre, radius], ref, atol=1e-3)
+    assert radius == pytest.approx(180.0, rel=0.03)
+    line_ = np.column_stack([np.arange(10.0), 2.0 * np.arange(10.0)])
+    assert circle_fit(line_)[1] == np.inf or circle_fit(line_)[1] > MAX_RADIUS_MM
+
+
+def test_beam_speed_table_is_pycatimas_energy_loss() -> None:
+    # recomputed here from pycatima's energy loss (spyral-utils' GasTarget) for the beam
+    # and gas the table names: 46Ar, 4.6 - 0.43 MeV/u, C4H10 at 19.2 Torr
+    from attpc_engine import nuclear_map
+    from spyral_utils.nuclear.target import GasTarget
+
+    gas = GasTarget([(6, 12, 4), (1, 1, 10)], 19.2, nuclear_map)
+    argon = nuclear_map.get_data(18, 46)
+    e0 = (4.6 - 0.43) * 46
+    for z, speed in zip(BEAM_SPEED_Z_MM, BEAM_SPEED, strict=True):
+        loss = gas.get_energy_loss(argon, e0, np.array([z / 1000.0]))[0]
+        assert speed == pytest.approx(np.sqrt((e0 - loss) / e0), abs=1e-4)
+    assert BEAM_SPEED_Z_MM[0] == 0 and BEAM_SPEED_Z_MM[-1] == 1000
 
 
 def test_two_vertices_and_a_beam_like_line() -> None:

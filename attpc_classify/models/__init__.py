@@ -74,17 +74,17 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
             raise InputError(f"model {name} needs features: preprocess with features=tracks_v2")
         names = list(image_config.feature_names)
         args = {"n_features": len(names), "num_classes": num_classes, "feature_names": names}
-        if cfg.light_pair != "likeliest" and image_config.features != "tracks_v6":
+        from data_prep.features import NAMED_SETS, PAIR_SETS, pair_columns, track_columns
+
+        if cfg.light_pair != "likeliest" and image_config.features not in PAIR_SETS:
             raise InputError(
                 f"model.light_pair={cfg.light_pair} reads the track pairs of features=tracks_v6 "
-                f"(this file: {image_config.features})"
+                f"or tracks_v8 (this file: {image_config.features})"
             )
-        from data_prep.features import NAMED_SETS, pair_columns, track_columns
-
         if image_config.features in NAMED_SETS:  # its five tracks are named first
             unit = image_config.charge_calibration != "none"
             args["track_columns"] = track_columns(image_config.features, run_unit=unit)
-            if image_config.features == "tracks_v6":  # and the light pair's columns read
+            if image_config.features in PAIR_SETS:  # and the light pair's columns read
                 args["pair_columns"] = pair_columns(image_config.features, run_unit=unit)
                 if cfg.light_pair != "likeliest":  # runs before it load as they were
                     args["light_pair"] = cfg.light_pair
