@@ -132,7 +132,9 @@ class DemoConfig:
     # each run file's charges also in its own unit (proton F1 0.815 -> 0.854 there), and
     # per pair of tracks whether they are one particle (tracks_v6: the light products'
     # circles and vertices; 0.827 -> 0.846, docs/sim-to-real.md "Two light tracks: one
-    # particle or two reactions")
+    # particle or two reactions"). Each track's helix about its own vertex (tracks_v8, the
+    # recommended model's tracks_v7 plus the pairs) was level at this size (0.872 ->
+    # 0.873, docs/sim-to-real.md "The track's own vertex"): not taken
     prep_settings: dict[str, Any] = field(
         default_factory=lambda: {
             "structured_noise": "rules",

@@ -31,7 +31,7 @@ from data_prep.readers import open_events
 from data_prep.sim.config import SimConfig
 from data_prep.simulate import simulate
 
-RECIPE = ["features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band"]
+RECIPE = ["features=tracks_v7", "cluster_z_scale=0.5", "charge_calibration=proton_band"]
 
 
 def read_only(path: Path) -> None:

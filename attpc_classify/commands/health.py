@@ -34,7 +34,7 @@ from attpc_classify.commands.preprocess import (
 )
 
 #: the preprocessing of the README's recommended model, on configs/prep/features.yaml
-RECIPE_SETTINGS = ("features=tracks_v3", "cluster_z_scale=0.5", "charge_calibration=proton_band")
+RECIPE_SETTINGS = ("features=tracks_v7", "cluster_z_scale=0.5", "charge_calibration=proton_band")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
