@@ -9,8 +9,10 @@ their labels, runs and event ids). The difference B - A of proton F1 (class 0 ag
 rest) and of 3-class macro-F1 is bootstrapped over the events, both runs' calls drawn
 together, so the noise the two share (which events a set happens to hold) cancels.
 ``--validation``: DATA_A and DATA_B are the runs' training files; only the split `train`
-held out is scored (`attpc_classify.data.stratified_split`, seed 0, 20 %; the split of
-equal label lists is the same). More sets: ``NAME=DATA_A,DATA_B``. Last line: JSON.
+held out is scored (its labelled events split with the run's ``seed`` and
+``data.val_fraction``, `attpc_classify.data.load_datasets`; both runs must have held out
+the same events). Unlabelled events are not scored. More sets: ``NAME=DATA_A,DATA_B``.
+Last line: JSON.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
 from validation_scores import called  # classify's call for each event of an image file
 
 from attpc_classify.data import stratified_split
+from attpc_classify.trees_adapt import source_config
 
 
 def events(data: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -32,6 +35,19 @@ def events(data: Path) -> tuple[np.ndarray, np.ndarray]:
     with h5py.File(data, "r") as f:
         keys = np.column_stack([f["run"][()], f["event_id"][()]])
         return f["label"][()], keys
+
+
+def held_out(run: Path, y: np.ndarray) -> np.ndarray:
+    """Indices of the events `train` held out for validation in a file of labels ``y``:
+    its labelled events split with the run's seed and validation fraction."""
+    cfg = source_config(run)
+    if cfg.data.val_path:
+        raise SystemExit(f"error: {run} validated on its own file {cfg.data.val_path}: "
+                         "score that file instead of --validation")  # fmt: skip
+    labelled = np.flatnonzero(y >= 0)
+    rng = np.random.default_rng(cfg.seed)
+    _, val = stratified_split(y[labelled], cfg.data.val_fraction, rng)
+    return labelled[val]
 
 
 def paired(y: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int) -> dict:
@@ -67,10 +83,13 @@ def main() -> None:
         (y, keys_a), (y_b, keys_b) = events(data_a), events(data_b)
         if not (np.array_equal(y, y_b) and np.array_equal(keys_a, keys_b)):
             raise SystemExit(f"error: {data_a} and {data_b} do not hold the same events")
-        a, b = called(args.run_a, data_a), called(args.run_b, data_b)
+        keep = np.flatnonzero(y >= 0)
         if k == 0 and args.validation:
-            _, val = stratified_split(y, 0.2, np.random.default_rng(0))
-            y, a, b = y[val], a[val], b[val]
+            keep = held_out(args.run_a, y)
+            if not np.array_equal(keep, held_out(args.run_b, y)):
+                raise SystemExit("error: the two runs held out different validation events")
+        a, b = called(args.run_a, data_a), called(args.run_b, data_b)
+        y, a, b = y[keep], a[keep], b[keep]
         out[name] = paired(y, a, b, args.n_boot)
         d = out[name]
         print(f"{name}: {d['events']} events, proton F1 {d['a'][0]:.4f} -> {d['b'][0]:.4f}, "

@@ -953,12 +953,12 @@ DEMO_UNIT_TABLE = md_table(
 VERTEX_HELIX_TABLE = md_table(
     ("helix read", "elastic protons in the band", "residual: median",
      "interquartile range", "10-90 % range", "fusion-evaporation first tracks inside it"),
-    [("through the run's beam line (`tracks_v2`-`v6`)", "326", "-0.010", "0.072", "0.211",
-      "4.6 % of 173"),
-     ("**about the track's own vertex (`tracks_v7`, `v8`)**", "308", "-0.011", "**0.032**",
-      "**0.096**", "**0.6 %** of 168"),
-     ("about the simulation's true vertex (no run knows it)", "325", "-0.008", "0.022",
-      "0.055", "0.0 % of 173")],
+    [("through the run's beam line (`tracks_v2`-`v6`)", "335", "-0.008", "0.061", "0.166",
+      "2.9 % of 173"),
+     ("**about the track's own vertex (`tracks_v7`, `v8`)**", "321", "-0.011", "**0.026**",
+      "**0.078**", "**0.6 %** of 168"),
+     ("about the simulation's true vertex (no run knows it)", "333", "-0.008", "0.020",
+      "0.056", "0.6 % of 174")],
 )  # fmt: skip
 #: tracks_v7 against the recommended tracks_v3 trees, 108,000 events (scripts/paired_f1.py)
 VERTEX_HELIX_108K_TABLE = md_table(
@@ -2202,14 +2202,15 @@ line in the median, 24 mm at the 90th percentile. A circle forced through a poin
 from where a proton starts misreads its radius. Measured against the simulation's truth
 (`.venv/bin/python scripts/vertex_helix.py SIM_DIR --files 30`, the first 30 run files
 of `simulate --config e15503b_randomized --events 9000 --seed 1`, the recommended
-model's first training files; 13 s): the first tracks of elastic protons at 27-63 deg,
+model's first training files, clustered as its features are; 13 s): the first tracks of
+elastic protons at 27-63 deg,
 log10 invariant minus the elastic line at the beam's true energy at the true vertex, and
 the fusion-evaporation first tracks that fall inside the protons' 10-90 % range:
 
 {VERTEX_HELIX_TABLE}
 
 The helix about the run's line spreads the protons three times as wide as the same fit
-about the true vertex, and 5 % of the fusion-evaporation tracks in the band fall among
+about the true vertex, and 3 % of the fusion-evaporation tracks in the band fall among
 them: the circle fit is not the limit, the point it is forced through is. So
 `tracks_v7` adds to `tracks_v3`, per named track, its helix about its own vertex
 (`data_prep.features.vertex_helix`): a free circle (Kasa's algebraic fit, then

@@ -5,9 +5,10 @@ track's own vertex (`tracks_v7`), and about the simulation's true vertex.
 
 SIM_DIR: run files of `simulate --config e15503b_randomized` (each event's true vertex,
 beam energy, pressure, tilt and z calibration in its table). For the elastic protons and
-the fusion-evaporation events, the event's largest track as the features see it (points
-centred on the run file's fitted beam line, `scripts/proton_misses.centred_events`; the
-features' DBSCAN) is read as a helix three ways:
+the fusion-evaporation events, the event's largest track as the recommended model's
+features see it (points centred on the run file's fitted beam line; the features' DBSCAN
+with the recipe's z weight, ``cluster_z_scale`` 0.5; before the structured-noise rules,
+which remove noise hits, not track points) is read as a helix three ways:
 
 * **run line**: through the run's beam line (`data_prep.features._helix`, tracks_v2-v6);
 * **own vertex**: about the point of its free circle nearest that line
@@ -52,6 +53,7 @@ from data_prep.sim.physics import EventGenerator
 from data_prep.simulate import SimConfig
 
 CHANNELS = (b"p_elastic", b"fusion_evap")
+RECIPE_Z_SCALE = 0.5  # the recommended command's --set cluster_z_scale=0.5
 WAYS = ("run line", "own vertex", "true vertex")
 
 
@@ -85,6 +87,7 @@ def first_tracks(sims: list[Path], n_files: int) -> list[tuple[bool, np.ndarray,
     """(elastic?, (cot, log10 invariant) per way, the elastic line, the true vertex's
     distance from the run's line [mm]) per kept event."""
     cfg = ImageConfig.from_dict(yaml.safe_load((ROOT / "configs/prep/features.yaml").read_text()))
+    z_scale = RECIPE_Z_SCALE
     generator = EventGenerator(load_config(SimConfig, "e15503b_randomized", []))
     out = []
     for sim in sims:
@@ -96,7 +99,7 @@ def first_tracks(sims: list[Path], n_files: int) -> list[tuple[bool, np.ndarray,
                         continue
                     xyz = centre_on_beam(f["cloud"][f"cloud_{int(row['event'])}"][()][:, :3], axis)
                     points = np.column_stack([xyz, np.ones(len(xyz))])
-                    _, cluster = track_clusters(points, np.array([len(points)]))
+                    _, cluster = track_clusters(points, np.array([len(points)]), z_scale=z_scale)
                     first = largest_tracks(cluster, 1)
                     if not len(first):
                         continue

@@ -40,3 +40,22 @@ def test_files_of_other_events_are_refused(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr("sys.argv", argv)
     with pytest.raises(SystemExit, match="do not hold the same events"):
         pf.main()  # refused before either run classifies
+
+
+def test_validation_is_the_runs_own_split_of_the_labelled_events(tmp_path) -> None:
+    import yaml
+
+    pf = load_script("paired_f1")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 3, "data": {"val_fraction": 0.25}}))
+    y = np.array([0] * 40 + [1] * 20 + [2] * 40 + [-1] * 10)
+    got = pf.held_out(run, y)
+    assert (y[got] >= 0).all()  # an unlabelled event is never scored
+    # a quarter of each class, as train's stratified split holds out
+    assert [int((y[got] == c).sum()) for c in (0, 1, 2)] == [10, 5, 10]
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 4, "data": {"val_fraction": 0.25}}))
+    assert not np.array_equal(pf.held_out(run, y), got)  # the run's own seed
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"val_path": "val.h5"}}))
+    with pytest.raises(SystemExit, match="validated on its own file"):
+        pf.held_out(run, y)
