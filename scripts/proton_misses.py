@@ -61,6 +61,15 @@ def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple
     """(run, event, event-table row, (N, 3) points centred on the run file's fitted beam
     line as the features centre them, (N,) per-point labels) of the events of the run
     files in ``sim`` whose row passes ``keep``."""
+    for run, e, row, xyz, lab, _ in centred_events_with_axis(sim, keep):
+        yield run, e, row, xyz, lab
+
+
+def centred_events_with_axis(
+    sim: Path, keep: Callable[[np.void], bool], n_files: int | None = None
+) -> Iterator[tuple]:
+    """`centred_events`, each also with its run file's fitted beam line (the axis the
+    points were centred on, `data_prep.beamaxis`); only the first ``n_files`` run files."""
     import yaml
 
     from data_prep.beamaxis import centre_on_beam
@@ -68,7 +77,7 @@ def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple
     from data_prep.quantiles import file_beam_axis
 
     cfg = ImageConfig.from_dict(yaml.safe_load((ROOT / "configs/prep/features.yaml").read_text()))
-    for path in sorted(sim.glob("run_*.h5")):
+    for path in sorted(sim.glob("run_*.h5"))[:n_files]:
         axis = file_beam_axis(path, cfg).axis
         with h5py.File(path) as f:
             run = int(f.attrs["run"])
@@ -76,7 +85,7 @@ def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple
                 if keep(row):
                     e = int(row["event"])
                     xyz = centre_on_beam(f["cloud"][f"cloud_{e}"][()][:, :3], axis)
-                    yield run, e, row, xyz, f["cloud"][f"labels_{e}"][()]
+                    yield run, e, row, xyz, f["cloud"][f"labels_{e}"][()], axis
 
 
 def pieces(xyz: np.ndarray, lab: np.ndarray, z_scale: float = 1.0) -> int:

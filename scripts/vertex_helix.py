@@ -32,13 +32,11 @@ import argparse
 import json
 from pathlib import Path
 
-import h5py
 import numpy as np
-import yaml
-from proton_misses import ROOT
+from proton_misses import centred_events_with_axis  # the features' centring, with its axis
 
 from attpc_classify.config import load_config
-from data_prep.beamaxis import centre_on_beam, line_xy
+from data_prep.beamaxis import line_xy
 from data_prep.features import (
     BAND_COT,
     _helix,
@@ -47,8 +45,6 @@ from data_prep.features import (
     track_clusters,
     vertex_helix,
 )
-from data_prep.images import ImageConfig
-from data_prep.quantiles import file_beam_axis
 from data_prep.sim.physics import EventGenerator
 from data_prep.simulate import SimConfig
 
@@ -86,30 +82,24 @@ def elastic_line(row: np.void, generator: EventGenerator) -> float:
 def first_tracks(sims: list[Path], n_files: int) -> list[tuple[bool, np.ndarray, float, float]]:
     """(elastic?, (cot, log10 invariant) per way, the elastic line, the true vertex's
     distance from the run's line [mm]) per kept event."""
-    cfg = ImageConfig.from_dict(yaml.safe_load((ROOT / "configs/prep/features.yaml").read_text()))
-    z_scale = RECIPE_Z_SCALE
     generator = EventGenerator(load_config(SimConfig, "e15503b_randomized", []))
     out = []
     for sim in sims:
-        for path in sorted(sim.glob("run_*.h5"))[:n_files]:
-            axis = file_beam_axis(path, cfg).axis
-            with h5py.File(path) as f:
-                for row in f["events"][()]:
-                    if row["channel"] not in CHANNELS:
-                        continue
-                    xyz = centre_on_beam(f["cloud"][f"cloud_{int(row['event'])}"][()][:, :3], axis)
-                    points = np.column_stack([xyz, np.ones(len(xyz))])
-                    _, cluster = track_clusters(points, np.array([len(points)]), z_scale=z_scale)
-                    first = largest_tracks(cluster, 1)
-                    if not len(first):
-                        continue
-                    track = xyz[cluster == first[0]]
-                    v = true_vertex(row, axis, generator)
-                    about_truth = track - np.array([v[0], v[1], 0.0])
-                    ways = np.array([_helix(track)[0][1:3], vertex_helix(track)[:2],
-                                     _helix(about_truth)[0][1:3]])  # fmt: skip
-                    out.append((row["channel"] == CHANNELS[0], ways, elastic_line(row, generator),
-                                float(np.hypot(v[0], v[1]))))  # fmt: skip
+        for _, _, row, xyz, _, axis in centred_events_with_axis(
+            sim, lambda r: r["channel"] in CHANNELS, n_files
+        ):
+            points = np.column_stack([xyz, np.ones(len(xyz))])
+            _, cluster = track_clusters(points, np.array([len(points)]), z_scale=RECIPE_Z_SCALE)
+            first = largest_tracks(cluster, 1)
+            if not len(first):
+                continue
+            track = xyz[cluster == first[0]]
+            v = true_vertex(row, axis, generator)
+            about_truth = track - np.array([v[0], v[1], 0.0])
+            ways = np.array([_helix(track)[0][1:3], vertex_helix(track)[:2],
+                             _helix(about_truth)[0][1:3]])  # fmt: skip
+            out.append((row["channel"] == CHANNELS[0], ways, elastic_line(row, generator),
+                        float(np.hypot(v[0], v[1]))))  # fmt: skip
     return out
 
 
