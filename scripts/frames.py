@@ -1,17 +1,19 @@
 """A model on runs stored in another frame: the same events turned, mirrored, rotated.
 
     .venv/bin/python scripts/frames.py RUN SIM_DIR [SIM_DIR ...] --out DIR [--prep YAML]
-        [--reference TRAINING_IMAGES]
+        [--set KEY=VALUE ...] [--reference TRAINING_IMAGES]
 
 Tools store AT-TPC events in different frames (pytpc: z = 0 at the micromegas, the beam
 along -z; the simulation, Spyral and attpc-engine: z = 0 at the window, the beam along
 +z; the sign of the field sets which way a track curls). For each simulated run
 directory this writes copies of its Spyral-format run files with every point moved by
 one of `TRANSFORMS` (in ``DIR/sim``; atomic: a temporary directory renamed when done),
-preprocesses them with ``--prep`` (default the recommended trees' features.yaml; the
-run's beam direction is found per file, `data_prep.beamaxis.beam_direction`), scores RUN
-on each with ``attpc-classify evaluate`` and prints a markdown table: proton F1 and
-macro-F1 with 95 % intervals, and how many files preprocessing turned around.
+preprocesses them with ``--prep`` and its ``--set`` overrides (default the trees'
+features.yaml; give the run's own, e.g. the recommended recipe's ``--set
+features=tracks_v7 ...``; the run's beam direction is found per file,
+`data_prep.beamaxis.beam_direction`), scores RUN on each with ``attpc-classify
+evaluate`` and prints a markdown table: proton F1 and macro-F1 with 95 % intervals, and
+how many files preprocessing turned around.
 Finished steps are reused. docs/sim-to-real.md, "A run read in another frame".
 """
 
@@ -94,9 +96,17 @@ def _cli(args: list, done: Path) -> None:
         subprocess.run([*CLI, *map(str, args)], check=True, cwd=REPO)
 
 
-def measure(run: str, sim_dir: str, out: str, prep: str, reference: str | None = None) -> list[str]:
+def measure(
+    run: str,
+    sim_dir: str,
+    out: str,
+    prep: str,
+    reference: str | None = None,
+    sets: tuple[str, ...] = (),
+) -> list[str]:
     """Markdown rows of `HEADER` for one simulated run directory, every `TRANSFORMS`
-    (``reference``: the model's training file, for per-run charge normalisation). The
+    (``reference``: the model's training file, for per-run charge normalisation; ``sets``:
+    ``KEY=VALUE`` overrides of ``prep``, as `preprocess --set` takes them). The
     copies are preprocessed one by one and scored by one `evaluate` call (the model loads
     once), each into ``RUN/eval/frames/<sim>_<transform>/``."""
     src, out_dir = Path(sim_dir), Path(out)
@@ -107,6 +117,7 @@ def measure(run: str, sim_dir: str, out: str, prep: str, reference: str | None =
         data = out_dir / "data" / f"{name}.h5"
         data.parent.mkdir(parents=True, exist_ok=True)
         extra = ["--reference", reference] if reference else []
+        extra += [a for kv in sets for a in ("--set", kv)]
         _cli(["preprocess", sim, "--out", data, "--config", prep, *extra, "--workers", "2",
               "--quiet"], data)  # fmt: skip
         datas[key] = data
@@ -137,12 +148,15 @@ def main() -> int:
     ap.add_argument("sim_dirs", nargs="+", help="simulated run directories (Spyral files)")
     ap.add_argument("--out", required=True, help="directory for the copies and image files")
     ap.add_argument("--prep", default=str(REPO / "configs/prep/features.yaml"))
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                    help="an override of --prep (repeatable)")  # fmt: skip
     ap.add_argument("--reference", help="the model's training image file (charge_norm: "
                     "quantile)")  # fmt: skip
     args = ap.parse_args()
     print(HEADER)
     for d in args.sim_dirs:
-        print("\n".join(measure(args.run, d, args.out, args.prep, args.reference)), flush=True)
+        rows = measure(args.run, d, args.out, args.prep, args.reference, tuple(args.sets))
+        print("\n".join(rows), flush=True)
     return 0
 
 

@@ -48,3 +48,33 @@ def test_turned_is_a_rotation_and_the_mirrors_are_not():
         change(basis)  # the image of 0 and of the unit vectors; differences: linear part
         det[key] = round(float(np.linalg.det(basis[1:] - basis[0])))
     assert det == {"turned": 1, "mirrored": -1, "rotated": 1, "z_mirrored": -1}
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_every_copy_is_preprocessed_with_the_given_settings(tmp_path, monkeypatch):
+    """``sets`` reach each copy's `preprocess` call as ``--set`` pairs (the recommended
+    recipe's run must be scored on files made its way); stopped before `evaluate`."""
+    src = tmp_path / "sim"
+    src.mkdir()
+    write_spyral(src / "run_0001.h5", [Event(run=1, event_id=0, points=np.array([POINT]),
+                                             label=0)])  # fmt: skip
+    calls = []
+
+    def cli(args, done):
+        if args[0] == "evaluate":
+            raise _Stop
+        calls.append([str(a) for a in args])
+
+    monkeypatch.setattr(frames, "_cli", cli)
+    sets = ("features=tracks_v7", "cluster_z_scale=0.5")
+    try:
+        frames.measure("RUN", str(src), str(tmp_path / "out"), "prep.yaml", sets=sets)
+    except _Stop:
+        pass
+    assert len(calls) == len(frames.TRANSFORMS)
+    for args in calls:
+        i = args.index("--config")
+        assert args[i + 1 : i + 6] == ["prep.yaml", "--set", sets[0], "--set", sets[1]]
