@@ -1679,6 +1679,7 @@ def write_doc(path: Path, args, s: dict, lines: list[str], ada: list[str], minut
              "reduced": "the **reduced** config, not the 60-minute CPU one",
              }[args.scale]  # fmt: skip
     labels = " and ".join(map(str, s["labels"]))
+    out_dir = str((REPO / args.out).resolve())  # shown as OUT in the commands
     machine = "of wall time on the shared 2-core machine"
     timed = step_minutes(minutes)
     if timed:
@@ -3539,11 +3540,14 @@ rest nothing; the networks move by 0.03 at most.
 
 ## Commands
 
+In the order they ran; OUT is the `--out` directory ({args.out} here).
+
 ```
-{chr(10).join(dict.fromkeys(COMMANDS))}
+{chr(10).join(dict.fromkeys(c.replace(out_dir, "OUT") for c in COMMANDS))}
 ```
 """
-    path.write_text(text)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 if __name__ == "__main__":
