@@ -16,13 +16,18 @@ the free circle nearest the beam line, the helix read about it), four difference
 * own-vertex z gap: |z1 - z2| of the two vertices (`tracks_v7`'s reading);
 * inner-end z gap: |z1 - z2| of each cluster's point nearest the beam line;
 * centre distance: between the two free circles' centres, over the larger radius;
-* radius ratio: |log(R1 / R2)|.
+* radius ratio: |log(R1 / R2)|;
+* circle overlap: the area the two pad-plane circles share over the smaller one's area,
+  the quantity Spyral's clustering phase joins clusters on (`join_clusters_overlap` in
+  ATTPC/Spyral's `src/spyral/core/clusterize.py`, above 0.25 in its current
+  configurations; the lens area from the circles' geometry, written here).
 
 Printed: a Markdown table of each difference's quartiles for pairs of one reaction and
 pairs of two, and its ROC AUC for "two reactions" (0.5: no information); then what one
 reaction's pairs are (two pieces of one particle, or its ejectile and its residual) and
-how many of each have their own vertices over 100 mm apart. ~4 s per 1,000 events. Last
-line: JSON.
+how many of each have their own vertices over 100 mm apart; and which share of each kind
+of pair a join on the circle overlap would merge, at `OVERLAP_CUTS`. ~4 s per 1,000
+events. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -53,7 +58,8 @@ RECIPE_Z_SCALE = 0.5  # the recommended command's --set cluster_z_scale=0.5
 FAR_MM = 100.0  # own vertices this far apart read as two vertices
 PRODUCTS = (2, 3)  # attpc-engine's nucleus index: ejectile, residual
 DIFFERENCES = ("own-vertex z gap [mm]", "inner-end z gap [mm]", "centre distance / R",
-               "|log R1 / R2|")  # fmt: skip
+               "|log R1 / R2|", "circle overlap")  # fmt: skip
+OVERLAP_CUTS = (0.25, 0.5, 0.75)  # Spyral's circle_overlap_ratio: 0.25 now, 0.5 before
 
 
 def reaction(labels: np.ndarray) -> tuple[int, int] | None:
@@ -86,13 +92,31 @@ def own_vertex(xyz: np.ndarray) -> dict | None:
     return {"centre": centre, "radius": radius, "z": z_vertex, "inner_z": float(xyz[r.argmin(), 2])}
 
 
-def pair_differences(a: dict, b: dict) -> tuple[float, float, float, float]:
-    """The four `DIFFERENCES` of two clusters' `own_vertex` readings."""
+def circle_overlap(d: float, r1: float, r2: float) -> float:
+    """Area two circles of radii ``r1``, ``r2`` whose centres lie ``d`` apart share, over
+    the smaller circle's area: 0 apart, 1 when one lies inside the other; between, the
+    lens of two circular segments (each a sector less its triangle)."""
+    small = min(r1, r2)
+    if d >= r1 + r2:
+        return 0.0
+    if d <= abs(r1 - r2):
+        return 1.0
+    a1 = np.arccos(np.clip((d * d + r1 * r1 - r2 * r2) / (2.0 * d * r1), -1.0, 1.0))
+    a2 = np.arccos(np.clip((d * d + r2 * r2 - r1 * r1) / (2.0 * d * r2), -1.0, 1.0))
+    # the segment of circle k beyond the chord: half-angle a_k, area r^2 (a - sin a cos a)
+    lens = r1 * r1 * (a1 - np.sin(a1) * np.cos(a1)) + r2 * r2 * (a2 - np.sin(a2) * np.cos(a2))
+    return float(lens / (np.pi * small * small))
+
+
+def pair_differences(a: dict, b: dict) -> tuple[float, float, float, float, float]:
+    """The `DIFFERENCES` of two clusters' `own_vertex` readings."""
+    d = float(np.hypot(*(a["centre"] - b["centre"])))
     return (
         abs(a["z"] - b["z"]),
         abs(a["inner_z"] - b["inner_z"]),
-        float(np.hypot(*(a["centre"] - b["centre"]))) / max(a["radius"], b["radius"]),
+        d / max(a["radius"], b["radius"]),
         abs(float(np.log(a["radius"] / b["radius"]))),
+        circle_overlap(d, a["radius"], b["radius"]),
     )
 
 
@@ -147,9 +171,18 @@ def main() -> None:
         kinds[name] = [int(sel.sum()), int((sel & far).sum())]
         print(f"\none reaction, {name}: {kinds[name][0]} pairs, {kinds[name][1]} with "
               f"own vertices > {FAR_MM:g} mm apart", end="")  # fmt: skip
-    print()
+    print("\n\n| pairs | " + " | ".join(f"joined at overlap > {c:g}" for c in OVERLAP_CUTS)
+          + " |\n|---|" + "---|" * len(OVERLAP_CUTS))  # fmt: skip
+    joined = {}
+    overlap = values[:, DIFFERENCES.index("circle overlap")]
+    for name, sel in (("one reaction: pieces of one particle", ~two & same),
+                      ("one reaction: ejectile and residual", ~two & ~same),
+                      ("two reactions", two)):  # fmt: skip
+        shares = [float(np.mean(overlap[sel] > c)) if sel.any() else np.nan for c in OVERLAP_CUTS]
+        joined[name] = [round(v, 3) for v in shares]
+        print(f"| {name} ({int(sel.sum())}) | " + " | ".join(f"{v:.0%}" for v in shares) + " |")
     print(json.dumps({"pairs": len(pairs), "two_reactions": int(two.sum()), "auc": summary,
-                      "one_reaction_kinds": kinds}))  # fmt: skip
+                      "one_reaction_kinds": kinds, "joined": joined}))  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -996,7 +996,16 @@ PILEUP_PAIRS_TABLE = md_table(
     [("own-vertex z gap [mm]", "14 / 123 / 496", "119 / 276 / 480", "0.612"),
      ("inner-end z gap [mm]", "132 / 306 / 477", "121 / 271 / 456", "0.486"),
      ("centre distance / larger radius", "0.06 / 0.13 / 1.46", "0.90 / 1.25 / 1.57", "0.736"),
-     ("abs. log of the radius ratio", "0.08 / 0.17 / 0.72", "0.31 / 0.72 / 1.27", "0.709")],
+     ("abs. log of the radius ratio", "0.08 / 0.17 / 0.72", "0.31 / 0.72 / 1.27", "0.709"),
+     ("circle overlap / smaller circle (Spyral's join)", "0 / 0.99 / 1", "0 / 0.13 / 0.64",
+      "0.323")],
+)  # fmt: skip
+#: ... and the share of each kind of pair a join on the circle overlap would merge
+PILEUP_JOIN_TABLE = md_table(
+    ("pairs", "joined at overlap > 0.25 (Spyral now)", "> 0.5 (Spyral before)", "> 0.75"),
+    [("one reaction: pieces of one particle (659)", "96 %", "96 %", "96 %"),
+     ("one reaction: ejectile and residual (305)", "3 %", "3 %", "2 %"),
+     ("two reactions (710)", "42 %", "29 %", "22 %")],
 )  # fmt: skip
 #: tracks_v8 against tracks_v6 for the demo's trees (scripts/demo_features.py, 13th session)
 VERTEX_HELIX_DEMO_TABLE = md_table(
@@ -2359,7 +2368,7 @@ group of false protons left (257 on the validation split of the 108,000 events, 
 them above the label's floor). With each track's own vertex, could the gap between two
 tracks' vertices say "two reactions"? Read against the simulation's truth
 (`.venv/bin/python scripts/pileup_pairs.py SIM_DIR --files 60`, the same seed-1 training
-run files, 6,000 events, 22 s): in the elastic events and the pile-ups of two, the five
+run files, 6,000 events, ~25 s): in the elastic events and the pile-ups of two, the five
 largest clusters as the features see them, each named by its points' truth; every pair
 of product clusters that both have a vertex of their own:
 
@@ -2371,16 +2380,23 @@ Two thirds of one reaction's pairs are pieces of one particle (659 of 964 on the
 time it comes back to the axis, each later piece reading a "vertex" of its own a turn
 further on; the rest a 12C recoil beside the scattered 46Ar, whose nearly straight track
 fixes no vertex; either kind has its two vertices more than 100 mm apart about half the
-time. The circles say more (AUC 0.71-0.74), but a proton slowing from turn to turn
-curls on smaller circles. Spyral's clustering phase joins clusters whose pad-plane
-circles overlap (`join_clusters_overlap` in ATTPC/Spyral's `src/spyral/core/clusterize.py`,
-by more than a quarter of the smaller circle's area in its current configurations); two
-equal circles whose centres lie 1.25 radii apart, the median of the two-reaction pairs
-here, overlap by 26 % of either's area, so that rule would join such a pair too. Naming
-which clusters are one particle comes before any vertex gap: joining a helix's pieces
-across its turns with its energy loss, as Spyral's solver fits a whole trajectory (a
-join on one circle through the axis, `tracks_v4`, moved nothing: "Which protons the
-trees miss"). Not attempted yet.
+time. The circles say more (AUC 0.71-0.74; for the overlap 0.32, as the larger it is,
+the likelier one reaction), but a proton slowing from turn to turn curls on smaller
+circles. Spyral's clustering phase joins clusters whose pad-plane circles overlap
+(`join_clusters_overlap` in ATTPC/Spyral's `src/spyral/core/clusterize.py`: by more than
+a quarter of the smaller circle's area in its current configurations, half before). The
+same script counts what such a join would merge here:
+
+{PILEUP_JOIN_TABLE}
+
+It would put back together nearly every proton the core has cut (96 % of those pairs)
+and keep a 12C recoil apart from the 46Ar, but at Spyral's two thresholds it would also
+merge 29-42 % of the pairs that belong to two reactions (22 % at 0.75): the tracks a
+pile-up needs kept apart. Naming which clusters are one particle comes before any vertex gap, and it
+needs a second test beside the circle: the pieces' z one turn apart at the helix's
+pitch, or a trajectory fitted with its energy loss as Spyral's solver fits it (a join
+on one circle through the axis, `tracks_v4`, moved nothing: "Which protons the trees
+miss"). Not attempted yet.
 
 ## A run's charge unit (`charge_calibration: proton_band`, on in the recipe)
 

@@ -40,11 +40,13 @@ def test_two_helices_from_two_vertices() -> None:
     # inner ends: the first points, phi = 0.5 about each centre
     assert math.isclose(a["inner_z"], 100.0 + 80.0 * 0.5)
     assert math.isclose(b["inner_z"], 400.0 + 0.5 * 120.0 * 0.5)
-    own, inner, centres, radii = pp.pair_differences(a, b)
+    own, inner, centres, radii, overlap = pp.pair_differences(a, b)
     assert abs(own - 300.0) < 2.0
     assert math.isclose(inner, 430.0 - 140.0)
     assert abs(centres - math.hypot(80.0, 120.0) / 120.0) < 0.01
     assert abs(radii - math.log(120.0 / 80.0)) < 0.01
+    # the fitted circles' distance and radii reach the overlap (its formula: below)
+    assert abs(overlap - pp.circle_overlap(math.hypot(80.0, 120.0), 80.0, 120.0)) < 0.01
 
 
 def test_event_pairs_names_clusters_and_drops_the_beam() -> None:
@@ -60,3 +62,20 @@ def test_event_pairs_names_clusters_and_drops_the_beam() -> None:
     assert pair[:2] == (False, False)
     (pair,) = pp.event_pairs(xyz, np.where(labels == 12, 2, labels))
     assert pair[:2] == (False, True)
+
+
+def test_circle_overlap_by_hand_and_by_counting() -> None:
+    # two unit circles one radius apart share 2 pi / 3 - sqrt(3) / 2 (two 60-degree
+    # segments); one inside the other shares all of the smaller; apart, nothing
+    assert math.isclose(
+        pp.circle_overlap(1.0, 1.0, 1.0), (2 * math.pi / 3 - math.sqrt(3) / 2) / math.pi
+    )
+    assert pp.circle_overlap(0.5, 3.0, 1.0) == 1.0
+    assert pp.circle_overlap(4.1, 3.0, 1.0) == 0.0
+    # unequal circles: the share of the smaller circle's points inside the larger one
+    rng = np.random.default_rng(0)
+    r = np.sqrt(rng.random(400_000))  # uniform in the unit disc at the origin
+    phi = rng.random(400_000) * 2 * np.pi
+    x, y = r * np.cos(phi), r * np.sin(phi)
+    inside = np.mean((x - 2.0) ** 2 + y**2 < 1.6**2)  # the circle of radius 1.6 at (2, 0)
+    assert abs(pp.circle_overlap(2.0, 1.0, 1.6) - inside) < 0.005
