@@ -11,9 +11,10 @@ structured-noise rules, which remove noise hits, not track points). Each cluster
 named by the majority of its points' truth: a product of the first or of the second
 reaction of the event, or neither (beam ions, noise). For each pair of product clusters
 that both have a vertex of their own (`data_prep.features.vertex_helix`: the point of
-the free circle nearest the beam line, the helix read about it), four differences:
+the free circle nearest the beam line, the helix read about it), five differences:
 
-* own-vertex z gap: |z1 - z2| of the two vertices (`tracks_v7`'s reading);
+* own-vertex z gap: |z1 - z2| of the two vertices (`tracks_v7`'s reading: none for a
+  track within ~14 deg of the axis, |cot| >= 4, as for its window column);
 * inner-end z gap: |z1 - z2| of each cluster's point nearest the beam line;
 * centre distance: between the two free circles' centres, over the larger radius;
 * radius ratio: |log(R1 / R2)|;
@@ -25,9 +26,9 @@ the free circle nearest the beam line, the helix read about it), four difference
 Printed: a Markdown table of each difference's quartiles for pairs of one reaction and
 pairs of two, and its ROC AUC for "two reactions" (0.5: no information); then what one
 reaction's pairs are (two pieces of one particle, or its ejectile and its residual) and
-how many of each have their own vertices over 100 mm apart; and which share of each kind
-of pair a join on the circle overlap would merge, at `OVERLAP_CUTS`. ~4 s per 1,000
-events. Last line: JSON.
+how many of each, of those whose vertices both have a z, have them over 100 mm apart;
+and which share of each kind of pair a join on the circle overlap would merge, at
+`OVERLAP_CUTS`. ~4 s per 1,000 events. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from sklearn.metrics import roc_auc_score
 
 from data_prep.features import (
     MAX_RADIUS_MM,
+    MAX_VERTEX_COT,
     MAX_VERTEX_MISS_MM,
     MIN_HELIX_POINTS,
     MIN_HELIX_SPAN_MM,
@@ -58,7 +60,7 @@ RECIPE_Z_SCALE = 0.5  # the recommended command's --set cluster_z_scale=0.5
 FAR_MM = 100.0  # own vertices this far apart read as two vertices
 PRODUCTS = (2, 3)  # attpc-engine's nucleus index: ejectile, residual
 DIFFERENCES = ("own-vertex z gap [mm]", "inner-end z gap [mm]", "centre distance / R",
-               "|log R1 / R2|", "circle overlap")  # fmt: skip
+               "abs. log R1 / R2", "circle overlap")  # fmt: skip
 OVERLAP_CUTS = (0.25, 0.5, 0.75)  # Spyral's circle_overlap_ratio: 0.25 now, 0.5 before
 
 
@@ -88,7 +90,9 @@ def own_vertex(xyz: np.ndarray) -> dict | None:
     if radius > MAX_RADIUS_MM or distance == 0.0 or abs(distance - radius) > MAX_VERTEX_MISS_MM:
         return None
     start = centre * (1.0 - radius / distance)
-    _, z_vertex = _helix(xyz - np.array([start[0], start[1], 0.0]))
+    helix, z_vertex = _helix(xyz - np.array([start[0], start[1], 0.0]))
+    if not abs(helix[1]) < MAX_VERTEX_COT:  # a beam-like line meets the axis anywhere
+        z_vertex = np.nan
     return {"centre": centre, "radius": radius, "z": z_vertex, "inner_z": float(xyz[r.argmin(), 2])}
 
 
@@ -105,7 +109,7 @@ def circle_overlap(d: float, r1: float, r2: float) -> float:
     a2 = np.arccos(np.clip((d * d + r2 * r2 - r1 * r1) / (2.0 * d * r2), -1.0, 1.0))
     # the segment of circle k beyond the chord: half-angle a_k, area r^2 (a - sin a cos a)
     lens = r1 * r1 * (a1 - np.sin(a1) * np.cos(a1)) + r2 * r2 * (a2 - np.sin(a2) * np.cos(a2))
-    return float(lens / (np.pi * small * small))
+    return min(1.0, float(lens / (np.pi * small * small)))  # rounding can pass 1
 
 
 def pair_differences(a: dict, b: dict) -> tuple[float, float, float, float, float]:
@@ -148,6 +152,8 @@ def main() -> None:
         )
         for p in event_pairs(xyz, labels)
     ]
+    if not pairs:
+        raise SystemExit("no pair of product clusters in these run files")
     two = np.array([t for t, _, _ in pairs], dtype=bool)
     same = np.array([s for _, s, _ in pairs], dtype=bool)
     values = np.array([d for _, _, d in pairs], dtype=float).reshape(-1, len(DIFFERENCES))
@@ -158,19 +164,23 @@ def main() -> None:
     summary = {}
     for k, name in enumerate(DIFFERENCES):
         ok = np.isfinite(values[:, k])
-        q = [np.percentile(values[ok & (two == t), k], [25, 50, 75]) for t in (False, True)]
-        auc = float(roc_auc_score(two[ok], values[ok, k])) if len(set(two[ok])) == 2 else np.nan
-        cells = [" / ".join(f"{v:.3g}" for v in quart) for quart in q]
-        print(f"| {name} | {cells[0]} | {cells[1]} | {auc:.3f} |")
-        summary[name] = round(auc, 3)
+        cells = [" / ".join(f"{v:.3g}" for v in np.percentile(values[sel, k], [25, 50, 75]))
+                 if sel.any() else "-"
+                 for sel in (ok & ~two, ok & two)]  # fmt: skip
+        auc = float(roc_auc_score(two[ok], values[ok, k])) if len(set(two[ok])) == 2 else None
+        print(f"| {name} | {cells[0]} | {cells[1]} | "
+              f"{'-' if auc is None else f'{auc:.3f}'} |")  # fmt: skip
+        summary[name] = None if auc is None else round(auc, 3)
     # what one reaction's pairs are, and how often their own vertices lie far apart
-    far = values[:, 0] > FAR_MM
+    depth = np.isfinite(values[:, 0])  # both vertices have a z
+    far = depth & (values[:, 0] > FAR_MM)
     kinds = {}
     for name, sel in (("pieces of one particle", ~two & same),
                       ("ejectile and residual", ~two & ~same)):  # fmt: skip
-        kinds[name] = [int(sel.sum()), int((sel & far).sum())]
-        print(f"\none reaction, {name}: {kinds[name][0]} pairs, {kinds[name][1]} with "
-              f"own vertices > {FAR_MM:g} mm apart", end="")  # fmt: skip
+        kinds[name] = [int(sel.sum()), int((sel & depth).sum()), int((sel & far).sum())]
+        n, with_z, apart = kinds[name]
+        print(f"\none reaction, {name}: {n} pairs; of the {with_z} whose vertices both "
+              f"have a z, {apart} > {FAR_MM:g} mm apart", end="")  # fmt: skip
     print("\n\n| pairs | " + " | ".join(f"joined at overlap > {c:g}" for c in OVERLAP_CUTS)
           + " |\n|---|" + "---|" * len(OVERLAP_CUTS))  # fmt: skip
     joined = {}
@@ -178,7 +188,10 @@ def main() -> None:
     for name, sel in (("one reaction: pieces of one particle", ~two & same),
                       ("one reaction: ejectile and residual", ~two & ~same),
                       ("two reactions", two)):  # fmt: skip
-        shares = [float(np.mean(overlap[sel] > c)) if sel.any() else np.nan for c in OVERLAP_CUTS]
+        if not sel.any():
+            print(f"| {name} (0) |" + " - |" * len(OVERLAP_CUTS))
+            continue
+        shares = [float(np.mean(overlap[sel] > c)) for c in OVERLAP_CUTS]
         joined[name] = [round(v, 3) for v in shares]
         print(f"| {name} ({int(sel.sum())}) | " + " | ".join(f"{v:.0%}" for v in shares) + " |")
     print(json.dumps({"pairs": len(pairs), "two_reactions": int(two.sum()), "auc": summary,

@@ -1,4 +1,4 @@
-"""scripts/pileup_pairs.py: clusters named by their truth, and the four differences of two
+"""scripts/pileup_pairs.py: clusters named by their truth, and the differences of two
 helices from two vertices, by hand."""
 
 from __future__ import annotations
@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 from _scripts import load_script
 
 pp = load_script("pileup_pairs")
@@ -79,3 +80,17 @@ def test_circle_overlap_by_hand_and_by_counting() -> None:
     x, y = r * np.cos(phi), r * np.sin(phi)
     inside = np.mean((x - 2.0) ** 2 + y**2 < 1.6**2)  # the circle of radius 1.6 at (2, 0)
     assert abs(pp.circle_overlap(2.0, 1.0, 1.6) - inside) < 0.005
+
+
+def test_a_beam_like_track_has_no_vertex_depth() -> None:
+    """|cot| >= 4 (within ~14 deg of the axis): the circle stays, its vertex z does not,
+    as `tracks_v7` reads no window column for it."""
+    steep = pp.own_vertex(helix(100.0, 80.0, (1.0, 0.0), 5.0))
+    assert steep is not None and abs(steep["radius"] - 80.0) < 0.5
+    assert math.isnan(steep["z"])
+
+
+def test_no_pairs_is_a_one_line_exit(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr("sys.argv", ["pileup_pairs.py", str(tmp_path)])
+    with pytest.raises(SystemExit, match="no pair of product clusters"):
+        pp.main()
