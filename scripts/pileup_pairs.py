@@ -21,14 +21,19 @@ the free circle nearest the beam line, the helix read about it), five difference
 * circle overlap: the area the two pad-plane circles share over the smaller one's area,
   the quantity Spyral's clustering phase joins clusters on (`join_clusters_overlap` in
   ATTPC/Spyral's `src/spyral/core/clusterize.py`, above 0.25 in its current
-  configurations; the lens area from the circles' geometry, written here).
+  configurations; the lens area from the circles' geometry, written here);
+* turns apart: how far the vertex gap lies from a whole number of the helix's turns,
+  |dz / pitch - round(dz / pitch)| with pitch = 2 pi R |cot| (the two clusters' means):
+  pieces of one helix, each reading its vertex where its own turn began, lie whole
+  turns apart (ours).
 
 Printed: a Markdown table of each difference's quartiles for pairs of one reaction and
 pairs of two, and its ROC AUC for "two reactions" (0.5: no information); then what one
 reaction's pairs are (two pieces of one particle, or its ejectile and its residual) and
 how many of each, of those whose vertices both have a z, have them over 100 mm apart;
 and which share of each kind of pair a join on the circle overlap would merge, at
-`OVERLAP_CUTS`. ~4 s per 1,000 events. Last line: JSON.
+`OVERLAP_CUTS`, and with the vertices also whole turns apart. ~4 s per 1,000 events.
+Last line: JSON.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ RECIPE_Z_SCALE = 0.5  # the recommended command's --set cluster_z_scale=0.5
 FAR_MM = 100.0  # own vertices this far apart read as two vertices
 PRODUCTS = (2, 3)  # attpc-engine's nucleus index: ejectile, residual
 DIFFERENCES = ("own-vertex z gap [mm]", "inner-end z gap [mm]", "centre distance / R",
-               "abs. log R1 / R2", "circle overlap")  # fmt: skip
+               "abs. log R1 / R2", "circle overlap", "turns apart")  # fmt: skip
 OVERLAP_CUTS = (0.25, 0.5, 0.75)  # Spyral's circle_overlap_ratio: 0.25 now, 0.5 before
+TURNS_TOLERANCE = 0.15  # "whole turns apart": within this fraction of a turn
 
 
 def reaction(labels: np.ndarray) -> tuple[int, int] | None:
@@ -93,7 +99,8 @@ def own_vertex(xyz: np.ndarray) -> dict | None:
     helix, z_vertex = _helix(xyz - np.array([start[0], start[1], 0.0]))
     if not abs(helix[1]) < MAX_VERTEX_COT:  # a beam-like line meets the axis anywhere
         z_vertex = np.nan
-    return {"centre": centre, "radius": radius, "z": z_vertex, "inner_z": float(xyz[r.argmin(), 2])}
+    return {"centre": centre, "radius": radius, "z": z_vertex, "cot": float(helix[1]),
+            "inner_z": float(xyz[r.argmin(), 2])}  # fmt: skip
 
 
 def circle_overlap(d: float, r1: float, r2: float) -> float:
@@ -112,7 +119,17 @@ def circle_overlap(d: float, r1: float, r2: float) -> float:
     return min(1.0, float(lens / (np.pi * small * small)))  # rounding can pass 1
 
 
-def pair_differences(a: dict, b: dict) -> tuple[float, float, float, float, float]:
+def turns_apart(a: dict, b: dict) -> float:
+    """How far two `own_vertex` readings' vertex gap lies from a whole number of turns of
+    their helix (0: whole turns apart, 0.5: half way); NaN without both depths."""
+    pitch = (
+        2.0 * np.pi * 0.5 * (a["radius"] + b["radius"]) * np.nanmean(np.abs([a["cot"], b["cot"]]))
+    )
+    turns = abs(a["z"] - b["z"]) / pitch
+    return float(abs(turns - np.round(turns)))
+
+
+def pair_differences(a: dict, b: dict) -> tuple[float, ...]:
     """The `DIFFERENCES` of two clusters' `own_vertex` readings."""
     d = float(np.hypot(*(a["centre"] - b["centre"])))
     return (
@@ -121,6 +138,7 @@ def pair_differences(a: dict, b: dict) -> tuple[float, float, float, float, floa
         d / max(a["radius"], b["radius"]),
         abs(float(np.log(a["radius"] / b["radius"]))),
         circle_overlap(d, a["radius"], b["radius"]),
+        turns_apart(a, b),
     )
 
 
@@ -181,17 +199,20 @@ def main() -> None:
         n, with_z, apart = kinds[name]
         print(f"\none reaction, {name}: {n} pairs; of the {with_z} whose vertices both "
               f"have a z, {apart} > {FAR_MM:g} mm apart", end="")  # fmt: skip
-    print("\n\n| pairs | " + " | ".join(f"joined at overlap > {c:g}" for c in OVERLAP_CUTS)
-          + " |\n|---|" + "---|" * len(OVERLAP_CUTS))  # fmt: skip
+    heads = [f"joined at overlap > {c:g}" for c in OVERLAP_CUTS]
+    heads.append(f"overlap > {OVERLAP_CUTS[0]:g} and whole turns apart (+-{TURNS_TOLERANCE:g})")
+    print("\n\n| pairs | " + " | ".join(heads) + " |\n|---|" + "---|" * len(heads))
     joined = {}
     overlap = values[:, DIFFERENCES.index("circle overlap")]
+    whole = values[:, DIFFERENCES.index("turns apart")] < TURNS_TOLERANCE  # NaN: False
     for name, sel in (("one reaction: pieces of one particle", ~two & same),
                       ("one reaction: ejectile and residual", ~two & ~same),
                       ("two reactions", two)):  # fmt: skip
         if not sel.any():
-            print(f"| {name} (0) |" + " - |" * len(OVERLAP_CUTS))
+            print(f"| {name} (0) |" + " - |" * len(heads))
             continue
         shares = [float(np.mean(overlap[sel] > c)) for c in OVERLAP_CUTS]
+        shares.append(float(np.mean((overlap[sel] > OVERLAP_CUTS[0]) & whole[sel])))
         joined[name] = [round(v, 3) for v in shares]
         print(f"| {name} ({int(sel.sum())}) | " + " | ".join(f"{v:.0%}" for v in shares) + " |")
     print(json.dumps({"pairs": len(pairs), "two_reactions": int(two.sum()), "auc": summary,

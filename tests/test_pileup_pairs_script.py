@@ -41,13 +41,25 @@ def test_two_helices_from_two_vertices() -> None:
     # inner ends: the first points, phi = 0.5 about each centre
     assert math.isclose(a["inner_z"], 100.0 + 80.0 * 0.5)
     assert math.isclose(b["inner_z"], 400.0 + 0.5 * 120.0 * 0.5)
-    own, inner, centres, radii, overlap = pp.pair_differences(a, b)
+    own, inner, centres, radii, overlap, turns = pp.pair_differences(a, b)
     assert abs(own - 300.0) < 2.0
     assert math.isclose(inner, 430.0 - 140.0)
     assert abs(centres - math.hypot(80.0, 120.0) / 120.0) < 0.01
     assert abs(radii - math.log(120.0 / 80.0)) < 0.01
     # the fitted circles' distance and radii reach the overlap (its formula: below)
     assert abs(overlap - pp.circle_overlap(math.hypot(80.0, 120.0), 80.0, 120.0)) < 0.01
+    # 300 mm over a pitch of 2 pi x 100 mm (the mean radius) x 0.75 (the mean cot)
+    pitch = 2 * math.pi * 100.0 * 0.75
+    assert abs(turns - abs(300.0 / pitch - round(300.0 / pitch))) < 0.01
+
+
+def test_pieces_of_one_helix_lie_whole_turns_apart() -> None:
+    """A helix's second turn reads its vertex a pitch (2 pi R cot) above the first's."""
+    first = pp.own_vertex(A)
+    second = pp.own_vertex(helix(100.0 + 2 * math.pi * 80.0, 80.0, (1.0, 0.0), 1.0))
+    assert abs(second["z"] - first["z"] - 2 * math.pi * 80.0) < 2.0
+    assert pp.turns_apart(first, second) < 0.01
+    assert math.isnan(pp.turns_apart(first, {**second, "z": float("nan")}))
 
 
 def test_event_pairs_names_clusters_and_drops_the_beam() -> None:
