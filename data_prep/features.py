@@ -53,6 +53,8 @@ elastic protons at any depth. The numbers 4 and 5 were feature sets measured and
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from data_prep.cluster import dbscan_labels
@@ -518,20 +520,41 @@ def vertex_helix(xyz: np.ndarray) -> np.ndarray:
     have had from the window. NaN where the cluster has no circle, the circle passes
     farther than `MAX_VERTEX_MISS_MM` from the beam line, or (the last) no vertex z."""
     out = np.full(len(VERTEX_HELIX_FEATURES), np.nan)
-    xy = xyz[:, :2]
-    if len(xyz) < MIN_HELIX_POINTS or np.ptp(np.hypot(xy[:, 0], xy[:, 1])) < MIN_HELIX_SPAN_MM:
+    found = own_vertex(xyz)
+    if found is None:
         return out
-    centre, radius = circle_fit(xy)
-    distance = float(np.hypot(centre[0], centre[1]))
-    if radius > MAX_RADIUS_MM or distance == 0.0 or abs(distance - radius) > MAX_VERTEX_MISS_MM:
-        return out
-    start = centre * (1.0 - radius / distance)  # the circle's point nearest the axis
-    hf, z_v = _helix(xyz - np.array([start[0], start[1], 0.0]))
+    hf, z_v = found.helix, found.z
     out[0], out[1] = hf[1], hf[2]
     if np.isfinite(z_v) and abs(hf[1]) < MAX_VERTEX_COT:
         speed = np.interp(max(z_v, 0.0), BEAM_SPEED_Z_MM, BEAM_SPEED)
         out[2] = hf[2] - np.log10(speed)
     return out
+
+
+class OwnVertex(NamedTuple):
+    """A cluster's free circle and its helix read about its own vertex (`own_vertex`)."""
+
+    centre: np.ndarray  # of the free circle (`circle_fit`) on the pad plane [mm]
+    radius: float
+    start: np.ndarray  # the vertex: the circle's point nearest the beam line
+    helix: np.ndarray  # `HELIX_FEATURES` read about it (`_helix`)
+    z: float  # where that helix meets the beam line (NaN: none)
+
+
+def own_vertex(xyz: np.ndarray) -> OwnVertex | None:
+    """One cluster's free circle, its own vertex and its helix about it (`vertex_helix`);
+    None where it has no circle (too few points, too short on the pad plane, a straight
+    line) or the circle passes farther than `MAX_VERTEX_MISS_MM` from the beam line."""
+    xy = xyz[:, :2]
+    if len(xyz) < MIN_HELIX_POINTS or np.ptp(np.hypot(xy[:, 0], xy[:, 1])) < MIN_HELIX_SPAN_MM:
+        return None
+    centre, radius = circle_fit(xy)
+    distance = float(np.hypot(centre[0], centre[1]))
+    if radius > MAX_RADIUS_MM or distance == 0.0 or abs(distance - radius) > MAX_VERTEX_MISS_MM:
+        return None
+    start = centre * (1.0 - radius / distance)  # the circle's point nearest the axis
+    hf, z_v = _helix(xyz - np.array([start[0], start[1], 0.0]))
+    return OwnVertex(centre, radius, start, hf, z_v)
 
 
 def circle_fit(xy: np.ndarray) -> tuple[np.ndarray, float]:

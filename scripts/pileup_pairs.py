@@ -46,18 +46,8 @@ import numpy as np
 from proton_misses import centred_events_with_axis  # the features' centring
 from sklearn.metrics import roc_auc_score
 
-from data_prep.features import (
-    MAX_RADIUS_MM,
-    MAX_VERTEX_COT,
-    MAX_VERTEX_MISS_MM,
-    MIN_HELIX_POINTS,
-    MIN_HELIX_SPAN_MM,
-    N_NAMED,
-    _helix,
-    circle_fit,
-    largest_tracks,
-    track_clusters,
-)
+from data_prep.features import MAX_VERTEX_COT, N_NAMED, largest_tracks, track_clusters
+from data_prep.features import own_vertex as features_own_vertex
 from data_prep.sim.physics import PILEUP_OFFSET
 
 CHANNELS = (b"p_elastic", b"c12_elastic", b"pileup")
@@ -84,23 +74,22 @@ def reaction(labels: np.ndarray) -> tuple[int, int] | None:
 
 
 def own_vertex(xyz: np.ndarray) -> dict | None:
-    """A cluster's free circle, its vertex (the circle's point nearest the beam line, its
-    z where the helix about it meets the axis) and its inner end; None where it has no
-    vertex of its own (as `data_prep.features.vertex_helix` decides)."""
-    xy = xyz[:, :2]
-    r = np.hypot(xy[:, 0], xy[:, 1])
-    if len(xyz) < MIN_HELIX_POINTS or np.ptp(r) < MIN_HELIX_SPAN_MM:
+    """A cluster's free circle, its vertex depth (where the helix about its own vertex
+    meets the axis; none within ~14 deg of the axis, as `tracks_v7` reads it), its cot
+    and its inner end; None where it has no vertex of its own
+    (`data_prep.features.own_vertex`)."""
+    found = features_own_vertex(xyz)
+    if found is None:
         return None
-    centre, radius = circle_fit(xy)
-    distance = float(np.hypot(centre[0], centre[1]))
-    if radius > MAX_RADIUS_MM or distance == 0.0 or abs(distance - radius) > MAX_VERTEX_MISS_MM:
-        return None
-    start = centre * (1.0 - radius / distance)
-    helix, z_vertex = _helix(xyz - np.array([start[0], start[1], 0.0]))
-    if not abs(helix[1]) < MAX_VERTEX_COT:  # a beam-like line meets the axis anywhere
-        z_vertex = np.nan
-    return {"centre": centre, "radius": radius, "z": z_vertex, "cot": float(helix[1]),
-            "inner_z": float(xyz[r.argmin(), 2])}  # fmt: skip
+    cot = float(found.helix[1])
+    r = np.hypot(xyz[:, 0], xyz[:, 1])
+    return {
+        "centre": found.centre,
+        "radius": found.radius,
+        "z": found.z if abs(cot) < MAX_VERTEX_COT else np.nan,  # a beam-like line: anywhere
+        "cot": cot,
+        "inner_z": float(xyz[r.argmin(), 2]),
+    }
 
 
 def circle_overlap(d: float, r1: float, r2: float) -> float:
