@@ -150,6 +150,16 @@ MAX_RADIUS_MM = 1.0e4  # a straight track: radius capped (log10 = 4)
 #: (|cot| < 4): a beam-like line (a scattered or late beam ion, |cot| large) meets the
 #: axis nowhere in particular
 MAX_VERTEX_COT = 4.0
+#: ``cluster_join: helix_turns`` (`join_pieces`): two clusters are pieces of one helix
+#: when their free circles share more than `JOIN_OVERLAP` of the smaller one's area
+#: (Spyral's clustering joins on this quantity, `circle_overlap_ratio` 0.25) and their own
+#: vertices lie within `JOIN_TURNS` of a turn of a whole number of the helix's pitch
+#: (`turns_apart`): 92 % of the pieces of one particle, 0 % of an ejectile beside its
+#: residual, 9 % of two reactions' pairs (scripts/pileup_pairs.py, docs/sim-to-real.md,
+#: "Pile-ups: which clusters are one particle")
+CLUSTER_JOINS = ("none", "helix_turns")
+JOIN_OVERLAP = 0.25
+JOIN_TURNS = 0.15
 
 
 #: ``charge_calibration: proton_band`` (`run_columns`): charges in the run's own unit, the
@@ -250,6 +260,7 @@ def event_features(
     beam: np.ndarray | None = None,
     z_scale: float = 1.0,
     run_unit: float | None = None,
+    join: str = "none",
 ) -> np.ndarray:
     """``(B, F)`` float32 features (`feature_names`) of a batch of point clouds.
 
@@ -270,6 +281,10 @@ def event_features(
     run_unit
         The run's charge unit (`band_unit`, ADC per mm; NaN: the run has none): the
         `run_columns` follow the feature set's (``feature_names(..., run_unit=True)``).
+    join
+        One of `CLUSTER_JOINS` (the image config's ``cluster_join``): "helix_turns" joins
+        the pieces of one helix before the tracks are named (`join_pieces`); a joined
+        track's helix columns are read on its first piece.
 
     NaN marks a feature that does not exist for the event (no second track, say);
     gradient-boosted trees route NaN on their own.
@@ -281,10 +296,15 @@ def event_features(
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
     off, labels = track_clusters(pts, counts, beam, z_scale)
+    first = np.ones(len(pts), dtype=bool)
+    if join == "helix_turns":
+        labels, first = join_pieces(pts, counts, labels)
+    elif join != "none":
+        raise ValueError(f"unknown cluster join {join!r}; one of {CLUSTER_JOINS}")
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b], q_ref[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
-                                      labels[start:stop], len(names),
+                                      labels[start:stop], first[start:stop], len(names),
                                       helix=feature_set != "tracks_v1",
                                       named=feature_set in NAMED_SETS,
                                       pairs=feature_set in PAIR_SETS,
@@ -380,6 +400,110 @@ def track_clusters(
     return off, labels
 
 
+def join_pieces(
+    points: np.ndarray, counts: np.ndarray, labels: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The clusters of `track_clusters` with the pieces of one helix joined, and per point
+    whether it lies on its cluster's first piece.
+
+    The beam core cuts a helix that winds about the axis into one piece per turn, and
+    each piece alone reads like a track of its own (a second reaction's, a pile-up's).
+    Two clusters are joined when their free circles overlap (`circle_overlap` >
+    `JOIN_OVERLAP`) and their own vertices (`own_vertex`, each where its piece's turn
+    began; depths only for |cot| < `MAX_VERTEX_COT`) lie a whole number of pitches
+    apart (`turns_apart` < `JOIN_TURNS`); joins chain (a, b and b, c: one cluster). A
+    joined cluster takes its smallest id; its first piece is the one that reaches lowest
+    in z, nearest the entrance window (the features' frame: `BEAM_SPEED`).
+    """
+    labels = labels.copy()
+    first = np.ones(len(labels), dtype=bool)
+    ends = np.cumsum(counts)
+    for start, stop in zip(ends - counts, ends, strict=True):
+        lab = labels[start:stop]
+        ids = np.unique(lab[lab >= 0])
+        found = {int(c): own_vertex(points[start:stop][lab == c, :3]) for c in ids}
+        reads = {c: v for c, v in found.items() if has_depth(v)}
+        root = {c: c for c in reads}
+
+        def find(c: int, root: dict[int, int] = root) -> int:
+            while root[c] != c:
+                c = root[c]
+            return c
+
+        keys = sorted(reads)
+        for i, a in enumerate(keys):
+            for b in keys[i + 1 :]:
+                if one_helix(reads[a], reads[b]):
+                    ra, rb = find(a), find(b)
+                    root[max(ra, rb)] = min(ra, rb)
+        groups: dict[int, list[int]] = {}
+        for c in keys:
+            groups.setdefault(find(c), []).append(c)
+        for head, members in groups.items():
+            if len(members) == 1:
+                continue
+            # the beam runs from the window (z = 0) to +z and the recoils go forward: the
+            # first piece reaches lowest (on 140 joined elastic protons of the randomised
+            # simulation it was the true first piece every time; a piece's own reading of
+            # its climb is no guide: a whole turn reads as well backwards, and the pieces
+            # of one turn split by a gap read one vertex)
+            lead = min(members, key=lambda c: points[start:stop][lab == c, 2].min())
+            part = np.isin(lab, members)
+            first[start:stop][part] = lab[part] == lead
+            lab[part] = head
+    return labels, first
+
+
+def has_depth(found: OwnVertex | None) -> bool:
+    """Whether an `own_vertex` reading has a vertex depth: a circle, a z where its helix
+    meets the beam line, and a track leaving the axis at more than ~14 deg (as
+    `vertex_helix` reads its window column)."""
+    return found is not None and abs(found.helix[1]) < MAX_VERTEX_COT and np.isfinite(found.z)
+
+
+def one_helix(a: OwnVertex, b: OwnVertex) -> bool:
+    """Whether two clusters' `own_vertex` readings (both with a depth) are pieces of one
+    helix: circles that overlap and vertices whole turns apart (`join_pieces`)."""
+    d = float(np.hypot(*(a.centre - b.centre)))
+    if circle_overlap(d, a.radius, b.radius) <= JOIN_OVERLAP:
+        return False
+    cots = (float(a.helix[1]), float(b.helix[1]))
+    return turns_apart(a.z, b.z, (a.radius, b.radius), cots) < JOIN_TURNS
+
+
+def circle_overlap(d: float, r1: float, r2: float) -> float:
+    """Area two circles of radii ``r1``, ``r2`` whose centres lie ``d`` apart share, over
+    the smaller circle's area: 0 apart, 1 when one lies inside the other; between, the
+    lens of two circular segments (each a sector less its triangle)."""
+    small = min(r1, r2)
+    if d >= r1 + r2:
+        return 0.0
+    if d <= abs(r1 - r2):
+        return 1.0
+    a1 = np.arccos(np.clip((d * d + r1 * r1 - r2 * r2) / (2.0 * d * r1), -1.0, 1.0))
+    a2 = np.arccos(np.clip((d * d + r2 * r2 - r1 * r1) / (2.0 * d * r2), -1.0, 1.0))
+    # the segment of circle k beyond the chord: half-angle a_k, area r^2 (a - sin a cos a)
+    lens = r1 * r1 * (a1 - np.sin(a1) * np.cos(a1)) + r2 * r2 * (a2 - np.sin(a2) * np.cos(a2))
+    return min(1.0, float(lens / (np.pi * small * small)))  # rounding can pass 1
+
+
+def turns_apart(
+    z1: float, z2: float, radii: tuple[float, float], cots: tuple[float, float]
+) -> float:
+    """How far the gap between two vertex depths lies from a whole number of turns of
+    their helix (0: whole turns apart, 0.5: half way), the pitch 2 pi R |cot| from the
+    two readings' mean radius and mean |cot| (a NaN cot left out); NaN without both
+    depths or any cot."""
+    abs_cots = [abs(c) for c in cots if np.isfinite(c)]
+    if not abs_cots or not (np.isfinite(z1) and np.isfinite(z2)):
+        return float("nan")
+    pitch = 2.0 * np.pi * 0.5 * (radii[0] + radii[1]) * float(np.mean(abs_cots))
+    if not pitch > 0:
+        return float("nan")
+    turns = abs(z1 - z2) / pitch
+    return float(abs(turns - np.round(turns)))
+
+
 def largest_tracks(labels: np.ndarray, n: int = N_TRACKS) -> np.ndarray:
     """One event's cluster ids (of `track_clusters`), largest first, at most ``n``; equal
     sizes by cluster id, so the order is reproducible: t1, t2, ... of the features."""
@@ -392,13 +516,16 @@ def _one_event(
     r: np.ndarray,
     off: np.ndarray,
     labels: np.ndarray,
+    first: np.ndarray,
     n_features: int,
     helix: bool = False,
     named: bool = False,
     pairs: bool = False,
     vertex: bool = False,
 ) -> tuple[np.ndarray, float]:
-    """One event's feature row and its median positive point charge (ADC; NaN: none)."""
+    """One event's feature row and its median positive point charge (ADC; NaN: none).
+    ``first``: per point, whether it belongs to its track's first piece (`join_pieces`),
+    on which the helix columns are read; all True without a join."""
     row = np.full(n_features, np.nan)
     q = np.clip(pts[:, 3], 0.0, None)  # baseline dips below zero carry no charge
     clustered = labels >= 0
@@ -437,19 +564,20 @@ def _one_event(
     n_vh = len(VERTEX_HELIX_FEATURES)
     for k, c in enumerate(largest_tracks(labels, N_NAMED if named else N_TRACKS)):
         sel = labels == c
+        piece = sel & first  # a joined helix's later turns would bend the first's line
         feats, axis, z_in = _track(pts[sel], r[sel], q[sel], q_ref)
         feats[0] = sel.sum() / clustered.sum()
         feats[1] = q[sel].sum() / q_clustered if q_clustered > 0 else np.nan
         if helix:
-            hf, z_v = _helix(pts[sel, :3])
+            hf, z_v = _helix(pts[piece, :3])
             z_v = z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan
         if named:
             row[n_v2 + k] = np.log10(sel.sum())
         if vertex:  # after tracks_v3's columns and the pairs' (tracks_v8)
             start = n_v3 + n_pairs + k * n_vh
-            row[start : start + n_vh] = vertex_helix(pts[sel, :3])
+            row[start : start + n_vh] = vertex_helix(pts[piece, :3])
         if pairs:
-            centres.append(circle_direction(pts[sel, :2]))
+            centres.append(circle_direction(pts[piece, :2]))
             vertices.append(z_v)
         if k >= N_TRACKS:  # tracks_v3's t4, t5: described, not part of t1-t3's summaries
             start = n_v2 + N_NAMED + (k - N_TRACKS) * (n_track + n_helix)

@@ -32,6 +32,7 @@ from data_prep.features import (
     BAND_COT,
     BAND_LOG10_INVARIANT,
     BAND_MIN_TRACKS,
+    CLUSTER_JOINS,
     FEATURE_SETS,
     event_features,
     feature_names,
@@ -149,6 +150,12 @@ class ImageConfig:
     # a steep track with one point per pad in one cluster (docs/sim-to-real.md,
     # "Clustering that keeps a steep track whole")
     cluster_z_scale: float = 1.0
+    # none | helix_turns: join the features' clusters that are pieces of one helix (the
+    # beam core cuts a winding track into one piece per turn) before the tracks are named:
+    # circles that overlap, own vertices a whole number of pitches apart
+    # (data_prep.features.join_pieces; docs/sim-to-real.md, "Pile-ups: which clusters are
+    # one particle")
+    cluster_join: str = "none"
     # none | rules: first of all (before the features and the projection) drop structured
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
     # their run's events (from a seeded sample of hot_pad_sample events of each file),
@@ -244,6 +251,9 @@ class ImageConfig:
             raise InputError("beam_line_min_points must be >= 2, beam_line_max_lines >= 1")
         if not self.cluster_z_scale > 0:
             raise InputError(f"cluster_z_scale must be > 0, got {self.cluster_z_scale!r}")
+        if self.cluster_join not in CLUSTER_JOINS:
+            raise InputError(f"cluster_join must be one of {CLUSTER_JOINS}, "
+                             f"got {self.cluster_join!r}")  # fmt: skip
         if self.features not in FEATURE_SETS:
             raise InputError(f"features must be one of {FEATURE_SETS}, got {self.features!r}")
         if self.charge_calibration not in CHARGE_CALIBRATIONS:
@@ -540,7 +550,8 @@ def project_arrays(
     if config.features != "none":
         features = event_features(points, counts, config.features, beam=beam,
                                   z_scale=config.cluster_z_scale,
-                                  run_unit=run_charge_unit(config))  # fmt: skip
+                                  run_unit=run_charge_unit(config),
+                                  join=config.cluster_join)  # fmt: skip
     if config.cleans:
         points, counts = clean_points(points, counts, config, beam=beam)
         proj = _project(points, counts, config)

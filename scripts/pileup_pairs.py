@@ -21,19 +21,21 @@ the free circle nearest the beam line, the helix read about it), five difference
 * circle overlap: the area the two pad-plane circles share over the smaller one's area,
   the quantity Spyral's clustering phase joins clusters on (`join_clusters_overlap` in
   ATTPC/Spyral's `src/spyral/core/clusterize.py`, above 0.25 in its current
-  configurations; the lens area from the circles' geometry, written here);
+  configurations; the lens area from the circles' geometry,
+  `data_prep.features.circle_overlap`);
 * turns apart: how far the vertex gap lies from a whole number of the helix's turns,
   |dz / pitch - round(dz / pitch)| with pitch = 2 pi R |cot| (the two clusters' means):
   pieces of one helix, each reading its vertex where its own turn began, lie whole
-  turns apart (ours).
+  turns apart (ours; `data_prep.features.turns_apart`).
 
 Printed: a Markdown table of each difference's quartiles for pairs of one reaction and
 pairs of two, and its ROC AUC for "two reactions" (0.5: no information); then what one
 reaction's pairs are (two pieces of one particle, or its ejectile and its residual) and
 how many of each, of those whose vertices both have a z, have them over 100 mm apart;
 and which share of each kind of pair a join on the circle overlap would merge, at
-`OVERLAP_CUTS`, and with the vertices also whole turns apart. ~4 s per 1,000 events.
-Last line: JSON.
+`OVERLAP_CUTS`, and with the vertices also whole turns apart (the join the image
+config's ``cluster_join: helix_turns`` makes, `data_prep.features.join_pieces`). ~4 s
+per 1,000 events. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -46,8 +48,17 @@ import numpy as np
 from proton_misses import centred_events_with_axis  # the features' centring
 from sklearn.metrics import roc_auc_score
 
-from data_prep.features import MAX_VERTEX_COT, N_NAMED, largest_tracks, track_clusters
+from data_prep.features import (
+    JOIN_OVERLAP,
+    JOIN_TURNS,
+    MAX_VERTEX_COT,
+    N_NAMED,
+    circle_overlap,
+    largest_tracks,
+    track_clusters,
+)
 from data_prep.features import own_vertex as features_own_vertex
+from data_prep.features import turns_apart as features_turns_apart
 from data_prep.sim.physics import PILEUP_OFFSET
 
 CHANNELS = (b"p_elastic", b"c12_elastic", b"pileup")
@@ -56,8 +67,8 @@ FAR_MM = 100.0  # own vertices this far apart read as two vertices
 PRODUCTS = (2, 3)  # attpc-engine's nucleus index: ejectile, residual
 DIFFERENCES = ("own-vertex z gap [mm]", "inner-end z gap [mm]", "centre distance / R",
                "abs. log R1 / R2", "circle overlap", "turns apart")  # fmt: skip
-OVERLAP_CUTS = (0.25, 0.5, 0.75)  # Spyral's circle_overlap_ratio: 0.25 now, 0.5 before
-TURNS_TOLERANCE = 0.15  # "whole turns apart": within this fraction of a turn
+OVERLAP_CUTS = (JOIN_OVERLAP, 0.5, 0.75)  # Spyral's circle_overlap_ratio: 0.25, 0.5 before
+TURNS_TOLERANCE = JOIN_TURNS  # "whole turns apart": within this fraction of a turn
 
 
 def reaction(labels: np.ndarray) -> tuple[int, int] | None:
@@ -92,30 +103,10 @@ def own_vertex(xyz: np.ndarray) -> dict | None:
     }
 
 
-def circle_overlap(d: float, r1: float, r2: float) -> float:
-    """Area two circles of radii ``r1``, ``r2`` whose centres lie ``d`` apart share, over
-    the smaller circle's area: 0 apart, 1 when one lies inside the other; between, the
-    lens of two circular segments (each a sector less its triangle)."""
-    small = min(r1, r2)
-    if d >= r1 + r2:
-        return 0.0
-    if d <= abs(r1 - r2):
-        return 1.0
-    a1 = np.arccos(np.clip((d * d + r1 * r1 - r2 * r2) / (2.0 * d * r1), -1.0, 1.0))
-    a2 = np.arccos(np.clip((d * d + r2 * r2 - r1 * r1) / (2.0 * d * r2), -1.0, 1.0))
-    # the segment of circle k beyond the chord: half-angle a_k, area r^2 (a - sin a cos a)
-    lens = r1 * r1 * (a1 - np.sin(a1) * np.cos(a1)) + r2 * r2 * (a2 - np.sin(a2) * np.cos(a2))
-    return min(1.0, float(lens / (np.pi * small * small)))  # rounding can pass 1
-
-
 def turns_apart(a: dict, b: dict) -> float:
     """How far two `own_vertex` readings' vertex gap lies from a whole number of turns of
-    their helix (0: whole turns apart, 0.5: half way); NaN without both depths."""
-    pitch = (
-        2.0 * np.pi * 0.5 * (a["radius"] + b["radius"]) * np.nanmean(np.abs([a["cot"], b["cot"]]))
-    )
-    turns = abs(a["z"] - b["z"]) / pitch
-    return float(abs(turns - np.round(turns)))
+    their helix (`data_prep.features.turns_apart`); NaN without both depths."""
+    return features_turns_apart(a["z"], b["z"], (a["radius"], b["radius"]), (a["cot"], b["cot"]))
 
 
 def pair_differences(a: dict, b: dict) -> tuple[float, ...]:

@@ -77,23 +77,6 @@ def test_event_pairs_names_clusters_and_drops_the_beam() -> None:
     assert pair[:2] == (False, True)
 
 
-def test_circle_overlap_by_hand_and_by_counting() -> None:
-    # two unit circles one radius apart share 2 pi / 3 - sqrt(3) / 2 (two 60-degree
-    # segments); one inside the other shares all of the smaller; apart, nothing
-    assert math.isclose(
-        pp.circle_overlap(1.0, 1.0, 1.0), (2 * math.pi / 3 - math.sqrt(3) / 2) / math.pi
-    )
-    assert pp.circle_overlap(0.5, 3.0, 1.0) == 1.0
-    assert pp.circle_overlap(4.1, 3.0, 1.0) == 0.0
-    # unequal circles: the share of the smaller circle's points inside the larger one
-    rng = np.random.default_rng(0)
-    r = np.sqrt(rng.random(400_000))  # uniform in the unit disc at the origin
-    phi = rng.random(400_000) * 2 * np.pi
-    x, y = r * np.cos(phi), r * np.sin(phi)
-    inside = np.mean((x - 2.0) ** 2 + y**2 < 1.6**2)  # the circle of radius 1.6 at (2, 0)
-    assert abs(pp.circle_overlap(2.0, 1.0, 1.6) - inside) < 0.005
-
-
 def test_a_beam_like_track_has_no_vertex_depth() -> None:
     """|cot| >= 4 (within ~14 deg of the axis): the circle stays, its vertex z does not,
     as `tracks_v7` reads no window column for it."""
