@@ -153,8 +153,9 @@ class ImageConfig:
     # none | helix_turns: join the features' clusters that are pieces of one helix (the
     # beam core cuts a winding track into one piece per turn) before the tracks are named:
     # circles that overlap, own vertices a whole number of pitches apart
-    # (data_prep.features.join_pieces; docs/sim-to-real.md, "Pile-ups: which clusters are
-    # one particle")
+    # (data_prep.features.join_pieces). Measured on the recipe and not kept: it lowered
+    # the validation proton F1 by 0.005 (docs/sim-to-real.md, "Joining the pieces of a
+    # helix")
     cluster_join: str = "none"
     # none | rules: first of all (before the features and the projection) drop structured
     # noise by data_prep.structured's rules: pads firing in more than hot_pad_fraction of
