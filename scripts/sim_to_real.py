@@ -2455,9 +2455,10 @@ lowest piece was the true first one every time (the piece coming nearest in z to
 simulated vertex). The track names the track trees learn read the same joined clusters.
 On the first 1,000 events of the seed-1 simulation it changes the track count of 18 %
 of the proton events, 8 % of the others and 1 % of the carbon events. The recipe
-without and with it, trained on the same 108,000 events (docs/recommended-model.md's,
-simulated again with today's code: the recipe reads 0.935 on its validation split
-where the 13th session's trees read 0.939), the same split and test events, scored by
+without and with it, trained on the same 108,000 events (docs/recommended-model.md's
+command and seeds, simulated again this session: the recipe reads 0.935 on its
+validation split where the 13th session's trees, on events simulated sessions before,
+read 0.939; the difference is not traced), the same split and test events, scored by
 `scripts/paired_f1.py`:
 
 {CLUSTER_JOIN_TABLE}
