@@ -466,7 +466,7 @@ def one_helix(a: OwnVertex, b: OwnVertex) -> bool:
     """Whether two clusters' `own_vertex` readings (both with a depth) are pieces of one
     helix: circles that overlap and vertices whole turns apart (`join_pieces`)."""
     d = float(np.hypot(*(a.centre - b.centre)))
-    if circle_overlap(d, a.radius, b.radius) <= JOIN_OVERLAP:
+    if not circle_overlap(d, a.radius, b.radius) > JOIN_OVERLAP:  # NaN: no join
         return False
     cots = (float(a.helix[1]), float(b.helix[1]))
     return turns_apart(a.z, b.z, (a.radius, b.radius), cots) < JOIN_TURNS
@@ -475,7 +475,10 @@ def one_helix(a: OwnVertex, b: OwnVertex) -> bool:
 def circle_overlap(d: float, r1: float, r2: float) -> float:
     """Area two circles of radii ``r1``, ``r2`` whose centres lie ``d`` apart share, over
     the smaller circle's area: 0 apart, 1 when one lies inside the other; between, the
-    lens of two circular segments (each a sector less its triangle)."""
+    lens of two circular segments (each a sector less its triangle). NaN where a
+    distance or radius is not finite."""
+    if not all(np.isfinite(v) for v in (d, r1, r2)):
+        return float("nan")
     small = min(r1, r2)
     if d >= r1 + r2:
         return 0.0
@@ -494,12 +497,12 @@ def turns_apart(
     """How far the gap between two vertex depths lies from a whole number of turns of
     their helix (0: whole turns apart, 0.5: half way), the pitch 2 pi R |cot| from the
     two readings' mean radius and mean |cot| (a NaN cot left out); NaN without both
-    depths or any cot."""
+    depths, any cot or a finite, non-zero pitch."""
     abs_cots = [abs(c) for c in cots if np.isfinite(c)]
     if not abs_cots or not (np.isfinite(z1) and np.isfinite(z2)):
         return float("nan")
     pitch = 2.0 * np.pi * 0.5 * (radii[0] + radii[1]) * float(np.mean(abs_cots))
-    if not pitch > 0:
+    if not (pitch > 0 and np.isfinite(pitch)):
         return float("nan")
     turns = abs(z1 - z2) / pitch
     return float(abs(turns - np.round(turns)))

@@ -2447,8 +2447,9 @@ join is now the prep option `cluster_join: helix_turns` (`data_prep.features
 clusters whose free circles overlap by more than a quarter of the smaller one and whose
 own vertices lie within 0.15 turn of a whole number of pitches are one track, in chains
 (a with b and b with c: one). The joined track's shares, size and shape read all its
-points; its helix columns (through the beam line and about its own vertex) read its
-first piece, the one that reaches lowest in z: a piece's own reading cannot say which
+points; its helix columns (through the beam line and about its own vertex; in
+`tracks_v6` and `v8` the pair columns' circle and vertex too) read its first piece, the
+one that reaches lowest in z: a piece's own reading cannot say which
 way it climbs (a whole turn reads as well backwards), but the beam runs to +z and the
 recoils go forward, and on 140 joined elastic protons of the seed-1 simulation the
 lowest piece was the true first one every time (the piece coming nearest in z to the

@@ -16,7 +16,9 @@ from data_prep.features import (
     circle_overlap,
     event_features,
     feature_names,
+    has_depth,
     join_pieces,
+    own_vertex,
     track_clusters,
     turns_apart,
 )
@@ -64,6 +66,48 @@ def test_a_three_turn_helix_is_three_pieces_joined_into_one() -> None:
     assert abs(col(apart, "t1_helix_cot_polar")) == pytest.approx(0.5, abs=0.01)
     # the whole track's extent in z: three turns of pitch 2 pi R cot, less the core's cuts
     assert col(joined, "t1_z_extent_mm") > 2.5 * 2 * math.pi * 80.0 * 0.5
+
+
+def test_a_slowing_helix_is_read_on_its_first_turn() -> None:
+    """A proton curls tighter each turn: R 80 mm, then 70 mm a pitch (2 pi x 75 x 0.5, the
+    pair's mean) above. The joined track's radius is the first turn's, not a blend."""
+    pitch = 2 * math.pi * 75.0 * 0.5
+    track = np.concatenate([wound(100.0, 80.0, 0.3, 0.5, 0.9),
+                            wound(100.0 + pitch, 70.0, 0.3, 0.5, 0.9)])  # fmt: skip
+    row = row_of(track, "helix_turns")
+    assert col(row, "n_tracks") == 1
+    assert col(row, "t1_helix_log10_radius_mm") == pytest.approx(math.log10(80.0), abs=0.003)
+    assert col(row, "t1_vhelix_cot_polar") == pytest.approx(0.5, abs=0.01)
+
+
+def test_joins_chain_and_the_lowest_piece_leads() -> None:
+    """a overlaps b, b overlaps c, a and c barely (centres 60 degrees apart each step, equal
+    radii: shares 0.39 and 0.06); each a whole pitch above the last: one track, led by a.
+    The points come a, c, b, so DBSCAN numbers them a, c, b and the chain's link (b) has
+    the largest id: a join that overwrote a link instead of merging roots would lose a."""
+    pitch = 2 * math.pi * 80.0 * 0.5
+    pieces = [wound(100.0 + k * pitch, 80.0, k * math.pi / 3, 0.5, 0.9) for k in range(3)]
+    ends = [own_vertex(p[:, :3]) for p in pieces]
+    d_ac = float(np.hypot(*(ends[0].centre - ends[2].centre)))
+    assert circle_overlap(d_ac, ends[0].radius, ends[2].radius) < 0.25  # a, c: no pair
+    track = np.concatenate([pieces[0], pieces[2], pieces[1]])
+    counts = np.array([len(track)])
+    _, labels = track_clusters(track, counts)
+    joined, first = join_pieces(track, counts, labels)
+    assert len(np.unique(labels[labels >= 0])) == 3
+    assert labels[len(pieces[0]) + len(pieces[2]) + len(pieces[1]) // 2] == 2  # b: the last
+    assert len(np.unique(joined[joined >= 0])) == 1
+    lead = track[first & (joined >= 0)]
+    assert lead[:, 2].max() < 100.0 + pitch  # the first piece is a's, all of it
+    assert (first & (joined >= 0)).sum() == (np.hypot(*pieces[0][:, :2].T) >= CORE_MM).sum()
+
+
+def test_a_track_along_the_axis_has_no_depth_to_join_on() -> None:
+    """|cot| >= 4 (within ~14 deg of the beam): no vertex depth, never joined (as
+    `tracks_v7` reads no window column for it)."""
+    assert has_depth(own_vertex(wound(100.0, 80.0, 0.3, 0.5, 0.9)[:, :3]))
+    assert not has_depth(own_vertex(wound(100.0, 80.0, 0.3, 5.0, 0.9)[:, :3]))
+    assert not has_depth(None)
 
 
 def test_the_first_piece_is_the_one_nearest_the_window_in_any_point_order() -> None:
@@ -127,6 +171,7 @@ def test_turns_apart_by_hand() -> None:
     assert turns_apart(0.0, 2 * pitch, (100.0, 100.0), (0.75, float("nan"))) == pytest.approx(0)
     assert math.isnan(turns_apart(0.0, float("nan"), (80.0, 80.0), (1.0, 1.0)))
     assert math.isnan(turns_apart(0.0, 10.0, (80.0, 80.0), (0.0, 0.0)))  # no pitch
+    assert math.isnan(turns_apart(0.0, 10.0, (math.inf, 80.0), (1.0, 1.0)))
 
 
 def test_circle_overlap_by_hand_and_by_counting() -> None:
@@ -137,6 +182,7 @@ def test_circle_overlap_by_hand_and_by_counting() -> None:
     )
     assert circle_overlap(0.5, 3.0, 1.0) == 1.0
     assert circle_overlap(4.1, 3.0, 1.0) == 0.0
+    assert math.isnan(circle_overlap(math.nan, 3.0, 1.0))
     # unequal circles: the share of the smaller circle's points inside the larger one
     rng = np.random.default_rng(0)
     r = np.sqrt(rng.random(400_000))  # uniform in the unit disc at the origin
