@@ -297,11 +297,7 @@ def event_features(
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
     off, labels = track_clusters(pts, counts, beam, z_scale)
-    first = np.ones(len(pts), dtype=bool)
-    if join == "helix_turns":
-        labels, first = join_pieces(pts, counts, labels)
-    elif join != "none":
-        raise ValueError(f"unknown cluster join {join!r}; one of {CLUSTER_JOINS}")
+    labels, first = joined_clusters(pts, counts, labels, join)
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
         out[b], q_ref[b] = _one_event(pts[start:stop], r[start:stop], off[start:stop],
@@ -401,6 +397,19 @@ def track_clusters(
     return off, labels
 
 
+def joined_clusters(
+    points: np.ndarray, counts: np.ndarray, labels: np.ndarray, join: str = "none"
+) -> tuple[np.ndarray, np.ndarray]:
+    """The tracks the features name: `track_clusters`' ``labels`` joined as ``join`` (one of
+    `CLUSTER_JOINS`) says, and per point whether it lies on its track's first piece (all
+    True without a join)."""
+    if join == "helix_turns":
+        return join_pieces(points, counts, labels)
+    if join != "none":
+        raise ValueError(f"unknown cluster join {join!r}; one of {CLUSTER_JOINS}")
+    return labels, np.ones(len(labels), dtype=bool)
+
+
 def join_pieces(
     points: np.ndarray, counts: np.ndarray, labels: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -420,9 +429,9 @@ def join_pieces(
     first = np.ones(len(labels), dtype=bool)
     ends = np.cumsum(counts)
     for start, stop in zip(ends - counts, ends, strict=True):
-        lab = labels[start:stop]
+        lab, xyz = labels[start:stop], points[start:stop, :3]  # views: writes land
         ids = np.unique(lab[lab >= 0])
-        found = {int(c): own_vertex(points[start:stop][lab == c, :3]) for c in ids}
+        found = {int(c): own_vertex(xyz[lab == c]) for c in ids}
         reads = {c: v for c, v in found.items() if has_depth(v)}
         root = {c: c for c in reads}
 
@@ -448,7 +457,7 @@ def join_pieces(
             # simulation it was the true first piece every time; a piece's own reading of
             # its climb is no guide: a whole turn reads as well backwards, and the pieces
             # of one turn split by a gap read one vertex)
-            lead = min(members, key=lambda c: points[start:stop][lab == c, 2].min())
+            lead = min(members, key=lambda c: xyz[lab == c, 2].min())
             part = np.isin(lab, members)
             first[start:stop][part] = lab[part] == lead
             lab[part] = head
@@ -657,7 +666,7 @@ def vertex_helix(xyz: np.ndarray) -> np.ndarray:
         return out
     hf, z_v = found.helix, found.z
     out[0], out[1] = hf[1], hf[2]
-    if np.isfinite(z_v) and abs(hf[1]) < MAX_VERTEX_COT:
+    if has_depth(found):
         speed = np.interp(max(z_v, 0.0), BEAM_SPEED_Z_MM, BEAM_SPEED)
         out[2] = hf[2] - np.log10(speed)
     return out

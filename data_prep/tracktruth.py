@@ -21,7 +21,7 @@ import numpy as np
 
 from data_prep.errors import InputError
 from data_prep.events import Event
-from data_prep.features import N_NAMED, join_pieces, largest_tracks, track_clusters
+from data_prep.features import N_NAMED, joined_clusters, largest_tracks, track_clusters
 from data_prep.imagefile import image_sources, source_path
 from data_prep.sim.physics import PILEUP_OFFSET
 from data_prep.sim.stats import EJECTILE
@@ -112,8 +112,7 @@ def _chunk_tracks(
         pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
     beam_pts = cfg.beam_points(pts[:, :4], counts)
     _, labels = track_clusters(pts, counts, beam_pts, cfg.cluster_z_scale)
-    if cfg.cluster_join == "helix_turns":  # the tracks the features name
-        labels, _ = join_pieces(pts, counts, labels)
+    labels, _ = joined_clusters(pts, counts, labels, cfg.cluster_join)  # as the features
     ends = np.cumsum(counts)
     for event, start, stop in zip(events, ends - counts, ends, strict=True):
         yield event, pts[start:stop], labels[start:stop], noise, beam

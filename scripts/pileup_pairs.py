@@ -51,9 +51,9 @@ from sklearn.metrics import roc_auc_score
 from data_prep.features import (
     JOIN_OVERLAP,
     JOIN_TURNS,
-    MAX_VERTEX_COT,
     N_NAMED,
     circle_overlap,
+    has_depth,
     largest_tracks,
     track_clusters,
 )
@@ -97,7 +97,7 @@ def own_vertex(xyz: np.ndarray) -> dict | None:
     return {
         "centre": found.centre,
         "radius": found.radius,
-        "z": found.z if abs(cot) < MAX_VERTEX_COT else np.nan,  # a beam-like line: anywhere
+        "z": found.z if has_depth(found) else np.nan,  # a beam-like line: anywhere
         "cot": cot,
         "inner_z": float(xyz[r.argmin(), 2]),
     }
