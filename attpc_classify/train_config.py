@@ -80,7 +80,7 @@ class ModelConfig:
     # early on the tracks of a held-out tenth of the training events instead of running
     # 300 iterations
     track_early_stopping: bool = False
-    # gbt on tracks_v6 or v8: which two light tracks' pair columns the event trees read
+    # gbt on tracks_v6, v8 or v9: which two light tracks' pair columns the event trees read
     # (models.gbt.LIGHT_PAIRS): the two likeliest, or the widest apart of the likely ones
     light_pair: str = "likeliest"
 

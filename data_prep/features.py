@@ -47,7 +47,10 @@ track's helix read about its own vertex (`vertex_helix`): a beam ion reacts off 
 beam line (its spot, its angle), and a circle forced through the line misreads a
 proton's radius; the free circle's point nearest the line is the track's vertex, and the
 invariant there, over the beam's speed at its depth (`BEAM_SPEED`), lies on one line for
-elastic protons at any depth. The numbers 4 and 5 were feature sets measured and not kept
+elastic protons at any depth. ``tracks_v9`` is ``tracks_v8`` plus, per pair, the two
+numbers the optional join of a helix's pieces cuts on (`own_pair_values`: the overlap of
+their free circles, how far their own vertices lie from whole turns apart), left to the
+trees instead of a fixed cut. The numbers 4 and 5 were feature sets measured and not kept
 (docs/sim-to-real.md).
 """
 
@@ -61,13 +64,14 @@ from data_prep.cluster import dbscan_labels
 
 #: feature sets a config may name (``ImageConfig.features``); "none" = no features
 FEATURE_SETS = ("none", "tracks_v1", "tracks_v2", "tracks_v3", "tracks_v6", "tracks_v7",
-                "tracks_v8")  # fmt: skip
+                "tracks_v8", "tracks_v9")  # fmt: skip
 #: the sets whose five largest tracks a model names (`models.gbt.NamedTracksGBT`)
-NAMED_SETS = ("tracks_v3", "tracks_v6", "tracks_v7", "tracks_v8")
-#: the sets with the pair columns (`PAIR_FEATURES`) and with each named track's helix
-#: about its own vertex (`VERTEX_HELIX_FEATURES`)
-PAIR_SETS = ("tracks_v6", "tracks_v8")
-VERTEX_SETS = ("tracks_v7", "tracks_v8")
+NAMED_SETS = ("tracks_v3", "tracks_v6", "tracks_v7", "tracks_v8", "tracks_v9")
+#: the sets with the pair columns (`PAIR_FEATURES`; tracks_v9 also `OWN_PAIR_FEATURES`)
+#: and with each named track's helix about its own vertex (`VERTEX_HELIX_FEATURES`)
+PAIR_SETS = ("tracks_v6", "tracks_v8", "tracks_v9")
+OWN_PAIR_SETS = ("tracks_v9",)
+VERTEX_SETS = ("tracks_v7", "tracks_v8", "tracks_v9")
 
 EPS_MM = 20.0  # DBSCAN reach, as configs/prep/robust.yaml denoises images
 MIN_SAMPLES = 4
@@ -122,6 +126,13 @@ PAIR_FEATURES = (
     "centre_angle",  # angle about the axis between their circles' centres [rad]: one
     # helix cut into pieces keeps its centre, two reactions' tracks have their own
     "vertex_dz_mm",  # |vertex z difference|: one vertex or two
+)
+#: tracks_v9: per pair, the same question asked of their free circles and own vertices
+#: (`own_vertex`), the quantities `join_pieces` cuts on, left for the trees to weigh
+OWN_PAIR_FEATURES = (
+    "circle_overlap",  # shared area of the free circles over the smaller (`circle_overlap`)
+    "turns_apart",  # own vertices' gap from a whole number of pitches (`turns_apart`)
+    "own_vertex_dz_mm",  # |own vertex z difference|
 )
 #: tracks_v7: per named track, its helix refitted about its own vertex (`vertex_helix`)
 VERTEX_HELIX_FEATURES = (
@@ -223,7 +234,7 @@ def feature_names(feature_set: str = "tracks_v1", run_unit: bool = False) -> tup
     points = tuple(f"t{k}_log10_points" for k in range(1, N_NAMED + 1))
     more = tuple(f"t{k}_{n}" for k in range(N_TRACKS + 1, N_NAMED + 1)
                  for n in TRACK_FEATURES + HELIX_FEATURES)  # fmt: skip
-    pairs = tuple(f"p{i}{j}_{n}" for i, j in track_pairs() for n in PAIR_FEATURES)
+    pairs = tuple(f"p{i}{j}_{n}" for i, j in track_pairs() for n in pair_features(feature_set))
     vertex = tuple(f"t{k}_{n}" for k in range(1, N_NAMED + 1) for n in VERTEX_HELIX_FEATURES)
     return (v2 + points + more + (pairs if feature_set in PAIR_SETS else ())
             + (vertex if feature_set in VERTEX_SETS else ()))  # fmt: skip
@@ -234,11 +245,19 @@ def track_pairs(n: int = N_NAMED) -> list[tuple[int, int]]:
     return [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1)]
 
 
+def pair_features(feature_set: str) -> tuple[str, ...]:
+    """The names of one pair's columns in ``feature_set`` (`PAIR_SETS`), none elsewhere."""
+    if feature_set not in PAIR_SETS:
+        return ()
+    return PAIR_FEATURES + (OWN_PAIR_FEATURES if feature_set in OWN_PAIR_SETS else ())
+
+
 def pair_columns(feature_set: str = "tracks_v6", run_unit: bool = False) -> list[list[int]]:
     """Per pair of `track_pairs`, the columns of ``feature_set`` (`PAIR_SETS`) that hold its
-    `PAIR_FEATURES`."""
+    `pair_features` (the centre angle first)."""
     index = {n: i for i, n in enumerate(feature_names(feature_set, run_unit))}
-    return [[index[f"p{i}{j}_{n}"] for n in PAIR_FEATURES] for i, j in track_pairs()]
+    names = pair_features(feature_set)
+    return [[index[f"p{i}{j}_{n}"] for n in names] for i, j in track_pairs()]
 
 
 def track_columns(feature_set: str = "tracks_v3", run_unit: bool = False) -> list[list[int]]:
@@ -305,6 +324,7 @@ def event_features(
                                       helix=feature_set != "tracks_v1",
                                       named=feature_set in NAMED_SETS,
                                       pairs=feature_set in PAIR_SETS,
+                                      own_pairs=feature_set in OWN_PAIR_SETS,
                                       vertex=feature_set in VERTEX_SETS)  # fmt: skip
     if run_unit is None:
         return out
@@ -535,6 +555,7 @@ def _one_event(
     named: bool = False,
     pairs: bool = False,
     vertex: bool = False,
+    own_pairs: bool = False,
 ) -> tuple[np.ndarray, float]:
     """One event's feature row and its median positive point charge (ADC; NaN: none).
     ``first``: per point, whether it belongs to its track's first piece (`join_pieces`),
@@ -569,11 +590,13 @@ def _one_event(
     n_track = len(TRACK_FEATURES)
     axes, inner_z, vertex_z = [], [], []
     centres, vertices = [], []  # PAIR_SETS: each described track's circle and vertex
+    readings: list[OwnVertex | None] = []  # OWN_PAIR_SETS: each one's `own_vertex`
     n_v1 = n_event + N_TRACKS * n_track
     n_helix = len(HELIX_FEATURES)
     n_v2 = n_v1 + len(VERTEX_FEATURES) + N_TRACKS * n_helix
     n_v3 = n_v2 + N_NAMED + (N_NAMED - N_TRACKS) * (n_track + n_helix)
-    n_pairs = len(track_pairs()) * len(PAIR_FEATURES) if pairs else 0
+    n_per_pair = len(PAIR_FEATURES) + (len(OWN_PAIR_FEATURES) if own_pairs else 0)
+    n_pairs = len(track_pairs()) * n_per_pair if pairs else 0
     n_vh = len(VERTEX_HELIX_FEATURES)
     for k, c in enumerate(largest_tracks(labels, N_NAMED if named else N_TRACKS)):
         sel = labels == c
@@ -586,9 +609,12 @@ def _one_event(
             z_v = z_v if abs(hf[1]) < MAX_VERTEX_COT else np.nan
         if named:
             row[n_v2 + k] = np.log10(sel.sum())
-        if vertex:  # after tracks_v3's columns and the pairs' (tracks_v8)
+        found = own_vertex(pts[piece, :3]) if vertex or own_pairs else None
+        if vertex:  # after tracks_v3's columns and the pairs' (tracks_v8, v9)
             start = n_v3 + n_pairs + k * n_vh
-            row[start : start + n_vh] = vertex_helix(pts[piece, :3])
+            row[start : start + n_vh] = vertex_columns(found)
+        if own_pairs:
+            readings.append(found)
         if pairs:
             centres.append(circle_direction(pts[piece, :2]))
             vertices.append(z_v)
@@ -615,13 +641,17 @@ def _one_event(
         if len(vz) >= 2 and np.isfinite(vz[:2]).all():
             row[n_v1 + 1] = abs(vz[0] - vz[1])
     if pairs:
-        row[n_v3 : n_v3 + n_pairs] = pair_values(centres, vertices)
+        values = pair_values(centres, vertices)
+        if own_pairs:
+            values = np.concatenate([values, own_pair_values(readings)], axis=1)
+        row[n_v3 : n_v3 + n_pairs] = values.reshape(-1)
     return row, median_q
 
 
 def pair_values(centres: list[np.ndarray], vertices: list[float]) -> np.ndarray:
-    """The `PAIR_FEATURES` of every pair of `track_pairs` (NaN where a track is missing or
-    has no circle or vertex), from each track's `circle_direction` and helix vertex z."""
+    """``(P, 2)``: the `PAIR_FEATURES` of every pair of `track_pairs` (NaN where a track is
+    missing or has no circle or vertex), from each track's `circle_direction` and helix
+    vertex z."""
     out = np.full((len(track_pairs()), len(PAIR_FEATURES)), np.nan)
     for p, (i, j) in enumerate(track_pairs()):
         if j > len(centres):
@@ -630,7 +660,28 @@ def pair_values(centres: list[np.ndarray], vertices: list[float]) -> np.ndarray:
         if np.isfinite(cos):
             out[p, 0] = np.arccos(np.clip(cos, -1.0, 1.0))
         out[p, 1] = abs(vertices[i - 1] - vertices[j - 1])
-    return out.reshape(-1)
+    return out
+
+
+def own_pair_values(readings: list[OwnVertex | None]) -> np.ndarray:
+    """``(P, 3)``: the `OWN_PAIR_FEATURES` of every pair of `track_pairs` from each described
+    track's `own_vertex` reading (None: no circle), NaN where a track is missing or has no
+    circle; the vertex columns need both depths (`has_depth`).
+
+    The same two numbers `join_pieces` cuts on (a helix cut by the beam core: its pieces'
+    circles overlap and their vertices lie whole turns apart), as columns: the trees
+    weigh them beside everything else instead of a fixed cut deciding before them."""
+    out = np.full((len(track_pairs()), len(OWN_PAIR_FEATURES)), np.nan)
+    for p, (i, j) in enumerate(track_pairs()):
+        if j > len(readings) or readings[i - 1] is None or readings[j - 1] is None:
+            continue
+        a, b = readings[i - 1], readings[j - 1]
+        out[p, 0] = circle_overlap(float(np.hypot(*(a.centre - b.centre))), a.radius, b.radius)
+        if has_depth(a) and has_depth(b):
+            cots = (float(a.helix[1]), float(b.helix[1]))
+            out[p, 1] = turns_apart(a.z, b.z, (a.radius, b.radius), cots)
+            out[p, 2] = abs(a.z - b.z)
+    return out
 
 
 def circle_direction(xy: np.ndarray) -> np.ndarray:
@@ -660,8 +711,12 @@ def vertex_helix(xyz: np.ndarray) -> np.ndarray:
     elastic recoils' invariant is proportional to it) is the invariant the recoil would
     have had from the window. NaN where the cluster has no circle, the circle passes
     farther than `MAX_VERTEX_MISS_MM` from the beam line, or (the last) no vertex z."""
+    return vertex_columns(own_vertex(xyz))
+
+
+def vertex_columns(found: OwnVertex | None) -> np.ndarray:
+    """`VERTEX_HELIX_FEATURES` of a cluster's `own_vertex` reading (`vertex_helix`)."""
     out = np.full(len(VERTEX_HELIX_FEATURES), np.nan)
-    found = own_vertex(xyz)
     if found is None:
         return out
     hf, z_v = found.helix, found.z

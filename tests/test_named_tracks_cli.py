@@ -1,4 +1,4 @@
-"""gbt on named-track features (tracks_v3, v6, v7, v8) end to end: simulate (with per-point truth)
+"""gbt on named-track features (tracks_v3, v6-v9) end to end: simulate (with per-point truth)
 -> preprocess -> train names the tracks -> the run reloads and classifies the raw run
 files as the image file -> both refits (labels: model.init=run:, no labels: adapt) keep
 the track trees and refit the event trees on the simulated events named as at training."""
@@ -21,6 +21,7 @@ pytestmark = pytest.mark.heavy
         ("tracks_v6", True, "widest"),
         ("tracks_v7", True, ""),
         ("tracks_v8", True, "widest"),
+        ("tracks_v9", False, "both"),
     ],
 )
 def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features, early, pair):
@@ -38,13 +39,14 @@ def test_named_track_trees_train_reload_and_classify(tmp_path, capsys, features,
                  *([f"model.light_pair={pair}"] if pair else []), "--quiet"]) == 0  # fmt: skip
     model = load_run(run).model
     assert isinstance(model, NamedTracksGBT) and model.track.feature.shape[0] > 0
-    assert model.pairs == (features in ("tracks_v6", "tracks_v8"))  # the light pair's columns
+    # the light pair's columns
+    assert model.pairs == (features in ("tracks_v6", "tracks_v8", "tracks_v9"))
     assert model.light_pair == (pair or "likeliest")
     # the track trees read each track's helix about its own vertex where the set has it
     names = load_run(run).info.image_config.feature_names
     last = names[int(model.track_cols[0, -1])]
-    assert last == ("t1_vhelix_log10_invariant_window" if features in ("tracks_v7", "tracks_v8")
-                    else "t1_helix_rms_mm")  # fmt: skip
+    vertex = features in ("tracks_v7", "tracks_v8", "tracks_v9")
+    assert last == ("t1_vhelix_log10_invariant_window" if vertex else "t1_helix_rms_mm")
     # 300 iterations (a tree per kind present each), or fewer: the held-out events' tracks
     iterations = model.track.feature.shape[0] // len(model.track.tree_class.unique())
     assert (iterations < 300) == early

@@ -78,8 +78,8 @@ def model_args(cfg: Any, image_config: ImageConfig, num_classes: int) -> dict[st
 
         if cfg.light_pair != "likeliest" and image_config.features not in PAIR_SETS:
             raise InputError(
-                f"model.light_pair={cfg.light_pair} reads the track pairs of features=tracks_v6 "
-                f"or tracks_v8 (this file: {image_config.features})"
+                f"model.light_pair={cfg.light_pair} reads the track pairs of features=tracks_v6, "
+                f"v8 or v9 (this file: {image_config.features})"
             )
         if image_config.features in NAMED_SETS:  # its five tracks are named first
             unit = image_config.charge_calibration != "none"
