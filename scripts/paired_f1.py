@@ -1,7 +1,7 @@
 """Two runs on the same events: the proton F1 difference with a paired bootstrap interval.
 
     .venv/bin/python scripts/paired_f1.py RUN_A DATA_A RUN_B DATA_B [NAME=DATA_A,DATA_B ...]
-        [--validation] [--n-boot 2000]
+        [--validation | --unseen] [--n-boot 2000]
 
 Each run classifies its own image file of the same events (two files where the runs read
 different features: the same run files preprocessed twice; checked event by event on
@@ -11,8 +11,11 @@ together, so the noise the two share (which events a set happens to hold) cancel
 ``--validation``: DATA_A and DATA_B are the runs' training files; only the split `train`
 held out is scored (its labelled events split with the run's ``seed`` and
 ``data.val_fraction``, `attpc_classify.data.load_datasets`; both runs must have held out
-the same events). Unlabelled events are not scored. More sets: ``NAME=DATA_A,DATA_B``.
-Last line: JSON.
+the same events). ``--unseen``: runs trained on different files made the same way (more
+events, say): DATA_A and DATA_B are their training files, and the events scored are
+those run B held out whose run files DATA_A does not hold, so neither run trained on
+them; both runs classify DATA_B. Unlabelled events are not scored. More sets:
+``NAME=DATA_A,DATA_B``. Last line: JSON.
 """
 
 from __future__ import annotations
@@ -72,6 +75,8 @@ def main() -> None:
     ap.add_argument("data_b", type=Path)
     ap.add_argument("more", nargs="*", help="NAME=DATA_A,DATA_B")
     ap.add_argument("--validation", action="store_true", help="the first pair: own split")
+    ap.add_argument("--unseen", action="store_true",
+                    help="the first pair: B's split, files A never read")  # fmt: skip
     ap.add_argument("--n-boot", type=int, default=2000)
     args = ap.parse_intermixed_args()
     sets = {args.data_a.stem: (args.data_a, args.data_b)}
@@ -80,6 +85,12 @@ def main() -> None:
         sets[name] = tuple(Path(p) for p in pair.split(","))
     out = {}
     for k, (name, (data_a, data_b)) in enumerate(sets.items()):
+        if k == 0 and args.unseen:
+            y, keys = events(data_b)
+            keep = unseen(args.run_b, y, keys, events(data_a)[1])
+            a, b = called(args.run_a, data_b), called(args.run_b, data_b)
+            out[name] = report(name, paired(y[keep], a[keep], b[keep], args.n_boot))
+            continue
         (y, keys_a), (y_b, keys_b) = events(data_a), events(data_b)
         if not (np.array_equal(y, y_b) and np.array_equal(keys_a, keys_b)):
             raise SystemExit(f"error: {data_a} and {data_b} do not hold the same events")
@@ -90,13 +101,24 @@ def main() -> None:
                 raise SystemExit("error: the two runs held out different validation events")
         a, b = called(args.run_a, data_a), called(args.run_b, data_b)
         y, a, b = y[keep], a[keep], b[keep]
-        out[name] = paired(y, a, b, args.n_boot)
-        d = out[name]
-        print(f"{name}: {d['events']} events, proton F1 {d['a'][0]:.4f} -> {d['b'][0]:.4f}, "
-              f"B - A {d['proton_f1'][0]:+.4f} [{d['proton_f1'][1]:+.4f}, "
-              f"{d['proton_f1'][2]:+.4f}]; macro-F1 {d['macro_f1'][0]:+.4f} "
-              f"[{d['macro_f1'][1]:+.4f}, {d['macro_f1'][2]:+.4f}]", flush=True)  # fmt: skip
+        out[name] = report(name, paired(y, a, b, args.n_boot))
     print(json.dumps(out))
+
+
+def unseen(run_b: Path, y: np.ndarray, keys: np.ndarray, keys_a: np.ndarray) -> np.ndarray:
+    """Indices of the events run B held out for validation (``y``, ``keys``: its training
+    file's) from run files that run A's training file (``keys_a``) does not hold."""
+    val = held_out(run_b, y)
+    return val[~np.isin(keys[val, 0], np.unique(keys_a[:, 0]))]
+
+
+def report(name: str, d: dict) -> dict:
+    """Print one set's line of `paired`'s result ``d``; return it."""
+    print(f"{name}: {d['events']} events, proton F1 {d['a'][0]:.4f} -> {d['b'][0]:.4f}, "
+          f"B - A {d['proton_f1'][0]:+.4f} [{d['proton_f1'][1]:+.4f}, "
+          f"{d['proton_f1'][2]:+.4f}]; macro-F1 {d['macro_f1'][0]:+.4f} "
+          f"[{d['macro_f1'][1]:+.4f}, {d['macro_f1'][2]:+.4f}]", flush=True)  # fmt: skip
+    return d
 
 
 if __name__ == "__main__":

@@ -59,3 +59,22 @@ def test_validation_is_the_runs_own_split_of_the_labelled_events(tmp_path) -> No
     (run / "config.yaml").write_text(yaml.safe_dump({"data": {"val_path": "val.h5"}}))
     with pytest.raises(SystemExit, match="validated on its own file"):
         pf.held_out(run, y)
+
+
+def test_unseen_keeps_b_s_held_out_events_from_files_a_never_read(tmp_path) -> None:
+    import yaml
+
+    pf = load_script("paired_f1")
+    run = tmp_path / "run_b"
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "data": {"val_fraction": 0.5}}))
+    # B's file: runs 1 and 2 (A's as well) and run 7 (new), 20 events each
+    y = np.tile([0, 1, 2, 2, 0], 12)
+    keys = np.column_stack([np.repeat([1, 2, 7], 20), np.tile(np.arange(20), 3)])
+    keys_a = np.column_stack([np.repeat([1, 2], 20), np.tile(np.arange(20), 2)])
+    got = pf.unseen(run, y, keys, keys_a)
+    held = pf.held_out(run, y)
+    # by hand: B's held-out events whose run is 7, in B's order
+    want = [i for i in held if keys[i, 0] == 7]
+    assert list(got) == want and len(want) > 0
+    assert not set(got) & set(np.flatnonzero(keys[:, 0] != 7))
