@@ -48,7 +48,7 @@ def test_failures_names_this_configs_training_size() -> None:
     s2r = load_script("sim_to_real")
     _values(s2r)
     text = s2r.failures(2000)
-    assert "(2,000 events here against the recommended 108,000, README)" in text
+    assert "(2,000 events here against the recommended 180,000, README)" in text
     # the trees' zero-shot sentence: 2 of 4 met, the two misses named with their values
     assert "met on 2 of 4 test sets" in text
     assert "nominal, gain_x3 (0.89 / 0.90)" in text
