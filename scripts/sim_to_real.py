@@ -2519,8 +2519,11 @@ e15503b_randomized --events 8000 --seed 96 --first-run 6100`):
 
 Every in-simulation set leans the same way, by 0.001-0.004, and none clears its interval
 on proton F1, the validation split least (+0.001 [-0.001, +0.004]): the options here are
-chosen there, so the recipe stays on `tracks_v7`; the set stays, for a larger training
-set to settle. What the pair columns of `tracks_v6` had shown at 72,000 events (+0.002 to
+chosen there, so the recipe stays on `tracks_v7`. At 180,000 events (the recipe's
+training set since this session, "180,000 events" in docs/recommended-model.md; the same
+split) it is level again: validation +0.0005 [-0.0015, +0.0026] (0.943 both), fresh
+-0.001 [-0.007, +0.005] and +0.004 [-0.000, +0.009], stand-ins -0.001 and +0.006 within
+their intervals. What the pair columns of `tracks_v6` had shown at 72,000 events (+0.002 to
 +0.003, "Which two light tracks") holds for the join's own numbers: the trees read from
 the tracks' other columns most of what a pair says. Commands: the recipe's `preprocess`
 with `--set features=tracks_v9` on the training and test run files, its `train`, then
