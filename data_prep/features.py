@@ -494,11 +494,18 @@ def has_depth(found: OwnVertex | None) -> bool:
 def one_helix(a: OwnVertex, b: OwnVertex) -> bool:
     """Whether two clusters' `own_vertex` readings (both with a depth) are pieces of one
     helix: circles that overlap and vertices whole turns apart (`join_pieces`)."""
-    d = float(np.hypot(*(a.centre - b.centre)))
-    if not circle_overlap(d, a.radius, b.radius) > JOIN_OVERLAP:  # NaN: no join
-        return False
+    overlap, turns, _ = helix_pair(a, b)
+    return overlap > JOIN_OVERLAP and turns < JOIN_TURNS  # NaN: no join
+
+
+def helix_pair(a: OwnVertex, b: OwnVertex) -> tuple[float, float, float]:
+    """Two clusters' `OWN_PAIR_FEATURES`: their free circles' `circle_overlap`, and where
+    both have a depth (`has_depth`; NaN otherwise) their vertices' `turns_apart` and gap."""
+    overlap = circle_overlap(float(np.hypot(*(a.centre - b.centre))), a.radius, b.radius)
+    if not (has_depth(a) and has_depth(b)):
+        return overlap, float("nan"), float("nan")
     cots = (float(a.helix[1]), float(b.helix[1]))
-    return turns_apart(a.z, b.z, (a.radius, b.radius), cots) < JOIN_TURNS
+    return overlap, turns_apart(a.z, b.z, (a.radius, b.radius), cots), abs(a.z - b.z)
 
 
 def circle_overlap(d: float, r1: float, r2: float) -> float:
@@ -675,12 +682,7 @@ def own_pair_values(readings: list[OwnVertex | None]) -> np.ndarray:
     for p, (i, j) in enumerate(track_pairs()):
         if j > len(readings) or readings[i - 1] is None or readings[j - 1] is None:
             continue
-        a, b = readings[i - 1], readings[j - 1]
-        out[p, 0] = circle_overlap(float(np.hypot(*(a.centre - b.centre))), a.radius, b.radius)
-        if has_depth(a) and has_depth(b):
-            cots = (float(a.helix[1]), float(b.helix[1]))
-            out[p, 1] = turns_apart(a.z, b.z, (a.radius, b.radius), cots)
-            out[p, 2] = abs(a.z - b.z)
+        out[p] = helix_pair(readings[i - 1], readings[j - 1])
     return out
 
 
