@@ -73,7 +73,7 @@ def pair_columns(pts: np.ndarray, labels: np.ndarray) -> np.ndarray:
         centres.append(circle_direction(xyz[:, :2]))
         hf, z = _helix(xyz)
         vertices.append(z if abs(hf[1]) < MAX_VERTEX_COT else np.nan)
-    return pair_values(centres, vertices).reshape(len(PAIRS), 2)
+    return pair_values(centres, vertices)
 
 
 def all_pairs(train: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -74,9 +74,10 @@ def main() -> None:
     ap.add_argument("run_b", type=Path)
     ap.add_argument("data_b", type=Path)
     ap.add_argument("more", nargs="*", help="NAME=DATA_A,DATA_B")
-    ap.add_argument("--validation", action="store_true", help="the first pair: own split")
-    ap.add_argument("--unseen", action="store_true",
-                    help="the first pair: B's split, files A never read")  # fmt: skip
+    split = ap.add_mutually_exclusive_group()
+    split.add_argument("--validation", action="store_true", help="the first pair: own split")
+    split.add_argument("--unseen", action="store_true",
+                       help="the first pair: B's split, files A never read")  # fmt: skip
     ap.add_argument("--n-boot", type=int, default=2000)
     args = ap.parse_intermixed_args()
     sets = {args.data_a.stem: (args.data_a, args.data_b)}
