@@ -747,10 +747,11 @@ def _train_sklearn(
 
         run_dir = cfg.model.init.partition(":")[2]
         # trees that name tracks take the run's track trees: the target has no truth
-        source = labelled_refit_inputs(run_dir, train, task, model)
+        share = cfg.model.target_share
+        source = labelled_refit_inputs(run_dir, train, task, model, share)
         logger.info(f"gbt: refitted on the {len(source[1])} simulated training events of "
                     f"{run_dir} plus these {len(y_tr)} labelled events, weight "
-                    f"{source[2]:.3g} each (both sides weigh the same)")  # fmt: skip
+                    f"{source[2]:.3g} each ({share:.0%} of the total)")  # fmt: skip
     fitted = _fit_sklearn(model, x_tr, y_tr, (x_va, y_va) if has_val else None, cfg, source,
                           kinds)  # fmt: skip
     device = torch.device("cpu")

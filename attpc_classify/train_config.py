@@ -83,6 +83,10 @@ class ModelConfig:
     # gbt on tracks_v6, v8 or v9: which two light tracks' pair columns the event trees read
     # (models.gbt.LIGHT_PAIRS): the two likeliest, or the widest apart of the likely ones
     light_pair: str = "likeliest"
+    # gbt with init=run:DIR and labelled target events: the target's share of the total
+    # training weight (the run's simulated events hold the rest); 0.5 = both sides weigh
+    # the same (trees_adapt.labelled_refit_inputs)
+    target_share: float = 0.5
 
     def __post_init__(self) -> None:
         _choice(self.name, MODEL_NAMES, "model.name")
@@ -115,6 +119,10 @@ class ModelConfig:
         _choice(self.light_pair, ("likeliest", "widest", "both"), "model.light_pair")
         if self.light_pair != "likeliest" and self.name != "gbt":
             raise InputError("model.light_pair is for model.name=gbt")
+        if not 0 < self.target_share < 1:
+            raise InputError(f"model.target_share must be in (0, 1); got {self.target_share}")
+        if self.target_share != 0.5 and not (self.name == "gbt" and self.init.startswith("run:")):
+            raise InputError("model.target_share is for model.name=gbt with model.init=run:DIR")
         if self.learning_rate <= 0 or self.max_leaf_nodes < 2 or self.l2_regularization < 0:
             raise InputError(
                 "model.learning_rate must be > 0, max_leaf_nodes >= 2, l2_regularization >= 0"

@@ -15,7 +15,8 @@ same run files, ``data.unit_dropout``), plus events of the target run:
   times its predicted share before adaptation is undone and self-training stops.
 * **A few labels** (``train --config gbt.yaml --data LABELLED model.init=run:RUN``,
   `labelled_refit_inputs`): the labelled target events join the run's simulated training
-  events with a weight that gives both sides the same total (``n_sim / n_target`` each),
+  events with a weight that gives both sides the same total (``n_sim / n_target`` each;
+  ``model.target_share`` moves the target's share of the total from one half),
   and early stopping watches the labelled target's validation split (the domain the
   model is for), not the simulation's.
 
@@ -236,13 +237,18 @@ def self_train(
 
 
 def labelled_refit_inputs(
-    run_dir: str | Path, train: ImageSet, task: str, model: nn.Module | None = None
+    run_dir: str | Path,
+    train: ImageSet,
+    task: str,
+    model: nn.Module | None = None,
+    target_share: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The simulated training events of the gbt run ``run_dir`` as its event trees read
     them (`source_inputs`), their task labels, and the weight of each of the ``train``
-    events (labelled target events) that gives both sides the same total; ``train`` must
-    be preprocessed as the run's data. Trees that name tracks: ``model`` (the new run's,
-    of the same shape) takes the run's track trees, as `refit` keeps them."""
+    events (labelled target events) that gives them ``target_share`` of the total weight
+    (0.5: both sides the same); ``train`` must be preprocessed as the run's data. Trees
+    that name tracks: ``model`` (the new run's, of the same shape) takes the run's track
+    trees, as `refit` keeps them."""
     trained = checkpoint.load_run(run_dir, device="cpu")
     if trained.info.input != "features":
         raise InputError("model.init=run: for gbt needs a gbt run", path=run_dir)
@@ -266,7 +272,8 @@ def labelled_refit_inputs(
     n_target = int((train.label >= 0).sum())
     if n_target == 0:
         raise InputError("no labelled target events", path=train.path)
-    return x_s, y_s, len(y_s) / n_target
+    # each simulated event weighs 1: n_target * w / (n_sim + n_target * w) = target_share
+    return x_s, y_s, target_share / (1 - target_share) * len(y_s) / n_target
 
 
 __all__ = ["gbt_params", "labelled_refit_inputs", "refit", "self_train",
