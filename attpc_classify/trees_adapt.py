@@ -15,8 +15,9 @@ same run files, ``data.unit_dropout``), plus events of the target run:
   times its predicted share before adaptation is undone and self-training stops.
 * **A few labels** (``train --config gbt.yaml --data LABELLED model.init=run:RUN``,
   `labelled_refit_inputs`): the labelled target events join the run's simulated training
-  events with a weight that gives both sides the same total (``n_sim / n_target`` each;
-  ``model.target_share`` moves the target's share of the total from one half),
+  events with a weight that gives them ``model.target_share`` of the total (0.25: each
+  weighs ``n_sim / (3 n_target)``; an equal share overfits 800 labels beside 144,000
+  simulated events, docs/recommended-model.md),
   and early stopping watches the labelled target's validation split (the domain the
   model is for), not the simulation's.
 
@@ -63,7 +64,7 @@ from attpc_classify.models.gbt import (
     named_training_inputs,
 )
 from attpc_classify.predict import check_image_file
-from attpc_classify.train_config import TrainConfig
+from attpc_classify.train_config import TARGET_SHARE, TrainConfig
 from data_prep.atomic import atomic_path
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet
@@ -241,7 +242,7 @@ def labelled_refit_inputs(
     train: ImageSet,
     task: str,
     model: nn.Module | None = None,
-    target_share: float = 0.5,
+    target_share: float = TARGET_SHARE,
 ) -> tuple[np.ndarray, np.ndarray, float]:
     """The simulated training events of the gbt run ``run_dir`` as its event trees read
     them (`source_inputs`), their task labels, and the weight of each of the ``train``

@@ -628,8 +628,8 @@ ADAPT_MORE_TABLE = md_table(
     [("simulation only (zero-shot)", "-", "0.935", "0.927", "0.933, 0.936"),
      ("importance weights toward the pool's 1000 events (no labels)", "-", "0.933", "0.918",
       "0.934, 0.933"),
-     ("refit on simulation + labels, labels weighted as the simulation (the application's)",
-      "1000", "0.926", "0.922", "0.927, 0.926"),
+     ("refit on simulation + labels, labels weighted as the simulation "
+      "(the application's until 2026-12-07)", "1000", "0.926", "0.922", "0.927, 0.926"),
      ("refit on simulation + labels, labels weighted as the simulation x 4", "1000", "0.916",
       "0.911", "0.921, 0.911"),
      ("proton cut chosen on the labels", "1000", "0.933", "0.927", "0.933, 0.933")],
@@ -1370,7 +1370,7 @@ def main() -> int:
         tree_pools.append(pool_data)
         ft = out / "runs" / f"{trees.name}_ft{n_labels}"
         sh(["train", *TREES, "--data", pool_data, "--out", ft, *TREE_OVERRIDES,
-            f"model.init=run:{trees}"], ft / "model.json")  # fmt: skip
+            f"model.init=run:{trees}", "model.target_share=0.5"], ft / "model.json")  # fmt: skip
         ada_lines.append(row(f"trees refitted with {n_labels} stand-in labels (80 % train, "
                              "weighted as the simulation / 20 % early stopping)", "stand-in",
                              evaluate(ft, tree_st, standin.name)))  # fmt: skip
@@ -1794,7 +1794,8 @@ script.
   events of another seed; for the trees (no BatchNorm) `adapt --rounds 3` (each round
   refits them on their simulated events plus the confident stand-in events, same guard)
   and `train ... model.init=run:TREES` with the same labelled events (refitted on the
-  simulated events plus the labelled ones, both sides weighted equally;
+  simulated events plus the labelled ones, both sides weighted equally,
+  `model.target_share=0.5`; the application's default is 0.25 since 2026-12-07;
   `attpc_classify/trees_adapt.py`). All scored on the same stand-in test events.
 
 Point estimate [bootstrap 95 % interval, 1,000 resamples, seed 0]. Proton F1 is that of
@@ -3204,7 +3205,7 @@ of V2 below:
 attpc-classify adapt TS/runs/72000_127 --data V2/standin.h5 --out self --rounds 3
 attpc-classify train --config configs/train/gbt.yaml --data V2/standin_labelsN.h5 \\
     --out ftN optim.balance=weights model.max_leaf_nodes=127 model.learning_rate=0.1 \\
-    model.init=run:TS/runs/72000_127                                    # N = 250, 1000
+    model.init=run:TS/runs/72000_127 model.target_share=0.5             # N = 250, 1000
 attpc-classify evaluate RUN --data V2/standin.h5 --out RUN/eval --n-boot 1000
 ```
 
@@ -3497,7 +3498,7 @@ attpc-classify preprocess S/sim/standin_labelsN --out V3/standin_labelsN.h5 \\
 attpc-classify adapt RUN --data V3/standin.h5 --out self --rounds 3
 attpc-classify train --config configs/train/gbt.yaml --data V3/standin_labelsN.h5 \\
     --out ftN optim.balance=weights model.max_leaf_nodes=127 model.learning_rate=0.1 \\
-    model.init=run:RUN
+    model.init=run:RUN model.target_share=0.5
 attpc-classify evaluate self --data V3/standin.h5 --out self/eval/standin   # and ftN
 ```
 

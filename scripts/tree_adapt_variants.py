@@ -13,7 +13,8 @@ variants, scored on TEST (proton F1 of the argmax, 3-class macro-F1):
 
 * simulation only (zero-shot);
 * refit on the simulation plus the labels, the labels weighted to the simulation's total
-  (``train ... model.init=run:TREES``, `attpc_classify.trees_adapt`) and four times that;
+  (``train ... model.init=run:TREES model.target_share=0.5``, `attpc_classify.trees_adapt`;
+  the application's default until 2026-12-07, 0.25 now) and four times that;
 * the labels alone;
 * boosting continued on the labels from the simulation's trees (warm start; scikit-learn
   bins each fit's data anew, so the first fit's bins are kept, else the old trees'
@@ -154,7 +155,7 @@ def measure(
                 m = trees(seed).fit(x, y, sample_weight=w, X_val=xv, y_val=yv)
                 put(
                     "refit on simulation + labels, labels weighted as the simulation"
-                    + (f" x {mult}" if mult > 1 else " (the application's)"),
+                    + (f" x {mult}" if mult > 1 else " (the application's until 2026-12-07)"),
                     m.predict_proba(xt),
                 )
             if "alone" in only or "mean" in only:

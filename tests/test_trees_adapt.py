@@ -98,19 +98,19 @@ def test_guard_undoes_a_round_that_drops_a_class(tree_run, tmp_path):
     np.testing.assert_array_equal(after, before)  # the round was undone
 
 
-@pytest.mark.parametrize("share", [0.5, 0.2])
+@pytest.mark.parametrize("share", [None, 0.5])
 def test_train_init_run_refits_with_labelled_target_events(tree_run, tmp_path, share):
     run, train, _, target = tree_run
     out = tmp_path / "ft"
     args = ["--out", str(out), "--quiet", f"model.init=run:{run}", *SETTINGS]
-    if share != 0.5:
+    if share is not None:
         args.append(f"model.target_share={share}")
     assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(target), *args]) == 0
     tr, tg = read_images(train, features=True), read_images(target, features=True)
     # the target file split as train splits it (seed 0, 20 % validation)
     t_idx, v_idx = stratified_split(tg.label, 0.2, np.random.default_rng(0))
-    # 0.5: both sides weigh the same; 0.2: the target's total is a quarter of the run's
-    w = len(tr.label) / len(t_idx) * {0.5: 1.0, 0.2: 0.25}[share]
+    # the default 0.25: the target's total a third of the run's; 0.5: both sides the same
+    w = len(tr.label) / len(t_idx) * {None: 1 / 3, 0.5: 1.0}[share]
     clf = _sklearn(
         np.concatenate([tr.features, tg.features[t_idx]]),
         np.concatenate([tr.label, tg.label[t_idx]]),
@@ -131,7 +131,7 @@ def test_bad_input_is_one_line(tree_run, tmp_path, capsys):
                  f"model.init=run:{run}"]) == 2  # fmt: skip
     assert "not supported for model.name=logreg" in capsys.readouterr().err
     # a share of the weight is a fraction, and only for refitted trees
-    for bad, says in (("model.target_share=1", "(0, 1)"), ("model.target_share=0.3", "init=run")):
+    for bad, says in (("model.target_share=1", "(0, 1)"), ("model.target_share=0.5", "init=run")):
         init = [f"model.init=run:{run}"] if "(0, 1)" in says else []
         assert main(["train", "--config", "configs/train/gbt.yaml", "--data", str(target), "--out",
                      str(tmp_path / "d"), bad, *init]) == 2  # fmt: skip
