@@ -80,7 +80,9 @@ def main() -> None:
                        help="the first pair: B's split, files A never read")  # fmt: skip
     ap.add_argument("--n-boot", type=int, default=2000)
     args = ap.parse_intermixed_args()
-    sets = {args.data_a.stem: (args.data_a, args.data_b)}
+    # --unseen scores B's file: name the first set after it
+    first = f"{args.data_b.stem}, unseen" if args.unseen else args.data_a.stem
+    sets = {first: (args.data_a, args.data_b)}
     for item in args.more:
         name, pair = item.split("=", 1)
         sets[name] = tuple(Path(p) for p in pair.split(","))
