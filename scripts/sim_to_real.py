@@ -1565,7 +1565,7 @@ def mix_verdict(mixes: list[dict]) -> str:
 #: the recommended trees at the README's 180,000 events, measured outside this script
 #: (docs/robustness.md, "Where it stands"; docs/recommended-model.md has the commands)
 RECIPE_180K = (
-    "zero-shot 0.957 and 0.946 proton F1 on two stand-in samples, 0.949 after a refit "
+    "zero-shot 0.957 and 0.946 proton F1 on two stand-in samples, 0.948 after a refit "
     "with 1,000 of the second one's labels, 0.943 on the trees' validation split and 0.945 on "
     "4,000 fresh randomised events"
 )
