@@ -1,7 +1,7 @@
 """Where a run's proton F1 is lost on its own validation split, by the simulation's truth.
 
     .venv/bin/python scripts/error_budget.py RUN TRAIN_FILE SIM_DIR [SIM_DIR ...]
-        [--seed 0] [--oracle-gain] [--test]
+        [--seed 0] [--oracle-gain] [--test] [--knobs]
 
 RUN: a 3-class run trained on TRAIN_FILE (an image file with features, made from the run
 files in the SIM_DIRs by `simulate`, so each event has its channel, gain and per-point
@@ -19,6 +19,10 @@ Printed, as Markdown tables:
 * fusion-evaporation events called proton, by how many of their products show >= 10
   points there (one light particle and its residue look like an elastic proton);
 * the proton F1 on the events whose every reaction shows >= `FLOOR` points there;
+* with ``--knobs``: per detector setting the simulation drew (the event table's
+  `TABLE_KNOBS` that vary among the scored events), the events in four quarters of its
+  values, with the protons missed, the other events called proton and the proton F1 in
+  each (`by_knob`): which setting of the randomised detector the errors come from;
 * with ``--oracle-gain``: what a known charge scale would be worth (`charge_scales`).
   scikit-learn's trees (one stage, 127 leaves) on the features alone, and plus the
   event's median point charge and the three tracks' charge per mm: in raw ADC (the
@@ -47,6 +51,7 @@ from attpc_classify.data import stratified_split
 from attpc_classify.metrics import binary_f1
 from data_prep.features import BAND_COT, BAND_MIN_TRACKS, CORE_MM
 from data_prep.features import BAND_LOG10_INVARIANT as BAND_INVARIANT
+from data_prep.sim.config import TABLE_KNOBS
 
 CLASSES = ("proton", "carbon", "other")
 SHOWN_BINS = ((0, 20, "0-19"), (20, 40, "20-39"), (40, 80, "40-79"), (80, 10**9, ">= 80"))
@@ -101,6 +106,39 @@ def shown(event: dict) -> list[int]:
 def binned(title: str, what: str, bins, values: list[tuple[float, bool]]) -> str:
     """`proton_misses.table` with events counted, ``what`` flagged."""
     return table(title, bins, values, count="events", what=what)
+
+
+def knob_values(sims: list[Path], keys: list[tuple[int, int]]) -> dict[str, np.ndarray]:
+    """Per `TABLE_KNOBS` name, its value for each of ``keys`` (run, event), read from the
+    event tables of the run files in ``sims``."""
+    rows = {}
+    for sim in sims:
+        for path in sorted(sim.glob("run_*.h5")):
+            with h5py.File(path, "r") as f:
+                run = int(f.attrs["run"])
+                for row in f["events"][()]:
+                    rows[run, int(row["event"])] = row
+    return {k: np.array([float(rows[key][k]) for key in keys]) for k in TABLE_KNOBS}
+
+
+def by_knob(
+    values: np.ndarray, proton: np.ndarray, called_proton: np.ndarray, n_bins: int = 4
+) -> list[tuple[str, int, int, int, float]]:
+    """(value range, events, protons missed, other events called proton, proton F1) in
+    ``n_bins`` quantile bins of ``values`` (fewer where values repeat; each bin holds its
+    lower edge, the last also its upper)."""
+    edges = np.unique(np.quantile(values, np.linspace(0.0, 1.0, n_bins + 1)))
+    if len(edges) < 2:
+        return []
+    index = np.clip(np.searchsorted(edges, values, side="right") - 1, 0, len(edges) - 2)
+    out = []
+    for b in range(len(edges) - 1):
+        m = index == b
+        missed = int((proton[m] & ~called_proton[m]).sum())
+        false = int((~proton[m] & called_proton[m]).sum())
+        f1 = binary_f1(proton[m], called_proton[m])
+        out.append((f"{edges[b]:.3g}-{edges[b + 1]:.3g}", int(m.sum()), missed, false, f1))
+    return out
 
 
 def band_scale(dedx: np.ndarray, runs: np.ndarray, band: np.ndarray) -> np.ndarray:
@@ -166,6 +204,7 @@ def main() -> None:
     ap.add_argument("sims", type=Path, nargs="+")
     ap.add_argument("--seed", type=int, default=0, help="the run's seed (its split)")
     ap.add_argument("--oracle-gain", action="store_true")
+    ap.add_argument("--knobs", action="store_true", help="the errors per detector setting")
     ap.add_argument(
         "--test",
         action="store_true",
@@ -231,6 +270,19 @@ def main() -> None:
     result = {"proton_f1": round(f1, 4), "missed": fn, "false": fp,
               "proton_f1_above_floor": round(f1_clear, 4),
               "events_above_floor": int(clear.sum())}  # fmt: skip
+    if args.knobs:
+        proton, said = y[va] == 0, calls[va] == 0
+        print("| setting | quarter of its values | events | protons missed "
+              "| other called proton | proton F1 |\n|---|---|---|---|---|---|")  # fmt: skip
+        result["knobs"] = {}
+        for knob, values in knob_values(args.sims, keys).items():
+            rows = by_knob(values, proton, said)
+            if len(rows) < 2:  # a setting the simulation did not vary
+                continue
+            result["knobs"][knob] = [round(r[4], 4) for r in rows]
+            for span, n, missed, false, f1_bin in rows:
+                print(f"| {knob} | {span} | {n} | {missed} | {false} | {f1_bin:.3f} |")
+        print()
     if args.oracle_gain:
         med_q = np.array([info[k]["median_q"] for k in every])
         gain = np.array([info[k]["gain"] for k in every])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 
+import pytest
 from _scripts import load_script
 
 
@@ -56,3 +57,20 @@ def test_products_shown_counts_each_product_with_ten_far_points() -> None:
     far[12:17] = False
     assert eb.products_shown(far, lab) == 2
     assert eb.products_shown(np.zeros(len(lab), dtype=bool), lab) == 0
+
+
+def test_by_knob_counts_each_quarter_by_hand() -> None:
+    import numpy as np
+
+    eb = load_script("error_budget")
+    # eight events, values 1..8: quarters [1, 2.75), [2.75, 4.5), [4.5, 6.25), [6.25, 8]
+    values = np.arange(1.0, 9.0)
+    proton = np.array([1, 1, 1, 0, 0, 0, 1, 0], dtype=bool)
+    said = np.array([1, 0, 1, 1, 0, 0, 1, 1], dtype=bool)
+    rows = eb.by_knob(values, proton, said)
+    assert [r[1:4] for r in rows] == [(2, 1, 0), (2, 0, 1), (2, 0, 0), (2, 0, 1)]
+    # quarter 1: one proton found, one missed: F1 2/3; quarter 3: no proton, none called
+    assert rows[0][4] == pytest.approx(2 / 3) and rows[0][0] == "1-2.75"
+    assert rows[1][4] == pytest.approx(2 / 3)  # one found, one other called proton
+    assert rows[3][4] == pytest.approx(2 / 3)
+    assert eb.by_knob(np.full(5, 3.0), proton[:5], said[:5]) == []  # not varied: no table
