@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from attpc_classify.train_config import DetectorAugment
-from data_prep.beamaxis import centre_on_beam
+from data_prep.beamaxis import centre_on_beam, centre_on_event_lines
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, image_sources, source_path
 from data_prep.images import ImageConfig, event_pads, project_arrays, remove_structured_noise
@@ -79,6 +79,8 @@ def load_points(images: ImageSet) -> PointBank:
                         if axis is None
                         else centre_on_beam(event.points, axis, config.z_range)
                     )
+                    if axis is not None and config.event_beam_line:
+                        points = centre_on_event_lines(points, np.array([len(points)]))
                     if hot is not None:
                         pads, on_hot = event_pads([event], hot)
                         n = np.array([len(points)])

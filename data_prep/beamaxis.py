@@ -34,6 +34,21 @@ event (at most `DIRECTION_EVENTS`; the features' DBSCAN,
 -1, and `centre_on_beam` turns it into the simulation frame by a proper rotation (180
 deg about x: y -> -y, z -> z_lo + z_hi - z, so every curl keeps its sense). Runs along
 +z keep the four numbers they always had.
+
+**The event's own line** (``ImageConfig.event_beam_line``, after the run's line). Each
+ion of a run enters within the beam spot and diverges from the run's line by up to a few
+degrees (e15503b: <= 2 deg; 2.5 deg over 1 m is 44 mm), so the reacting ion, its vertex
+and the heavy residue that follows it can lie outside the 30 mm core about the run's
+line, where the features read them as tracks beside the proton (docs/recommended-model.md,
+"The event's own beam line"). `event_line` finds the line an event's ion leaves where it
+shows: every point near the run's line proposes the line from the run's line at the
+window through itself; the proposal with most points within `EVENT_LINE_RADIUS_MM` wins
+and is refitted (x and y linear in z, least squares on its points, twice). It counts
+when it holds `EVENT_LINE_MIN_POINTS` points over `EVENT_LINE_MIN_SPAN_MM` in z, leaves
+the run's line by at most `EVENT_LINE_MAX_SLOPE` and passes within
+`EVENT_LINE_MAX_START_MM` of it at the window (an ion of the readout window that came
+earlier or later drifts its line along z, off that point); else the run's line stays.
+`centre_on_event_lines` then measures each event's x, y from its own line.
 """
 
 from __future__ import annotations
@@ -84,6 +99,18 @@ MAX_FORWARD_SHARE = 0.3
 DIRECTION_EVENTS = 200
 #: the fifth number of an axis whose run travels along -z
 BACKWARD = -1.0
+#: ``event_beam_line`` (`event_line`): points within this of the run's line propose lines
+EVENT_LINE_SEARCH_MM = 60.0
+#: a point on a line: pad size near the axis (~5-10 mm) and the diffusion
+EVENT_LINE_RADIUS_MM = 8.0
+#: ~4 deg off the run's line at most: past e15503b's <= 2 deg and the randomised 2.5
+EVENT_LINE_MAX_SLOPE = 0.07
+#: the line passes this close to the run's line at the window (z = 0): the spot's spread
+EVENT_LINE_MAX_START_MM = 15.0
+EVENT_LINE_MIN_POINTS = 8
+EVENT_LINE_MIN_SPAN_MM = 100.0
+#: points this close to the window propose no line (their slope from it is ill-defined)
+EVENT_LINE_MIN_Z_MM = 50.0
 
 
 class FileAxis(NamedTuple):
@@ -117,6 +144,53 @@ def centre_on_beam(
     if backward(axis):
         out[:, 1] = -out[:, 1]
         out[:, 2] = (z_range[0] + z_range[1]) - out[:, 2]
+    return out
+
+
+def event_line(xyz: np.ndarray) -> tuple[float, float, float, float] | None:
+    """``(x0, ax, y0, ay)`` of one event's beam ion where it shows (module doc), ``xyz``
+    measured from the run's line; None where none counts (the run's line stays)."""
+    r = np.hypot(xyz[:, 0], xyz[:, 1])
+    cand = xyz[(r < EVENT_LINE_SEARCH_MM) & (xyz[:, 2] >= EVENT_LINE_MIN_Z_MM)]
+    if len(cand) < EVENT_LINE_MIN_POINTS:
+        return None
+    slopes = cand[:, :2] / cand[:, 2:3]  # each point's line from the run's line at z = 0
+    steep = np.hypot(slopes[:, 0], slopes[:, 1]) > EVENT_LINE_MAX_SLOPE
+    # (proposals, points): distance of every candidate from every proposed line
+    dx = cand[None, :, 0] - slopes[:, None, 0] * cand[None, :, 2]
+    dy = cand[None, :, 1] - slopes[:, None, 1] * cand[None, :, 2]
+    support = (np.hypot(dx, dy) <= EVENT_LINE_RADIUS_MM).sum(axis=1)
+    support[steep] = 0
+    best = int(np.argmax(support))
+    if support[best] < EVENT_LINE_MIN_POINTS:
+        return None
+    line = (0.0, float(slopes[best, 0]), 0.0, float(slopes[best, 1]))
+    for _ in range(2):  # refit on its points: the spot puts the ion off the run's line
+        x, y = line_xy(line, cand[:, 2])
+        on = np.hypot(cand[:, 0] - x, cand[:, 1] - y) <= EVENT_LINE_RADIUS_MM
+        if on.sum() < EVENT_LINE_MIN_POINTS or np.ptp(cand[on, 2]) < EVENT_LINE_MIN_SPAN_MM:
+            return None
+        design = np.column_stack([np.ones(int(on.sum())), cand[on, 2]])
+        (x0, y0), (ax, ay) = np.linalg.lstsq(design, cand[on, :2], rcond=None)[0]
+        line = (float(x0), float(ax), float(y0), float(ay))
+    if np.hypot(line[1], line[3]) > EVENT_LINE_MAX_SLOPE:
+        return None
+    if np.hypot(line[0], line[2]) > EVENT_LINE_MAX_START_MM:
+        return None
+    return line
+
+
+def centre_on_event_lines(points: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """A copy of ``points`` (x, y, z, ..., measured from the run's line, ``counts`` per
+    event) with each event's x, y measured from its own `event_line` where it has one."""
+    out = np.array(points, dtype=np.float64)
+    ends = np.cumsum(np.asarray(counts, dtype=np.int64))
+    for start, stop in zip(ends - counts, ends, strict=True):
+        line = event_line(out[start:stop, :3])
+        if line is not None:
+            x, y = line_xy(line, out[start:stop, 2])
+            out[start:stop, 0] -= x
+            out[start:stop, 1] -= y
     return out
 
 

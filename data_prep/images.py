@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import numpy as np
 
-from data_prep.beamaxis import centre_on_beam, check_axis
+from data_prep.beamaxis import centre_on_beam, centre_on_event_lines, check_axis
 from data_prep.beamline import beam_line_points
 from data_prep.cluster import dbscan_noise
 from data_prep.errors import InputError
@@ -100,6 +100,10 @@ class ImageConfig:
     beam_axis: str = "none"
     # ... and that line, (x0, ax, y0, ay) in mm and mm/mm (set per file; not part of the model)
     run_beam_axis: tuple[float, ...] = ()
+    # with beam_axis=run: each event's x, y then measured from its own beam ion's line where
+    # it shows outside the run's (data_prep.beamaxis.event_line): an ion diverging by 2
+    # deg leaves the 30 mm core, and its vertex and residue with it
+    event_beam_line: bool = False
     beam_mask_mm: float = 0.0  # drop points within this radius of the beam axis; 0 = keep
     # none | ransac: also drop the beam ions found as lines (data_prep.beamline): among
     # the points within beam_line_search_mm of the axis, RANSAC lines within
@@ -233,6 +237,9 @@ class ImageConfig:
                 )
         if self.beam_axis not in BEAM_AXIS:
             raise InputError(f"beam_axis must be one of {BEAM_AXIS}, got {self.beam_axis!r}")
+        if self.event_beam_line and self.beam_axis != "run":
+            raise InputError("event_beam_line needs beam_axis=run (the event's line refines "
+                             "the run's)")  # fmt: skip
         if self.run_beam_axis:
             check_axis(self.run_beam_axis)
             self.run_beam_axis = tuple(float(v) for v in self.run_beam_axis)
@@ -542,7 +549,7 @@ def project_arrays(
         return _project_in_slices(points, counts, config, step, pads, hot)
     n_points = counts
     if config.beam_axis == "run":
-        points = centred_points(points, config)
+        points = centred_points(points, config, counts)
     sparked = None
     if config.structured_noise != "none":
         points, counts, sparked = _without_structured_noise(points, counts, config, pads, hot)
@@ -576,15 +583,19 @@ def run_charge_unit(config: ImageConfig) -> float | None:
     return config.run_charge_unit
 
 
-def centred_points(points: np.ndarray, config: ImageConfig) -> np.ndarray:
-    """``points`` with x, y measured from the run's beam line (``beam_axis=run``), in
-    the simulation frame (a run along -z turned around, `data_prep.beamaxis`)."""
+def centred_points(points: np.ndarray, config: ImageConfig, counts: np.ndarray) -> np.ndarray:
+    """``points`` (``counts`` per event) with x, y measured from the run's beam line
+    (``beam_axis=run``), in the simulation frame (a run along -z turned around,
+    `data_prep.beamaxis`); with ``event_beam_line`` then from each event's own line."""
     if not config.run_beam_axis:
         raise InputError(
             "beam_axis=run needs the run file's fitted beam axis, run_beam_axis "
             "(data_prep.quantiles.beam_axes)"
         )
-    return centre_on_beam(points, config.run_beam_axis, config.z_range)
+    points = centre_on_beam(points, config.run_beam_axis, config.z_range)
+    if config.event_beam_line:
+        points = centre_on_event_lines(points, counts)
+    return points
 
 
 def remove_structured_noise(

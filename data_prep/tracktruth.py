@@ -106,7 +106,7 @@ def _chunk_tracks(
     pts = np.concatenate([np.column_stack([e.points[:, :4], e.point_labels]) for e in events])
     counts = np.array([len(e.points) for e in events], dtype=np.int64)
     if cfg.beam_axis == "run":
-        pts = centred_points(pts, cfg)
+        pts = centred_points(pts, cfg, counts)
     if hot is not None:
         pads, on_hot = event_pads(events, hot)
         pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)

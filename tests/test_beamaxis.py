@@ -285,3 +285,95 @@ def test_pads_along_the_sheared_beam_are_not_hot_pads(tmp_path):
         about_beam = find_hot_pads(reader, 0.5, 500, SHEARED)[9]
     assert set(range(10)) <= set(about_axis.tolist())
     assert not set(range(10)) & set(about_beam.tolist())
+
+
+# -- the event's own line (event_beam_line) ---------------------------------------------
+
+
+def _diverged_event(rng: np.random.Generator, spot, slope, *, blind_mm: float = 20.0):
+    """Points measured from the run's line: an ion from ``spot`` at the window along
+    ``slope`` (mm/mm in x and y), blind within ``blind_mm`` of the run's line, up to a
+    vertex at 600 mm, its residue on along the same line; a proton from the vertex at 45
+    deg curling on a 120 mm circle (half a turn); 30 noise hits. Returns (points, is_ion)."""
+    z = np.arange(0.0, 1000.0, 6.0)
+    ion = np.column_stack([spot[0] + slope[0] * z, spot[1] + slope[1] * z, z])
+    ion[:, :2] += rng.normal(0.0, 1.5, (len(z), 2))  # diffusion
+    ion = ion[np.hypot(ion[:, 0], ion[:, 1]) > blind_mm]
+    vx, vy = spot[0] + slope[0] * 600.0, spot[1] + slope[1] * 600.0
+    phase = np.linspace(0.0, 1.0 * np.pi, 120)  # ~5 mm apart, as pads sample it
+    proton = np.column_stack([vx + 120.0 * (1 - np.cos(phase)), vy + 120.0 * np.sin(phase),
+                              600.0 + 120.0 * phase])  # fmt: skip
+    noise = np.column_stack([rng.uniform(-250, 250, (30, 2)), rng.uniform(0, 1000, 30)])
+    points = np.concatenate([ion, proton, noise])
+    is_ion = np.zeros(len(points), dtype=bool)
+    is_ion[: len(ion)] = True
+    return points, is_ion
+
+
+def test_event_line_finds_a_diverged_ion_by_its_known_line() -> None:
+    from data_prep.beamaxis import event_line
+
+    rng = np.random.default_rng(3)
+    # 2.3 deg off the run's line, entering 3 mm off it: 40 mm off at 1 m, outside the core
+    points, _ = _diverged_event(rng, (3.0, -2.0), (0.035, 0.02))
+    x0, ax, y0, ay = event_line(points)
+    assert (ax, ay) == pytest.approx((0.035, 0.02), abs=0.003)
+    # the known line, at the window and at 1 m, within 3 mm
+    for z in (0.0, 1000.0):
+        assert x0 + ax * z == pytest.approx(3.0 + 0.035 * z, abs=3.0)
+        assert y0 + ay * z == pytest.approx(-2.0 + 0.02 * z, abs=3.0)
+
+
+def test_event_line_leaves_the_run_line_where_no_ion_counts() -> None:
+    from data_prep.beamaxis import event_line
+
+    rng = np.random.default_rng(4)
+    # an ion inside the blind core all the way (0.5 deg): nothing shows, nothing to find
+    assert event_line(_diverged_event(rng, (0.0, 0.0), (0.008, 0.0))[0]) is None
+    # 6 deg off the run's line: a track, not the beam (the cut is ~4 deg)
+    assert event_line(_diverged_event(rng, (0.0, 0.0), (0.1, 0.0))[0]) is None
+    # an ion of the readout window that came earlier: its line drifted 400 mm along z,
+    # 16 mm off the run's line at the window
+    points, is_ion = _diverged_event(rng, (0.0, 0.0), (0.04, 0.0))
+    points[is_ion, 2] -= 400.0
+    keep = ~is_ion | (points[:, 2] >= 0)
+    assert event_line(points[keep]) is None
+
+
+def test_centre_on_event_lines_moves_each_event_by_its_own_line() -> None:
+    from data_prep.beamaxis import centre_on_event_lines
+
+    rng = np.random.default_rng(5)
+    a, a_ion = _diverged_event(rng, (3.0, -2.0), (0.035, 0.02))
+    b, _ = _diverged_event(rng, (0.0, 0.0), (0.008, 0.0))  # no line: kept as it was
+    points = np.column_stack([np.concatenate([a, b]), np.ones(len(a) + len(b))])
+    out = centre_on_event_lines(points, np.array([len(a), len(b)]))
+    # the first event's ion, measured from the known line by hand, is within ~2 sigma of
+    # the diffusion; from the run's line it was up to 40 mm off
+    ion = out[: len(a)][a_ion]
+    assert np.hypot(ion[:, 0], ion[:, 1]).max() < 8.0
+    assert np.hypot(a[a_ion, 0], a[a_ion, 1]).max() > 30.0
+    np.testing.assert_array_equal(out[len(a) :], points[len(a) :])
+    np.testing.assert_array_equal(out[:, 2:], points[:, 2:])  # z and charge untouched
+
+
+def test_the_event_line_takes_a_diverged_ion_off_the_tracks() -> None:
+    rng = np.random.default_rng(6)
+    points, _ = _diverged_event(rng, (3.0, -2.0), (0.04, 0.0), blind_mm=25.0)
+    points = np.column_stack([points, np.full(len(points), 200.0)])
+    counts = np.array([len(points)])
+    base = dict(views=("xy",), size=8, voxel_grid=0, beam_axis="run", run_beam_axis=NO_AXIS,
+                features="tracks_v1")  # fmt: skip
+    names = ImageConfig(**base).feature_names
+    run = project_arrays(points, counts, ImageConfig(**base)).features[0]
+    own = project_arrays(points, counts, ImageConfig(**base, event_beam_line=True)).features[0]
+    # about the run's line the ion's far half (25-40 mm off it) is a track beside the
+    # proton; about its own line it is beam core, and the proton is the only track
+    assert run[names.index("n_tracks")] == 2
+    assert own[names.index("n_tracks")] == 1
+    assert own[names.index("core_points_frac")] > run[names.index("core_points_frac")]
+
+
+def test_event_beam_line_needs_the_run_line() -> None:
+    with pytest.raises(InputError, match="event_beam_line needs beam_axis=run"):
+        ImageConfig(event_beam_line=True)
