@@ -44,7 +44,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
-from proton_misses import centred_events, table  # the features' centring; its tables
+from proton_misses import centred_events, event_rows, table  # the centring; tables
 from validation_scores import called  # classify's call for each event of an image file
 
 from attpc_classify.data import stratified_split
@@ -111,13 +111,7 @@ def binned(title: str, what: str, bins, values: list[tuple[float, bool]]) -> str
 def knob_values(sims: list[Path], keys: list[tuple[int, int]]) -> dict[str, np.ndarray]:
     """Per `TABLE_KNOBS` name, its value for each of ``keys`` (run, event), read from the
     event tables of the run files in ``sims``."""
-    rows = {}
-    for sim in sims:
-        for path in sorted(sim.glob("run_*.h5")):
-            with h5py.File(path, "r") as f:
-                run = int(f.attrs["run"])
-                for row in f["events"][()]:
-                    rows[run, int(row["event"])] = row
+    rows = event_rows(p for sim in sims for p in sorted(sim.glob("run_*.h5")))
     return {k: np.array([float(rows[key][k]) for key in keys]) for k in TABLE_KNOBS}
 
 

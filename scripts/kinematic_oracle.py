@@ -38,6 +38,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+from proton_misses import event_rows  # the run files' event tables
 from scipy.interpolate import RegularGridInterpolator
 
 from attpc_classify.config import load_config
@@ -79,12 +80,7 @@ def event_knobs(image_file: Path) -> tuple[np.ndarray, np.ndarray]:
     with h5py.File(image_file, "r") as f:
         sources = json.loads(f.attrs["sources"])
         keys = list(zip(f["run"][()].tolist(), f["event_id"][()].tolist(), strict=True))
-    table = {}
-    for source in sources:
-        with h5py.File(source, "r") as f:
-            run = int(f.attrs["run"])
-            for row in f["events"][()]:
-                table[run, int(row["event"])] = row
+    table = event_rows(sources)
     rows = [table[k] for k in keys]
     knobs = np.array([[float(r[k]) for k in KNOBS] for r in rows])
     return knobs, np.array([r["channel"].decode() for r in rows])

@@ -29,7 +29,7 @@ from __future__ import annotations
 import argparse
 import csv
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import h5py
@@ -55,6 +55,18 @@ def turns(xyz: np.ndarray) -> float:
     order = np.argsort(xyz[:, 2])
     phase = np.unwrap(np.arctan2(y[order] - cy, x[order] - cx))
     return float(abs(phase[-1] - phase[0]) / (2.0 * np.pi))
+
+
+def event_rows(paths: Iterable[Path | str]) -> dict[tuple[int, int], np.void]:
+    """Each event's row of the event tables of the run files ``paths``, by (run, event):
+    its channel and the detector settings the simulation drew for it."""
+    rows = {}
+    for path in paths:
+        with h5py.File(path, "r") as f:
+            run = int(f.attrs["run"])
+            for row in f["events"][()]:
+                rows[run, int(row["event"])] = row
+    return rows
 
 
 def centred_events(sim: Path, keep: Callable[[np.void], bool]) -> Iterator[tuple]:
