@@ -170,9 +170,8 @@ def event_line(xyz: np.ndarray) -> tuple[float, float, float, float] | None:
         on = np.hypot(cand[:, 0] - x, cand[:, 1] - y) <= EVENT_LINE_RADIUS_MM
         if on.sum() < EVENT_LINE_MIN_POINTS or np.ptp(cand[on, 2]) < EVENT_LINE_MIN_SPAN_MM:
             return None
-        design = np.column_stack([np.ones(int(on.sum())), cand[on, 2]])
-        (x0, y0), (ax, ay) = np.linalg.lstsq(design, cand[on, :2], rcond=None)[0]
-        line = (float(x0), float(ax), float(y0), float(ay))
+        z, even = cand[on, 2], np.ones(int(on.sum()))
+        line = (*fit_line(z, cand[on, 0], even), *fit_line(z, cand[on, 1], even))
     if np.hypot(line[1], line[3]) > EVENT_LINE_MAX_SLOPE:
         return None
     if np.hypot(line[0], line[2]) > EVENT_LINE_MAX_START_MM:
