@@ -20,10 +20,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from attpc_classify.train_config import DetectorAugment
-from data_prep.beamaxis import centre_on_beam, centre_on_event_lines
 from data_prep.errors import InputError
 from data_prep.imagefile import ImageSet, image_sources, source_path
-from data_prep.images import ImageConfig, event_pads, project_arrays, remove_structured_noise
+from data_prep.images import (
+    ImageConfig,
+    centred_points,
+    event_pads,
+    project_arrays,
+    remove_structured_noise,
+)
 from data_prep.structured import find_hot_pads
 
 
@@ -64,6 +69,8 @@ def load_points(images: ImageSet) -> PointBank:
             raise InputError("source run file of the image file not found (detector "
                              "augmentation re-reads the point clouds)", path=path)  # fmt: skip
         config = images.config
+        if axis is not None:  # the file's line, for `centred_points` as project_arrays uses it
+            config = replace(config, run_beam_axis=tuple(axis))
         with open_events(path, charge=config.charge_column) as reader:
             hot = None
             if config.structured_noise != "none":
@@ -74,16 +81,12 @@ def load_points(images: ImageSet) -> PointBank:
                 i = wanted.get((int(event.run), int(event.event_id)))
                 if i is not None:
                     # centred on the beam first of all, as project_arrays does
+                    n = np.array([len(event.points)])
                     points = (
-                        event.points
-                        if axis is None
-                        else centre_on_beam(event.points, axis, config.z_range)
+                        event.points if axis is None else centred_points(event.points, config, n)
                     )
-                    if axis is not None and config.event_beam_line:
-                        points = centre_on_event_lines(points, np.array([len(points)]))
                     if hot is not None:
                         pads, on_hot = event_pads([event], hot)
-                        n = np.array([len(points)])
                         points, _ = remove_structured_noise(points, n, config, pads, on_hot)
                     found[i] = np.asarray(points[:, :4], dtype=np.float32)
     missing = [i for i, p in enumerate(found) if p is None]
