@@ -281,6 +281,7 @@ def event_features(
     z_scale: float = 1.0,
     run_unit: float | None = None,
     join: str = "none",
+    core_mm: float = CORE_MM,
 ) -> np.ndarray:
     """``(B, F)`` float32 features (`feature_names`) of a batch of point clouds.
 
@@ -301,6 +302,8 @@ def event_features(
     run_unit
         The run's charge unit (`band_unit`, ADC per mm; NaN: the run has none): the
         `run_columns` follow the feature set's (``feature_names(..., run_unit=True)``).
+    core_mm
+        The beam core's radius (`track_clusters`; the image config's ``track_core_mm``).
     join
         One of `CLUSTER_JOINS` (the image config's ``cluster_join``): "helix_turns" joins
         the pieces of one helix before the tracks are named (`join_pieces`); a joined
@@ -315,7 +318,7 @@ def event_features(
     q_ref = np.full(len(counts), np.nan)
     pts = np.asarray(points[:, :4], dtype=np.float64)
     r = np.hypot(pts[:, 0], pts[:, 1])
-    off, labels = track_clusters(pts, counts, beam, z_scale)
+    off, labels = track_clusters(pts, counts, beam, z_scale, core_mm)
     labels, first = joined_clusters(pts, counts, labels, join)
     ends = np.cumsum(counts)
     for b, (start, stop) in enumerate(zip(ends - counts, ends, strict=True)):
@@ -396,17 +399,18 @@ def track_clusters(
     counts: np.ndarray,
     beam: np.ndarray | None = None,
     z_scale: float = 1.0,
+    core_mm: float = CORE_MM,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The tracks the features describe: ``(N,)`` True off the beam core (and off the
-    ``beam`` points), and each point's DBSCAN cluster id within its event (-1: core,
-    beam or noise).
+    """The tracks the features describe: ``(N,)`` True off the beam core (``core_mm`` of
+    the axis: the image config's ``track_core_mm``) and off the ``beam`` points, and each
+    point's DBSCAN cluster id within its event (-1: core, beam or noise).
 
     ``z_scale`` < 1 counts z differences less in DBSCAN's distance: with one point per
     pad (pytpc's peaks, the stand-in) a steep track's neighbouring points can lie farther
     apart in z than ``EPS_MM``, and in 3-D one proton falls into several clusters
     (docs/sim-to-real.md, "Clustering that keeps a steep track whole")."""
     pts = np.asarray(points[:, :4], dtype=np.float64)
-    off = np.hypot(pts[:, 0], pts[:, 1]) >= CORE_MM
+    off = np.hypot(pts[:, 0], pts[:, 1]) >= core_mm
     if beam is not None:
         off &= ~np.asarray(beam, dtype=bool)
     event = np.repeat(np.arange(len(counts)), counts)

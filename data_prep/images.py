@@ -33,6 +33,7 @@ from data_prep.features import (
     BAND_LOG10_INVARIANT,
     BAND_MIN_TRACKS,
     CLUSTER_JOINS,
+    CORE_MM,
     FEATURE_SETS,
     event_features,
     feature_names,
@@ -154,6 +155,10 @@ class ImageConfig:
     # a steep track with one point per pad in one cluster (docs/sim-to-real.md,
     # "Clustering that keeps a steep track whole")
     cluster_z_scale: float = 1.0
+    # radius of the features' beam core about the (run's) beam line: points within it are
+    # beam, never clustered as tracks (data_prep.features.track_clusters); 30 mm, the
+    # widest blind beam-pad radius e15503b_randomized draws
+    track_core_mm: float = CORE_MM
     # none | helix_turns: join the features' clusters that are pieces of one helix (the
     # beam core cuts a winding track into one piece per turn) before the tracks are named:
     # circles that overlap, own vertices a whole number of pitches apart
@@ -257,6 +262,8 @@ class ImageConfig:
             raise InputError("beam_line_stop_at_vertex must be true or false")
         if self.beam_line_min_points < 2 or self.beam_line_max_lines < 1:
             raise InputError("beam_line_min_points must be >= 2, beam_line_max_lines >= 1")
+        if not self.track_core_mm >= 0:
+            raise InputError(f"track_core_mm must be >= 0, got {self.track_core_mm!r}")
         if not self.cluster_z_scale > 0:
             raise InputError(f"cluster_z_scale must be > 0, got {self.cluster_z_scale!r}")
         if self.cluster_join not in CLUSTER_JOINS:
@@ -558,6 +565,7 @@ def project_arrays(
     if config.features != "none":
         features = event_features(points, counts, config.features, beam=beam,
                                   z_scale=config.cluster_z_scale,
+                                  core_mm=config.track_core_mm,
                                   run_unit=run_charge_unit(config),
                                   join=config.cluster_join)  # fmt: skip
     if config.cleans:

@@ -111,7 +111,7 @@ def _chunk_tracks(
         pads, on_hot = event_pads(events, hot)
         pts, counts = remove_structured_noise(pts, counts, cfg, pads, on_hot)
     beam_pts = cfg.beam_points(pts[:, :4], counts)
-    _, labels = track_clusters(pts, counts, beam_pts, cfg.cluster_z_scale)
+    _, labels = track_clusters(pts, counts, beam_pts, cfg.cluster_z_scale, cfg.track_core_mm)
     labels, _ = joined_clusters(pts, counts, labels, cfg.cluster_join)  # as the features
     ends = np.cumsum(counts)
     for event, start, stop in zip(events, ends - counts, ends, strict=True):

@@ -23,7 +23,7 @@ from data_prep.features import (
     feature_names,
     track_columns,
 )
-from data_prep.images import ImageConfig
+from data_prep.images import ImageConfig, project_arrays
 
 NAMES = feature_names("tracks_v1")
 NAMES_V2 = feature_names("tracks_v2")
@@ -487,3 +487,29 @@ def test_z_scale_keeps_a_steep_sparse_track_in_one_cluster() -> None:
     assert event_features(track, counts, "tracks_v1", z_scale=0.5)[0, n_tracks] == 1
     with pytest.raises(InputError, match="cluster_z_scale"):
         ImageConfig(cluster_z_scale=0.0)
+
+
+def test_track_core_radius_by_hand() -> None:
+    # A radial track from r = 12 mm to 112 mm every 5 mm (21 points, z rising 3 mm a step)
+    # and a beam line on the axis. With the default 30 mm core the track starts at its
+    # first point >= 30 mm (r = 32: 17 points, 80 mm); with a 10 mm core all 21 points
+    # (100 mm) are a track, and the beam on the axis stays core either way.
+    r = 12.0 + 5.0 * np.arange(21)
+    track = np.column_stack([r, np.zeros(21), 400.0 + 3.0 * np.arange(21), np.full(21, 50.0)])
+    beam = np.column_stack([np.zeros(9), np.zeros(9), np.linspace(0, 400, 9), np.full(9, 500.0)])
+    points, counts = np.concatenate([track, beam]), np.array([30])
+    (wide,) = event_features(points, counts)
+    (narrow,) = event_features(points, counts, core_mm=10.0)
+    assert col(wide, "n_tracks") == 1 == col(narrow, "n_tracks")
+    assert col(wide, "t1_r_min_mm") == pytest.approx(32.0)
+    assert col(narrow, "t1_r_min_mm") == pytest.approx(12.0)
+    assert col(wide, "t1_length_mm") == pytest.approx(np.hypot(80.0, 48.0))
+    assert col(narrow, "t1_length_mm") == pytest.approx(np.hypot(100.0, 60.0))
+    assert col(wide, "core_points_frac") == pytest.approx((9 + 4) / 30)
+    assert col(narrow, "core_points_frac") == pytest.approx(9 / 30)
+    # the image config carries it to the features (and refuses a negative radius)
+    cfg = ImageConfig(features="tracks_v1", track_core_mm=10.0, views=("xy",), size=8)
+    proj = project_arrays(points, counts, cfg)
+    np.testing.assert_allclose(proj.features[0], narrow, equal_nan=True)
+    with pytest.raises(InputError, match="track_core_mm"):
+        ImageConfig(track_core_mm=-1.0)
