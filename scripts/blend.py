@@ -9,13 +9,13 @@ that carries the features and the images). The weight ``w`` of run A in
 the argmax call on a grid of 0.30-1.00), then the blend is scored on each test set
 against run A alone, the difference bootstrapped over the same events (paired, as
 scripts/paired_f1.py). A blank event (NaN probabilities, an image model's empty image)
-counts as uniform for that model. Last line: JSON.
+counts as uniform for that model in the blend, and as "other" for it alone (`classify`
+calls it empty: no proton). Last line: JSON.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
@@ -27,7 +27,10 @@ import numpy as np
 from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
 from paired_f1 import held_out, paired
 
+from attpc_classify.predict import read_predictions
+
 WEIGHTS = np.round(np.arange(0.30, 1.0001, 0.05), 2)
+OTHER = 2  # the class index of "other"
 
 
 def probabilities(run: Path, data: Path) -> np.ndarray:
@@ -37,10 +40,13 @@ def probabilities(run: Path, data: Path) -> np.ndarray:
         out = Path(tmp) / "calls.csv"
         cmd = [sys.executable, "-m", "attpc_classify.cli", "classify", run, data, "--out", out]
         subprocess.run([*cmd, "--quiet"], check=True, stdout=subprocess.DEVNULL)
-        with open(out, newline="") as fh:
-            rows = list(csv.DictReader(fh))
-    cols = ("p_proton", "p_carbon", "p_other")
-    return np.array([[float(r[c]) for c in cols] for r in rows], dtype=np.float64)
+        found = read_predictions(out)
+    return np.column_stack([found[c] for c in ("p_proton", "p_carbon", "p_other")]).astype(float)
+
+
+def alone(p: np.ndarray) -> np.ndarray:
+    """One model's argmax call, "other" for a blank (NaN) row."""
+    return np.where(np.isnan(p).any(axis=1), OTHER, np.nan_to_num(p).argmax(axis=1))
 
 
 def blended(p_a: np.ndarray, p_b: np.ndarray, w: float) -> np.ndarray:
@@ -75,8 +81,8 @@ def main() -> None:
     p_a = probabilities(args.run_a, args.train_file)[val]
     p_b = probabilities(args.run_b, args.train_file)[val]
     w, table = choose_weight(y[val], p_a, p_b)
-    print(f"validation ({len(val)} events): proton F1 A {scores(y[val], p_a.argmax(1))[0]:.4f}, "
-          f"B {scores(y[val], np.nan_to_num(p_b).argmax(1))[0]:.4f}; weight of A chosen "
+    print(f"validation ({len(val)} events): proton F1 A {scores(y[val], alone(p_a))[0]:.4f}, "
+          f"B {scores(y[val], alone(p_b))[0]:.4f}; weight of A chosen "
           f"{w:.2f}: blend {table[list(WEIGHTS).index(w)][0]:.4f}", flush=True)  # fmt: skip
     out = {"weight_a": w, "validation": dict(zip(map(str, WEIGHTS), table, strict=True))}
     for item in args.tests:
@@ -85,9 +91,9 @@ def main() -> None:
             y_t = f["label"][()]
         keep = y_t >= 0
         p_a, p_b = probabilities(args.run_a, Path(path)), probabilities(args.run_b, Path(path))
-        a, b = p_a.argmax(1)[keep], blended(p_a, p_b, w)[keep]
+        a, b = alone(p_a)[keep], blended(p_a, p_b, w)[keep]
         d = paired(y_t[keep], a, b, args.n_boot)
-        d["b_alone"] = round(scores(y_t[keep], np.nan_to_num(p_b).argmax(1)[keep])[0], 4)
+        d["b_alone"] = round(scores(y_t[keep], alone(p_b)[keep])[0], 4)
         print(f"{name}: {d['events']} events, proton F1 A {d['a'][0]:.4f}, B alone "
               f"{d['b_alone']:.4f}, blend {d['b'][0]:.4f}, blend - A {d['proton_f1'][0]:+.4f} "
               f"[{d['proton_f1'][1]:+.4f}, {d['proton_f1'][2]:+.4f}]", flush=True)  # fmt: skip

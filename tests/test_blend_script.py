@@ -27,3 +27,8 @@ def test_weight_chosen_on_proton_f1_largest_on_a_tie() -> None:
     assert w == 0.85
     assert table[list(bl.WEIGHTS).index(0.85)][0] == 1.0
     assert table[list(bl.WEIGHTS).index(1.0)][0] == 2 / 3  # A alone: one proton of two
+
+
+def test_a_model_alone_calls_a_blank_event_other() -> None:
+    p = np.array([[0.2, 0.7, 0.1], [np.nan, np.nan, np.nan], [0.5, 0.2, 0.3]])
+    np.testing.assert_array_equal(bl.alone(p), [1, 2, 0])
