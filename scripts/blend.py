@@ -22,10 +22,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import h5py
 import numpy as np
 from label_shortcuts import scores  # proton F1 and 3-class macro-F1 of calls
-from paired_f1 import held_out, paired
+from paired_f1 import events, held_out, paired
 
 from attpc_classify.predict import read_predictions
 
@@ -73,8 +72,7 @@ def main() -> None:
     ap.add_argument("tests", nargs="*", help="NAME=FILE")
     ap.add_argument("--n-boot", type=int, default=1000)
     args = ap.parse_args()
-    with h5py.File(args.train_file, "r") as f:
-        y = f["label"][()]
+    y = events(args.train_file)[0]
     val = held_out(args.run_a, y)
     if not np.array_equal(val, held_out(args.run_b, y)):
         raise SystemExit("error: the two runs held out different validation events")
@@ -87,8 +85,7 @@ def main() -> None:
     out = {"weight_a": w, "validation": dict(zip(map(str, WEIGHTS), table, strict=True))}
     for item in args.tests:
         name, path = item.split("=", 1)
-        with h5py.File(path, "r") as f:
-            y_t = f["label"][()]
+        y_t = events(Path(path))[0]
         keep = y_t >= 0
         p_a, p_b = probabilities(args.run_a, Path(path)), probabilities(args.run_b, Path(path))
         a, b = alone(p_a)[keep], blended(p_a, p_b, w)[keep]
