@@ -3050,7 +3050,14 @@ paper or code followed):
   that no chip of the rule explains (tracks along the pad plane, and chips wired
   otherwise); the share of events in which the burst rule drops points, of events with a
   spark, and of points the structured-noise rules drop;
-- the charge unit of the elastic-proton band and its band tracks per event.
+- the charge unit of the elastic-proton band and its band tracks per event;
+- the beam core's edge: of the events with a point 10-30 mm beyond the features' beam
+  core (`track_core_mm`, 30 mm), the share with a point in the 10 mm ring just outside
+  it. Every track leaves the beam through that ring, so it reads near 1 wherever those
+  pads read; a detector blind past the core (whose track starts the features miss) reads
+  it low. A per-file number about how far out the pads are blind would not do: the
+  training draws the blind radius per event (0-30 mm), so no training file is blind
+  inside 30 mm as a whole, while its events are.
 
 **Measured** (`.venv/bin/python scripts/health_check.py RUN --reference REF --set NAME=DIR
 ... --out DIR`, 2026-12-06, AVX-512 host; RUN: the recommended trees retrained on the

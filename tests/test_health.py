@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -14,6 +15,7 @@ from _synthetic import make_image_file, train_tiny_cnn
 
 from attpc_classify.cli import main
 from attpc_classify.commands.health import RECIPE_SETTINGS
+from data_prep.beamaxis import FileAxis
 from data_prep.events import Event
 from data_prep.health import (
     ADC_FULL_SCALE,
@@ -184,6 +186,60 @@ def _health(**values: float) -> FileHealth:
                 hot_pad_ids=(), judged_pads=0, learned_chips=-1)  # fmt: skip
     numbers = {name: 1.0 for name in FileHealth.__dataclass_fields__ if name not in base}
     return FileHealth(**{**base, **numbers, **values})
+
+
+def _rays(n_seen: int, n_blind: int, n_far: int, seed: int = 2) -> list[Event]:
+    """Tracks out of the beam axis on the pads within 4 mm of a ray at a random angle,
+    to 80 mm: ``n_seen`` whole, ``n_blind`` with the pads inside 40 mm silent (a detector
+    blind past a 30 mm core), and ``n_far`` events of pads 100-120 mm out only."""
+    rng = np.random.default_rng(seed)
+    centres = pad_centres()
+    radius = np.hypot(*centres.T)
+    events = []
+    for i in range(n_seen + n_blind + n_far):
+        phi = rng.uniform(0, 2 * np.pi)
+        along = centres @ np.array([np.cos(phi), np.sin(phi)])
+        across = np.abs(centres @ np.array([-np.sin(phi), np.cos(phi)]))
+        on_ray = (along > 0) & (across < 4)
+        if i < n_seen:
+            pads = np.flatnonzero(on_ray & (radius < 80))
+        elif i < n_seen + n_blind:
+            pads = np.flatnonzero(on_ray & (radius >= 40) & (radius < 80))
+        else:
+            pads = np.flatnonzero(on_ray & (radius >= 100) & (radius < 120))
+        z = rng.uniform(100, 900, len(pads))
+        points = np.column_stack([centres[pads], z, np.full(len(pads), 500.0),
+                                  np.zeros(len(pads)), pads])  # fmt: skip
+        events.append(Event(run=7, event_id=i, points=points, pad_column=5))
+    return events
+
+
+def test_core_edge_seen_by_hand(tmp_path):
+    """150 tracks seen whole, 50 with the pads inside 40 mm silent, 20 far out only: of
+    the 200 events reaching 40-60 mm, the 150 whole ones have a point at 30-40 mm (the
+    construction, checked on the points), so 0.75; read with a 45 mm core, every track
+    reaching 55-75 mm is seen at 45-55 mm: 1.0."""
+    events = _rays(150, 50, 20)
+    radii = [np.hypot(*e.points[:, :2].T) for e in events]
+    assert all(np.any((r >= 30) & (r < 40)) for r in radii[:150])
+    assert all(np.any((r >= 40) & (r < 60)) for r in radii[:200])
+    assert not any(np.any(r < 100) for r in radii[200:])
+    path = _write(tmp_path / "run_0007.h5", events)
+    # the rays' axis given as the beam line: a fit to rays alone may sit a few mm off
+    axis = FileAxis((0.0, 0.0, 0.0, 0.0), "the detector axis")
+    health = file_health(path, CONFIG, axis=axis)
+    assert health.core_edge_seen == pytest.approx(150 / 200)
+    wide = file_health(path, replace(CONFIG, track_core_mm=45.0), axis=axis)
+    assert wide.core_edge_seen == pytest.approx(1.0)
+
+
+def test_a_report_without_the_core_edge_is_read_as_not_measured():
+    """Reports written before the number was measured lack it: NaN, so not judged."""
+    data = _health().to_json()
+    del data["core_edge_seen"]
+    old = FileHealth.from_json(data)
+    assert np.isnan(old.core_edge_seen)
+    assert outside(old, {"core_edge_seen": (0.9, 1.0)}) == []
 
 
 def test_reference_ranges_and_outside_by_hand():

@@ -9,8 +9,9 @@ Examples::
 
 Per run file, on a seeded sample of its events (``--events``): points per event, the
 point charge and its saturation, the depth range, the fitted beam line, hot and dead
-pads, chips firing whole, bursts and sparks, what the structured-noise rules drop, and
-the charge unit of the elastic-proton band (`data_prep.health`). With ``--reference``
+pads, chips firing whole, bursts and sparks, what the structured-noise rules drop,
+the charge unit of the elastic-proton band, and whether the pads just outside the
+features' beam core see the tracks that pass them (`data_prep.health`). With ``--reference``
 (point-cloud files or directories, or a report ``--out`` wrote) each number is compared
 with its range over the reference files, and the files outside are named: before
 trusting a model's calls on a run, see where the run differs from the simulation it was
