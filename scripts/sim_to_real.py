@@ -3131,16 +3131,18 @@ many files, as long as the run's where you can: simulate it with `--events-per-f
 near your run files' length and measure it once.
 
 What it costs: `.venv/bin/python benchmarks/health.py` (1,000 stand-in events in one run
-file, 2026-12-06, AVX-512 host, best of 3): 3.5 s for the report (285 events/s), of which
-the charge unit's features take 1.8 s (1.7 s without the unit) and reading the sample
-0.1 s; 190 MiB at the peak (on `tracks_v3`; with the recipe's `tracks_v7` since the 13th
-session, the same command: 4.2 s, 239 events/s). The samples are at most 1,000 events
-per file (2,000 for the unit's features), so a run file of 10,000 events costs 5.7 s
-(the ten randomised files of 1,000 events above joined into one, best of 3) against ~35
-s to classify it with
-the recommended trees (~290 events/s here). `classify` hands the report the charge units
-and beam lines it measured already: on that file its check adds 3.8 s to 41.6 s (`classify`
-with and without `--no-health`, the recommended trees).
+file, 2026-12-06, AVX-512 host, best of 3): 3.5 s for the report (285 events/s), of
+which the charge unit's features take 1.8 s (1.7 s without the unit) and reading the
+sample 0.1 s; 190 MiB at the peak (on `tracks_v3`; with the recipe's `tracks_v7` since
+the 13th session, the same command: 4.2 s, 239 events/s; with the core's edge since the
+21st session, 2026-12-07, AVX-512 host, one run: 3.2 s, 312 events/s, 190 MiB: the edge
+is a count over points already centred, lost in the machine's noise). The samples are at
+most 1,000 events per file (2,000 for the unit's features), so a run file of 10,000
+events costs 5.7 s (the ten randomised files of 1,000 events above joined into one, best
+of 3) against ~35 s to classify it with the recommended trees (~290 events/s here).
+`classify` hands the report the charge units and beam lines it measured already: on that
+file its check adds 3.8 s to 41.6 s (`classify` with and without `--no-health`, the
+recommended trees).
 
 ## Noise cleaning: DBSCAN or HDBSCAN
 
